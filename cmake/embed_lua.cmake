@@ -1,0 +1,23 @@
+# Script mode: cmake -DOUT=file.c -DLUA_DIR=dir -P embed_lua.cmake
+# Writes a C table {name, text, sha1} of every lua/*.lua, texts as byte arrays,
+# sha1 as computed here (the store checks it against SCRIPT LOAD's answer).
+file(GLOB scripts ${LUA_DIR}/*.lua)
+list(SORT scripts)
+set(body "/* Generated from lua/*.lua by cmake/embed_lua.cmake. Do not edit. */\n#include \"scripts.h\"\n\n")
+set(table "")
+set(n 0)
+foreach(path ${scripts})
+  get_filename_component(name ${path} NAME_WE)
+  file(READ ${path} hex HEX)
+  file(SHA1 ${path} sha)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char text_${name}[] = {${bytes}0};\n")
+  string(APPEND table "    {\"${name}\", text_${name}, ${len}, \"${sha}\"},\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "\nconst sfl_script sfl_scripts[] = {\n${table}    {0, 0, 0, 0},\n};\nconst int sfl_scripts_count = ${n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
+file(REMOVE ${OUT}.tmp)

@@ -1,0 +1,65 @@
+/* log.c - timestamped, levelled log lines on stderr.
+ *
+ * Library code never prints on its own account: it returns -1 and an error
+ * string, and the caller decides whether that is worth a log line. This file
+ * is what the callers use. One write(2) per line, so lines from the node and
+ * from concurrently running helpers do not interleave mid-line. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int min_level = -1;
+
+static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+int sfl_log_parse_level(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (name && strcasecmp(name, level_names[i]) == 0)
+            return i;
+    if (name && strcasecmp(name, "warning") == 0)
+        return SFL_LOG_WARN;
+    return -1;
+}
+
+void sfl_log_set_level(sfl_log_level level)
+{
+    min_level = (int)level;
+}
+
+void sfl_log(sfl_log_level level, const char *fmt, ...)
+{
+    if (min_level < 0) {
+        int l = sfl_log_parse_level(getenv("SFL_LOG_LEVEL"));
+        min_level = l >= 0 ? l : SFL_LOG_INFO;
+    }
+    if ((int)level < min_level)
+        return;
+
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s - ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int)sizeof(line) - 2)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}

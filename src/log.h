@@ -1,0 +1,21 @@
+/* log.h - the node's log lines on stderr. */
+#ifndef SFL_LOG_H
+#define SFL_LOG_H
+
+typedef enum { SFL_LOG_DEBUG = 0, SFL_LOG_INFO, SFL_LOG_WARN, SFL_LOG_ERROR } sfl_log_level;
+
+/* Lines below this level are dropped. Default: INFO (or $SFL_LOG_LEVEL). */
+void sfl_log_set_level(sfl_log_level level);
+/* Parses "debug", "info", "warn", "error"; -1 when unknown. */
+int sfl_log_parse_level(const char *name);
+
+void sfl_log(sfl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define sfl_debug(...) sfl_log(SFL_LOG_DEBUG, __VA_ARGS__)
+#define sfl_info(...) sfl_log(SFL_LOG_INFO, __VA_ARGS__)
+#define sfl_warn(...) sfl_log(SFL_LOG_WARN, __VA_ARGS__)
+#define sfl_error(...) sfl_log(SFL_LOG_ERROR, __VA_ARGS__)
+
+#define UNUSED(x) (void)(x)
+
+#endif
