@@ -3,7 +3,7 @@
 # sha1 as computed here (the store checks it against SCRIPT LOAD's answer).
 file(GLOB scripts ${LUA_DIR}/*.lua)
 list(SORT scripts)
-set(body "/* Generated from lua/*.lua by cmake/embed_lua.cmake. Do not edit. */\n#include \"scripts.h\"\n\n")
+set(body "/* Generated from the scripts in lua/ by cmake/embed_lua.cmake. Do not edit. */\n#include \"scripts.h\"\n\n")
 set(table "")
 set(n 0)
 foreach(path ${scripts})

@@ -1,6 +1,6 @@
 /* scripts.h - the Lua scripts of lua/, embedded at build time.
  *
- * cmake/embed_lua.cmake generates the table from lua/*.lua; the sha1 is the
+ * cmake/embed_lua.cmake generates the table from the files in lua/; the sha1 is the
  * one Redis will answer to SCRIPT LOAD, so a mismatch means a broken build. */
 #ifndef SFL_SCRIPTS_H
 #define SFL_SCRIPTS_H

@@ -1,0 +1,21 @@
+-- conf.lua - set an account's limit (and name).
+--
+-- KEYS: 1 sfl:{a:<id>}:conf  HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms
+-- ARGV: 1 max_streams (integer >= 0; 0 = unlimited)
+--       2 name ("" keeps the current one)
+--       3 recovery window ms, opened if conf did not exist: Redis cannot tell a
+--         new account from one whose data it lost while leases were in use,
+--         so new leases wait one TTL (0 when the caller knows no lease exists)
+-- returns: {previous max_streams (-1 if none), recovering ms}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prev = tonumber(redis.call('HGET', KEYS[1], 'max_streams')) or -1
+redis.call('HSET', KEYS[1], 'max_streams', ARGV[1], 'updated_ms', now)
+if ARGV[2] ~= '' then
+    redis.call('HSET', KEYS[1], 'name', ARGV[2])
+end
+if redis.call('HEXISTS', KEYS[1], 'epoch_ms') == 0 then
+    redis.call('HSET', KEYS[1], 'epoch_ms', now, 'recover_until_ms', now + tonumber(ARGV[3]))
+end
+local until_ms = tonumber(redis.call('HGET', KEYS[1], 'recover_until_ms')) or 0
+return {prev, math.max(0, until_ms - now)}

@@ -1,0 +1,32 @@
+/* accounts.h - account limits in Redis: writing them, reading them back with
+ * their holders, and the `accounts` and `status` commands. */
+#ifndef SFL_ACCOUNTS_H
+#define SFL_ACCOUNTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sfl_store sfl_store;
+typedef struct sfl_account_conf sfl_account_conf;
+typedef struct cJSON cJSON;
+
+/* ok: 1 when every write was answered; err names the first failure. */
+typedef void sfl_accounts_done_fn(int ok, const char *err, void *arg);
+/* doc: {"accounts": [...]} (DESIGN §7 shape), owned by the caller of fn
+ * only during the call; NULL with err on failure. */
+typedef void sfl_accounts_fetch_fn(cJSON *doc, const char *err, void *arg);
+
+/* Writes the limits (conf.lua) and adds the ids to <ns>:accounts. A limit
+ * that differs from the one Redis had is logged. recovery_ms: the window a
+ * newly created conf opens. fn is called once, from the loop. -1 if Redis is
+ * not ready (fn not called). */
+int sfl_accounts_write(sfl_store *st, const sfl_account_conf *acc, size_t n, int64_t recovery_ms,
+                       sfl_accounts_done_fn *fn, void *arg);
+/* Reads every account of <ns>:accounts with status.lua. */
+int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
+
+/* `sflimit accounts ...` and `sflimit status`: exit codes of DESIGN §3. */
+int sfl_accounts_main(int argc, char **argv);
+int sfl_status_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,143 @@
+/* app.c - one command's runtime: loop, config, Redis, limiter.
+ *
+ * Every command that talks to Redis needs the same few things in the same
+ * order, and needs them torn down in the reverse order: the store's pending
+ * callbacks may still reach the limiter, so the store goes first. This file
+ * owns that order so that no command gets it wrong.
+ */
+#include "app.h"
+
+#include "conf.h"
+#include "embedded.h"
+#include "limiter.h"
+#include "log.h"
+#include "store.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+static void on_store_ready(sfl_store *st, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(st);
+    app->ready_count++;
+    if (app->connect_deadline)
+        evtimer_del(app->connect_deadline);
+    if (app->lim)
+        sfl_limiter_on_ready(app->lim);
+    if (app->on_ready)
+        app->on_ready(app, app->arg);
+}
+
+static void on_store_down(sfl_store *st, const char *why, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(st);
+    sfl_warn("redis: %s; reconnecting", why);
+    if (app->lim)
+        sfl_limiter_on_down(app->lim);
+}
+
+static void on_store_released(sfl_store *st, const char *msg, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(st);
+    if (app->lim)
+        sfl_limiter_on_released(app->lim, msg);
+}
+
+static void on_connect_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (app->ready_count == 0 && app->on_unreachable)
+        app->on_unreachable(app, app->arg);
+}
+
+int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, char *err, size_t errlen)
+{
+    app->conf = conf;
+    app->base = event_base_new();
+    if (!app->base) {
+        snprintf(err, errlen, "cannot create the event loop");
+        goto fail;
+    }
+    const char *url = conf->redis_url;
+    app->recovery_ms = conf->lease_ttl_ms;
+    if (strcmp(url, "embedded") == 0) {
+        app->embedded = sfl_embedded_start(err, errlen);
+        if (!app->embedded)
+            goto fail;
+        url = sfl_embedded_url(app->embedded);
+        app->recovery_ms = 0; /* private and new: nobody can hold a lease in it */
+    }
+    sfl_store_opts so = {
+        .url = url,
+        .password = conf->redis_password,
+        .ns = conf->redis_namespace,
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .command_timeout_ms = conf->connect_timeout_ms,
+        .subscribe = with_limiter,
+        .on_ready = on_store_ready,
+        .on_down = on_store_down,
+        .on_released = on_store_released,
+        .arg = app,
+    };
+    app->store = sfl_store_new(app->base, &so, err, errlen);
+    if (!app->store)
+        goto fail;
+    if (with_limiter) {
+        sfl_limiter_opts lo = {
+            .node_id = conf->node_id,
+            .ttl_ms = conf->lease_ttl_ms,
+            .renew_ms = conf->lease_renew_ms,
+            .safety_ms = conf->lease_safety_ms,
+            .recovery_ms = app->recovery_ms,
+        };
+        app->lim = sfl_limiter_new(app->base, app->store, &lo);
+        if (!app->lim) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < conf->naccounts; i++)
+            sfl_limiter_hint_limit(app->lim, conf->accounts[i].id, conf->accounts[i].max_streams);
+    }
+    app->connect_deadline = evtimer_new(app->base, on_connect_deadline, app);
+    if (!app->connect_deadline) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return 0;
+fail:
+    sfl_app_close(app);
+    return -1;
+}
+
+void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms)
+{
+    if (connect_deadline_ms > 0) {
+        struct timeval tv = {connect_deadline_ms / 1000, (connect_deadline_ms % 1000) * 1000};
+        evtimer_add(app->connect_deadline, &tv);
+    }
+    sfl_store_start(app->store);
+}
+
+void sfl_app_close(sfl_app *app)
+{
+    sfl_store_free(app->store);
+    app->store = NULL;
+    sfl_limiter_free(app->lim);
+    app->lim = NULL;
+    if (app->connect_deadline)
+        event_free(app->connect_deadline);
+    app->connect_deadline = NULL;
+    if (app->base)
+        event_base_free(app->base);
+    app->base = NULL;
+    sfl_embedded_stop(app->embedded);
+    app->embedded = NULL;
+    sfl_conf_free(app->conf);
+    app->conf = NULL;
+}

@@ -1,0 +1,43 @@
+/* app.h - what every command that talks to Redis sets up: the event loop,
+ * the config, an embedded Redis if asked for, the store and the limiter. */
+#ifndef SFL_APP_H
+#define SFL_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct event;
+typedef struct sfl_conf sfl_conf;
+typedef struct sfl_store sfl_store;
+typedef struct sfl_limiter sfl_limiter;
+typedef struct sfl_embedded sfl_embedded;
+
+typedef struct sfl_app sfl_app;
+typedef void sfl_app_fn(sfl_app *app, void *arg);
+
+struct sfl_app {
+    struct event_base *base;
+    sfl_conf *conf;        /* owned */
+    sfl_embedded *embedded;
+    sfl_store *store;
+    sfl_limiter *lim;      /* NULL unless asked for */
+    int64_t recovery_ms;   /* window for restored confs: ttl, or 0 with an embedded Redis */
+    int ready_count;       /* how many times the store became ready */
+    sfl_app_fn *on_ready;  /* after the limiter has seen it; every (re)connect */
+    sfl_app_fn *on_unreachable; /* no first connection within the connect deadline */
+    void *arg;
+    struct event *connect_deadline;
+};
+
+/* Takes ownership of conf. Starts the embedded Redis when the URL says so.
+ * with_limiter: also the limiter and the released subscription.
+ * 0, or -1 with err set (everything already opened is closed). */
+int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, char *err, size_t errlen);
+/* Connects; if connect_deadline_ms > 0 and no connection is ready by then,
+ * on_unreachable is called (once). */
+void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms);
+/* Frees everything in the right order (store before limiter). */
+void sfl_app_close(sfl_app *app);
+
+#endif

@@ -1,0 +1,742 @@
+/* limiter.c - waits for slots, holds leases, renews them, notices losses.
+ *
+ * The promise (DESIGN §1) is kept here on the node's side:
+ *  - each lease has a local deadline on the monotonic clock, counted from
+ *    when the last successful acquire/renew was SENT (so it is never later
+ *    than Redis's deadline, whatever the latency of the answer);
+ *  - a per-lease safety timer fires safety_ms before that local deadline;
+ *    if no renewal has moved the deadline by then, the lease is declared lost
+ *    and its owner must stop the check before Redis could hand the slot on;
+ *  - a renewal that finds the lease gone re-takes it only where there is
+ *    room (renew.lua), else the lease is lost at once;
+ *  - after a reconnect, held leases are renewed (re-taken) before any new
+ *    slot is asked for.
+ *
+ * Waiting never blocks and never polls: a denied wait sleeps until a
+ * "released" message for its account, or the retry hint from acquire.lua
+ * (capped by fallback_ms, since pub/sub may drop messages), plus jitter.
+ * An ask keeps one lease id for its whole wait, so a lost answer followed by
+ * another ask cannot take two slots; a wait that gives up after an ask of
+ * unknown outcome releases that id to be sure.
+ *
+ * This file must never start or stop checks itself: it tells its owner.
+ */
+#include "limiter.h"
+
+#include "clock.h"
+#include "log.h"
+#include "store.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID_LEN 96
+#define LABEL_LEN 128
+#define NOT_READY_RETRY_MS 100
+
+struct sfl_lease {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    long long fence;
+    int64_t local_deadline_ms;
+    int64_t wait_ms;
+    int lost;
+    int released;  /* owner let go; freed when no reply is owed */
+    int inflight;  /* renew replies owed */
+    int retaking;  /* counted in lim->retaking */
+    struct event *safety;
+    sfl_lease_lost_fn *lost_fn;
+    void *lost_arg;
+    sfl_lease *prev, *next;
+};
+
+struct sfl_wait {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    int64_t started_ms;
+    int64_t asked_ms;    /* when the ask in flight was sent */
+    int64_t deadline_ms; /* -1: none */
+    sfl_wait_fn *fn;
+    void *arg;
+    struct event *timer;
+    int inflight;
+    int again;     /* a release came while an ask was in flight */
+    int cancelled;
+    int uncertain; /* an ask's answer was lost: the id may hold a slot */
+    sfl_wait *prev, *next;
+};
+
+typedef struct known_limit {
+    long long account;
+    long long limit;
+} known_limit;
+
+typedef struct renew_ctx {
+    sfl_lease *lease;
+    int64_t sent_ms;
+} renew_ctx;
+
+struct sfl_limiter {
+    struct event_base *base;
+    sfl_store *store;
+    sfl_limiter_opts opts;
+    char *node_id;
+    char channel[128];
+    sfl_lease *leases;
+    int nleases;
+    sfl_wait *waits;
+    int retaking; /* re-takes owed after a reconnect: new asks wait for them */
+    struct event *renew_timer;
+    known_limit *known;
+    size_t nknown, capknown;
+    struct pending_release *to_release;
+    int releases_owed;
+    sfl_limiter_stats stats;
+};
+
+typedef struct pending_release {
+    long long account;
+    char id[ID_LEN];
+    struct pending_release *next;
+} pending_release;
+
+/*--- Helpers ---------------------------------------------------------------*/
+
+void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix)
+{
+    snprintf(buf, len, "%s:{a:%lld}:%s", ns, account, suffix);
+}
+
+static long long rep_int(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+static const char *rep_str(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+        r->element[i]->type != REDIS_REPLY_STRING)
+        return "";
+    return r->element[i]->str;
+}
+
+static void timer_in(struct event *ev, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static void account_keys(const sfl_limiter *lim, long long account, char keys[4][160])
+{
+    const char *ns = sfl_store_ns(lim->store);
+    sfl_account_key(keys[0], 160, ns, account, "leases");
+    sfl_account_key(keys[1], 160, ns, account, "holders");
+    sfl_account_key(keys[2], 160, ns, account, "conf");
+    sfl_account_key(keys[3], 160, ns, account, "fence");
+}
+
+static known_limit *known_find(const sfl_limiter *lim, long long account)
+{
+    for (size_t i = 0; i < lim->nknown; i++)
+        if (lim->known[i].account == account)
+            return &lim->known[i];
+    return NULL;
+}
+
+void sfl_limiter_hint_limit(sfl_limiter *lim, long long account, long long max_streams)
+{
+    known_limit *k = known_find(lim, account);
+    if (k) {
+        k->limit = max_streams;
+        return;
+    }
+    if (lim->nknown == lim->capknown) {
+        size_t cap = lim->capknown ? lim->capknown * 2 : 16;
+        known_limit *v = realloc(lim->known, cap * sizeof(*v));
+        if (!v)
+            return; /* only a hint */
+        lim->known = v;
+        lim->capknown = cap;
+    }
+    lim->known[lim->nknown++] = (known_limit){account, max_streams};
+}
+
+long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account)
+{
+    known_limit *k = known_find(lim, account);
+    return k ? k->limit : -1;
+}
+
+/* Sends acquire.lua or renew.lua for (account, id). */
+static int send_lease_script(sfl_limiter *lim, const char *script, long long account,
+                             const char *id, const char *label, sfl_store_reply_fn *fn,
+                             void *arg)
+{
+    char keys[4][160];
+    account_keys(lim, account, keys);
+    const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
+    char ttl[24], known[24], recovery[24];
+    snprintf(ttl, sizeof(ttl), "%" PRId64, lim->opts.ttl_ms);
+    snprintf(known, sizeof(known), "%lld", sfl_limiter_known_limit(lim, account));
+    snprintf(recovery, sizeof(recovery), "%" PRId64, lim->opts.recovery_ms);
+    const char *av[6] = {id, ttl, lim->node_id, label, known, recovery};
+    return sfl_store_eval(lim->store, script, 4, kv, 6, av, fn, arg);
+}
+
+/*--- Releases --------------------------------------------------------------*/
+
+static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    sfl_limiter *lim = arg;
+    UNUSED(st);
+    lim->releases_owed--;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        lim->stats.released++;
+}
+
+static void release_id(sfl_limiter *lim, long long account, const char *id)
+{
+    char keys[4][160];
+    account_keys(lim, account, keys);
+    const char *kv[2] = {keys[0], keys[1]};
+    char acc[24];
+    snprintf(acc, sizeof(acc), "%lld", account);
+    const char *av[3] = {id, lim->channel, acc};
+    lim->releases_owed++;
+    if (sfl_store_eval(lim->store, "release", 2, kv, 3, av, on_release_reply, lim) == 0)
+        return;
+    lim->releases_owed--;
+    /* Redis is away: give it back when it returns (or let the TTL do it). */
+    pending_release *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    p->account = account;
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    p->next = lim->to_release;
+    lim->to_release = p;
+}
+
+static void flush_releases(sfl_limiter *lim)
+{
+    pending_release *p = lim->to_release;
+    lim->to_release = NULL;
+    while (p) {
+        pending_release *next = p->next;
+        release_id(lim, p->account, p->id);
+        free(p);
+        p = next;
+    }
+}
+
+/*--- Leases ----------------------------------------------------------------*/
+
+static void lease_unlink(sfl_lease *l)
+{
+    sfl_limiter *lim = l->lim;
+    if (l->prev)
+        l->prev->next = l->next;
+    else if (lim->leases == l)
+        lim->leases = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+    lim->nleases--;
+}
+
+static void lease_free(sfl_lease *l)
+{
+    if (l->safety)
+        event_free(l->safety);
+    free(l);
+}
+
+static void lease_lose(sfl_lease *l, const char *why)
+{
+    if (l->lost || l->released)
+        return;
+    l->lost = 1;
+    evtimer_del(l->safety);
+    l->lim->stats.lost++;
+    sfl_warn("lease %s of account %lld lost: %s", l->id, l->account, why);
+    if (l->lost_fn)
+        l->lost_fn(l, why, l->lost_arg);
+}
+
+static void on_safety(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_lease *l = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    char why[128];
+    snprintf(why, sizeof(why), "no renewal confirmed; local deadline in %" PRId64 " ms",
+             l->local_deadline_ms - sfl_mono_ms());
+    lease_lose(l, why);
+}
+
+static void lease_confirm(sfl_lease *l, int64_t sent_ms, long long fence)
+{
+    l->local_deadline_ms = sent_ms + l->lim->opts.ttl_ms;
+    l->fence = fence;
+    timer_in(l->safety, l->local_deadline_ms - l->lim->opts.safety_ms - sfl_mono_ms());
+}
+
+static void retake_done(sfl_lease *l);
+
+static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    renew_ctx *ctx = arg;
+    sfl_lease *l = ctx->lease;
+    sfl_limiter *lim = l->lim;
+    int64_t sent = ctx->sent_ms;
+    UNUSED(st);
+    free(ctx);
+    l->inflight--;
+    if (l->released) {
+        if (l->inflight == 0) {
+            /* A re-take may have just recreated it: give it back again. */
+            if (r && rep_int(r, 0) > 0)
+                release_id(lim, l->account, l->id);
+            lease_free(l);
+        }
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        lim->stats.renew_failed++;
+        if (r && r->type == REDIS_REPLY_ERROR)
+            sfl_warn("renew of %s: %s", l->id, r->str);
+        retake_done(l);
+        return; /* the safety timer decides */
+    }
+    long long status = rep_int(r, 0);
+    if (status == 1 || status == 2) {
+        if (l->lost) {
+            /* Declared lost meanwhile; its check is being stopped. Do not
+             * keep a slot nobody uses. */
+            release_id(lim, l->account, l->id);
+        } else {
+            if (status == 2) {
+                lim->stats.retaken++;
+                sfl_info("lease %s of account %lld re-taken (fence %lld)", l->id, l->account,
+                         rep_int(r, 1));
+            }
+            lease_confirm(l, sent, rep_int(r, 1));
+            sfl_limiter_hint_limit(lim, l->account, rep_int(r, 4));
+        }
+    } else {
+        lim->stats.renew_failed++;
+        char why[96];
+        snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)", rep_str(r, 1));
+        lease_lose(l, why);
+    }
+    retake_done(l);
+}
+
+static void renew_one(sfl_lease *l)
+{
+    renew_ctx *ctx = malloc(sizeof(*ctx));
+    if (!ctx)
+        return;
+    ctx->lease = l;
+    ctx->sent_ms = sfl_mono_ms();
+    if (send_lease_script(l->lim, "renew", l->account, l->id, l->label, on_renew_reply, ctx) <
+        0) {
+        free(ctx);
+        retake_done(l);
+        return;
+    }
+    l->inflight++;
+}
+
+static void on_renew_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_limiter *lim = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (!sfl_store_ready(lim->store))
+        return;
+    /* All renewals go out in this one loop turn: hiredis writes them as one
+     * pipeline. */
+    for (sfl_lease *l = lim->leases; l; l = l->next)
+        if (!l->lost && l->inflight == 0)
+            renew_one(l);
+}
+
+void sfl_lease_on_lost(sfl_lease *l, sfl_lease_lost_fn *fn, void *arg)
+{
+    l->lost_fn = fn;
+    l->lost_arg = arg;
+}
+
+void sfl_lease_release(sfl_lease *l)
+{
+    if (!l)
+        return;
+    sfl_limiter *lim = l->lim;
+    lease_unlink(l);
+    evtimer_del(l->safety);
+    retake_done(l);
+    l->released = 1;
+    release_id(lim, l->account, l->id);
+    if (l->inflight == 0)
+        lease_free(l);
+}
+
+const char *sfl_lease_id(const sfl_lease *l)
+{
+    return l->id;
+}
+
+long long sfl_lease_account(const sfl_lease *l)
+{
+    return l->account;
+}
+
+long long sfl_lease_fence(const sfl_lease *l)
+{
+    return l->fence;
+}
+
+int sfl_lease_is_lost(const sfl_lease *l)
+{
+    return l->lost;
+}
+
+int64_t sfl_lease_wait_ms(const sfl_lease *l)
+{
+    return l->wait_ms;
+}
+
+/*--- Waits -----------------------------------------------------------------*/
+
+static void wait_attempt(sfl_wait *w);
+
+static void wait_unlink(sfl_wait *w)
+{
+    sfl_limiter *lim = w->lim;
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (lim->waits == w)
+        lim->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void wait_free(sfl_wait *w)
+{
+    if (w->timer)
+        event_free(w->timer);
+    free(w);
+}
+
+/* Ends a wait: the callback, then the wait is gone. */
+static void wait_finish(sfl_wait *w, sfl_wait_status status, sfl_lease *lease)
+{
+    wait_unlink(w);
+    evtimer_del(w->timer);
+    if (status != SFL_WAIT_GRANTED && w->uncertain)
+        release_id(w->lim, w->account, w->id);
+    w->fn(w, status, lease, w->arg);
+    wait_free(w);
+}
+
+/* Sleeps until min(ms, the wait's deadline). */
+static void wait_sleep(sfl_wait *w, int64_t ms)
+{
+    if (w->deadline_ms >= 0) {
+        int64_t left = w->deadline_ms - sfl_mono_ms();
+        if (ms > left)
+            ms = left;
+    }
+    timer_in(w->timer, ms);
+}
+
+static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    sfl_wait *w = arg;
+    sfl_limiter *lim = w->lim;
+    UNUSED(st);
+    w->inflight = 0;
+    if (w->cancelled) {
+        if (!r || rep_int(r, 0) == 1 || w->uncertain)
+            release_id(lim, w->account, w->id);
+        wait_free(w);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            sfl_warn("acquire for account %lld: %s", w->account, r->str);
+        w->uncertain = 1;
+        wait_sleep(w, NOT_READY_RETRY_MS);
+        return;
+    }
+    long long status = rep_int(r, 0);
+    if (status == 1) {
+        sfl_lease *l = calloc(1, sizeof(*l));
+        if (!l) {
+            w->uncertain = 1;
+            wait_sleep(w, NOT_READY_RETRY_MS);
+            return;
+        }
+        l->lim = lim;
+        l->account = w->account;
+        memcpy(l->id, w->id, sizeof(l->id));
+        memcpy(l->label, w->label, sizeof(l->label));
+        l->safety = evtimer_new(lim->base, on_safety, l);
+        l->wait_ms = sfl_mono_ms() - w->started_ms;
+        /* The local deadline counts from when this ask was sent. */
+        lease_confirm(l, w->asked_ms, rep_int(r, 1));
+        l->next = lim->leases;
+        if (lim->leases)
+            lim->leases->prev = l;
+        lim->leases = l;
+        lim->nleases++;
+        lim->stats.acquired++;
+        sfl_limiter_hint_limit(lim, w->account, rep_int(r, 4));
+        w->uncertain = 0;
+        wait_finish(w, SFL_WAIT_GRANTED, l);
+        return;
+    }
+    if (status == -1) {
+        wait_finish(w, SFL_WAIT_UNKNOWN_ACCOUNT, NULL);
+        return;
+    }
+    lim->stats.denied++;
+    w->uncertain = 0;
+    sfl_limiter_hint_limit(lim, w->account, rep_int(r, 3));
+    if (w->again) {
+        w->again = 0;
+        wait_attempt(w);
+        return;
+    }
+    int64_t hint = rep_int(r, 1);
+    if (hint > lim->opts.fallback_ms)
+        hint = lim->opts.fallback_ms;
+    int64_t jitter = (int64_t)(sfl_random64() % (uint64_t)(hint / 10 + 5));
+    wait_sleep(w, hint + jitter);
+}
+
+static void wait_attempt(sfl_wait *w)
+{
+    sfl_limiter *lim = w->lim;
+    if (w->inflight) {
+        w->again = 1;
+        return;
+    }
+    if (!sfl_store_ready(lim->store) || lim->retaking > 0) {
+        /* Held leases come back first; on_ready kicks the waits again. */
+        wait_sleep(w, NOT_READY_RETRY_MS * 5);
+        return;
+    }
+    w->asked_ms = sfl_mono_ms();
+    if (send_lease_script(lim, "acquire", w->account, w->id, w->label, on_acquire_reply, w) < 0) {
+        wait_sleep(w, NOT_READY_RETRY_MS);
+        return;
+    }
+    w->inflight = 1;
+    w->again = 0;
+}
+
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_wait *w = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (w->deadline_ms >= 0 && sfl_mono_ms() >= w->deadline_ms && !w->inflight) {
+        wait_finish(w, SFL_WAIT_TIMEOUT, NULL);
+        return;
+    }
+    wait_attempt(w);
+}
+
+sfl_wait *sfl_limiter_wait(sfl_limiter *lim, long long account, const char *label,
+                           int64_t timeout_ms, sfl_wait_fn *fn, void *arg)
+{
+    sfl_wait *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->lim = lim;
+    w->account = account;
+    w->fn = fn;
+    w->arg = arg;
+    w->started_ms = sfl_mono_ms();
+    w->deadline_ms = timeout_ms < 0 ? -1 : w->started_ms + timeout_ms;
+    snprintf(w->id, sizeof(w->id), "%s:%016" PRIx64, lim->node_id, sfl_random64());
+    snprintf(w->label, sizeof(w->label), "%s", label ? label : "");
+    w->timer = evtimer_new(lim->base, on_wait_timer, w);
+    if (!w->timer) {
+        free(w);
+        return NULL;
+    }
+    w->next = lim->waits;
+    if (lim->waits)
+        lim->waits->prev = w;
+    lim->waits = w;
+    timer_in(w->timer, 0); /* first ask from the loop, never from inside this call */
+    return w;
+}
+
+void sfl_wait_cancel(sfl_wait *w)
+{
+    if (!w)
+        return;
+    wait_unlink(w);
+    evtimer_del(w->timer);
+    if (w->inflight) {
+        w->cancelled = 1; /* freed when the answer comes */
+        return;
+    }
+    if (w->uncertain)
+        release_id(w->lim, w->account, w->id);
+    wait_free(w);
+}
+
+/*--- Store events ----------------------------------------------------------*/
+
+static void retake_done(sfl_lease *l)
+{
+    if (!l->retaking)
+        return;
+    l->retaking = 0;
+    sfl_limiter *lim = l->lim;
+    if (--lim->retaking > 0)
+        return;
+    for (sfl_wait *w = lim->waits; w; w = w->next)
+        if (!w->inflight)
+            timer_in(w->timer, 0);
+}
+
+void sfl_limiter_on_ready(sfl_limiter *lim)
+{
+    flush_releases(lim);
+    /* Re-take held leases before any new ask. */
+    lim->retaking = 0;
+    for (sfl_lease *l = lim->leases; l; l = l->next)
+        if (!l->lost && l->inflight == 0) {
+            l->retaking = 1;
+            lim->retaking++;
+        }
+    sfl_lease *next;
+    for (sfl_lease *l = lim->leases; l; l = next) {
+        next = l->next;
+        if (l->retaking)
+            renew_one(l);
+    }
+    if (lim->retaking == 0)
+        for (sfl_wait *w = lim->waits; w; w = w->next)
+            if (!w->inflight)
+                timer_in(w->timer, 0);
+}
+
+void sfl_limiter_on_down(sfl_limiter *lim)
+{
+    sfl_warn("redis connection lost; %d lease(s) held, stopped before their deadlines if it "
+             "does not come back",
+             lim->nleases);
+}
+
+void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
+{
+    char *end;
+    long long account = strtoll(msg, &end, 10);
+    if (end == msg)
+        return;
+    for (sfl_wait *w = lim->waits; w; w = w->next)
+        if (w->account == account)
+            wait_attempt(w);
+}
+
+/*--- Lifecycle -------------------------------------------------------------*/
+
+sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
+                             const sfl_limiter_opts *opts)
+{
+    sfl_limiter *lim = calloc(1, sizeof(*lim));
+    if (!lim)
+        return NULL;
+    lim->base = base;
+    lim->store = store;
+    lim->opts = *opts;
+    if (lim->opts.recovery_ms < 0)
+        lim->opts.recovery_ms = lim->opts.ttl_ms;
+    if (lim->opts.fallback_ms <= 0)
+        lim->opts.fallback_ms = 1000;
+    lim->node_id = strdup(opts->node_id ? opts->node_id : "node");
+    snprintf(lim->channel, sizeof(lim->channel), "%s:released", sfl_store_ns(store));
+    lim->renew_timer = event_new(base, -1, EV_PERSIST, on_renew_tick, lim);
+    if (!lim->node_id || !lim->renew_timer) {
+        sfl_limiter_free(lim);
+        return NULL;
+    }
+    timer_in(lim->renew_timer, lim->opts.renew_ms);
+    return lim;
+}
+
+void sfl_limiter_release_all(sfl_limiter *lim)
+{
+    while (lim->waits)
+        sfl_wait_cancel(lim->waits);
+    while (lim->leases)
+        sfl_lease_release(lim->leases);
+}
+
+void sfl_limiter_free(sfl_limiter *lim)
+{
+    if (!lim)
+        return;
+    while (lim->waits) {
+        sfl_wait *w = lim->waits;
+        wait_unlink(w);
+        wait_free(w);
+    }
+    while (lim->leases) {
+        sfl_lease *l = lim->leases;
+        lease_unlink(l);
+        lease_free(l);
+    }
+    while (lim->to_release) {
+        pending_release *p = lim->to_release;
+        lim->to_release = p->next;
+        free(p);
+    }
+    if (lim->renew_timer)
+        event_free(lim->renew_timer);
+    free(lim->known);
+    free(lim->node_id);
+    free(lim);
+}
+
+int sfl_limiter_pending_releases(const sfl_limiter *lim)
+{
+    int n = lim->releases_owed;
+    for (pending_release *p = lim->to_release; p; p = p->next)
+        n++;
+    return n;
+}
+
+int sfl_limiter_held(const sfl_limiter *lim)
+{
+    return lim->nleases;
+}
+
+void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out)
+{
+    *out = lim->stats;
+}

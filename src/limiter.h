@@ -1,0 +1,90 @@
+/* limiter.h - leases of provider accounts, held through Redis.
+ *
+ * A wait asks for one slot of an account until it is granted or its time is
+ * up; a lease is a granted slot that the limiter renews until it is released
+ * or lost. The limiter is driven by the store's events, which its owner
+ * forwards (sfl_limiter_on_ready / on_down / on_released). */
+#ifndef SFL_LIMITER_H
+#define SFL_LIMITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct sfl_store sfl_store;
+typedef struct sfl_limiter sfl_limiter;
+typedef struct sfl_lease sfl_lease;
+typedef struct sfl_wait sfl_wait;
+
+typedef struct sfl_limiter_opts {
+    const char *node_id;
+    int64_t ttl_ms;      /* lease TTL in Redis */
+    int64_t renew_ms;    /* renewal period */
+    int64_t safety_ms;   /* stop a check this long before its local deadline */
+    int64_t recovery_ms; /* window opened when a lost conf is restored; default ttl_ms */
+    int64_t fallback_ms; /* longest wait between two asks when denied (pub/sub can drop
+                            messages); default 1000 */
+} sfl_limiter_opts;
+
+typedef enum {
+    SFL_WAIT_GRANTED = 0,
+    SFL_WAIT_TIMEOUT,         /* no slot in time */
+    SFL_WAIT_UNKNOWN_ACCOUNT, /* Redis has no max_streams for it and none was hinted */
+} sfl_wait_status;
+
+/* lease is set only when granted; it then belongs to the caller, who must
+ * sfl_lease_release it. The sfl_wait is freed after the callback returns. */
+typedef void sfl_wait_fn(sfl_wait *w, sfl_wait_status status, sfl_lease *lease, void *arg);
+/* The lease can no longer be trusted: stop what it protects, then release it. */
+typedef void sfl_lease_lost_fn(sfl_lease *lease, const char *why, void *arg);
+
+sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
+                             const sfl_limiter_opts *opts);
+/* Held leases are forgotten (not released: they expire); call
+ * sfl_limiter_release_all first for a clean stop. NULL is a no-op. */
+void sfl_limiter_free(sfl_limiter *lim);
+
+/* Forward the store's events here. */
+void sfl_limiter_on_ready(sfl_limiter *lim);
+void sfl_limiter_on_down(sfl_limiter *lim);
+void sfl_limiter_on_released(sfl_limiter *lim, const char *msg);
+
+/* The limit this node believes an account has (from config or an earlier
+ * answer): used to restore conf if Redis lost it. */
+void sfl_limiter_hint_limit(sfl_limiter *lim, long long account, long long max_streams);
+/* -1 if never seen. */
+long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account);
+
+/* Waits for one slot of account; timeout_ms < 0 waits forever. label names
+ * the holder in Redis (a stream id or name, never a URL). The callback is
+ * always called from the loop, never from inside this call. */
+sfl_wait *sfl_limiter_wait(sfl_limiter *lim, long long account, const char *label,
+                           int64_t timeout_ms, sfl_wait_fn *fn, void *arg);
+/* No callback after this; a slot granted meanwhile is given back. */
+void sfl_wait_cancel(sfl_wait *w);
+
+void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);
+/* Gives the slot back (queued if Redis is down) and frees the lease. */
+void sfl_lease_release(sfl_lease *lease);
+const char *sfl_lease_id(const sfl_lease *lease);
+long long sfl_lease_account(const sfl_lease *lease);
+long long sfl_lease_fence(const sfl_lease *lease);
+int sfl_lease_is_lost(const sfl_lease *lease);
+/* ms from the first ask of the wait to the grant. */
+int64_t sfl_lease_wait_ms(const sfl_lease *lease);
+
+/* Releases every held lease and cancels every wait. */
+void sfl_limiter_release_all(sfl_limiter *lim);
+/* Commands still owed to Redis for releases (0 when all given back). */
+int sfl_limiter_pending_releases(const sfl_limiter *lim);
+int sfl_limiter_held(const sfl_limiter *lim);
+
+typedef struct sfl_limiter_stats {
+    uint64_t acquired, denied, lost, renew_failed, retaken, released;
+} sfl_limiter_stats;
+void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out);
+
+/* Writes "<ns>:{a:<id>}:<suffix>" into buf. */
+void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);
+
+#endif

@@ -1,0 +1,561 @@
+/* store.c - the node's connections to Redis.
+ *
+ * Two hiredis async connections on the libevent loop: one for commands and
+ * scripts, one subscribed to <ns>:released. Both reconnect forever, with
+ * exponential backoff and jitter, from a timer (never from inside a hiredis
+ * callback, and never freeing a context hiredis is about to free itself).
+ *
+ * On every (re)connect the command connection sends AUTH/SELECT when the URL
+ * asks for them and SCRIPT LOADs every embedded script, checking that Redis
+ * answers with the sha1 computed at build time; only then is the store
+ * "ready". Scripts run with EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a
+ * restarted Redis) resends the same call as EVAL, which reloads the script:
+ * one retry, no extra round trip.
+ *
+ * hiredis 0.14 (Debian 12) has no command timeouts, so a watchdog drops a
+ * connection that owes a reply for longer than command_timeout_ms (a frozen
+ * or partitioned Redis would otherwise hold it for minutes of TCP retries).
+ * Every pending callback then gets reply == NULL. The store never decides
+ * anything about leases: a failed command is reported, the limiter judges.
+ */
+#include "store.h"
+
+#include "clock.h"
+#include "conf.h"
+#include "log.h"
+#include "scripts.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define WATCHDOG_MS 100
+
+typedef struct conn {
+    sfl_store *st;
+    redisAsyncContext *ac; /* NULL while down */
+    int is_sub;
+    int ready;
+    int loads_pending; /* setup replies still owed before ready */
+    int pending;       /* replies owed */
+    int64_t last_progress_ms;
+    int64_t connect_started_ms;
+    int connected;
+    int backoff_ms;
+    struct event *retry_timer;
+} conn;
+
+struct sfl_store {
+    struct event_base *base;
+    sfl_store_opts opts;
+    sfl_redis_url url;
+    char *ns;
+    char *channel;
+    conn cmd, sub;
+    struct event *watchdog;
+    int freeing;
+    char errstr[256];
+    sfl_store_stats stats;
+};
+
+typedef struct req {
+    sfl_store *st;
+    sfl_store_reply_fn *fn;
+    void *arg;
+    const sfl_script *script;
+    int argc;
+    char **argv;
+    size_t *argvlen;
+} req;
+
+static void conn_connect(conn *c);
+
+/*--- Requests --------------------------------------------------------------*/
+
+static void req_free(req *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->argc; i++)
+        free(r->argv[i]);
+    free(r->argv);
+    free(r->argvlen);
+    free(r);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int req_send(conn *c, req *r)
+{
+    if (!c->ac || !c->ready)
+        return -1;
+    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv,
+                              r->argvlen) != REDIS_OK)
+        return -1;
+    if (c->pending++ == 0)
+        c->last_progress_ms = sfl_mono_ms();
+    c->st->stats.commands++;
+    return 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    conn *c = ac->data;
+    req *r = privdata;
+    redisReply *rep = reply;
+    if (c->pending > 0)
+        c->pending--;
+    c->last_progress_ms = sfl_mono_ms();
+
+    if (rep && rep->type == REDIS_REPLY_ERROR && r->script && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
+        strcmp(r->argv[0], "EVALSHA") == 0) {
+        /* The script cache was flushed: send the same call as EVAL. */
+        free(r->argv[0]);
+        free(r->argv[1]);
+        r->argv[0] = strdup("EVAL");
+        r->argvlen[0] = 4;
+        r->argv[1] = malloc(r->script->len + 1);
+        if (r->argv[0] && r->argv[1]) {
+            memcpy(r->argv[1], r->script->text, r->script->len + 1);
+            r->argvlen[1] = r->script->len;
+            c->st->stats.noscript_reloads++;
+            if (req_send(c, r) == 0)
+                return;
+        }
+        r->fn(r->st, NULL, r->arg);
+        req_free(r);
+        return;
+    }
+    r->fn(r->st, rep, r->arg);
+    req_free(r);
+}
+
+static req *req_new(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc)
+{
+    req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->st = st;
+    r->fn = fn;
+    r->arg = arg;
+    r->argc = argc;
+    r->argv = calloc(argc, sizeof(char *));
+    r->argvlen = calloc(argc, sizeof(size_t));
+    if (!r->argv || !r->argvlen) {
+        r->argc = 0;
+        req_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int req_set(req *r, int i, const char *s, size_t len)
+{
+    r->argv[i] = malloc(len + 1);
+    if (!r->argv[i])
+        return -1;
+    memcpy(r->argv[i], s, len);
+    r->argv[i][len] = '\0';
+    r->argvlen[i] = len;
+    return 0;
+}
+
+int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc,
+                      const char **argv)
+{
+    if (!st->cmd.ready)
+        return -1;
+    req *r = req_new(st, fn, arg, argc);
+    if (!r)
+        return -1;
+    for (int i = 0; i < argc; i++)
+        if (req_set(r, i, argv[i], strlen(argv[i])) < 0)
+            goto err;
+    if (req_send(&st->cmd, r) < 0)
+        goto err;
+    return 0;
+err:
+    req_free(r);
+    return -1;
+}
+
+int sfl_store_eval(sfl_store *st, const char *script, int nkeys, const char **keys, int nargs,
+                   const char **args, sfl_store_reply_fn *fn, void *arg)
+{
+    const sfl_script *s = sfl_script_get(script);
+    if (!s || !st->cmd.ready)
+        return -1;
+    req *r = req_new(st, fn, arg, 3 + nkeys + nargs);
+    if (!r)
+        return -1;
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    r->script = s;
+    if (req_set(r, 0, "EVALSHA", 7) < 0 || req_set(r, 1, s->sha1, 40) < 0 ||
+        req_set(r, 2, nk, strlen(nk)) < 0)
+        goto err;
+    for (int i = 0; i < nkeys; i++)
+        if (req_set(r, 3 + i, keys[i], strlen(keys[i])) < 0)
+            goto err;
+    for (int i = 0; i < nargs; i++)
+        if (req_set(r, 3 + nkeys + i, args[i], strlen(args[i])) < 0)
+            goto err;
+    if (req_send(&st->cmd, r) < 0)
+        goto err;
+    return 0;
+err:
+    req_free(r);
+    return -1;
+}
+
+/*--- Connections -----------------------------------------------------------*/
+
+static void schedule_retry(conn *c)
+{
+    if (c->st->freeing)
+        return;
+    int b = c->backoff_ms ? c->backoff_ms : BACKOFF_MIN_MS;
+    double jitter = 0.75 + (double)(sfl_random64() % 1000) / 2000.0;
+    struct timeval tv = {0, 0};
+    int64_t ms = (int64_t)(b * jitter);
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(c->retry_timer, &tv);
+    c->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+}
+
+/* The connection is gone (or going): forget the context, tell the owner. */
+static void conn_lost(conn *c, const char *why)
+{
+    int was_ready = c->ready;
+    c->ac = NULL;
+    c->ready = 0;
+    c->connected = 0;
+    c->pending = 0;
+    c->loads_pending = 0;
+    snprintf(c->st->errstr, sizeof(c->st->errstr), "%s", why ? why : "connection lost");
+    if (c->st->freeing)
+        return;
+    schedule_retry(c);
+    if (!c->is_sub && was_ready && c->st->opts.on_down)
+        c->st->opts.on_down(c->st, c->st->errstr, c->st->opts.arg);
+}
+
+/* Drops a live context from outside hiredis's callbacks (watchdog, timeout). */
+static void conn_drop(conn *c, const char *why)
+{
+    redisAsyncContext *ac = c->ac;
+    if (!ac)
+        return;
+    conn_lost(c, why);
+    redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect sees ac != c->ac */
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    conn *c = ac->data;
+    if (ac != c->ac)
+        return;
+    if (status != REDIS_OK) {
+        char why[200];
+        snprintf(why, sizeof(why), "connect: %s", ac->errstr);
+        conn_lost(c, why); /* hiredis frees the context after this returns */
+        return;
+    }
+    c->connected = 1;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    conn *c = ac->data;
+    if (ac != c->ac)
+        return;
+    char why[200];
+    snprintf(why, sizeof(why), "disconnected: %s", status == REDIS_OK ? "closed" : ac->errstr);
+    conn_lost(c, why);
+}
+
+static void setup_done(conn *c)
+{
+    if (--c->loads_pending > 0)
+        return;
+    c->ready = 1;
+    c->backoff_ms = 0;
+    if (c->is_sub)
+        return;
+    c->st->stats.reconnects++;
+    if (c->st->opts.on_ready)
+        c->st->opts.on_ready(c->st, c->st->opts.arg);
+}
+
+/* Replies to AUTH, SELECT, SCRIPT LOAD and SUBSCRIBE. A wrong answer drops
+ * the connection (it will be tried again: a password can be fixed live). */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    conn *c = ac->data;
+    redisReply *rep = reply;
+    const sfl_script *s = privdata;
+    if (c->pending > 0)
+        c->pending--;
+    c->last_progress_ms = sfl_mono_ms();
+    if (!rep || ac != c->ac)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char why[200];
+        snprintf(why, sizeof(why), "%s", rep->str);
+        sfl_warn("redis: setup failed: %s", why);
+        snprintf(c->st->errstr, sizeof(c->st->errstr), "%s", why);
+        redisAsyncDisconnect(ac); /* on_disconnect schedules the next try */
+        return;
+    }
+    if (s && (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, s->sha1) != 0)) {
+        sfl_error("redis: SCRIPT LOAD of %s answered %s, built-in sha1 is %s", s->name,
+                  rep->type == REDIS_REPLY_STRING ? rep->str : "(not a string)", s->sha1);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    setup_done(c);
+}
+
+static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    conn *c = ac->data;
+    redisReply *rep = reply;
+    UNUSED(privdata);
+    if (!rep || ac != c->ac)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+        return;
+    const char *kind = rep->element[0]->str;
+    if (kind && strcmp(kind, "subscribe") == 0) {
+        if (c->pending > 0)
+            c->pending--;
+        c->last_progress_ms = sfl_mono_ms();
+        if (!c->ready)
+            setup_done(c);
+        return;
+    }
+    if (kind && strcmp(kind, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING &&
+        c->st->opts.on_released)
+        c->st->opts.on_released(c->st, rep->element[2]->str, c->st->opts.arg);
+}
+
+static void setup_send(conn *c, redisCallbackFn *fn, void *priv, int argc, const char **argv)
+{
+    if (redisAsyncCommandArgv(c->ac, fn, priv, argc, argv, NULL) == REDIS_OK) {
+        c->loads_pending++;
+        if (c->pending++ == 0)
+            c->last_progress_ms = sfl_mono_ms();
+    }
+}
+
+static void conn_connect(conn *c)
+{
+    sfl_store *st = c->st;
+    redisAsyncContext *ac;
+    if (st->url.unix_path)
+        ac = redisAsyncConnectUnix(st->url.unix_path);
+    else
+        ac = redisAsyncConnect(st->url.host, st->url.port);
+    if (!ac || ac->err) {
+        char why[200];
+        snprintf(why, sizeof(why), "connect: %s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        c->ac = NULL;
+        conn_lost(c, why);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->connected = 0;
+    c->pending = 0;
+    c->loads_pending = 0;
+    c->connect_started_ms = sfl_mono_ms();
+    c->last_progress_ms = c->connect_started_ms;
+    redisLibeventAttach(ac, st->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+
+    /* Queued now, written once the socket connects. */
+    if (st->url.password) {
+        const char *argv[3] = {"AUTH", st->url.user ? st->url.user : st->url.password,
+                               st->url.password};
+        setup_send(c, on_setup_reply, NULL, st->url.user ? 3 : 2, argv);
+    }
+    if (c->is_sub) {
+        const char *argv[2] = {"SUBSCRIBE", st->channel};
+        if (redisAsyncCommandArgv(ac, on_message, NULL, 2, argv, NULL) == REDIS_OK) {
+            c->loads_pending++;
+            c->pending++;
+        }
+        return;
+    }
+    if (st->url.db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", st->url.db);
+        const char *argv[2] = {"SELECT", db};
+        setup_send(c, on_setup_reply, NULL, 2, argv);
+    }
+    for (int i = 0; i < sfl_scripts_count; i++) {
+        const sfl_script *s = &sfl_scripts[i];
+        const char *argv[3] = {"SCRIPT", "LOAD", s->text};
+        size_t lens[3] = {6, 4, s->len};
+        if (redisAsyncCommandArgv(ac, on_setup_reply, (void *)s, 3, argv, lens) == REDIS_OK) {
+            c->loads_pending++;
+            c->pending++;
+        }
+    }
+    if (c->loads_pending == 0) {
+        c->loads_pending = 1;
+        setup_done(c);
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    conn_connect(arg);
+}
+
+/* Drops connections that owe a reply (or a connect) for too long. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_store *st = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    int64_t now = sfl_mono_ms();
+    conn *cs[2] = {&st->cmd, &st->sub};
+    for (int i = 0; i < 2; i++) {
+        conn *c = cs[i];
+        if (!c->ac)
+            continue;
+        if (!c->connected && now - c->connect_started_ms > st->opts.connect_timeout_ms) {
+            st->stats.timeouts++;
+            conn_drop(c, "connect timed out");
+        } else if (c->pending > 0 && now - c->last_progress_ms > st->opts.command_timeout_ms) {
+            st->stats.timeouts++;
+            conn_drop(c, "no reply in time");
+            /* A silent server leaves the subscription silent too: renew both. */
+            if (c == &st->cmd && st->sub.ac)
+                conn_drop(&st->sub, "command connection timed out");
+        }
+    }
+}
+
+/*--- Lifecycle -------------------------------------------------------------*/
+
+sfl_store *sfl_store_new(struct event_base *base, const sfl_store_opts *opts, char *err,
+                         size_t errlen)
+{
+    sfl_store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->base = base;
+    st->opts = *opts;
+    if (st->opts.connect_timeout_ms <= 0)
+        st->opts.connect_timeout_ms = 2000;
+    if (st->opts.command_timeout_ms <= 0)
+        st->opts.command_timeout_ms = st->opts.connect_timeout_ms;
+    if (sfl_redis_url_parse(opts->url, &st->url, err, errlen) < 0) {
+        free(st);
+        return NULL;
+    }
+    if (opts->password && *opts->password) {
+        free(st->url.password);
+        st->url.password = strdup(opts->password);
+        if (!st->url.password)
+            goto oom;
+    }
+    st->opts.password = NULL;
+    if (st->url.embedded) {
+        snprintf(err, errlen, "redis url: 'embedded' must be resolved before connecting");
+        goto fail;
+    }
+    st->ns = strdup(opts->ns ? opts->ns : "sfl");
+    st->opts.ns = st->ns;
+    st->opts.url = NULL;
+    size_t n = strlen(st->ns) + sizeof(":released");
+    st->channel = malloc(n);
+    if (!st->ns || !st->channel)
+        goto oom;
+    snprintf(st->channel, n, "%s:released", st->ns);
+    conn *cs[2] = {&st->cmd, &st->sub};
+    for (int i = 0; i < 2; i++) {
+        cs[i]->st = st;
+        cs[i]->is_sub = i == 1;
+        cs[i]->retry_timer = evtimer_new(base, on_retry, cs[i]);
+        if (!cs[i]->retry_timer)
+            goto oom;
+    }
+    st->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, st);
+    if (!st->watchdog)
+        goto oom;
+    return st;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    sfl_store_free(st);
+    return NULL;
+}
+
+void sfl_store_start(sfl_store *st)
+{
+    struct timeval tv = {0, WATCHDOG_MS * 1000};
+    evtimer_add(st->watchdog, &tv);
+    conn_connect(&st->cmd);
+    if (st->opts.subscribe)
+        conn_connect(&st->sub);
+}
+
+void sfl_store_free(sfl_store *st)
+{
+    if (!st)
+        return;
+    st->freeing = 1;
+    conn *cs[2] = {&st->cmd, &st->sub};
+    for (int i = 0; i < 2; i++) {
+        redisAsyncContext *ac = cs[i]->ac;
+        cs[i]->ac = NULL;
+        cs[i]->ready = 0;
+        if (ac)
+            redisAsyncFree(ac);
+        if (cs[i]->retry_timer)
+            event_free(cs[i]->retry_timer);
+    }
+    if (st->watchdog)
+        event_free(st->watchdog);
+    sfl_redis_url_clear(&st->url);
+    free(st->ns);
+    free(st->channel);
+    free(st);
+}
+
+int sfl_store_ready(const sfl_store *st)
+{
+    return st->cmd.ready;
+}
+
+const char *sfl_store_errstr(const sfl_store *st)
+{
+    return st->errstr;
+}
+
+const char *sfl_store_ns(const sfl_store *st)
+{
+    return st->ns;
+}
+
+void sfl_store_get_stats(const sfl_store *st, sfl_store_stats *out)
+{
+    *out = st->stats;
+}

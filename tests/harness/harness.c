@@ -1,0 +1,275 @@
+/* harness.c - real redis-server instances and child processes for tests.
+ *
+ * No mock of Redis anywhere: each test that needs one starts its own server
+ * on a free loopback port and kills it at the end. Waiting is on conditions
+ * with generous deadlines, never on fixed sleeps. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        cr_assert_fail("no free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void th_tmpdir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/sfl-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(buf), "mkdtemp: %s", strerror(errno));
+}
+
+static int redis_pings(const sfl_test_redis *r)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *rep = redisCommand(c, "PING");
+        ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+static void redis_launch(sfl_test_redis *r, const char *const *extra)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", r->port);
+    const char *argv[64] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--dir", r->dir,
+                            "--daemonize", "no", "--loglevel", "warning"};
+    int n = 15;
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    char log[200];
+    snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+    r->pid = th_spawn((char *const *)argv, log, log);
+}
+
+void th_redis_start(sfl_test_redis *r, const char *const *extra)
+{
+    memset(r, 0, sizeof(*r));
+    r->extra = extra;
+    th_tmpdir(r->dir, sizeof(r->dir));
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = free_port();
+        redis_launch(r, extra);
+        int64_t until = th_now_ms() + 5000;
+        while (th_now_ms() < until && th_alive(r->pid)) {
+            if (redis_pings(r)) {
+                snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
+                return;
+            }
+            usleep(10000);
+        }
+        th_redis_stop(r);
+    }
+    cr_assert_fail("redis-server did not start (is it installed?)");
+}
+
+void th_redis_stop(sfl_test_redis *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+}
+
+void th_redis_restart(sfl_test_redis *r)
+{
+    th_redis_stop(r);
+    redis_launch(r, r->extra);
+    int64_t until = th_now_ms() + 5000;
+    while (th_now_ms() < until) {
+        if (redis_pings(r))
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("redis-server did not restart on port %d", r->port);
+}
+
+static redisReply *vcmd(const sfl_test_redis *r, const char *fmt, va_list ap)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    cr_assert(c && !c->err, "connect to redis :%d failed", r->port);
+    redisReply *rep = redisvCommand(c, fmt, ap);
+    redisFree(c);
+    cr_assert_not_null(rep, "redis command failed");
+    return rep;
+}
+
+redisReply *th_redis(const sfl_test_redis *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = vcmd(r, fmt, ap);
+    va_end(ap);
+    return rep;
+}
+
+long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = vcmd(r, fmt, ap);
+    va_end(ap);
+    long long v = 0;
+    if (rep->type == REDIS_REPLY_INTEGER)
+        v = rep->integer;
+    else if (rep->type == REDIS_REPLY_STRING)
+        v = strtoll(rep->str, NULL, 10);
+    freeReplyObject(rep);
+    return v;
+}
+
+void th_account(const sfl_test_redis *r, long long id, long long max_streams)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "sfl:{a:%lld}:conf", id);
+    redisReply *rep = th_redis(r, "HSET %s max_streams %lld updated_ms 0 epoch_ms 0 "
+                                  "recover_until_ms 0", key, max_streams);
+    freeReplyObject(rep);
+    rep = th_redis(r, "SADD sfl:accounts %lld", id);
+    freeReplyObject(rep);
+}
+
+pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        setpgid(0, 0);
+        execvp(argv[0], argv);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int th_wait(pid_t pid, int timeout_ms)
+{
+    int64_t until = th_now_ms() + timeout_ms;
+    int st;
+    while (th_now_ms() < until) {
+        pid_t p = waitpid(pid, &st, WNOHANG);
+        if (p == pid)
+            return st;
+        usleep(5000);
+    }
+    return -1;
+}
+
+int th_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+int th_until(int (*cond)(void *), void *arg, int timeout_ms)
+{
+    int64_t until = th_now_ms() + timeout_ms;
+    for (;;) {
+        int v = cond(arg);
+        if (v || th_now_ms() >= until)
+            return v;
+        usleep(10000);
+    }
+}
+
+char *th_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc(n + 1);
+    size_t got = fread(buf, 1, n, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+#include <event2/event.h>
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+int th_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int timeout_ms)
+{
+    int64_t until = th_now_ms() + timeout_ms;
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 5000};
+    evtimer_add(tick, &tv);
+    int v;
+    while (!(v = cond ? cond(arg) : 0) && th_now_ms() < until)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    return v;
+}
+
+static int never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+void th_loop_for(struct event_base *base, int ms)
+{
+    th_loop_until(base, never, NULL, ms);
+}

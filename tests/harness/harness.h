@@ -1,0 +1,55 @@
+/* harness.h - what integration tests share: a real redis-server on a free
+ * port, started and stopped by the test, a blocking client to look at it,
+ * child processes of the built binaries, and waiting on conditions. */
+#ifndef SFL_HARNESS_H
+#define SFL_HARNESS_H
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct sfl_test_redis {
+    pid_t pid;
+    int port;
+    char dir[128];
+    char url[160];
+    const char *const *extra; /* kept for restarts */
+} sfl_test_redis;
+
+/* Starts redis-server (no persistence) on a free loopback port; extra args
+ * (NULL-terminated, may be NULL) are appended. Aborts the test on failure. */
+void th_redis_start(sfl_test_redis *r, const char *const *extra);
+/* SIGKILL and reap. Idempotent. */
+void th_redis_stop(sfl_test_redis *r);
+/* Stops and starts again on the same port: all data gone. */
+void th_redis_restart(sfl_test_redis *r);
+/* One blocking command; the caller frees the reply. Aborts on connection failure. */
+redisReply *th_redis(const sfl_test_redis *r, const char *fmt, ...);
+/* Integer result of a command (ZCARD, EXISTS, ...), or the integer in a string reply. */
+long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...);
+/* Writes an account's conf as `sflimit accounts set ID MAX --fresh` would. */
+void th_account(const sfl_test_redis *r, long long id, long long max_streams);
+
+/* Spawns argv (argv[0] a path) with stdout/stderr to the given files (NULL =
+ * /dev/null). Returns the pid. */
+pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path);
+/* Waits for pid up to timeout_ms; returns the wait status, or -1 on timeout. */
+int th_wait(pid_t pid, int timeout_ms);
+/* 1 while pid exists and is not a zombie (/proc/PID/stat state). */
+int th_alive(pid_t pid);
+
+/* Polls cond every 10 ms until it is true or timeout_ms passes; returns cond's last value. */
+int th_until(int (*cond)(void *), void *arg, int timeout_ms);
+int64_t th_now_ms(void);
+/* Reads a whole file (NUL-terminated, caller frees); NULL if missing. */
+char *th_read_file(const char *path);
+/* A fresh temp directory for this test. */
+void th_tmpdir(char *buf, size_t len);
+
+#endif
+
+struct event_base;
+/* Runs the loop until cond(arg) is true or timeout_ms passes; returns cond's last value. */
+int th_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int timeout_ms);
+/* Runs the loop for ms milliseconds. */
+void th_loop_for(struct event_base *base, int ms);

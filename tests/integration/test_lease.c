@@ -1,0 +1,585 @@
+/* test_lease.c - the lease core on a real redis-server: the seed's limiter
+ * tests (limit 1, limit 2, independent accounts, unlimited, 10 concurrent
+ * acquirers), expiry, renewal, loss, idempotent release, SCRIPT FLUSH, a
+ * Redis restart, and a many-process stress test that samples holders. */
+#include "harness.h"
+#include "limiter.h"
+#include "log.h"
+#include "scripts.h"
+#include "store.h"
+
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static sfl_test_redis redis;
+static struct event_base *base;
+
+static void setup(void)
+{
+    th_redis_start(&redis, NULL);
+    base = event_base_new();
+}
+
+static void teardown(void)
+{
+    event_base_free(base);
+    th_redis_stop(&redis);
+}
+
+TestSuite(lease, .init = setup, .fini = teardown, .timeout = 120);
+
+/*--- A client: store + limiter on the shared loop --------------------------*/
+
+typedef struct tclient {
+    sfl_store *st;
+    sfl_limiter *lim;
+    int ready;
+} tclient;
+
+static void tc_ready(sfl_store *st, void *arg)
+{
+    tclient *c = arg;
+    (void)st;
+    c->ready++;
+    sfl_limiter_on_ready(c->lim);
+}
+
+static void tc_down(sfl_store *st, const char *why, void *arg)
+{
+    tclient *c = arg;
+    (void)st;
+    (void)why;
+    sfl_limiter_on_down(c->lim);
+}
+
+static void tc_released(sfl_store *st, const char *msg, void *arg)
+{
+    tclient *c = arg;
+    (void)st;
+    sfl_limiter_on_released(c->lim, msg);
+}
+
+static int tc_is_ready(void *arg)
+{
+    return ((tclient *)arg)->ready > 0;
+}
+
+static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t safety)
+{
+    tclient *c = calloc(1, sizeof(*c));
+    char err[256];
+    sfl_store_opts so = {.url = redis.url, .ns = "sfl", .connect_timeout_ms = 1000,
+                         .subscribe = 1, .on_ready = tc_ready, .on_down = tc_down,
+                         .on_released = tc_released, .arg = c};
+    c->st = sfl_store_new(base, &so, err, sizeof(err));
+    cr_assert_not_null(c->st, "%s", err);
+    sfl_limiter_opts lo = {.node_id = node, .ttl_ms = ttl, .renew_ms = renew,
+                           .safety_ms = safety, .recovery_ms = ttl, .fallback_ms = 200};
+    c->lim = sfl_limiter_new(base, c->st, &lo);
+    sfl_store_start(c->st);
+    cr_assert(th_loop_until(base, tc_is_ready, c, 5000), "store never became ready");
+    return c;
+}
+
+static void tc_free(tclient *c)
+{
+    sfl_store_free(c->st);
+    sfl_limiter_free(c->lim);
+    free(c);
+}
+
+/*--- Slots -----------------------------------------------------------------*/
+
+typedef struct slot {
+    sfl_lease *lease;
+    int status;
+    int done;
+    int lost;
+} slot;
+
+static void on_slot(sfl_wait *w, sfl_wait_status status, sfl_lease *lease, void *arg)
+{
+    slot *s = arg;
+    (void)w;
+    s->status = status;
+    s->lease = lease;
+    s->done = 1;
+}
+
+static void on_lost(sfl_lease *l, const char *why, void *arg)
+{
+    slot *s = arg;
+    (void)l;
+    (void)why;
+    s->lost = 1;
+}
+
+static int slot_done(void *arg)
+{
+    return ((slot *)arg)->done;
+}
+
+static void ask(tclient *c, long long account, int64_t timeout, slot *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->status = -1;
+    cr_assert_not_null(sfl_limiter_wait(c->lim, account, "t", timeout, on_slot, s));
+}
+
+static void got(slot *s, int timeout_ms)
+{
+    cr_assert(th_loop_until(base, slot_done, s, timeout_ms), "no answer to the wait");
+    cr_assert_eq(s->status, SFL_WAIT_GRANTED, "wait ended with %d, not granted", s->status);
+    sfl_lease_on_lost(s->lease, on_lost, s);
+}
+
+static long long in_use(long long account)
+{
+    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:leases", account);
+}
+
+/*--- The seed's limiter tests ----------------------------------------------*/
+
+Test(lease, single_stream_limit)
+{
+    th_account(&redis, 1, 1);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot a, b;
+    ask(c, 1, 5000, &a);
+    got(&a, 3000);
+    ask(c, 1, 400, &b);
+    cr_assert(th_loop_until(base, slot_done, &b, 3000));
+    cr_assert_eq(b.status, SFL_WAIT_TIMEOUT, "a second slot of a limit-1 account was granted");
+    cr_assert_eq(in_use(1), 1);
+    sfl_lease_release(a.lease);
+    ask(c, 1, 3000, &b);
+    got(&b, 3000);
+    cr_assert_eq(in_use(1), 1);
+    sfl_lease_release(b.lease);
+    th_loop_for(base, 100);
+    cr_assert_eq(in_use(1), 0);
+    tc_free(c);
+}
+
+Test(lease, multiple_stream_limit)
+{
+    th_account(&redis, 2, 2);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot s[3];
+    ask(c, 2, 5000, &s[0]);
+    ask(c, 2, 5000, &s[1]);
+    got(&s[0], 3000);
+    got(&s[1], 3000);
+    ask(c, 2, 300, &s[2]);
+    cr_assert(th_loop_until(base, slot_done, &s[2], 3000));
+    cr_assert_eq(s[2].status, SFL_WAIT_TIMEOUT, "a third slot of a limit-2 account was granted");
+    cr_assert_eq(in_use(2), 2);
+    sfl_lease_release(s[0].lease);
+    ask(c, 2, 3000, &s[2]);
+    got(&s[2], 3000);
+    sfl_lease_release(s[1].lease);
+    sfl_lease_release(s[2].lease);
+    tc_free(c);
+}
+
+Test(lease, accounts_independent)
+{
+    th_account(&redis, 1, 1);
+    th_account(&redis, 2, 1);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot a, b;
+    ask(c, 1, 3000, &a);
+    got(&a, 3000);
+    ask(c, 2, 3000, &b);
+    got(&b, 3000); /* account 1 being full holds nobody else up */
+    cr_assert_eq(in_use(1), 1);
+    cr_assert_eq(in_use(2), 1);
+    sfl_lease_release(a.lease);
+    sfl_lease_release(b.lease);
+    tc_free(c);
+}
+
+Test(lease, unlimited_account)
+{
+    th_account(&redis, 9, 0);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    static slot s[100];
+    for (int i = 0; i < 100; i++)
+        ask(c, 9, 5000, &s[i]);
+    for (int i = 0; i < 100; i++)
+        got(&s[i], 5000);
+    cr_assert_eq(in_use(9), 100, "unlimited leases are still recorded");
+    for (int i = 0; i < 100; i++)
+        sfl_lease_release(s[i].lease);
+    th_loop_for(base, 200);
+    cr_assert_eq(in_use(9), 0);
+    tc_free(c);
+}
+
+Test(lease, unknown_account)
+{
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot a;
+    ask(c, 77, 3000, &a);
+    cr_assert(th_loop_until(base, slot_done, &a, 3000));
+    cr_assert_eq(a.status, SFL_WAIT_UNKNOWN_ACCOUNT);
+    cr_assert_eq(in_use(77), 0);
+    tc_free(c);
+}
+
+/* Ten acquirers on ten connections at limit 2: all get a slot in turn, never
+ * more than two at once. */
+typedef struct turn {
+    tclient *c;
+    slot s;
+    int state; /* 0 waiting, 1 holding, 2 done */
+    int64_t held_at;
+} turn;
+
+static int all_done(void *arg)
+{
+    turn *t = arg;
+    for (int i = 0; i < 10; i++)
+        if (t[i].state != 2)
+            return 0;
+    return 1;
+}
+
+Test(lease, concurrent_access)
+{
+    th_account(&redis, 3, 2);
+    turn t[10];
+    for (int i = 0; i < 10; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "n%d", i);
+        t[i].c = tc_new(node, 5000, 1000, 500);
+        t[i].state = 0;
+        ask(t[i].c, 3, 20000, &t[i].s);
+    }
+    int max_holding = 0;
+    int64_t until = th_now_ms() + 20000;
+    while (!all_done(t) && th_now_ms() < until) {
+        th_loop_for(base, 5);
+        int holding = 0;
+        for (int i = 0; i < 10; i++) {
+            if (t[i].state == 0 && t[i].s.done) {
+                cr_assert_eq(t[i].s.status, SFL_WAIT_GRANTED);
+                t[i].state = 1;
+                t[i].held_at = th_now_ms();
+            }
+            if (t[i].state == 1 && th_now_ms() - t[i].held_at >= 50) {
+                sfl_lease_release(t[i].s.lease);
+                t[i].state = 2;
+            }
+            holding += t[i].state == 1;
+        }
+        if (holding > max_holding)
+            max_holding = holding;
+        cr_assert_leq(in_use(3), 2);
+    }
+    cr_assert(all_done(t), "not every acquirer got its turn");
+    cr_assert_eq(max_holding, 2, "max concurrent holders %d, expected exactly 2", max_holding);
+    for (int i = 0; i < 10; i++)
+        tc_free(t[i].c);
+}
+
+/*--- Expiry, renewal, loss, release ----------------------------------------*/
+
+/* Runs a script by hand, as a node that then crashes would. */
+static redisReply *script(const char *name, long long account, const char *lease, int ttl)
+{
+    const sfl_script *s = sfl_script_get(name);
+    char k[4][64];
+    snprintf(k[0], 64, "sfl:{a:%lld}:leases", account);
+    snprintf(k[1], 64, "sfl:{a:%lld}:holders", account);
+    snprintf(k[2], 64, "sfl:{a:%lld}:conf", account);
+    snprintf(k[3], 64, "sfl:{a:%lld}:fence", account);
+    if (strcmp(name, "release") == 0)
+        return th_redis(&redis, "EVAL %s 2 %s %s %s sfl:released %lld", s->text, k[0], k[1], lease,
+                        account);
+    return th_redis(&redis, "EVAL %s 4 %s %s %s %s %s %d crashed t -1 0", s->text, k[0], k[1],
+                    k[2], k[3], lease, ttl);
+}
+
+Test(lease, expiry_frees_slot)
+{
+    th_account(&redis, 4, 1);
+    redisReply *r = script("acquire", 4, "crashed:1", 800);
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot a;
+    int64_t t0 = th_now_ms();
+    ask(c, 4, 10000, &a);
+    got(&a, 10000);
+    int64_t waited = th_now_ms() - t0;
+    cr_assert_geq(waited, 500, "granted after %lld ms, before the crashed lease expired",
+                  (long long)waited);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:4}:holders crashed:1"), 0,
+                 "the expired holder entry was not reaped");
+    sfl_lease_release(a.lease);
+    tc_free(c);
+}
+
+Test(lease, renew_extends)
+{
+    th_account(&redis, 5, 1);
+    tclient *c = tc_new("n1", 600, 150, 100);
+    slot a, b;
+    ask(c, 5, 3000, &a);
+    got(&a, 3000);
+    th_loop_for(base, 2000); /* more than three TTLs */
+    cr_assert_eq(a.lost, 0, "the lease was lost although Redis answered every renewal");
+    cr_assert_eq(in_use(5), 1);
+    ask(c, 5, 300, &b);
+    cr_assert(th_loop_until(base, slot_done, &b, 3000));
+    cr_assert_eq(b.status, SFL_WAIT_TIMEOUT, "a renewed lease's slot was given away");
+    sfl_lease_release(a.lease);
+    tc_free(c);
+}
+
+Test(lease, renew_after_expiry_without_room_is_lost)
+{
+    th_account(&redis, 6, 1);
+    redisReply *r = script("acquire", 6, "old", 200);
+    cr_assert_eq(r->element[0]->integer, 1);
+    freeReplyObject(r);
+    usleep(300 * 1000);
+    r = script("acquire", 6, "new", 5000);
+    cr_assert_eq(r->element[0]->integer, 1, "the expired slot was not free");
+    freeReplyObject(r);
+    r = script("renew", 6, "old", 5000);
+    cr_assert_eq(r->element[0]->integer, 0, "an expired lease came back although no room");
+    cr_assert_str_eq(r->element[1]->str, "full");
+    freeReplyObject(r);
+    cr_assert_eq(in_use(6), 1);
+    /* With room, the same renewal re-takes it. */
+    r = script("release", 6, "new", 0);
+    freeReplyObject(r);
+    r = script("renew", 6, "old", 5000);
+    cr_assert_eq(r->element[0]->integer, 2);
+    freeReplyObject(r);
+}
+
+Test(lease, release_twice_is_harmless)
+{
+    th_account(&redis, 7, 2);
+    redisReply *r = script("acquire", 7, "a", 5000);
+    freeReplyObject(r);
+    r = script("acquire", 7, "b", 5000);
+    freeReplyObject(r);
+    r = script("release", 7, "a", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    r = script("release", 7, "a", 0);
+    cr_assert_eq(r->integer, 0, "a second release claimed to free a slot");
+    freeReplyObject(r);
+    cr_assert_eq(in_use(7), 1, "a double release freed someone else's slot");
+}
+
+Test(lease, idle_keys_expire_but_conf_stays)
+{
+    th_account(&redis, 8, 1);
+    redisReply *r = script("acquire", 8, "a", 5000);
+    freeReplyObject(r);
+    long long ttl = th_redis_int(&redis, "PTTL sfl:{a:8}:leases");
+    cr_assert(ttl > 5000 && ttl <= 16000, "leases key TTL %lld", ttl);
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:8}:holders"), 5000);
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:8}:fence"), 5000);
+    cr_assert_eq(th_redis_int(&redis, "PTTL sfl:{a:8}:conf"), -1);
+}
+
+Test(lease, script_flush_is_survived)
+{
+    th_account(&redis, 10, 1);
+    tclient *c = tc_new("n1", 1000, 250, 200);
+    slot a, b;
+    ask(c, 10, 3000, &a);
+    got(&a, 3000);
+    freeReplyObject(th_redis(&redis, "SCRIPT FLUSH"));
+    th_loop_for(base, 1500);
+    cr_assert_eq(a.lost, 0, "a SCRIPT FLUSH cost the lease");
+    sfl_store_stats stats;
+    sfl_store_get_stats(c->st, &stats);
+    cr_assert_gt(stats.noscript_reloads, 0);
+    sfl_lease_release(a.lease);
+    ask(c, 10, 3000, &b);
+    got(&b, 3000);
+    sfl_lease_release(b.lease);
+    tc_free(c);
+}
+
+/* Redis restarts without persistence while a lease is held: the holder
+ * reconnects and re-takes it; another node, waiting, must not get the slot
+ * while the first still holds it (the recovery window). */
+Test(lease, redis_restart_is_survived)
+{
+    th_account(&redis, 11, 1);
+    tclient *h = tc_new("holder", 1500, 300, 300);
+    tclient *o = tc_new("other", 1500, 300, 300);
+    sfl_limiter_hint_limit(o->lim, 11, 1);
+    slot a, b;
+    ask(h, 11, 3000, &a);
+    got(&a, 3000);
+    th_redis_restart(&redis);
+    ask(o, 11, -1, &b);
+    int64_t until = th_now_ms() + 3000;
+    while (th_now_ms() < until) {
+        th_loop_for(base, 20);
+        cr_assert(!b.done, "the slot was handed out while its holder still ran");
+    }
+    cr_assert_eq(a.lost, 0, "the holder lost its lease although Redis came back in time");
+    cr_assert_eq(h->ready, 2, "the holder did not reconnect");
+    cr_assert_eq(in_use(11), 1, "the holder's lease was not re-taken");
+    sfl_lease_release(a.lease);
+    got(&b, 5000);
+    sfl_lease_release(b.lease);
+    tc_free(h);
+    tc_free(o);
+}
+
+/* Redis stops answering (SIGSTOP) for longer than the TTL: the holder must
+ * declare the lease lost before its deadline could pass in Redis. */
+Test(lease, frozen_redis_loses_lease_before_deadline)
+{
+    th_account(&redis, 12, 1);
+    tclient *h = tc_new("holder", 1000, 250, 300);
+    slot a;
+    ask(h, 12, 3000, &a);
+    got(&a, 3000);
+    int64_t granted = th_now_ms();
+    kill(redis.pid, SIGSTOP);
+    int64_t until = th_now_ms() + 3000;
+    while (!a.lost && th_now_ms() < until)
+        th_loop_for(base, 5);
+    int64_t lost_after = th_now_ms() - granted;
+    kill(redis.pid, SIGCONT);
+    cr_assert(a.lost, "the lease was never declared lost");
+    cr_assert_lt(lost_after, 1000, "lost after %lld ms: past the 1000 ms TTL",
+                 (long long)lost_after);
+    sfl_lease_release(a.lease);
+    tc_free(h);
+}
+
+/*--- Stress: processes x workers x cycles, holders sampled -----------------*/
+
+typedef struct shared {
+    atomic_int holding;
+    atomic_int max_holding;
+    atomic_int violations;
+    atomic_int cycles;
+} shared;
+
+typedef struct worker {
+    tclient *c;
+    slot s;
+    int cycles_left;
+    int holding;
+    shared *sh;
+} worker;
+
+static void worker_ask(worker *w);
+
+static void worker_granted(sfl_wait *wt, sfl_wait_status status, sfl_lease *lease, void *arg)
+{
+    worker *w = arg;
+    (void)wt;
+    if (status != SFL_WAIT_GRANTED) {
+        worker_ask(w);
+        return;
+    }
+    int now = atomic_fetch_add(&w->sh->holding, 1) + 1;
+    int m = atomic_load(&w->sh->max_holding);
+    while (now > m && !atomic_compare_exchange_weak(&w->sh->max_holding, &m, now))
+        ;
+    if (now > 2)
+        atomic_fetch_add(&w->sh->violations, 1);
+    w->s.lease = lease;
+    w->holding = 1;
+}
+
+static void worker_ask(worker *w)
+{
+    sfl_limiter_wait(w->c->lim, 13, "stress", -1, worker_granted, w);
+}
+
+static int stress_child(const char *url, shared *sh, int workers, int cycles)
+{
+    (void)url;
+    base = event_base_new();
+    worker w[8];
+    for (int i = 0; i < workers; i++) {
+        char node[32];
+        snprintf(node, sizeof(node), "p%d-w%d", getpid(), i);
+        w[i] = (worker){.c = tc_new(node, 3000, 1000, 500), .cycles_left = cycles, .sh = sh};
+        worker_ask(&w[i]);
+    }
+    int64_t until = th_now_ms() + 60000;
+    int busy = 1;
+    while (busy && th_now_ms() < until) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        busy = 0;
+        for (int i = 0; i < workers; i++) {
+            if (w[i].holding) {
+                atomic_fetch_sub(&sh->holding, 1);
+                w[i].holding = 0;
+                sfl_lease_release(w[i].s.lease);
+                atomic_fetch_add(&sh->cycles, 1);
+                if (--w[i].cycles_left > 0)
+                    worker_ask(&w[i]);
+            }
+            busy |= w[i].cycles_left > 0;
+        }
+        usleep(200);
+    }
+    th_loop_for(base, 100);
+    return busy ? 1 : 0;
+}
+
+Test(lease, stress_never_exceeds_limit)
+{
+    th_account(&redis, 13, 2);
+    shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    memset(sh, 0, sizeof(*sh));
+    enum { PROCS = 4, WORKERS = 4, CYCLES = 40 };
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0)
+            _exit(stress_child(redis.url, sh, WORKERS, CYCLES));
+    }
+    long long max_zcard = 0;
+    int64_t until = th_now_ms() + 90000;
+    int running = PROCS;
+    while (running > 0 && th_now_ms() < until) {
+        long long z = in_use(13);
+        if (z > max_zcard)
+            max_zcard = z;
+        running = 0;
+        for (int p = 0; p < PROCS; p++)
+            if (pids[p] > 0) {
+                int st;
+                if (waitpid(pids[p], &st, WNOHANG) == pids[p]) {
+                    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "stress process failed");
+                    pids[p] = 0;
+                } else {
+                    running++;
+                }
+            }
+        usleep(2000);
+    }
+    cr_assert_eq(running, 0, "stress processes did not finish");
+    cr_assert_eq(atomic_load(&sh->cycles), PROCS * WORKERS * CYCLES);
+    cr_assert_eq(atomic_load(&sh->violations), 0, "%d times more than 2 holders at once",
+                 atomic_load(&sh->violations));
+    cr_assert_leq(atomic_load(&sh->max_holding), 2);
+    cr_assert_eq(atomic_load(&sh->max_holding), 2, "the limit was never used fully");
+    cr_assert_leq(max_zcard, 2);
+}
