@@ -1,0 +1,118 @@
+/* conf.h - the node's configuration (DESIGN §4): JSON file -> sfl_conf.
+ *
+ * Every string field is a heap copy owned by the sfl_conf and released by
+ * sfl_conf_free(). A caller that replaces a field (say --redis on the command
+ * line) free()s the old value, assigns a malloc'd copy and then calls
+ * sfl_conf_validate() again. */
+#ifndef SFL_CONF_H
+#define SFL_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sfl_account_conf {
+    long long id;          /* >= 0, unique within the config */
+    char *name;            /* may be NULL */
+    long long max_streams; /* 0 = unlimited */
+} sfl_account_conf;
+
+typedef struct sfl_conf {
+    char *path;                 /* file it came from, or NULL for built-in defaults */
+    char *node_id;              /* default: gethostname(), cleaned to [A-Za-z0-9._-]{1,64} */
+    char *redis_url;            /* default "redis://127.0.0.1:6379/0"; "embedded" allowed */
+    char *redis_password;       /* NULL; when set it wins over a password inside the URL */
+    char *redis_namespace;      /* "sfl" */
+    int64_t connect_timeout_ms; /* 2000 */
+    int concurrent_enabled;     /* 1; 0 = one check at a time on this node */
+    int global_limit;           /* 10 */
+    double stagger_delay;       /* 1.0 seconds */
+    int64_t lease_ttl_ms;       /* 15000 */
+    int64_t lease_renew_ms;     /* 5000 (if absent from the file: ttl/3) */
+    int64_t lease_safety_ms;    /* 2000 (if absent from the file: min(2000, ttl/3)) */
+    double acquire_timeout;     /* 300 seconds */
+    sfl_account_conf *accounts;
+    size_t naccounts;
+    char **check_command; /* argv template, check_argc elements plus a NULL */
+    size_t check_argc;
+    char *check_parser;      /* "ffmpeg" | "json" | "none" */
+    double check_timeout;    /* 70 s */
+    double ffmpeg_duration;  /* 30 */
+    double analysis_timeout; /* 30 */
+    int retries;             /* 1 */
+    double retry_delay;      /* 10 */
+    char *user_agent;        /* "VLC/3.0.14" */
+    char *http_listen;       /* "127.0.0.1:8470" */
+    char *http_token;        /* NULL */
+    char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
+        *dispatcharr_api_key; /* NULL */
+} sfl_conf;
+
+/* Built-in defaults. The caller frees with sfl_conf_free(). NULL when out of memory. */
+sfl_conf *sfl_conf_new(void);
+/* NULL is a no-op. */
+void sfl_conf_free(sfl_conf *c);
+
+/* Loads: path given -> that file (must exist); else $SFL_CONFIG if set and
+ * non-empty (must exist); else ./sflimit.json if it exists; else defaults.
+ * Then applies the environment overrides SFL_REDIS_URL, SFL_NODE_ID,
+ * SFL_HTTP_LISTEN, SFL_HTTP_TOKEN, SFL_DISPATCHARR_URL, SFL_DISPATCHARR_API_KEY
+ * (a variable set to "" counts as unset). Returns a conf the caller frees, or
+ * NULL with a message in err that names the file, the JSON path and what is
+ * wrong, e.g. "sflimit.json: lease.renew_ms: must be below lease.ttl_ms
+ * (15000), got 20000". A bad override reads "environment: SFL_REDIS_URL: ...". */
+sfl_conf *sfl_conf_load(const char *path, char *err, size_t errlen);
+
+/* Parses a JSON text of len bytes (need not be NUL-terminated); name (may be
+ * NULL) is used in messages and copied into c->path. Same rules as
+ * sfl_conf_load, no environment overrides. */
+sfl_conf *sfl_conf_parse(const char *json, size_t len, const char *name, char *err, size_t errlen);
+
+/* Re-validates every field and the relations between them, after the caller
+ * changed fields. 0, or -1 with a message naming the path as above. */
+int sfl_conf_validate(const sfl_conf *c, char *err, size_t errlen);
+
+/* The account entry with that id, or NULL. Valid while c lives. */
+const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id);
+
+/* Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path[?db=N],
+ * or "embedded". user and password may be %XX-escaped. A host may be a
+ * bracketed IPv6 address ("redis://[::1]:6380"). Messages never repeat the
+ * password. */
+typedef struct sfl_redis_url {
+    char *host;      /* NULL for unix and embedded */
+    int port;        /* 6379 when absent; 0 for unix and embedded */
+    char *unix_path; /* NULL unless unix:// */
+    char *user;      /* NULL when absent or empty */
+    char *password;  /* NULL when absent or empty */
+    int db;          /* 0 when absent */
+    int embedded;    /* 1 for "embedded" */
+} sfl_redis_url;
+/* 0, or -1 with err set and *out left cleared. The caller clears *out with
+ * sfl_redis_url_clear() after a success. */
+int sfl_redis_url_parse(const char *url, sfl_redis_url *out, char *err, size_t errlen);
+/* Frees the strings and zeroes the struct. NULL is a no-op. */
+void sfl_redis_url_clear(sfl_redis_url *u);
+
+/* Splits an http.listen value "HOST:PORT" ("[::1]:8470" for IPv6; port
+ * 0..65535, 0 = any free port). host receives the host without brackets.
+ * 0, or -1 with err set. */
+int sfl_listen_parse(const char *listen, char *host, size_t hostlen, int *port, char *err,
+                     size_t errlen);
+
+/*--- JSON text helpers, shared with streams.c ---*/
+
+struct cJSON;
+/* Reads a whole file ("-" = stdin) into a NUL-terminated buffer the caller
+ * frees; *len excludes the NUL. NULL with errno set (EFBIG past max bytes)
+ * and "<path>: cannot read: <reason>" in err. */
+char *sfl_conf_read_text(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+/* cJSON_ParseWithLengthOpts with a message: "<name>: not valid JSON near line
+ * L, column C (byte B)"; trailing text after the value is an error too. The
+ * caller frees the tree with cJSON_Delete(). */
+struct cJSON *sfl_conf_json_parse(const char *text, size_t len, const char *name, char *err,
+                                  size_t errlen);
+/* "null", "true", "42", "1.5", "\"text\"" (cut at 40 characters), "an array",
+ * "an object": for "got ..." in messages. */
+void sfl_conf_json_describe(const struct cJSON *v, char *buf, size_t len);
+
+#endif

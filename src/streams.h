@@ -1,0 +1,35 @@
+/* streams.h - the input of a check batch (DESIGN §5): StreamFlow-shaped
+ * streams, as a JSON array or {"streams": [...]}. */
+#ifndef SFL_STREAMS_H
+#define SFL_STREAMS_H
+
+#include <stddef.h>
+
+typedef struct sfl_stream {
+    long long id;      /* unique within the batch */
+    char *name;        /* may be NULL */
+    char *url;         /* non-empty, no control characters */
+    long long account; /* m3u_account; -1 = custom stream (null/missing): never limited */
+    int priority;      /* default 0, higher first */
+} sfl_stream;
+
+typedef struct sfl_streams {
+    sfl_stream *v; /* in input order; NULL when n == 0 */
+    size_t n;
+} sfl_streams;
+
+/* Parses len bytes of JSON (need not be NUL-terminated). Returns a batch the
+ * caller frees with sfl_streams_free(), or NULL with a message in err naming
+ * the source (name), the element and the field, e.g.
+ * "streams.json: [3].id: duplicate id 101 (also at [0])"; for the
+ * {"streams": [...]} form the path reads "streams[3].id". Fields other than
+ * id, name, url, m3u_account and priority are ignored, as are keys other than
+ * "streams" in the wrapping object. An empty array is a valid, empty batch. */
+sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, char *err,
+                               size_t errlen);
+/* Reads path ("-" = stdin, named "(stdin)" in messages) and parses it. */
+sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen);
+/* NULL is a no-op. */
+void sfl_streams_free(sfl_streams *s);
+
+#endif

@@ -1,0 +1,837 @@
+/* test_conf.c - the config parser: every rule has a bad config that must be
+ * refused with its JSON path in the message, and good configs must come out
+ * with the defaults filled in and the environment applied. */
+#include "conf.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const env_vars[] = {"SFL_CONFIG",
+                                       "SFL_REDIS_URL",
+                                       "SFL_NODE_ID",
+                                       "SFL_HTTP_LISTEN",
+                                       "SFL_HTTP_TOKEN",
+                                       "SFL_DISPATCHARR_URL",
+                                       "SFL_DISPATCHARR_API_KEY",
+                                       NULL};
+
+/* Each test runs in its own process: start from a clean environment. */
+static void clean_env(void)
+{
+    for (const char *const *v = env_vars; *v; v++)
+        unsetenv(*v);
+}
+
+TestSuite(conf, .init = clean_env);
+
+/* Criterion hands a parameter to the test's process as bytes, so pointers in
+ * it (our string literals) would dangle there: pass the row index instead
+ * and read the row from the table, which every process has. */
+#define INDEX_PARAMS(table)                                                                        \
+    static size_t rows[sizeof(table) / sizeof((table)[0])];                                        \
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++)                                    \
+        rows[r] = r;                                                                               \
+    return cr_make_param_array(size_t, rows, sizeof(rows) / sizeof(rows[0]))
+
+/* Writes text to a fresh file under /tmp; returns its malloc'd path. */
+static char *temp_file(const char *text)
+{
+    char *path = strdup("/tmp/sfl-conf-XXXXXX");
+    cr_assert_not_null(path);
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    size_t n = strlen(text);
+    cr_assert_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static void set_env(const char *const *env)
+{
+    for (size_t i = 0; env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        cr_assert_not_null(eq, "bad env spec %s", env[i]);
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - env[i]), env[i]);
+        cr_assert_eq(setenv(name, eq + 1, 1), 0);
+    }
+}
+
+/* A field of the conf as text, so tables can name expected values. */
+static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
+{
+#define S(k, v)                                                                                    \
+    if (strcmp(key, k) == 0) {                                                                     \
+        snprintf(buf, len, "%s", (v) ? (v) : "(null)");                                            \
+        return;                                                                                    \
+    }
+#define I(k, v)                                                                                    \
+    if (strcmp(key, k) == 0) {                                                                     \
+        snprintf(buf, len, "%lld", (long long)(v));                                                \
+        return;                                                                                    \
+    }
+#define D(k, v)                                                                                    \
+    if (strcmp(key, k) == 0) {                                                                     \
+        snprintf(buf, len, "%g", (double)(v));                                                     \
+        return;                                                                                    \
+    }
+    S("path", c->path);
+    S("node_id", c->node_id);
+    S("redis.url", c->redis_url);
+    S("redis.password", c->redis_password);
+    S("redis.namespace", c->redis_namespace);
+    I("redis.connect_timeout_ms", c->connect_timeout_ms);
+    I("concurrent_streams.enabled", c->concurrent_enabled);
+    I("concurrent_streams.global_limit", c->global_limit);
+    D("concurrent_streams.stagger_delay", c->stagger_delay);
+    I("lease.ttl_ms", c->lease_ttl_ms);
+    I("lease.renew_ms", c->lease_renew_ms);
+    I("lease.safety_ms", c->lease_safety_ms);
+    D("lease.acquire_timeout", c->acquire_timeout);
+    S("check.parser", c->check_parser);
+    D("check.timeout", c->check_timeout);
+    D("stream_analysis.ffmpeg_duration", c->ffmpeg_duration);
+    D("stream_analysis.timeout", c->analysis_timeout);
+    I("stream_analysis.retries", c->retries);
+    D("stream_analysis.retry_delay", c->retry_delay);
+    S("stream_analysis.user_agent", c->user_agent);
+    S("http.listen", c->http_listen);
+    S("http.token", c->http_token);
+    S("dispatcharr.url", c->dispatcharr_url);
+    S("dispatcharr.username", c->dispatcharr_username);
+    S("dispatcharr.password", c->dispatcharr_password);
+    S("dispatcharr.api_key", c->dispatcharr_api_key);
+#undef S
+#undef I
+#undef D
+    size_t o = 0;
+    buf[0] = '\0';
+    if (strcmp(key, "accounts") == 0) { /* "id:name:max,..." */
+        for (size_t i = 0; i < c->naccounts; i++)
+            o += snprintf(buf + o, len - o, "%s%lld:%s:%lld", i ? "," : "", c->accounts[i].id,
+                          c->accounts[i].name ? c->accounts[i].name : "(null)",
+                          c->accounts[i].max_streams);
+        return;
+    }
+    if (strcmp(key, "check.command") == 0) { /* elements joined by spaces */
+        for (size_t i = 0; i < c->check_argc; i++)
+            o += snprintf(buf + o, len - o, "%s%s", i ? " " : "", c->check_command[i]);
+        cr_assert_null(c->check_command[c->check_argc], "argv must end in NULL");
+        return;
+    }
+    cr_assert_fail("test asks for unknown field %s", key);
+}
+
+static void expect_fields(const sfl_conf *c, const char *const *expect)
+{
+    char got[1024];
+    for (size_t i = 0; expect[i]; i++) {
+        const char *eq = strchr(expect[i], '=');
+        char key[64];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - expect[i]), expect[i]);
+        field(c, key, got, sizeof(got));
+        cr_expect_str_eq(got, eq + 1, "%s: got \"%s\", want \"%s\"", key, got, eq + 1);
+    }
+}
+
+/*--- Bad configs: the error names the file and the JSON path ---*/
+
+struct bad_case {
+    const char *json;
+    const char *path; /* must appear as "cfg.json: <path>: " */
+    const char *what; /* and this after it */
+};
+
+static const struct bad_case bad_cases[] = {
+    {"[]", "(top level)", "expected an object, got an array"},
+    {"{\"nodeid\": \"a\"}", "nodeid", "unknown key"},
+    {"{\"node_id\": \"a\", \"node_id\": \"b\"}", "node_id", "duplicate key"},
+    {"{\"node_id\": \"\"}", "node_id", "must not be empty"},
+    {"{\"node_id\": \"a b\"}", "node_id", "may contain only"},
+    {"{\"node_id\": \"a/b\"}", "node_id", "may contain only"},
+    {"{\"node_id\": \"x12345678901234567890123456789012345678901234567890123456789012345\"}",
+     "node_id", "longer than 64"},
+    {"{\"node_id\": 5}", "node_id", "expected a string, got 5"},
+    {"{\"node_id\": null}", "node_id", "expected a string, got null"},
+    {"{\"redis\": \"redis://h\"}", "redis", "expected an object, got \"redis://h\""},
+    {"{\"redis\": {\"urll\": \"redis://h\"}}", "redis.urll", "unknown key"},
+    {"{\"redis\": {\"url\": \"http://h\"}}", "redis.url", "unknown scheme \"http\""},
+    {"{\"redis\": {\"url\": \"redis://h:99999\"}}", "redis.url", "bad port"},
+    {"{\"redis\": {\"url\": \"redis://h:x\"}}", "redis.url", "bad port"},
+    {"{\"redis\": {\"url\": \"redis://h/zero\"}}", "redis.url", "db must be a number"},
+    {"{\"redis\": {\"url\": \"\"}}", "redis.url", "empty"},
+    {"{\"redis\": {\"url\": null}}", "redis.url", "expected a string, got null"},
+    {"{\"redis\": {\"password\": 5}}", "redis.password", "expected a string or null"},
+    {"{\"redis\": {\"namespace\": \"a{b}\"}}", "redis.namespace", "may contain only"},
+    {"{\"redis\": {\"namespace\": \"\"}}", "redis.namespace", "must not be empty"},
+    {"{\"redis\": {\"connect_timeout_ms\": 0}}", "redis.connect_timeout_ms",
+     "expected an integer > 0, got 0"},
+    {"{\"redis\": {\"connect_timeout_ms\": 1.5}}", "redis.connect_timeout_ms",
+     "expected an integer > 0, got 1.5"},
+    {"{\"concurrent_streams\": {\"enabled\": 1}}", "concurrent_streams.enabled",
+     "expected true or false, got 1"},
+    {"{\"concurrent_streams\": {\"global_limit\": 0}}", "concurrent_streams.global_limit",
+     "expected an integer >= 1, got 0"},
+    {"{\"concurrent_streams\": {\"global_limit\": 1e10}}", "concurrent_streams.global_limit",
+     "too large"},
+    {"{\"concurrent_streams\": {\"global_limit\": \"10\"}}", "concurrent_streams.global_limit",
+     "got \"10\""},
+    {"{\"concurrent_streams\": {\"stagger_delay\": -0.5}}", "concurrent_streams.stagger_delay",
+     "expected a number >= 0, got -0.5"},
+    {"{\"concurrent_streams\": {\"stagger\": 1}}", "concurrent_streams.stagger", "unknown key"},
+    {"{\"lease\": {\"ttl_ms\": 99}}", "lease.ttl_ms", "between 100 and 86400000, got 99"},
+    {"{\"lease\": {\"ttl_ms\": 9007199254740993}}", "lease.ttl_ms", "expected an integer"},
+    {"{\"lease\": {\"renew_ms\": 20000}}", "lease.renew_ms",
+     "must be below lease.ttl_ms (15000), got 20000"},
+    {"{\"lease\": {\"renew_ms\": 15000}}", "lease.renew_ms", "must be below lease.ttl_ms"},
+    {"{\"lease\": {\"renew_ms\": 0}}", "lease.renew_ms", "expected an integer > 0"},
+    {"{\"lease\": {\"safety_ms\": -1}}", "lease.safety_ms", "expected an integer >= 0"},
+    {"{\"lease\": {\"safety_ms\": 10000}}", "lease.safety_ms",
+     "must be below lease.ttl_ms - lease.renew_ms (15000 - 5000 = 10000), got 10000"},
+    {"{\"lease\": {\"ttl_ms\": 1000, \"renew_ms\": 900}}", "lease.safety_ms", "must be below"},
+    {"{\"lease\": {\"acquire_timeout\": -1}}", "lease.acquire_timeout", "expected a number >= 0"},
+    {"{\"lease\": {\"ttl\": 1}}", "lease.ttl", "unknown key"},
+    {"{\"accounts\": {}}", "accounts", "expected an array, got an object"},
+    {"{\"accounts\": [1]}", "accounts[0]", "expected an object, got 1"},
+    {"{\"accounts\": [{\"id\": 1, \"max_streams\": 1}, {\"id\": 2, \"max_streams\": "
+     "\"two\"}]}",
+     "accounts[1].max_streams", "expected an integer >= 0, got \"two\""},
+    {"{\"accounts\": [{\"id\": 1, \"max_streams\": 1}, {\"id\": 1, \"max_streams\": 2}]}",
+     "accounts[1].id", "duplicate id 1 (also at accounts[0])"},
+    {"{\"accounts\": [{\"id\": -1, \"max_streams\": 1}]}", "accounts[0].id",
+     "expected an integer >= 0, got -1"},
+    {"{\"accounts\": [{\"id\": 1.5, \"max_streams\": 1}]}", "accounts[0].id",
+     "expected an integer >= 0, got 1.5"},
+    {"{\"accounts\": [{\"max_streams\": 1}]}", "accounts[0].id", "missing"},
+    {"{\"accounts\": [{\"id\": 3}]}", "accounts[0].max_streams", "missing"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": -2}]}", "accounts[0].max_streams", "got -2"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1e300}]}", "accounts[0].max_streams",
+     "expected an integer >= 0"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"limit\": 2}]}", "accounts[0].limit",
+     "unknown key"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": 7}]}", "accounts[0].name",
+     "expected a string or null, got 7"},
+    {"{\"check\": {\"command\": []}}", "check.command", "non-empty array"},
+    {"{\"check\": {\"command\": \"ffmpeg -i {url}\"}}", "check.command",
+     "expected a non-empty array of strings"},
+    {"{\"check\": {\"command\": [\"ffmpeg\", \"\"]}}", "check.command[1]",
+     "must be a non-empty string"},
+    {"{\"check\": {\"command\": [\"ffmpeg\", 3]}}", "check.command[1]", "expected a string, got 3"},
+    {"{\"check\": {\"command\": [\"ffmpeg\", \"-i\", \"{uri}\"]}}", "check.command[2]",
+     "unknown placeholder {uri}"},
+    {"{\"check\": {\"command\": [\"probe\", \"--url={URL}&x\"]}}", "check.command[1]",
+     "unknown placeholder {URL}"},
+    {"{\"check\": {\"parser\": \"xml\"}}", "check.parser", "got \"xml\""},
+    {"{\"check\": {\"timeout\": 0}}", "check.timeout", "expected a number > 0, got 0"},
+    {"{\"check\": {\"tmeout\": 5}}", "check.tmeout", "unknown key"},
+    {"{\"stream_analysis\": {\"ffmpeg_duration\": 0}}", "stream_analysis.ffmpeg_duration", "> 0"},
+    {"{\"stream_analysis\": {\"timeout\": -3}}", "stream_analysis.timeout", "> 0"},
+    {"{\"stream_analysis\": {\"retries\": -1}}", "stream_analysis.retries",
+     "expected an integer >= 0, got -1"},
+    {"{\"stream_analysis\": {\"retries\": 1.5}}", "stream_analysis.retries",
+     "expected an integer >= 0, got 1.5"},
+    {"{\"stream_analysis\": {\"retry_delay\": -1}}", "stream_analysis.retry_delay", ">= 0"},
+    {"{\"stream_analysis\": {\"user_agent\": null}}", "stream_analysis.user_agent",
+     "expected a string, got null"},
+    {"{\"stream_analysis\": {\"user_agent\": \"a\\r\\nX-Evil: 1\"}}", "stream_analysis.user_agent",
+     "control characters"},
+    {"{\"http\": {\"listen\": \"8470\"}}", "http.listen", "expected HOST:PORT"},
+    {"{\"http\": {\"listen\": \"localhost:http\"}}", "http.listen", "bad port"},
+    {"{\"http\": {\"listen\": \"::1:8470\"}}", "http.listen", "brackets"},
+    {"{\"http\": {\"listen\": \":8470\"}}", "http.listen", "missing host"},
+    {"{\"http\": {\"token\": \"\"}}", "http.token", "must not be empty"},
+    {"{\"http\": {\"token\": \"a b\"}}", "http.token", "spaces"},
+    {"{\"http\": {\"token\": 42}}", "http.token", "expected a string or null, got 42"},
+    {"{\"dispatcharr\": {\"url\": \"ftp://x\"}}", "dispatcharr.url", "http:// or https://"},
+    {"{\"dispatcharr\": {\"api_key\": true}}", "dispatcharr.api_key",
+     "expected a string or null, got true"},
+    {"{\"dispatcharr\": {\"token\": \"x\"}}", "dispatcharr.token", "unknown key"},
+    {"{\"dispatcharr\": [], \"http\": {}}", "dispatcharr", "expected an object"},
+};
+
+ParameterizedTestParameters(conf, bad)
+{
+    INDEX_PARAMS(bad_cases);
+}
+
+ParameterizedTest(size_t *i, conf, bad)
+{
+    const struct bad_case *bc = &bad_cases[*i];
+    char err[512] = "";
+    sfl_conf *c = sfl_conf_parse(bc->json, strlen(bc->json), "cfg.json", err, sizeof(err));
+    cr_assert_null(c, "accepted %s", bc->json);
+    char want[256];
+    snprintf(want, sizeof(want), "cfg.json: %s: ", bc->path);
+    cr_expect_eq(strncmp(err, want, strlen(want)), 0,
+                 "for %s: message \"%s\" does not start "
+                 "with \"%s\"",
+                 bc->json, err, want);
+    cr_expect_not_null(strstr(err + strlen(want) - 2, bc->what),
+                       "for %s: message \"%s\" lacks \"%s\"", bc->json, err, bc->what);
+}
+
+/*--- Text that is not JSON ---*/
+
+struct syntax_case {
+    const char *json;
+    const char *what;
+};
+
+static const struct syntax_case not_json_cases[] = {
+    {"", "cfg.json: not valid JSON: the text is empty"},
+    {"{\"node_id\": ", "cfg.json: not valid JSON"},
+    {"{\n  \"node_id\": \"a\",\n  x\n}", "near line 3, column 4 (byte 23)"},
+    {"{} {}", "unexpected text after the value at line 1, column 4 (byte 3)"},
+    {"{\"a\": 1,}", "cfg.json: not valid JSON near line 1, column 9 (byte 8)"},
+};
+
+ParameterizedTestParameters(conf, not_json)
+{
+    INDEX_PARAMS(not_json_cases);
+}
+
+ParameterizedTest(size_t *i, conf, not_json)
+{
+    const struct syntax_case *sc = &not_json_cases[*i];
+    char err[512] = "";
+    cr_assert_null(sfl_conf_parse(sc->json, strlen(sc->json), "cfg.json", err, sizeof(err)));
+    cr_expect_not_null(strstr(err, sc->what), "message \"%s\" lacks \"%s\"", err, sc->what);
+}
+
+Test(conf, length_bounds_the_text)
+{
+    /* Only the first len bytes count: the rest may be anything. */
+    const char text[] = "{\"node_id\": \"n1\"}garbage";
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_parse(text, strlen(text) - 7, "cfg.json", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->node_id, "n1");
+    sfl_conf_free(c);
+}
+
+/*--- Good configs: loaded from a file, defaults filled in, environment applied ---*/
+
+#define DEFAULT_COMMAND                                                                            \
+    "ffmpeg -hide_banner -nostdin -v verbose -user_agent {user_agent} -i {url} -t "                \
+    "{duration} -f null -"
+
+struct good_case {
+    const char *json;
+    const char *env[6];     /* "NAME=value", applied before loading */
+    const char *expect[28]; /* "field=value" */
+};
+
+static const struct good_case good_cases[] = {
+    {"{}",
+     {NULL},
+     {"redis.url=redis://127.0.0.1:6379/0",
+      "redis.password=(null)",
+      "redis.namespace=sfl",
+      "redis.connect_timeout_ms=2000",
+      "concurrent_streams.enabled=1",
+      "concurrent_streams.global_limit=10",
+      "concurrent_streams.stagger_delay=1",
+      "lease.ttl_ms=15000",
+      "lease.renew_ms=5000",
+      "lease.safety_ms=2000",
+      "lease.acquire_timeout=300",
+      "accounts=",
+      "check.command=" DEFAULT_COMMAND,
+      "check.parser=ffmpeg",
+      "check.timeout=70",
+      "stream_analysis.ffmpeg_duration=30",
+      "stream_analysis.timeout=30",
+      "stream_analysis.retries=1",
+      "stream_analysis.retry_delay=10",
+      "stream_analysis.user_agent=VLC/3.0.14",
+      "http.listen=127.0.0.1:8470",
+      "http.token=(null)",
+      "dispatcharr.url=(null)",
+      "dispatcharr.username=(null)",
+      "dispatcharr.password=(null)",
+      "dispatcharr.api_key=(null)",
+      NULL}},
+    /* The example of DESIGN §4, word for word. */
+    {"{\"node_id\": \"host-a\",\n"
+     " \"redis\": { \"url\": \"redis://127.0.0.1:6379/0\", \"password\": null,\n"
+     "            \"namespace\": \"sfl\", \"connect_timeout_ms\": 2000 },\n"
+     " \"concurrent_streams\": { \"enabled\": true, \"global_limit\": 10, "
+     "\"stagger_delay\": 1.0 },\n"
+     " \"lease\": { \"ttl_ms\": 15000, \"renew_ms\": 5000, \"safety_ms\": 2000,\n"
+     "            \"acquire_timeout\": 300 },\n"
+     " \"accounts\": [ { \"id\": 1, \"name\": \"My IPTV Provider\", \"max_streams\": 2 } ],\n"
+     " \"check\": { \"command\": [\"ffmpeg\", \"-hide_banner\", \"-nostdin\", "
+     "\"-user_agent\", \"{user_agent}\",\n"
+     "                        \"-i\", \"{url}\", \"-t\", \"{duration}\", \"-f\", \"null\", "
+     "\"-\"],\n"
+     "            \"parser\": \"ffmpeg\", \"timeout\": 70 },\n"
+     " \"stream_analysis\": { \"ffmpeg_duration\": 30, \"timeout\": 30, \"retries\": 1,\n"
+     "                      \"retry_delay\": 10, \"user_agent\": \"VLC/3.0.14\" },\n"
+     " \"http\": { \"listen\": \"127.0.0.1:8470\", \"token\": null },\n"
+     " \"dispatcharr\": { \"url\": null, \"username\": null, \"password\": null, "
+     "\"api_key\": null }\n"
+     "}\n",
+     {NULL},
+     {"node_id=host-a", "accounts=1:My IPTV Provider:2",
+      "check.command=ffmpeg -hide_banner -nostdin -user_agent {user_agent} -i {url} -t "
+      "{duration} -f null -",
+      "lease.renew_ms=5000", "concurrent_streams.enabled=1", "http.token=(null)", NULL}},
+    {"{\"node_id\": \"n.1_x-y\", \"redis\": {\"url\": \"unix:///run/redis.sock?db=2\", "
+     "\"password\": \"pw\", \"namespace\": \"prod:sfl\", \"connect_timeout_ms\": 500},"
+     " \"concurrent_streams\": {\"enabled\": false, \"global_limit\": 3.0, "
+     "\"stagger_delay\": 0},"
+     " \"lease\": {\"acquire_timeout\": 0},"
+     " \"accounts\": [{\"id\": 0, \"max_streams\": 0}, {\"id\": 7, \"name\": null, "
+     "\"max_streams\": 3}, {\"id\": 2, \"name\": \"B\", \"max_streams\": 1}],"
+     " \"check\": {\"command\": [\"/usr/bin/probe\", \"--json\", \"{url}#{id}/{name}\", "
+     "\"{account}\", \"{duration}s\", \"{user_agent}\", \"{literal braces\", \"{}\"], "
+     "\"parser\": \"json\", \"timeout\": 5.5},"
+     " \"stream_analysis\": {\"ffmpeg_duration\": 2.5, \"timeout\": 1, \"retries\": 0, "
+     "\"retry_delay\": 0, \"user_agent\": \"\"},"
+     " \"http\": {\"listen\": \"[::1]:0\", \"token\": \"t0k3n\"},"
+     " \"dispatcharr\": {\"url\": \"https://d.example:9191\", \"username\": \"u\", "
+     "\"password\": \"p\", \"api_key\": \"k\"}}",
+     {NULL},
+     {"node_id=n.1_x-y",
+      "redis.url=unix:///run/redis.sock?db=2",
+      "redis.password=pw",
+      "redis.namespace=prod:sfl",
+      "redis.connect_timeout_ms=500",
+      "concurrent_streams.enabled=0",
+      "concurrent_streams.global_limit=3",
+      "concurrent_streams.stagger_delay=0",
+      "lease.acquire_timeout=0",
+      "accounts=0:(null):0,7:(null):3,2:B:1",
+      "check.command=/usr/bin/probe --json {url}#{id}/{name} {account} {duration}s "
+      "{user_agent} {literal braces {}",
+      "check.parser=json",
+      "check.timeout=5.5",
+      "stream_analysis.ffmpeg_duration=2.5",
+      "stream_analysis.timeout=1",
+      "stream_analysis.retries=0",
+      "stream_analysis.retry_delay=0",
+      "stream_analysis.user_agent=",
+      "http.listen=[::1]:0",
+      "http.token=t0k3n",
+      "dispatcharr.url=https://d.example:9191",
+      "dispatcharr.username=u",
+      "dispatcharr.password=p",
+      "dispatcharr.api_key=k",
+      NULL}},
+    /* Unset lease timings follow the TTL. */
+    {"{\"lease\": {\"ttl_ms\": 3000}}",
+     {NULL},
+     {"lease.ttl_ms=3000", "lease.renew_ms=1000", "lease.safety_ms=1000", NULL}},
+    {"{\"lease\": {\"ttl_ms\": 30000}}",
+     {NULL},
+     {"lease.ttl_ms=30000", "lease.renew_ms=10000", "lease.safety_ms=2000", NULL}},
+    {"{\"lease\": {\"ttl_ms\": 100}}", {NULL}, {"lease.renew_ms=33", "lease.safety_ms=33", NULL}},
+    {"{\"lease\": {\"ttl_ms\": 10000, \"renew_ms\": 7000, \"safety_ms\": 2999}}",
+     {NULL},
+     {"lease.renew_ms=7000", "lease.safety_ms=2999", NULL}},
+    {"{\"lease\": {\"safety_ms\": 0}}", {NULL}, {"lease.safety_ms=0", NULL}},
+    {"{\"accounts\": [{\"id\": 9007199254740991, \"max_streams\": 1}]}",
+     {NULL},
+     {"accounts=9007199254740991:(null):1", NULL}},
+    {"{\"redis\": {\"url\": \"embedded\"}}", {NULL}, {"redis.url=embedded", NULL}},
+    /* Environment overrides win over the file. */
+    {"{\"node_id\": \"file-node\", \"redis\": {\"url\": \"redis://a:1/2\"}, "
+     "\"http\": {\"listen\": \"127.0.0.1:1\", \"token\": \"file\"}}",
+     {"SFL_NODE_ID=env-node", "SFL_REDIS_URL=unix:///tmp/r.sock?db=3",
+      "SFL_HTTP_LISTEN=0.0.0.0:9000", "SFL_HTTP_TOKEN=s3cret", NULL},
+     {"node_id=env-node", "redis.url=unix:///tmp/r.sock?db=3", "http.listen=0.0.0.0:9000",
+      "http.token=s3cret", NULL}},
+    {"{\"dispatcharr\": {\"url\": \"http://old\", \"api_key\": \"old\"}}",
+     {"SFL_DISPATCHARR_URL=https://new:9191/", "SFL_DISPATCHARR_API_KEY=new-key", NULL},
+     {"dispatcharr.url=https://new:9191/", "dispatcharr.api_key=new-key", NULL}},
+    /* A variable set to "" counts as unset. */
+    {"{\"node_id\": \"file-node\", \"http\": {\"token\": \"file\"}}",
+     {"SFL_NODE_ID=", "SFL_HTTP_TOKEN=", NULL},
+     {"node_id=file-node", "http.token=file", NULL}},
+};
+
+ParameterizedTestParameters(conf, good)
+{
+    INDEX_PARAMS(good_cases);
+}
+
+ParameterizedTest(size_t *i, conf, good)
+{
+    const struct good_case *gc = &good_cases[*i];
+    char *path = temp_file(gc->json);
+    set_env(gc->env);
+    char err[512] = "";
+    sfl_conf *c = sfl_conf_load(path, err, sizeof(err));
+    unlink(path);
+    cr_assert_not_null(c, "refused: %s", err);
+    cr_expect_str_eq(c->path, path);
+    expect_fields(c, gc->expect);
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), 0, "%s", err);
+    sfl_conf_free(c);
+    free(path);
+}
+
+/*--- Bad environment overrides ---*/
+
+struct env_case {
+    const char *env;
+    const char *what;
+};
+
+static const struct env_case bad_env_cases[] = {
+    {"SFL_REDIS_URL=localhost:6379", "environment: SFL_REDIS_URL: expected redis://"},
+    {"SFL_REDIS_URL=redis://h:0", "environment: SFL_REDIS_URL: bad port"},
+    {"SFL_NODE_ID=a b", "environment: SFL_NODE_ID: may contain only"},
+    {"SFL_HTTP_LISTEN=8470", "environment: SFL_HTTP_LISTEN: expected HOST:PORT"},
+    {"SFL_HTTP_TOKEN=a b", "environment: SFL_HTTP_TOKEN: must not contain spaces"},
+    {"SFL_DISPATCHARR_URL=dispatcharr:9191", "environment: SFL_DISPATCHARR_URL: expected "
+                                             "an http:// or https:// URL"},
+    {"SFL_CONFIG=/nonexistent/sfl.json",
+     "/nonexistent/sfl.json: cannot read: No such file or directory"},
+};
+
+ParameterizedTestParameters(conf, bad_env)
+{
+    INDEX_PARAMS(bad_env_cases);
+}
+
+ParameterizedTest(size_t *i, conf, bad_env)
+{
+    const struct env_case *ec = &bad_env_cases[*i];
+    const char *env[] = {ec->env, NULL};
+    set_env(env);
+    char err[512] = "";
+    cr_assert(chdir("/") == 0);
+    cr_assert_null(sfl_conf_load(NULL, err, sizeof(err)), "accepted %s", ec->env);
+    cr_expect_not_null(strstr(err, ec->what), "message \"%s\" lacks \"%s\"", err, ec->what);
+}
+
+/*--- Where the config comes from ---*/
+
+Test(conf, parse_ignores_environment)
+{
+    setenv("SFL_NODE_ID", "env-node", 1);
+    const char *json = "{\"node_id\": \"file-node\"}";
+    char err[256];
+    sfl_conf *c = sfl_conf_parse(json, strlen(json), "x.json", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->node_id, "file-node");
+    cr_expect_str_eq(c->path, "x.json");
+    sfl_conf_free(c);
+}
+
+Test(conf, missing_explicit_file)
+{
+    char err[512] = "";
+    cr_assert_null(sfl_conf_load("/nonexistent/cfg.json", err, sizeof(err)));
+    cr_expect_str_eq(err, "/nonexistent/cfg.json: cannot read: No such file or directory");
+    cr_assert_null(sfl_conf_load("/tmp", err, sizeof(err)));
+    cr_expect_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+
+/* Runs in a fresh empty directory (its own process, so chdir is harmless). */
+static char dir[64];
+
+static void enter_temp_dir(void)
+{
+    clean_env();
+    snprintf(dir, sizeof(dir), "/tmp/sfl-conf-d-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert(chdir(dir) == 0);
+}
+
+static void leave_temp_dir(void)
+{
+    unlink("sflimit.json");
+    cr_assert(chdir("/") == 0);
+    rmdir(dir);
+}
+
+static void write_here(const char *name, const char *text)
+{
+    FILE *f = fopen(name, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(conf, defaults_when_no_file, .init = enter_temp_dir, .fini = leave_temp_dir)
+{
+    char err[256] = "", host[256] = "";
+    sfl_conf *c = sfl_conf_load(NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_null(c->path);
+    cr_assert(gethostname(host, sizeof(host)) == 0);
+    host[64] = '\0';
+    for (char *p = host; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p))
+            *p = '-';
+    cr_expect_str_eq(c->node_id, host[0] ? host : "sfl-node");
+    cr_expect_eq(c->lease_ttl_ms, 15000);
+    sfl_conf_free(c);
+}
+
+Test(conf, defaults_then_environment, .init = enter_temp_dir, .fini = leave_temp_dir)
+{
+    setenv("SFL_REDIS_URL", "embedded", 1);
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_load(NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->redis_url, "embedded");
+    sfl_conf_free(c);
+}
+
+Test(conf, sflimit_json_in_cwd, .init = enter_temp_dir, .fini = leave_temp_dir)
+{
+    write_here("sflimit.json", "{\"node_id\": \"cwd-node\"}");
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_load(NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->path, "sflimit.json");
+    cr_expect_str_eq(c->node_id, "cwd-node");
+    sfl_conf_free(c);
+
+    write_here("sflimit.json", "{\"lease\": {\"renew_ms\": 20000}}");
+    cr_assert_null(sfl_conf_load(NULL, err, sizeof(err)));
+    cr_expect_str_eq(err, "sflimit.json: lease.renew_ms: must be below lease.ttl_ms (15000), "
+                          "got 20000");
+}
+
+Test(conf, sfl_config_wins_over_cwd, .init = enter_temp_dir, .fini = leave_temp_dir)
+{
+    write_here("sflimit.json", "{\"node_id\": \"cwd-node\"}");
+    char *path = temp_file("{\"node_id\": \"env-file-node\"}");
+    setenv("SFL_CONFIG", path, 1);
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_load(NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->node_id, "env-file-node");
+    sfl_conf_free(c);
+    /* An explicit path wins over $SFL_CONFIG. */
+    c = sfl_conf_load("sflimit.json", err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->node_id, "cwd-node");
+    sfl_conf_free(c);
+    /* SFL_CONFIG="" counts as unset. */
+    setenv("SFL_CONFIG", "", 1);
+    c = sfl_conf_load(NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_str_eq(c->node_id, "cwd-node");
+    sfl_conf_free(c);
+    unlink(path);
+    free(path);
+}
+
+/*--- Re-validation after the command line changed fields ---*/
+
+Test(conf, validate_after_changes)
+{
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_new();
+    cr_assert_not_null(c);
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), 0, "%s", err);
+
+    free(c->redis_url);
+    c->redis_url = strdup("redis://h:port");
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), -1);
+    cr_expect_str_eq(err, "(built-in config): redis.url: bad port \"port\" (expected 1..65535)");
+
+    free(c->redis_url);
+    c->redis_url = strdup("redis://h:6380");
+    c->lease_renew_ms = c->lease_ttl_ms;
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), -1);
+    cr_expect_not_null(strstr(err, "lease.renew_ms: must be below lease.ttl_ms"), "%s", err);
+
+    c->lease_renew_ms = 5000;
+    c->global_limit = 0;
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), -1);
+    cr_expect_not_null(strstr(err, "concurrent_streams.global_limit"), "%s", err);
+
+    c->global_limit = 2;
+    c->stagger_delay = 0.0 / 0.0;
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), -1);
+    cr_expect_not_null(strstr(err, "concurrent_streams.stagger_delay"), "%s", err);
+    c->stagger_delay = 0;
+    cr_expect_eq(sfl_conf_validate(c, err, sizeof(err)), 0, "%s", err);
+    sfl_conf_free(c);
+    sfl_conf_free(NULL);
+}
+
+Test(conf, account_lookup)
+{
+    const char *json = "{\"accounts\": [{\"id\": 4, \"name\": \"Four\", \"max_streams\": 2}, "
+                       "{\"id\": 5, \"max_streams\": 0}]}";
+    char err[256] = "";
+    sfl_conf *c = sfl_conf_parse(json, strlen(json), NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    cr_expect_null(c->path);
+    cr_assert_not_null(sfl_conf_account(c, 4));
+    cr_expect_str_eq(sfl_conf_account(c, 4)->name, "Four");
+    cr_expect_eq(sfl_conf_account(c, 5)->max_streams, 0);
+    cr_expect_null(sfl_conf_account(c, 6));
+    sfl_conf_free(c);
+}
+
+/*--- Redis URLs ---*/
+
+struct url_case {
+    const char *url;
+    const char *host;
+    int port;
+    const char *unix_path;
+    const char *user;
+    const char *password;
+    int db;
+    int embedded;
+    const char *error; /* non-NULL: must fail with this in the message */
+};
+
+static const struct url_case redis_url_cases[] = {
+    {"redis://127.0.0.1:6379/0", "127.0.0.1", 6379, NULL, NULL, NULL, 0, 0, NULL},
+    {"redis://localhost", "localhost", 6379, NULL, NULL, NULL, 0, 0, NULL},
+    {"redis://h:6380/3", "h", 6380, NULL, NULL, NULL, 3, 0, NULL},
+    {"redis://h/", "h", 6379, NULL, NULL, NULL, 0, 0, NULL},
+    {"redis://:secret@h", "h", 6379, NULL, NULL, "secret", 0, 0, NULL},
+    {"redis://alice:p%40ss@h:1/2", "h", 1, NULL, "alice", "p@ss", 2, 0, NULL},
+    {"redis://alice:p@s/s@h", "h", 6379, NULL, "alice", "p@s/s", 0, 0, NULL},
+    {"redis://:@h", "h", 6379, NULL, NULL, NULL, 0, 0, NULL},
+    {"redis://[::1]:6390/1", "::1", 6390, NULL, NULL, NULL, 1, 0, NULL},
+    {"redis://[fe80::1]", "fe80::1", 6379, NULL, NULL, NULL, 0, 0, NULL},
+    {"unix:///tmp/redis.sock", NULL, 0, "/tmp/redis.sock", NULL, NULL, 0, 0, NULL},
+    {"unix:///tmp/redis.sock?db=4", NULL, 0, "/tmp/redis.sock", NULL, NULL, 4, 0, NULL},
+    {"embedded", NULL, 0, NULL, NULL, NULL, 0, 1, NULL},
+    {"", NULL, 0, NULL, NULL, NULL, 0, 0, "empty"},
+    {"http://h", NULL, 0, NULL, NULL, NULL, 0, 0, "unknown scheme \"http\""},
+    {"rediss://h", NULL, 0, NULL, NULL, NULL, 0, 0, "unknown scheme \"rediss\""},
+    {"localhost:6379", NULL, 0, NULL, NULL, NULL, 0, 0, "expected redis://"},
+    {"Embedded", NULL, 0, NULL, NULL, NULL, 0, 0, "expected redis://"},
+    {"redis://h:0", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port \"0\""},
+    {"redis://h:65536", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port \"65536\""},
+    {"redis://h:-1", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port"},
+    {"redis://h:", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port \"\""},
+    {"redis://h:63 79", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port"},
+    {"redis://h/abc", NULL, 0, NULL, NULL, NULL, 0, 0, "db must be a number, got \"abc\""},
+    {"redis://h/1/2", NULL, 0, NULL, NULL, NULL, 0, 0, "db must be a number"},
+    {"redis://h/-1", NULL, 0, NULL, NULL, NULL, 0, 0, "db must be a number"},
+    {"redis://h/1?x=1", NULL, 0, NULL, NULL, NULL, 0, 0, "no query"},
+    {"redis://", NULL, 0, NULL, NULL, NULL, 0, 0, "missing host"},
+    {"redis://:6379", NULL, 0, NULL, NULL, NULL, 0, 0, "missing host"},
+    {"redis://hunter2@h", NULL, 0, NULL, NULL, NULL, 0, 0, "[USER]:PASSWORD@"},
+    {"redis://::1:6379", NULL, 0, NULL, NULL, NULL, 0, 0, "brackets"},
+    {"redis://[::1", NULL, 0, NULL, NULL, NULL, 0, 0, "missing ']'"},
+    {"redis://[::1]x", NULL, 0, NULL, NULL, NULL, 0, 0, "after ']'"},
+    {"redis://:p%zzhunter2@h", NULL, 0, NULL, NULL, NULL, 0, 0, "bad %-escape"},
+    {"redis://:p%00@h", NULL, 0, NULL, NULL, NULL, 0, 0, "bad %-escape"},
+    {"redis://:hunter2@h:port", NULL, 0, NULL, NULL, NULL, 0, 0, "bad port \"port\""},
+    {"unix://tmp/sock", NULL, 0, NULL, NULL, NULL, 0, 0, "ABSOLUTE"},
+    {"unix:///tmp/s?db=x", NULL, 0, NULL, NULL, NULL, 0, 0, "db must be a number"},
+    {"unix:///tmp/s?db=", NULL, 0, NULL, NULL, NULL, 0, 0, "db must be a number"},
+    {"unix:///tmp/s?password=hunter2", NULL, 0, NULL, NULL, NULL, 0, 0,
+     "unknown parameter \"password\""},
+};
+
+ParameterizedTestParameters(conf, redis_url)
+{
+    INDEX_PARAMS(redis_url_cases);
+}
+
+static void expect_str_or_null(const char *got, const char *want, const char *what)
+{
+    if (!want)
+        cr_expect_null(got, "%s: got \"%s\", want NULL", what, got);
+    else if (!got)
+        cr_expect_fail("%s: got NULL, want \"%s\"", what, want);
+    else
+        cr_expect_str_eq(got, want, "%s", what);
+}
+
+ParameterizedTest(size_t *i, conf, redis_url)
+{
+    const struct url_case *uc = &redis_url_cases[*i];
+    sfl_redis_url u;
+    char err[256] = "";
+    int rc = sfl_redis_url_parse(uc->url, &u, err, sizeof(err));
+    if (uc->error) {
+        cr_assert_eq(rc, -1, "accepted %s", uc->url);
+        cr_expect_not_null(strstr(err, uc->error), "%s: message \"%s\" lacks \"%s\"", uc->url, err,
+                           uc->error);
+        cr_expect_null(strstr(err, "hunter2"), "%s: message shows the password: %s", uc->url, err);
+        cr_expect_null(u.host);
+        cr_expect_null(u.user);
+        cr_expect_null(u.password);
+        cr_expect_null(u.unix_path);
+        return;
+    }
+    cr_assert_eq(rc, 0, "%s: %s", uc->url, err);
+    expect_str_or_null(u.host, uc->host, "host");
+    cr_expect_eq(u.port, uc->port, "%s: port %d", uc->url, u.port);
+    expect_str_or_null(u.unix_path, uc->unix_path, "unix_path");
+    expect_str_or_null(u.user, uc->user, "user");
+    expect_str_or_null(u.password, uc->password, "password");
+    cr_expect_eq(u.db, uc->db, "%s: db %d", uc->url, u.db);
+    cr_expect_eq(u.embedded, uc->embedded);
+    sfl_redis_url_clear(&u);
+    cr_expect_null(u.host);
+    sfl_redis_url_clear(NULL);
+}
+
+Test(conf, unix_path_too_long)
+{
+    char url[256] = "unix:///";
+    memset(url + 8, 'a', 120);
+    url[128] = '\0';
+    sfl_redis_url u;
+    char err[256];
+    cr_expect_eq(sfl_redis_url_parse(url, &u, err, sizeof(err)), -1);
+    cr_expect_not_null(strstr(err, "longer than 107"), "%s", err);
+}
+
+/*--- http.listen ---*/
+
+struct listen_case {
+    const char *listen;
+    const char *host; /* NULL: must fail */
+    int port;
+};
+
+static const struct listen_case listen_cases[] = {
+    {"127.0.0.1:8470", "127.0.0.1", 8470},
+    {"0.0.0.0:0", "0.0.0.0", 0},
+    {"localhost:65535", "localhost", 65535},
+    {"[::1]:80", "::1", 80},
+    {"[::]:8470", "::", 8470},
+    {"", NULL, 0},
+    {"8470", NULL, 0},
+    {":8470", NULL, 0},
+    {"h:", NULL, 0},
+    {"h:65536", NULL, 0},
+    {"h:80x", NULL, 0},
+    {"::1:80", NULL, 0},
+    {"[::1]", NULL, 0},
+    {"a b:80", NULL, 0},
+};
+
+ParameterizedTestParameters(conf, listen)
+{
+    INDEX_PARAMS(listen_cases);
+}
+
+ParameterizedTest(size_t *i, conf, listen)
+{
+    const struct listen_case *lc = &listen_cases[*i];
+    char host[64] = "", err[256] = "";
+    int port = -1;
+    int rc = sfl_listen_parse(lc->listen, host, sizeof(host), &port, err, sizeof(err));
+    if (!lc->host) {
+        cr_expect_eq(rc, -1, "accepted \"%s\"", lc->listen);
+        cr_expect_not_null(strstr(err, "expected HOST:PORT"), "%s", err);
+        return;
+    }
+    cr_assert_eq(rc, 0, "\"%s\": %s", lc->listen, err);
+    cr_expect_str_eq(host, lc->host);
+    cr_expect_eq(port, lc->port);
+}
