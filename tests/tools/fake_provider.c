@@ -1,0 +1,862 @@
+/* fake_provider.c - a fake IPTV provider that counts connections itself.
+ *
+ * The tests need ground truth that does not come from sfl: the provider's own
+ * view of how many streams each account has open at once. This program is that
+ * provider. It serves Xtream-style stream URLs
+ *
+ *     GET /live/<user>/<pass>/<stream>[.ts]
+ *
+ * and, for every account, counts the connections open right now, the most it
+ * ever saw open together, and every request refused because it would have
+ * gone over the account's limit (a "violation": the number the tests assert
+ * is zero). GET /stats reports the counters as JSON, POST or GET /reset clears
+ * them.
+ *
+ * A connection is open for its account from the moment its request is
+ * admitted until the last byte of its response has been handed to the kernel
+ * (evhttp's on-complete callback) or the client goes away (the connection's
+ * close callback), whichever comes first. Both paths end in
+ * fp_stream_count_down(), which counts a stream down at most once.
+ *
+ * Bodies are streamed with chunked replies paced on a libevent timer: every
+ * ~50 ms the stream sends the bytes due by then at --rate-kbps, so a response
+ * lasts --hold-ms (or, with --file and hold 0, exactly one pass over the
+ * file). The bytes come from --file, looped, or from MPEG-TS null packets.
+ *
+ * Who frees what (libevent 2.1 evhttp rules, which this file leans on):
+ *   - Response finished: evhttp_send_reply_end() hands the request back to
+ *     evhttp; the on-complete callback then frees our fp_stream. It may run
+ *     inside evhttp_send_reply_end(), so the caller never touches the stream
+ *     afterwards.
+ *   - Client closed while we were still sending: evhttp detaches the request
+ *     from the dying connection (its connection becomes NULL) and leaves it to
+ *     us; the close callback frees it with evhttp_send_reply_end().
+ *   - Client closed after we ended, or evhttp_free() at exit: the request is
+ *     still queued on the connection and evhttp frees it; the close callback
+ *     only frees our fp_stream.
+ *
+ * It must never count a connection down twice, never count a refused request
+ * as open, and never print anything by default beyond the listening line:
+ * tests read its stderr. Debug lines: SFL_LOG_LEVEL=debug. */
+#include "clock.h"
+#include "log.h"
+
+#include <cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/*--- Data types -------------------------------------------------------------*/
+
+#define FP_SLICE_MS 50                 /* one paced write every this often */
+#define FP_MAX_BACKLOG (4u << 20)      /* skip a slice if this much is unsent */
+#define FP_TS_PACKET 188
+#define FP_FILLER_PACKETS 256
+#define FP_CONN_TIMEOUT_S 3600         /* evhttp's default 50 s would cut long holds */
+
+typedef struct fp_user {
+    char *name;
+    char *pass;
+    long limit; /* 0 = unlimited */
+    long current;
+    long max_seen;
+    long total; /* requests admitted */
+    long violations;
+    long auth_failures;
+} fp_user;
+
+typedef enum {
+    FP_STREAM_SENDING, /* timer running, we still own the reply */
+    FP_STREAM_ENDING,  /* evhttp_send_reply_end() called, waiting for the flush */
+} fp_stream_state;
+
+struct fp_server;
+
+typedef struct fp_stream {
+    struct fp_server *srv;
+    fp_user *user;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *tick;
+    struct evbuffer *chunk;
+    unsigned long id;
+    int64_t start_us;
+    long hold_ms;
+    bool one_pass;     /* --file and hold 0: end after exactly one pass */
+    uint64_t sent;     /* body bytes handed to evhttp */
+    size_t src_off;    /* where the next byte comes from in srv->src */
+    fp_stream_state state;
+    bool counted;      /* still counted as open */
+    struct fp_stream *prev, *next;
+} fp_stream;
+
+typedef struct fp_config {
+    char *host;
+    int port;
+    const char *port_file;
+    const char *file;
+    long hold_ms;
+    long rate_kbps;
+    fp_user *users;
+    size_t nusers;
+} fp_config;
+
+typedef struct fp_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *sigint;
+    struct event *sigterm;
+    fp_user *users; /* taken over from the config */
+    size_t nusers;
+    unsigned char *src; /* the body bytes: the file, or null packets */
+    size_t src_len;
+    bool src_is_file;
+    long hold_ms;
+    long rate_kbps;
+    long current;
+    long max_concurrent;
+    unsigned long next_id;
+    fp_stream *streams; /* every stream we still hold memory for */
+} fp_server;
+
+/*--- Users --------------------------------------------------------------------*/
+
+static fp_user *fp_user_find(fp_server *srv, const char *name)
+{
+    for (size_t i = 0; i < srv->nusers; i++)
+        if (strcmp(srv->users[i].name, name) == 0)
+            return &srv->users[i];
+    return NULL;
+}
+
+static void fp_users_free(fp_user *users, size_t n)
+{
+    if (users == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(users[i].name);
+        free(users[i].pass);
+    }
+    free(users);
+}
+
+/*--- Streams ------------------------------------------------------------------*/
+
+static void fp_stream_tick(evutil_socket_t fd, short what, void *arg);
+static void fp_stream_on_complete(struct evhttp_request *req, void *arg);
+static void fp_stream_on_close(struct evhttp_connection *evcon, void *arg);
+
+/* Creates a stream for an admitted request and counts it open. Returns NULL on
+ * allocation failure (nothing counted). The stream is linked into srv->streams
+ * and freed by fp_stream_free(); it never owns req. */
+static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_request *req,
+                                long hold_ms)
+{
+    fp_stream *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->tick = evtimer_new(srv->base, fp_stream_tick, s);
+    s->chunk = evbuffer_new();
+    if (s->tick == NULL || s->chunk == NULL) {
+        if (s->tick)
+            event_free(s->tick);
+        if (s->chunk)
+            evbuffer_free(s->chunk);
+        free(s);
+        return NULL;
+    }
+    s->srv = srv;
+    s->user = user;
+    s->req = req;
+    s->evcon = evhttp_request_get_connection(req);
+    s->id = ++srv->next_id;
+    s->start_us = sfl_mono_us();
+    s->hold_ms = hold_ms;
+    s->one_pass = srv->src_is_file && hold_ms == 0;
+    s->state = FP_STREAM_SENDING;
+
+    s->next = srv->streams;
+    if (srv->streams)
+        srv->streams->prev = s;
+    srv->streams = s;
+
+    s->counted = true;
+    user->current++;
+    user->total++;
+    if (user->current > user->max_seen)
+        user->max_seen = user->current;
+    srv->current++;
+    if (srv->current > srv->max_concurrent)
+        srv->max_concurrent = srv->current;
+    sfl_debug("open #%lu user=%s current=%ld/%ld hold_ms=%ld", s->id, user->name,
+              user->current, user->limit, hold_ms);
+    return s;
+}
+
+/* Counts the stream's connection closed; a no-op the second time. */
+static void fp_stream_count_down(fp_stream *s, const char *why)
+{
+    if (!s->counted)
+        return;
+    s->counted = false;
+    s->user->current--;
+    s->srv->current--;
+    sfl_debug("close #%lu user=%s (%s) sent=%llu after %lld ms current=%ld", s->id,
+              s->user->name, why, (unsigned long long)s->sent,
+              (long long)((sfl_mono_us() - s->start_us) / 1000), s->user->current);
+}
+
+/* Unlinks and frees the stream (counting it down if still counted). Does not
+ * touch s->req: whoever calls this has settled the request's fate. */
+static void fp_stream_free(fp_stream *s)
+{
+    if (s == NULL)
+        return;
+    fp_stream_count_down(s, "freed");
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->srv->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    event_free(s->tick);
+    evbuffer_free(s->chunk);
+    free(s);
+}
+
+/* Bytes due after ms milliseconds at the server's rate (kbit/s = bits/ms). */
+static uint64_t fp_bytes_due(const fp_server *srv, int64_t ms)
+{
+    if (ms <= 0)
+        return 0;
+    return (uint64_t)srv->rate_kbps * (uint64_t)ms / 8;
+}
+
+/* Appends n body bytes from the source, wrapping around its end. */
+static int fp_stream_fill(fp_stream *s, uint64_t n)
+{
+    const fp_server *srv = s->srv;
+    while (n > 0) {
+        size_t take = srv->src_len - s->src_off;
+        if (take > n)
+            take = (size_t)n;
+        if (evbuffer_add(s->chunk, srv->src + s->src_off, take) != 0)
+            return -1;
+        s->src_off = (s->src_off + take) % srv->src_len;
+        n -= take;
+    }
+    return 0;
+}
+
+/* Ends the reply. The on-complete callback may free s before this returns:
+ * the caller must not touch s afterwards. */
+static void fp_stream_finish(fp_stream *s)
+{
+    s->state = FP_STREAM_ENDING;
+    event_del(s->tick);
+    evhttp_send_reply_end(s->req);
+}
+
+/* Sends what is due now and re-arms the timer, or ends the reply. */
+static void fp_stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    fp_stream *s = arg;
+    const fp_server *srv = s->srv;
+    int64_t elapsed = (sfl_mono_us() - s->start_us) / 1000;
+    uint64_t due;
+    bool last;
+    int64_t next_ms = FP_SLICE_MS;
+
+    if (s->one_pass) {
+        /* Send each slice one period ahead; stop at the end of the file. */
+        due = fp_bytes_due(srv, elapsed + FP_SLICE_MS);
+        last = due >= srv->src_len;
+        if (last)
+            due = srv->src_len;
+    } else {
+        int64_t upto = elapsed + FP_SLICE_MS;
+        if (upto > s->hold_ms)
+            upto = s->hold_ms;
+        due = srv->src_len ? fp_bytes_due(srv, upto) : 0;
+        last = elapsed >= s->hold_ms;
+        if (!last && s->hold_ms - elapsed < next_ms)
+            next_ms = s->hold_ms - elapsed;
+    }
+
+    if (due > s->sent) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+        size_t backlog = bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+        /* A client that does not read gets no more than it can take; a
+         * one-pass reply must still deliver the whole file, so it waits. */
+        if (backlog < FP_MAX_BACKLOG) {
+            uint64_t n = due - s->sent;
+            if (fp_stream_fill(s, n) == 0) {
+                s->sent += n;
+                evhttp_send_reply_chunk(s->req, s->chunk);
+            } else {
+                evbuffer_drain(s->chunk, evbuffer_get_length(s->chunk));
+                sfl_warn("stream #%lu: out of memory, ending early", s->id);
+                last = true;
+            }
+        } else if (s->one_pass) {
+            last = false;
+        }
+    }
+
+    if (last) {
+        fp_stream_finish(s); /* s may be gone now */
+        return;
+    }
+    struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)((next_ms % 1000) * 1000)};
+    evtimer_add(s->tick, &tv);
+}
+
+/* evhttp has flushed the whole reply (the request is freed after we return). */
+static void fp_stream_on_complete(struct evhttp_request *req, void *arg)
+{
+    UNUSED(req);
+    fp_stream *s = arg;
+    fp_stream_count_down(s, "sent");
+    evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+    fp_stream_free(s);
+}
+
+/* The connection is being freed: the client went away, or we are exiting. */
+static void fp_stream_on_close(struct evhttp_connection *evcon, void *arg)
+{
+    UNUSED(evcon);
+    fp_stream *s = arg;
+    fp_stream_count_down(s, "client closed");
+    event_del(s->tick);
+    evhttp_request_set_on_complete_cb(s->req, NULL, NULL);
+    /* Detached from the dying connection: ours to free (send_reply_end on a
+     * request without a connection just frees it). Otherwise it is still
+     * queued on the connection and evhttp frees it next. */
+    if (s->state == FP_STREAM_SENDING && evhttp_request_get_connection(s->req) == NULL)
+        evhttp_send_reply_end(s->req);
+    fp_stream_free(s);
+}
+
+/*--- Routes -------------------------------------------------------------------*/
+
+/* Returns the /stats document; the caller frees it with cJSON_Delete(). */
+static cJSON *fp_stats_json(const fp_server *srv)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *users = root ? cJSON_AddObjectToObject(root, "users") : NULL;
+    if (users == NULL)
+        goto err;
+    long violations = 0;
+    for (size_t i = 0; i < srv->nusers; i++) {
+        const fp_user *u = &srv->users[i];
+        cJSON *o = cJSON_AddObjectToObject(users, u->name);
+        if (o == NULL || !cJSON_AddNumberToObject(o, "limit", (double)u->limit) ||
+            !cJSON_AddNumberToObject(o, "current", (double)u->current) ||
+            !cJSON_AddNumberToObject(o, "max_seen", (double)u->max_seen) ||
+            !cJSON_AddNumberToObject(o, "total", (double)u->total) ||
+            !cJSON_AddNumberToObject(o, "violations", (double)u->violations) ||
+            !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures))
+            goto err;
+        violations += u->violations;
+    }
+    if (!cJSON_AddNumberToObject(root, "violations", (double)violations) ||
+        !cJSON_AddNumberToObject(root, "max_concurrent", (double)srv->max_concurrent) ||
+        !cJSON_AddNumberToObject(root, "current", (double)srv->current))
+        goto err;
+    return root;
+err:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
+{
+    cJSON *doc = fp_stats_json(srv);
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    if (text == NULL || evbuffer_add_printf(out, "%s\n", text) < 0) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+    }
+    cJSON_free(text);
+    cJSON_Delete(doc);
+}
+
+/* Zeroes the counters. The maxima restart from what is open now, so that
+ * max_seen >= current keeps holding. */
+static void fp_reset(fp_server *srv)
+{
+    for (size_t i = 0; i < srv->nusers; i++) {
+        fp_user *u = &srv->users[i];
+        u->max_seen = u->current;
+        u->total = 0;
+        u->violations = 0;
+        u->auth_failures = 0;
+    }
+    srv->max_concurrent = srv->current;
+    sfl_debug("counters reset");
+}
+
+/* Reads ?hold_ms=N into *hold_ms. Returns 0, or -1 if present but invalid. */
+static int fp_query_hold_ms(struct evhttp_request *req, long *hold_ms)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (query == NULL)
+        return 0;
+    struct evkeyvalq params;
+    /* evhttp_parse_query_str() initialises params, and clears them on error. */
+    if (evhttp_parse_query_str(query, &params) != 0)
+        return -1;
+    int rc = 0;
+    const char *v = evhttp_find_header(&params, "hold_ms");
+    if (v != NULL) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < 0 || n > INT_MAX)
+            rc = -1;
+        else
+            *hold_ms = n;
+    }
+    evhttp_clear_headers(&params);
+    return rc;
+}
+
+/* GET /live/<user>/<pass>/<stream>: path is the decoded part after "/live/". */
+static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path)
+{
+    char *user_name = path;
+    char *pass = strchr(user_name, '/');
+    char *stream = pass ? strchr(pass + 1, '/') : NULL;
+    if (stream == NULL || strchr(stream + 1, '/') != NULL || stream[1] == '\0' ||
+        pass == user_name || stream == pass + 1) {
+        evhttp_send_error(req, HTTP_NOTFOUND, NULL);
+        return;
+    }
+    *pass++ = '\0';
+    *stream++ = '\0';
+
+    long hold_ms = srv->hold_ms;
+    if (fp_query_hold_ms(req, &hold_ms) != 0) {
+        evhttp_send_error(req, HTTP_BADREQUEST, "bad hold_ms");
+        return;
+    }
+
+    fp_user *u = fp_user_find(srv, user_name);
+    if (u == NULL) {
+        sfl_debug("unknown user %s", user_name);
+        evhttp_send_error(req, 401, "Unauthorized");
+        return;
+    }
+    if (strcmp(u->pass, pass) != 0) {
+        u->auth_failures++;
+        sfl_debug("wrong password for %s", u->name);
+        evhttp_send_error(req, 401, "Unauthorized");
+        return;
+    }
+    if (u->limit > 0 && u->current >= u->limit) {
+        u->violations++;
+        sfl_debug("VIOLATION user=%s current=%ld limit=%ld stream=%s", u->name, u->current,
+                  u->limit, stream);
+        evhttp_send_error(req, 403, "Max connections reached");
+        return;
+    }
+
+    fp_stream *s = fp_stream_new(srv, u, req, hold_ms);
+    if (s == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        return;
+    }
+    struct timeval tmo = {FP_CONN_TIMEOUT_S, 0};
+    evhttp_connection_set_timeout_tv(s->evcon, &tmo);
+    evhttp_connection_set_closecb(s->evcon, fp_stream_on_close, s);
+    evhttp_request_set_on_complete_cb(req, fp_stream_on_complete, s);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "video/mp2t");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_send_reply_start(req, HTTP_OK, "OK");
+    fp_stream_tick(-1, 0, s); /* first slice now; s may be gone after this */
+}
+
+static void fp_on_request(struct evhttp_request *req, void *arg)
+{
+    fp_server *srv = arg;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const char *raw = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+    if (path == NULL) {
+        evhttp_send_error(req, HTTP_BADREQUEST, NULL);
+        return;
+    }
+
+    bool get = method == EVHTTP_REQ_GET;
+    if (get && strncmp(path, "/live/", 6) == 0) {
+        fp_serve_live(srv, req, path + 6);
+    } else if (get && strcmp(path, "/stats") == 0) {
+        fp_send_stats(srv, req);
+    } else if ((get || method == EVHTTP_REQ_POST) && strcmp(path, "/reset") == 0) {
+        fp_reset(srv);
+        fp_send_stats(srv, req);
+    } else {
+        evhttp_send_error(req, HTTP_NOTFOUND, NULL);
+    }
+    free(path);
+}
+
+/*--- Server -------------------------------------------------------------------*/
+
+static void fp_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    UNUSED(what);
+    fp_server *srv = arg;
+    sfl_debug("signal %d, exiting", (int)sig);
+    event_base_loopbreak(srv->base);
+}
+
+/* Loads the body source: the whole file, or a run of MPEG-TS null packets. */
+static int fp_load_source(fp_server *srv, const char *file)
+{
+    if (file == NULL) {
+        srv->src_len = (size_t)FP_TS_PACKET * FP_FILLER_PACKETS;
+        srv->src = malloc(srv->src_len);
+        if (srv->src == NULL)
+            return -1;
+        memset(srv->src, 0xFF, srv->src_len);
+        for (size_t p = 0; p < srv->src_len; p += FP_TS_PACKET) {
+            srv->src[p] = 0x47; /* sync byte */
+            srv->src[p + 1] = 0x1F; /* PID 0x1FFF: null packet */
+            srv->src[p + 2] = 0xFF;
+            srv->src[p + 3] = 0x10; /* payload only, continuity 0 */
+        }
+        return 0;
+    }
+
+    int rc = -1;
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        sfl_error("cannot open %s: %s", file, strerror(errno));
+        return -1;
+    }
+    long size;
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        sfl_error("cannot size %s: %s", file, strerror(errno));
+        goto done;
+    }
+    if (size == 0) {
+        sfl_error("%s is empty", file);
+        goto done;
+    }
+    srv->src = malloc((size_t)size);
+    if (srv->src == NULL) {
+        sfl_error("out of memory loading %s", file);
+        goto done;
+    }
+    if (fread(srv->src, 1, (size_t)size, f) != (size_t)size) {
+        sfl_error("cannot read %s", file);
+        goto done;
+    }
+    srv->src_len = (size_t)size;
+    srv->src_is_file = true;
+    rc = 0;
+done:
+    fclose(f);
+    return rc;
+}
+
+/* Writes "<port>\n" to path through a temporary file and rename(2), so a
+ * reader never sees a partial file. */
+static int fp_write_port_file(const char *path, int port)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void fp_server_free(fp_server *srv);
+
+/* Builds the server from cfg, taking over cfg->users. Returns NULL (after
+ * logging why) on failure. Free with fp_server_free(). */
+static fp_server *fp_server_new(fp_config *cfg)
+{
+    fp_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->users = cfg->users;
+    srv->nusers = cfg->nusers;
+    cfg->users = NULL;
+    cfg->nusers = 0;
+    srv->hold_ms = cfg->hold_ms;
+    srv->rate_kbps = cfg->rate_kbps;
+
+    if (fp_load_source(srv, cfg->file) != 0)
+        goto err;
+    srv->base = event_base_new();
+    if (srv->base == NULL)
+        goto err;
+    srv->http = evhttp_new(srv->base);
+    srv->sigint = evsignal_new(srv->base, SIGINT, fp_on_signal, srv);
+    srv->sigterm = evsignal_new(srv->base, SIGTERM, fp_on_signal, srv);
+    if (srv->http == NULL || srv->sigint == NULL || srv->sigterm == NULL ||
+        event_add(srv->sigint, NULL) != 0 || event_add(srv->sigterm, NULL) != 0)
+        goto err;
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(srv->http, fp_on_request, srv);
+
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(srv->http, cfg->host, (ev_uint16_t)cfg->port);
+    if (bound == NULL) {
+        sfl_error("cannot listen on %s:%d", cfg->host, cfg->port);
+        goto err;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    int port = -1;
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET)
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    if (port < 0) {
+        sfl_error("cannot learn the bound port: %s", strerror(errno));
+        goto err;
+    }
+    if (cfg->port_file && fp_write_port_file(cfg->port_file, port) != 0) {
+        sfl_error("cannot write %s: %s", cfg->port_file, strerror(errno));
+        goto err;
+    }
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    fprintf(stderr, "listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->host, v6 ? "]" : "", port);
+    return srv;
+err:
+    fp_server_free(srv);
+    return NULL;
+}
+
+static void fp_server_free(fp_server *srv)
+{
+    if (srv == NULL)
+        return;
+    /* Frees every connection; their close callbacks free our streams. */
+    if (srv->http)
+        evhttp_free(srv->http);
+    while (srv->streams) {
+        sfl_warn("stream #%lu outlived its connection", srv->streams->id);
+        fp_stream_free(srv->streams);
+    }
+    if (srv->sigint)
+        event_free(srv->sigint);
+    if (srv->sigterm)
+        event_free(srv->sigterm);
+    if (srv->base)
+        event_base_free(srv->base);
+    fp_users_free(srv->users, srv->nusers);
+    free(srv->src);
+    free(srv);
+}
+
+/*--- Command line -------------------------------------------------------------*/
+
+static void fp_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sfl-fake-provider [--listen HOST:PORT] [--port-file FILE]\n"
+            "                         [--user NAME:PASS:LIMIT]... [--hold-ms N]\n"
+            "                         [--file TS_FILE] [--rate-kbps N]\n"
+            "  --listen     address to bind (default 127.0.0.1:0, port 0 = any free port)\n"
+            "  --port-file  write the bound port there (atomically) once listening\n"
+            "  --user       a provider account; LIMIT 0 = unlimited (repeatable)\n"
+            "  --hold-ms    how long each stream response lasts (default 1000;\n"
+            "               ?hold_ms=N per request; 0 with --file = one pass)\n"
+            "  --file       stream this file's bytes (looped) instead of TS null packets\n"
+            "  --rate-kbps  pacing of the body (default 4000)\n"
+            "routes: GET /live/USER/PASS/STREAM[.ts], GET /stats, POST|GET /reset\n");
+}
+
+/* Parses a non-negative decimal number in [0, max]; -1 when invalid. */
+static long fp_parse_num(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || n < 0 || n > max)
+        return -1;
+    return n;
+}
+
+/* NAME:PASS:LIMIT; PASS may contain ':', NAME may not. */
+static int fp_config_add_user(fp_config *cfg, const char *spec)
+{
+    const char *c1 = strchr(spec, ':');
+    const char *c2 = strrchr(spec, ':');
+    if (c1 == NULL || c1 == c2 || c1 == spec)
+        return -1;
+    long limit = fp_parse_num(c2 + 1, LONG_MAX);
+    if (limit < 0)
+        return -1;
+    char *name = strndup(spec, (size_t)(c1 - spec));
+    char *pass = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    fp_user *users = realloc(cfg->users, (cfg->nusers + 1) * sizeof(*users));
+    if (name == NULL || pass == NULL || users == NULL) {
+        free(name);
+        free(pass);
+        if (users)
+            cfg->users = users;
+        return -1;
+    }
+    cfg->users = users;
+    for (size_t i = 0; i < cfg->nusers; i++) {
+        if (strcmp(users[i].name, name) == 0) {
+            free(name);
+            free(pass);
+            return -1;
+        }
+    }
+    memset(&users[cfg->nusers], 0, sizeof(users[0]));
+    users[cfg->nusers].name = name;
+    users[cfg->nusers].pass = pass;
+    users[cfg->nusers].limit = limit;
+    cfg->nusers++;
+    return 0;
+}
+
+/* HOST:PORT, HOST may be a bracketed IPv6 address. */
+static int fp_config_set_listen(fp_config *cfg, const char *spec)
+{
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec)
+        return -1;
+    long port = fp_parse_num(colon + 1, 65535);
+    if (port < 0)
+        return -1;
+    const char *h = spec;
+    size_t hlen = (size_t)(colon - spec);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    char *host = strndup(h, hlen);
+    if (host == NULL)
+        return -1;
+    free(cfg->host);
+    cfg->host = host;
+    cfg->port = (int)port;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_LISTEN = 1, OPT_PORT_FILE, OPT_USER, OPT_HOLD, OPT_FILE, OPT_RATE, OPT_HELP };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {"user", required_argument, NULL, OPT_USER},
+        {"hold-ms", required_argument, NULL, OPT_HOLD},
+        {"file", required_argument, NULL, OPT_FILE},
+        {"rate-kbps", required_argument, NULL, OPT_RATE},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    fp_config cfg = {.port = 0, .hold_ms = 1000, .rate_kbps = 4000};
+    int rc = 2;
+    int opt;
+
+    cfg.host = strdup("127.0.0.1");
+    if (cfg.host == NULL)
+        return 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+            if (fp_config_set_listen(&cfg, optarg) != 0) {
+                fprintf(stderr, "bad --listen %s (want HOST:PORT)\n", optarg);
+                goto done;
+            }
+            break;
+        case OPT_PORT_FILE:
+            cfg.port_file = optarg;
+            break;
+        case OPT_USER:
+            if (fp_config_add_user(&cfg, optarg) != 0) {
+                fprintf(stderr, "bad or duplicate --user %s (want NAME:PASS:LIMIT)\n", optarg);
+                goto done;
+            }
+            break;
+        case OPT_HOLD:
+            if ((cfg.hold_ms = fp_parse_num(optarg, INT_MAX)) < 0) {
+                fprintf(stderr, "bad --hold-ms %s\n", optarg);
+                goto done;
+            }
+            break;
+        case OPT_FILE:
+            cfg.file = optarg;
+            break;
+        case OPT_RATE:
+            if ((cfg.rate_kbps = fp_parse_num(optarg, 10000000)) <= 0) {
+                fprintf(stderr, "bad --rate-kbps %s\n", optarg);
+                goto done;
+            }
+            break;
+        case OPT_HELP:
+            fp_usage(stdout);
+            rc = 0;
+            goto done;
+        default:
+            fp_usage(stderr);
+            goto done;
+        }
+    }
+    if (optind != argc) {
+        fp_usage(stderr);
+        goto done;
+    }
+
+    /* A client that vanishes mid-write must cost an EPIPE, not the process. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    rc = 1;
+    fp_server *srv = fp_server_new(&cfg);
+    if (srv == NULL)
+        goto done;
+    if (event_base_dispatch(srv->base) == 0 || event_base_got_break(srv->base))
+        rc = 0;
+    fp_server_free(srv);
+done:
+    fp_users_free(cfg.users, cfg.nusers);
+    free(cfg.host);
+    return rc;
+}
