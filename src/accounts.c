@@ -415,7 +415,7 @@ static int cli_common(int argc, char **argv, const char *usage, cli_run *run, co
     const char *config = NULL, *redis = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+c:h", cli_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:h", cli_opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case OPT_REDIS: redis = optarg; break;

@@ -99,6 +99,8 @@ struct sfl_limiter {
     size_t nknown, capknown;
     struct pending_release *to_release;
     int releases_owed;
+    void (*release_seen)(long long account, void *arg);
+    void *release_seen_arg;
     sfl_limiter_stats stats;
 };
 
@@ -343,7 +345,9 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
         lim->stats.renew_failed++;
         char why[96];
         snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)", rep_str(r, 1));
-        lease_lose(l, why);
+        retake_done(l);
+        lease_lose(l, why); /* last: the owner may release l from its callback */
+        return;
     }
     retake_done(l);
 }
@@ -423,6 +427,113 @@ int64_t sfl_lease_wait_ms(const sfl_lease *l)
     return l->wait_ms;
 }
 
+/* A granted acquire.lua answer becomes a held lease. The local deadline
+ * counts from asked_ms, when the ask was sent. NULL when out of memory. */
+static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
+                            const char *label, int64_t asked_ms, const redisReply *r)
+{
+    sfl_lease *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->lim = lim;
+    l->account = account;
+    snprintf(l->id, sizeof(l->id), "%s", id);
+    snprintf(l->label, sizeof(l->label), "%s", label);
+    l->safety = evtimer_new(lim->base, on_safety, l);
+    if (!l->safety) {
+        free(l);
+        return NULL;
+    }
+    lease_confirm(l, asked_ms, rep_int(r, 1));
+    l->next = lim->leases;
+    if (lim->leases)
+        lim->leases->prev = l;
+    lim->leases = l;
+    lim->nleases++;
+    lim->stats.acquired++;
+    sfl_limiter_hint_limit(lim, account, rep_int(r, 4));
+    return l;
+}
+
+/*--- One-shot tries --------------------------------------------------------*/
+
+typedef struct try_ctx {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    int64_t asked_ms;
+    sfl_try_fn *fn;
+    void *arg;
+} try_ctx;
+
+static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    try_ctx *t = arg;
+    sfl_limiter *lim = t->lim;
+    UNUSED(st);
+    sfl_try_result res = {.status = SFL_TRY_FAILED, .limit = -1};
+    long long status = r && r->type == REDIS_REPLY_ARRAY ? rep_int(r, 0) : -2;
+    if (status == 1) {
+        res.lease = lease_add(lim, t->account, t->id, t->label, t->asked_ms, r);
+        if (res.lease) {
+            res.status = SFL_TRY_GRANTED;
+            res.lease->wait_ms = sfl_mono_ms() - t->asked_ms;
+            res.in_use = rep_int(r, 3);
+            res.limit = rep_int(r, 4);
+        } else {
+            release_id(lim, t->account, t->id);
+        }
+    } else if (status == 0) {
+        lim->stats.denied++;
+        res.status = SFL_TRY_DENIED;
+        res.retry_ms = rep_int(r, 1);
+        res.in_use = rep_int(r, 2);
+        res.limit = rep_int(r, 3);
+        sfl_limiter_hint_limit(lim, t->account, res.limit);
+    } else if (status == -1) {
+        res.status = SFL_TRY_UNKNOWN_ACCOUNT;
+    } else {
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            sfl_warn("acquire for account %lld: %s", t->account, r->str);
+            res.error = r->str;
+        }
+        /* The answer is lost: the ask may have taken a slot. Give it back. */
+        release_id(lim, t->account, t->id);
+    }
+    t->fn(&res, t->arg);
+    free(t);
+}
+
+int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_try_fn *fn,
+                    void *arg)
+{
+    if (!sfl_store_ready(lim->store) || lim->retaking > 0)
+        return -1;
+    try_ctx *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    t->lim = lim;
+    t->account = account;
+    t->fn = fn;
+    t->arg = arg;
+    snprintf(t->id, sizeof(t->id), "%s:%016" PRIx64, lim->node_id, sfl_random64());
+    snprintf(t->label, sizeof(t->label), "%s", label ? label : "");
+    t->asked_ms = sfl_mono_ms();
+    if (send_lease_script(lim, "acquire", account, t->id, t->label, on_try_reply, t) < 0) {
+        free(t);
+        return -1;
+    }
+    return 0;
+}
+
+void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(long long account, void *arg),
+                                 void *arg)
+{
+    lim->release_seen = fn;
+    lim->release_seen_arg = arg;
+}
+
 /*--- Waits -----------------------------------------------------------------*/
 
 static void wait_attempt(sfl_wait *w);
@@ -489,27 +600,13 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
     }
     long long status = rep_int(r, 0);
     if (status == 1) {
-        sfl_lease *l = calloc(1, sizeof(*l));
+        sfl_lease *l = lease_add(lim, w->account, w->id, w->label, w->asked_ms, r);
         if (!l) {
             w->uncertain = 1;
             wait_sleep(w, NOT_READY_RETRY_MS);
             return;
         }
-        l->lim = lim;
-        l->account = w->account;
-        memcpy(l->id, w->id, sizeof(l->id));
-        memcpy(l->label, w->label, sizeof(l->label));
-        l->safety = evtimer_new(lim->base, on_safety, l);
         l->wait_ms = sfl_mono_ms() - w->started_ms;
-        /* The local deadline counts from when this ask was sent. */
-        lease_confirm(l, w->asked_ms, rep_int(r, 1));
-        l->next = lim->leases;
-        if (lim->leases)
-            lim->leases->prev = l;
-        lim->leases = l;
-        lim->nleases++;
-        lim->stats.acquired++;
-        sfl_limiter_hint_limit(lim, w->account, rep_int(r, 4));
         w->uncertain = 0;
         wait_finish(w, SFL_WAIT_GRANTED, l);
         return;
@@ -661,6 +758,8 @@ void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
     for (sfl_wait *w = lim->waits; w; w = w->next)
         if (w->account == account)
             wait_attempt(w);
+    if (lim->release_seen)
+        lim->release_seen(account, lim->release_seen_arg);
 }
 
 /*--- Lifecycle -------------------------------------------------------------*/

@@ -35,13 +35,15 @@ typedef enum {
 /* lease is set only when granted; it then belongs to the caller, who must
  * sfl_lease_release it. The sfl_wait is freed after the callback returns. */
 typedef void sfl_wait_fn(sfl_wait *w, sfl_wait_status status, sfl_lease *lease, void *arg);
-/* The lease can no longer be trusted: stop what it protects, then release it. */
+/* The lease can no longer be trusted: stop what it protects, then release it
+ * (releasing it from inside this callback is allowed). */
 typedef void sfl_lease_lost_fn(sfl_lease *lease, const char *why, void *arg);
 
 sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
                              const sfl_limiter_opts *opts);
 /* Held leases are forgotten (not released: they expire); call
- * sfl_limiter_release_all first for a clean stop. NULL is a no-op. */
+ * sfl_limiter_release_all first for a clean stop. Free the store first: its
+ * pending callbacks still reach the limiter. NULL is a no-op. */
 void sfl_limiter_free(sfl_limiter *lim);
 
 /* Forward the store's events here. */
@@ -62,6 +64,33 @@ sfl_wait *sfl_limiter_wait(sfl_limiter *lim, long long account, const char *labe
                            int64_t timeout_ms, sfl_wait_fn *fn, void *arg);
 /* No callback after this; a slot granted meanwhile is given back. */
 void sfl_wait_cancel(sfl_wait *w);
+
+/* One ask, no waiting: for a caller that runs its own queue (the scheduler). */
+typedef enum {
+    SFL_TRY_GRANTED = 0,
+    SFL_TRY_DENIED,          /* full (or recovering): retry_ms says when to ask again */
+    SFL_TRY_UNKNOWN_ACCOUNT, /* no max_streams in Redis, none hinted */
+    SFL_TRY_FAILED,          /* no answer (Redis went away) or an error */
+} sfl_try_status;
+
+typedef struct sfl_try_result {
+    sfl_try_status status;
+    sfl_lease *lease;   /* GRANTED: the caller's, to sfl_lease_release */
+    int64_t retry_ms;   /* DENIED */
+    long long in_use;
+    long long limit;
+    const char *error;  /* FAILED with a Redis error; valid during the callback */
+} sfl_try_result;
+
+typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
+/* Sends one acquire. fn is called exactly once, from the loop. -1 when
+ * Redis is not ready or held leases are still being re-taken after a
+ * reconnect (fn not called): ask again later. */
+int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_try_fn *fn,
+                    void *arg);
+/* fn is told of every release announced for an account (after the waits). */
+void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(long long account, void *arg),
+                                 void *arg);
 
 void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);
 /* Gives the slot back (queued if Redis is down) and frees the lease. */

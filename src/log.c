@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+static void splice(char *s, size_t from, size_t to, const char *rep);
+
 static int min_level = -1;
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -56,10 +58,57 @@ void sfl_log(sfl_log_level level, const char *fmt, ...)
     va_end(ap);
     if (m < 0)
         m = 0;
-    n += m;
+    sfl_redact(line + n); /* no log line ever carries a stream's credentials */
+    n = (int)strlen(line);
     if (n > (int)sizeof(line) - 2)
         n = sizeof(line) - 2;
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
+}
+
+/* Replaces s[from, to) by rep (not longer than the span). */
+static void splice(char *s, size_t from, size_t to, const char *rep)
+{
+    size_t n = strlen(rep);
+    memcpy(s + from, rep, n);
+    memmove(s + from + n, s + to, strlen(s + to) + 1);
+}
+
+void sfl_redact(char *s)
+{
+    if (!s)
+        return;
+    /* scheme://user:pass@host */
+    for (char *p = strstr(s, "://"); p; p = strstr(p + 3, "://")) {
+        char *start = p + 3, *q = start;
+        while (*q && *q != '@' && *q != '/' && *q != ' ' && *q != '"')
+            q++;
+        if (*q == '@' && q - start > 3)
+            splice(s, start - s, q - s, "***");
+    }
+    /* Xtream-style paths: /live/USER/PASS/, /movie/USER/PASS/, /series/USER/PASS/ */
+    static const char *const kinds[] = {"/live/", "/movie/", "/series/", "/timeshift/"};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (char *p = strstr(s, kinds[k]); p; p = strstr(p + 1, kinds[k])) {
+            char *u = p + strlen(kinds[k]);
+            char *e1 = strchr(u, '/');
+            char *e2 = e1 ? strchr(e1 + 1, '/') : NULL;
+            if (!e1 || !e2 || memchr(u, ' ', e2 - u))
+                continue;
+            if (e2 - u > 7)
+                splice(s, u - s, e2 - s, "***/***");
+        }
+    }
+    /* ?username=...&password=... */
+    static const char *const params[] = {"username=", "password=", "token=", "api_key="};
+    for (size_t k = 0; k < sizeof(params) / sizeof(params[0]); k++) {
+        for (char *p = strstr(s, params[k]); p; p = strstr(p + 1, params[k])) {
+            char *v = p + strlen(params[k]), *e = v;
+            while (*e && *e != '&' && *e != ' ' && *e != '"' && *e != '\n')
+                e++;
+            if (e - v > 3)
+                splice(s, v - s, e - s, "***");
+        }
+    }
 }

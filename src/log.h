@@ -18,4 +18,10 @@ void sfl_log(sfl_log_level level, const char *fmt, ...) __attribute__((format(pr
 
 #define UNUSED(x) (void)(x)
 
+/* Hides credentials in s, in place (it only gets shorter): the user:pass
+ * before an '@' in a URL, the USER and PASS of Xtream paths (live/USER/PASS/,
+ * also movie, series, timeshift) and username=, password=, token=, api_key=
+ * query values are each replaced by three stars. */
+void sfl_redact(char *s);
+
 #endif
