@@ -1,0 +1,566 @@
+/* batch.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
+ * leases shared in Redis.
+ *
+ * Reads and validates the config and the streams first (exit 2 on any
+ * error, nothing written to Redis), then writes the config's account limits,
+ * queues every stream in the scheduler and writes one JSON line per stream
+ * as it ends. Every stream gets exactly one result: checked ones their
+ * status, the others NoSlot, Cancelled or Error.
+ *
+ * SIGINT/SIGTERM: nothing new starts, running checks are stopped, queued
+ * streams get Cancelled, every lease is released, exit 130/143.
+ * Logs keep the seed's lines so existing log watchers go on working.
+ */
+#include "batch.h"
+
+#include "accounts.h"
+#include "app.h"
+#include "check.h"
+#include "cli.h"
+#include "clock.h"
+#include "conf.h"
+#include "limiter.h"
+#include "log.h"
+#include "runner.h"
+#include "scheduler.h"
+#include "store.h"
+#include "streams.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RELEASE_WAIT_MS 2000
+
+typedef struct job {
+    struct batch *b;
+    const sfl_stream *stream;
+    sfl_lease *lease;
+    sfl_check *check;
+    int done;
+} job;
+
+typedef struct batch {
+    sfl_app app;
+    sfl_runner *runner;
+    sfl_sched *sched;
+    sfl_streams *streams;
+    job *jobs;
+    size_t total, done, statuses[SFL_STATUS_COUNT];
+    FILE *out;
+    const char *out_path;
+    int quiet, progress;
+    int started;     /* jobs handed to the scheduler */
+    int stopping;    /* signal number or -1 for an output error */
+    int rc;
+    int64_t t0;
+    long long *accounts; /* distinct accounts, limited ones */
+    size_t naccounts;
+    long long *limits;
+    size_t limits_owed;
+    struct event *sigint, *sigterm, *tick, *finish_timer;
+    int64_t finish_waited_ms;
+    sfl_check_env env;
+} batch;
+
+static void maybe_finish(batch *b);
+
+/*--- Results ---------------------------------------------------------------*/
+
+static void progress_draw(batch *b, int final);
+
+static void emit(batch *b, job *j, cJSON *result, sfl_status status)
+{
+    j->done = 1;
+    b->done++;
+    b->statuses[status]++;
+    char *line = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    if (line && b->stopping != -1) {
+        if (fprintf(b->out, "%s\n", line) < 0 || fflush(b->out) != 0) {
+            sfl_error("cannot write results to %s: %s; stopping", b->out_path, strerror(errno));
+            b->stopping = -1;
+            b->rc = SFL_EXIT_FAIL;
+            sfl_sched_cancel(b->sched);
+            for (size_t i = 0; i < b->total; i++)
+                if (b->jobs[i].check)
+                    sfl_check_stop(b->jobs[i].check, SFL_STATUS_CANCELLED);
+        }
+    }
+    free(line);
+    progress_draw(b, 0);
+    maybe_finish(b);
+}
+
+static sfl_status status_of(cJSON *result)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(result, "status"));
+    for (int i = 0; i < SFL_STATUS_COUNT; i++)
+        if (s && strcmp(s, sfl_status_name(i)) == 0)
+            return i;
+    return SFL_STATUS_ERROR;
+}
+
+static void on_check_done(sfl_check *c, cJSON *result, void *arg)
+{
+    job *j = arg;
+    batch *b = j->b;
+    UNUSED(c);
+    j->check = NULL;
+    long long account = j->stream->account;
+    if (j->lease) {
+        sfl_lease_release(j->lease);
+        j->lease = NULL;
+    }
+    sfl_sched_done(b->sched, account);
+    emit(b, j, result, status_of(result));
+}
+
+static void on_lease_lost(sfl_lease *lease, const char *why, void *arg)
+{
+    job *j = arg;
+    UNUSED(lease);
+    UNUSED(why);
+    if (j->check)
+        sfl_check_stop(j->check, SFL_STATUS_LEASE_LOST);
+}
+
+static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait_ms, void *arg)
+{
+    job *j = jp;
+    batch *b = arg;
+    UNUSED(account);
+    j->lease = lease;
+    if (lease)
+        sfl_lease_on_lost(lease, on_lease_lost, j);
+    char err[256];
+    j->check = sfl_check_start(&b->env, j->stream, lease, wait_ms, on_check_done, j, err,
+                               sizeof(err));
+    if (!j->check) {
+        if (lease)
+            sfl_lease_release(lease);
+        j->lease = NULL;
+        sfl_sched_done(b->sched, j->stream->account);
+        emit(b, j, sfl_result_new(j->stream, b->app.conf->node_id, SFL_STATUS_ERROR, err),
+             SFL_STATUS_ERROR);
+    }
+}
+
+static void on_drop(void *jp, long long account, sfl_drop_reason why, void *arg)
+{
+    job *j = jp;
+    batch *b = arg;
+    char err[160];
+    sfl_status st = SFL_STATUS_CANCELLED;
+    const char *msg = "cancelled";
+    if (why == SFL_DROP_NOSLOT) {
+        st = SFL_STATUS_NOSLOT;
+        snprintf(err, sizeof(err), "no slot of account %lld within %g s", account,
+                 b->app.conf->acquire_timeout);
+        msg = err;
+    } else if (why == SFL_DROP_UNKNOWN_ACCOUNT) {
+        st = SFL_STATUS_ERROR;
+        snprintf(err, sizeof(err), "account %lld has no max_streams in Redis or the config",
+                 account);
+        msg = err;
+    }
+    emit(b, j, sfl_result_new(j->stream, b->app.conf->node_id, st, msg), st);
+}
+
+/*--- Progress --------------------------------------------------------------*/
+
+typedef struct waiting_ctx {
+    char *buf;
+    size_t len, used;
+} waiting_ctx;
+
+static void add_waiting(const sfl_sched_account *a, void *arg)
+{
+    waiting_ctx *w = arg;
+    if (a->queued == 0 || w->used + 40 >= w->len)
+        return;
+    if (a->account == SFL_CUSTOM_ACCOUNT)
+        w->used += snprintf(w->buf + w->used, w->len - w->used, " custom:%zu", a->queued);
+    else
+        w->used += snprintf(w->buf + w->used, w->len - w->used, " %lld:%zu", a->account,
+                            a->queued);
+}
+
+static void progress_draw(batch *b, int final)
+{
+    if (!b->progress || !b->sched)
+        return;
+    char waiting[200] = "";
+    waiting_ctx w = {waiting, sizeof(waiting), 0};
+    sfl_sched_each_account(b->sched, add_waiting, &w);
+    double el = (sfl_mono_ms() - b->t0) / 1000.0;
+    char eta[32] = "";
+    if (b->done > 0 && b->done < b->total)
+        snprintf(eta, sizeof(eta), " ETA %.0fs", el / b->done * (b->total - b->done));
+    int width = 24, fill = b->total ? (int)(width * b->done / b->total) : width;
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r\033[K[%s] %zu/%zu done, %d running%s%s%s%s", bar, b->done, b->total,
+            sfl_sched_running(b->sched), waiting[0] ? ", waiting (account:n)" : "", waiting, eta,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    progress_draw(arg, 0);
+}
+
+/*--- Start and end ---------------------------------------------------------*/
+
+static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
+{
+    batch *b = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    b->finish_waited_ms += 20;
+    if (sfl_limiter_pending_releases(b->app.lim) == 0 || b->finish_waited_ms >= RELEASE_WAIT_MS ||
+        !sfl_store_ready(b->app.store)) {
+        event_base_loopbreak(b->app.base);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    evtimer_add(b->finish_timer, &tv);
+}
+
+static void maybe_finish(batch *b)
+{
+    if (b->done < b->total || evtimer_pending(b->finish_timer, NULL))
+        return;
+    progress_draw(b, 1);
+    sfl_info("Completed smart parallel check of %zu/%zu streams (OK %zu, Timeout %zu, Error %zu, "
+             "LeaseLost %zu, NoSlot %zu, Cancelled %zu) in %.1f s",
+             b->statuses[SFL_STATUS_OK] + b->statuses[SFL_STATUS_TIMEOUT] +
+                 b->statuses[SFL_STATUS_ERROR] + b->statuses[SFL_STATUS_LEASE_LOST],
+             b->total, b->statuses[SFL_STATUS_OK], b->statuses[SFL_STATUS_TIMEOUT],
+             b->statuses[SFL_STATUS_ERROR], b->statuses[SFL_STATUS_LEASE_LOST],
+             b->statuses[SFL_STATUS_NOSLOT], b->statuses[SFL_STATUS_CANCELLED],
+             (sfl_mono_ms() - b->t0) / 1000.0);
+    if (b->stopping > 0)
+        b->rc = 128 + b->stopping;
+    struct timeval tv = {0, 0};
+    evtimer_add(b->finish_timer, &tv);
+}
+
+static void queue_all(batch *b)
+{
+    /* The seed's log lines. */
+    char grouped[1024];
+    size_t used = snprintf(grouped, sizeof(grouped), "{");
+    for (size_t i = 0; i < b->naccounts && used < sizeof(grouped) - 40; i++) {
+        size_t n = 0;
+        for (size_t k = 0; k < b->total; k++)
+            n += b->streams->v[k].account == b->accounts[i];
+        used += snprintf(grouped + used, sizeof(grouped) - used, "%s%lld: %zu", i ? ", " : "",
+                         b->accounts[i], n);
+    }
+    size_t custom = 0;
+    for (size_t k = 0; k < b->total; k++)
+        custom += b->streams->v[k].account == SFL_CUSTOM_ACCOUNT;
+    if (custom && used < sizeof(grouped) - 40)
+        used += snprintf(grouped + used, sizeof(grouped) - used, "%scustom: %zu",
+                         b->naccounts ? ", " : "", custom);
+    snprintf(grouped + used, sizeof(grouped) - used, "}");
+    sfl_info("Streams grouped by account: %s", grouped);
+    for (size_t i = 0; i < b->naccounts; i++) {
+        size_t n = 0;
+        for (size_t k = 0; k < b->total; k++)
+            n += b->streams->v[k].account == b->accounts[i];
+        if (b->limits[i] >= 0)
+            sfl_info("  Account %lld: %zu streams, limit=%lld", b->accounts[i], n, b->limits[i]);
+        else
+            sfl_info("  Account %lld: %zu streams, limit unknown (not in Redis or the config)",
+                     b->accounts[i], n);
+    }
+    for (size_t k = 0; k < b->total; k++) {
+        job *j = &b->jobs[k];
+        char label[64];
+        snprintf(label, sizeof(label), "%lld", j->stream->id);
+        if (sfl_sched_add(b->sched, j, j->stream->account, j->stream->priority, label) < 0)
+            emit(b, j,
+                 sfl_result_new(j->stream, b->app.conf->node_id, SFL_STATUS_ERROR,
+                                "out of memory"),
+                 SFL_STATUS_ERROR);
+    }
+    b->started = 1;
+}
+
+typedef struct limit_ctx {
+    batch *b;
+    size_t i;
+} limit_ctx;
+
+static void on_limit(sfl_store *st, redisReply *r, void *arg)
+{
+    limit_ctx *lc = arg;
+    batch *b = lc->b;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_STRING)
+        b->limits[lc->i] = strtoll(r->str, NULL, 10);
+    if (b->limits[lc->i] >= 0)
+        sfl_limiter_hint_limit(b->app.lim, b->accounts[lc->i], b->limits[lc->i]);
+    free(lc);
+    if (--b->limits_owed == 0 && !b->started && !b->stopping)
+        queue_all(b);
+}
+
+/* Reads every account's limit for the log lines, then queues the streams. */
+static void read_limits(batch *b)
+{
+    b->limits_owed = 1;
+    for (size_t i = 0; i < b->naccounts; i++) {
+        char key[160];
+        sfl_account_key(key, sizeof(key), sfl_store_ns(b->app.store), b->accounts[i], "conf");
+        const char *argv[3] = {"HGET", key, "max_streams"};
+        limit_ctx *lc = malloc(sizeof(*lc));
+        if (!lc)
+            continue;
+        *lc = (limit_ctx){b, i};
+        b->limits_owed++;
+        if (sfl_store_command(b->app.store, on_limit, lc, 3, argv) < 0) {
+            b->limits_owed--;
+            free(lc);
+        }
+    }
+    if (--b->limits_owed == 0 && !b->started && !b->stopping)
+        queue_all(b);
+}
+
+static void on_accounts_written(int ok, const char *err, void *arg)
+{
+    batch *b = arg;
+    if (!ok)
+        sfl_warn("%s", err);
+    if (!b->started && sfl_store_ready(b->app.store))
+        read_limits(b);
+}
+
+static void on_ready(sfl_app *app, void *arg)
+{
+    batch *b = arg;
+    if (app->ready_count > 1) {
+        sfl_sched_kick(b->sched);
+        if (b->started)
+            return;
+    }
+    if (app->conf->naccounts == 0 ||
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
+                           app->recovery_ms, on_accounts_written, b) < 0)
+        on_accounts_written(1, NULL, b);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    batch *b = arg;
+    UNUSED(what);
+    if (b->stopping)
+        return;
+    sfl_warn("signal %d: cancelling; running checks are stopped and leases released", (int)sig);
+    b->stopping = (int)sig;
+    if (!b->started) {
+        /* Nothing queued yet: every stream is Cancelled. */
+        b->started = 1;
+        for (size_t k = 0; k < b->total; k++)
+            if (!b->jobs[k].done)
+                emit(b, &b->jobs[k],
+                     sfl_result_new(b->jobs[k].stream, b->app.conf->node_id,
+                                    SFL_STATUS_CANCELLED, "cancelled"),
+                     SFL_STATUS_CANCELLED);
+        return;
+    }
+    sfl_sched_cancel(b->sched);
+    for (size_t i = 0; i < b->total; i++)
+        if (b->jobs[i].check)
+            sfl_check_stop(b->jobs[i].check, SFL_STATUS_CANCELLED);
+    maybe_finish(b);
+}
+
+/*--- Command ---------------------------------------------------------------*/
+
+static const char usage[] =
+    "usage: sflimit check [-c CONFIG] [--redis URL] [-o FILE] [--quiet] [STREAMS.json | -]\n"
+    "\n"
+    "Checks a batch of streams on this node; account limits are shared with every\n"
+    "other node through Redis. Streams: a JSON array (or {\"streams\": [...]}) of\n"
+    "{\"id\", \"name\", \"url\", \"m3u_account\", \"priority\"}; '-' or nothing reads stdin.\n"
+    "Results: one JSON line per stream on stdout (or -o FILE). A progress bar goes\n"
+    "to stderr when it is a terminal (--quiet hides it).\n"
+    "Exit: 0 when every stream has a result, 130/143 when interrupted, 1 on a\n"
+    "runtime failure, 2 for usage, config or input errors.\n";
+
+static int cmp_ll(const void *x, const void *y)
+{
+    long long a = *(const long long *)x, c = *(const long long *)y;
+    return a < c ? -1 : a > c;
+}
+
+static int collect_accounts(batch *b)
+{
+    b->accounts = calloc(b->total + 1, sizeof(long long));
+    b->limits = calloc(b->total + 1, sizeof(long long));
+    if (!b->accounts || !b->limits)
+        return -1;
+    for (size_t k = 0; k < b->total; k++)
+        if (b->streams->v[k].account != SFL_CUSTOM_ACCOUNT)
+            b->accounts[b->naccounts++] = b->streams->v[k].account;
+    qsort(b->accounts, b->naccounts, sizeof(long long), cmp_ll);
+    size_t n = 0;
+    for (size_t i = 0; i < b->naccounts; i++)
+        if (n == 0 || b->accounts[n - 1] != b->accounts[i])
+            b->accounts[n++] = b->accounts[i];
+    b->naccounts = n;
+    for (size_t i = 0; i < n; i++)
+        b->limits[i] = -1;
+    return 0;
+}
+
+int sfl_batch_main(int argc, char **argv)
+{
+    enum { OPT_REDIS = 1000, OPT_QUIET };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, OPT_REDIS},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"quiet", no_argument, NULL, OPT_QUIET},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *redis = NULL, *out_path = NULL;
+    batch b = {.rc = SFL_EXIT_OK};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case OPT_REDIS: redis = optarg; break;
+        case 'o': out_path = optarg; break;
+        case OPT_QUIET: b.quiet = 1; break;
+        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
+        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        }
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "sflimit: check: one streams file at most, got '%s' too\n",
+                argv[optind + 1]);
+        return SFL_EXIT_USAGE;
+    }
+    const char *in = optind < argc ? argv[optind] : "-";
+    if (strcmp(in, "-") == 0 && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "sflimit: check: give a streams file, or pipe streams into stdin\n%s",
+                usage);
+        return SFL_EXIT_USAGE;
+    }
+    sfl_conf *conf = sfl_cli_conf(config, redis);
+    if (!conf)
+        return SFL_EXIT_USAGE;
+    char err[512];
+    b.streams = sfl_streams_load(in, err, sizeof(err));
+    if (!b.streams) {
+        fprintf(stderr, "sflimit: %s\n", err);
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    b.out = stdout;
+    b.out_path = out_path ? out_path : "stdout";
+    if (out_path && !(b.out = fopen(out_path, "w"))) {
+        fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
+        sfl_streams_free(b.streams);
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    b.total = b.streams->n;
+    b.t0 = sfl_mono_ms();
+    sfl_info("Starting smart parallel check of %zu streams", b.total);
+    if (b.total == 0) {
+        sfl_info("Completed smart parallel check of 0/0 streams");
+        goto close_only;
+    }
+    b.jobs = calloc(b.total, sizeof(job));
+    if (!b.jobs || collect_accounts(&b) < 0) {
+        fprintf(stderr, "sflimit: out of memory\n");
+        b.rc = SFL_EXIT_FAIL;
+        goto close_only;
+    }
+    for (size_t k = 0; k < b.total; k++)
+        b.jobs[k] = (job){.b = &b, .stream = &b.streams->v[k]};
+    if (sfl_app_open(&b.app, conf, 1, err, sizeof(err)) < 0) {
+        conf = NULL; /* closed by sfl_app_open */
+        fprintf(stderr, "sflimit: %s\n", err);
+        b.rc = SFL_EXIT_FAIL;
+        goto close_only;
+    }
+    conf = NULL;
+    b.progress = !b.quiet && isatty(STDERR_FILENO);
+    b.runner = sfl_runner_new(b.app.base);
+    b.env = (sfl_check_env){b.app.base, b.runner, b.app.conf};
+    sfl_sched_opts so = {
+        .global_limit = b.app.conf->concurrent_enabled ? b.app.conf->global_limit : 1,
+        .stagger_ms = (int64_t)llround(b.app.conf->stagger_delay * 1000),
+        .acquire_timeout_ms = (int64_t)llround(b.app.conf->acquire_timeout * 1000),
+    };
+    sfl_sched_hooks hooks = {on_start, on_drop, &b};
+    b.sched = sfl_sched_new(b.app.base, b.app.lim, &so, &hooks);
+    b.sigint = evsignal_new(b.app.base, SIGINT, on_signal, &b);
+    b.sigterm = evsignal_new(b.app.base, SIGTERM, on_signal, &b);
+    b.tick = event_new(b.app.base, -1, EV_PERSIST, on_tick, &b);
+    b.finish_timer = evtimer_new(b.app.base, on_finish_timer, &b);
+    if (!b.runner || !b.sched || !b.sigint || !b.sigterm || !b.tick || !b.finish_timer) {
+        fprintf(stderr, "sflimit: out of memory\n");
+        b.rc = SFL_EXIT_FAIL;
+        goto done;
+    }
+    evsignal_add(b.sigint, NULL);
+    evsignal_add(b.sigterm, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (b.progress) {
+        struct timeval tv = {0, 250000};
+        evtimer_add(b.tick, &tv);
+    }
+    b.app.on_ready = on_ready;
+    b.app.arg = &b;
+    sfl_app_start(&b.app, 0);
+    event_base_dispatch(b.app.base);
+done:
+    if (b.app.lim)
+        sfl_limiter_release_all(b.app.lim);
+    for (size_t i = 0; b.jobs && i < b.total; i++)
+        if (b.jobs[i].check)
+            sfl_warn("stream %lld still running at exit", b.jobs[i].stream->id);
+    if (b.sigint)
+        event_free(b.sigint);
+    if (b.sigterm)
+        event_free(b.sigterm);
+    if (b.tick)
+        event_free(b.tick);
+    if (b.finish_timer)
+        event_free(b.finish_timer);
+    sfl_runner_free(b.runner);
+    sfl_app_close(&b.app);
+    sfl_sched_free(b.sched);
+close_only:
+    sfl_conf_free(conf);
+    if (b.out && b.out != stdout && fclose(b.out) != 0 && b.rc == 0) {
+        fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
+        b.rc = SFL_EXIT_FAIL;
+    }
+    free(b.jobs);
+    free(b.accounts);
+    free(b.limits);
+    sfl_streams_free(b.streams);
+    return b.rc;
+}

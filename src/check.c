@@ -1,0 +1,406 @@
+/* check.c - one check of one stream, from argv template to result.
+ *
+ * The command comes from check.command, an argv array whose elements may
+ * hold {url} {id} {name} {account} {duration} {user_agent}; it runs without
+ * a shell, in a clean environment plus SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT
+ * and SFL_STREAM_ID, with check.timeout. Its output is read by the parser:
+ * ffmpeg (analysis.c), json (stdout is an object merged into the result) or
+ * none (exit status only).
+ *
+ * Retries (stream_analysis.retries, retry_delay) are new attempts under the
+ * SAME lease, as StreamFlow retries inside one semaphore hold: the stream
+ * keeps its place and the provider never sees more than one connection for
+ * it; the lease is renewed meanwhile. A stop (lease lost, cancel) ends the
+ * current attempt and any retry.
+ *
+ * Errors carry the tail of the command's stderr with credentials redacted.
+ */
+#include "check.h"
+
+#include "analysis.h"
+#include "clock.h"
+#include "conf.h"
+#include "limiter.h"
+#include "log.h"
+#include "runner.h"
+#include "streams.h"
+
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[SFL_STATUS_COUNT] = {"OK",        "Timeout", "Error",
+                                                           "LeaseLost", "NoSlot",  "Cancelled"};
+
+const char *sfl_status_name(sfl_status st)
+{
+    return st < SFL_STATUS_COUNT ? status_names[st] : "Error";
+}
+
+struct sfl_check {
+    sfl_check_env env;
+    const sfl_stream *stream;
+    sfl_lease *lease;
+    int64_t wait_ms;
+    sfl_check_done_fn *fn;
+    void *arg;
+    sfl_child *child;
+    struct event *retry_timer;
+    sfl_status stopped; /* SFL_STATUS_OK = not stopped */
+    int attempts;
+    int64_t started_mono;
+    char started_at[32];
+    cJSON *result;
+};
+
+/*--- Results ---------------------------------------------------------------*/
+
+cJSON *sfl_result_new(const sfl_stream *s, const char *node, sfl_status status, const char *error)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (!r)
+        return NULL;
+    cJSON_AddNumberToObject(r, "stream_id", (double)s->id);
+    if (s->name)
+        cJSON_AddStringToObject(r, "stream_name", s->name);
+    else
+        cJSON_AddNullToObject(r, "stream_name");
+    cJSON_AddStringToObject(r, "stream_url", s->url);
+    if (s->account >= 0)
+        cJSON_AddNumberToObject(r, "m3u_account", (double)s->account);
+    else
+        cJSON_AddNullToObject(r, "m3u_account");
+    cJSON_AddStringToObject(r, "status", sfl_status_name(status));
+    cJSON_AddNullToObject(r, "video_codec");
+    cJSON_AddNullToObject(r, "audio_codec");
+    cJSON_AddNullToObject(r, "resolution");
+    cJSON_AddNullToObject(r, "fps");
+    cJSON_AddNullToObject(r, "bitrate_kbps");
+    cJSON_AddStringToObject(r, "node", node ? node : "");
+    cJSON_AddNullToObject(r, "lease_wait_ms");
+    cJSON_AddNullToObject(r, "started_at");
+    cJSON_AddNullToObject(r, "duration_ms");
+    cJSON_AddNullToObject(r, "exit_code");
+    if (error)
+        cJSON_AddStringToObject(r, "error", error);
+    else
+        cJSON_AddNullToObject(r, "error");
+    return r;
+}
+
+static void set_num(cJSON *r, const char *key, double v)
+{
+    cJSON_ReplaceItemInObject(r, key, cJSON_CreateNumber(v));
+}
+
+static void set_str(cJSON *r, const char *key, const char *v)
+{
+    cJSON_ReplaceItemInObject(r, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+/* The last non-empty line of text, redacted, into buf. */
+static void last_line(const char *text, size_t len, char *buf, size_t buflen)
+{
+    buf[0] = '\0';
+    size_t end = len;
+    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == ' '))
+        end--;
+    size_t start = end;
+    while (start > 0 && text[start - 1] != '\n' && text[start - 1] != '\r')
+        start--;
+    size_t n = end - start < buflen - 1 ? end - start : buflen - 1;
+    memcpy(buf, text + start, n);
+    buf[n] = '\0';
+    sfl_redact(buf);
+}
+
+/*--- Running ---------------------------------------------------------------*/
+
+/* Replaces the placeholders of one argv element. Caller frees. */
+static char *expand(const char *tmpl, const sfl_check *c)
+{
+    const sfl_conf *conf = c->env.conf;
+    char id[24], account[24], duration[32];
+    snprintf(id, sizeof(id), "%lld", c->stream->id);
+    if (c->stream->account >= 0)
+        snprintf(account, sizeof(account), "%lld", c->stream->account);
+    else
+        account[0] = '\0';
+    snprintf(duration, sizeof(duration), "%g", conf->ffmpeg_duration);
+    const struct {
+        const char *key, *value;
+    } subs[] = {{"{url}", c->stream->url},
+                {"{id}", id},
+                {"{name}", c->stream->name ? c->stream->name : ""},
+                {"{account}", account},
+                {"{duration}", duration},
+                {"{user_agent}", conf->user_agent ? conf->user_agent : ""}};
+    size_t cap = strlen(tmpl) + 1;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        cap += strlen(subs[i].value) * 4; /* generous: a few occurrences */
+    char *out = malloc(cap + 1);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    for (const char *p = tmpl; *p;) {
+        int done = 0;
+        for (size_t i = 0; *p == '{' && i < sizeof(subs) / sizeof(subs[0]); i++) {
+            size_t kl = strlen(subs[i].key), vl = strlen(subs[i].value);
+            if (strncmp(p, subs[i].key, kl) == 0) {
+                if (n + vl >= cap) {
+                    char *bigger = realloc(out, (cap = (n + vl) * 2 + 1) + 1);
+                    if (!bigger) {
+                        free(out);
+                        return NULL;
+                    }
+                    out = bigger;
+                }
+                memcpy(out + n, subs[i].value, vl);
+                n += vl;
+                p += kl;
+                done = 1;
+                break;
+            }
+        }
+        if (!done) {
+            if (n + 1 >= cap) {
+                char *bigger = realloc(out, (cap = cap * 2) + 1);
+                if (!bigger) {
+                    free(out);
+                    return NULL;
+                }
+                out = bigger;
+            }
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static void on_child_done(sfl_child *child, const sfl_child_result *res, void *arg);
+
+static int attempt(sfl_check *c, char *err, size_t errlen)
+{
+    const sfl_conf *conf = c->env.conf;
+    size_t argc = conf->check_argc;
+    char **argv = calloc(argc + 1, sizeof(char *));
+    int rc = -1;
+    if (!argv) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < argc; i++)
+        if (!(argv[i] = expand(conf->check_command[i], c))) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    char e_lease[160], e_fence[48], e_account[48], e_stream[48];
+    snprintf(e_lease, sizeof(e_lease), "SFL_LEASE_ID=%s", c->lease ? sfl_lease_id(c->lease) : "");
+    snprintf(e_fence, sizeof(e_fence), "SFL_FENCE=%lld", c->lease ? sfl_lease_fence(c->lease) : 0);
+    if (c->stream->account >= 0)
+        snprintf(e_account, sizeof(e_account), "SFL_ACCOUNT=%lld", c->stream->account);
+    else
+        snprintf(e_account, sizeof(e_account), "SFL_ACCOUNT=");
+    snprintf(e_stream, sizeof(e_stream), "SFL_STREAM_ID=%lld", c->stream->id);
+    char *env[] = {e_lease, e_fence, e_account, e_stream, NULL};
+    sfl_child_opts opts = {
+        .argv = argv,
+        .env = env,
+        .clean_env = 1,
+        .capture = 1,
+        .capture_cap = 1024 * 1024, /* the tail; a verbose 30 s ffmpeg run is a few KB */
+        .timeout_ms = (int64_t)llround(conf->check_timeout * 1000),
+        .kill_grace_ms = 2000,
+    };
+    c->attempts++;
+    c->child = sfl_runner_spawn(c->env.runner, &opts, on_child_done, c, err, errlen);
+    rc = c->child ? 0 : -1;
+done:
+    for (size_t i = 0; i < argc; i++)
+        free(argv[i]);
+    free(argv);
+    return rc;
+}
+
+static void finish(sfl_check *c, sfl_status status, const char *error)
+{
+    set_str(c->result, "status", sfl_status_name(status));
+    set_str(c->result, "error", error);
+    set_num(c->result, "duration_ms", (double)(sfl_mono_ms() - c->started_mono));
+    cJSON_AddNumberToObject(c->result, "attempts", c->attempts);
+    cJSON *result = c->result;
+    c->result = NULL;
+    c->fn(c, result, c->arg);
+    if (c->retry_timer)
+        event_free(c->retry_timer);
+    free(c);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_check *c = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    char err[256];
+    if (c->stopped != SFL_STATUS_OK) {
+        finish(c, c->stopped, c->stopped == SFL_STATUS_LEASE_LOST ? "lease lost" : "cancelled");
+        return;
+    }
+    if (attempt(c, err, sizeof(err)) < 0)
+        finish(c, SFL_STATUS_ERROR, err);
+}
+
+/* Fills the result from the command's output; returns the status. */
+static sfl_status judge(sfl_check *c, const sfl_child_result *res, char *error, size_t errlen)
+{
+    const sfl_conf *conf = c->env.conf;
+    error[0] = '\0';
+    set_num(c->result, "exit_code", res->exited ? res->exit_code : 128 + res->term_signal);
+    if (res->stopped == SFL_STOP_TIMEOUT) {
+        snprintf(error, errlen, "no result within check.timeout (%g s)", conf->check_timeout);
+        return SFL_STATUS_TIMEOUT;
+    }
+    if (res->exec_failed) {
+        snprintf(error, errlen, "cannot run %s: %.*s", conf->check_command[0], (int)res->err_len,
+                 res->err);
+        return SFL_STATUS_ERROR;
+    }
+    int ok = res->exited && res->exit_code == 0;
+    if (strcmp(conf->check_parser, "ffmpeg") == 0) {
+        sfl_analysis a;
+        sfl_analysis_parse_ffmpeg(res->err, res->err_len, conf->ffmpeg_duration, &a);
+        char resolution[32];
+        sfl_analysis_resolution(&a, resolution, sizeof(resolution));
+        set_str(c->result, "video_codec", a.video_codec[0] ? a.video_codec : NULL);
+        set_str(c->result, "audio_codec", a.audio_codec[0] ? a.audio_codec : NULL);
+        set_str(c->result, "resolution", resolution);
+        set_num(c->result, "fps", round(a.fps * 100) / 100);
+        set_num(c->result, "bitrate_kbps", round(a.bitrate_kbps));
+        cJSON_AddBoolToObject(c->result, "dead", sfl_analysis_is_dead(&a));
+        if (!ok || !a.has_video) {
+            last_line(res->err, res->err_len, error, errlen);
+            if (!error[0])
+                snprintf(error, errlen, "ffmpeg found no video stream");
+            return SFL_STATUS_ERROR;
+        }
+        return SFL_STATUS_OK;
+    }
+    if (strcmp(conf->check_parser, "json") == 0) {
+        cJSON *extra = cJSON_ParseWithLength(res->out, res->out_len);
+        if (!cJSON_IsObject(extra)) {
+            cJSON_Delete(extra);
+            snprintf(error, errlen, "parser json: the command's stdout is not a JSON object");
+            return SFL_STATUS_ERROR;
+        }
+        static const char *const own[] = {"stream_id", "stream_name", "stream_url", "m3u_account",
+                                          "status",    "node",        "error"};
+        cJSON *item = extra->child;
+        while (item) {
+            cJSON *next = item->next;
+            int reserved = 0;
+            for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+                reserved |= strcmp(item->string, own[i]) == 0;
+            if (!reserved) {
+                cJSON_DetachItemViaPointer(extra, item);
+                if (cJSON_HasObjectItem(c->result, item->string))
+                    cJSON_ReplaceItemInObject(c->result, item->string, item);
+                else
+                    cJSON_AddItemToObject(c->result, item->string, item);
+            }
+            item = next;
+        }
+        cJSON_Delete(extra);
+    }
+    if (!ok) {
+        last_line(res->err, res->err_len, error, errlen);
+        if (!error[0])
+            snprintf(error, errlen, "exit code %d", res->exited ? res->exit_code : 128 + res->term_signal);
+        return SFL_STATUS_ERROR;
+    }
+    return SFL_STATUS_OK;
+}
+
+static void on_child_done(sfl_child *child, const sfl_child_result *res, void *arg)
+{
+    sfl_check *c = arg;
+    UNUSED(child);
+    c->child = NULL;
+    if (c->stopped != SFL_STATUS_OK) {
+        finish(c, c->stopped,
+               c->stopped == SFL_STATUS_LEASE_LOST
+                   ? "lease lost: the check was stopped before the slot could go to anyone else"
+                   : "cancelled");
+        return;
+    }
+    char error[512];
+    sfl_status st = judge(c, res, error, sizeof(error));
+    const sfl_conf *conf = c->env.conf;
+    if ((st == SFL_STATUS_ERROR || st == SFL_STATUS_TIMEOUT) && !res->exec_failed &&
+        c->attempts <= conf->retries) {
+        sfl_info("Stream %lld: attempt %d failed (%s: %s); retrying in %g s", c->stream->id,
+                 c->attempts, sfl_status_name(st), error, conf->retry_delay);
+        struct timeval tv = {(time_t)conf->retry_delay,
+                             (suseconds_t)((conf->retry_delay - floor(conf->retry_delay)) * 1e6)};
+        evtimer_add(c->retry_timer, &tv);
+        return;
+    }
+    finish(c, st, error[0] ? error : NULL);
+}
+
+sfl_check *sfl_check_start(const sfl_check_env *env, const sfl_stream *stream, sfl_lease *lease,
+                           int64_t wait_ms, sfl_check_done_fn *fn, void *arg, char *err,
+                           size_t errlen)
+{
+    sfl_check *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->env = *env;
+    c->stream = stream;
+    c->lease = lease;
+    c->wait_ms = wait_ms;
+    c->fn = fn;
+    c->arg = arg;
+    c->started_mono = sfl_mono_ms();
+    sfl_wall_iso(c->started_at, sizeof(c->started_at));
+    c->result = sfl_result_new(stream, env->conf->node_id, SFL_STATUS_OK, NULL);
+    c->retry_timer = evtimer_new(env->base, on_retry, c);
+    if (!c->result || !c->retry_timer) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    set_num(c->result, "lease_wait_ms", (double)wait_ms);
+    set_str(c->result, "started_at", c->started_at);
+    if (lease)
+        cJSON_AddNumberToObject(c->result, "fence", (double)sfl_lease_fence(lease));
+    if (attempt(c, err, errlen) < 0)
+        goto fail;
+    return c;
+fail:
+    cJSON_Delete(c->result);
+    if (c->retry_timer)
+        event_free(c->retry_timer);
+    free(c);
+    return NULL;
+}
+
+void sfl_check_stop(sfl_check *c, sfl_status why)
+{
+    if (c->stopped != SFL_STATUS_OK)
+        return;
+    c->stopped = why;
+    if (c->child) {
+        sfl_child_stop(c->child, SFL_STOP_REQUESTED);
+    } else if (evtimer_pending(c->retry_timer, NULL)) {
+        /* Between attempts: nothing runs; end from the loop (never from
+         * inside the caller, which may be the limiter's lost callback). */
+        struct timeval now = {0, 0};
+        evtimer_del(c->retry_timer);
+        evtimer_add(c->retry_timer, &now);
+    }
+}
