@@ -273,3 +273,97 @@ void th_loop_for(struct event_base *base, int ms)
 {
     th_loop_until(base, never, NULL, ms);
 }
+
+#include <cjson/cJSON.h>
+
+void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_ms,
+                       const char *file)
+{
+    memset(p, 0, sizeof(*p));
+    th_tmpdir(p->dir, sizeof(p->dir));
+    char portfile[200], hold[24], log[200];
+    snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
+    snprintf(log, sizeof(log), "%s/provider.log", p->dir);
+    snprintf(hold, sizeof(hold), "%d", hold_ms);
+    const char *argv[64] = {SFL_TOOLS_DIR "/sfl-fake-provider", "--port-file", portfile,
+                            "--hold-ms", hold};
+    int n = 5;
+    for (int i = 0; users && users[i] && n < 58; i++) {
+        argv[n++] = "--user";
+        argv[n++] = users[i];
+    }
+    if (file) {
+        argv[n++] = "--file";
+        argv[n++] = file;
+    }
+    argv[n] = NULL;
+    p->pid = th_spawn((char *const *)argv, log, log);
+    int64_t until = th_now_ms() + 5000;
+    while (th_now_ms() < until) {
+        char *text = th_read_file(portfile);
+        if (text) {
+            p->port = atoi(text);
+            free(text);
+            if (p->port > 0)
+                return;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("the fake provider did not start");
+}
+
+void th_provider_stop(sfl_test_provider *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+}
+
+cJSON *th_provider_stats(const sfl_test_provider *p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+              "cannot reach the fake provider");
+    const char req[] = "GET /stats HTTP/1.0\r\nHost: x\r\n\r\n";
+    cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
+    char buf[65536];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += r;
+    close(fd);
+    buf[n] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    cr_assert_not_null(body, "bad answer from the fake provider");
+    cJSON *doc = cJSON_Parse(body + 4);
+    cr_assert_not_null(doc, "fake provider /stats is not JSON: %s", body + 4);
+    return doc;
+}
+
+long long th_provider_stat(const sfl_test_provider *p, const char *path)
+{
+    cJSON *doc = th_provider_stats(p);
+    cJSON *v = doc;
+    char copy[200];
+    snprintf(copy, sizeof(copy), "%s", path);
+    for (char *save = NULL, *part = strtok_r(copy, ".", &save); part && v;
+         part = strtok_r(NULL, ".", &save))
+        v = cJSON_GetObjectItem(v, part);
+    cr_assert(cJSON_IsNumber(v), "no number at %s in the provider's stats", path);
+    long long out = (long long)v->valuedouble;
+    cJSON_Delete(doc);
+    return out;
+}
+
+void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    FILE *f = fopen(buf, "w");
+    cr_assert_not_null(f, "cannot write %s", buf);
+    fputs(text, f);
+    fclose(f);
+}

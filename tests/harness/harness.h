@@ -53,3 +53,22 @@ struct event_base;
 int th_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int timeout_ms);
 /* Runs the loop for ms milliseconds. */
 void th_loop_for(struct event_base *base, int ms);
+
+/* The fake provider (tests/tools/fake_provider.c) on a free loopback port:
+ * the ground truth of how many connections each user really had open. */
+typedef struct sfl_test_provider {
+    pid_t pid;
+    int port;
+    char dir[128];
+} sfl_test_provider;
+
+/* users: NULL-terminated "NAME:PASS:LIMIT" list; file may be NULL (filler bytes). */
+void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_ms,
+                       const char *file);
+void th_provider_stop(sfl_test_provider *p);
+/* Fetches /stats; the caller frees with cJSON_Delete. */
+struct cJSON *th_provider_stats(const sfl_test_provider *p);
+/* A number from /stats: "violations", "max_concurrent", or "users.NAME.max_seen" etc. */
+long long th_provider_stat(const sfl_test_provider *p, const char *path);
+/* Writes text to a new file in dir; returns the path in buf. */
+void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len);
