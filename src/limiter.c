@@ -24,6 +24,7 @@
 #include "limiter.h"
 
 #include "clock.h"
+#include "idmap.h"
 #include "log.h"
 #include "store.h"
 
@@ -74,11 +75,6 @@ struct sfl_wait {
     sfl_wait *prev, *next;
 };
 
-typedef struct known_limit {
-    long long account;
-    long long limit;
-} known_limit;
-
 typedef struct renew_ctx {
     sfl_lease *lease;
     int64_t sent_ms;
@@ -95,11 +91,10 @@ struct sfl_limiter {
     sfl_wait *waits;
     int retaking; /* re-takes owed after a reconnect: new asks wait for them */
     struct event *renew_timer;
-    known_limit *known;
-    size_t nknown, capknown;
+    sfl_idmap *known; /* account -> long long: the limit last seen */
     struct pending_release *to_release;
     int releases_owed;
-    void (*release_seen)(long long account, void *arg);
+    void (*release_seen)(long long account, const char *ticket, void *arg);
     void *release_seen_arg;
     sfl_limiter_stats stats;
 };
@@ -145,45 +140,33 @@ static void timer_in(struct event *ev, int64_t ms)
     evtimer_add(ev, &tv);
 }
 
-static void account_keys(const sfl_limiter *lim, long long account, char keys[4][160])
+/* The keys of one account, in the order every lease script takes them. */
+#define NKEYS 6
+static void account_keys(const sfl_limiter *lim, long long account, char keys[NKEYS][160])
 {
-    const char *ns = sfl_store_ns(lim->store);
-    sfl_account_key(keys[0], 160, ns, account, "leases");
-    sfl_account_key(keys[1], 160, ns, account, "holders");
-    sfl_account_key(keys[2], 160, ns, account, "conf");
-    sfl_account_key(keys[3], 160, ns, account, "fence");
-}
-
-static known_limit *known_find(const sfl_limiter *lim, long long account)
-{
-    for (size_t i = 0; i < lim->nknown; i++)
-        if (lim->known[i].account == account)
-            return &lim->known[i];
-    return NULL;
+    static const char *const suffix[NKEYS] = {"leases", "holders", "conf",
+                                              "fence",  "waiters", "waiters:exp"};
+    for (int i = 0; i < NKEYS; i++)
+        sfl_account_key(keys[i], 160, sfl_store_ns(lim->store), account, suffix[i]);
 }
 
 void sfl_limiter_hint_limit(sfl_limiter *lim, long long account, long long max_streams)
 {
-    known_limit *k = known_find(lim, account);
-    if (k) {
-        k->limit = max_streams;
-        return;
-    }
-    if (lim->nknown == lim->capknown) {
-        size_t cap = lim->capknown ? lim->capknown * 2 : 16;
-        known_limit *v = realloc(lim->known, cap * sizeof(*v));
-        if (!v)
+    long long *k = sfl_idmap_get(lim->known, account);
+    if (!k) {
+        k = malloc(sizeof(*k));
+        if (!k || sfl_idmap_put(lim->known, account, k) < 0) {
+            free(k);
             return; /* only a hint */
-        lim->known = v;
-        lim->capknown = cap;
+        }
     }
-    lim->known[lim->nknown++] = (known_limit){account, max_streams};
+    *k = max_streams;
 }
 
 long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account)
 {
-    known_limit *k = known_find(lim, account);
-    return k ? k->limit : -1;
+    long long *k = sfl_idmap_get(lim->known, account);
+    return k ? *k : -1;
 }
 
 /* Sends acquire.lua or renew.lua for (account, id). */
@@ -191,15 +174,21 @@ static int send_lease_script(sfl_limiter *lim, const char *script, long long acc
                              const char *id, const char *label, sfl_store_reply_fn *fn,
                              void *arg)
 {
-    char keys[4][160];
+    char keys[NKEYS][160];
     account_keys(lim, account, keys);
-    const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
-    char ttl[24], known[24], recovery[24];
+    const char *kv[NKEYS];
+    for (int i = 0; i < NKEYS; i++)
+        kv[i] = keys[i];
+    char ttl[24], known[24], recovery[24], ticket[24], acc[24];
     snprintf(ttl, sizeof(ttl), "%" PRId64, lim->opts.ttl_ms);
     snprintf(known, sizeof(known), "%lld", sfl_limiter_known_limit(lim, account));
     snprintf(recovery, sizeof(recovery), "%" PRId64, lim->opts.recovery_ms);
-    const char *av[6] = {id, ttl, lim->node_id, label, known, recovery};
-    return sfl_store_eval(lim->store, script, 4, kv, 6, av, fn, arg);
+    snprintf(ticket, sizeof(ticket), "%" PRId64, lim->opts.ticket_ttl_ms);
+    snprintf(acc, sizeof(acc), "%lld", account);
+    const char *av[9] = {id, ttl, lim->node_id, label, known, recovery, ticket, lim->channel, acc};
+    if (strcmp(script, "renew") == 0)
+        return sfl_store_eval(lim->store, script, 4, kv, 6, av, fn, arg);
+    return sfl_store_eval(lim->store, script, NKEYS, kv, 9, av, fn, arg);
 }
 
 /*--- Releases --------------------------------------------------------------*/
@@ -215,14 +204,17 @@ static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
 
 static void release_id(sfl_limiter *lim, long long account, const char *id)
 {
-    char keys[4][160];
+    char keys[NKEYS][160];
     account_keys(lim, account, keys);
-    const char *kv[2] = {keys[0], keys[1]};
-    char acc[24];
+    const char *kv[NKEYS];
+    for (int i = 0; i < NKEYS; i++)
+        kv[i] = keys[i];
+    char acc[24], handoff[24];
     snprintf(acc, sizeof(acc), "%lld", account);
-    const char *av[3] = {id, lim->channel, acc};
+    snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.ticket_ttl_ms);
+    const char *av[4] = {id, lim->channel, acc, handoff};
     lim->releases_owed++;
-    if (sfl_store_eval(lim->store, "release", 2, kv, 3, av, on_release_reply, lim) == 0)
+    if (sfl_store_eval(lim->store, "release", NKEYS, kv, 4, av, on_release_reply, lim) == 0)
         return;
     lim->releases_owed--;
     /* Redis is away: give it back when it returns (or let the TTL do it). */
@@ -457,6 +449,11 @@ static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
 
 /*--- One-shot tries --------------------------------------------------------*/
 
+void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%016" PRIx64, lim->node_id, sfl_random64());
+}
+
 typedef struct try_ctx {
     sfl_limiter *lim;
     long long account;
@@ -505,8 +502,8 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
     free(t);
 }
 
-int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_try_fn *fn,
-                    void *arg)
+int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
+                    sfl_try_fn *fn, void *arg)
 {
     if (!sfl_store_ready(lim->store) || lim->retaking > 0)
         return -1;
@@ -517,7 +514,10 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_
     t->account = account;
     t->fn = fn;
     t->arg = arg;
-    snprintf(t->id, sizeof(t->id), "%s:%016" PRIx64, lim->node_id, sfl_random64());
+    if (id)
+        snprintf(t->id, sizeof(t->id), "%s", id);
+    else
+        sfl_limiter_new_id(lim, t->id, sizeof(t->id));
     snprintf(t->label, sizeof(t->label), "%s", label ? label : "");
     t->asked_ms = sfl_mono_ms();
     if (send_lease_script(lim, "acquire", account, t->id, t->label, on_try_reply, t) < 0) {
@@ -527,7 +527,8 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_
     return 0;
 }
 
-void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(long long account, void *arg),
+void sfl_limiter_on_release_seen(sfl_limiter *lim,
+                                 void (*fn)(long long account, const char *ticket, void *arg),
                                  void *arg)
 {
     lim->release_seen = fn;
@@ -675,7 +676,7 @@ sfl_wait *sfl_limiter_wait(sfl_limiter *lim, long long account, const char *labe
     w->arg = arg;
     w->started_ms = sfl_mono_ms();
     w->deadline_ms = timeout_ms < 0 ? -1 : w->started_ms + timeout_ms;
-    snprintf(w->id, sizeof(w->id), "%s:%016" PRIx64, lim->node_id, sfl_random64());
+    sfl_limiter_new_id(lim, w->id, sizeof(w->id));
     snprintf(w->label, sizeof(w->label), "%s", label ? label : "");
     w->timer = evtimer_new(lim->base, on_wait_timer, w);
     if (!w->timer) {
@@ -751,15 +752,18 @@ void sfl_limiter_on_down(sfl_limiter *lim)
 
 void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
 {
+    /* "<account>": a slot is free for anyone; "<account> <ticket>": it was
+     * handed to that ticket, and only its owner needs to ask. */
     char *end;
     long long account = strtoll(msg, &end, 10);
     if (end == msg)
         return;
+    const char *ticket = *end == ' ' ? end + 1 : NULL;
     for (sfl_wait *w = lim->waits; w; w = w->next)
-        if (w->account == account)
+        if (w->account == account && (!ticket || strcmp(ticket, w->id) == 0))
             wait_attempt(w);
     if (lim->release_seen)
-        lim->release_seen(account, lim->release_seen_arg);
+        lim->release_seen(account, ticket, lim->release_seen_arg);
 }
 
 /*--- Lifecycle -------------------------------------------------------------*/
@@ -777,10 +781,13 @@ sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
         lim->opts.recovery_ms = lim->opts.ttl_ms;
     if (lim->opts.fallback_ms <= 0)
         lim->opts.fallback_ms = 1000;
+    if (lim->opts.ticket_ttl_ms <= 0)
+        lim->opts.ticket_ttl_ms = 3 * lim->opts.fallback_ms + 1000;
+    lim->known = sfl_idmap_new();
     lim->node_id = strdup(opts->node_id ? opts->node_id : "node");
     snprintf(lim->channel, sizeof(lim->channel), "%s:released", sfl_store_ns(store));
     lim->renew_timer = event_new(base, -1, EV_PERSIST, on_renew_tick, lim);
-    if (!lim->node_id || !lim->renew_timer) {
+    if (!lim->node_id || !lim->renew_timer || !lim->known) {
         sfl_limiter_free(lim);
         return NULL;
     }
@@ -794,6 +801,13 @@ void sfl_limiter_release_all(sfl_limiter *lim)
         sfl_wait_cancel(lim->waits);
     while (lim->leases)
         sfl_lease_release(lim->leases);
+}
+
+static void free_value(long long id, void *value, void *arg)
+{
+    UNUSED(id);
+    UNUSED(arg);
+    free(value);
 }
 
 void sfl_limiter_free(sfl_limiter *lim)
@@ -817,7 +831,10 @@ void sfl_limiter_free(sfl_limiter *lim)
     }
     if (lim->renew_timer)
         event_free(lim->renew_timer);
-    free(lim->known);
+    if (lim->known) {
+        sfl_idmap_each(lim->known, free_value, NULL);
+        sfl_idmap_free(lim->known);
+    }
     free(lim->node_id);
     free(lim);
 }

@@ -24,6 +24,9 @@ typedef struct sfl_limiter_opts {
     int64_t recovery_ms; /* window opened when a lost conf is restored; default ttl_ms */
     int64_t fallback_ms; /* longest wait between two asks when denied (pub/sub can drop
                             messages); default 1000 */
+    int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; also how
+                              long a slot handed to a ticket waits for its node; default
+                              3 * fallback_ms + 1000 */
 } sfl_limiter_opts;
 
 typedef enum {
@@ -83,13 +86,20 @@ typedef struct sfl_try_result {
 } sfl_try_result;
 
 typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
-/* Sends one acquire. fn is called exactly once, from the loop. -1 when
- * Redis is not ready or held leases are still being re-taken after a
- * reconnect (fn not called): ask again later. */
-int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, sfl_try_fn *fn,
-                    void *arg);
-/* fn is told of every release announced for an account (after the waits). */
-void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(long long account, void *arg),
+/* Sends one acquire with lease id `id` (NULL: a new one). A denied ask
+ * leaves id queued as the node's ticket for the account: ask again with the
+ * SAME id to keep its place (and to take over a slot handed to it); use a
+ * new id after a grant, to queue behind the others. fn is called exactly
+ * once, from the loop. -1 when Redis is not ready or held leases are still
+ * being re-taken after a reconnect (fn not called): ask again later. */
+int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
+                    sfl_try_fn *fn, void *arg);
+/* A fresh lease id / ticket "<node_id>:<16 hex>". */
+void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len);
+/* fn is told of every release announced for an account (after the waits);
+ * ticket is the ticket the slot was handed to, or NULL if it is free. */
+void sfl_limiter_on_release_seen(sfl_limiter *lim,
+                                 void (*fn)(long long account, const char *ticket, void *arg),
                                  void *arg);
 
 void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);

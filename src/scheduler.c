@@ -12,6 +12,12 @@
  * is asked at once, so a full account never holds up another (the seed
  * blocked on the first full account in input order).
  *
+ * Across nodes, a denied ask leaves one ticket per account and node in
+ * Redis, and slots go to tickets in arrival order (acquire.lua,
+ * release.lua). The account keeps asking with the same ticket until it is
+ * granted, then takes a new one, so its next need queues behind the other
+ * nodes: a node with one stream never starves behind a node with a hundred.
+ *
  * NoSlot: an account's clock starts at its first denial after its last
  * grant; if acquire_timeout passes with no grant, its queued jobs are
  * dropped with SFL_DROP_NOSLOT. An account that keeps getting slots never
@@ -51,6 +57,7 @@ typedef struct acct {
     int parked;
     int in_ring;
     int64_t stalled_since; /* -1: not stalled */
+    char ticket[96];       /* the lease id asked with while waiting: our place in Redis's queue */
     struct event *wake;
     struct acct *prev, *next; /* ring */
 } acct;
@@ -275,12 +282,14 @@ static void on_try(const sfl_try_result *res, void *arg)
     if (s->cancelled || a->n == 0) {
         if (res->lease)
             sfl_lease_release(res->lease);
+        a->ticket[0] = '\0';
         pump(s);
         return;
     }
     switch (res->status) {
     case SFL_TRY_GRANTED:
         a->stalled_since = -1;
+        a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
         start_head(a, res->lease);
         break;
     case SFL_TRY_DENIED: {
@@ -297,6 +306,7 @@ static void on_try(const sfl_try_result *res, void *arg)
         drop_all(a, SFL_DROP_UNKNOWN_ACCOUNT);
         break;
     case SFL_TRY_FAILED:
+        a->ticket[0] = '\0'; /* the limiter gave that id back */
         park(a, NOT_READY_MS);
         break;
     }
@@ -328,7 +338,9 @@ static void pump(sfl_sched *s)
             start_head(a, NULL);
             continue;
         }
-        if (sfl_limiter_try(s->lim, a->id, a->heap[0].label, on_try, a) < 0) {
+        if (!a->ticket[0])
+            sfl_limiter_new_id(s->lim, a->ticket, sizeof(a->ticket));
+        if (sfl_limiter_try(s->lim, a->id, a->heap[0].label, a->ticket, on_try, a) < 0) {
             park(a, NOT_READY_MS); /* Redis away or leases being re-taken */
             continue;
         }
@@ -339,7 +351,7 @@ static void pump(sfl_sched *s)
 
 /*--- API -------------------------------------------------------------------*/
 
-static void on_release_seen(long long account, void *arg);
+static void on_release_seen(long long account, const char *ticket, void *arg);
 
 sfl_sched *sfl_sched_new(struct event_base *base, sfl_limiter *lim, const sfl_sched_opts *opts,
                          const sfl_sched_hooks *hooks)
@@ -414,9 +426,8 @@ void sfl_sched_done(sfl_sched *s, long long account)
         a->running--;
     if (s->running > 0)
         s->running--;
-    /* Our own release wakes our own sleeping account at once. */
-    if (a && a->parked)
-        unpark(a);
+    /* A parked account of ours is not woken here: our release hands the
+     * slot to the oldest ticket, and its owner is told (maybe us). */
     pump(s);
 }
 
@@ -451,11 +462,11 @@ void sfl_sched_kick(sfl_sched *s)
     pump(s);
 }
 
-static void on_release_seen(long long account, void *arg)
+static void on_release_seen(long long account, const char *ticket, void *arg)
 {
     sfl_sched *s = arg;
     acct *a = sfl_idmap_get(s->accounts, account);
-    if (a && a->parked) {
+    if (a && a->parked && (!ticket || strcmp(ticket, a->ticket) == 0)) {
         unpark(a);
         pump(s);
     }

@@ -296,16 +296,19 @@ Test(lease, concurrent_access)
 static redisReply *script(const char *name, long long account, const char *lease, int ttl)
 {
     const sfl_script *s = sfl_script_get(name);
-    char k[4][64];
-    snprintf(k[0], 64, "sfl:{a:%lld}:leases", account);
-    snprintf(k[1], 64, "sfl:{a:%lld}:holders", account);
-    snprintf(k[2], 64, "sfl:{a:%lld}:conf", account);
-    snprintf(k[3], 64, "sfl:{a:%lld}:fence", account);
+    char k[6][64];
+    static const char *const suffix[6] = {"leases", "holders", "conf",
+                                          "fence",  "waiters", "waiters:exp"};
+    for (int i = 0; i < 6; i++)
+        snprintf(k[i], 64, "sfl:{a:%lld}:%s", account, suffix[i]);
     if (strcmp(name, "release") == 0)
-        return th_redis(&redis, "EVAL %s 2 %s %s %s sfl:released %lld", s->text, k[0], k[1], lease,
-                        account);
-    return th_redis(&redis, "EVAL %s 4 %s %s %s %s %s %d crashed t -1 0", s->text, k[0], k[1],
-                    k[2], k[3], lease, ttl);
+        return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s sfl:released %lld 4000", s->text,
+                        k[0], k[1], k[2], k[3], k[4], k[5], lease, account);
+    if (strcmp(name, "renew") == 0)
+        return th_redis(&redis, "EVAL %s 4 %s %s %s %s %s %d crashed t -1 0", s->text, k[0],
+                        k[1], k[2], k[3], lease, ttl);
+    return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
+                    s->text, k[0], k[1], k[2], k[3], k[4], k[5], lease, ttl, account);
 }
 
 Test(lease, expiry_frees_slot)
@@ -582,4 +585,131 @@ Test(lease, stress_never_exceeds_limit)
     cr_assert_leq(atomic_load(&sh->max_holding), 2);
     cr_assert_eq(atomic_load(&sh->max_holding), 2, "the limit was never used fully");
     cr_assert_leq(max_zcard, 2);
+}
+
+/*--- Fair waiting: tickets and hand-off ------------------------------------*/
+
+static long long reply_int(redisReply *r, size_t i)
+{
+    cr_assert(r->type == REDIS_REPLY_ARRAY && i < r->elements);
+    return r->element[i]->integer;
+}
+
+/* Slots go to tickets in arrival order; release hands the slot straight to
+ * the oldest ticket, whose node takes it over with the same id. */
+Test(lease, release_hands_slot_to_oldest_ticket)
+{
+    th_account(&redis, 20, 1);
+    redisReply *r = script("acquire", 20, "a:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    r = script("acquire", 20, "b:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    cr_assert_eq(reply_int(r, 5), 1, "b should be first in line");
+    freeReplyObject(r);
+    r = script("acquire", 20, "c:1", 5000);
+    cr_assert_eq(reply_int(r, 5), 2, "c should be second in line");
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:20}:waiters"), 2);
+
+    r = script("release", 20, "a:1", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(in_use(20), 1, "the slot was not handed on (or handed twice)");
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:20}:holders b:1"), 1,
+                 "the slot did not go to the oldest ticket");
+    /* c asks before b has taken over: still full. */
+    r = script("acquire", 20, "c:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0, "a later ticket jumped the queue");
+    freeReplyObject(r);
+    /* b takes over the handed lease. */
+    r = script("acquire", 20, "b:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    cr_assert_eq(in_use(20), 1);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:20}:waiters"), 1, "c keeps its place");
+}
+
+/* A dead node's ticket expires: it does not hold the queue. */
+Test(lease, expired_ticket_is_skipped)
+{
+    th_account(&redis, 21, 1);
+    const sfl_script *s = sfl_script_get("acquire");
+    freeReplyObject(script("acquire", 21, "a:1", 5000));
+    /* a ticket that lives 100 ms (its node then dies) */
+    freeReplyObject(th_redis(&redis,
+                             "EVAL %s 6 sfl:{a:21}:leases sfl:{a:21}:holders sfl:{a:21}:conf "
+                             "sfl:{a:21}:fence sfl:{a:21}:waiters sfl:{a:21}:waiters:exp dead:1 "
+                             "5000 dead t -1 0 100 sfl:released 21",
+                             s->text));
+    freeReplyObject(script("acquire", 21, "live:1", 5000));
+    usleep(200 * 1000);
+    freeReplyObject(script("release", 21, "a:1", 0));
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:21}:holders dead:1"), 0,
+                 "an expired ticket got the slot");
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:21}:holders live:1"), 1);
+}
+
+/* Eight busy waiters cycle on one limit-1 account; a ninth client joins.
+ * With tickets served in order, at most the eight tickets already queued
+ * can be served before it: count the grants, not the milliseconds. */
+typedef struct cycler {
+    tclient *c;
+    slot s;
+    int holding;
+    int64_t held_at;
+    int grants;
+} cycler;
+
+Test(lease, newcomer_is_served_in_turn)
+{
+    th_account(&redis, 22, 1);
+    enum { BUSY = 8 };
+    cycler cy[BUSY];
+    for (int i = 0; i < BUSY; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "busy%d", i);
+        cy[i] = (cycler){.c = tc_new(node, 5000, 1000, 500)};
+        ask(cy[i].c, 22, -1, &cy[i].s);
+    }
+    tclient *newcomer = tc_new("newcomer", 5000, 1000, 500);
+    slot n;
+    int asked = 0, grants_before = 0, total = 0;
+    int64_t until = th_now_ms() + 30000;
+    while (th_now_ms() < until && !(asked && n.done)) {
+        th_loop_for(base, 2);
+        for (int i = 0; i < BUSY; i++) {
+            if (!cy[i].holding && cy[i].s.done) {
+                cr_assert_eq(cy[i].s.status, SFL_WAIT_GRANTED);
+                cy[i].holding = 1;
+                cy[i].held_at = th_now_ms();
+                total++;
+                if (asked && !n.done)
+                    grants_before++;
+            }
+            if (cy[i].holding && th_now_ms() - cy[i].held_at >= 20) {
+                sfl_lease_release(cy[i].s.lease);
+                cy[i].holding = 0;
+                ask(cy[i].c, 22, -1, &cy[i].s);
+            }
+        }
+        if (!asked && total >= 2 * BUSY) {
+            ask(newcomer, 22, -1, &n);
+            asked = 1;
+        }
+    }
+    cr_assert(asked && n.done, "the newcomer never got a slot");
+    cr_assert_eq(n.status, SFL_WAIT_GRANTED);
+    cr_assert_leq(grants_before, BUSY,
+                  "%d grants went to others while the newcomer waited behind %d tickets",
+                  grants_before, BUSY);
+    sfl_lease_release(n.lease);
+    for (int i = 0; i < BUSY; i++) {
+        if (cy[i].holding)
+            sfl_lease_release(cy[i].s.lease);
+    }
+    th_loop_for(base, 50);
+    for (int i = 0; i < BUSY; i++)
+        tc_free(cy[i].c);
+    tc_free(newcomer);
 }
