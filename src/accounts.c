@@ -11,6 +11,7 @@
 #include "app.h"
 #include "cli.h"
 #include "conf.h"
+#include "dispatcharr.h"
 #include "limiter.h"
 #include "log.h"
 #include "store.h"
@@ -370,7 +371,7 @@ static void cli_ready(sfl_app *app, void *arg)
 static int cli_run_loop(cli_run *run, sfl_conf *conf)
 {
     char err[512];
-    if (sfl_app_open(&run->app, conf, 0, err, sizeof(err)) < 0) {
+    if (sfl_app_open(&run->app, conf, 0, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
         return SFL_EXIT_FAIL;
     }
@@ -466,7 +467,10 @@ int sfl_accounts_main(int argc, char **argv)
     if (strcmp(verb, "list") == 0 && npos == 0)
         return cli_run_loop(&run, conf);
     if (strcmp(verb, "sync") == 0 && npos == 0) {
-        /* Dispatcharr sync is its own module; without it, the config's accounts. */
+        /* From Dispatcharr when dispatcharr.url is set (dispatcharr.c); without
+         * it, the config's accounts. */
+        if (conf->dispatcharr_url)
+            return sfl_dispatcharr_sync_main(conf);
         if (conf->naccounts == 0) {
             fprintf(stderr, "sflimit: accounts sync: the config has no accounts and no "
                             "dispatcharr.url\n");

@@ -39,12 +39,14 @@ static void on_store_down(sfl_store *st, const char *why, void *arg)
         sfl_limiter_on_down(app->lim);
 }
 
-static void on_store_released(sfl_store *st, const char *msg, void *arg)
+static void on_store_message(sfl_store *st, const char *channel, const char *msg, void *arg)
 {
     sfl_app *app = arg;
     UNUSED(st);
-    if (app->lim)
+    if (app->lim && strcmp(channel, app->released_channel) == 0)
         sfl_limiter_on_released(app->lim, msg);
+    else if (app->on_message)
+        app->on_message(app, channel, msg, app->arg);
 }
 
 static void on_connect_deadline(evutil_socket_t fd, short what, void *arg)
@@ -56,9 +58,19 @@ static void on_connect_deadline(evutil_socket_t fd, short what, void *arg)
         app->on_unreachable(app, app->arg);
 }
 
-int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, char *err, size_t errlen)
+int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *const *channels,
+                 char *err, size_t errlen)
 {
     app->conf = conf;
+    snprintf(app->released_channel, sizeof(app->released_channel), "%s:released",
+             conf->redis_namespace);
+    const char *subs[16];
+    int nsubs = 0;
+    if (with_limiter)
+        subs[nsubs++] = app->released_channel;
+    for (int i = 0; channels && channels[i] && nsubs < 15; i++)
+        subs[nsubs++] = channels[i];
+    subs[nsubs] = NULL;
     app->base = event_base_new();
     if (!app->base) {
         snprintf(err, errlen, "cannot create the event loop");
@@ -79,10 +91,10 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, char *err, size
         .ns = conf->redis_namespace,
         .connect_timeout_ms = conf->connect_timeout_ms,
         .command_timeout_ms = conf->connect_timeout_ms,
-        .subscribe = with_limiter,
+        .channels = subs,
         .on_ready = on_store_ready,
         .on_down = on_store_down,
-        .on_released = on_store_released,
+        .on_message = on_store_message,
         .arg = app,
     };
     app->store = sfl_store_new(app->base, &so, err, errlen);

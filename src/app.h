@@ -26,14 +26,20 @@ struct sfl_app {
     int ready_count;       /* how many times the store became ready */
     sfl_app_fn *on_ready;  /* after the limiter has seen it; every (re)connect */
     sfl_app_fn *on_unreachable; /* no first connection within the connect deadline */
+    /* A message on one of the extra channels given to sfl_app_open. */
+    void (*on_message)(sfl_app *app, const char *channel, const char *msg, void *arg);
+    char released_channel[80];
     void *arg;
     struct event *connect_deadline;
 };
 
 /* Takes ownership of conf. Starts the embedded Redis when the URL says so.
- * with_limiter: also the limiter and the released subscription.
- * 0, or -1 with err set (everything already opened is closed). */
-int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, char *err, size_t errlen);
+ * with_limiter: also the limiter and the released subscription. channels:
+ * more channels to subscribe to (NULL-terminated full names, or NULL); their
+ * messages go to on_message. 0, or -1 with err set (everything already
+ * opened is closed). */
+int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *const *channels,
+                 char *err, size_t errlen);
 /* Connects; if connect_deadline_ms > 0 and no connection is ready by then,
  * on_unreachable is called (once). */
 void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms);

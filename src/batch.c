@@ -498,7 +498,7 @@ int sfl_batch_main(int argc, char **argv)
     }
     for (size_t k = 0; k < b.total; k++)
         b.jobs[k] = (job){.b = &b, .stream = &b.streams->v[k]};
-    if (sfl_app_open(&b.app, conf, 1, err, sizeof(err)) < 0) {
+    if (sfl_app_open(&b.app, conf, 1, NULL, err, sizeof(err)) < 0) {
         conf = NULL; /* closed by sfl_app_open */
         fprintf(stderr, "sflimit: %s\n", err);
         b.rc = SFL_EXIT_FAIL;

@@ -249,7 +249,7 @@ int sfl_exec_main(int argc, char **argv)
     snprintf(run.label, sizeof(run.label), "%s", label ? label : run.cmd[0]);
 
     char err[512];
-    if (sfl_app_open(&run.app, conf, 1, err, sizeof(err)) < 0) {
+    if (sfl_app_open(&run.app, conf, 1, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
         return SFL_EXIT_FAIL;
     }

@@ -1,7 +1,7 @@
 /* store.c - the node's connections to Redis.
  *
  * Two hiredis async connections on the libevent loop: one for commands and
- * scripts, one subscribed to <ns>:released. Both reconnect forever, with
+ * scripts, one subscribed to the channels asked for (<ns>:released, ...). Both reconnect forever, with
  * exponential backoff and jitter, from a timer (never from inside a hiredis
  * callback, and never freeing a context hiredis is about to free itself).
  *
@@ -56,7 +56,8 @@ struct sfl_store {
     sfl_store_opts opts;
     sfl_redis_url url;
     char *ns;
-    char *channel;
+    char **channels; /* NULL-terminated */
+    int nchannels;
     conn cmd, sub;
     struct event *watchdog;
     int freeing;
@@ -341,9 +342,10 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
             setup_done(c);
         return;
     }
-    if (kind && strcmp(kind, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING &&
-        c->st->opts.on_released)
-        c->st->opts.on_released(c->st, rep->element[2]->str, c->st->opts.arg);
+    if (kind && strcmp(kind, "message") == 0 && rep->element[1]->type == REDIS_REPLY_STRING &&
+        rep->element[2]->type == REDIS_REPLY_STRING && c->st->opts.on_message)
+        c->st->opts.on_message(c->st, rep->element[1]->str, rep->element[2]->str,
+                               c->st->opts.arg);
 }
 
 static void setup_send(conn *c, redisCallbackFn *fn, void *priv, int argc, const char **argv)
@@ -390,9 +392,12 @@ static void conn_connect(conn *c)
         setup_send(c, on_setup_reply, NULL, st->url.user ? 3 : 2, argv);
     }
     if (c->is_sub) {
-        const char *argv[2] = {"SUBSCRIBE", st->channel};
-        if (redisAsyncCommandArgv(ac, on_message, NULL, 2, argv, NULL) == REDIS_OK) {
-            c->loads_pending++;
+        const char *argv[64] = {"SUBSCRIBE"};
+        int n = 1;
+        for (int i = 0; i < st->nchannels && n < 64; i++)
+            argv[n++] = st->channels[i];
+        if (redisAsyncCommandArgv(ac, on_message, NULL, n, argv, NULL) == REDIS_OK) {
+            c->loads_pending += n - 1; /* one confirmation per channel */
             c->pending++;
         }
         return;
@@ -484,11 +489,21 @@ sfl_store *sfl_store_new(struct event_base *base, const sfl_store_opts *opts, ch
     st->ns = strdup(opts->ns ? opts->ns : "sfl");
     st->opts.ns = st->ns;
     st->opts.url = NULL;
-    size_t n = strlen(st->ns) + sizeof(":released");
-    st->channel = malloc(n);
-    if (!st->ns || !st->channel)
+    if (!st->ns)
         goto oom;
-    snprintf(st->channel, n, "%s:released", st->ns);
+    while (opts->channels && opts->channels[st->nchannels])
+        st->nchannels++;
+    if (st->nchannels > 60) {
+        snprintf(err, errlen, "too many channels");
+        goto fail;
+    }
+    st->channels = calloc(st->nchannels + 1, sizeof(char *));
+    if (!st->channels)
+        goto oom;
+    for (int i = 0; i < st->nchannels; i++)
+        if (!(st->channels[i] = strdup(opts->channels[i])))
+            goto oom;
+    st->opts.channels = NULL;
     conn *cs[2] = {&st->cmd, &st->sub};
     for (int i = 0; i < 2; i++) {
         cs[i]->st = st;
@@ -513,7 +528,7 @@ void sfl_store_start(sfl_store *st)
     struct timeval tv = {0, WATCHDOG_MS * 1000};
     evtimer_add(st->watchdog, &tv);
     conn_connect(&st->cmd);
-    if (st->opts.subscribe)
+    if (st->nchannels > 0)
         conn_connect(&st->sub);
 }
 
@@ -536,7 +551,9 @@ void sfl_store_free(sfl_store *st)
         event_free(st->watchdog);
     sfl_redis_url_clear(&st->url);
     free(st->ns);
-    free(st->channel);
+    for (int i = 0; st->channels && i < st->nchannels; i++)
+        free(st->channels[i]);
+    free(st->channels);
     free(st);
 }
 

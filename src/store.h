@@ -1,5 +1,5 @@
-/* store.h - sfl's connections to Redis: commands, scripts, and the
- * sfl:released subscription, on a libevent loop. */
+/* store.h - sfl's connections to Redis: commands, scripts, and pub/sub
+ * subscriptions (sfl:released, ...), on a libevent loop. */
 #ifndef SFL_STORE_H
 #define SFL_STORE_H
 
@@ -21,13 +21,14 @@ typedef struct sfl_store_opts {
     const char *ns;             /* key namespace, "sfl" */
     int64_t connect_timeout_ms; /* per connection attempt */
     int64_t command_timeout_ms; /* a connection with a reply owed longer than this is dropped */
-    int subscribe;              /* 1: keep a second connection subscribed to <ns>:released */
+    const char *const *channels; /* NULL-terminated full channel names (copied) kept
+                                    subscribed on a second connection; NULL: none */
     /* Connected, authenticated, scripts loaded. Called after every (re)connect. */
     void (*on_ready)(sfl_store *st, void *arg);
     /* The command connection went away; reconnection is already scheduled. */
     void (*on_down)(sfl_store *st, const char *why, void *arg);
-    /* A message on <ns>:released (text, NUL-terminated). */
-    void (*on_released)(sfl_store *st, const char *msg, void *arg);
+    /* A message on one of the channels (both NUL-terminated, valid during the call). */
+    void (*on_message)(sfl_store *st, const char *channel, const char *msg, void *arg);
     void *arg;
 } sfl_store_opts;
 

@@ -59,10 +59,11 @@ static void tc_down(sfl_store *st, const char *why, void *arg)
     sfl_limiter_on_down(c->lim);
 }
 
-static void tc_released(sfl_store *st, const char *msg, void *arg)
+static void tc_released(sfl_store *st, const char *channel, const char *msg, void *arg)
 {
     tclient *c = arg;
     (void)st;
+    (void)channel;
     sfl_limiter_on_released(c->lim, msg);
 }
 
@@ -75,9 +76,10 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
 {
     tclient *c = calloc(1, sizeof(*c));
     char err[256];
+    static const char *const channels[] = {"sfl:released", NULL};
     sfl_store_opts so = {.url = redis.url, .ns = "sfl", .connect_timeout_ms = 1000,
-                         .subscribe = 1, .on_ready = tc_ready, .on_down = tc_down,
-                         .on_released = tc_released, .arg = c};
+                         .channels = channels, .on_ready = tc_ready, .on_down = tc_down,
+                         .on_message = tc_released, .arg = c};
     c->st = sfl_store_new(base, &so, err, sizeof(err));
     cr_assert_not_null(c->st, "%s", err);
     sfl_limiter_opts lo = {.node_id = node, .ttl_ms = ttl, .renew_ms = renew,
