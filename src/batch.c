@@ -25,6 +25,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "streams.h"
+#include "worker.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -40,46 +41,33 @@
 
 #define RELEASE_WAIT_MS 2000
 
-typedef struct job {
-    struct batch *b;
-    const sfl_stream *stream;
-    sfl_lease *lease;
-    sfl_check *check;
-    int done;
-} job;
-
 typedef struct batch {
     sfl_app app;
-    sfl_runner *runner;
-    sfl_sched *sched;
+    sfl_worker *worker;
     sfl_streams *streams;
-    job *jobs;
     size_t total, done, statuses[SFL_STATUS_COUNT];
     FILE *out;
     const char *out_path;
     int quiet, progress;
-    int started;     /* jobs handed to the scheduler */
-    int stopping;    /* signal number or -1 for an output error */
+    int started;  /* streams handed to the worker */
+    int stopping; /* signal number, or -1 after an output error */
     int rc;
     int64_t t0;
-    long long *accounts; /* distinct accounts, limited ones */
+    long long *accounts; /* distinct limited accounts */
     size_t naccounts;
     long long *limits;
     size_t limits_owed;
     struct event *sigint, *sigterm, *tick, *finish_timer;
     int64_t finish_waited_ms;
-    sfl_check_env env;
 } batch;
 
 static void maybe_finish(batch *b);
+static void progress_draw(batch *b, int final);
 
 /*--- Results ---------------------------------------------------------------*/
 
-static void progress_draw(batch *b, int final);
-
-static void emit(batch *b, job *j, cJSON *result, sfl_status status)
+static void emit(batch *b, cJSON *result, sfl_status status)
 {
-    j->done = 1;
     b->done++;
     b->statuses[status]++;
     char *line = cJSON_PrintUnformatted(result);
@@ -89,10 +77,7 @@ static void emit(batch *b, job *j, cJSON *result, sfl_status status)
             sfl_error("cannot write results to %s: %s; stopping", b->out_path, strerror(errno));
             b->stopping = -1;
             b->rc = SFL_EXIT_FAIL;
-            sfl_sched_cancel(b->sched);
-            for (size_t i = 0; i < b->total; i++)
-                if (b->jobs[i].check)
-                    sfl_check_stop(b->jobs[i].check, SFL_STATUS_CANCELLED);
+            sfl_worker_cancel(b->worker);
         }
     }
     free(line);
@@ -100,79 +85,13 @@ static void emit(batch *b, job *j, cJSON *result, sfl_status status)
     maybe_finish(b);
 }
 
-static sfl_status status_of(cJSON *result)
+static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_status status,
+                      int started, void *arg)
 {
-    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(result, "status"));
-    for (int i = 0; i < SFL_STATUS_COUNT; i++)
-        if (s && strcmp(s, sfl_status_name(i)) == 0)
-            return i;
-    return SFL_STATUS_ERROR;
-}
-
-static void on_check_done(sfl_check *c, cJSON *result, void *arg)
-{
-    job *j = arg;
-    batch *b = j->b;
-    UNUSED(c);
-    j->check = NULL;
-    long long account = j->stream->account;
-    if (j->lease) {
-        sfl_lease_release(j->lease);
-        j->lease = NULL;
-    }
-    sfl_sched_done(b->sched, account);
-    emit(b, j, result, status_of(result));
-}
-
-static void on_lease_lost(sfl_lease *lease, const char *why, void *arg)
-{
-    job *j = arg;
-    UNUSED(lease);
-    UNUSED(why);
-    if (j->check)
-        sfl_check_stop(j->check, SFL_STATUS_LEASE_LOST);
-}
-
-static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait_ms, void *arg)
-{
-    job *j = jp;
-    batch *b = arg;
-    UNUSED(account);
-    j->lease = lease;
-    if (lease)
-        sfl_lease_on_lost(lease, on_lease_lost, j);
-    char err[256];
-    j->check = sfl_check_start(&b->env, j->stream, lease, wait_ms, on_check_done, j, err,
-                               sizeof(err));
-    if (!j->check) {
-        if (lease)
-            sfl_lease_release(lease);
-        j->lease = NULL;
-        sfl_sched_done(b->sched, j->stream->account);
-        emit(b, j, sfl_result_new(j->stream, b->app.conf->node_id, SFL_STATUS_ERROR, err),
-             SFL_STATUS_ERROR);
-    }
-}
-
-static void on_drop(void *jp, long long account, sfl_drop_reason why, void *arg)
-{
-    job *j = jp;
-    batch *b = arg;
-    char err[160];
-    sfl_status st = SFL_STATUS_CANCELLED;
-    const char *msg = "cancelled";
-    if (why == SFL_DROP_NOSLOT) {
-        st = SFL_STATUS_NOSLOT;
-        snprintf(err, sizeof(err), "no slot of account %lld within %g s", account,
-                 b->app.conf->acquire_timeout);
-        msg = err;
-    } else if (why == SFL_DROP_UNKNOWN_ACCOUNT) {
-        st = SFL_STATUS_ERROR;
-        snprintf(err, sizeof(err), "account %lld has no max_streams in Redis or the config",
-                 account);
-        msg = err;
-    }
-    emit(b, j, sfl_result_new(j->stream, b->app.conf->node_id, st, msg), st);
+    UNUSED(ctx);
+    UNUSED(stream);
+    UNUSED(started);
+    emit(arg, result, status);
 }
 
 /*--- Progress --------------------------------------------------------------*/
@@ -196,11 +115,11 @@ static void add_waiting(const sfl_sched_account *a, void *arg)
 
 static void progress_draw(batch *b, int final)
 {
-    if (!b->progress || !b->sched)
+    if (!b->progress || !b->worker)
         return;
     char waiting[200] = "";
     waiting_ctx w = {waiting, sizeof(waiting), 0};
-    sfl_sched_each_account(b->sched, add_waiting, &w);
+    sfl_sched_each_account(sfl_worker_sched(b->worker), add_waiting, &w);
     double el = (sfl_mono_ms() - b->t0) / 1000.0;
     char eta[32] = "";
     if (b->done > 0 && b->done < b->total)
@@ -211,7 +130,7 @@ static void progress_draw(batch *b, int final)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
     fprintf(stderr, "\r\033[K[%s] %zu/%zu done, %d running%s%s%s%s", bar, b->done, b->total,
-            sfl_sched_running(b->sched), waiting[0] ? ", waiting (account:n)" : "", waiting, eta,
+            sfl_worker_running(b->worker), waiting[0] ? ", waiting (account:n)" : "", waiting, eta,
             final ? "\n" : "");
     fflush(stderr);
 }
@@ -289,17 +208,12 @@ static void queue_all(batch *b)
             sfl_info("  Account %lld: %zu streams, limit unknown (not in Redis or the config)",
                      b->accounts[i], n);
     }
-    for (size_t k = 0; k < b->total; k++) {
-        job *j = &b->jobs[k];
-        char label[64];
-        snprintf(label, sizeof(label), "%lld", j->stream->id);
-        if (sfl_sched_add(b->sched, j, j->stream->account, j->stream->priority, label) < 0)
-            emit(b, j,
-                 sfl_result_new(j->stream, b->app.conf->node_id, SFL_STATUS_ERROR,
-                                "out of memory"),
-                 SFL_STATUS_ERROR);
-    }
     b->started = 1;
+    for (size_t k = 0; k < b->total; k++)
+        if (sfl_worker_add(b->worker, &b->streams->v[k], NULL) < 0)
+            emit(b, sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_ERROR,
+                                   "out of memory"),
+                 SFL_STATUS_ERROR);
 }
 
 typedef struct limit_ctx {
@@ -356,7 +270,7 @@ static void on_ready(sfl_app *app, void *arg)
 {
     batch *b = arg;
     if (app->ready_count > 1) {
-        sfl_sched_kick(b->sched);
+        sfl_worker_kick(b->worker);
         if (b->started)
             return;
     }
@@ -378,17 +292,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         /* Nothing queued yet: every stream is Cancelled. */
         b->started = 1;
         for (size_t k = 0; k < b->total; k++)
-            if (!b->jobs[k].done)
-                emit(b, &b->jobs[k],
-                     sfl_result_new(b->jobs[k].stream, b->app.conf->node_id,
-                                    SFL_STATUS_CANCELLED, "cancelled"),
-                     SFL_STATUS_CANCELLED);
+            emit(b,
+                 sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_CANCELLED,
+                                "cancelled"),
+                 SFL_STATUS_CANCELLED);
         return;
     }
-    sfl_sched_cancel(b->sched);
-    for (size_t i = 0; i < b->total; i++)
-        if (b->jobs[i].check)
-            sfl_check_stop(b->jobs[i].check, SFL_STATUS_CANCELLED);
+    sfl_worker_cancel(b->worker);
     maybe_finish(b);
 }
 
@@ -490,14 +400,11 @@ int sfl_batch_main(int argc, char **argv)
         sfl_info("Completed smart parallel check of 0/0 streams");
         goto close_only;
     }
-    b.jobs = calloc(b.total, sizeof(job));
-    if (!b.jobs || collect_accounts(&b) < 0) {
+    if (collect_accounts(&b) < 0) {
         fprintf(stderr, "sflimit: out of memory\n");
         b.rc = SFL_EXIT_FAIL;
         goto close_only;
     }
-    for (size_t k = 0; k < b.total; k++)
-        b.jobs[k] = (job){.b = &b, .stream = &b.streams->v[k]};
     if (sfl_app_open(&b.app, conf, 1, NULL, err, sizeof(err)) < 0) {
         conf = NULL; /* closed by sfl_app_open */
         fprintf(stderr, "sflimit: %s\n", err);
@@ -506,20 +413,12 @@ int sfl_batch_main(int argc, char **argv)
     }
     conf = NULL;
     b.progress = !b.quiet && isatty(STDERR_FILENO);
-    b.runner = sfl_runner_new(b.app.base);
-    b.env = (sfl_check_env){b.app.base, b.runner, b.app.conf};
-    sfl_sched_opts so = {
-        .global_limit = b.app.conf->concurrent_enabled ? b.app.conf->global_limit : 1,
-        .stagger_ms = (int64_t)llround(b.app.conf->stagger_delay * 1000),
-        .acquire_timeout_ms = (int64_t)llround(b.app.conf->acquire_timeout * 1000),
-    };
-    sfl_sched_hooks hooks = {on_start, on_drop, &b};
-    b.sched = sfl_sched_new(b.app.base, b.app.lim, &so, &hooks);
+    b.worker = sfl_worker_new(&b.app, on_result, &b);
     b.sigint = evsignal_new(b.app.base, SIGINT, on_signal, &b);
     b.sigterm = evsignal_new(b.app.base, SIGTERM, on_signal, &b);
     b.tick = event_new(b.app.base, -1, EV_PERSIST, on_tick, &b);
     b.finish_timer = evtimer_new(b.app.base, on_finish_timer, &b);
-    if (!b.runner || !b.sched || !b.sigint || !b.sigterm || !b.tick || !b.finish_timer) {
+    if (!b.worker || !b.sigint || !b.sigterm || !b.tick || !b.finish_timer) {
         fprintf(stderr, "sflimit: out of memory\n");
         b.rc = SFL_EXIT_FAIL;
         goto done;
@@ -536,11 +435,11 @@ int sfl_batch_main(int argc, char **argv)
     sfl_app_start(&b.app, 0);
     event_base_dispatch(b.app.base);
 done:
+    if (b.worker && sfl_worker_running(b.worker) > 0)
+        sfl_warn("%d check(s) still running at exit: killed", sfl_worker_running(b.worker));
+    sfl_worker_free(b.worker);
     if (b.app.lim)
         sfl_limiter_release_all(b.app.lim);
-    for (size_t i = 0; b.jobs && i < b.total; i++)
-        if (b.jobs[i].check)
-            sfl_warn("stream %lld still running at exit", b.jobs[i].stream->id);
     if (b.sigint)
         event_free(b.sigint);
     if (b.sigterm)
@@ -549,16 +448,13 @@ done:
         event_free(b.tick);
     if (b.finish_timer)
         event_free(b.finish_timer);
-    sfl_runner_free(b.runner);
     sfl_app_close(&b.app);
-    sfl_sched_free(b.sched);
 close_only:
     sfl_conf_free(conf);
     if (b.out && b.out != stdout && fclose(b.out) != 0 && b.rc == 0) {
         fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
         b.rc = SFL_EXIT_FAIL;
     }
-    free(b.jobs);
     free(b.accounts);
     free(b.limits);
     sfl_streams_free(b.streams);

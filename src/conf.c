@@ -573,6 +573,9 @@ sfl_conf *sfl_conf_new(void)
     c->retry_delay = 10;
     c->user_agent = strdup("VLC/3.0.14");
     c->http_listen = strdup("127.0.0.1:8470");
+    c->node_shutdown_grace = 10;
+    c->node_claim_idle = 15;
+    c->node_batch_ttl = 86400;
     if (!c->node_id || !c->redis_url || !c->redis_namespace || !c->check_command ||
         !c->check_parser || !c->user_agent || !c->http_listen)
         goto err;
@@ -621,7 +624,9 @@ const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)
 
 static const char *const top_keys[] = {"node_id",     "redis", "concurrent_streams", "lease",
                                        "accounts",    "check", "stream_analysis",    "http",
-                                       "dispatcharr", NULL};
+                                       "dispatcharr", "node",  NULL};
+static const char *const node_keys[] = {"shutdown_grace", "claim_idle", "batch_ttl", "lookahead",
+                                        NULL};
 static const char *const redis_keys[] = {"url", "password", "namespace", "connect_timeout_ms",
                                          NULL};
 static const char *const conc_keys[] = {"enabled", "global_limit", "stagger_delay", NULL};
@@ -632,7 +637,8 @@ static const char *const check_section_keys[] = {"command", "parser", "timeout",
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
                                             "retry_delay",     "user_agent", NULL};
 static const char *const http_keys[] = {"listen", "token", NULL};
-static const char *const dispatcharr_keys[] = {"url", "username", "password", "api_key", NULL};
+static const char *const dispatcharr_keys[] = {"url",     "username",      "password",
+                                               "api_key", "sync_interval", NULL};
 
 /* Line and column (1-based) of byte offset off. */
 static void where(const char *text, size_t off, size_t *line, size_t *col)
@@ -879,7 +885,27 @@ static int parse_dispatcharr(const ectx *e, const cJSON *root, sfl_conf *c)
         get_string(e, o, "url", "dispatcharr.url", 1, &c->dispatcharr_url) < 0 ||
         get_string(e, o, "username", "dispatcharr.username", 1, &c->dispatcharr_username) < 0 ||
         get_string(e, o, "password", "dispatcharr.password", 1, &c->dispatcharr_password) < 0 ||
-        get_string(e, o, "api_key", "dispatcharr.api_key", 1, &c->dispatcharr_api_key) < 0)
+        get_string(e, o, "api_key", "dispatcharr.api_key", 1, &c->dispatcharr_api_key) < 0 ||
+        get_double(e, o, "sync_interval", "dispatcharr.sync_interval", &NS_NONNEG_NUM,
+                   &c->dispatcharr_sync_interval) < 0)
+        return -1;
+    return 0;
+}
+
+/* The node daemon and the shared queue (`sflimit node`). */
+static int parse_node(const ectx *e, const cJSON *root, sfl_conf *c)
+{
+    int rc;
+    const cJSON *o = get_object(e, root, "node", &rc);
+    if (!o)
+        return rc;
+    if (check_keys(e, o, "node", node_keys) < 0 ||
+        get_double(e, o, "shutdown_grace", "node.shutdown_grace", &NS_NONNEG_NUM,
+                   &c->node_shutdown_grace) < 0 ||
+        get_double(e, o, "claim_idle", "node.claim_idle", &NS_POS_NUM, &c->node_claim_idle) <
+            0 ||
+        get_double(e, o, "batch_ttl", "node.batch_ttl", &NS_POS_NUM, &c->node_batch_ttl) < 0 ||
+        get_int(e, o, "lookahead", "node.lookahead", &NS_RETRIES, &c->node_lookahead) < 0)
         return -1;
     return 0;
 }
@@ -910,7 +936,8 @@ sfl_conf *sfl_conf_parse(const char *json, size_t len, const char *name, char *e
         parse_redis(&e, root, c) < 0 || parse_concurrent(&e, root, c) < 0 ||
         parse_lease(&e, root, c) < 0 || parse_accounts(&e, root, c) < 0 ||
         parse_check(&e, root, c) < 0 || parse_analysis(&e, root, c) < 0 ||
-        parse_http(&e, root, c) < 0 || parse_dispatcharr(&e, root, c) < 0 || validate(c, &e) < 0)
+        parse_http(&e, root, c) < 0 || parse_dispatcharr(&e, root, c) < 0 ||
+        parse_node(&e, root, c) < 0 || validate(c, &e) < 0)
         goto err;
     cJSON_Delete(root);
     return c;

@@ -44,7 +44,14 @@ typedef struct sfl_conf {
     char *http_listen;       /* "127.0.0.1:8470" */
     char *http_token;        /* NULL */
     char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
-        *dispatcharr_api_key; /* NULL */
+        *dispatcharr_api_key;         /* NULL */
+    double dispatcharr_sync_interval; /* 0 = the node does not sync; else seconds */
+    /* node: the daemon and the shared queue */
+    double node_shutdown_grace; /* 10 s: running checks may finish before they are stopped */
+    double node_claim_idle;     /* 15 s: a queue entry idle this long (its node is gone) is
+                                   claimed by another node */
+    double node_batch_ttl;      /* 86400 s: batches and their results expire after this */
+    int node_lookahead;         /* 0 = global_limit: queue entries held beyond the running ones */
 } sfl_conf;
 
 /* Built-in defaults. The caller frees with sfl_conf_free(). NULL when out of memory. */

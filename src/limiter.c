@@ -89,6 +89,7 @@ struct sfl_limiter {
     sfl_lease *leases;
     int nleases;
     sfl_wait *waits;
+    struct try_ctx *tries; /* in flight */
     int retaking; /* re-takes owed after a reconnect: new asks wait for them */
     struct event *renew_timer;
     sfl_idmap *known; /* account -> long long: the limit last seen */
@@ -460,15 +461,42 @@ typedef struct try_ctx {
     char id[ID_LEN];
     char label[LABEL_LEN];
     int64_t asked_ms;
-    sfl_try_fn *fn;
+    sfl_try_fn *fn; /* NULL once cancelled */
     void *arg;
+    struct try_ctx *prev, *next;
 } try_ctx;
+
+static void try_unlink(try_ctx *t)
+{
+    sfl_limiter *lim = t->lim;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (lim->tries == t)
+        lim->tries = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg)
+{
+    for (try_ctx *t = lim->tries; t; t = t->next)
+        if (t->arg == arg)
+            t->fn = NULL;
+}
 
 static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
 {
     try_ctx *t = arg;
     sfl_limiter *lim = t->lim;
     UNUSED(st);
+    try_unlink(t);
+    if (!t->fn) {
+        /* Its asker is gone: whatever the answer, give the id back. */
+        release_id(lim, t->account, t->id);
+        free(t);
+        return;
+    }
     sfl_try_result res = {.status = SFL_TRY_FAILED, .limit = -1};
     long long status = r && r->type == REDIS_REPLY_ARRAY ? rep_int(r, 0) : -2;
     if (status == 1) {
@@ -524,6 +552,10 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, cons
         free(t);
         return -1;
     }
+    t->next = lim->tries;
+    if (lim->tries)
+        lim->tries->prev = t;
+    lim->tries = t;
     return 0;
 }
 

@@ -94,6 +94,9 @@ typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
  * being re-taken after a reconnect (fn not called): ask again later. */
 int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
                     sfl_try_fn *fn, void *arg);
+/* Tries in flight whose arg is arg will not call back (a granted slot is
+ * given back): for an owner that goes away before Redis answers. */
+void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg);
 /* A fresh lease id / ticket "<node_id>:<16 hex>". */
 void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len);
 /* fn is told of every release announced for an account (after the waits);

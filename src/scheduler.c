@@ -380,8 +380,10 @@ sfl_sched *sfl_sched_new(struct event_base *base, sfl_limiter *lim, const sfl_sc
 static void acct_free(long long id, void *value, void *arg)
 {
     acct *a = value;
+    sfl_sched *s = arg;
     UNUSED(id);
-    UNUSED(arg);
+    if (a->asking)
+        sfl_limiter_cancel_tries(s->lim, a);
     event_free(a->wake);
     free(a->heap);
     free(a);
@@ -392,7 +394,7 @@ void sfl_sched_free(sfl_sched *s)
     if (!s)
         return;
     if (s->accounts) {
-        sfl_idmap_each(s->accounts, acct_free, NULL);
+        sfl_idmap_each(s->accounts, acct_free, s);
         sfl_idmap_free(s->accounts);
     }
     if (s->gate)

@@ -1,0 +1,230 @@
+/* worker.c - streams in, one result each out.
+ *
+ * Glue between the scheduler (when may a check start), the limiter's
+ * leases and the checks: a started job gets its lease's lost-callback wired
+ * to stop the check (status LeaseLost); when a check ends, its lease is
+ * released and its global slot given back, in that order, before the result
+ * is reported. Scheduler drops (NoSlot, Cancelled, unknown account) become
+ * results too, so every stream gets exactly one.
+ */
+#include "worker.h"
+
+#include "app.h"
+#include "conf.h"
+#include "limiter.h"
+#include "log.h"
+#include "runner.h"
+#include "scheduler.h"
+#include "streams.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct wjob {
+    struct sfl_worker *w;
+    const sfl_stream *stream;
+    void *ctx;
+    sfl_lease *lease;
+    sfl_check *check;
+    struct wjob *prev, *next; /* started ones, for cancel */
+} wjob;
+
+struct sfl_worker {
+    sfl_app *app;
+    sfl_runner *runner;
+    sfl_sched *sched;
+    sfl_check_env env;
+    sfl_worker_done_fn *fn;
+    void *arg;
+    wjob *running;
+    int cancelled;
+};
+
+static void job_unlink(wjob *j)
+{
+    sfl_worker *w = j->w;
+    if (j->prev)
+        j->prev->next = j->next;
+    else if (w->running == j)
+        w->running = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    j->prev = j->next = NULL;
+}
+
+static void job_finish(wjob *j, cJSON *result, sfl_status st, int started)
+{
+    sfl_worker *w = j->w;
+    w->fn(j->ctx, j->stream, result, st, started, w->arg);
+    free(j);
+}
+
+static sfl_status status_of(cJSON *result)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(result, "status"));
+    for (int i = 0; i < SFL_STATUS_COUNT; i++)
+        if (s && strcmp(s, sfl_status_name(i)) == 0)
+            return i;
+    return SFL_STATUS_ERROR;
+}
+
+static void on_check_done(sfl_check *c, cJSON *result, void *arg)
+{
+    wjob *j = arg;
+    sfl_worker *w = j->w;
+    UNUSED(c);
+    j->check = NULL;
+    job_unlink(j);
+    if (j->lease) {
+        sfl_lease_release(j->lease);
+        j->lease = NULL;
+    }
+    sfl_sched_done(w->sched, j->stream->account);
+    job_finish(j, result, status_of(result), 1);
+}
+
+static void on_lease_lost(sfl_lease *lease, const char *why, void *arg)
+{
+    wjob *j = arg;
+    UNUSED(lease);
+    UNUSED(why);
+    if (j->check)
+        sfl_check_stop(j->check, SFL_STATUS_LEASE_LOST);
+}
+
+static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait_ms, void *arg)
+{
+    wjob *j = jp;
+    sfl_worker *w = arg;
+    j->lease = lease;
+    if (lease)
+        sfl_lease_on_lost(lease, on_lease_lost, j);
+    char err[256];
+    j->check = sfl_check_start(&w->env, j->stream, lease, wait_ms, on_check_done, j, err,
+                               sizeof(err));
+    if (!j->check) {
+        if (lease)
+            sfl_lease_release(lease);
+        sfl_sched_done(w->sched, account);
+        job_finish(j, sfl_result_new(j->stream, w->app->conf->node_id, SFL_STATUS_ERROR, err),
+                   SFL_STATUS_ERROR, 0);
+        return;
+    }
+    j->next = w->running;
+    if (w->running)
+        w->running->prev = j;
+    w->running = j;
+}
+
+static void on_drop(void *jp, long long account, sfl_drop_reason why, void *arg)
+{
+    wjob *j = jp;
+    sfl_worker *w = arg;
+    char err[160];
+    sfl_status st = SFL_STATUS_CANCELLED;
+    const char *msg = "cancelled";
+    if (why == SFL_DROP_NOSLOT) {
+        st = SFL_STATUS_NOSLOT;
+        snprintf(err, sizeof(err), "no slot of account %lld within %g s", account,
+                 w->app->conf->acquire_timeout);
+        msg = err;
+    } else if (why == SFL_DROP_UNKNOWN_ACCOUNT) {
+        st = SFL_STATUS_ERROR;
+        snprintf(err, sizeof(err), "account %lld has no max_streams in Redis or the config",
+                 account);
+        msg = err;
+    }
+    job_finish(j, sfl_result_new(j->stream, w->app->conf->node_id, st, msg), st, 0);
+}
+
+sfl_worker *sfl_worker_new(sfl_app *app, sfl_worker_done_fn *fn, void *arg)
+{
+    sfl_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    const sfl_conf *conf = app->conf;
+    w->app = app;
+    w->fn = fn;
+    w->arg = arg;
+    w->runner = sfl_runner_new(app->base);
+    w->env = (sfl_check_env){app->base, w->runner, conf};
+    sfl_sched_opts so = {
+        .global_limit = conf->concurrent_enabled ? conf->global_limit : 1,
+        .stagger_ms = (int64_t)llround(conf->stagger_delay * 1000),
+        .acquire_timeout_ms = (int64_t)llround(conf->acquire_timeout * 1000),
+    };
+    sfl_sched_hooks hooks = {on_start, on_drop, w};
+    w->sched = sfl_sched_new(app->base, app->lim, &so, &hooks);
+    if (!w->runner || !w->sched) {
+        sfl_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void sfl_worker_free(sfl_worker *w)
+{
+    if (!w)
+        return;
+    sfl_runner_free(w->runner); /* kills and reaps, no callbacks */
+    while (w->running) {
+        wjob *j = w->running;
+        job_unlink(j);
+        if (j->lease)
+            sfl_lease_release(j->lease);
+        free(j);
+    }
+    sfl_sched_free(w->sched);
+    free(w);
+}
+
+int sfl_worker_add(sfl_worker *w, const sfl_stream *stream, void *ctx)
+{
+    if (w->cancelled)
+        return -1;
+    wjob *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -1;
+    j->w = w;
+    j->stream = stream;
+    j->ctx = ctx;
+    char label[64];
+    snprintf(label, sizeof(label), "%lld", stream->id);
+    if (sfl_sched_add(w->sched, j, stream->account, stream->priority, label) < 0) {
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
+void sfl_worker_cancel(sfl_worker *w)
+{
+    w->cancelled = 1;
+    sfl_sched_cancel(w->sched);
+    for (wjob *j = w->running; j; j = j->next)
+        if (j->check)
+            sfl_check_stop(j->check, SFL_STATUS_CANCELLED);
+}
+
+void sfl_worker_kick(sfl_worker *w)
+{
+    sfl_sched_kick(w->sched);
+}
+
+int sfl_worker_running(const sfl_worker *w)
+{
+    return sfl_sched_running(w->sched);
+}
+
+size_t sfl_worker_queued(const sfl_worker *w)
+{
+    return sfl_sched_queued(w->sched);
+}
+
+sfl_sched *sfl_worker_sched(const sfl_worker *w)
+{
+    return w->sched;
+}
