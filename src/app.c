@@ -136,10 +136,18 @@ void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms)
     sfl_store_start(app->store);
 }
 
+void sfl_app_disconnect(sfl_app *app)
+{
+    sfl_store *st = app->store;
+    if (!st)
+        return;
+    sfl_store_free(st); /* callbacks may still use app->store: it stays set meanwhile */
+    app->store = NULL;
+}
+
 void sfl_app_close(sfl_app *app)
 {
-    sfl_store_free(app->store);
-    app->store = NULL;
+    sfl_app_disconnect(app);
     sfl_limiter_free(app->lim);
     app->lim = NULL;
     if (app->connect_deadline)

@@ -43,6 +43,10 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
 /* Connects; if connect_deadline_ms > 0 and no connection is ready by then,
  * on_unreachable is called (once). */
 void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms);
+/* Closes the Redis connections now (pending callbacks get NULL replies);
+ * for owners that must see those callbacks before freeing their state.
+ * Idempotent; sfl_app_close does it too. */
+void sfl_app_disconnect(sfl_app *app);
 /* Frees everything in the right order (store before limiter). */
 void sfl_app_close(sfl_app *app);
 

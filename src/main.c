@@ -3,6 +3,8 @@
 #include "batch.h"
 #include "cli.h"
 #include "exec.h"
+#include "node.h"
+#include "submit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,8 @@ static const char usage[] =
     "commands:\n"
     "  check [STREAMS.json | -]           check a batch of streams on this node\n"
     "  exec -a ACCOUNT -- CMD [ARGS...]   run CMD while holding one slot of ACCOUNT\n"
+    "  node                               run this host's checker daemon (queue, HTTP API)\n"
+    "  submit [--wait] STREAMS.json       put a batch on the shared queue for all nodes\n"
     "  accounts set ID MAX | list | sync   account limits in Redis\n"
     "  status [--json]                     limits, use and holders of every account\n"
     "\n"
@@ -32,6 +36,8 @@ typedef struct command {
 static const command commands[] = {
     {"check", sfl_batch_main},
     {"exec", sfl_exec_main},
+    {"node", sfl_node_main},
+    {"submit", sfl_submit_main},
     {"accounts", sfl_accounts_main},
     {"status", sfl_status_main},
 };

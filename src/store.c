@@ -129,11 +129,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             if (req_send(c, r) == 0)
                 return;
         }
-        r->fn(r->st, NULL, r->arg);
+        if (r->fn)
+            r->fn(r->st, NULL, r->arg);
         req_free(r);
         return;
     }
-    r->fn(r->st, rep, r->arg);
+    if (r->fn)
+        r->fn(r->st, rep, r->arg);
+    else if (rep && rep->type == REDIS_REPLY_ERROR)
+        sfl_warn("redis: %s: %s", r->argv[0], rep->str);
     req_free(r);
 }
 

@@ -52,7 +52,8 @@ const char *sfl_store_ns(const sfl_store *st);
  * not ready (fn will not be called). */
 int sfl_store_eval(sfl_store *st, const char *script, int nkeys, const char **keys, int nargs,
                    const char **args, sfl_store_reply_fn *fn, void *arg);
-/* Any other command, argv style. Same contract as sfl_store_eval. */
+/* Any other command, argv style. Same contract as sfl_store_eval; fn may be
+ * NULL (fire and forget: an error answer is logged). */
 int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc,
                       const char **argv);
 

@@ -268,3 +268,22 @@ sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen)
     free(text);
     return s;
 }
+
+char *sfl_stream_to_json(const sfl_stream *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)s->id);
+    if (s->name)
+        cJSON_AddStringToObject(o, "name", s->name);
+    cJSON_AddStringToObject(o, "url", s->url);
+    if (s->account >= 0)
+        cJSON_AddNumberToObject(o, "m3u_account", (double)s->account);
+    else
+        cJSON_AddNullToObject(o, "m3u_account");
+    cJSON_AddNumberToObject(o, "priority", s->priority);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}

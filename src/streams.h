@@ -32,4 +32,8 @@ sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen);
 /* NULL is a no-op. */
 void sfl_streams_free(sfl_streams *s);
 
+/* The stream as JSON text ({"id","name","url","m3u_account","priority"}),
+ * which sfl_streams_parse reads back. Caller frees. NULL when out of memory. */
+char *sfl_stream_to_json(const sfl_stream *s);
+
 #endif

@@ -209,6 +209,12 @@ void sfl_worker_cancel(sfl_worker *w)
             sfl_check_stop(j->check, SFL_STATUS_CANCELLED);
 }
 
+void sfl_worker_drain(sfl_worker *w)
+{
+    w->cancelled = 1;
+    sfl_sched_cancel(w->sched);
+}
+
 void sfl_worker_kick(sfl_worker *w)
 {
     sfl_sched_kick(w->sched);

@@ -27,6 +27,9 @@ int sfl_worker_add(sfl_worker *w, const sfl_stream *stream, void *ctx);
 /* Queued streams get Cancelled at once; running checks are stopped and
  * report Cancelled. Nothing new starts. */
 void sfl_worker_cancel(sfl_worker *w);
+/* Queued streams get Cancelled at once (started = 0); running checks go on.
+ * Nothing new starts. */
+void sfl_worker_drain(sfl_worker *w);
 /* After a reconnect: denied accounts ask again at once. */
 void sfl_worker_kick(sfl_worker *w);
 

@@ -1,0 +1,372 @@
+/* queue.c - the shared queue: one Redis stream (<ns>:jobs, consumer group
+ * sfl-nodes) that every node reads, and batches (<ns>:batch:<id>) that
+ * collect results.
+ *
+ * Delivery is at least once: a node reads only as many entries as it can
+ * start soon, keeps their idle time fresh while it works on them (XCLAIM
+ * JUSTID), stores the result and only then acknowledges. An entry left
+ * pending by a dead node goes idle and another node takes it (XAUTOCLAIM).
+ * A stream delivered twice is checked twice at worst, and result.lua keeps
+ * the first result per stream id: effectively once in the batch.
+ *
+ * Reads never block (a blocking XREADGROUP would hold up the lease
+ * renewals on the same connection); nodes are told of new work by a
+ * message on <ns>:jobs:new and read again on a slow fallback timer.
+ */
+#include "queue.h"
+
+#include "clock.h"
+#include "log.h"
+#include "store.h"
+#include "streams.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void sfl_queue_key(char *buf, size_t len, const char *ns, const char *batch, const char *suffix)
+{
+    if (batch)
+        snprintf(buf, len, "%s:batch:%s%s%s", ns, batch, suffix ? ":" : "", suffix ? suffix : "");
+    else
+        snprintf(buf, len, "%s:%s", ns, suffix);
+}
+
+void sfl_queue_new_batch_id(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(buf, len, "%04d%02d%02d-%012" PRIx64, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             (uint64_t)(sfl_random64() & 0xffffffffffffULL));
+}
+
+void sfl_queue_entry_clear(sfl_queue_entry *e)
+{
+    sfl_streams_free(e->stream);
+    e->stream = NULL;
+}
+
+/*--- Small one-shot commands -----------------------------------------------*/
+
+typedef struct done_ctx {
+    sfl_queue_done_fn *fn;
+    void *arg;
+    int owed;
+    int ok;
+    char err[200];
+} done_ctx;
+
+static done_ctx *done_new(sfl_queue_done_fn *fn, void *arg)
+{
+    done_ctx *d = calloc(1, sizeof(*d));
+    if (d) {
+        d->fn = fn;
+        d->arg = arg;
+        d->ok = 1;
+        d->owed = 1; /* held while sending */
+    }
+    return d;
+}
+
+static void done_step(done_ctx *d)
+{
+    if (--d->owed > 0)
+        return;
+    if (d->fn)
+        d->fn(d->ok, d->ok ? NULL : d->err, d->arg);
+    free(d);
+}
+
+static void on_done_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    done_ctx *d = arg;
+    UNUSED(st);
+    if (!r || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)) {
+        if (d->ok)
+            snprintf(d->err, sizeof(d->err), "%s", r ? r->str : "no answer from Redis");
+        d->ok = 0;
+    }
+    done_step(d);
+}
+
+static int done_send(done_ctx *d, sfl_store *st, int argc, const char **argv)
+{
+    d->owed++;
+    if (sfl_store_command(st, on_done_reply, d, argc, argv) == 0)
+        return 0;
+    d->owed--;
+    d->ok = 0;
+    snprintf(d->err, sizeof(d->err), "Redis is not connected");
+    return -1;
+}
+
+static void fire_and_forget(sfl_store *st, redisReply *r, void *arg)
+{
+    UNUSED(st);
+    UNUSED(arg);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        sfl_warn("queue: %s", r->str);
+}
+
+int sfl_queue_ensure_group(sfl_store *st, sfl_queue_done_fn *fn, void *arg)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    const char *argv[6] = {"XGROUP", "CREATE", key, SFL_QUEUE_GROUP, "0", "MKSTREAM"};
+    done_ctx *d = done_new(fn, arg);
+    if (!d)
+        return -1;
+    done_send(d, st, 6, argv);
+    done_step(d);
+    return 0;
+}
+
+void sfl_queue_ack(sfl_store *st, const char *entry_id)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, entry_id};
+    sfl_store_command(st, fire_and_forget, NULL, 4, argv);
+}
+
+void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids, size_t n,
+                     int64_t idle_ms)
+{
+    char key[160], idle[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    snprintf(idle, sizeof(idle), "%" PRId64, idle_ms);
+    for (size_t off = 0; off < n; off += 100) {
+        const char *argv[110] = {"XCLAIM", key, SFL_QUEUE_GROUP, consumer, "0"};
+        int k = 5;
+        for (size_t i = off; i < n && i < off + 100; i++)
+            argv[k++] = ids[i];
+        if (idle_ms > 0) {
+            argv[k++] = "IDLE";
+            argv[k++] = idle;
+        }
+        argv[k++] = "JUSTID";
+        sfl_store_command(st, fire_and_forget, NULL, k, argv);
+    }
+}
+
+/*--- Reading entries -------------------------------------------------------*/
+
+typedef struct read_ctx {
+    sfl_queue_entries_fn *fn;
+    void *arg;
+    int claim; /* XAUTOCLAIM's answer shape */
+} read_ctx;
+
+static void parse_entry(const redisReply *e, sfl_queue_entry *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING) {
+        snprintf(out->error, sizeof(out->error), "not a stream entry");
+        return;
+    }
+    snprintf(out->id, sizeof(out->id), "%s", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    const char *stream = NULL;
+    size_t stream_len = 0;
+    for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "batch") == 0)
+            snprintf(out->batch, sizeof(out->batch), "%s", v->str);
+        else if (strcmp(k->str, "stream") == 0) {
+            stream = v->str;
+            stream_len = v->len;
+        }
+    }
+    if (!out->batch[0] || !stream) {
+        snprintf(out->error, sizeof(out->error), "entry %s lacks a batch or a stream", out->id);
+        return;
+    }
+    /* The same validation as a streams file: one stream in an array. */
+    char *text = malloc(stream_len + 3);
+    if (!text) {
+        snprintf(out->error, sizeof(out->error), "out of memory");
+        return;
+    }
+    text[0] = '[';
+    memcpy(text + 1, stream, stream_len);
+    text[stream_len + 1] = ']';
+    text[stream_len + 2] = '\0';
+    char err[160];
+    out->stream = sfl_streams_parse(text, stream_len + 2, out->id, err, sizeof(err));
+    free(text);
+    if (!out->stream)
+        snprintf(out->error, sizeof(out->error), "%s", err);
+    else if (out->stream->n != 1) {
+        sfl_streams_free(out->stream);
+        out->stream = NULL;
+        snprintf(out->error, sizeof(out->error), "entry %s holds no stream", out->id);
+    }
+}
+
+static void on_read_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    read_ctx *c = arg;
+    UNUSED(st);
+    const redisReply *list = NULL;
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        sfl_warn("queue: %s", r->str);
+    if (ok && c->claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
+        list = r->element[1]; /* [cursor, entries, deleted] */
+    else if (ok && !c->claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+             r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 2)
+        list = r->element[0]->element[1]; /* [[key, entries]] */
+    sfl_queue_entry *entries = NULL;
+    size_t n = 0;
+    if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+        entries = calloc(list->elements, sizeof(*entries));
+        for (size_t i = 0; entries && i < list->elements; i++)
+            if (list->element[i]->type == REDIS_REPLY_ARRAY)
+                parse_entry(list->element[i], &entries[n++]);
+    }
+    c->fn(ok, entries, n, c->arg);
+    free(c);
+}
+
+int sfl_queue_read(sfl_store *st, const char *consumer, size_t count, sfl_queue_entries_fn *fn,
+                   void *arg)
+{
+    char key[160], cnt[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    snprintf(cnt, sizeof(cnt), "%zu", count);
+    const char *argv[9] = {"XREADGROUP", "GROUP", SFL_QUEUE_GROUP, consumer, "COUNT", cnt,
+                           "STREAMS",    key,     ">"};
+    read_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    *c = (read_ctx){fn, arg, 0};
+    if (sfl_store_command(st, on_read_reply, c, 9, argv) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, size_t count,
+                    sfl_queue_entries_fn *fn, void *arg)
+{
+    char key[160], cnt[24], idle[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    snprintf(cnt, sizeof(cnt), "%zu", count);
+    snprintf(idle, sizeof(idle), "%" PRId64, min_idle_ms);
+    const char *argv[9] = {"XAUTOCLAIM", key, SFL_QUEUE_GROUP, consumer, idle, "0-0", "COUNT",
+                           cnt};
+    read_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    *c = (read_ctx){fn, arg, 1};
+    if (sfl_store_command(st, on_read_reply, c, 8, argv) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/*--- Results and batches ---------------------------------------------------*/
+
+typedef struct result_ctx {
+    done_ctx *d;
+    char entry[48];
+} result_ctx;
+
+static void on_result_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    result_ctx *c = arg;
+    done_ctx *d = c->d;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        d->ok = 0;
+        snprintf(d->err, sizeof(d->err), "%s", r && r->str ? r->str : "no answer from Redis");
+    } else {
+        /* Stored (or already there): now the entry may go. */
+        char key[160];
+        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+        const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, c->entry};
+        done_send(d, st, 4, argv);
+    }
+    free(c);
+    done_step(d);
+}
+
+int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id,
+                           const char *json, int64_t ttl_ms, const char *entry_id,
+                           sfl_queue_done_fn *fn, void *arg)
+{
+    const char *ns = sfl_store_ns(st);
+    char hash[200], results[200], sid[24], ttl[24];
+    sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
+    sfl_queue_key(results, sizeof(results), ns, batch, "results");
+    snprintf(sid, sizeof(sid), "%lld", stream_id);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    const char *keys[2] = {hash, results};
+    const char *args[4] = {sid, json, ttl, hash};
+    done_ctx *d = done_new(fn, arg);
+    result_ctx *c = malloc(sizeof(*c));
+    if (!d || !c) {
+        free(d);
+        free(c);
+        return -1;
+    }
+    c->d = d;
+    snprintf(c->entry, sizeof(c->entry), "%s", entry_id);
+    d->owed++;
+    if (sfl_store_eval(st, "result", 2, keys, 4, args, on_result_reply, c) < 0) {
+        free(c);
+        free(d);
+        return -1;
+    }
+    done_step(d);
+    return 0;
+}
+
+int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams,
+                     int64_t ttl_ms, sfl_queue_done_fn *fn, void *arg)
+{
+    const char *ns = sfl_store_ns(st);
+    char hash[200], jobs[160], channel[160], total[24], ttl[24];
+    sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
+    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
+    sfl_queue_key(channel, sizeof(channel), ns, NULL, "jobs:new");
+    snprintf(total, sizeof(total), "%zu", streams->n);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    char now[32];
+    sfl_wall_iso(now, sizeof(now));
+    done_ctx *d = done_new(fn, arg);
+    if (!d)
+        return -1;
+    const char *hset[8] = {"HSET", hash, "total", total, "done", "0", "created", now};
+    const char *expire[3] = {"PEXPIRE", hash, ttl};
+    if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0) {
+        done_step(d);
+        return 0;
+    }
+    for (size_t i = 0; i < streams->n; i++) {
+        char *json = sfl_stream_to_json(&streams->v[i]);
+        if (!json) {
+            d->ok = 0;
+            snprintf(d->err, sizeof(d->err), "out of memory");
+            break;
+        }
+        const char *xadd[7] = {"XADD", jobs, "*", "batch", batch, "stream", json};
+        int rc = done_send(d, st, 7, xadd);
+        free(json);
+        if (rc < 0)
+            break;
+    }
+    const char *pub[3] = {"PUBLISH", channel, batch};
+    if (d->ok)
+        done_send(d, st, 3, pub);
+    done_step(d);
+    return 0;
+}

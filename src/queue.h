@@ -1,0 +1,63 @@
+/* queue.h - the shared queue of work (DESIGN §8): a Redis stream that every
+ * node reads from, and the batches its results go to. */
+#ifndef SFL_QUEUE_H
+#define SFL_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sfl_store sfl_store;
+typedef struct sfl_stream sfl_stream;
+typedef struct sfl_streams sfl_streams;
+
+#define SFL_QUEUE_GROUP "sfl-nodes"
+
+/* One entry taken from the stream. */
+typedef struct sfl_queue_entry {
+    char id[48];       /* stream entry id */
+    char batch[64];
+    sfl_streams *stream; /* exactly one stream; NULL if the entry was malformed */
+    char error[160];   /* why it was malformed */
+} sfl_queue_entry;
+
+/* entries (n of them) belong to the callee: free each with
+ * sfl_queue_entry_clear, then the array with free(). n == 0 and
+ * entries == NULL on an empty answer; ok == 0 when Redis did not answer. */
+typedef void sfl_queue_entries_fn(int ok, sfl_queue_entry *entries, size_t n, void *arg);
+typedef void sfl_queue_done_fn(int ok, const char *err, void *arg);
+
+void sfl_queue_entry_clear(sfl_queue_entry *e);
+
+/* Creates the consumer group (from the stream's start; exists already: fine). */
+int sfl_queue_ensure_group(sfl_store *st, sfl_queue_done_fn *fn, void *arg);
+/* Up to count new entries for consumer (XREADGROUP, never blocking). */
+int sfl_queue_read(sfl_store *st, const char *consumer, size_t count, sfl_queue_entries_fn *fn,
+                   void *arg);
+/* Up to count entries idle at least min_idle_ms (their node is gone): XAUTOCLAIM. */
+int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, size_t count,
+                    sfl_queue_entries_fn *fn, void *arg);
+/* Resets the idle time of entries this consumer works on (XCLAIM JUSTID), so
+ * nobody claims live work; with idle_ms > 0 instead marks them idle that long,
+ * so another node claims them at once (a node handing work back). Fire and
+ * forget. */
+void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids, size_t n,
+                     int64_t idle_ms);
+/* Stores a result in its batch (result.lua: once per stream id), then XACKs
+ * the entry. fn(ok) once both are answered. */
+int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id,
+                           const char *json, int64_t ttl_ms, const char *entry_id,
+                           sfl_queue_done_fn *fn, void *arg);
+/* XACK alone (a malformed entry). Fire and forget. */
+void sfl_queue_ack(sfl_store *st, const char *entry_id);
+
+/* Puts a batch on the queue: the batch hash (total, created_ms), one entry
+ * per stream, and a "new jobs" message. fn once everything is answered. */
+int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams,
+                     int64_t ttl_ms, sfl_queue_done_fn *fn, void *arg);
+/* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */
+void sfl_queue_new_batch_id(char *buf, size_t len);
+
+/* Key and channel names under the namespace. */
+void sfl_queue_key(char *buf, size_t len, const char *ns, const char *batch, const char *suffix);
+
+#endif

@@ -1,0 +1,269 @@
+/* submit.c - `sflimit submit [--wait] STREAMS.json`.
+ *
+ * Validates the streams (exit 2 on any error, nothing written), puts one
+ * queue entry per stream under a new batch id and prints the id. With
+ * --wait it follows the batch: woken by the batch's progress messages (and
+ * a slow fallback timer, since pub/sub can drop them), it prints each new
+ * result as a JSON line, in the same format as `sflimit check`, until every
+ * stream has one.
+ */
+#include "submit.h"
+
+#include "app.h"
+#include "cli.h"
+#include "clock.h"
+#include "conf.h"
+#include "log.h"
+#include "queue.h"
+#include "store.h"
+#include "streams.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FALLBACK_MS 1000
+
+typedef struct submit {
+    sfl_app app;
+    sfl_streams *streams;
+    char batch[64];
+    int wait;
+    int submitted;
+    int fetching;
+    long long printed; /* results printed so far */
+    long long total;
+    int progress;
+    int rc;
+    FILE *out;
+    struct event *fallback, *sigint, *sigterm;
+} submit;
+
+static void fetch(submit *s);
+
+static void progress(submit *s, int final)
+{
+    if (!s->progress)
+        return;
+    fprintf(stderr, "\r\033[Kbatch %s: %lld/%lld results%s", s->batch, s->printed, s->total,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+static void on_results(sfl_store *st, redisReply *r, void *arg)
+{
+    submit *s = arg;
+    UNUSED(st);
+    s->fetching = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return; /* the fallback timer tries again */
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        fprintf(s->out, "%s\n", r->element[i]->str);
+        s->printed++;
+    }
+    if (fflush(s->out) != 0) {
+        fprintf(stderr, "sflimit: submit: cannot write results: %s\n", strerror(errno));
+        s->rc = SFL_EXIT_FAIL;
+        event_base_loopbreak(s->app.base);
+        return;
+    }
+    progress(s, s->printed >= s->total);
+    if (s->printed >= s->total) {
+        event_base_loopbreak(s->app.base);
+        return;
+    }
+    if (r->elements > 0)
+        fetch(s); /* there may be more already */
+}
+
+static void fetch(submit *s)
+{
+    if (s->fetching || !s->submitted || !sfl_store_ready(s->app.store))
+        return;
+    char key[200], from[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(s->app.store), s->batch, "results");
+    snprintf(from, sizeof(from), "%lld", s->printed);
+    const char *argv[4] = {"LRANGE", key, from, "-1"};
+    if (sfl_store_command(s->app.store, on_results, s, 4, argv) == 0)
+        s->fetching = 1;
+}
+
+static void on_submitted(int ok, const char *err, void *arg)
+{
+    submit *s = arg;
+    if (!ok) {
+        fprintf(stderr, "sflimit: submit: %s\n", err);
+        s->rc = SFL_EXIT_FAIL;
+        event_base_loopbreak(s->app.base);
+        return;
+    }
+    s->submitted = 1;
+    /* With --wait stdout carries only results, as `sflimit check` prints them. */
+    fprintf(s->wait ? stderr : stdout, s->wait ? "batch %s\n" : "%s\n", s->batch);
+    fflush(s->wait ? stderr : stdout);
+    sfl_info("batch %s: %zu streams on the shared queue", s->batch, s->streams->n);
+    if (!s->wait || s->total == 0) {
+        event_base_loopbreak(s->app.base);
+        return;
+    }
+    progress(s, 0);
+    fetch(s);
+}
+
+static void on_ready(sfl_app *app, void *arg)
+{
+    submit *s = arg;
+    if (s->submitted) {
+        fetch(s);
+        return;
+    }
+    if (app->ready_count > 1)
+        return; /* sent once; its answer decides */
+    int64_t ttl = (int64_t)llround(app->conf->node_batch_ttl * 1000);
+    if (sfl_queue_submit(app->store, s->batch, s->streams, ttl, on_submitted, s) < 0) {
+        fprintf(stderr, "sflimit: submit: Redis went away\n");
+        s->rc = SFL_EXIT_FAIL;
+        event_base_loopbreak(app->base);
+    }
+}
+
+static void on_unreachable(sfl_app *app, void *arg)
+{
+    submit *s = arg;
+    fprintf(stderr, "sflimit: submit: cannot reach Redis: %s\n", sfl_store_errstr(app->store));
+    s->rc = SFL_EXIT_FAIL;
+    event_base_loopbreak(app->base);
+}
+
+static void on_message(sfl_app *app, const char *channel, const char *msg, void *arg)
+{
+    UNUSED(app);
+    UNUSED(channel);
+    UNUSED(msg);
+    fetch(arg);
+}
+
+static void on_fallback(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    fetch(arg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    submit *s = arg;
+    UNUSED(what);
+    if (s->submitted)
+        fprintf(stderr, "\nsflimit: submit: stopped waiting; the batch %s goes on\n", s->batch);
+    s->rc = 128 + (int)sig;
+    event_base_loopbreak(s->app.base);
+}
+
+static const char usage[] =
+    "usage: sflimit submit [-c CONFIG] [--redis URL] [--wait] [-o FILE] STREAMS.json|-\n"
+    "\n"
+    "Puts a batch of streams on the shared queue, for every running `sflimit node`\n"
+    "to check, and prints the batch id. --wait follows it: progress on stderr\n"
+    "(when a terminal), each result as a JSON line on stdout (or -o FILE), as\n"
+    "`sflimit check` prints them, until every stream has one.\n";
+
+int sfl_submit_main(int argc, char **argv)
+{
+    enum { OPT_REDIS = 1000, OPT_WAIT };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, OPT_REDIS},
+                                         {"wait", no_argument, NULL, OPT_WAIT},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *redis = NULL, *out_path = NULL;
+    submit s = {.rc = SFL_EXIT_OK, .out = stdout};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case OPT_REDIS: redis = optarg; break;
+        case OPT_WAIT: s.wait = 1; break;
+        case 'o': out_path = optarg; break;
+        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
+        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "sflimit: submit: expected one streams file (or -)\n%s", usage);
+        return SFL_EXIT_USAGE;
+    }
+    sfl_conf *conf = sfl_cli_conf(config, redis);
+    if (!conf)
+        return SFL_EXIT_USAGE;
+    if (strcmp(conf->redis_url, "embedded") == 0) {
+        fprintf(stderr, "sflimit: submit: an embedded Redis is private to one process; "
+                        "nodes could never see this batch\n");
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    char err[512];
+    s.streams = sfl_streams_load(argv[optind], err, sizeof(err));
+    if (!s.streams) {
+        fprintf(stderr, "sflimit: %s\n", err);
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    if (out_path && !(s.out = fopen(out_path, "w"))) {
+        fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
+        sfl_streams_free(s.streams);
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    s.total = (long long)s.streams->n;
+    s.progress = s.wait && isatty(STDERR_FILENO);
+    sfl_queue_new_batch_id(s.batch, sizeof(s.batch));
+    char channel[200];
+    sfl_queue_key(channel, sizeof(channel), conf->redis_namespace, s.batch, NULL);
+    const char *channels[2] = {s.wait ? channel : NULL, NULL};
+    if (sfl_app_open(&s.app, conf, 0, channels, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sflimit: %s\n", err);
+        s.rc = SFL_EXIT_FAIL;
+        goto out;
+    }
+    s.app.on_ready = on_ready;
+    s.app.on_unreachable = on_unreachable;
+    s.app.on_message = on_message;
+    s.app.arg = &s;
+    s.fallback = event_new(s.app.base, -1, EV_PERSIST, on_fallback, &s);
+    s.sigint = evsignal_new(s.app.base, SIGINT, on_signal, &s);
+    s.sigterm = evsignal_new(s.app.base, SIGTERM, on_signal, &s);
+    if (s.fallback && s.sigint && s.sigterm) {
+        struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
+        evtimer_add(s.fallback, &tv);
+        evsignal_add(s.sigint, NULL);
+        evsignal_add(s.sigterm, NULL);
+        sfl_app_start(&s.app, s.app.conf->connect_timeout_ms * 2);
+        event_base_dispatch(s.app.base);
+    } else {
+        s.rc = SFL_EXIT_FAIL;
+    }
+    if (s.fallback)
+        event_free(s.fallback);
+    if (s.sigint)
+        event_free(s.sigint);
+    if (s.sigterm)
+        event_free(s.sigterm);
+    sfl_app_close(&s.app);
+out:
+    if (s.out != stdout)
+        fclose(s.out);
+    sfl_streams_free(s.streams);
+    return s.rc;
+}
