@@ -114,12 +114,24 @@ static int entry_held(const node *n, const char *id)
     return 0;
 }
 
+/* Marks entries idle enough for any node to claim, and says so. */
+static void hand_back_ids(node *n, const char *const *ids, size_t count)
+{
+    if (!count || !n->app.store || !sfl_store_ready(n->app.store))
+        return; /* they go idle by themselves */
+    sfl_queue_touch(n->app.store, n->app.conf->node_id, ids, count, claim_idle_ms(n) * 10);
+    char channel[160];
+    sfl_queue_key(channel, sizeof(channel), n->app.conf->redis_namespace, NULL, "jobs:new");
+    const char *pub[3] = {"PUBLISH", channel, "handback"};
+    sfl_store_command(n->app.store, NULL, NULL, 3, pub);
+}
+
 /* Another node may take it at once. */
 static void entry_hand_back(nentry *h)
 {
     node *n = h->n;
     const char *ids[1] = {h->e.id};
-    sfl_queue_touch(n->app.store, n->app.conf->node_id, ids, 1, claim_idle_ms(n) * 10);
+    hand_back_ids(n, ids, 1);
     entry_forget(h);
 }
 
@@ -196,8 +208,7 @@ static void on_entries(int ok, sfl_queue_entry *entries, size_t count, void *arg
         if (entry_held(n, e->id) || n->stopping || !n->worker) {
             if (n->stopping && !entry_held(n, e->id)) {
                 const char *ids[1] = {e->id};
-                sfl_queue_touch(n->app.store, n->app.conf->node_id, ids, 1,
-                                claim_idle_ms(n) * 10);
+                hand_back_ids(n, ids, 1);
             }
             sfl_queue_entry_clear(e);
             continue;
@@ -351,12 +362,17 @@ static void on_ready(sfl_app *app, void *arg)
     on_registry_timer(-1, 0, n);
 }
 
+static void on_claim_timer(evutil_socket_t fd, short what, void *arg);
+
+/* "<batch>": new entries; "handback": a stopping node gave entries back. */
 static void on_message(sfl_app *app, const char *channel, const char *msg, void *arg)
 {
     UNUSED(app);
     UNUSED(channel);
-    UNUSED(msg);
-    pull(arg);
+    if (strcmp(msg, "handback") == 0)
+        on_claim_timer(-1, 0, arg);
+    else
+        pull(arg);
 }
 
 /*--- Stopping --------------------------------------------------------------*/
