@@ -1,0 +1,83 @@
+/* dispatcharr.h - account limits from Dispatcharr's REST API: an async
+ * client on the libevent loop, the pure limit computation, and the
+ * `accounts sync` command that writes what it fetched to Redis. */
+#ifndef SFL_DISPATCHARR_H
+#define SFL_DISPATCHARR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct sfl_conf sfl_conf;
+typedef struct sfl_store sfl_store;
+typedef struct sfl_account_conf sfl_account_conf;
+typedef struct sfl_dispatcharr sfl_dispatcharr;
+
+#define SFL_DISPATCHARR_TIMEOUT_MS 10000 /* per HTTP request */
+
+/*--- The limit computation (pure) ------------------------------------------*/
+
+/* Reads the body of GET /api/m3u/accounts/ (len bytes, need not be
+ * NUL-terminated) into one {id, name, max_streams} per active account:
+ * max_streams is the sum of its active profiles' max_streams, 0 (unlimited)
+ * when any active profile has 0, and the account's own max_streams when it
+ * has no profiles array or no active profile. Inactive accounts are left out.
+ * On success *out is a malloc'd array of *n entries (NULL when *n is 0) that
+ * the caller frees with sfl_dispatcharr_accounts_free(). On failure -1,
+ * *out = NULL, *n = 0 and err names the JSON path and what is wrong
+ * ("[2].profiles[0].max_streams: expected an integer >= 0, got \"2\""). */
+int sfl_dispatcharr_limits_from_json(const char *json, size_t len, sfl_account_conf **out,
+                                     size_t *n, char *err, size_t errlen);
+/* Frees the names and the array. NULL is a no-op. */
+void sfl_dispatcharr_accounts_free(sfl_account_conf *accs, size_t n);
+
+/*--- The client --------------------------------------------------------------*/
+
+/* Copies what it needs from conf (url, username, password, api_key): conf
+ * may be freed afterwards. base must outlive the client. NULL with err set
+ * when dispatcharr.url is unset or not http:// (https:// is refused, see
+ * dispatcharr.c), or when no credentials are configured. */
+sfl_dispatcharr *sfl_dispatcharr_new(struct event_base *base, const sfl_conf *conf, char *err,
+                                     size_t errlen);
+/* Drops a fetch in flight (its callback is not called), closes the
+ * connection and wipes the cached credentials. NULL is a no-op. May be
+ * called from inside a fetch callback. */
+void sfl_dispatcharr_free(sfl_dispatcharr *dc);
+/* Per-request timeout (connect, send, whole answer); default
+ * SFL_DISPATCHARR_TIMEOUT_MS. */
+void sfl_dispatcharr_set_timeout_ms(sfl_dispatcharr *dc, int64_t ms);
+
+/* accs: n accounts (sfl_dispatcharr_limits_from_json), owned by the client
+ * and valid only during the call: copy what you keep. On failure accs is
+ * NULL, n 0 and err says what went wrong; it never carries a credential. */
+typedef void sfl_dispatcharr_fetch_fn(const sfl_account_conf *accs, size_t n, const char *err,
+                                      void *arg);
+
+/* Authenticates (X-API-Key when an API key is configured; else the cached
+ * access token, logging in once when there is none; a 401 is answered by
+ * one refresh and one retry, and only a failed refresh logs in again: the
+ * login route is throttled to 3 a minute) and fetches the accounts. fn is
+ * called exactly once, from the loop (never from inside this call), unless
+ * the client is freed first. The token stays cached for the next fetch, so
+ * calling this every sync interval costs one request. -1 with errstr set
+ * when a fetch is already in flight or memory ran out (fn not called). */
+int sfl_dispatcharr_fetch(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg);
+/* The last reason sfl_dispatcharr_fetch returned -1. Valid while dc lives. */
+const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc);
+
+/* Fetch, then write: reads each account's current limit (HGET <ns>:{a:ID}:conf
+ * max_streams), then writes all of them with sfl_accounts_write (recovery_ms
+ * as there). fn gets the accounts and was[i], the limit Redis had before (-1:
+ * none), both valid only during the call; or err ("dispatcharr: ..." when the
+ * fetch failed, in which case nothing was written). */
+typedef void sfl_dispatcharr_sync_fn(const sfl_account_conf *accs, const long long *was, size_t n,
+                                     const char *err, void *arg);
+/* Same calling rules as sfl_dispatcharr_fetch; store must outlive the sync. */
+int sfl_dispatcharr_sync(sfl_dispatcharr *dc, sfl_store *st, int64_t recovery_ms,
+                         sfl_dispatcharr_sync_fn *fn, void *arg);
+
+/* `sflimit accounts sync` with dispatcharr.url set. Takes ownership of conf.
+ * Prints one line per account; returns an exit code of DESIGN §3. */
+int sfl_dispatcharr_sync_main(sfl_conf *conf);
+
+#endif

@@ -1,0 +1,517 @@
+/* test_dispatcharr.c - `sflimit accounts sync` against the fake Dispatcharr
+ * (tests/tools/fake_dispatcharr.c) and a real redis-server, and the client
+ * itself on a loop in this process: what lands in Redis, how many logins it
+ * costs, what it says when Dispatcharr misbehaves, and that no credential
+ * ever shows in its output. */
+#include "harness.h"
+
+#include "conf.h"
+#include "dispatcharr.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PASSWORD "Pw-7f3a-Zq9-distinctive"
+#define API_KEY "Key-c0ffee-distinctive-42"
+
+static sfl_test_redis redis;
+static char dir[128];
+static pid_t fake_pid;
+static int fake_port;
+
+/* The issue's figure: account 7 has two active profiles of 1 and an
+ * inactive one of 5, so it really has 2; account 8 is inactive; account 9
+ * has no profiles and counts its own 4. */
+static const char accounts_json[] =
+    "[\n"
+    " {\"id\": 7, \"name\": \"Provider A\", \"server_url\": \"http://p.example\", \"max_streams\": "
+    "1,\n"
+    "  \"is_active\": true, \"account_type\": \"XC\", \"username\": \"xc\", \"status\": "
+    "\"success\",\n"
+    "  \"profiles\": [\n"
+    "   {\"id\": 70, \"name\": \"Provider A Default\", \"max_streams\": 1, \"is_active\": true,\n"
+    "    \"is_default\": true, \"current_viewers\": 0, \"search_pattern\": \"\",\n"
+    "    \"replace_pattern\": \"\", \"custom_properties\": null},\n"
+    "   {\"id\": 71, \"name\": \"second login\", \"max_streams\": 1, \"is_active\": true,\n"
+    "    \"is_default\": false, \"current_viewers\": 0, \"search_pattern\": \"a\",\n"
+    "    \"replace_pattern\": \"b\", \"custom_properties\": null},\n"
+    "   {\"id\": 72, \"name\": \"old login\", \"max_streams\": 5, \"is_active\": false,\n"
+    "    \"is_default\": false, \"current_viewers\": 0, \"search_pattern\": \"a\",\n"
+    "    \"replace_pattern\": \"c\", \"custom_properties\": null}]},\n"
+    " {\"id\": 8, \"name\": \"Switched off\", \"max_streams\": 3, \"is_active\": false, "
+    "\"profiles\": []},\n"
+    " {\"id\": 9, \"name\": \"Bare\", \"max_streams\": 4, \"is_active\": true}\n"
+    "]\n";
+
+static void setup(void)
+{
+    setenv("SFL_LOG_LEVEL", "debug", 1); /* the most the children will ever say */
+    th_redis_start(&redis, NULL);
+    th_tmpdir(dir, sizeof(dir));
+    fake_pid = 0;
+    fake_port = 0;
+}
+
+static void teardown(void)
+{
+    if (fake_pid > 0) {
+        kill(fake_pid, SIGKILL);
+        waitpid(fake_pid, NULL, 0);
+        fake_pid = 0;
+    }
+    th_redis_stop(&redis);
+}
+
+TestSuite(dispatcharr, .init = setup, .fini = teardown, .timeout = 120);
+
+/*--- Helpers ----------------------------------------------------------------*/
+
+/* Starts the fake with the figure's accounts; extra: more arguments. */
+static void fake_start(const char *const *extra)
+{
+    char accounts[256], portfile[256], log[256];
+    th_write_file(dir, "accounts.json", accounts_json, accounts, sizeof(accounts));
+    snprintf(portfile, sizeof(portfile), "%s/fake.port", dir);
+    snprintf(log, sizeof(log), "%s/fake.log", dir);
+    const char *argv[40] = {SFL_TOOLS_DIR "/sfl-fake-dispatcharr",
+                            "--port-file",
+                            portfile,
+                            "--accounts",
+                            accounts,
+                            "--username",
+                            "admin",
+                            "--password",
+                            PASSWORD,
+                            "--api-key",
+                            API_KEY};
+    int n = 11;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    fake_pid = th_spawn((char *const *)argv, log, log);
+    int64_t until = th_now_ms() + 5000;
+    while (th_now_ms() < until) {
+        char *text = th_read_file(portfile);
+        fake_port = text ? atoi(text) : 0;
+        free(text);
+        if (fake_port > 0)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("the fake Dispatcharr did not start");
+}
+
+/* One blocking HTTP/1.0 request to the fake; returns the body (caller frees). */
+static char *fake_call(const char *method, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(fake_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+              "cannot reach the fake Dispatcharr");
+    char req[256];
+    int len = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                       method, path);
+    cr_assert(write(fd, req, len) == len);
+    char buf[8192];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    buf[n] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    cr_assert_not_null(body, "bad answer from the fake Dispatcharr");
+    return strdup(body + 4);
+}
+
+/* A counter of GET /fixture/stats: logins, refreshes, accounts_gets, ... */
+static long stat_of(const char *name)
+{
+    char *text = fake_call("GET", "/fixture/stats");
+    cJSON *doc = cJSON_Parse(text);
+    const cJSON *v = cJSON_GetObjectItem(doc, name);
+    cr_assert(cJSON_IsNumber(v), "no %s in %s", name, text);
+    long out = (long)v->valuedouble;
+    cJSON_Delete(doc);
+    free(text);
+    return out;
+}
+
+/* Writes a config for the fake (port: where to send; 0 = the fake's). */
+static void write_config(char *path, size_t len, int port, int use_key, const char *password)
+{
+    char text[1024], auth[256];
+    if (use_key)
+        snprintf(auth, sizeof(auth), "\"api_key\": \"%s\"", API_KEY);
+    else
+        snprintf(auth, sizeof(auth), "\"username\": \"admin\", \"password\": \"%s\"", password);
+    snprintf(text, sizeof(text),
+             "{\"node_id\": \"t\", \"redis\": {\"url\": \"%s\"},\n"
+             " \"dispatcharr\": {\"url\": \"http://127.0.0.1:%d\", %s}}\n",
+             redis.url, port ? port : fake_port, auth);
+    th_write_file(dir, "sflimit.json", text, path, len);
+}
+
+typedef struct run_result {
+    int code;
+    char *out, *err;
+    int64_t ms;
+} run_result;
+
+static int run_n;
+
+/* Runs `sflimit accounts sync -c config`; the caller frees out and err. */
+static run_result run_sync(const char *config)
+{
+    char out[256], err[256];
+    snprintf(out, sizeof(out), "%s/out%d", dir, run_n);
+    snprintf(err, sizeof(err), "%s/err%d", dir, run_n++);
+    const char *argv[] = {SFL_BIN, "accounts", "sync", "-c", config, NULL};
+    int64_t t0 = th_now_ms();
+    int st = th_wait(th_spawn((char *const *)argv, out, err), 60000);
+    cr_assert_neq(st, -1, "sflimit accounts sync did not end");
+    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), th_read_file(out),
+                    th_read_file(err), th_now_ms() - t0};
+    cr_assert(r.out && r.err);
+    return r;
+}
+
+static void run_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void assert_no_secret(const run_result *r)
+{
+    /* The fake's tokens start with "acc." and "rfr.". */
+    const char *secrets[] = {PASSWORD, API_KEY, "Wrong-Pw-Also-Secret", "acc.", "rfr."};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        cr_assert_null(strstr(r->out, secrets[i]), "stdout shows %s:\n%s", secrets[i], r->out);
+        cr_assert_null(strstr(r->err, secrets[i]), "stderr shows %s:\n%s", secrets[i], r->err);
+    }
+}
+
+static long long conf_max(long long id)
+{
+    redisReply *rep = th_redis(&redis, "HGET sfl:{a:%lld}:conf max_streams", id);
+    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
+    freeReplyObject(rep);
+    return v;
+}
+
+/*--- Sync through the command -----------------------------------------------*/
+
+/* The issue's figure: 2 in Redis for the account with two active profiles of
+ * 1 (and an inactive one of 5), one login for the whole sync, and the
+ * password nowhere in what the command printed, even at debug level. */
+Test(dispatcharr, sync_sums_active_profiles_with_one_login)
+{
+    fake_start(NULL);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+    cr_assert_eq(conf_max(7), 2, "account 7 has two active profiles of 1");
+    cr_assert_eq(conf_max(9), 4, "account 9 has no profiles: its own limit");
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:8}:conf"), 0, "inactive account 8 written");
+    cr_assert_eq(th_redis_int(&redis, "SISMEMBER sfl:accounts 7"), 1);
+    cr_assert_str_eq(r.out, "account 7 (Provider A): max_streams 2 (new)\n"
+                            "account 9 (Bare): max_streams 4 (new)\n");
+    cr_assert_eq(stat_of("logins"), 1, "exactly one login for the whole sync");
+    cr_assert_eq(stat_of("refreshes"), 0);
+    cr_assert_eq(stat_of("accounts_gets"), 1);
+    assert_no_secret(&r);
+    run_free(&r);
+}
+
+/* What Redis had before is reported: was / unchanged / new. */
+Test(dispatcharr, sync_reports_previous_limits)
+{
+    fake_start(NULL);
+    th_account(&redis, 7, 1);
+    th_account(&redis, 9, 4);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert_str_eq(r.out, "account 7 (Provider A): max_streams 2 (was 1)\n"
+                            "account 9 (Bare): max_streams 4 (unchanged)\n");
+    cr_assert(strstr(r.err, "account 7: max_streams was 1 in Redis, now 2"), "%s", r.err);
+    cr_assert_eq(conf_max(7), 2);
+    run_free(&r);
+}
+
+Test(dispatcharr, api_key_does_no_login)
+{
+    fake_start(NULL);
+    char config[256];
+    write_config(config, sizeof(config), 0, 1, NULL);
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert_eq(conf_max(7), 2);
+    cr_assert_eq(stat_of("logins"), 0, "an API key needs no login");
+    cr_assert_eq(stat_of("accounts_gets"), 1);
+    cr_assert_eq(stat_of("unauthorized"), 0);
+    assert_no_secret(&r);
+    run_free(&r);
+}
+
+/*--- Failures change nothing ------------------------------------------------*/
+
+/* Runs a sync that must fail: exit 1, a "sflimit: dispatcharr: " line with
+ * want in it, Redis exactly as before, no secret shown. */
+static void expect_failure(const char *config, const char *want)
+{
+    th_account(&redis, 7, 1);
+    long long before = th_redis_int(&redis, "DBSIZE");
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 1, "exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    cr_assert(strstr(r.err, "sflimit: dispatcharr: "), "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, want), "stderr lacks \"%s\":\n%s", want, r.err);
+    cr_assert_str_eq(r.out, "", "printed accounts on failure");
+    cr_assert_eq(th_redis_int(&redis, "DBSIZE"), before, "the failed sync changed Redis");
+    cr_assert_eq(conf_max(7), 1);
+    assert_no_secret(&r);
+    run_free(&r);
+}
+
+Test(dispatcharr, token_rejected_exits_1)
+{
+    const char *extra[] = {"--mode", "unauthorized", NULL};
+    fake_start(extra);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    expect_failure(config, "token rejected (HTTP 401 from GET /api/m3u/accounts/");
+    cr_assert_eq(stat_of("logins"), 1, "a rejected fresh token must not cause more logins");
+}
+
+Test(dispatcharr, api_key_rejected_exits_1)
+{
+    const char *extra[] = {"--mode", "unauthorized", NULL};
+    fake_start(extra);
+    char config[256];
+    write_config(config, sizeof(config), 0, 1, NULL);
+    expect_failure(config, "API key rejected (HTTP 401");
+    cr_assert_eq(stat_of("logins"), 0);
+}
+
+Test(dispatcharr, wrong_password_exits_1)
+{
+    fake_start(NULL);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, "Wrong-Pw-Also-Secret");
+    expect_failure(config, "login failed: Dispatcharr rejected the username or password");
+}
+
+Test(dispatcharr, malformed_json_exits_1)
+{
+    const char *extra[] = {"--mode", "malformed", NULL};
+    fake_start(extra);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    expect_failure(config, "not valid JSON");
+}
+
+Test(dispatcharr, not_an_array_exits_1)
+{
+    const char *extra[] = {"--mode", "not-array", NULL};
+    fake_start(extra);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    expect_failure(config, "expected a JSON array of accounts, got an object");
+}
+
+Test(dispatcharr, connection_refused_exits_1)
+{
+    /* A port nothing listens on: bound, never listened to, closed. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    int port = ntohs(a.sin_port);
+    close(fd);
+    char config[256];
+    write_config(config, sizeof(config), port, 0, PASSWORD);
+    expect_failure(config, "connection refused");
+}
+
+Test(dispatcharr, slow_server_times_out)
+{
+    const char *extra[] = {"--mode", "slow", "--slow-ms", "60000", NULL};
+    fake_start(extra);
+    char config[256];
+    write_config(config, sizeof(config), 0, 0, PASSWORD);
+    int64_t t0 = th_now_ms();
+    expect_failure(config, "no answer from Dispatcharr at 127.0.0.1:");
+    int64_t ms = th_now_ms() - t0;
+    cr_assert_geq(ms, SFL_DISPATCHARR_TIMEOUT_MS - 200, "gave up after %lld ms", (long long)ms);
+    cr_assert_lt(ms, SFL_DISPATCHARR_TIMEOUT_MS + 5000, "took %lld ms", (long long)ms);
+}
+
+Test(dispatcharr, https_url_is_a_config_error)
+{
+    char config[256], text[512];
+    snprintf(text, sizeof(text),
+             "{\"redis\": {\"url\": \"%s\"}, \"dispatcharr\": {\"url\": \"https://127.0.0.1:1\", "
+             "\"username\": \"admin\", \"password\": \"%s\"}}\n",
+             redis.url, PASSWORD);
+    th_write_file(dir, "sflimit.json", text, config, sizeof(config));
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 2, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "https:// is not supported"), "%s", r.err);
+    cr_assert_eq(th_redis_int(&redis, "DBSIZE"), 0);
+    assert_no_secret(&r);
+    run_free(&r);
+}
+
+/* Without dispatcharr.url, sync still writes the config's accounts. */
+Test(dispatcharr, without_url_the_config_accounts_are_synced)
+{
+    char config[256], text[512];
+    snprintf(text, sizeof(text),
+             "{\"redis\": {\"url\": \"%s\"}, \"accounts\": [{\"id\": 3, \"max_streams\": 2}]}\n",
+             redis.url);
+    th_write_file(dir, "sflimit.json", text, config, sizeof(config));
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
+    cr_assert_eq(conf_max(3), 2);
+    run_free(&r);
+}
+
+/*--- The client on a loop: what the node's periodic sync relies on ------------*/
+
+typedef struct fetch_result {
+    int calls;
+    size_t n;
+    long long max7;
+    char err[512];
+} fetch_result;
+
+static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
+{
+    fetch_result *r = arg;
+    r->calls++;
+    r->n = n;
+    r->max7 = -1;
+    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+    for (size_t i = 0; i < n; i++)
+        if (accs[i].id == 7)
+            r->max7 = accs[i].max_streams;
+}
+
+static int fetched(void *arg)
+{
+    return ((fetch_result *)arg)->calls > 0;
+}
+
+static sfl_dispatcharr *client_new(struct event_base *base)
+{
+    sfl_log_set_level(SFL_LOG_WARN); /* debug is for the children */
+    sfl_conf *c = sfl_conf_new();
+    char url[64], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake_port);
+    c->dispatcharr_url = strdup(url);
+    c->dispatcharr_username = strdup("admin");
+    c->dispatcharr_password = strdup(PASSWORD);
+    sfl_dispatcharr *dc = sfl_dispatcharr_new(base, c, err, sizeof(err));
+    sfl_conf_free(c);
+    cr_assert_not_null(dc, "%s", err);
+    return dc;
+}
+
+static void fetch_once(struct event_base *base, sfl_dispatcharr *dc, fetch_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, r), 0, "%s", sfl_dispatcharr_errstr(dc));
+    cr_assert_eq(r->calls, 0, "the callback ran inside sfl_dispatcharr_fetch");
+    cr_assert(th_loop_until(base, fetched, r, 15000), "no answer");
+    cr_assert_eq(r->calls, 1);
+}
+
+/* Five fetches in a row cost one login (the route allows 3 a minute); an
+ * expired access token costs one refresh, not a login. */
+Test(dispatcharr, client_caches_token_and_refreshes)
+{
+    fake_start(NULL);
+    struct event_base *base = event_base_new();
+    sfl_dispatcharr *dc = client_new(base);
+    fetch_result r;
+    for (int i = 0; i < 5; i++) {
+        fetch_once(base, dc, &r);
+        cr_assert_str_eq(r.err, "", "fetch %d: %s", i, r.err);
+        cr_assert_eq(r.max7, 2);
+        cr_assert_eq(r.n, 2);
+    }
+    cr_assert_eq(stat_of("logins"), 1);
+    cr_assert_eq(stat_of("accounts_gets"), 5);
+
+    free(fake_call("POST", "/fixture/expire"));
+    fetch_once(base, dc, &r);
+    cr_assert_str_eq(r.err, "", "%s", r.err);
+    cr_assert_eq(r.max7, 2);
+    cr_assert_eq(stat_of("refreshes"), 1, "an expired token is refreshed");
+    cr_assert_eq(stat_of("logins"), 1, "an expired token must not cost a login");
+    cr_assert_eq(stat_of("accounts_gets"), 7, "one 401 and one retry");
+
+    /* A second fetch while one is in flight is refused, the first goes on. */
+    fetch_result r2 = {0};
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r), 0);
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r2), -1);
+    cr_assert(strstr(sfl_dispatcharr_errstr(dc), "in flight"));
+    cr_assert(th_loop_until(base, fetched, &r, 15000));
+    cr_assert_eq(r2.calls, 0);
+    sfl_dispatcharr_free(dc);
+    event_base_free(base);
+}
+
+/* A refused refresh (refresh token expired too) logs in again, once. */
+Test(dispatcharr, client_logs_in_again_when_refresh_is_refused)
+{
+    const char *extra[] = {"--refresh-ttl-s", "0", NULL};
+    fake_start(extra);
+    struct event_base *base = event_base_new();
+    sfl_dispatcharr *dc = client_new(base);
+    fetch_result r;
+    fetch_once(base, dc, &r);
+    cr_assert_str_eq(r.err, "", "%s", r.err);
+    free(fake_call("POST", "/fixture/expire"));
+    fetch_once(base, dc, &r);
+    cr_assert_str_eq(r.err, "", "%s", r.err);
+    cr_assert_eq(r.max7, 2);
+    cr_assert_eq(stat_of("refreshes"), 1);
+    cr_assert_eq(stat_of("logins"), 2);
+    sfl_dispatcharr_free(dc);
+    event_base_free(base);
+}
+
+/* Freeing the client with a fetch in flight drops it: no callback, no leak
+ * (valgrind), and the loop can go on. */
+Test(dispatcharr, client_free_drops_fetch_in_flight)
+{
+    const char *extra[] = {"--mode", "slow", "--slow-ms", "2000", NULL};
+    fake_start(extra);
+    struct event_base *base = event_base_new();
+    sfl_dispatcharr *dc = client_new(base);
+    fetch_result r = {0};
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r), 0);
+    th_loop_for(base, 300);
+    sfl_dispatcharr_free(dc);
+    th_loop_for(base, 200);
+    cr_assert_eq(r.calls, 0);
+    event_base_free(base);
+}

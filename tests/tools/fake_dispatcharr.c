@@ -1,0 +1,627 @@
+/* fake_dispatcharr.c - a stand-in for Dispatcharr's REST API, for tests.
+ *
+ * It serves the three routes sfl uses, with the shapes and the behaviour of
+ * Dispatcharr (DISPATCHARR.md), and counts what it was asked so that tests
+ * can assert on the client's manners rather than only on its results:
+ *
+ *   POST /api/accounts/token/          {"username","password"} -> {"access","refresh"}
+ *                                      throttled: --login-limit a minute (3), then 429
+ *   POST /api/accounts/token/refresh/  {"refresh"} -> {"access"}
+ *   GET  /api/m3u/accounts/            the --accounts file, as-is, to a valid
+ *                                      "Authorization: Bearer <access>", or the
+ *                                      --api-key as "X-API-Key: K" or
+ *                                      "Authorization: ApiKey K"; else 401
+ *
+ * and for the tests themselves:
+ *
+ *   GET  /fixture/stats   {"logins", "logins_ok", "throttled", "refreshes",
+ *                          "accounts_gets", "unauthorized"}
+ *   POST /fixture/expire  every access token expires now (the refresh path)
+ *
+ * Access tokens expire after --token-ttl-s (1800, Dispatcharr's 30 min),
+ * refresh tokens after --refresh-ttl-s (86400); an expired or unknown token
+ * gets 401 as SimpleJWT answers it. Every login attempt counts against the
+ * throttle, as DRF's throttle counts requests, not successes.
+ *
+ * --mode changes what GET /api/m3u/accounts/ does once authenticated:
+ * ok (the file), unauthorized (401 whatever the credentials), malformed
+ * (the first half of the file: not valid JSON), not-array (the file wrapped
+ * in a paginated object), slow (the answer after --slow-ms, default 60000).
+ *
+ * It never prints anything beyond the listening line: tests read its
+ * stderr. Every evhttp handler ends in exactly one evhttp_send_reply or
+ * evhttp_send_error; slow answers are sent from a timer, and evhttp frees a
+ * request whose client left in the meantime when it is answered. */
+#include "clock.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*--- Data types -------------------------------------------------------------*/
+
+typedef enum { MODE_OK, MODE_UNAUTHORIZED, MODE_MALFORMED, MODE_SLOW, MODE_NOT_ARRAY } fd_mode;
+
+typedef struct fd_token {
+    char value[40];
+    int refresh; /* 0 = access token */
+    int64_t expires_ms;
+} fd_token;
+
+typedef struct fd_slow {
+    struct fd_server *srv;
+    struct evhttp_request *req;
+    struct event *timer;
+    struct fd_slow *next;
+} fd_slow;
+
+typedef struct fd_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *sigint, *sigterm;
+    const char *username, *password, *api_key;
+    char *accounts; /* the file's bytes */
+    size_t accounts_len;
+    fd_mode mode;
+    long token_ttl_s, refresh_ttl_s, slow_ms, login_limit;
+    fd_token *tokens;
+    size_t ntokens, captokens;
+    int64_t *login_times; /* the last login_limit attempts, for the throttle */
+    size_t nlogin_times;
+    fd_slow *slow;
+    long logins, logins_ok, throttled, refreshes, accounts_gets, unauthorized;
+} fd_server;
+
+/*--- Replies ----------------------------------------------------------------*/
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    if (out)
+        evbuffer_add(out, body, strlen(body));
+    evhttp_send_reply(req, code, reason, out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void reply_raw(struct evhttp_request *req, const char *body, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    if (out)
+        evbuffer_add(out, body, len);
+    evhttp_send_reply(req, 200, "OK", out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void reply_unauthorized(struct evhttp_request *req, const char *detail, int token)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"detail\": \"%s\"%s}", detail,
+             token ? ", \"code\": \"token_not_valid\"" : "");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"api\"");
+    reply_json(req, 401, "Unauthorized", body);
+}
+
+/*--- Tokens -----------------------------------------------------------------*/
+
+static const fd_token *token_issue(fd_server *srv, int refresh)
+{
+    if (srv->ntokens == srv->captokens) {
+        size_t cap = srv->captokens ? srv->captokens * 2 : 16;
+        fd_token *t = realloc(srv->tokens, cap * sizeof(*t));
+        if (!t)
+            return NULL;
+        srv->tokens = t;
+        srv->captokens = cap;
+    }
+    fd_token *t = &srv->tokens[srv->ntokens++];
+    snprintf(t->value, sizeof(t->value), "%s.%016" PRIx64, refresh ? "rfr" : "acc", sfl_random64());
+    t->refresh = refresh;
+    t->expires_ms = sfl_mono_ms() + (refresh ? srv->refresh_ttl_s : srv->token_ttl_s) * 1000;
+    return t;
+}
+
+/* 1 valid, 0 unknown, -1 expired. */
+static int token_check(const fd_server *srv, const char *value, int refresh)
+{
+    for (size_t i = 0; value && i < srv->ntokens; i++)
+        if (srv->tokens[i].refresh == refresh && strcmp(srv->tokens[i].value, value) == 0)
+            return srv->tokens[i].expires_ms > sfl_mono_ms() ? 1 : -1;
+    return 0;
+}
+
+/* The JSON body of a POST; NULL when it is not a JSON object. */
+static cJSON *request_json(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    cJSON *doc = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), n);
+    if (doc && !cJSON_IsObject(doc)) {
+        cJSON_Delete(doc);
+        doc = NULL;
+    }
+    return doc;
+}
+
+static const char *json_str(const cJSON *doc, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/*--- Routes -----------------------------------------------------------------*/
+
+static void on_login(fd_server *srv, struct evhttp_request *req)
+{
+    srv->logins++;
+    int64_t now = sfl_mono_ms();
+    size_t recent = 0;
+    for (size_t i = 0; i < srv->nlogin_times; i++)
+        if (now - srv->login_times[i] < 60000)
+            srv->login_times[recent++] = srv->login_times[i];
+    srv->nlogin_times = recent;
+    if ((long)recent >= srv->login_limit) {
+        srv->throttled++;
+        long wait_s = (long)((60000 - (now - srv->login_times[0]) + 999) / 1000);
+        char ra[24], body[128];
+        snprintf(ra, sizeof(ra), "%ld", wait_s);
+        snprintf(body, sizeof(body),
+                 "{\"detail\": \"Request was throttled. Expected available in %ld seconds.\"}",
+                 wait_s);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        reply_json(req, 429, "Too Many Requests", body);
+        return;
+    }
+    srv->login_times[srv->nlogin_times++] = now;
+    cJSON *doc = request_json(req);
+    const char *user = json_str(doc, "username"), *pass = json_str(doc, "password");
+    if (!user || !pass) {
+        reply_json(req, 400, "Bad Request",
+                   "{\"username\": [\"This field is required.\"], "
+                   "\"password\": [\"This field is required.\"]}");
+    } else if (!srv->username || !srv->password || strcmp(user, srv->username) != 0 ||
+               strcmp(pass, srv->password) != 0) {
+        reply_unauthorized(req, "No active account found with the given credentials", 0);
+    } else {
+        const fd_token *a = token_issue(srv, 0);
+        char access[40];
+        snprintf(access, sizeof(access), "%s", a ? a->value : "");
+        const fd_token *r = a ? token_issue(srv, 1) : NULL;
+        if (!r) {
+            evhttp_send_error(req, 500, "out of memory");
+        } else {
+            char body[160];
+            snprintf(body, sizeof(body), "{\"access\": \"%s\", \"refresh\": \"%s\"}", access,
+                     r->value);
+            srv->logins_ok++;
+            reply_json(req, 200, "OK", body);
+        }
+    }
+    cJSON_Delete(doc);
+}
+
+static void on_refresh(fd_server *srv, struct evhttp_request *req)
+{
+    srv->refreshes++;
+    cJSON *doc = request_json(req);
+    const char *refresh = json_str(doc, "refresh");
+    if (!refresh) {
+        reply_json(req, 400, "Bad Request", "{\"refresh\": [\"This field is required.\"]}");
+    } else if (token_check(srv, refresh, 1) != 1) {
+        reply_unauthorized(req, "Token is invalid or expired", 1);
+    } else {
+        const fd_token *a = token_issue(srv, 0);
+        char body[96];
+        snprintf(body, sizeof(body), "{\"access\": \"%s\"}", a ? a->value : "");
+        if (a)
+            reply_json(req, 200, "OK", body);
+        else
+            evhttp_send_error(req, 500, "out of memory");
+    }
+    cJSON_Delete(doc);
+}
+
+static void send_accounts(fd_server *srv, struct evhttp_request *req)
+{
+    if (srv->mode == MODE_MALFORMED) {
+        reply_raw(req, srv->accounts, srv->accounts_len / 2);
+    } else if (srv->mode == MODE_NOT_ARRAY) {
+        struct evbuffer *out = evbuffer_new();
+        if (out)
+            evbuffer_add_printf(out,
+                                "{\"count\": 1, \"next\": null, \"previous\": null, "
+                                "\"results\": %.*s}",
+                                (int)srv->accounts_len, srv->accounts);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_send_reply(req, 200, "OK", out);
+        if (out)
+            evbuffer_free(out);
+    } else {
+        reply_raw(req, srv->accounts, srv->accounts_len);
+    }
+}
+
+static void slow_free(fd_slow *s)
+{
+    fd_slow **pp = &s->srv->slow;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    event_free(s->timer);
+    free(s);
+}
+
+static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
+{
+    fd_slow *s = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    fd_server *srv = s->srv;
+    struct evhttp_request *req = s->req;
+    slow_free(s);
+    srv->mode = MODE_OK; /* only the content is slow, not its shape */
+    send_accounts(srv, req);
+    srv->mode = MODE_SLOW;
+}
+
+static void on_accounts(fd_server *srv, struct evhttp_request *req)
+{
+    srv->accounts_gets++;
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(h, "Authorization");
+    const char *key = evhttp_find_header(h, "X-API-Key");
+    int ok = 0;
+    if (srv->mode == MODE_UNAUTHORIZED) {
+        ok = 0;
+    } else if (srv->api_key && key) {
+        ok = strcmp(key, srv->api_key) == 0;
+    } else if (auth && strncmp(auth, "ApiKey ", 7) == 0) {
+        ok = srv->api_key && strcmp(auth + 7, srv->api_key) == 0;
+    } else if (auth && strncmp(auth, "Bearer ", 7) == 0) {
+        ok = token_check(srv, auth + 7, 0) == 1;
+    }
+    if (!ok) {
+        srv->unauthorized++;
+        if (!auth && !key)
+            reply_unauthorized(req, "Authentication credentials were not provided.", 0);
+        else
+            reply_unauthorized(req, "Given token not valid for any token type", 1);
+        return;
+    }
+    if (srv->mode != MODE_SLOW) {
+        send_accounts(srv, req);
+        return;
+    }
+    fd_slow *s = calloc(1, sizeof(*s));
+    if (!s || !(s->timer = evtimer_new(srv->base, on_slow_timer, s))) {
+        free(s);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    s->srv = srv;
+    s->req = req;
+    s->next = srv->slow;
+    srv->slow = s;
+    struct timeval tv = {srv->slow_ms / 1000, (srv->slow_ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+static void on_stats(fd_server *srv, struct evhttp_request *req)
+{
+    char body[320];
+    snprintf(body, sizeof(body),
+             "{\"logins\": %ld, \"logins_ok\": %ld, \"throttled\": %ld, \"refreshes\": %ld, "
+             "\"accounts_gets\": %ld, \"unauthorized\": %ld}",
+             srv->logins, srv->logins_ok, srv->throttled, srv->refreshes, srv->accounts_gets,
+             srv->unauthorized);
+    reply_json(req, 200, "OK", body);
+}
+
+static void on_expire(fd_server *srv, struct evhttp_request *req)
+{
+    int64_t now = sfl_mono_ms();
+    for (size_t i = 0; i < srv->ntokens; i++)
+        if (!srv->tokens[i].refresh)
+            srv->tokens[i].expires_ms = now;
+    reply_json(req, 200, "OK", "{}");
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    fd_server *srv = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    static const struct {
+        const char *path;
+        enum evhttp_cmd_type method;
+        void (*fn)(fd_server *, struct evhttp_request *);
+    } routes[] = {
+        {"/api/accounts/token/", EVHTTP_REQ_POST, on_login},
+        {"/api/accounts/token/refresh/", EVHTTP_REQ_POST, on_refresh},
+        {"/api/m3u/accounts/", EVHTTP_REQ_GET, on_accounts},
+        {"/fixture/stats", EVHTTP_REQ_GET, on_stats},
+        {"/fixture/expire", EVHTTP_REQ_POST, on_expire},
+    };
+    for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(path, routes[i].path) != 0)
+            continue;
+        if (m != routes[i].method) {
+            reply_json(req, 405, "Method Not Allowed", "{\"detail\": \"Method not allowed.\"}");
+            return;
+        }
+        routes[i].fn(srv, req);
+        return;
+    }
+    reply_json(req, 404, "Not Found", "{\"detail\": \"Not found.\"}");
+}
+
+/*--- Server -----------------------------------------------------------------*/
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    fd_server *srv = arg;
+    UNUSED(sig);
+    UNUSED(what);
+    event_base_loopbreak(srv->base);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void server_free(fd_server *srv)
+{
+    while (srv->slow)
+        slow_free(srv->slow); /* their requests go with evhttp_free */
+    if (srv->http)
+        evhttp_free(srv->http);
+    if (srv->sigint)
+        event_free(srv->sigint);
+    if (srv->sigterm)
+        event_free(srv->sigterm);
+    if (srv->base)
+        event_base_free(srv->base);
+    free(srv->tokens);
+    free(srv->login_times);
+    free(srv->accounts);
+}
+
+static int server_start(fd_server *srv, const char *host, int port, const char *port_file)
+{
+    srv->base = event_base_new();
+    if (!srv->base || !(srv->http = evhttp_new(srv->base)))
+        return -1;
+    srv->sigint = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sigterm = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    if (!srv->sigint || !srv->sigterm || event_add(srv->sigint, NULL) != 0 ||
+        event_add(srv->sigterm, NULL) != 0)
+        return -1;
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(srv->http, on_request, srv);
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+    if (!bound) {
+        fprintf(stderr, "cannot listen on %s:%d\n", host, port);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) != 0)
+        return -1;
+    port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (port_file && write_port_file(port_file, port) != 0) {
+        fprintf(stderr, "cannot write %s: %s\n", port_file, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "listening on %s:%d\n", host, port);
+    return 0;
+}
+
+/*--- Command line -------------------------------------------------------------*/
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sfl-fake-dispatcharr --accounts FILE [--port-file FILE] [--listen HOST:PORT]\n"
+            "           [--username U --password P] [--api-key K]\n"
+            "           [--mode ok|unauthorized|malformed|slow|not-array] [--slow-ms N]\n"
+            "           [--token-ttl-s N] [--refresh-ttl-s N] [--login-limit N]\n"
+            "routes: POST /api/accounts/token/, POST /api/accounts/token/refresh/,\n"
+            "        GET /api/m3u/accounts/, GET /fixture/stats, POST /fixture/expire\n");
+}
+
+static long parse_num(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (errno || end == s || *end || n < 0 || n > max)
+        return -1;
+    return n;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 > cap) {
+            char *b = realloc(buf, cap = cap * 2 + 8192);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        OPT_LISTEN = 1,
+        OPT_PORT_FILE,
+        OPT_USER,
+        OPT_PASS,
+        OPT_KEY,
+        OPT_ACCOUNTS,
+        OPT_MODE,
+        OPT_TTL,
+        OPT_RTTL,
+        OPT_SLOW,
+        OPT_LIMIT,
+        OPT_HELP
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {"username", required_argument, NULL, OPT_USER},
+        {"password", required_argument, NULL, OPT_PASS},
+        {"api-key", required_argument, NULL, OPT_KEY},
+        {"accounts", required_argument, NULL, OPT_ACCOUNTS},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"token-ttl-s", required_argument, NULL, OPT_TTL},
+        {"refresh-ttl-s", required_argument, NULL, OPT_RTTL},
+        {"slow-ms", required_argument, NULL, OPT_SLOW},
+        {"login-limit", required_argument, NULL, OPT_LIMIT},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const modes[] = {"ok", "unauthorized", "malformed", "slow", "not-array"};
+    fd_server srv = {
+        .token_ttl_s = 1800, .refresh_ttl_s = 86400, .slow_ms = 60000, .login_limit = 3};
+    char host[128] = "127.0.0.1";
+    int port = 0, rc = 2, opt;
+    const char *port_file = NULL, *accounts = NULL;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN: {
+            const char *colon = strrchr(optarg, ':');
+            long p = colon ? parse_num(colon + 1, 65535) : -1;
+            if (p < 0 || colon == optarg || (size_t)(colon - optarg) >= sizeof(host)) {
+                fprintf(stderr, "bad --listen %s (want HOST:PORT)\n", optarg);
+                goto done;
+            }
+            snprintf(host, sizeof(host), "%.*s", (int)(colon - optarg), optarg);
+            port = (int)p;
+            break;
+        }
+        case OPT_PORT_FILE:
+            port_file = optarg;
+            break;
+        case OPT_USER:
+            srv.username = optarg;
+            break;
+        case OPT_PASS:
+            srv.password = optarg;
+            break;
+        case OPT_KEY:
+            srv.api_key = optarg;
+            break;
+        case OPT_ACCOUNTS:
+            accounts = optarg;
+            break;
+        case OPT_MODE: {
+            size_t i = 0;
+            while (i < sizeof(modes) / sizeof(modes[0]) && strcmp(optarg, modes[i]) != 0)
+                i++;
+            if (i == sizeof(modes) / sizeof(modes[0])) {
+                fprintf(stderr, "bad --mode %s\n", optarg);
+                goto done;
+            }
+            srv.mode = (fd_mode)i;
+            break;
+        }
+        case OPT_TTL:
+        case OPT_RTTL:
+        case OPT_SLOW:
+        case OPT_LIMIT: {
+            long v = parse_num(optarg, INT_MAX / 1000);
+            if (v < 0 || (opt == OPT_LIMIT && v == 0)) {
+                fprintf(stderr, "bad number %s\n", optarg);
+                goto done;
+            }
+            *(opt == OPT_TTL    ? &srv.token_ttl_s
+              : opt == OPT_RTTL ? &srv.refresh_ttl_s
+              : opt == OPT_SLOW ? &srv.slow_ms
+                                : &srv.login_limit) = v;
+            break;
+        }
+        case OPT_HELP:
+            usage(stdout);
+            rc = 0;
+            goto done;
+        default:
+            usage(stderr);
+            goto done;
+        }
+    }
+    if (!accounts || optind != argc) {
+        usage(stderr);
+        goto done;
+    }
+    if (!(srv.accounts = read_all(accounts, &srv.accounts_len))) {
+        fprintf(stderr, "cannot read %s: %s\n", accounts, strerror(errno));
+        goto done;
+    }
+    if (!(srv.login_times = calloc((size_t)srv.login_limit, sizeof(*srv.login_times))))
+        goto done;
+    signal(SIGPIPE, SIG_IGN);
+    rc = 1;
+    if (server_start(&srv, host, port, port_file) < 0)
+        goto done;
+    event_base_dispatch(srv.base);
+    rc = 0;
+done:
+    server_free(&srv);
+    return rc;
+}
