@@ -478,6 +478,11 @@ static void try_unlink(try_ctx *t)
     t->prev = t->next = NULL;
 }
 
+void sfl_limiter_withdraw(sfl_limiter *lim, long long account, const char *id)
+{
+    release_id(lim, account, id);
+}
+
 void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg)
 {
     for (try_ctx *t = lim->tries; t; t = t->next)

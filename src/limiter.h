@@ -97,6 +97,9 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, cons
 /* Tries in flight whose arg is arg will not call back (a granted slot is
  * given back): for an owner that goes away before Redis answers. */
 void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg);
+/* Withdraws a ticket (and any slot already handed to it, which goes on to
+ * the next ticket): for an owner that stops waiting. Queued if Redis is away. */
+void sfl_limiter_withdraw(sfl_limiter *lim, long long account, const char *id);
 /* A fresh lease id / ticket "<node_id>:<16 hex>". */
 void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len);
 /* fn is told of every release announced for an account (after the waits);

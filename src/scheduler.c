@@ -180,10 +180,20 @@ static void ring_remove(acct *a)
 
 /*--- Accounts --------------------------------------------------------------*/
 
+/* The account no longer waits: its ticket leaves Redis's queue, so no slot
+ * is handed to a node that will not take it. */
+static void drop_ticket(acct *a)
+{
+    if (a->ticket[0] && !a->asking)
+        sfl_limiter_withdraw(a->s->lim, a->id, a->ticket);
+    a->ticket[0] = '\0';
+}
+
 static void drop_all(acct *a, sfl_drop_reason why)
 {
     sfl_sched *s = a->s;
     ring_remove(a);
+    drop_ticket(a);
     while (a->n > 0) {
         qjob j = heap_pop(a);
         s->queued--;
@@ -281,7 +291,9 @@ static void on_try(const sfl_try_result *res, void *arg)
     s->asking--;
     if (s->cancelled || a->n == 0) {
         if (res->lease)
-            sfl_lease_release(res->lease);
+            sfl_lease_release(res->lease); /* also withdraws the ticket */
+        else
+            drop_ticket(a);
         a->ticket[0] = '\0';
         pump(s);
         return;
@@ -383,7 +395,9 @@ static void acct_free(long long id, void *value, void *arg)
     sfl_sched *s = arg;
     UNUSED(id);
     if (a->asking)
-        sfl_limiter_cancel_tries(s->lim, a);
+        sfl_limiter_cancel_tries(s->lim, a); /* gives its id back on the answer */
+    else
+        drop_ticket(a);
     event_free(a->wake);
     free(a->heap);
     free(a);
