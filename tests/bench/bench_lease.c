@@ -1,0 +1,357 @@
+/* bench_lease.c - the lease benchmark's parent: P processes x W workers
+ * (bench_worker.c) cycling on one account, wait -> hold H ms -> release.
+ *
+ * Phases, all on CLOCK_MONOTONIC (one clock for every process here):
+ *  1. the parent writes the account's limit straight into Redis (hiredis
+ *     sync) and clears its leases, holders and waiters: no recovery window;
+ *  2. each child connects all its workers, says "ready" in shared memory and
+ *     blocks on a pipe; when all are ready the parent fixes go/start/end
+ *     times and closes the pipe: everyone starts together;
+ *  3. children record every cycle from go on (the warm-up too: hand-offs are
+ *     numbered from the first grant, see bench_stats.c) into a shared mmap
+ *     area, one per process; the parent reads INFO at start and end of the
+ *     window (total_commands_processed counts the calls scripts make too);
+ *  4. at end the children stop asking, release what they hold, drain the
+ *     releases and exit; the parent merges the records and prints one JSON
+ *     line on stdout and a summary on stderr.
+ */
+#include "bench.h"
+
+#include "conf.h"
+#include "limiter.h"
+#include "log.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RECS_PER_SEC 150000 /* record capacity per process and second of the run */
+
+static redisContext *redis_open(const char *url, char *err, size_t errlen)
+{
+    sfl_redis_url u = {0};
+    redisContext *c = NULL;
+    if (sfl_redis_url_parse(url, &u, err, errlen) < 0)
+        return NULL;
+    struct timeval tv = {2, 0};
+    c = u.unix_path ? redisConnectUnixWithTimeout(u.unix_path, tv)
+                    : redisConnectWithTimeout(u.host, u.port, tv);
+    if (!c || c->err) {
+        snprintf(err, errlen, "connect: %s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        c = NULL;
+        goto done;
+    }
+    const char *what = NULL;
+    redisReply *r = NULL;
+    if (u.password) {
+        what = "AUTH";
+        r = u.user ? redisCommand(c, "AUTH %s %s", u.user, u.password)
+                   : redisCommand(c, "AUTH %s", u.password);
+    }
+    if (u.db && (!what || (r && r->type != REDIS_REPLY_ERROR))) {
+        if (r)
+            freeReplyObject(r);
+        what = "SELECT";
+        r = redisCommand(c, "SELECT %d", u.db);
+    }
+    if (what && (!r || r->type == REDIS_REPLY_ERROR)) {
+        snprintf(err, errlen, "%s: %s", what, r ? r->str : c->errstr);
+        redisFree(c);
+        c = NULL;
+    }
+    if (r)
+        freeReplyObject(r);
+done:
+    sfl_redis_url_clear(&u);
+    return c;
+}
+
+/* One command whose reply is only checked for errors. 0 or -1. */
+static int redis_do(redisContext *c, char *err, size_t errlen, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", argv[0], r ? r->str : c->errstr);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int account_setup(redisContext *c, const bench_lease_opts *o, char *err, size_t errlen)
+{
+    char id[24], lim[24], keys[5][160];
+    static const char *const suffix[5] = {"conf", "leases", "holders", "waiters", "waiters:exp"};
+    snprintf(id, sizeof(id), "%lld", o->account);
+    snprintf(lim, sizeof(lim), "%lld", o->limit);
+    for (int i = 0; i < 5; i++)
+        sfl_account_key(keys[i], sizeof(keys[i]), BENCH_NS, o->account, suffix[i]);
+    const char *hset[] = {"HSET",     keys[0], "max_streams",      lim, "updated_ms", "0",
+                          "epoch_ms", "0",     "recover_until_ms", "0"};
+    const char *sadd[] = {"SADD", BENCH_NS ":accounts", id};
+    const char *del[] = {"DEL", keys[1], keys[2], keys[3], keys[4]};
+    if (redis_do(c, err, errlen, 10, hset) < 0 || redis_do(c, err, errlen, 3, sadd) < 0 ||
+        redis_do(c, err, errlen, 5, del) < 0)
+        return -1;
+    return 0;
+}
+
+/* Server-side counters: total_commands_processed and, from commandstats,
+ * the calls of a few commands. -1 on failure. */
+typedef struct server_counts {
+    long long total, evalsha, eval, publish;
+} server_counts;
+
+/* The number after field in INFO text; missing (a command never called) is 0. */
+static long long info_field(const char *text, const char *field)
+{
+    const char *s = strstr(text, field);
+    return s ? strtoll(s + strlen(field), NULL, 10) : 0;
+}
+
+static int server_counts_get(redisContext *c, server_counts *out)
+{
+    redisReply *r = redisCommand(c, "INFO all");
+    if (!r || r->type != REDIS_REPLY_STRING || !strstr(r->str, "total_commands_processed:")) {
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    out->total = info_field(r->str, "total_commands_processed:");
+    out->evalsha = info_field(r->str, "cmdstat_evalsha:calls=");
+    out->eval = info_field(r->str, "cmdstat_eval:calls=");
+    out->publish = info_field(r->str, "cmdstat_publish:calls=");
+    freeReplyObject(r);
+    return 0;
+}
+
+static void sleep_until(int64_t at_ns)
+{
+    struct timespec ts = {(time_t)(at_ns / 1000000000), (long)(at_ns % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+static void json_num(const char *name, double v, int last)
+{
+    if (isnan(v))
+        printf("\"%s\":null%s", name, last ? "" : ",");
+    else
+        printf("\"%s\":%.3f%s", name, v, last ? "" : ",");
+}
+
+static void report(const bench_lease_opts *o, const bench_figures *f, double cmds_per_cycle,
+                   const server_counts *d, uint64_t client_cmds, uint64_t denied, uint64_t lost,
+                   uint64_t not_granted)
+{
+    int n = o->procs * o->workers;
+    printf("{\"procs\":%d,\"workers\":%d,\"limit\":%lld,\"hold_ms\":%" PRId64 ",\"cycles\":%lld,",
+           o->procs, n, o->limit, o->hold_ms, f->cycles);
+    printf("\"cycles_per_s\":%.1f,", f->cycles_per_s);
+    json_num("handoff_ms_p50", f->handoff_p50, 0);
+    json_num("handoff_ms_p90", f->handoff_p90, 0);
+    json_num("handoff_ms_p99", f->handoff_p99, 0);
+    json_num("wait_ms_p50", f->wait_p50, 0);
+    json_num("wait_ms_p99", f->wait_p99, 0);
+    json_num("wait_ms_max", f->wait_max, 0);
+    printf("\"jain_fairness\":%.4f,\"max_concurrent_seen\":%d,", f->jain, f->max_concurrent);
+    json_num("redis_commands_per_cycle", cmds_per_cycle, 1);
+    printf("}\n");
+    fflush(stdout);
+
+    double c = f->cycles > 0 ? (double)f->cycles : NAN;
+    fprintf(stderr,
+            "lease: %d procs x %d workers (%d nodes), limit %lld, hold %" PRId64
+            " ms, %.1f s measured\n"
+            "  cycles        %lld (%.1f/s)\n"
+            "  hand-off ms   p50 %.3f  p90 %.3f  p99 %.3f  (%lld hand-offs%s)\n"
+            "    of which    release->announcement p50 %.3f p90 %.3f, announcement->grant\n"
+            "                p50 %.3f p90 %.3f (over the %lld announced ones)\n"
+            "  wait ms       p50 %.3f  p99 %.3f  max %.3f\n"
+            "  fairness      jain %.4f   max holders seen %d (limit %lld)%s\n"
+            "  redis/cycle   %.2f server commands (script-internal calls included), of which\n"
+            "                evalsha %.2f, eval %.2f, publish %.2f; client-sent %.2f;\n"
+            "                denied asks %.2f\n",
+            o->procs, o->workers, n, o->limit, o->hold_ms, o->seconds, f->cycles, f->cycles_per_s,
+            f->handoff_p50, f->handoff_p90, f->handoff_p99, f->handoffs,
+            f->negative_handoffs ? ", SOME NEGATIVE" : "", f->announce_p50, f->announce_p90,
+            f->takeover_p50, f->takeover_p90, f->announced, f->wait_p50, f->wait_p99, f->wait_max,
+            f->jain, f->max_concurrent, o->limit,
+            f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "", cmds_per_cycle,
+            (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
+            (double)client_cmds / c, (double)denied / c);
+    if (lost || not_granted)
+        fprintf(stderr, "  leases lost %" PRIu64 ", waits ended without a grant %" PRIu64 "\n",
+                lost, not_granted);
+}
+
+int bench_lease_run(const bench_lease_opts *o)
+{
+    int rc = BENCH_EXIT_FAIL;
+    char err[256];
+    pid_t *pids = NULL;
+    bench_shm *h = MAP_FAILED;
+    size_t hsize = sizeof(bench_shm) + (size_t)o->procs * sizeof(bench_proc_area);
+    size_t cap = (size_t)((o->warmup + o->seconds + 5) * RECS_PER_SEC);
+    int go[2] = {-1, -1};
+    int forked = 0;
+    bench_rec *all = NULL;
+
+    signal(SIGPIPE, SIG_IGN);
+    redisContext *rc_sync = redis_open(o->redis_url, err, sizeof(err));
+    if (!rc_sync) {
+        char shown[512];
+        snprintf(shown, sizeof(shown), "%s", o->redis_url);
+        sfl_redact(shown);
+        fprintf(stderr, "sflimit-bench lease: --redis %s: %s\n", shown, err);
+        return BENCH_EXIT_FAIL;
+    }
+    if (account_setup(rc_sync, o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sflimit-bench lease: account setup: %s\n", err);
+        goto done;
+    }
+    h = mmap(NULL, hsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pids = calloc((size_t)o->procs, sizeof(*pids));
+    if (h == MAP_FAILED || !pids || pipe(go) < 0) {
+        fprintf(stderr, "sflimit-bench lease: %s\n", strerror(errno));
+        goto done;
+    }
+    memset(h, 0, hsize);
+    for (int i = 0; i < o->procs; i++) {
+        bench_proc_area *a = &h->procs[i];
+        a->cap = cap;
+        a->recs = mmap(NULL, cap * sizeof(bench_rec), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (a->recs == MAP_FAILED) {
+            a->recs = NULL;
+            fprintf(stderr, "sflimit-bench lease: mmap: %s\n", strerror(errno));
+            goto done;
+        }
+    }
+
+    fflush(NULL);
+    for (int i = 0; i < o->procs; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0) {
+            fprintf(stderr, "sflimit-bench lease: fork: %s\n", strerror(errno));
+            goto done;
+        }
+        if (pids[i] == 0) {
+            close(go[1]);
+            int code = bench_worker_main(o, h, i, go[0]);
+            free(pids); /* the parent's, freed here too so leak checkers see a clean child */
+            redisFree(rc_sync);
+            _exit(code);
+        }
+        forked++;
+    }
+    close(go[0]);
+    go[0] = -1;
+
+    /* Everyone connected? */
+    int64_t deadline = bench_now_ns() + (int64_t)(BENCH_CONNECT_DEADLINE_MS + 2000) * 1000000;
+    while (atomic_load(&h->ready) < o->procs && bench_now_ns() < deadline) {
+        int failed = 0;
+        for (int i = 0; i < o->procs; i++)
+            failed |= h->procs[i].failed;
+        if (failed)
+            break;
+        usleep(2000);
+    }
+    if (atomic_load(&h->ready) < o->procs)
+        atomic_store(&h->abort, 1);
+    h->go_ns = bench_now_ns();
+    h->start_ns = h->go_ns + (int64_t)(o->warmup * 1e9);
+    h->end_ns = h->start_ns + (int64_t)(o->seconds * 1e9);
+    atomic_thread_fence(memory_order_release);
+    close(go[1]); /* go */
+    go[1] = -1;
+
+    server_counts before = {0}, after = {0};
+    int counted = 0;
+    if (!atomic_load(&h->abort)) {
+        sleep_until(h->start_ns);
+        counted = server_counts_get(rc_sync, &before) == 0;
+        sleep_until(h->end_ns);
+        counted &= server_counts_get(rc_sync, &after) == 0;
+    }
+
+    int children_ok = 1;
+    for (int i = 0; i < forked; i++) {
+        int st;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+            ;
+        bench_proc_area *a = &h->procs[i];
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || a->failed) {
+            children_ok = 0;
+            fprintf(stderr, "sflimit-bench lease: process %d failed: %s\n", i,
+                    a->failed ? a->err : "exited abnormally");
+        }
+        if (a->overflow) {
+            children_ok = 0;
+            fprintf(stderr, "sflimit-bench lease: process %d: more than %zu cycles\n", i, a->cap);
+        }
+    }
+    forked = 0;
+    if (!children_ok || atomic_load(&h->abort))
+        goto done;
+
+    size_t total = 0;
+    uint64_t client_cmds = 0, denied = 0, lost = 0, not_granted = 0;
+    for (int i = 0; i < o->procs; i++) {
+        bench_proc_area *a = &h->procs[i];
+        total += a->count;
+        client_cmds += a->cmds_end - a->cmds_start;
+        denied += a->denied_end - a->denied_start;
+        lost += a->lost;
+        not_granted += a->not_granted;
+    }
+    all = malloc((total + 1) * sizeof(*all));
+    if (!all)
+        goto done;
+    size_t k = 0;
+    for (int i = 0; i < o->procs; i++) {
+        memcpy(all + k, h->procs[i].recs, h->procs[i].count * sizeof(*all));
+        k += h->procs[i].count;
+    }
+    bench_figures f;
+    if (bench_figures_compute(all, total, o->procs * o->workers, o->limit, h->start_ns, h->end_ns,
+                              &f) < 0)
+        goto done;
+    /* The "before" INFO is counted in "after"; the "after" one is not. */
+    server_counts d = {after.total - before.total - 1, after.evalsha - before.evalsha,
+                       after.eval - before.eval, after.publish - before.publish};
+    double per_cycle = counted && f.cycles > 0 ? (double)d.total / (double)f.cycles : NAN;
+    report(o, &f, per_cycle, &d, client_cmds, denied, lost, not_granted);
+    rc = f.max_concurrent > o->limit ? BENCH_EXIT_FAIL : BENCH_EXIT_OK;
+done:
+    for (int i = 0; i < forked; i++)
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    if (go[0] >= 0)
+        close(go[0]);
+    if (go[1] >= 0)
+        close(go[1]);
+    if (h != MAP_FAILED) {
+        for (int i = 0; i < o->procs; i++)
+            if (h->procs[i].recs)
+                munmap(h->procs[i].recs, h->procs[i].cap * sizeof(bench_rec));
+        munmap(h, hsize);
+    }
+    free(all);
+    free(pids);
+    redisFree(rc_sync);
+    return rc;
+}
