@@ -15,7 +15,8 @@
 --       6 recovery window ms, opened when conf has to be restored
 --       7 ticket ttl ms: a denied ask queues its id as a ticket for this long
 --         (0: do not queue); also how long a slot handed to a ticket is held
---       8 channel for hand-off announcements (sfl:released)
+--       8 channel for hand-off announcements (sfl:released; each goes to
+--         sfl:released:<node of the ticket>)
 --       9 account id
 -- returns: {1, fence, deadline_ms, in_use, limit}                granted (or taken over)
 --          {0, retry_ms, in_use, limit, "full"|"recovering", position}  denied; position
@@ -83,7 +84,7 @@ if now >= recover_until then
             redis.call('ZADD', KEYS[1], now + hold, head)
             redis.call('HSET', KEYS[2], head, cjson.encode({node = node, stream = '',
                                                             since_ms = now, fence = grant_fence()}))
-            redis.call('PUBLISH', ARGV[8], ARGV[9] .. ' ' .. head)
+            redis.call('PUBLISH', ARGV[8] .. ':' .. node, ARGV[9] .. ' ' .. head)
             in_use = in_use + 1
         else
             break -- this ask is the oldest: it takes the slot below

@@ -9,15 +9,17 @@
 --       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry
 -- ARGV: 1 lease id (also withdrawn as a ticket, if it was one)
---       2 channel for the announcement (sfl:released)
+--       2 channel for announcements (sfl:released; a hand-off goes to
+--         sfl:released:<node of the ticket>)
 --       3 account id
 --       4 hand-off ms: a slot handed to a ticket is held this long for its node
 --         to take it over (acquire.lua with the ticket as lease id)
 -- returns: 1 if the lease was held and is now removed, 0 if it was not held
 --
--- Announcement: "<account>" when the slot is free for anyone, or
--- "<account> <ticket>" when it went to that ticket: only its node needs to
--- wake, so a release costs one ask, not one per waiting node.
+-- Announcement: "<account>" on sfl:released when the slot is free for
+-- anyone, or "<account> <ticket>" on sfl:released:<node> when it went to that
+-- node's ticket: only that node is woken (and sent a message), so a release
+-- costs one ask and one delivery, not one per waiting node.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = ARGV[1]
@@ -56,7 +58,7 @@ if head and limit and now >= recover_until and (limit == 0 or live < limit) then
     redis.call('PEXPIRE', KEYS[1], keep)
     redis.call('PEXPIRE', KEYS[2], keep)
     redis.call('PEXPIRE', KEYS[4], keep)
-    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. head)
+    redis.call('PUBLISH', ARGV[2] .. ':' .. node, ARGV[3] .. ' ' .. head)
     return 1
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])

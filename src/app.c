@@ -43,7 +43,9 @@ static void on_store_message(sfl_store *st, const char *channel, const char *msg
 {
     sfl_app *app = arg;
     UNUSED(st);
-    if (app->lim && strcmp(channel, app->released_channel) == 0)
+    size_t n = strlen(app->released_channel);
+    if (app->lim && strncmp(channel, app->released_channel, n) == 0 &&
+        (channel[n] == '\0' || channel[n] == ':'))
         sfl_limiter_on_released(app->lim, msg);
     else if (app->on_message)
         app->on_message(app, channel, msg, app->arg);
@@ -66,8 +68,12 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
              conf->redis_namespace);
     const char *subs[16];
     int nsubs = 0;
-    if (with_limiter)
+    char own[160]; /* slots handed to this node's tickets are announced here */
+    snprintf(own, sizeof(own), "%s:%s", app->released_channel, conf->node_id);
+    if (with_limiter) {
         subs[nsubs++] = app->released_channel;
+        subs[nsubs++] = own;
+    }
     for (int i = 0; channels && channels[i] && nsubs < 15; i++)
         subs[nsubs++] = channels[i];
     subs[nsubs] = NULL;

@@ -117,7 +117,7 @@ static void on_message(sfl_store *st, const char *channel, const char *msg, void
 {
     bworker *w = arg;
     UNUSED(st);
-    UNUSED(channel); /* only BENCH_NS:released is subscribed */
+    UNUSED(channel); /* BENCH_NS:released and BENCH_NS:released:<node> */
     /* "<account> <ticket>", the ticket "<node>:<hex>": a slot handed to this
      * node. Timed for the hand-off split, then handed on untouched. */
     const char *sp = strchr(msg, ' ');
@@ -318,7 +318,6 @@ static void proc_free(bproc *p)
 int bench_worker_main(const bench_lease_opts *o, bench_shm *h, int index, int go_fd)
 {
     bproc p = {.o = o, .h = h, .area = &h->procs[index], .nw = o->workers};
-    static const char *const channels[] = {BENCH_NS ":released", NULL};
     int rc = 1;
     p.base = event_base_new();
     p.w = calloc((size_t)p.nw, sizeof(*p.w));
@@ -341,6 +340,9 @@ int bench_worker_main(const bench_lease_opts *o, bench_shm *h, int index, int go
         w->index = index * o->workers + i;
         snprintf(w->node, sizeof(w->node), "b%dw%d", index, i);
         w->node_len = strlen(w->node);
+        char own[96];
+        snprintf(own, sizeof(own), BENCH_NS ":released:%s", w->node);
+        const char *const channels[] = {BENCH_NS ":released", own, NULL};
         sfl_store_opts so = {.url = o->redis_url,
                              .ns = BENCH_NS,
                              .connect_timeout_ms = 2000,

@@ -76,7 +76,9 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
 {
     tclient *c = calloc(1, sizeof(*c));
     char err[256];
-    static const char *const channels[] = {"sfl:released", NULL};
+    char own[96];
+    snprintf(own, sizeof(own), "sfl:released:%s", node);
+    const char *const channels[] = {"sfl:released", own, NULL};
     sfl_store_opts so = {.url = redis.url, .ns = "sfl", .connect_timeout_ms = 1000,
                          .channels = channels, .on_ready = tc_ready, .on_down = tc_down,
                          .on_message = tc_released, .arg = c};
