@@ -72,6 +72,7 @@ struct sfl_wait {
     int again;     /* a release came while an ask was in flight */
     int cancelled;
     int uncertain; /* an ask's answer was lost: the id may hold a slot */
+    int asked;     /* an ask went out: the id may be queued as a ticket */
     sfl_wait *prev, *next;
 };
 
@@ -600,7 +601,9 @@ static void wait_finish(sfl_wait *w, sfl_wait_status status, sfl_lease *lease)
 {
     wait_unlink(w);
     evtimer_del(w->timer);
-    if (status != SFL_WAIT_GRANTED && w->uncertain)
+    /* Not granted: withdraw the ticket, or a release would hand the slot to
+     * a wait that is gone (and it would sit idle until the hand-off time). */
+    if (status != SFL_WAIT_GRANTED && (w->asked || w->uncertain))
         release_id(w->lim, w->account, w->id);
     w->fn(w, status, lease, w->arg);
     wait_free(w);
@@ -624,8 +627,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
     UNUSED(st);
     w->inflight = 0;
     if (w->cancelled) {
-        if (!r || rep_int(r, 0) == 1 || w->uncertain)
-            release_id(lim, w->account, w->id);
+        release_id(lim, w->account, w->id); /* a slot, or a queued ticket */
         wait_free(w);
         return;
     }
@@ -686,6 +688,7 @@ static void wait_attempt(sfl_wait *w)
         return;
     }
     w->inflight = 1;
+    w->asked = 1;
     w->again = 0;
 }
 
@@ -738,7 +741,7 @@ void sfl_wait_cancel(sfl_wait *w)
         w->cancelled = 1; /* freed when the answer comes */
         return;
     }
-    if (w->uncertain)
+    if (w->asked || w->uncertain)
         release_id(w->lim, w->account, w->id);
     wait_free(w);
 }
@@ -887,6 +890,14 @@ int sfl_limiter_pending_releases(const sfl_limiter *lim)
 int sfl_limiter_held(const sfl_limiter *lim)
 {
     return lim->nleases;
+}
+
+int sfl_limiter_held_for(const sfl_limiter *lim, long long account)
+{
+    int n = 0;
+    for (const sfl_lease *l = lim->leases; l; l = l->next)
+        n += l->account == account && !l->lost;
+    return n;
 }
 
 void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out)

@@ -123,6 +123,8 @@ void sfl_limiter_release_all(sfl_limiter *lim);
 /* Commands still owed to Redis for releases (0 when all given back). */
 int sfl_limiter_pending_releases(const sfl_limiter *lim);
 int sfl_limiter_held(const sfl_limiter *lim);
+/* Leases held here for one account. */
+int sfl_limiter_held_for(const sfl_limiter *lim, long long account);
 
 typedef struct sfl_limiter_stats {
     uint64_t acquired, denied, lost, renew_failed, retaken, released;

@@ -717,3 +717,24 @@ Test(lease, newcomer_is_served_in_turn)
         tc_free(cy[i].c);
     tc_free(newcomer);
 }
+
+/* A wait that gives up must take its ticket with it: otherwise the next
+ * release hands the slot to nobody, and it sits idle. */
+Test(lease, timed_out_wait_withdraws_its_ticket)
+{
+    th_account(&redis, 23, 1);
+    tclient *c = tc_new("n1", 5000, 1000, 500);
+    slot a, b;
+    ask(c, 23, 3000, &a);
+    got(&a, 3000);
+    ask(c, 23, 300, &b);
+    cr_assert(th_loop_until(base, slot_done, &b, 3000));
+    cr_assert_eq(b.status, SFL_WAIT_TIMEOUT);
+    th_loop_for(base, 100);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:23}:waiters"), 0,
+                 "the timed-out wait left its ticket queued");
+    sfl_lease_release(a.lease);
+    th_loop_for(base, 100);
+    cr_assert_eq(in_use(23), 0, "the release handed the slot to a wait that was gone");
+    tc_free(c);
+}
