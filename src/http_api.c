@@ -1,22 +1,39 @@
-/* http_api.c - the node's HTTP API.
+/* http_api.c - the node's HTTP API (DESIGN §7).
  *
- * evhttp, one generic callback, a route table. Every handler ends in
- * exactly one reply. When a token is configured, every route but /healthz
- * needs "Authorization: Bearer <token>", compared in constant time. A
- * listen address other than loopback without a token is refused: the API
- * can take and give leases.
+ * evhttp with one generic callback and a small router. Every request ends
+ * in exactly one reply, possibly later (routes that ask Redis keep the
+ * request until the answer comes; if the client goes away first, the
+ * pending work is cancelled and the request never touched again).
+ *
+ * Rules: JSON in and out; a bad request is a 400 naming what is wrong and
+ * changes nothing; bodies over 1 MiB are a 413 (evhttp); unknown routes 404,
+ * wrong methods 405. With http.token set, every route but /healthz needs
+ * "Authorization: Bearer <token>", compared in constant time; a listen
+ * address other than loopback without a token is refused at start.
  */
 #include "http_api.h"
 
+#include "accounts.h"
+#include "app.h"
 #include "conf.h"
+#include "dashboard.h"
+#include "limiter.h"
 #include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "sidecar.h"
+#include "store.h"
+#include "streams.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,31 +46,649 @@ struct sfl_http {
     struct evhttp_bound_socket *sock;
     char *token;
     sfl_http_node node;
+    sfl_sidecar *sidecar;
     int port;
 };
+
+/* A request waiting for Redis (or a slot). If its connection closes first,
+ * `gone` is set and the answer is dropped. */
+typedef struct pending {
+    sfl_http *h;
+    struct evhttp_request *req;
+    int gone;
+    int route;
+    sfl_sidecar_ask *ask;
+    int owed;
+    cJSON *doc;
+    struct evbuffer *text;
+    long long xinfo_lag, xinfo_pending;
+    char batch[64];
+    int64_t ttl_ms;
+} pending;
+
+/*--- Replies ---------------------------------------------------------------*/
+
+static const char *reason(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
 
 static void reply_json(struct evhttp_request *req, int code, cJSON *doc)
 {
     char *text = cJSON_PrintUnformatted(doc);
     struct evbuffer *buf = evbuffer_new();
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
     if (text && buf)
         evbuffer_add_printf(buf, "%s\n", text);
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", buf);
+    evhttp_send_reply(req, code, reason(code), buf);
     if (buf)
         evbuffer_free(buf);
     free(text);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *msg)
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sfl_redact(msg);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "error", msg);
     reply_json(req, code, doc);
     cJSON_Delete(doc);
 }
 
-/* Constant-time comparison of the bearer token. */
+/*--- Pending requests ------------------------------------------------------*/
+
+static void on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+    pending *p = arg;
+    UNUSED(conn);
+    p->gone = 1;
+    p->req = NULL;
+    if (p->ask) {
+        sfl_sidecar_cancel(p->ask);
+        p->ask = NULL;
+    }
+}
+
+static pending *pending_new(sfl_http *h, struct evhttp_request *req)
+{
+    pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->h = h;
+    p->req = req;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, p);
+    return p;
+}
+
+/* Detaches from the connection, frees. The caller has replied (or not, if gone). */
+static void pending_free(pending *p)
+{
+    if (!p->gone && p->req)
+        evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+    cJSON_Delete(p->doc);
+    if (p->text)
+        evbuffer_free(p->text);
+    free(p);
+}
+
+/*--- Small parsers ---------------------------------------------------------*/
+
+/* The request body as a NUL-terminated string (caller frees), or NULL. */
+static char *body_text(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char *text = malloc(n + 1);
+    if (!text)
+        return NULL;
+    evbuffer_copyout(in, text, n);
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
+static int parse_id(const char *s, size_t n, long long *out)
+{
+    if (n == 0 || n > 18)
+        return -1;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* An integer JSON member in [min, max]; 0 ok, 1 absent, -1 bad (message in err). */
+static int json_int(const cJSON *obj, const char *key, long long min, long long max,
+                    long long *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v)
+        return 1;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        v->valuedouble < (double)min || v->valuedouble > (double)max) {
+        snprintf(err, errlen, "%s: expected an integer from %lld to %lld", key, min, max);
+        return -1;
+    }
+    *out = (long long)v->valuedouble;
+    return 0;
+}
+
+static int only_keys(const cJSON *obj, const char *const *keys, char *err, size_t errlen)
+{
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int known = 0;
+        for (int i = 0; keys[i]; i++)
+            known |= strcmp(it->string, keys[i]) == 0;
+        if (!known) {
+            snprintf(err, errlen, "%s: unknown field", it->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses the body as a JSON object; replies 400 and returns NULL if not. */
+static cJSON *body_object(struct evhttp_request *req)
+{
+    size_t len;
+    char *text = body_text(req, &len);
+    if (!text) {
+        reply_error(req, 503, "out of memory");
+        return NULL;
+    }
+    cJSON *doc = len ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    if (!cJSON_IsObject(doc)) {
+        cJSON_Delete(doc);
+        reply_error(req, 400, len ? "body: expected a JSON object" : "body: empty, expected a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/*--- GET /v1/accounts ------------------------------------------------------*/
+
+static void on_accounts(cJSON *doc, const char *err, void *arg)
+{
+    pending *p = arg;
+    if (!p->gone) {
+        if (!doc) {
+            reply_error(p->req, 503, "%s", err);
+        } else {
+            cJSON *list = cJSON_GetObjectItem(doc, "accounts");
+            if (p->h->node.local_accounts)
+                p->h->node.local_accounts(list, p->h->node.arg);
+            reply_json(p->req, 200, doc);
+        }
+    }
+    pending_free(p);
+}
+
+static void route_accounts(sfl_http *h, struct evhttp_request *req)
+{
+    pending *p = pending_new(h, req);
+    if (!p || sfl_accounts_fetch(h->node.app->store, on_accounts, p) < 0) {
+        if (p)
+            pending_free(p);
+        reply_error(req, 503, "Redis is not reachable");
+    }
+}
+
+/*--- PUT /v1/accounts/{id} -------------------------------------------------*/
+
+typedef struct put_ctx {
+    pending *p;
+    sfl_account_conf acc;
+    char *name;
+} put_ctx;
+
+static void on_account_written(int ok, const char *err, void *arg)
+{
+    put_ctx *c = arg;
+    pending *p = c->p;
+    if (!p->gone) {
+        if (!ok) {
+            reply_error(p->req, 503, "%s", err);
+        } else {
+            cJSON *doc = cJSON_CreateObject();
+            cJSON_AddNumberToObject(doc, "id", (double)c->acc.id);
+            cJSON_AddNumberToObject(doc, "max_streams", (double)c->acc.max_streams);
+            if (c->name)
+                cJSON_AddStringToObject(doc, "name", c->name);
+            reply_json(p->req, 200, doc);
+            cJSON_Delete(doc);
+        }
+    }
+    pending_free(p);
+    free(c->name);
+    free(c);
+}
+
+static void route_put_account(sfl_http *h, struct evhttp_request *req, long long id)
+{
+    static const char *const keys[] = {"max_streams", "name", NULL};
+    char err[200];
+    cJSON *doc = body_object(req);
+    if (!doc)
+        return;
+    long long max = 0;
+    int r = json_int(doc, "max_streams", 0, 1000000, &max, err, sizeof(err));
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+    if (only_keys(doc, keys, err, sizeof(err)) < 0 || r < 0) {
+        reply_error(req, 400, "%s", err);
+    } else if (r == 1) {
+        reply_error(req, 400, "max_streams: required (0 = unlimited)");
+    } else if (name && !cJSON_IsString(name) && !cJSON_IsNull(name)) {
+        reply_error(req, 400, "name: expected a string");
+    } else if (cJSON_IsString(name) && strlen(name->valuestring) > 200) {
+        reply_error(req, 400, "name: longer than 200 characters");
+    } else {
+        put_ctx *c = calloc(1, sizeof(*c));
+        pending *p = c ? pending_new(h, req) : NULL;
+        if (c && cJSON_IsString(name))
+            c->name = strdup(name->valuestring);
+        if (!p) {
+            free(c ? c->name : NULL);
+            free(c);
+            reply_error(req, 503, "out of memory");
+        } else {
+            c->p = p;
+            c->acc = (sfl_account_conf){id, c->name, max};
+            sfl_limiter_hint_limit(h->node.app->lim, id, max);
+            if (sfl_accounts_write(h->node.app->store, &c->acc, 1, h->node.app->recovery_ms,
+                                   on_account_written, c) < 0) {
+                pending_free(p);
+                free(c->name);
+                free(c);
+                reply_error(req, 503, "Redis is not reachable");
+            }
+        }
+    }
+    cJSON_Delete(doc);
+}
+
+/*--- POST /v1/checks, GET /v1/checks/{batch} -------------------------------*/
+
+static void on_submitted(int ok, const char *err, void *arg)
+{
+    pending *p = arg;
+    if (!p->gone) {
+        if (!ok) {
+            reply_error(p->req, 503, "%s", err);
+        } else {
+            cJSON *doc = cJSON_CreateObject();
+            cJSON_AddStringToObject(doc, "batch", p->batch);
+            reply_json(p->req, 202, doc);
+            cJSON_Delete(doc);
+        }
+    }
+    pending_free(p);
+}
+
+static void route_post_checks(sfl_http *h, struct evhttp_request *req)
+{
+    size_t len;
+    char *text = body_text(req, &len);
+    char err[512];
+    if (!text) {
+        reply_error(req, 503, "out of memory");
+        return;
+    }
+    sfl_streams *streams = sfl_streams_parse(text, len, "body", err, sizeof(err));
+    free(text);
+    if (!streams) {
+        reply_error(req, 400, "%s", err);
+        return;
+    }
+    if (streams->n == 0) {
+        sfl_streams_free(streams);
+        reply_error(req, 400, "body: no streams");
+        return;
+    }
+    pending *p = pending_new(h, req);
+    if (!p) {
+        sfl_streams_free(streams);
+        reply_error(req, 503, "out of memory");
+        return;
+    }
+    sfl_queue_new_batch_id(p->batch, sizeof(p->batch));
+    int64_t ttl = (int64_t)llround(h->node.app->conf->node_batch_ttl * 1000);
+    if (sfl_queue_submit(h->node.app->store, p->batch, streams, ttl, on_submitted, p) < 0) {
+        pending_free(p);
+        reply_error(req, 503, "Redis is not reachable");
+    }
+    sfl_streams_free(streams);
+}
+
+static void on_batch_results(sfl_store *st, redisReply *r, void *arg)
+{
+    pending *p = arg;
+    UNUSED(st);
+    if (!p->gone) {
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            reply_error(p->req, 503, "no answer from Redis");
+        } else {
+            cJSON *list = cJSON_AddArrayToObject(p->doc, "results");
+            for (size_t i = 0; i < r->elements; i++) {
+                cJSON *one = r->element[i]->type == REDIS_REPLY_STRING
+                                 ? cJSON_Parse(r->element[i]->str)
+                                 : NULL;
+                if (one)
+                    cJSON_AddItemToArray(list, one);
+            }
+            reply_json(p->req, 200, p->doc);
+        }
+    }
+    pending_free(p);
+}
+
+static void on_batch_hash(sfl_store *st, redisReply *r, void *arg)
+{
+    pending *p = arg;
+    if (p->gone) {
+        pending_free(p);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        reply_error(p->req, 503, "no answer from Redis");
+        pending_free(p);
+        return;
+    }
+    if (r->element[0]->type != REDIS_REPLY_STRING) {
+        reply_error(p->req, 404, "no batch %s (unknown, or expired)", p->batch);
+        pending_free(p);
+        return;
+    }
+    long long total = strtoll(r->element[0]->str, NULL, 10);
+    long long done = r->element[1]->type == REDIS_REPLY_STRING
+                         ? strtoll(r->element[1]->str, NULL, 10)
+                         : 0;
+    p->doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(p->doc, "batch", p->batch);
+    cJSON_AddNumberToObject(p->doc, "total", (double)total);
+    cJSON_AddNumberToObject(p->doc, "done", (double)done);
+    cJSON_AddBoolToObject(p->doc, "finished", done >= total);
+    if (r->element[2]->type == REDIS_REPLY_STRING)
+        cJSON_AddStringToObject(p->doc, "created", r->element[2]->str);
+    char key[200];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), p->batch, "results");
+    const char *argv[4] = {"LRANGE", key, "0", "-1"};
+    if (sfl_store_command(st, on_batch_results, p, 4, argv) < 0) {
+        reply_error(p->req, 503, "Redis is not reachable");
+        pending_free(p);
+    }
+}
+
+static void route_get_batch(sfl_http *h, struct evhttp_request *req, const char *batch,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(batch[i] == '-' || (batch[i] >= '0' && batch[i] <= '9') ||
+              (batch[i] >= 'a' && batch[i] <= 'z') || (batch[i] >= 'A' && batch[i] <= 'Z'))) {
+            reply_error(req, 400, "batch id: only letters, digits and '-'");
+            return;
+        }
+    if (n == 0 || n >= 64) {
+        reply_error(req, 400, "batch id: 1 to 63 characters");
+        return;
+    }
+    pending *p = pending_new(h, req);
+    if (!p) {
+        reply_error(req, 503, "out of memory");
+        return;
+    }
+    memcpy(p->batch, batch, n);
+    p->batch[n] = '\0';
+    char key[200];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(h->node.app->store), p->batch, NULL);
+    const char *argv[5] = {"HMGET", key, "total", "done", "created"};
+    if (sfl_store_command(h->node.app->store, on_batch_hash, p, 5, argv) < 0) {
+        pending_free(p);
+        reply_error(req, 503, "Redis is not reachable");
+    }
+}
+
+/*--- Sidecar leases --------------------------------------------------------*/
+
+static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, void *arg)
+{
+    pending *p = arg;
+    p->ask = NULL;
+    if (p->gone) {
+        /* The client left while we waited: nobody will renew it. */
+        if (st == SFL_SIDECAR_GRANTED)
+            sfl_sidecar_release(p->h->sidecar, id);
+        pending_free(p);
+        return;
+    }
+    if (st == SFL_SIDECAR_GRANTED) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "lease_id", id);
+        cJSON_AddNumberToObject(doc, "fence", (double)fence);
+        cJSON_AddNumberToObject(doc, "ttl_ms", (double)p->ttl_ms);
+        reply_json(p->req, 200, doc);
+        cJSON_Delete(doc);
+    } else if (st == SFL_SIDECAR_TIMEOUT) {
+        reply_error(p->req, 408, "no slot within wait_ms");
+    } else {
+        reply_error(p->req, 404, "account has no max_streams in Redis");
+    }
+    pending_free(p);
+}
+
+static void route_post_lease(sfl_http *h, struct evhttp_request *req)
+{
+    static const char *const keys[] = {"account", "wait_ms", "label", NULL};
+    char err[200];
+    cJSON *doc = body_object(req);
+    if (!doc)
+        return;
+    long long account = 0, wait_ms = 30000;
+    int ra = json_int(doc, "account", 0, 999999999999999LL, &account, err, sizeof(err));
+    int rw = ra < 0 ? 0 : json_int(doc, "wait_ms", 0, 3600000, &wait_ms, err, sizeof(err));
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(doc, "label");
+    if (only_keys(doc, keys, err, sizeof(err)) < 0 || ra < 0 || rw < 0) {
+        reply_error(req, 400, "%s", err);
+    } else if (ra == 1) {
+        reply_error(req, 400, "account: required");
+    } else if (label && (!cJSON_IsString(label) || strlen(label->valuestring) > 100)) {
+        reply_error(req, 400, "label: expected a string of at most 100 characters");
+    } else {
+        pending *p = pending_new(h, req);
+        if (p) {
+            p->ttl_ms = h->node.app->conf->lease_ttl_ms;
+            p->ask = sfl_sidecar_acquire(h->sidecar, account, wait_ms,
+                                         label ? label->valuestring : "sidecar", on_sidecar, p);
+        }
+        if (!p || !p->ask) {
+            if (p)
+                pending_free(p);
+            reply_error(req, 503, "out of memory");
+        }
+    }
+    cJSON_Delete(doc);
+}
+
+static void route_lease(sfl_http *h, struct evhttp_request *req, enum evhttp_cmd_type method,
+                        const char *id, size_t n, int renew)
+{
+    char lid[128];
+    if (n == 0 || n >= sizeof(lid)) {
+        reply_error(req, 400, "lease id: 1 to 127 characters");
+        return;
+    }
+    memcpy(lid, id, n);
+    lid[n] = '\0';
+    int rc;
+    if (renew && method == EVHTTP_REQ_POST) {
+        rc = sfl_sidecar_renew(h->sidecar, lid);
+    } else if (!renew && method == EVHTTP_REQ_DELETE) {
+        rc = sfl_sidecar_release(h->sidecar, lid);
+    } else {
+        reply_error(req, 405, renew ? "use POST to renew" : "use DELETE to give a lease back");
+        return;
+    }
+    if (rc == -1) {
+        reply_error(req, 404, "no lease %s held for a client here", lid);
+        return;
+    }
+    if (rc == -2) {
+        reply_error(req, 409, "lease %s was lost; stop using its stream", lid);
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "lease_id", lid);
+    cJSON_AddStringToObject(doc, "status", renew ? "renewed" : "released");
+    if (renew)
+        cJSON_AddNumberToObject(doc, "ttl_ms", (double)h->node.app->conf->lease_ttl_ms);
+    reply_json(req, 200, doc);
+    cJSON_Delete(doc);
+}
+
+/*--- GET /metrics ----------------------------------------------------------*/
+
+static void metrics_finish(pending *p)
+{
+    if (--p->owed > 0)
+        return;
+    if (!p->gone) {
+        struct evbuffer *out = p->text;
+        sfl_http *h = p->h;
+        cJSON *list = p->doc ? cJSON_GetObjectItem(p->doc, "accounts") : NULL;
+        if (list) {
+            sfl_metrics_family(out, "sfl_account_limit", "gauge",
+                               "max_streams of the account in Redis (0 = unlimited)");
+            cJSON *a;
+            cJSON_ArrayForEach(a, list)
+            {
+                char labels[64];
+                snprintf(labels, sizeof(labels), "account=\"%.0f\"",
+                         cJSON_GetObjectItem(a, "id")->valuedouble);
+                sfl_metrics_sample(out, "sfl_account_limit", labels,
+                                   cJSON_GetObjectItem(a, "max_streams")->valuedouble);
+            }
+            sfl_metrics_family(out, "sfl_account_in_use", "gauge",
+                               "leases of the account held now, all nodes");
+            cJSON_ArrayForEach(a, list)
+            {
+                char labels[64];
+                snprintf(labels, sizeof(labels), "account=\"%.0f\"",
+                         cJSON_GetObjectItem(a, "id")->valuedouble);
+                sfl_metrics_sample(out, "sfl_account_in_use", labels,
+                                   cJSON_GetObjectItem(a, "in_use")->valuedouble);
+            }
+        }
+        if (p->xinfo_lag >= 0) {
+            sfl_metrics_family(out, "sfl_queue_depth", "gauge",
+                               "shared queue entries not yet delivered to any node");
+            sfl_metrics_sample(out, "sfl_queue_depth", "", (double)p->xinfo_lag);
+            sfl_metrics_family(out, "sfl_queue_pending", "gauge",
+                               "shared queue entries delivered and not yet acknowledged");
+            sfl_metrics_sample(out, "sfl_queue_pending", "", (double)p->xinfo_pending);
+        }
+        if (h->node.metrics)
+            h->node.metrics(out, h->node.arg);
+        sfl_metrics_family(out, "sfl_sidecar_leases", "gauge", "leases held for HTTP clients");
+        sfl_metrics_sample(out, "sfl_sidecar_leases", "", sfl_sidecar_count(h->sidecar));
+        sfl_metrics_family(out, "sfl_redis_up", "gauge", "1 when the node's Redis is reachable");
+        sfl_metrics_sample(out, "sfl_redis_up", "", sfl_store_ready(h->node.app->store));
+        evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
+                          "text/plain; version=0.0.4");
+        evhttp_send_reply(p->req, 200, "OK", out);
+    }
+    pending_free(p);
+}
+
+static void on_metrics_accounts(cJSON *doc, const char *err, void *arg)
+{
+    pending *p = arg;
+    UNUSED(err);
+    if (doc)
+        p->doc = cJSON_Duplicate(doc, 1);
+    metrics_finish(p);
+}
+
+static void on_metrics_xinfo(sfl_store *st, redisReply *r, void *arg)
+{
+    pending *p = arg;
+    UNUSED(st);
+    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        redisReply *grp = r->element[g];
+        int ours = 0;
+        long long lag = -1, pend = 0;
+        for (size_t i = 0; grp->type == REDIS_REPLY_ARRAY && i + 1 < grp->elements; i += 2) {
+            const char *k = grp->element[i]->str;
+            redisReply *v = grp->element[i + 1];
+            if (!k)
+                continue;
+            if (strcmp(k, "name") == 0 && v->str && strcmp(v->str, SFL_QUEUE_GROUP) == 0)
+                ours = 1;
+            else if (strcmp(k, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                lag = v->integer;
+            else if (strcmp(k, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pend = v->integer;
+        }
+        if (ours) {
+            p->xinfo_lag = lag < 0 ? 0 : lag;
+            p->xinfo_pending = pend;
+        }
+    }
+    metrics_finish(p);
+}
+
+static void route_metrics(sfl_http *h, struct evhttp_request *req)
+{
+    pending *p = pending_new(h, req);
+    if (!p || !(p->text = evbuffer_new())) {
+        if (p)
+            pending_free(p);
+        reply_error(req, 503, "out of memory");
+        return;
+    }
+    p->xinfo_lag = -1;
+    p->owed = 1;
+    sfl_store *st = h->node.app->store;
+    if (sfl_store_ready(st)) {
+        p->owed++;
+        if (sfl_accounts_fetch(st, on_metrics_accounts, p) < 0)
+            p->owed--;
+        char key[160];
+        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+        const char *argv[3] = {"XINFO", "GROUPS", key};
+        p->owed++;
+        if (sfl_store_command(st, on_metrics_xinfo, p, 3, argv) < 0)
+            p->owed--;
+    }
+    metrics_finish(p);
+}
+
+/*--- Router ----------------------------------------------------------------*/
+
 static int authorized(const sfl_http *h, struct evhttp_request *req)
 {
     if (!h->token)
@@ -69,12 +704,22 @@ static int authorized(const sfl_http *h, struct evhttp_request *req)
     return diff == 0;
 }
 
-static void route_healthz(sfl_http *h, struct evhttp_request *req)
+/* 1 if path is prefix + one segment (returned in seg/n) + optional suffix. */
+static int match(const char *path, const char *prefix, const char *suffix, const char **seg,
+                 size_t *n)
 {
-    cJSON *doc = cJSON_CreateObject();
-    int ok = h->node.health(doc, h->node.arg);
-    reply_json(req, ok ? 200 : 503, doc);
-    cJSON_Delete(doc);
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return 0;
+    const char *s = path + pl;
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    const char *rest = s + len;
+    if (suffix ? strcmp(rest, suffix) != 0 : *rest != '\0')
+        return 0;
+    *seg = s;
+    *n = len;
+    return 1;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -82,17 +727,22 @@ static void on_request(struct evhttp_request *req, void *arg)
     sfl_http *h = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (!path) {
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *seg;
+    size_t n;
+    if (!path || !*path) {
         reply_error(req, 400, "bad request line");
         return;
     }
     if (strcmp(path, "/healthz") == 0) {
-        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-            reply_error(req, 405, "method not allowed: GET /healthz");
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+            reply_error(req, 405, "GET /healthz");
             return;
         }
-        route_healthz(h, req);
+        cJSON *doc = cJSON_CreateObject();
+        int ok = h->node.health(doc, h->node.arg);
+        reply_json(req, ok ? 200 : 503, doc);
+        cJSON_Delete(doc);
         return;
     }
     if (!authorized(h, req)) {
@@ -100,8 +750,60 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 401, "missing or wrong bearer token");
         return;
     }
-    reply_error(req, 404, "no such route");
+    if (strcmp(path, "/") == 0) {
+        if (m != EVHTTP_REQ_GET) {
+            reply_error(req, 405, "GET /");
+            return;
+        }
+        struct evbuffer *buf = evbuffer_new();
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/html; charset=utf-8");
+        evbuffer_add(buf, sfl_dashboard_html, sfl_dashboard_html_len);
+        evhttp_send_reply(req, 200, "OK", buf);
+        evbuffer_free(buf);
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (m != EVHTTP_REQ_GET)
+            reply_error(req, 405, "GET /metrics");
+        else
+            route_metrics(h, req);
+    } else if (strcmp(path, "/v1/accounts") == 0) {
+        if (m != EVHTTP_REQ_GET)
+            reply_error(req, 405, "GET /v1/accounts");
+        else
+            route_accounts(h, req);
+    } else if (match(path, "/v1/accounts/", NULL, &seg, &n)) {
+        long long id;
+        if (m != EVHTTP_REQ_PUT)
+            reply_error(req, 405, "PUT /v1/accounts/{id}");
+        else if (parse_id(seg, n, &id) < 0)
+            reply_error(req, 400, "account id: expected an integer >= 0");
+        else
+            route_put_account(h, req, id);
+    } else if (strcmp(path, "/v1/checks") == 0) {
+        if (m != EVHTTP_REQ_POST)
+            reply_error(req, 405, "POST /v1/checks");
+        else
+            route_post_checks(h, req);
+    } else if (match(path, "/v1/checks/", NULL, &seg, &n)) {
+        if (m != EVHTTP_REQ_GET)
+            reply_error(req, 405, "GET /v1/checks/{batch}");
+        else
+            route_get_batch(h, req, seg, n);
+    } else if (strcmp(path, "/v1/leases") == 0) {
+        if (m != EVHTTP_REQ_POST)
+            reply_error(req, 405, "POST /v1/leases");
+        else
+            route_post_lease(h, req);
+    } else if (match(path, "/v1/leases/", "/renew", &seg, &n)) {
+        route_lease(h, req, m, seg, n, 1);
+    } else if (match(path, "/v1/leases/", NULL, &seg, &n)) {
+        route_lease(h, req, m, seg, n, 0);
+    } else {
+        reply_error(req, 404, "no route %s", path);
+    }
 }
+
+/*--- Lifecycle -------------------------------------------------------------*/
 
 static int is_loopback(const char *host)
 {
@@ -111,12 +813,16 @@ static int is_loopback(const char *host)
     return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
-sfl_http *sfl_http_new(struct event_base *base, const char *listen, const char *token,
-                       const sfl_http_node *node, char *err, size_t errlen, int *usage)
+sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err, size_t errlen,
+                       int *usage)
 {
+    const sfl_conf *conf = node->app->conf;
+    const char *token = conf->http_token;
     char host[256];
     int port;
     *usage = 0;
+    if (!listen)
+        listen = conf->http_listen;
     if (sfl_listen_parse(listen, host, sizeof(host), &port, err, errlen) < 0) {
         *usage = 1;
         return NULL;
@@ -135,16 +841,17 @@ sfl_http *sfl_http_new(struct event_base *base, const char *listen, const char *
         return NULL;
     }
     h->node = *node;
-    h->http = evhttp_new(base);
+    h->http = evhttp_new(node->app->base);
+    h->sidecar = sfl_sidecar_new(node->app->base, node->app->lim, conf->lease_ttl_ms);
     if (token && *token)
         h->token = strdup(token);
-    if (!h->http || (token && *token && !h->token)) {
+    if (!h->http || !h->sidecar || (token && *token && !h->token)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     evhttp_set_max_body_size(h->http, MAX_BODY);
     evhttp_set_max_headers_size(h->http, 16 * 1024);
-    evhttp_set_timeout(h->http, 30);
+    evhttp_set_timeout(h->http, 3700); /* a sidecar ask may wait up to an hour */
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(h->http, on_request, h);
@@ -171,6 +878,7 @@ void sfl_http_free(sfl_http *h)
         return;
     if (h->http)
         evhttp_free(h->http);
+    sfl_sidecar_free(h->sidecar);
     free(h->token);
     free(h);
 }
@@ -178,4 +886,9 @@ void sfl_http_free(sfl_http *h)
 int sfl_http_port(const sfl_http *h)
 {
     return h->port;
+}
+
+int sfl_http_sidecar_leases(const sfl_http *h)
+{
+    return sfl_sidecar_count(h->sidecar);
 }

@@ -26,12 +26,15 @@
 #include "http_api.h"
 #include "limiter.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
+#include "scheduler.h"
 #include "store.h"
 #include "streams.h"
 #include "worker.h"
 
 #include <cjson/cJSON.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -70,6 +73,7 @@ typedef struct node {
     int64_t started_mono;
     char started_at[32];
     uint64_t checks[SFL_STATUS_COUNT];
+    sfl_histogram lease_wait;
     struct event *sigint, *sigterm, *sighup;
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer;
     struct event *grace_timer, *exit_timer;
@@ -172,7 +176,6 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
     nentry *h = ctx;
     node *n = arg;
     UNUSED(stream);
-    UNUSED(started);
     if (n->stopping && status == SFL_STATUS_CANCELLED) {
         /* Not checked here after all: another node will. */
         cJSON_Delete(result);
@@ -181,6 +184,9 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         return;
     }
     n->checks[status]++;
+    const cJSON *wait = cJSON_GetObjectItem(result, "lease_wait_ms");
+    if (started && cJSON_IsNumber(wait))
+        sfl_histogram_observe(&n->lease_wait, wait->valuedouble / 1000.0);
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
@@ -322,6 +328,85 @@ static int health(cJSON *doc, void *arg)
     return up;
 }
 
+typedef struct local_ctx {
+    long long account;
+    long long waiting;
+} local_ctx;
+
+static void count_waiting(const sfl_sched_account *a, void *arg)
+{
+    local_ctx *c = arg;
+    if (a->account == c->account)
+        c->waiting = (long long)a->queued;
+}
+
+static void local_accounts(cJSON *accounts, void *arg)
+{
+    node *n = arg;
+    cJSON *a;
+    cJSON_ArrayForEach(a, accounts)
+    {
+        local_ctx c = {(long long)cJSON_GetObjectItem(a, "id")->valuedouble, 0};
+        sfl_sched_each_account(sfl_worker_sched(n->worker), count_waiting, &c);
+        cJSON_AddNumberToObject(a, "held_here", sfl_limiter_held_for(n->app.lim, c.account));
+        cJSON_AddNumberToObject(a, "waiting_here", (double)c.waiting);
+    }
+}
+
+typedef struct held_ctx {
+    node *n;
+    struct evbuffer *out;
+} held_ctx;
+
+static void held_sample(const sfl_sched_account *a, void *arg)
+{
+    held_ctx *c = arg;
+    if (a->account < 0)
+        return;
+    char labels[48];
+    snprintf(labels, sizeof(labels), "account=\"%lld\"", a->account);
+    sfl_metrics_sample(c->out, "sfl_leases_held", labels,
+                       sfl_limiter_held_for(c->n->app.lim, a->account));
+}
+
+static void node_metrics(struct evbuffer *out, void *arg)
+{
+    node *n = arg;
+    sfl_limiter_stats ls;
+    sfl_limiter_get_stats(n->app.lim, &ls);
+    sfl_metrics_family(out, "sfl_leases_held", "gauge", "leases this node holds now");
+    held_ctx hc = {n, out};
+    sfl_sched_each_account(sfl_worker_sched(n->worker), held_sample, &hc);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } counters[] = {
+        {"sfl_leases_acquired_total", "slots granted to this node", ls.acquired},
+        {"sfl_leases_denied_total", "asks denied (account full or recovering)", ls.denied},
+        {"sfl_leases_lost_total", "leases lost: checks stopped before their deadline", ls.lost},
+        {"sfl_lease_renewals_failed_total", "renewals that failed or found the lease gone",
+         ls.renew_failed},
+        {"sfl_leases_retaken_total", "leases re-taken after Redis lost them", ls.retaken},
+    };
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        sfl_metrics_family(out, counters[i].name, "counter", counters[i].help);
+        sfl_metrics_sample(out, counters[i].name, "", (double)counters[i].v);
+    }
+    sfl_metrics_histogram(out, "sfl_lease_wait_seconds",
+                          "from a stream's arrival on this node to its slot", &n->lease_wait);
+    sfl_metrics_family(out, "sfl_checks_total", "counter", "checks finished here, by status");
+    for (int st = 0; st < SFL_STATUS_COUNT; st++) {
+        char labels[48];
+        snprintf(labels, sizeof(labels), "status=\"%s\"", sfl_status_name(st));
+        sfl_metrics_sample(out, "sfl_checks_total", labels, (double)n->checks[st]);
+    }
+    sfl_metrics_family(out, "sfl_checks_running", "gauge", "checks running on this node");
+    sfl_metrics_sample(out, "sfl_checks_running", "", sfl_worker_running(n->worker));
+    sfl_metrics_family(out, "sfl_node_queued", "gauge",
+                       "streams taken from the shared queue and waiting on this node");
+    sfl_metrics_sample(out, "sfl_node_queued", "", (double)sfl_worker_queued(n->worker));
+}
+
 /*--- Connection events -----------------------------------------------------*/
 
 static void on_group(int ok, const char *err, void *arg)
@@ -386,6 +471,10 @@ static void finish(node *n)
         const char *del[2] = {"DEL", key};
         sfl_store_command(n->app.store, NULL, NULL, 2, del);
     }
+    /* Sidecar clients' leases first (the server owns them), then ours; the
+     * exit timer waits for Redis to confirm the releases. */
+    sfl_http_free(n->http);
+    n->http = NULL;
     sfl_limiter_release_all(n->app.lim);
     timer_in(n->exit_timer, 0);
 }
@@ -563,11 +652,10 @@ int sfl_node_main(int argc, char **argv)
     n.capacity = (size_t)(n.app.conf->concurrent_enabled ? n.app.conf->global_limit : 1) +
                  (size_t)lookahead;
     n.worker = sfl_worker_new(&n.app, on_result, &n);
-    sfl_http_node hn = {health, &n};
+    sfl_http_node hn = {&n.app, health, local_accounts, node_metrics, &n};
     int usage_error = 0;
     if (n.worker)
-        n.http = sfl_http_new(n.app.base, n.app.conf->http_listen, n.app.conf->http_token, &hn,
-                              err, sizeof(err), &usage_error);
+        n.http = sfl_http_new(&hn, NULL, err, sizeof(err), &usage_error);
     if (!n.worker || !n.http) {
         fprintf(stderr, "sflimit: %s\n", n.worker ? err : "out of memory");
         n.exit_code = usage_error ? SFL_EXIT_USAGE : SFL_EXIT_FAIL;
