@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "cli.h"
+#include "clock.h"
 #include "conf.h"
 #include "dispatcharr.h"
 #include "limiter.h"
@@ -22,6 +23,7 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,7 +164,7 @@ static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
 {
     fetch_one *f = arg;
     UNUSED(st);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 5) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 6) {
         f->op->failed = 1;
     } else {
         cJSON *e = f->entry;
@@ -172,8 +174,9 @@ static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
         cJSON_AddNumberToObject(e, "max_streams", (double)r->element[0]->integer);
         cJSON_AddNumberToObject(e, "in_use", (double)r->element[2]->integer);
         cJSON_AddNumberToObject(e, "recovering_ms", (double)r->element[3]->integer);
+        cJSON_AddNumberToObject(e, "waiting", (double)r->element[5]->integer);
         cJSON *holders = cJSON_AddArrayToObject(e, "holders");
-        for (size_t i = 5; i + 2 < r->elements; i += 3) {
+        for (size_t i = 6; i + 2 < r->elements; i += 3) {
             cJSON *h = cJSON_Parse(r->element[i + 2]->str ? r->element[i + 2]->str : "{}");
             if (!h)
                 h = cJSON_CreateObject();
@@ -217,11 +220,12 @@ static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
     }
     qsort(ids, n, sizeof(*ids), cmp_ll);
     for (size_t i = 0; i < n; i++) {
-        char keys[3][160];
+        char keys[4][160];
         sfl_account_key(keys[0], 160, sfl_store_ns(st), ids[i], "leases");
         sfl_account_key(keys[1], 160, sfl_store_ns(st), ids[i], "holders");
         sfl_account_key(keys[2], 160, sfl_store_ns(st), ids[i], "conf");
-        const char *kv[3] = {keys[0], keys[1], keys[2]};
+        sfl_account_key(keys[3], 160, sfl_store_ns(st), ids[i], "waiters:exp");
+        const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
         fetch_one *f = malloc(sizeof(*f));
         if (!f) {
             op->failed = 1;
@@ -232,7 +236,7 @@ static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
         cJSON_AddNumberToObject(f->entry, "id", (double)ids[i]);
         cJSON_AddItemToArray(op->list, f->entry);
         op->owed++;
-        if (sfl_store_eval(st, "status", 3, kv, 0, NULL, on_status_reply, f) < 0) {
+        if (sfl_store_eval(st, "status", 4, kv, 0, NULL, on_status_reply, f) < 0) {
             op->owed--;
             op->failed = 1;
             free(f);
@@ -271,6 +275,8 @@ typedef struct cli_run {
     int rc;
     int json;
     int fresh;
+    int watch;
+    struct event *again;
     sfl_account_conf one;        /* accounts set */
     const sfl_account_conf *accs; /* what to write */
     size_t naccs;
@@ -288,7 +294,7 @@ static void cli_unreachable(sfl_app *app, void *arg)
 static void print_table(cJSON *doc, int holders)
 {
     cJSON *list = cJSON_GetObjectItem(doc, "accounts");
-    printf("%-8s %-24s %6s %7s  %s\n", "ACCOUNT", "NAME", "LIMIT", "IN USE",
+    printf("%-8s %-24s %6s %7s %7s  %s\n", "ACCOUNT", "NAME", "LIMIT", "IN USE", "WAITING",
            holders ? "HOLDERS (node/stream, age, fence)" : "");
     cJSON *a;
     cJSON_ArrayForEach(a, list)
@@ -301,9 +307,11 @@ static void print_table(cJSON *doc, int holders)
             snprintf(limit, sizeof(limit), "unlim");
         else
             snprintf(limit, sizeof(limit), "%lld", max);
-        printf("%-8lld %-24.24s %6s %7lld ", (long long)cJSON_GetObjectItem(a, "id")->valuedouble,
+        printf("%-8lld %-24.24s %6s %7lld %7lld ",
+               (long long)cJSON_GetObjectItem(a, "id")->valuedouble,
                cJSON_GetObjectItem(a, "name")->valuestring, limit,
-               (long long)cJSON_GetObjectItem(a, "in_use")->valuedouble);
+               (long long)cJSON_GetObjectItem(a, "in_use")->valuedouble,
+               (long long)cJSON_GetObjectItem(a, "waiting")->valuedouble);
         long long rec = (long long)cJSON_GetObjectItem(a, "recovering_ms")->valuedouble;
         if (rec > 0)
             printf(" [recovering, %lld ms]", rec);
@@ -332,9 +340,41 @@ static void on_fetched(cJSON *doc, const char *err, void *arg)
         printf("%s\n", text);
         free(text);
     } else {
+        if (run->watch) {
+            char now[32];
+            sfl_wall_iso(now, sizeof(now));
+            printf("\033[H\033[J%s  (every 1 s; Ctrl-C to stop)\n\n", now);
+        }
         print_table(doc, !run->is_set);
     }
     fflush(stdout);
+    if (run->watch && doc) {
+        struct timeval tv = {1, 0};
+        evtimer_add(run->again, &tv);
+        return;
+    }
+    event_base_loopbreak(run->app.base);
+}
+
+static void on_again(evutil_socket_t fd, short what, void *arg)
+{
+    cli_run *run = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (sfl_accounts_fetch(run->app.store, on_fetched, run) < 0) {
+        /* Redis away: try again in a second (the table says so). */
+        printf("\033[H\033[JRedis is not reachable: %s\n", sfl_store_errstr(run->app.store));
+        fflush(stdout);
+        struct timeval tv = {1, 0};
+        evtimer_add(run->again, &tv);
+    }
+}
+
+static void on_interrupt(evutil_socket_t fd, short what, void *arg)
+{
+    cli_run *run = arg;
+    UNUSED(fd);
+    UNUSED(what);
     event_base_loopbreak(run->app.base);
 }
 
@@ -359,6 +399,8 @@ static void cli_ready(sfl_app *app, void *arg)
     if (run->is_set)
         r = sfl_accounts_write(app->store, run->accs, run->naccs, run->fresh ? 0 : app->recovery_ms,
                                on_written, run);
+    else if (run->watch && app->ready_count > 1)
+        return; /* the watch timer is already running */
     else
         r = sfl_accounts_fetch(app->store, on_fetched, run);
     if (r < 0) {
@@ -378,8 +420,19 @@ static int cli_run_loop(cli_run *run, sfl_conf *conf)
     run->app.on_ready = cli_ready;
     run->app.on_unreachable = cli_unreachable;
     run->app.arg = run;
+    struct event *sigint = NULL;
+    if (run->watch) {
+        run->again = evtimer_new(run->app.base, on_again, run);
+        sigint = evsignal_new(run->app.base, SIGINT, on_interrupt, run);
+        if (sigint)
+            evsignal_add(sigint, NULL);
+    }
     sfl_app_start(&run->app, run->app.conf->connect_timeout_ms * 2);
     event_base_dispatch(run->app.base);
+    if (run->again)
+        event_free(run->again);
+    if (sigint)
+        event_free(sigint);
     sfl_app_close(&run->app);
     return run->rc;
 }
@@ -397,17 +450,19 @@ static const char accounts_usage[] =
     "sync  writes the config's accounts to Redis.\n";
 
 static const char status_usage[] =
-    "usage: sflimit status [--json] [-c CONFIG] [--redis URL]\n"
+    "usage: sflimit status [--json] [--watch] [-c CONFIG] [--redis URL]\n"
     "\n"
-    "Shows every account: limit, in use cluster-wide, and who holds its slots\n"
-    "(node/stream, age, fencing token).\n";
+    "Shows every account: limit, in use cluster-wide, nodes waiting for a slot,\n"
+    "and who holds its slots (node/stream, age, fencing token). --watch redraws\n"
+    "every second.\n";
 
-enum { OPT_REDIS = 1000, OPT_JSON, OPT_NAME, OPT_FRESH };
+enum { OPT_REDIS = 1000, OPT_JSON, OPT_NAME, OPT_FRESH, OPT_WATCH };
 
 static const struct option cli_opts[] = {
     {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
     {"json", no_argument, NULL, OPT_JSON},    {"name", required_argument, NULL, OPT_NAME},
-    {"fresh", no_argument, NULL, OPT_FRESH},  {"help", no_argument, NULL, 'h'},
+    {"fresh", no_argument, NULL, OPT_FRESH},  {"watch", no_argument, NULL, OPT_WATCH},
+    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
 static int cli_common(int argc, char **argv, const char *usage, cli_run *run, const char **name,
@@ -423,6 +478,7 @@ static int cli_common(int argc, char **argv, const char *usage, cli_run *run, co
         case OPT_JSON: run->json = 1; break;
         case OPT_NAME: *name = optarg; break;
         case OPT_FRESH: run->fresh = 1; break;
+        case OPT_WATCH: run->watch = 1; break;
         case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
         default: fputs(usage, stderr); return SFL_EXIT_USAGE;
         }

@@ -17,6 +17,12 @@
 static void splice(char *s, size_t from, size_t to, const char *rep);
 
 static int min_level = -1;
+static sfl_log_format format = SFL_LOG_TEXT;
+
+void sfl_log_set_format(sfl_log_format f)
+{
+    format = f;
+}
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -59,6 +65,29 @@ void sfl_log(sfl_log_level level, const char *fmt, ...)
     if (m < 0)
         m = 0;
     sfl_redact(line + n); /* no log line ever carries a stream's credentials */
+    if (format == SFL_LOG_JSON) {
+        /* {"ts":"...","level":"...","msg":"..."}, the message escaped. */
+        char msg[2048];
+        snprintf(msg, sizeof(msg), "%s", line + n);
+        char stamp[40];
+        snprintf(stamp, sizeof(stamp), "%.24s", line);
+        n = snprintf(line, sizeof(line) - 8, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+                     stamp, level_names[level]);
+        for (const char *p = msg; *p && n < (int)sizeof(line) - 16; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch == '"' || ch == '\\') {
+                line[n++] = '\\';
+                line[n++] = (char)ch;
+            } else if (ch < 0x20) {
+                n += snprintf(line + n, 8, "\\u%04x", ch);
+            } else {
+                line[n++] = (char)ch;
+            }
+        }
+        line[n++] = '"';
+        line[n++] = '}';
+        line[n] = '\0';
+    }
     n = (int)strlen(line);
     if (n > (int)sizeof(line) - 2)
         n = sizeof(line) - 2;

@@ -4,6 +4,10 @@
 
 typedef enum { SFL_LOG_DEBUG = 0, SFL_LOG_INFO, SFL_LOG_WARN, SFL_LOG_ERROR } sfl_log_level;
 
+typedef enum { SFL_LOG_TEXT = 0, SFL_LOG_JSON } sfl_log_format;
+/* text: "<time> <LEVEL> - <message>"; json: {"ts","level","msg"} per line. */
+void sfl_log_set_format(sfl_log_format f);
+
 /* Lines below this level are dropped. Default: INFO (or $SFL_LOG_LEVEL). */
 void sfl_log_set_level(sfl_log_level level);
 /* Parses "debug", "info", "warn", "error"; -1 when unknown. */

@@ -3,6 +3,7 @@
 #include "batch.h"
 #include "cli.h"
 #include "exec.h"
+#include "log.h"
 #include "node.h"
 #include "submit.h"
 
@@ -25,7 +26,8 @@ static const char usage[] =
     "\n"
     "Every command takes -c/--config FILE (default $SFL_CONFIG, ./sflimit.json,\n"
     "built-in defaults), --redis URL (redis://[user:pass@]host:port/db,\n"
-    "unix:///path, or 'embedded') and --help.\n"
+    "unix:///path, or 'embedded'), --log-level debug|info|warn|error,\n"
+    "--log-format text|json and --help.\n"
     "Exit codes: 0 done, 1 runtime failure, 2 usage or config error, 75 no slot in time.\n";
 
 typedef struct command {
@@ -42,8 +44,49 @@ static const command commands[] = {
     {"status", sfl_status_main},
 };
 
+/* Takes --log-level X and --log-format X out of argv (anywhere before a
+ * "--"), so every command has them. -1 with a message on a bad value. */
+static int log_options(int *argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        int is_level = strcmp(argv[i], "--log-level") == 0;
+        int is_format = strcmp(argv[i], "--log-format") == 0;
+        if (!is_level && !is_format) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        const char *v = i + 1 < *argc ? argv[++i] : NULL;
+        if (is_level) {
+            int l = sfl_log_parse_level(v);
+            if (l < 0) {
+                fprintf(stderr, "sflimit: --log-level: expected debug, info, warn or error, "
+                                "got '%s'\n", v ? v : "");
+                return -1;
+            }
+            sfl_log_set_level((sfl_log_level)l);
+        } else if (v && strcmp(v, "json") == 0) {
+            sfl_log_set_format(SFL_LOG_JSON);
+        } else if (!v || strcmp(v, "text") != 0) {
+            fprintf(stderr, "sflimit: --log-format: expected text or json, got '%s'\n",
+                    v ? v : "");
+            return -1;
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (log_options(&argc, argv) < 0)
+        return SFL_EXIT_USAGE;
     if (argc < 2) {
         fputs(usage, stderr);
         return SFL_EXIT_USAGE;
