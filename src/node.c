@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "conf.h"
+#include "dispatcharr.h"
 #include "http_api.h"
 #include "limiter.h"
 #include "log.h"
@@ -76,7 +77,8 @@ typedef struct node {
     sfl_histogram lease_wait;
     struct event *sigint, *sigterm, *sighup;
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer;
-    struct event *grace_timer, *exit_timer;
+    struct event *grace_timer, *exit_timer, *sync_timer;
+    sfl_dispatcharr *dc; /* periodic limit sync, when dispatcharr.sync_interval is set */
 } node;
 
 static void pull(node *n);
@@ -460,6 +462,35 @@ static void on_message(sfl_app *app, const char *channel, const char *msg, void 
         pull(arg);
 }
 
+/*--- Dispatcharr sync ------------------------------------------------------*/
+
+static void on_synced(const sfl_account_conf *accs, const long long *was, size_t count,
+                      const char *err, void *arg)
+{
+    node *n = arg;
+    if (err) {
+        sfl_warn("dispatcharr sync: %s; limits unchanged", err);
+        return;
+    }
+    size_t changed = 0;
+    for (size_t i = 0; i < count; i++) {
+        sfl_limiter_hint_limit(n->app.lim, accs[i].id, accs[i].max_streams);
+        changed += was[i] != accs[i].max_streams;
+    }
+    sfl_info("dispatcharr sync: %zu account(s), %zu changed", count, changed);
+}
+
+static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
+{
+    node *n = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (n->stopping || !sfl_store_ready(n->app.store))
+        return;
+    if (sfl_dispatcharr_sync(n->dc, n->app.store, n->app.recovery_ms, on_synced, n) < 0)
+        sfl_debug("dispatcharr sync skipped: %s", sfl_dispatcharr_errstr(n->dc));
+}
+
 /*--- Stopping --------------------------------------------------------------*/
 
 static void finish(node *n)
@@ -590,7 +621,8 @@ static void free_events(node *n)
 {
     struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,
                             &n->pull_timer,  &n->claim_timer, &n->touch_timer,
-                            &n->registry_timer, &n->grace_timer, &n->exit_timer};
+                            &n->registry_timer, &n->grace_timer, &n->exit_timer,
+                            &n->sync_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -685,6 +717,16 @@ int sfl_node_main(int argc, char **argv)
     timer_in(n.claim_timer, claim_idle_ms(&n) / 2);
     timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
     timer_in(n.registry_timer, REGISTRY_MS);
+    if (n.app.conf->dispatcharr_url && n.app.conf->dispatcharr_sync_interval > 0) {
+        n.dc = sfl_dispatcharr_new(base, n.app.conf, err, sizeof(err));
+        n.sync_timer = event_new(base, -1, EV_PERSIST, on_sync_timer, &n);
+        if (!n.dc || !n.sync_timer) {
+            fprintf(stderr, "sflimit: dispatcharr: %s\n", n.dc ? "out of memory" : err);
+            n.exit_code = SFL_EXIT_USAGE;
+            goto done;
+        }
+        timer_in(n.sync_timer, (int64_t)llround(n.app.conf->dispatcharr_sync_interval * 1000));
+    }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
     n.app.arg = &n;
@@ -705,6 +747,7 @@ done:
     sfl_http_free(n.http);
     sfl_worker_free(n.worker); /* kills what still runs, cancels tries in flight */
     n.worker = NULL;
+    sfl_dispatcharr_free(n.dc);
     sfl_app_disconnect(&n.app); /* pending callbacks see held entries still alive */
     while (n.held)
         entry_forget(n.held);
