@@ -58,6 +58,7 @@ typedef struct acct {
     int in_ring;
     int64_t stalled_since; /* -1: not stalled */
     char ticket[96];       /* the lease id asked with while waiting: our place in Redis's queue */
+    char error[200];       /* the last Redis error answering this account's asks */
     struct event *wake;
     struct acct *prev, *next; /* ring */
 } acct;
@@ -197,7 +198,7 @@ static void drop_all(acct *a, sfl_drop_reason why)
     while (a->n > 0) {
         qjob j = heap_pop(a);
         s->queued--;
-        s->hooks.drop(j.job, a->id, why, s->hooks.arg);
+        s->hooks.drop(j.job, a->id, why, a->error[0] ? a->error : NULL, s->hooks.arg);
     }
 }
 
@@ -227,8 +228,9 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     if (a->stalled_since >= 0 && sfl_mono_ms() - a->stalled_since >= s->opts.acquire_timeout_ms) {
         a->parked = 0;
         a->stalled_since = -1;
-        sfl_info("Account %lld: no slot within %.1f s; %zu stream(s) get NoSlot", a->id,
-                 s->opts.acquire_timeout_ms / 1000.0, a->n);
+        sfl_info("Account %lld: no slot within %.1f s; %zu stream(s) get NoSlot%s%s", a->id,
+                 s->opts.acquire_timeout_ms / 1000.0, a->n, a->error[0] ? "; last error: " : "",
+                 a->error);
         drop_all(a, SFL_DROP_NOSLOT);
     } else {
         unpark(a);
@@ -301,6 +303,7 @@ static void on_try(const sfl_try_result *res, void *arg)
     switch (res->status) {
     case SFL_TRY_GRANTED:
         a->stalled_since = -1;
+        a->error[0] = '\0';
         a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
         start_head(a, res->lease);
         break;
@@ -319,7 +322,19 @@ static void on_try(const sfl_try_result *res, void *arg)
         break;
     case SFL_TRY_FAILED:
         a->ticket[0] = '\0'; /* the limiter gave that id back */
-        park(a, NOT_READY_MS);
+        if (res->error) {
+            /* Redis answered with an error (a key of the wrong type in the
+             * namespace, a script that cannot run): it counts as no slot. */
+            if (!a->error[0])
+                sfl_error("Account %lld: Redis error on its keys ({a:%lld}): %s", a->id, a->id,
+                          res->error);
+            snprintf(a->error, sizeof(a->error), "%s", res->error);
+            if (a->stalled_since < 0)
+                a->stalled_since = sfl_mono_ms();
+            park(a, s->opts.fallback_ms);
+        } else {
+            park(a, NOT_READY_MS); /* no answer: Redis is away, the store reconnects */
+        }
         break;
     }
     pump(s);

@@ -30,8 +30,10 @@ typedef struct sfl_sched_hooks {
     /* Start the check now. lease is NULL for custom streams, else the
      * caller's (release it when the check ends). Call sfl_sched_done after. */
     void (*start)(void *job, long long account, sfl_lease *lease, int64_t wait_ms, void *arg);
-    /* The job will never start. */
-    void (*drop)(void *job, long long account, sfl_drop_reason why, void *arg);
+    /* The job will never start. detail: the last Redis error seen for the
+     * account (valid during the call), or NULL. */
+    void (*drop)(void *job, long long account, sfl_drop_reason why, const char *detail,
+                 void *arg);
     void *arg;
 } sfl_sched_hooks;
 

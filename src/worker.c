@@ -119,17 +119,19 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
     w->running = j;
 }
 
-static void on_drop(void *jp, long long account, sfl_drop_reason why, void *arg)
+static void on_drop(void *jp, long long account, sfl_drop_reason why, const char *detail,
+                    void *arg)
 {
     wjob *j = jp;
     sfl_worker *w = arg;
-    char err[160];
+    char err[400];
     sfl_status st = SFL_STATUS_CANCELLED;
     const char *msg = "cancelled";
     if (why == SFL_DROP_NOSLOT) {
         st = SFL_STATUS_NOSLOT;
-        snprintf(err, sizeof(err), "no slot of account %lld within %g s", account,
-                 w->app->conf->acquire_timeout);
+        snprintf(err, sizeof(err), "no slot of account %lld within %g s%s%s", account,
+                 w->app->conf->acquire_timeout, detail ? "; Redis said: " : "",
+                 detail ? detail : "");
         msg = err;
     } else if (why == SFL_DROP_UNKNOWN_ACCOUNT) {
         st = SFL_STATUS_ERROR;
