@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -479,6 +480,15 @@ static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, v
 {
     pending *p = arg;
     p->ask = NULL;
+    /* evhttp stops reading once a request is in, so a client that hung up
+     * while waiting is only seen here: peek at its socket. */
+    if (!p->gone && p->req) {
+        struct bufferevent *bev =
+            evhttp_connection_get_bufferevent(evhttp_request_get_connection(p->req));
+        char c;
+        if (bev && recv(bufferevent_getfd(bev), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            p->gone = 1;
+    }
     if (p->gone) {
         /* The client left while we waited: nobody will renew it. */
         if (st == SFL_SIDECAR_GRANTED)
@@ -745,7 +755,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         cJSON_Delete(doc);
         return;
     }
-    if (!authorized(h, req)) {
+    /* The page holds no data (its calls carry the token), so a browser can load it. */
+    if (strcmp(path, "/") != 0 && !authorized(h, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
         reply_error(req, 401, "missing or wrong bearer token");
         return;

@@ -17,10 +17,6 @@
  */
 #include "bench.h"
 
-#include "conf.h"
-#include "limiter.h"
-#include "log.h"
-
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -36,74 +32,12 @@
 
 #define RECS_PER_SEC 150000 /* record capacity per process and second of the run */
 
-static redisContext *redis_open(const char *url, char *err, size_t errlen)
-{
-    sfl_redis_url u = {0};
-    redisContext *c = NULL;
-    if (sfl_redis_url_parse(url, &u, err, errlen) < 0)
-        return NULL;
-    struct timeval tv = {2, 0};
-    c = u.unix_path ? redisConnectUnixWithTimeout(u.unix_path, tv)
-                    : redisConnectWithTimeout(u.host, u.port, tv);
-    if (!c || c->err) {
-        snprintf(err, errlen, "connect: %s", c ? c->errstr : "out of memory");
-        redisFree(c);
-        c = NULL;
-        goto done;
-    }
-    const char *what = NULL;
-    redisReply *r = NULL;
-    if (u.password) {
-        what = "AUTH";
-        r = u.user ? redisCommand(c, "AUTH %s %s", u.user, u.password)
-                   : redisCommand(c, "AUTH %s", u.password);
-    }
-    if (u.db && (!what || (r && r->type != REDIS_REPLY_ERROR))) {
-        if (r)
-            freeReplyObject(r);
-        what = "SELECT";
-        r = redisCommand(c, "SELECT %d", u.db);
-    }
-    if (what && (!r || r->type == REDIS_REPLY_ERROR)) {
-        snprintf(err, errlen, "%s: %s", what, r ? r->str : c->errstr);
-        redisFree(c);
-        c = NULL;
-    }
-    if (r)
-        freeReplyObject(r);
-done:
-    sfl_redis_url_clear(&u);
-    return c;
-}
-
-/* One command whose reply is only checked for errors. 0 or -1. */
-static int redis_do(redisContext *c, char *err, size_t errlen, int argc, const char **argv)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
-    if (rc < 0)
-        snprintf(err, errlen, "%s: %s", argv[0], r ? r->str : c->errstr);
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
-
+/* The account's limit, straight into Redis; its leases, holders, fence and
+ * waiters cleared: no recovery window, nobody ahead. */
 static int account_setup(redisContext *c, const bench_lease_opts *o, char *err, size_t errlen)
 {
-    char id[24], lim[24], keys[5][160];
-    static const char *const suffix[5] = {"conf", "leases", "holders", "waiters", "waiters:exp"};
-    snprintf(id, sizeof(id), "%lld", o->account);
-    snprintf(lim, sizeof(lim), "%lld", o->limit);
-    for (int i = 0; i < 5; i++)
-        sfl_account_key(keys[i], sizeof(keys[i]), BENCH_NS, o->account, suffix[i]);
-    const char *hset[] = {"HSET",     keys[0], "max_streams",      lim, "updated_ms", "0",
-                          "epoch_ms", "0",     "recover_until_ms", "0"};
-    const char *sadd[] = {"SADD", BENCH_NS ":accounts", id};
-    const char *del[] = {"DEL", keys[1], keys[2], keys[3], keys[4]};
-    if (redis_do(c, err, errlen, 10, hset) < 0 || redis_do(c, err, errlen, 3, sadd) < 0 ||
-        redis_do(c, err, errlen, 5, del) < 0)
-        return -1;
-    return 0;
+    int limit = (int)o->limit; /* 1..1000000, checked by the parser */
+    return bench_accounts_write(c, &o->account, &limit, 1, err, errlen);
 }
 
 /* Server-side counters: total_commands_processed and, from commandstats,
@@ -111,13 +45,6 @@ static int account_setup(redisContext *c, const bench_lease_opts *o, char *err, 
 typedef struct server_counts {
     long long total, evalsha, eval, publish;
 } server_counts;
-
-/* The number after field in INFO text; missing (a command never called) is 0. */
-static long long info_field(const char *text, const char *field)
-{
-    const char *s = strstr(text, field);
-    return s ? strtoll(s + strlen(field), NULL, 10) : 0;
-}
 
 static int server_counts_get(redisContext *c, server_counts *out)
 {
@@ -127,10 +54,10 @@ static int server_counts_get(redisContext *c, server_counts *out)
             freeReplyObject(r);
         return -1;
     }
-    out->total = info_field(r->str, "total_commands_processed:");
-    out->evalsha = info_field(r->str, "cmdstat_evalsha:calls=");
-    out->eval = info_field(r->str, "cmdstat_eval:calls=");
-    out->publish = info_field(r->str, "cmdstat_publish:calls=");
+    out->total = bench_info_field(r->str, "total_commands_processed:");
+    out->evalsha = bench_info_field(r->str, "cmdstat_evalsha:calls=");
+    out->eval = bench_info_field(r->str, "cmdstat_eval:calls=");
+    out->publish = bench_info_field(r->str, "cmdstat_publish:calls=");
     freeReplyObject(r);
     return 0;
 }
@@ -208,11 +135,10 @@ int bench_lease_run(const bench_lease_opts *o)
     bench_rec *all = NULL;
 
     signal(SIGPIPE, SIG_IGN);
-    redisContext *rc_sync = redis_open(o->redis_url, err, sizeof(err));
+    redisContext *rc_sync = bench_redis_open(o->redis_url, err, sizeof(err));
     if (!rc_sync) {
         char shown[512];
-        snprintf(shown, sizeof(shown), "%s", o->redis_url);
-        sfl_redact(shown);
+        bench_redis_shown(o->redis_url, shown, sizeof(shown));
         fprintf(stderr, "sflimit-bench lease: --redis %s: %s\n", shown, err);
         return BENCH_EXIT_FAIL;
     }

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# run.sh - the README's performance figures, from the repository root:
+#
+#   tests/bench/run.sh [OUTDIR]
+#
+# Builds sflimit and sflimit-bench (RelWithDebInfo, in build-bench), starts a
+# private redis-server on a free loopback port (no persistence), runs
+#   - lease:    2 processes x 8 workers on one account of limit 2, hold 20 ms
+#               and hold 0, 10 s measured, 3 runs each;
+#   - makespan: 3 nodes, 20 accounts, 300 streams of 2000 ms, 3 runs;
+#   - scale:    100/1000, 1000/10000, 10000/100000 accounts/streams, 1 run each;
+# prints a Markdown table (median and min-max over the runs), stops Redis.
+# Every JSON line and every summary is kept in OUTDIR (default
+# build-bench/bench-results/<UTC time>). Exit 1 if any run failed; the
+# table is printed anyway.
+#
+# Knobs (environment): SFL_BENCH_RUNS (3), SFL_BENCH_CHECK_MS (2000),
+# SFL_BENCH_SCALE ("100:1000 1000:10000 10000:100000"), SFL_BENCH_SKIP_BUILD=1.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build="$root/build-bench"
+runs=${SFL_BENCH_RUNS:-3}
+check_ms=${SFL_BENCH_CHECK_MS:-2000}
+scale_sizes=${SFL_BENCH_SCALE:-"100:1000 1000:10000 10000:100000"}
+out=${1:-"$build/bench-results/$(date -u +%Y%m%dT%H%M%SZ)"}
+failed=0
+
+if [ "${SFL_BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSFL_TESTS=OFF >/dev/null &&
+        cmake --build "$build" -j2 --target sflimit sflimit-bench >/dev/null ||
+        { echo "run.sh: build failed" >&2; exit 1; }
+fi
+bench="$build/sflimit-bench"
+mkdir -p "$out" || exit 1
+
+# A redis-server of our own on a free loopback port.
+rdir=$(mktemp -d /tmp/sfl-bench-redis-XXXXXX)
+redis_pid=
+stop_redis() {
+    if [ -n "$redis_pid" ]; then
+        kill "$redis_pid" 2>/dev/null
+        wait "$redis_pid" 2>/dev/null
+        redis_pid=
+    fi
+    rm -rf "$rdir"
+}
+trap stop_redis EXIT
+trap 'exit 130' INT TERM
+for _ in $(seq 50); do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue # taken
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$rdir" \
+        --logfile "$rdir/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 100); do
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break 2
+        kill -0 "$redis_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$redis_pid" 2>/dev/null
+    wait "$redis_pid" 2>/dev/null
+    redis_pid=
+done
+[ -n "$redis_pid" ] || { echo "run.sh: could not start redis-server" >&2; exit 1; }
+url="redis://127.0.0.1:$port/0"
+echo "run.sh: redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on port $port;" \
+    "results in $out" >&2
+
+# run NAME ARGS...: one benchmark run; its JSON line goes to $out/NAME.jsonl.
+run() {
+    local name=$1
+    shift
+    echo "+ sflimit-bench $*" >>"$out/commands.txt"
+    echo "run.sh: $name: sflimit-bench $*" >&2
+    if ! "$bench" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.log"; then
+        echo "run.sh: $name: FAILED (see $out/$name.log)" >&2
+        failed=1
+    fi
+}
+
+for hold in 20 0; do
+    for i in $(seq "$runs"); do
+        run "lease-hold$hold" lease --redis "$url" --procs 2 --workers 8 --limit 2 \
+            --hold-ms "$hold" --seconds 10
+    done
+done
+for i in $(seq "$runs"); do
+    run makespan makespan --redis "$url" --nodes 3 --accounts 20 --streams 300 \
+        --check-ms "$check_ms" --seed 1
+done
+for size in $scale_sizes; do
+    run "scale-${size%%:*}" scale --redis "$url" --accounts "${size%%:*}" --streams "${size##*:}"
+done
+stop_redis
+
+# summary FILE FIELD: "median (min-max)" of a numeric field over the JSON lines.
+summary() {
+    local file=$1 field=$2
+    [ -s "$file" ] || { echo "-"; return; }
+    awk -v k="\"$field\":" '
+        { i = index($0, k); if (i == 0) next
+          v = substr($0, i + length(k)); sub(/[,}].*/, "", v)
+          if (v != "null") x[n++] = v + 0 }
+        function f(v) {
+          if (v == int(v) || v >= 1000 || v <= -1000) return sprintf("%.0f", v)
+          return sprintf("%.4g", v)
+        }
+        END {
+          if (n == 0) { print "-"; exit }
+          for (i = 0; i < n; i++)
+            for (j = i + 1; j < n; j++)
+              if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+          m = n % 2 ? x[int(n / 2)] : (x[n / 2 - 1] + x[n / 2]) / 2
+          if (n == 1) print f(m)
+          else print f(m) " (" f(x[0]) "-" f(x[n - 1]) ")"
+        }' "$file"
+}
+
+{
+    echo
+    echo "### sflimit-bench on $(uname -n), $(nproc) cores, $(date -u +%Y-%m-%d)"
+    echo
+    echo "Median (min-max) over $runs runs; commands in \`$out/commands.txt\`."
+    echo
+    echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 0 |"
+    echo "|---|---|---|"
+    for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 \
+        jain_fairness max_concurrent_seen redis_commands_per_cycle; do
+        echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) | $(summary "$out/lease-hold0.jsonl" $f) |"
+    done
+    echo
+    echo "| makespan, 3 nodes x G 10, 20 accounts, 300 streams of $check_ms ms | |"
+    echo "|---|---|"
+    for f in makespan_s lower_bound_s ratio critical_idle_slot_s mean_running ok \
+        accounts_over_limit; do
+        echo "| $f | $(summary "$out/makespan.jsonl" $f) |"
+    done
+    echo
+    header="| scale, accounts/streams |"
+    rule="|---|"
+    for size in $scale_sizes; do
+        header="$header ${size%%:*} / ${size##*:} |"
+        rule="$rule---|"
+    done
+    echo "$header"
+    echo "$rule"
+    for f in peak_rss_kb load_s queued_s total_s starts_per_s cpu_us_per_start children_cpu_s \
+        redis_conf_bytes_per_account redis_conf_key_bytes redis_bytes_per_held_lease \
+        redis_idle_bytes_per_account idle_stray_keys after_check_stray_keys; do
+        row="| $f |"
+        for size in $scale_sizes; do
+            row="$row $(summary "$out/scale-${size%%:*}.jsonl" $f) |"
+        done
+        echo "$row"
+    done
+} | tee "$out/table.md"
+[ "$failed" = 0 ] || echo "run.sh: some runs FAILED; see the .log files in $out" >&2
+exit "$failed"

@@ -1,0 +1,802 @@
+/* test_http.c - the HTTP API of `sflimit node` (DESIGN §7) as a client sees
+ * it: the real binary as a child, a real redis-server, and a tiny blocking
+ * HTTP client written here (no curl). Redis is the ground truth: every answer
+ * is checked against the keys it should (or should not) have changed. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOKEN "s3cret-http-test-token"
+#define TTL_MS 3000
+
+static sfl_test_redis redis;
+static char dir[128];
+static pid_t node_pid;
+static int node_port;
+static char node_err[256]; /* the node's stderr */
+static int spawns;
+
+static void setup(void)
+{
+    node_pid = 0;
+    node_port = 0;
+    th_redis_start(&redis, NULL);
+    th_tmpdir(dir, sizeof(dir));
+}
+
+static void teardown(void)
+{
+    if (node_pid > 0 && waitpid(node_pid, NULL, WNOHANG) == 0) {
+        kill(node_pid, SIGKILL);
+        waitpid(node_pid, NULL, 0);
+    }
+    node_pid = 0;
+    th_redis_stop(&redis);
+}
+
+TestSuite(http, .init = setup, .fini = teardown, .timeout = 120);
+
+static int exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*--- A tiny blocking HTTP client ------------------------------------------*/
+
+typedef struct resp {
+    int status;
+    char *raw;        /* the whole answer, NUL-terminated */
+    const char *body; /* into raw */
+    cJSON *json;      /* the body parsed, or NULL */
+    int64_t ms;       /* from connect to the end of the answer */
+} resp;
+
+static void resp_free(resp *r)
+{
+    free(r->raw);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+                  getsockname(fd, (struct sockaddr *)&a, &len) == 0,
+              "no free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Connects and sends one request (token NULL: no Authorization; body NULL:
+ * none). Returns the socket, the answer not read yet, or -1. */
+static int http_send(int port, const char *method, const char *path, const char *token,
+                     const char *body, size_t blen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
+                     path, port);
+    if (token)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Authorization: Bearer %s\r\n", token);
+    if (body)
+        n += snprintf(head + n, sizeof(head) - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+    if (send_all(fd, head, (size_t)n) < 0) {
+        close(fd);
+        return -1;
+    }
+    /* Errors ignored: the server may answer (413) and close before reading it all. */
+    if (body && blen)
+        send_all(fd, body, blen);
+    return fd;
+}
+
+/* Reads the answer to EOF and closes fd; 0 if it is HTTP. */
+static int http_read(int fd, resp *out)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1) {
+        free(buf);
+        return -1;
+    }
+    char *sep = strstr(buf, "\r\n\r\n");
+    out->raw = buf;
+    out->body = sep ? sep + 4 : buf + n;
+    out->json = cJSON_Parse(out->body);
+    return 0;
+}
+
+static resp call_as(const char *token, const char *method, const char *path, const char *body)
+{
+    resp r;
+    int64_t t0 = th_now_ms();
+    int fd = http_send(node_port, method, path, token, body, body ? strlen(body) : 0);
+    cr_assert(fd >= 0, "%s %s: cannot connect to the node on port %d", method, path, node_port);
+    cr_assert_eq(http_read(fd, &r), 0, "%s %s: no HTTP answer", method, path);
+    r.ms = th_now_ms() - t0;
+    return r;
+}
+
+static resp call(const char *method, const char *path, const char *body)
+{
+    return call_as(TOKEN, method, path, body);
+}
+
+static const char *jstr(const resp *r, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cr_assert(cJSON_IsNumber(v), "no number \"%s\" in %s", key,
+              obj ? cJSON_PrintUnformatted(obj) : "(not JSON)");
+    return v->valuedouble;
+}
+
+/* Asserts a 400 (or code) whose {"error": ...} mentions `names`. */
+static void expect_error(resp *r, int code, const char *names, const char *what)
+{
+    cr_assert_eq(r->status, code, "%s: status %d, expected %d: %s", what, r->status, code,
+                 r->body);
+    const char *err = jstr(r, "error");
+    cr_assert_not_null(err, "%s: no {\"error\": ...} in %s", what, r->body);
+    cr_assert(strstr(err, names), "%s: error \"%s\" does not name %s", what, err, names);
+}
+
+/*--- The node --------------------------------------------------------------*/
+
+static void write_config(const char *listen, const char *token, char *path, size_t len)
+{
+    char text[2048], tok[128] = "";
+    if (token)
+        snprintf(tok, sizeof(tok), ", \"token\": \"%s\"", token);
+    snprintf(text, sizeof(text),
+             "{\"node_id\": \"h1\",\n"
+             " \"redis\": {\"url\": \"%s\"},\n"
+             " \"http\": {\"listen\": \"%s\"%s},\n"
+             " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+             " \"node\": {\"shutdown_grace\": 5},\n"
+             " \"check\": {\"command\": [\"true\"], \"parser\": \"none\", \"timeout\": 10}}\n",
+             redis.url, listen, tok, TTL_MS);
+    th_write_file(dir, "sflimit.json", text, path, len);
+}
+
+static pid_t spawn_node(const char *config)
+{
+    snprintf(node_err, sizeof(node_err), "%s/node%d.err", dir, spawns++);
+    const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};
+    return th_spawn((char *const *)argv, NULL, node_err);
+}
+
+static char *node_log(void)
+{
+    char *text = th_read_file(node_err);
+    return text ? text : strdup("");
+}
+
+/* Starts the node on a free loopback port with TOKEN and waits for
+ * GET /healthz 200 (and its registry key: its startup writes are done). */
+static void node_start(void)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        char listen[64], config[256];
+        node_port = free_port();
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", node_port);
+        write_config(listen, TOKEN, config, sizeof(config));
+        node_pid = spawn_node(config);
+        int64_t until = th_now_ms() + 20000;
+        while (th_now_ms() < until && th_alive(node_pid)) {
+            int fd = http_send(node_port, "GET", "/healthz", NULL, NULL, 0);
+            resp r;
+            if (fd >= 0 && http_read(fd, &r) == 0) {
+                int ok = r.status == 200;
+                resp_free(&r);
+                if (ok && th_redis_int(&redis, "EXISTS sfl:node:h1") == 1)
+                    return;
+            }
+            usleep(20000);
+        }
+        char *log = node_log();
+        int lost_port = strstr(log, "cannot listen") != NULL;
+        if (!lost_port)
+            cr_assert_fail("the node did not become healthy; its stderr:\n%s", log);
+        free(log);
+        kill(node_pid, SIGKILL);
+        waitpid(node_pid, NULL, 0);
+        node_pid = 0; /* someone took the port: another one */
+    }
+    cr_assert_fail("the node never got a port");
+}
+
+static long long zcard(long long account)
+{
+    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:leases", account);
+}
+
+typedef struct zc {
+    long long account, want;
+} zc;
+
+static int zcard_is(void *arg)
+{
+    zc *z = arg;
+    return zcard(z->account) == z->want;
+}
+
+static int zcard_not(void *arg)
+{
+    zc *z = arg;
+    return zcard(z->account) != z->want;
+}
+
+/* Every key in Redis, sorted, one a line (caller frees). */
+static char *keys_snapshot(void)
+{
+    redisReply *r = th_redis(&redis, "KEYS *");
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements; i++)
+        for (size_t j = i + 1; j < r->elements; j++)
+            if (strcmp(r->element[i]->str, r->element[j]->str) > 0) {
+                redisReply *t = r->element[i];
+                r->element[i] = r->element[j];
+                r->element[j] = t;
+            }
+    size_t len = 1;
+    for (size_t i = 0; i < r->elements; i++)
+        len += r->element[i]->len + 1;
+    char *out = calloc(1, len);
+    for (size_t i = 0; i < r->elements; i++) {
+        strcat(out, r->element[i]->str);
+        strcat(out, "\n");
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+static char *hget(const char *key, const char *field)
+{
+    redisReply *r = th_redis(&redis, "HGET %s %s", key, field);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+static char *post_lease(long long account, int wait_ms, int expect_status)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"account\": %lld, \"wait_ms\": %d}", account, wait_ms);
+    resp r = call("POST", "/v1/leases", body);
+    cr_assert_eq(r.status, expect_status, "POST /v1/leases %s: %d %s", body, r.status, r.body);
+    char *id = NULL;
+    if (expect_status == 200) {
+        cr_assert_not_null(jstr(&r, "lease_id"), "no lease_id: %s", r.body);
+        id = strdup(jstr(&r, "lease_id"));
+    }
+    resp_free(&r);
+    return id;
+}
+
+static int status_of(const char *method, const char *path, const char *body)
+{
+    resp r = call(method, path, body);
+    int st = r.status;
+    resp_free(&r);
+    return st;
+}
+
+/*--- /healthz and the token ------------------------------------------------*/
+
+Test(http, healthz_open_and_token_guards_the_rest)
+{
+    th_account(&redis, 3, 2);
+    th_account(&redis, 4, 5);
+    node_start();
+
+    resp r = call_as(NULL, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(jstr(&r, "status"), "ok");
+    cr_assert_str_eq(jstr(&r, "redis"), "up");
+    cr_assert_str_eq(jstr(&r, "node"), "h1");
+    resp_free(&r);
+
+    const char *wrong[] = {NULL, "nope", TOKEN "x", "s3cret-http-test-toke", ""};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        r = call_as(wrong[i], "GET", "/v1/accounts", NULL);
+        cr_assert_eq(r.status, 401, "token \"%s\": %d %s", wrong[i] ? wrong[i] : "(none)",
+                     r.status, r.body);
+        cr_assert_not_null(jstr(&r, "error"));
+        cr_assert_null(strstr(r.body, "max_streams"), "a 401 leaked the accounts");
+        resp_free(&r);
+    }
+    r = call_as(NULL, "GET", "/metrics", NULL);
+    cr_assert_eq(r.status, 401, "/metrics without a token: %d", r.status);
+    resp_free(&r);
+
+    r = call("GET", "/v1/accounts", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cJSON *list = cJSON_GetObjectItem(r.json, "accounts");
+    cr_assert(cJSON_IsArray(list), "no accounts array: %s", r.body);
+    cr_assert_eq(cJSON_GetArraySize(list), 2, "%s", r.body);
+    int seen = 0;
+    cJSON *a;
+    cJSON_ArrayForEach(a, list)
+    {
+        long long id = (long long)jnum(a, "id");
+        cr_assert(id == 3 || id == 4, "unexpected account %lld", id);
+        cr_assert_eq((long long)jnum(a, "max_streams"), id == 3 ? 2 : 5);
+        cr_assert_eq((long long)jnum(a, "in_use"), 0);
+        cr_assert_eq((long long)jnum(a, "held_here"), 0);
+        cr_assert(cJSON_IsArray(cJSON_GetObjectItem(a, "holders")));
+        seen |= id == 3 ? 1 : 2;
+    }
+    cr_assert_eq(seen, 3);
+    resp_free(&r);
+}
+
+/*--- Sidecar leases --------------------------------------------------------*/
+
+Test(http, sidecar_leases_grant_wait_release_and_expire)
+{
+    th_account(&redis, 3, 2);
+    node_start();
+
+    resp a = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 1000}");
+    resp b = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 1000}");
+    cr_assert_eq(a.status, 200, "%s", a.body);
+    cr_assert_eq(b.status, 200, "%s", b.body);
+    char ida[128], idb[128];
+    cr_assert(jstr(&a, "lease_id") && jstr(&b, "lease_id"));
+    snprintf(ida, sizeof(ida), "%s", jstr(&a, "lease_id"));
+    snprintf(idb, sizeof(idb), "%s", jstr(&b, "lease_id"));
+    cr_assert_str_neq(ida, idb);
+    cr_assert_gt(jnum(a.json, "fence"), 0);
+    cr_assert_neq(jnum(a.json, "fence"), jnum(b.json, "fence"), "two grants, one fence");
+    cr_assert_eq((long long)jnum(a.json, "ttl_ms"), TTL_MS);
+    resp_free(&a);
+    resp_free(&b);
+    cr_assert_eq(zcard(3), 2);
+
+    /* Full: a third waits its 500 ms, then 408. */
+    resp c = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 500}");
+    cr_assert_eq(c.status, 408, "third lease at limit 2: %d %s", c.status, c.body);
+    cr_assert_geq(c.ms, 500, "408 after %lld ms, before wait_ms", (long long)c.ms);
+    cr_assert_lt(c.ms, 5000, "408 after %lld ms", (long long)c.ms);
+    resp_free(&c);
+    cr_assert_eq(zcard(3), 2, "a timed-out ask changed the holders");
+
+    /* Give one back: exactly one freed, the other still there. */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/leases/%s", ida);
+    resp d = call("DELETE", path, NULL);
+    cr_assert_eq(d.status, 200, "%s", d.body);
+    cr_assert_str_eq(jstr(&d, "status"), "released");
+    resp_free(&d);
+    zc two = {3, 2};
+    th_until(zcard_not, &two, 3000);
+    cr_assert_eq(zcard(3), 1, "DELETE of one lease should free exactly one slot");
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:3}:leases %s", idb) > 0, 1,
+                 "the lease left in Redis is not the one still held");
+    cr_assert_eq(status_of("DELETE", path, NULL), 404, "second DELETE of the same lease");
+
+    /* Renew the other, then stop renewing it: a crashed client. */
+    snprintf(path, sizeof(path), "/v1/leases/%s/renew", idb);
+    resp rn = call("POST", path, NULL);
+    cr_assert_eq(rn.status, 200, "renew: %d %s", rn.status, rn.body);
+    cr_assert_str_eq(jstr(&rn, "status"), "renewed");
+    resp_free(&rn);
+    int64_t renewed = th_now_ms();
+    zc zero = {3, 0};
+    int gone = th_until(zcard_is, &zero, 2 * TTL_MS + 2000);
+    int64_t after = th_now_ms() - renewed;
+    cr_assert(gone, "the node kept a lease %lld ms after its client stopped renewing",
+              (long long)after);
+    cr_assert_geq(after, TTL_MS - 1000,
+                  "released %lld ms after the last renew: the client TTL is %d ms",
+                  (long long)after, TTL_MS);
+    cr_assert_eq(status_of("POST", path, NULL), 404, "renew of a lease the node gave up");
+    char *log = node_log();
+    cr_assert(strstr(log, "no renew from its client"), "no warning about the gone client:\n%s",
+              log);
+    free(log);
+}
+
+/* A client that hangs up while its POST /v1/leases waits gets nothing, and
+ * leaves nothing behind: no lease, and no queued ticket that would take the
+ * next free slot. */
+Test(http, disconnected_waiter_leaves_no_lease)
+{
+    th_account(&redis, 21, 1);
+    node_start();
+    char *hold = post_lease(21, 1000, 200);
+    cr_assert_eq(zcard(21), 1);
+
+    const char *ask = "{\"account\": 21, \"wait_ms\": 6000}";
+    int fd = http_send(node_port, "POST", "/v1/leases", TOKEN, ask, strlen(ask));
+    cr_assert_geq(fd, 0);
+    /* Wait until the node has queued the ask in Redis, then hang up. */
+    int64_t until = th_now_ms() + 5000;
+    while (th_redis_int(&redis, "ZCARD sfl:{a:21}:waiters") < 1 && th_now_ms() < until)
+        usleep(10000);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:21}:waiters"), 1,
+                 "the waiting ask never queued in Redis");
+    close(fd);
+    usleep(200000); /* let the node see the EOF */
+
+    cr_assert_eq(zcard(21), 1, "only the holder should hold");
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/leases/%s", hold);
+    cr_assert_eq(status_of("DELETE", path, NULL), 200);
+    free(hold);
+    /* One Redis round trip; a slot handed to the gone client instead stays
+     * taken until the node's client TTL runs out. */
+    zc zero = {21, 0};
+    int64_t t0 = th_now_ms();
+    int freed = th_until(zcard_is, &zero, 1000);
+    if (!freed) {
+        redisReply *h = th_redis(&redis, "HGETALL sfl:{a:21}:holders");
+        cr_assert_fail("the slot freed by DELETE is still taken %lld ms later: it went to the "
+                       "client that had hung up (ZCARD %lld, holder %s %s)",
+                       (long long)(th_now_ms() - t0), zcard(21),
+                       h->elements > 0 ? h->element[0]->str : "?",
+                       h->elements > 1 ? h->element[1]->str : "?");
+    }
+    /* Nothing may be granted to the gone client in the next seconds. */
+    int64_t end = th_now_ms() + 2500;
+    while (th_now_ms() < end) {
+        long long n = zcard(21);
+        cr_assert_eq(n, 0, "a lease appeared for a client that had hung up (ZCARD %lld)", n);
+        usleep(20000);
+    }
+    /* And the slot is free for the next client at once. */
+    resp r = call("POST", "/v1/leases", "{\"account\": 21, \"wait_ms\": 2000}");
+    cr_assert_eq(r.status, 200, "the next client: %d %s", r.status, r.body);
+    cr_assert_lt(r.ms, 1500, "the next client waited %lld ms for a free slot", (long long)r.ms);
+    resp_free(&r);
+    cr_assert_eq(zcard(21), 1);
+    char *log = node_log();
+    cr_assert_null(strstr(log, "no renew from its client"),
+                   "a lease was granted to the gone client and expired:\n%s", log);
+    free(log);
+    r = call("GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "\nsfl_sidecar_leases 1\n"), "sidecar leases:\n%s", r.body);
+    resp_free(&r);
+}
+
+/*--- Bad requests ----------------------------------------------------------*/
+
+Test(http, bad_requests_get_400_and_change_nothing)
+{
+    th_account(&redis, 5, 2);
+    node_start();
+    char *before = keys_snapshot();
+
+    static const struct {
+        const char *method, *path, *body, *names;
+    } bad[] = {
+        {"POST", "/v1/leases", "{\"account\": 5, \"wait_ms\": ", "body"},
+        {"POST", "/v1/leases", "not json at all", "body"},
+        {"POST", "/v1/leases", "[5]", "body"},
+        {"POST", "/v1/leases", "", "body"},
+        {"POST", "/v1/leases", "{\"account\": \"x\"}", "account"},
+        {"POST", "/v1/leases", "{\"account\": 5.5}", "account"},
+        {"POST", "/v1/leases", "{\"account\": -1}", "account"},
+        {"POST", "/v1/leases", "{\"account\": 5, \"wait_ms\": -1}", "wait_ms"},
+        {"POST", "/v1/leases", "{\"account\": 5, \"wait_ms\": \"1000\"}", "wait_ms"},
+        {"POST", "/v1/leases", "{\"account\": 5, \"wait_ms\": 100, \"bogus\": 1}", "bogus"},
+        {"POST", "/v1/leases", "{\"wait_ms\": 100}", "account"},
+        {"PUT", "/v1/accounts/abc", "{\"max_streams\": 3}", "account id"},
+        {"PUT", "/v1/accounts/-5", "{\"max_streams\": 3}", "account id"},
+        {"PUT", "/v1/accounts/5", "{\"max_streams\": -1}", "max_streams"},
+        {"PUT", "/v1/accounts/5", "{\"max_streams\": \"3\"}", "max_streams"},
+        {"PUT", "/v1/accounts/5", "{\"name\": \"X\"}", "max_streams"},
+        {"PUT", "/v1/accounts/5", "{\"max_streams\": 3, \"name\": 7}", "name"},
+        {"PUT", "/v1/accounts/5", "{\"max_streams\": 3, \"limit\": 7}", "limit"},
+        {"PUT", "/v1/accounts/77", "{\"max_streams\": 3,", "body"},
+        {"POST", "/v1/checks", "{\"streams\": [{\"id\": 1}]}", "url"},
+        {"POST", "/v1/checks", "[]", "body"},
+        {"POST", "/v1/checks", "[{\"id\": \"one\", \"url\": \"http://x/1.ts\"}]", "id"},
+        {"GET", "/v1/checks/bad%20id", NULL, "batch id"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char what[256];
+        snprintf(what, sizeof(what), "%s %s %s", bad[i].method, bad[i].path,
+                 bad[i].body ? bad[i].body : "");
+        resp r = call(bad[i].method, bad[i].path, bad[i].body);
+        expect_error(&r, 400, bad[i].names, what);
+        resp_free(&r);
+    }
+
+    /* Over 1 MiB: 413. */
+    size_t big = 1024 * 1024 + 512;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    memcpy(huge, "{\"account\": 5,", 14);
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    resp r = call("POST", "/v1/leases", huge);
+    cr_assert_eq(r.status, 413, "a %zu-byte body: %d %s", big, r.status, r.body);
+    resp_free(&r);
+    free(huge);
+
+    /* Unknown routes 404, wrong methods 405. */
+    const struct {
+        const char *method, *path;
+        int code;
+    } routes[] = {
+        {"GET", "/v1/nothing", 404},         {"GET", "/v2/accounts", 404},
+        {"GET", "/v1/leases/x/y", 404},      {"DELETE", "/v1/accounts", 405},
+        {"POST", "/v1/accounts", 405},       {"GET", "/v1/leases", 405},
+        {"GET", "/v1/accounts/5", 405},      {"PUT", "/metrics", 405},
+        {"POST", "/healthz", 405},           {"GET", "/v1/leases/x/renew", 405},
+        {"PUT", "/v1/checks", 405},          {"DELETE", "/v1/checks/abc", 405},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        r = call(routes[i].method, routes[i].path, NULL);
+        cr_assert_eq(r.status, routes[i].code, "%s %s: %d, expected %d: %s", routes[i].method,
+                     routes[i].path, r.status, routes[i].code, r.body);
+        cr_assert_not_null(jstr(&r, "error"), "%s %s: no {\"error\"}: %s", routes[i].method,
+                           routes[i].path, r.body);
+        resp_free(&r);
+    }
+
+    char *after = keys_snapshot();
+    cr_assert_str_eq(after, before, "bad requests changed the keys in Redis");
+    free(before);
+    free(after);
+    char *max = hget("sfl:{a:5}:conf", "max_streams");
+    cr_assert_str_eq(max ? max : "(none)", "2", "a refused PUT changed max_streams");
+    free(max);
+    cr_assert_eq(zcard(5), 0);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:77}:conf"), 0);
+
+    cr_assert(th_alive(node_pid), "the node died on bad requests");
+    r = call_as(NULL, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    r = call("GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "\nsfl_sidecar_leases 0\n"), "%s", r.body);
+    resp_free(&r);
+}
+
+/*--- PUT /v1/accounts/{id} -------------------------------------------------*/
+
+Test(http, put_account_writes_the_limit)
+{
+    th_account(&redis, 6, 1);
+    node_start();
+    resp r = call("PUT", "/v1/accounts/6", "{\"max_streams\": 3, \"name\": \"X\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_eq((long long)jnum(r.json, "max_streams"), 3);
+    cr_assert_eq((long long)jnum(r.json, "id"), 6);
+    resp_free(&r);
+    char *max = hget("sfl:{a:6}:conf", "max_streams");
+    char *name = hget("sfl:{a:6}:conf", "name");
+    cr_assert_str_eq(max ? max : "(none)", "3");
+    cr_assert_str_eq(name ? name : "(none)", "X");
+    free(max);
+    free(name);
+
+    /* A new account through the API shows up in /v1/accounts. */
+    r = call("PUT", "/v1/accounts/9", "{\"max_streams\": 4, \"name\": \"Nine\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    cr_assert_eq(th_redis_int(&redis, "SISMEMBER sfl:accounts 9"), 1);
+    r = call("GET", "/v1/accounts", NULL);
+    int found = 0;
+    cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(r.json, "accounts"))
+    {
+        if ((long long)jnum(a, "id") != 9)
+            continue;
+        found = 1;
+        cr_assert_eq((long long)jnum(a, "max_streams"), 4);
+        cr_assert_str_eq(cJSON_GetObjectItem(a, "name")->valuestring, "Nine");
+    }
+    cr_assert(found, "account 9 missing from %s", r.body);
+    resp_free(&r);
+}
+
+/*--- /metrics --------------------------------------------------------------*/
+
+Test(http, metrics_in_prometheus_text)
+{
+    th_account(&redis, 3, 2);
+    node_start();
+    char *id = post_lease(3, 1000, 200);
+    resp r = call("GET", "/metrics", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.raw, "Content-Type: text/plain"), "%s", r.raw);
+    const char *want[] = {
+        "# HELP sfl_account_limit ",
+        "# TYPE sfl_account_limit gauge\n",
+        "\nsfl_account_limit{account=\"3\"} 2\n",
+        "\nsfl_account_in_use{account=\"3\"} 1\n",
+        "\nsfl_redis_up 1\n",
+        "\nsfl_sidecar_leases 1\n",
+        "# TYPE sfl_checks_total counter\n",
+        "\nsfl_checks_total{status=\"OK\"} 0\n",
+        "# TYPE sfl_lease_wait_seconds histogram\n",
+        "\nsfl_lease_wait_seconds_bucket{le=\"+Inf\"} 0\n",
+        "\nsfl_lease_wait_seconds_count 0\n",
+        "\nsfl_queue_depth 0\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
+    /* Every sample line has a number after its name and labels. */
+    char *copy = strdup(r.body);
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        char *sp = strrchr(line, ' ');
+        cr_assert_not_null(sp, "bad sample line: %s", line);
+        char *end;
+        strtod(sp + 1, &end);
+        cr_assert(*end == '\0' || strcmp(sp + 1, "NaN") == 0, "bad value in: %s", line);
+    }
+    free(copy);
+    resp_free(&r);
+    free(id);
+}
+
+/*--- POST /v1/checks -------------------------------------------------------*/
+
+Test(http, checks_batch_runs_to_completion)
+{
+    th_account(&redis, 3, 2);
+    node_start();
+    resp r = call("POST", "/v1/checks",
+                  "[{\"id\": 101, \"name\": \"one\", \"url\": \"http://127.0.0.1:9/live/u/p/101.ts\","
+                  " \"m3u_account\": 3},"
+                  " {\"id\": 102, \"name\": \"two\", \"url\": \"http://127.0.0.1:9/live/u/p/102.ts\","
+                  " \"m3u_account\": 3},"
+                  " {\"id\": 103, \"url\": \"http://127.0.0.1:9/live/u/p/103.ts\"}]");
+    cr_assert_eq(r.status, 202, "%d %s", r.status, r.body);
+    cr_assert_not_null(jstr(&r, "batch"), "%s", r.body);
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/checks/%s", jstr(&r, "batch"));
+    resp_free(&r);
+
+    int64_t until = th_now_ms() + 30000;
+    resp b = {0};
+    for (;;) {
+        b = call("GET", path, NULL);
+        cr_assert_eq(b.status, 200, "%s: %d %s", path, b.status, b.body);
+        cr_assert_eq((long long)jnum(b.json, "total"), 3);
+        if (jnum(b.json, "done") >= 3 || th_now_ms() > until)
+            break;
+        resp_free(&b);
+        usleep(100000);
+    }
+    cr_assert_eq((long long)jnum(b.json, "done"), 3, "batch not done in 30 s: %s", b.body);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(b.json, "finished")), "%s", b.body);
+    cJSON *results = cJSON_GetObjectItem(b.json, "results");
+    cr_assert_eq(cJSON_GetArraySize(results), 3, "%s", b.body);
+    int ids = 0;
+    cJSON *one;
+    cJSON_ArrayForEach(one, results)
+    {
+        cr_assert_str_eq(cJSON_GetObjectItem(one, "status")->valuestring, "OK", "%s", b.body);
+        long long id = (long long)jnum(one, "stream_id");
+        cr_assert(id >= 101 && id <= 103, "stream_id %lld", id);
+        ids |= 1 << (id - 101);
+    }
+    cr_assert_eq(ids, 7, "results do not cover streams 101..103: %s", b.body);
+    resp_free(&b);
+
+    r = call("GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "\nsfl_checks_total{status=\"OK\"} 3\n"), "%s", r.body);
+    resp_free(&r);
+    zc zero = {3, 0};
+    cr_assert(th_until(zcard_is, &zero, 3000), "check leases were not released");
+
+    r = call("GET", "/v1/checks/unknownbatch", NULL);
+    expect_error(&r, 404, "unknownbatch", "GET /v1/checks/unknownbatch");
+    resp_free(&r);
+
+    r = call("POST", "/v1/checks",
+             "[{\"id\": 1, \"url\": \"http://x/1.ts\"}, {\"id\": 2, \"name\": \"no url\"}]");
+    expect_error(&r, 400, "url", "a stream without url");
+    cr_assert(strstr(jstr(&r, "error"), "[1]"), "the error does not say which stream: %s",
+              jstr(&r, "error"));
+    resp_free(&r);
+}
+
+/*--- Startup and shutdown --------------------------------------------------*/
+
+Test(http, non_loopback_without_token_exits_2)
+{
+    char listen[64], config[256];
+    snprintf(listen, sizeof(listen), "0.0.0.0:%d", free_port());
+    write_config(listen, NULL, config, sizeof(config));
+    node_pid = spawn_node(config);
+    int st = th_wait(node_pid, 20000);
+    cr_assert_neq(st, -1, "the node kept running on 0.0.0.0 without a token");
+    node_pid = 0;
+    cr_assert_eq(exit_code(st), 2);
+    char *log = node_log();
+    cr_assert(strstr(log, "http.token"), "stderr does not mention the token: %s", log);
+    free(log);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:node:h1"), 0, "it registered anyway");
+}
+
+Test(http, sigterm_releases_sidecar_leases_and_exits_0)
+{
+    th_account(&redis, 3, 2);
+    node_start();
+    char *a = post_lease(3, 1000, 200);
+    char *b = post_lease(3, 1000, 200);
+    cr_assert_eq(zcard(3), 2);
+    kill(node_pid, SIGTERM);
+    int st = th_wait(node_pid, 20000);
+    cr_assert_neq(st, -1, "the node did not stop within 20 s of SIGTERM");
+    node_pid = 0;
+    cr_assert_eq(exit_code(st), 0);
+    cr_assert_eq(zcard(3), 0, "sidecar leases outlived the node");
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:node:h1"), 0, "the node is still registered");
+    free(a);
+    free(b);
+}
