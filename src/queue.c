@@ -32,7 +32,7 @@ void sfl_queue_key(char *buf, size_t len, const char *ns, const char *batch, con
     if (batch)
         snprintf(buf, len, "%s:batch:%s%s%s", ns, batch, suffix ? ":" : "", suffix ? suffix : "");
     else
-        snprintf(buf, len, "%s:%s", ns, suffix);
+        snprintf(buf, len, "%s:%s", ns, suffix ? suffix : "");
 }
 
 void sfl_queue_new_batch_id(char *buf, size_t len)
