@@ -391,6 +391,12 @@ fail:
 
 void sfl_check_stop(sfl_check *c, sfl_status why)
 {
+    if (why == SFL_STATUS_LEASE_LOST && c->child && c->lease) {
+        /* Dead before the slot could go to anyone else, even if the command
+         * ignores SIGTERM (and even if a cancel is already stopping it more
+         * gently). */
+        sfl_child_stop_within(c->child, SFL_STOP_REQUESTED, sfl_lease_stop_within_ms(c->lease));
+    }
     if (c->stopped != SFL_STATUS_OK)
         return;
     c->stopped = why;

@@ -110,12 +110,11 @@ static void on_child_done(sfl_child *child, const sfl_child_result *res, void *a
 static void on_lost(sfl_lease *lease, const char *why, void *arg)
 {
     exec_run *run = arg;
-    UNUSED(lease);
     fprintf(stderr, "sflimit: exec: lease of account %lld lost (%s); stopping %s\n", run->account,
             why, run->cmd[0]);
     run->lost = 1;
     if (run->child)
-        sfl_child_stop(run->child, SFL_STOP_REQUESTED);
+        sfl_child_stop_within(run->child, SFL_STOP_REQUESTED, sfl_lease_stop_within_ms(lease));
 }
 
 static void on_slot(sfl_wait *w, sfl_wait_status status, sfl_lease *lease, void *arg)

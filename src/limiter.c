@@ -48,6 +48,7 @@ struct sfl_lease {
     int64_t local_deadline_ms;
     int64_t wait_ms;
     int lost;
+    int gone;      /* Redis said it no longer holds the lease */
     int released;  /* owner let go; freed when no reply is owed */
     int inflight;  /* renew replies owed */
     int retaking;  /* counted in lim->retaking */
@@ -340,6 +341,7 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
         char why[96];
         snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)", rep_str(r, 1));
         retake_done(l);
+        l->gone = 1;
         lease_lose(l, why); /* last: the owner may release l from its callback */
         return;
     }
@@ -414,6 +416,14 @@ long long sfl_lease_fence(const sfl_lease *l)
 int sfl_lease_is_lost(const sfl_lease *l)
 {
     return l->lost;
+}
+
+int64_t sfl_lease_stop_within_ms(const sfl_lease *l)
+{
+    if (l->gone)
+        return 0;
+    int64_t left = l->local_deadline_ms - sfl_mono_ms();
+    return left > 0 ? left / 2 : 0;
 }
 
 int64_t sfl_lease_wait_ms(const sfl_lease *l)

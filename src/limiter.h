@@ -115,6 +115,11 @@ const char *sfl_lease_id(const sfl_lease *lease);
 long long sfl_lease_account(const sfl_lease *lease);
 long long sfl_lease_fence(const sfl_lease *lease);
 int sfl_lease_is_lost(const sfl_lease *lease);
+/* After a loss: how long the owner may take to stop its check, so that it is
+ * dead before Redis could hand the slot on. Half the time left to the local
+ * deadline; 0 (kill at once) when Redis said the lease is gone, since its slot
+ * may already be someone else's. */
+int64_t sfl_lease_stop_within_ms(const sfl_lease *lease);
 /* ms from the first ask of the wait to the grant. */
 int64_t sfl_lease_wait_ms(const sfl_lease *lease);
 

@@ -127,6 +127,7 @@ struct sfl_child {
     char msg[256]; /* exec failure text */
     sfl_stop_reason stopped;
     int term_sent;
+    int64_t kill_at_ms;       /* when kill_ev fires (valid if term_sent) */
     int finishing; /* done_ev activated: no more signals, no second report */
 };
 
@@ -262,6 +263,12 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 void sfl_child_stop(sfl_child *c, sfl_stop_reason why)
 {
+    if (c)
+        sfl_child_stop_within(c, why, c->grace_ms);
+}
+
+void sfl_child_stop_within(sfl_child *c, sfl_stop_reason why, int64_t grace_ms)
+{
     if (!c || c->finishing)
         return;
     if (c->reaped) {
@@ -270,14 +277,26 @@ void sfl_child_stop(sfl_child *c, sfl_stop_reason why)
             kill(-c->pid, SIGKILL);
         return;
     }
-    if (c->term_sent)
+    if (grace_ms < 0)
+        grace_ms = 0;
+    int64_t kill_at = sfl_mono_ms() + grace_ms;
+    if (c->term_sent && kill_at >= c->kill_at_ms)
+        return; /* already stopping, and at least as soon */
+    if (!c->term_sent) {
+        c->term_sent = 1;
+        c->stopped = why == SFL_STOP_NONE ? SFL_STOP_REQUESTED : why;
+        if (c->timeout_ev)
+            event_del(c->timeout_ev);
+    }
+    c->kill_at_ms = kill_at;
+    if (grace_ms == 0) {
+        /* No time to ask politely. */
+        event_del(c->kill_ev);
+        child_kill(c, SIGKILL);
         return;
-    c->term_sent = 1;
-    c->stopped = why == SFL_STOP_NONE ? SFL_STOP_REQUESTED : why;
-    if (c->timeout_ev)
-        event_del(c->timeout_ev);
+    }
     child_kill(c, SIGTERM);
-    struct timeval tv = {c->grace_ms / 1000, (c->grace_ms % 1000) * 1000};
+    struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
     if (event_add(c->kill_ev, &tv) < 0)
         child_kill(c, SIGKILL);
 }

@@ -70,6 +70,9 @@ sfl_child *sfl_runner_spawn(sfl_runner *r, const sfl_child_opts *opts, sfl_child
  * the grace. Idempotent; the first reason sticks. After the child was reaped (its pipes are
  * draining) this only kills what is left of its group. No-op inside its own callback. */
 void sfl_child_stop(sfl_child *c, sfl_stop_reason why);
+/* The same with a grace of its own: SIGKILL at most grace_ms from now (at once, without
+ * SIGTERM, for 0). Called again while stopping, it can only bring the SIGKILL closer. */
+void sfl_child_stop_within(sfl_child *c, sfl_stop_reason why, int64_t grace_ms);
 /* Sends a signal to the child's process group (its pid alone without capture); used to pass
  * SIGINT/SIGTERM through. Never signals a pid that has been reaped. */
 void sfl_child_signal(sfl_child *c, int sig);

@@ -1170,16 +1170,11 @@ Test(cluster, redis_link_cut_mid_check)
 }
 
 /* The same cut, but node2's check ignores SIGTERM (as a wrapper script or a
- * slow-to-exit player may). On a lost lease the check gets SIGTERM and only
- * 2000 ms later SIGKILL (src/check.c: .kill_grace_ms = 2000), whatever
- * lease.safety_ms is (700 here): the connection outlives the Redis deadline
- * and the provider refuses the next node. Known to fail; runs only with
- * SFL_CLUSTER_KNOWN_BUGS=1. */
+ * slow-to-exit player may). On a lost lease the check must be dead before
+ * its Redis deadline whatever its own grace (SIGKILL within half the time
+ * left, src/check.c), or the provider refuses the next node. */
 Test(cluster, link_cut_check_ignores_sigterm)
 {
-    if (!getenv("SFL_CLUSTER_KNOWN_BUGS"))
-        cr_skip_test("known bug (kill grace 2000 ms > safety_ms on a lost lease); "
-                     "set SFL_CLUSTER_KNOWN_BUGS=1 to run");
     link_cut("link_cut_check_ignores_sigterm", 1);
 }
 

@@ -391,6 +391,62 @@ Test(runner, sigkill_after_grace_when_sigterm_is_ignored)
     rec_free(&d);
 }
 
+/* A stop with a long grace already under way; a second stop with a short
+ * one (a lost lease) must bring the SIGKILL closer: the child, which ignores
+ * SIGTERM, dies long before the first grace of 60 s. */
+Test(runner, stop_within_brings_the_kill_closer)
+{
+    struct event_base *base = event_base_new();
+    sfl_runner *r = sfl_runner_new(base);
+    cr_assert_not_null(r);
+    char *argv[] = {"sh", "-c", "trap '' TERM; sleep 120", NULL};
+    sfl_child_opts o = {.argv = argv, .capture = 1, .kill_grace_ms = 60000};
+    done_rec d = {0};
+    char err[256];
+    sfl_child *c = sfl_runner_spawn(r, &o, on_done, &d, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    pid_t pid = sfl_child_pid(c);
+    int ready = 0;
+    for (int i = 0; i < 500 && !(ready = term_ignored(pid)); i++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(10000);
+    }
+    cr_assert(ready, "sh never ignored SIGTERM");
+    loop_for(base, 50);
+
+    sfl_child_stop(c, SFL_STOP_REQUESTED);
+    loop_for(base, 100);
+    cr_assert_eq(d.calls, 0, "SIGTERM alone stopped a child that ignores it");
+    sfl_child_stop_within(c, SFL_STOP_TIMEOUT, 60000); /* later: changes nothing */
+    sfl_child_stop_within(c, SFL_STOP_TIMEOUT, 100);
+    cr_assert(wait_count(base, &d.calls, 1, 20000), "the shorter grace did not bring SIGKILL");
+    cr_expect_eq(d.res.stopped, SFL_STOP_REQUESTED, "the first reason sticks");
+    cr_expect_eq(d.res.term_signal, SIGKILL);
+    sfl_runner_free(r);
+    event_base_free(base);
+    rec_free(&d);
+}
+
+/* Grace 0: SIGKILL at once, no SIGTERM (the child would die of TERM). */
+Test(runner, stop_within_zero_kills_at_once)
+{
+    char *argv[] = {"sleep", "30", NULL};
+    struct event_base *base = event_base_new();
+    sfl_runner *r = sfl_runner_new(base);
+    sfl_child_opts o = {.argv = argv, .capture = 1};
+    done_rec d = {0};
+    char err[256];
+    sfl_child *c = sfl_runner_spawn(r, &o, on_done, &d, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    sfl_child_stop_within(c, SFL_STOP_REQUESTED, 0);
+    cr_assert(wait_count(base, &d.calls, 1, 10000));
+    cr_expect_eq(d.res.exited, 0);
+    cr_expect_eq(d.res.term_signal, SIGKILL);
+    sfl_runner_free(r);
+    event_base_free(base);
+    rec_free(&d);
+}
+
 Test(runner, stop_requested_and_idempotent)
 {
     struct event_base *base = event_base_new();
