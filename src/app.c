@@ -7,6 +7,7 @@
  */
 #include "app.h"
 
+#include "clock.h"
 #include "conf.h"
 #include "embedded.h"
 #include "limiter.h"
@@ -142,6 +143,39 @@ void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms)
     sfl_store_start(app->store);
 }
 
+#define FINISH_POLL_MS 20
+
+static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (!app->lim || sfl_limiter_pending_releases(app->lim) == 0 || !app->store ||
+        !sfl_store_ready(app->store) || sfl_mono_ms() >= app->finish_until_ms) {
+        event_base_loopbreak(app->base);
+        return;
+    }
+    struct timeval tv = {0, FINISH_POLL_MS * 1000};
+    evtimer_add(app->finish_timer, &tv);
+}
+
+void sfl_app_finish(sfl_app *app, int64_t max_wait_ms)
+{
+    if (app->finish_until_ms > 0)
+        return;
+    app->finish_until_ms = sfl_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+    if (!app->finish_timer)
+        app->finish_timer = evtimer_new(app->base, on_finish_timer, app);
+    struct timeval now = {0, 0};
+    if (!app->finish_timer || evtimer_add(app->finish_timer, &now) < 0)
+        event_base_loopbreak(app->base);
+}
+
+int sfl_app_finishing(const sfl_app *app)
+{
+    return app->finish_until_ms > 0;
+}
+
 void sfl_app_disconnect(sfl_app *app)
 {
     sfl_store *st = app->store;
@@ -159,6 +193,9 @@ void sfl_app_close(sfl_app *app)
     if (app->connect_deadline)
         event_free(app->connect_deadline);
     app->connect_deadline = NULL;
+    if (app->finish_timer)
+        event_free(app->finish_timer);
+    app->finish_timer = NULL;
     if (app->base)
         event_base_free(app->base);
     app->base = NULL;

@@ -31,6 +31,8 @@ struct sfl_app {
     char released_channel[80];
     void *arg;
     struct event *connect_deadline;
+    struct event *finish_timer;
+    int64_t finish_until_ms; /* 0: not finishing */
 };
 
 /* Takes ownership of conf. Starts the embedded Redis when the URL says so.
@@ -43,6 +45,15 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
 /* Connects; if connect_deadline_ms > 0 and no connection is ready by then,
  * on_unreachable is called (once). */
 void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms);
+/* How long a command waits at its end for its releases to reach Redis. */
+#define SFL_APP_RELEASE_WAIT_MS 2000
+
+/* Ends the event loop once the releases already sent have reached Redis (so
+ * the next holder need not wait for a TTL), or Redis is away, or
+ * max_wait_ms has passed. From the loop, never inside the call; a second
+ * call changes nothing. */
+void sfl_app_finish(sfl_app *app, int64_t max_wait_ms);
+int sfl_app_finishing(const sfl_app *app);
 /* Closes the Redis connections now (pending callbacks get NULL replies);
  * for owners that must see those callbacks before freeing their state.
  * Idempotent; sfl_app_close does it too. */

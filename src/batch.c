@@ -39,7 +39,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RELEASE_WAIT_MS 2000
 
 typedef struct batch {
     sfl_app app;
@@ -56,9 +55,10 @@ typedef struct batch {
     long long *accounts; /* distinct limited accounts */
     size_t naccounts;
     long long *limits;
+    size_t *counts;      /* streams per account, beside accounts */
+    size_t custom;       /* streams of no account */
     size_t limits_owed;
-    struct event *sigint, *sigterm, *tick, *finish_timer;
-    int64_t finish_waited_ms;
+    struct event *sigint, *sigterm, *tick;
 } batch;
 
 static void maybe_finish(batch *b);
@@ -144,24 +144,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /*--- Start and end ---------------------------------------------------------*/
 
-static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
-{
-    batch *b = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    b->finish_waited_ms += 20;
-    if (sfl_limiter_pending_releases(b->app.lim) == 0 || b->finish_waited_ms >= RELEASE_WAIT_MS ||
-        !sfl_store_ready(b->app.store)) {
-        event_base_loopbreak(b->app.base);
-        return;
-    }
-    struct timeval tv = {0, 20000};
-    evtimer_add(b->finish_timer, &tv);
-}
-
 static void maybe_finish(batch *b)
 {
-    if (b->done < b->total || evtimer_pending(b->finish_timer, NULL))
+    if (b->done < b->total || sfl_app_finishing(&b->app))
         return;
     progress_draw(b, 1);
     sfl_info("Completed smart parallel check of %zu/%zu streams (OK %zu, Timeout %zu, Error %zu, "
@@ -174,8 +159,7 @@ static void maybe_finish(batch *b)
              (sfl_mono_ms() - b->t0) / 1000.0);
     if (b->stopping > 0)
         b->rc = 128 + b->stopping;
-    struct timeval tv = {0, 0};
-    evtimer_add(b->finish_timer, &tv);
+    sfl_app_finish(&b->app, SFL_APP_RELEASE_WAIT_MS);
 }
 
 static void queue_all(batch *b)
@@ -183,25 +167,17 @@ static void queue_all(batch *b)
     /* The seed's log lines. */
     char grouped[1024];
     size_t used = snprintf(grouped, sizeof(grouped), "{");
-    for (size_t i = 0; i < b->naccounts && used < sizeof(grouped) - 40; i++) {
-        size_t n = 0;
-        for (size_t k = 0; k < b->total; k++)
-            n += b->streams->v[k].account == b->accounts[i];
+    for (size_t i = 0; i < b->naccounts && used < sizeof(grouped) - 40; i++)
         used += snprintf(grouped + used, sizeof(grouped) - used, "%s%lld: %zu", i ? ", " : "",
-                         b->accounts[i], n);
-    }
-    size_t custom = 0;
-    for (size_t k = 0; k < b->total; k++)
-        custom += b->streams->v[k].account == SFL_CUSTOM_ACCOUNT;
+                         b->accounts[i], b->counts[i]);
+    size_t custom = b->custom;
     if (custom && used < sizeof(grouped) - 40)
         used += snprintf(grouped + used, sizeof(grouped) - used, "%scustom: %zu",
                          b->naccounts ? ", " : "", custom);
     snprintf(grouped + used, sizeof(grouped) - used, "}");
     sfl_info("Streams grouped by account: %s", grouped);
     for (size_t i = 0; i < b->naccounts; i++) {
-        size_t n = 0;
-        for (size_t k = 0; k < b->total; k++)
-            n += b->streams->v[k].account == b->accounts[i];
+        size_t n = b->counts[i];
         if (b->limits[i] >= 0)
             sfl_info("  Account %lld: %zu streams, limit=%lld", b->accounts[i], n, b->limits[i]);
         else
@@ -338,6 +314,18 @@ static int collect_accounts(batch *b)
     b->naccounts = n;
     for (size_t i = 0; i < n; i++)
         b->limits[i] = -1;
+    b->counts = calloc(n + 1, sizeof(size_t));
+    if (!b->counts)
+        return -1;
+    for (size_t k = 0; k < b->total; k++) {
+        long long id = b->streams->v[k].account;
+        if (id == SFL_CUSTOM_ACCOUNT) {
+            b->custom++;
+            continue;
+        }
+        const long long *at = bsearch(&id, b->accounts, n, sizeof(long long), cmp_ll);
+        b->counts[at - b->accounts]++;
+    }
     return 0;
 }
 
@@ -417,8 +405,7 @@ int sfl_batch_main(int argc, char **argv)
     b.sigint = evsignal_new(b.app.base, SIGINT, on_signal, &b);
     b.sigterm = evsignal_new(b.app.base, SIGTERM, on_signal, &b);
     b.tick = event_new(b.app.base, -1, EV_PERSIST, on_tick, &b);
-    b.finish_timer = evtimer_new(b.app.base, on_finish_timer, &b);
-    if (!b.worker || !b.sigint || !b.sigterm || !b.tick || !b.finish_timer) {
+    if (!b.worker || !b.sigint || !b.sigterm || !b.tick) {
         fprintf(stderr, "sflimit: out of memory\n");
         b.rc = SFL_EXIT_FAIL;
         goto done;
@@ -446,8 +433,6 @@ done:
         event_free(b.sigterm);
     if (b.tick)
         event_free(b.tick);
-    if (b.finish_timer)
-        event_free(b.finish_timer);
     sfl_app_close(&b.app);
 close_only:
     sfl_conf_free(conf);
@@ -457,6 +442,7 @@ close_only:
     }
     free(b.accounts);
     free(b.limits);
+    free(b.counts);
     sfl_streams_free(b.streams);
     return b.rc;
 }

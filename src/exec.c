@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#define RELEASE_WAIT_MS 2000
 
 typedef struct exec_run {
     sfl_app app;
@@ -48,10 +47,9 @@ typedef struct exec_run {
     sfl_lease *lease;
     sfl_child *child;
     int lost;
-    int64_t finish_waited_ms;
     int interrupted; /* signal number that ended the wait */
     int rc;
-    struct event *sigint, *sigterm, *finish_timer;
+    struct event *sigint, *sigterm;
 } exec_run;
 
 static void finish(exec_run *run, int rc)
@@ -65,26 +63,7 @@ static void finish(exec_run *run, int rc)
         sfl_lease_release(run->lease);
         run->lease = NULL;
     }
-    /* Give the release a moment to reach Redis, so the next holder need not
-     * wait for the TTL; never longer than RELEASE_WAIT_MS. */
-    struct timeval tv = {0, 20000};
-    evtimer_add(run->finish_timer, &tv);
-}
-
-static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
-{
-    exec_run *run = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    run->finish_waited_ms += 20;
-    if (sfl_limiter_pending_releases(run->app.lim) == 0 ||
-        run->finish_waited_ms >= RELEASE_WAIT_MS ||
-        !sfl_store_ready(run->app.store)) {
-        event_base_loopbreak(run->app.base);
-        return;
-    }
-    struct timeval tv = {0, 20000};
-    evtimer_add(run->finish_timer, &tv);
+    sfl_app_finish(&run->app, SFL_APP_RELEASE_WAIT_MS);
 }
 
 static void on_child_done(sfl_child *child, const sfl_child_result *res, void *arg)
@@ -257,8 +236,7 @@ int sfl_exec_main(int argc, char **argv)
     run.runner = sfl_runner_new(run.app.base);
     run.sigint = evsignal_new(run.app.base, SIGINT, on_signal, &run);
     run.sigterm = evsignal_new(run.app.base, SIGTERM, on_signal, &run);
-    run.finish_timer = evtimer_new(run.app.base, on_finish_timer, &run);
-    if (!run.runner || !run.sigint || !run.sigterm || !run.finish_timer) {
+    if (!run.runner || !run.sigint || !run.sigterm) {
         fprintf(stderr, "sflimit: out of memory\n");
         run.rc = SFL_EXIT_FAIL;
         goto done;
@@ -280,8 +258,6 @@ done:
         event_free(run.sigint);
     if (run.sigterm)
         event_free(run.sigterm);
-    if (run.finish_timer)
-        event_free(run.finish_timer);
     sfl_runner_free(run.runner);
     sfl_app_close(&run.app);
     return run.rc < 0 ? SFL_EXIT_FAIL : run.rc;
