@@ -70,7 +70,6 @@ typedef struct node {
     int reading;
     int stopping;
     int exit_code;
-    int exit_waits;
     int64_t started_mono;
     char started_at[32];
     uint64_t checks[SFL_STATUS_COUNT];
@@ -526,12 +525,7 @@ static void on_exit_timer(evutil_socket_t fd, short what, void *arg)
     UNUSED(fd);
     UNUSED(what);
     /* Give the last commands (releases, acks) a moment, never long. */
-    if ((sfl_limiter_pending_releases(n->app.lim) > 0 && sfl_store_ready(n->app.store)) &&
-        n->exit_waits++ < 100) {
-        timer_in(n->exit_timer, 20);
-        return;
-    }
-    event_base_loopbreak(n->app.base);
+    sfl_app_finish(&n->app, SFL_APP_RELEASE_WAIT_MS);
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)
@@ -730,9 +724,11 @@ int sfl_node_main(int argc, char **argv)
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
     n.app.arg = &n;
-    sfl_info("node %s: http on %s:%d, capacity %zu (global_limit %d + lookahead %d)",
-             n.app.conf->node_id, n.app.conf->http_listen, sfl_http_port(n.http), n.capacity,
-             n.app.conf->global_limit, lookahead);
+    const char *listen_at = n.app.conf->http_listen;
+    const char *colon = strrchr(listen_at, ':');
+    sfl_info("node %s: http on %.*s:%d, capacity %zu (global_limit %d + lookahead %d)",
+             n.app.conf->node_id, colon ? (int)(colon - listen_at) : (int)strlen(listen_at),
+             listen_at, sfl_http_port(n.http), n.capacity, n.app.conf->global_limit, lookahead);
     sfl_app_start(&n.app, 0);
     event_base_dispatch(base);
     sfl_info("node %s: stopped (checks: OK %" PRIu64 ", Timeout %" PRIu64 ", Error %" PRIu64
@@ -741,7 +737,11 @@ int sfl_node_main(int argc, char **argv)
              n.checks[SFL_STATUS_ERROR], n.checks[SFL_STATUS_LEASE_LOST],
              n.checks[SFL_STATUS_NOSLOT]);
 done:
-    /* Teardown order: nothing may call back into freed state. */
+    /* Teardown order: nothing may call back into freed state. Another
+     * SIGTERM/SIGINT now (an impatient supervisor) must not kill the node
+     * half-way through handing back its work. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     n.stopping = 1;
     free_events(&n);
     sfl_http_free(n.http);
