@@ -156,6 +156,7 @@ static const numspec NS_NONNEG_INT64 = {1, 0, 0, MAX_SAFE_INT, 0}; /* >= 0 */
 static const numspec NS_GLOBAL_LIMIT = {1, 1, 0, INT_MAX, 0};
 static const numspec NS_RETRIES = {1, 0, 0, INT_MAX, 0};
 static const numspec NS_TTL = {1, 100, 0, TTL_MAX_MS, 1};
+static const numspec NS_MAX_BODY = {1, 1024, 0, 64 * 1024 * 1024, 1};
 static const numspec NS_POS_NUM = {0, 0, 1, HUGE_VAL, 0};    /* > 0 */
 static const numspec NS_NONNEG_NUM = {0, 0, 0, HUGE_VAL, 0}; /* >= 0 */
 
@@ -456,7 +457,8 @@ static int validate(const sfl_conf *c, const ectx *e)
         check_num(e, "concurrent_streams.stagger_delay", &NS_NONNEG_NUM, c->stagger_delay) < 0 ||
         check_num(e, "lease.ttl_ms", &NS_TTL, (double)c->lease_ttl_ms) < 0 ||
         check_num(e, "lease.renew_ms", &NS_POS_INT64, (double)c->lease_renew_ms) < 0 ||
-        check_num(e, "lease.safety_ms", &NS_NONNEG_INT64, (double)c->lease_safety_ms) < 0)
+        check_num(e, "lease.safety_ms", &NS_NONNEG_INT64, (double)c->lease_safety_ms) < 0 ||
+        check_num(e, "http.max_body", &NS_MAX_BODY, (double)c->http_max_body) < 0)
         return -1;
 
     /* A renewal sent at renew_ms must be able to land before the node's own
@@ -573,6 +575,7 @@ sfl_conf *sfl_conf_new(void)
     c->retry_delay = 10;
     c->user_agent = strdup("VLC/3.0.14");
     c->http_listen = strdup("127.0.0.1:8470");
+    c->http_max_body = 1024 * 1024;
     c->node_shutdown_grace = 10;
     c->node_claim_idle = 15;
     c->node_batch_ttl = 86400;
@@ -636,7 +639,7 @@ static const char *const account_keys[] = {"id", "name", "max_streams", NULL};
 static const char *const check_section_keys[] = {"command", "parser", "timeout", NULL};
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
                                             "retry_delay",     "user_agent", NULL};
-static const char *const http_keys[] = {"listen", "token", NULL};
+static const char *const http_keys[] = {"listen", "token", "max_body", NULL};
 static const char *const dispatcharr_keys[] = {"url",     "username",      "password",
                                                "api_key", "sync_interval", NULL};
 
@@ -870,7 +873,8 @@ static int parse_http(const ectx *e, const cJSON *root, sfl_conf *c)
         return rc;
     if (check_keys(e, o, "http", http_keys) < 0 ||
         get_string(e, o, "listen", "http.listen", 0, &c->http_listen) < 0 ||
-        get_string(e, o, "token", "http.token", 1, &c->http_token) < 0)
+        get_string(e, o, "token", "http.token", 1, &c->http_token) < 0 ||
+        get_int64(e, o, "max_body", "http.max_body", &NS_MAX_BODY, &c->http_max_body) < 0)
         return -1;
     return 0;
 }

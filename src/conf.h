@@ -43,6 +43,7 @@ typedef struct sfl_conf {
     char *user_agent;        /* "VLC/3.0.14" */
     char *http_listen;       /* "127.0.0.1:8470" */
     char *http_token;        /* NULL */
+    int64_t http_max_body;   /* 1048576: larger request bodies get 413 */
     char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
         *dispatcharr_api_key;         /* NULL */
     double dispatcharr_sync_interval; /* 0 = the node does not sync; else seconds */

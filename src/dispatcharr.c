@@ -102,7 +102,7 @@ static int json_active(const cJSON *obj, const char *path, int *active, char *er
         return 0;
     }
     if (!cJSON_IsBool(v)) {
-        char p[96];
+        char p[128];
         snprintf(p, sizeof(p), "%s.is_active", path);
         return shape_error(err, errlen, p, "true or false", v);
     }
