@@ -160,37 +160,68 @@ static void fetch_step(fetch_op *op)
     free(op);
 }
 
+/* An integer element of a script's answer; 0 when it is something else. */
+static long long rep_int(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
+}
+
+/* Deletes every member named key (a JSON text may give one twice). */
+static void drop_member(cJSON *obj, const char *key)
+{
+    while (cJSON_GetObjectItemCaseSensitive(obj, key))
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+}
+
+/* Sets obj[key] = item, replacing every member of that name. */
+static void set_member(cJSON *obj, const char *key, cJSON *item)
+{
+    drop_member(obj, key);
+    cJSON_AddItemToObject(obj, key, item);
+}
+
+int sfl_accounts_status_decode(const redisReply *r, cJSON *e)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 6)
+        return -1;
+    /* Differences in double: any two int64 from Redis subtract without overflow. */
+    double now = (double)rep_int(r->element[4]);
+    const redisReply *name = r->element[1];
+    cJSON_AddStringToObject(e, "name", name->type == REDIS_REPLY_STRING ? name->str : "");
+    cJSON_AddNumberToObject(e, "max_streams", (double)rep_int(r->element[0]));
+    cJSON_AddNumberToObject(e, "in_use", (double)rep_int(r->element[2]));
+    cJSON_AddNumberToObject(e, "recovering_ms", (double)rep_int(r->element[3]));
+    cJSON_AddNumberToObject(e, "waiting", (double)rep_int(r->element[5]));
+    cJSON *holders = cJSON_AddArrayToObject(e, "holders");
+    for (size_t i = 6; holders && i + 2 < r->elements; i += 3) {
+        const redisReply *lease = r->element[i], *info = r->element[i + 2];
+        cJSON *h = info->type == REDIS_REPLY_STRING ? cJSON_Parse(info->str) : NULL;
+        if (!cJSON_IsObject(h)) {
+            cJSON_Delete(h);
+            h = cJSON_CreateObject();
+            if (!h)
+                continue;
+        }
+        cJSON *since = cJSON_GetObjectItemCaseSensitive(h, "since_ms");
+        if (cJSON_IsNumber(since)) {
+            set_member(h, "age_ms", cJSON_CreateNumber(now - since->valuedouble));
+        }
+        drop_member(h, "since_ms");
+        set_member(h, "lease",
+                   cJSON_CreateString(lease->type == REDIS_REPLY_STRING ? lease->str : ""));
+        set_member(h, "expires_in_ms",
+                   cJSON_CreateNumber((double)rep_int(r->element[i + 1]) - now));
+        cJSON_AddItemToArray(holders, h);
+    }
+    return 0;
+}
+
 static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
 {
     fetch_one *f = arg;
     UNUSED(st);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 6) {
+    if (sfl_accounts_status_decode(r, f->entry) < 0)
         f->op->failed = 1;
-    } else {
-        cJSON *e = f->entry;
-        long long now = r->element[4]->integer;
-        const char *name = r->element[1]->str;
-        cJSON_AddStringToObject(e, "name", name ? name : "");
-        cJSON_AddNumberToObject(e, "max_streams", (double)r->element[0]->integer);
-        cJSON_AddNumberToObject(e, "in_use", (double)r->element[2]->integer);
-        cJSON_AddNumberToObject(e, "recovering_ms", (double)r->element[3]->integer);
-        cJSON_AddNumberToObject(e, "waiting", (double)r->element[5]->integer);
-        cJSON *holders = cJSON_AddArrayToObject(e, "holders");
-        for (size_t i = 6; i + 2 < r->elements; i += 3) {
-            cJSON *h = cJSON_Parse(r->element[i + 2]->str ? r->element[i + 2]->str : "{}");
-            if (!h)
-                h = cJSON_CreateObject();
-            cJSON *since = cJSON_GetObjectItem(h, "since_ms");
-            if (cJSON_IsNumber(since)) {
-                cJSON_AddNumberToObject(h, "age_ms", (double)(now - (long long)since->valuedouble));
-                cJSON_DeleteItemFromObject(h, "since_ms");
-            }
-            cJSON_AddStringToObject(h, "lease", r->element[i]->str ? r->element[i]->str : "");
-            cJSON_AddNumberToObject(h, "expires_in_ms",
-                                    (double)(r->element[i + 1]->integer - now));
-            cJSON_AddItemToArray(holders, h);
-        }
-    }
     fetch_step(f->op);
     free(f);
 }

@@ -9,6 +9,7 @@
 typedef struct sfl_store sfl_store;
 typedef struct sfl_account_conf sfl_account_conf;
 typedef struct cJSON cJSON;
+struct redisReply;
 
 /* ok: 1 when every write was answered; err names the first failure. */
 typedef void sfl_accounts_done_fn(int ok, const char *err, void *arg);
@@ -24,6 +25,12 @@ int sfl_accounts_write(sfl_store *st, const sfl_account_conf *acc, size_t n, int
                        sfl_accounts_done_fn *fn, void *arg);
 /* Reads every account of <ns>:accounts with status.lua. */
 int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
+/* Adds what status.lua answered for one account (r) to its entry object e:
+ * name, max_streams, in_use, recovering_ms, waiting, holders (each the
+ * holder's JSON object with age_ms, lease and expires_in_ms). Pure: elements
+ * of an unexpected type read as 0 / "" / {}. 0, or -1 (e untouched) when r is
+ * not an array of at least 6 elements. r is only read during the call. */
+int sfl_accounts_status_decode(const struct redisReply *r, cJSON *e);
 
 /* `sflimit accounts ...` and `sflimit status`: exit codes of DESIGN §3. */
 int sfl_accounts_main(int argc, char **argv);

@@ -20,9 +20,13 @@
  *
  * A value is only taken when it is complete: a token that runs into the end of
  * a buffer cut mid-line is ignored rather than read short ("h2" for "h264",
- * "1280x72" for "1280x720"). So a truncated log yields a subset of the facts of
- * the whole log, never different ones (the bitrate excepted: an earlier
- * progress value or a partial byte count is still the best available).
+ * "1280x72" for "1280x720"). Nor is a fact taken from a line cut short that
+ * the rest of the line could still overturn: such a line is not the audio line
+ * while no video line was taken (a "Video: " may follow on it, making it the
+ * video line), and its "N tbr" does not stand in for fps (an "M fps" may
+ * follow). So a truncated log yields a subset of the facts of the whole log,
+ * never different ones (the bitrate excepted: an earlier progress value or a
+ * partial byte count is still the best available).
  *
  * Statistics lines are summed: an HLS input opens one AVIOContext per segment
  * plus the playlist, each printing its own line; their sum is what was read.
@@ -182,7 +186,8 @@ static void take_resolution(const char *p, size_t n, int complete, int *w, int *
 }
 
 /* "25 fps" and "25 tbr" among the ", "- and " "-separated tokens of the video
- * line. fps wins; tbr stands in when ffmpeg printed no fps. */
+ * line. fps wins; tbr stands in when ffmpeg printed no fps, which only a
+ * complete line can tell. */
 static double take_rate(const char *p, size_t n, int complete)
 {
     const char *prev = NULL;
@@ -211,7 +216,7 @@ static double take_rate(const char *p, size_t n, int complete)
         prev = tok;
         prevlen = len;
     }
-    return fps > 0 ? fps : tbr;
+    return fps > 0 || !complete ? fps : tbr;
 }
 
 static void parse_stream_line(const char *p, size_t n, int complete, sfl_analysis *out)
@@ -226,6 +231,9 @@ static void parse_stream_line(const char *p, size_t n, int complete, sfl_analysi
         out->fps = take_rate(q + used, rest - used, complete);
         return;
     }
+    /* Cut short before any video line, this may yet be one ("Audio: ..., Video: "). */
+    if (!complete && !out->has_video)
+        return;
     const char *a = find_lit(p, n, "Audio: ");
     if (a && !out->has_audio) {
         out->has_audio = 1;

@@ -63,14 +63,14 @@ cJSON *sfl_result_new(const sfl_stream *s, const char *node, sfl_status status, 
     cJSON *r = cJSON_CreateObject();
     if (!r)
         return NULL;
-    cJSON_AddNumberToObject(r, "stream_id", (double)s->id);
+    sfl_stream_json_add_id(r, "stream_id", s->id);
     if (s->name)
         cJSON_AddStringToObject(r, "stream_name", s->name);
     else
         cJSON_AddNullToObject(r, "stream_name");
     cJSON_AddStringToObject(r, "stream_url", s->url);
     if (s->account >= 0)
-        cJSON_AddNumberToObject(r, "m3u_account", (double)s->account);
+        sfl_stream_json_add_id(r, "m3u_account", s->account);
     else
         cJSON_AddNullToObject(r, "m3u_account");
     cJSON_AddStringToObject(r, "status", sfl_status_name(status));

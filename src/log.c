@@ -14,8 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void splice(char *s, size_t from, size_t to, const char *rep);
-
 static int min_level = -1;
 static sfl_log_format format = SFL_LOG_TEXT;
 
@@ -96,25 +94,60 @@ void sfl_log(sfl_log_level level, const char *fmt, ...)
     (void)w;
 }
 
-/* Replaces s[from, to) by rep (not longer than the span). */
-static void splice(char *s, size_t from, size_t to, const char *rep)
+/*--- Redaction ------------------------------------------------------------*/
+
+/* Replaces s[from, to) by min(to - from, 3) stars: a credential of any length
+ * is gone, the text never gets longer, and stars are masked to themselves. */
+static void mask(char *s, size_t from, size_t to)
 {
-    size_t n = strlen(rep);
-    memcpy(s + from, rep, n);
-    memmove(s + from + n, s + to, strlen(s + to) + 1);
+    size_t n = to - from, m = n < 3 ? n : 3;
+    memset(s + from, '*', m);
+    if (m < n)
+        memmove(s + from + m, s + to, strlen(s + to) + 1);
+}
+
+/* Ends the authority of a URL (what may hold user:pass@). */
+static int ends_authority(char c)
+{
+    return c == '\0' || c == '/' || c == '?' || c == '#' || c == '"' || c == '\'' || c == '<' ||
+           c == '>' || (unsigned char)c <= ' ' || c == 0x7f;
+}
+
+/* Ends a query value. */
+static int ends_value(char c)
+{
+    return c == '\0' || c == '&' || c == ' ' || c == '"' || c == '\n';
 }
 
 void sfl_redact(char *s)
 {
     if (!s)
         return;
-    /* scheme://user:pass@host */
+    /* The passes run in this order so that one pass over the text is enough
+     * (redacting the result again changes nothing): masking a query value
+     * can remove a '/' that ended a URL's authority, so the userinfo pass
+     * comes after it; neither of the later passes can change what an earlier
+     * one matches. */
+
+    /* ?username=...&password=... */
+    static const char *const params[] = {"username=", "password=", "token=", "api_key="};
+    for (size_t k = 0; k < sizeof(params) / sizeof(params[0]); k++) {
+        for (char *p = strstr(s, params[k]); p; p = strstr(p + 1, params[k])) {
+            char *v = p + strlen(params[k]), *e = v;
+            while (!ends_value(*e))
+                e++;
+            mask(s, (size_t)(v - s), (size_t)(e - s));
+        }
+    }
+    /* scheme://user:pass@host: up to the last '@' of the authority, as URL
+     * parsers (ffmpeg's among them) read it */
     for (char *p = strstr(s, "://"); p; p = strstr(p + 3, "://")) {
-        char *start = p + 3, *q = start;
-        while (*q && *q != '@' && *q != '/' && *q != ' ' && *q != '"')
-            q++;
-        if (*q == '@' && q - start > 3)
-            splice(s, start - s, q - s, "***");
+        char *start = p + 3, *at = NULL;
+        for (char *q = start; !ends_authority(*q); q++)
+            if (*q == '@')
+                at = q;
+        if (at)
+            mask(s, (size_t)(start - s), (size_t)(at - s));
     }
     /* Xtream-style paths: /live/USER/PASS/, /movie/USER/PASS/, /series/USER/PASS/ */
     static const char *const kinds[] = {"/live/", "/movie/", "/series/", "/timeshift/"};
@@ -123,21 +156,10 @@ void sfl_redact(char *s)
             char *u = p + strlen(kinds[k]);
             char *e1 = strchr(u, '/');
             char *e2 = e1 ? strchr(e1 + 1, '/') : NULL;
-            if (!e1 || !e2 || memchr(u, ' ', e2 - u))
+            if (!e1 || !e2 || memchr(u, ' ', (size_t)(e2 - u)))
                 continue;
-            if (e2 - u > 7)
-                splice(s, u - s, e2 - s, "***/***");
-        }
-    }
-    /* ?username=...&password=... */
-    static const char *const params[] = {"username=", "password=", "token=", "api_key="};
-    for (size_t k = 0; k < sizeof(params) / sizeof(params[0]); k++) {
-        for (char *p = strstr(s, params[k]); p; p = strstr(p + 1, params[k])) {
-            char *v = p + strlen(params[k]), *e = v;
-            while (*e && *e != '&' && *e != ' ' && *e != '"' && *e != '\n')
-                e++;
-            if (e - v > 3)
-                splice(s, v - s, e - s, "***");
+            mask(s, (size_t)(e1 + 1 - s), (size_t)(e2 - s)); /* PASS first: USER stays put */
+            mask(s, (size_t)(u - s), (size_t)(e1 - s));
         }
     }
 }

@@ -22,10 +22,12 @@ void sfl_log(sfl_log_level level, const char *fmt, ...) __attribute__((format(pr
 
 #define UNUSED(x) (void)(x)
 
-/* Hides credentials in s, in place (it only gets shorter): the user:pass
- * before an '@' in a URL, the USER and PASS of Xtream paths (live/USER/PASS/,
+/* Hides credentials in s, in place: the user:pass before the last '@' of a
+ * URL's authority, the USER and the PASS of Xtream paths (/live/USER/PASS/,
  * also movie, series, timeshift) and username=, password=, token=, api_key=
- * query values are each replaced by three stars. */
+ * query values are each replaced by three stars, or by as many stars as they
+ * have characters when shorter. So s never gets longer, no credential keeps a
+ * character, and redacting twice changes nothing more. */
 void sfl_redact(char *s);
 
 #endif

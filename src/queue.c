@@ -173,21 +173,29 @@ static void parse_entry(const redisReply *e, sfl_queue_entry *out)
     const redisReply *f = e->element[1];
     const char *stream = NULL;
     size_t stream_len = 0;
+    const redisReply *batch = NULL;
     for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(k->str, "batch") == 0)
-            snprintf(out->batch, sizeof(out->batch), "%s", v->str);
-        else if (strcmp(k->str, "stream") == 0) {
+        if (k->len == 5 && memcmp(k->str, "batch", 5) == 0)
+            batch = v;
+        else if (k->len == 6 && memcmp(k->str, "stream", 6) == 0) {
             stream = v->str;
             stream_len = v->len;
         }
     }
-    if (!out->batch[0] || !stream) {
+    if (!batch || !batch->len || !stream) {
         snprintf(out->error, sizeof(out->error), "entry %s lacks a batch or a stream", out->id);
         return;
     }
+    /* Cut short or at a NUL, results would go to another batch's key. */
+    if (batch->len >= sizeof(out->batch) || memchr(batch->str, '\0', batch->len)) {
+        snprintf(out->error, sizeof(out->error), "entry %s: batch id too long or holding a NUL",
+                 out->id);
+        return;
+    }
+    memcpy(out->batch, batch->str, batch->len + 1);
     /* The same validation as a streams file: one stream in an array. */
     char *text = malloc(stream_len + 3);
     if (!text) {
@@ -210,27 +218,44 @@ static void parse_entry(const redisReply *e, sfl_queue_entry *out)
     }
 }
 
+int sfl_queue_decode_entries(const redisReply *r, int claim, sfl_queue_entry **entries,
+                             size_t *n)
+{
+    *entries = NULL;
+    *n = 0;
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        return -1;
+    const redisReply *list = NULL;
+    if (claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
+        list = r->element[1]; /* [cursor, entries, deleted] */
+    else if (!claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+             r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 2)
+        list = r->element[0]->element[1]; /* [[key, entries]] */
+    if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+        sfl_queue_entry *v = calloc(list->elements, sizeof(*v));
+        size_t k = 0;
+        for (size_t i = 0; v && i < list->elements; i++)
+            if (list->element[i]->type == REDIS_REPLY_ARRAY)
+                parse_entry(list->element[i], &v[k++]);
+        if (k == 0) {
+            free(v);
+            v = NULL;
+        }
+        *entries = v;
+        *n = k;
+    }
+    return 0;
+}
+
 static void on_read_reply(sfl_store *st, redisReply *r, void *arg)
 {
     read_ctx *c = arg;
     UNUSED(st);
-    const redisReply *list = NULL;
-    int ok = r && r->type != REDIS_REPLY_ERROR;
     if (r && r->type == REDIS_REPLY_ERROR)
         sfl_warn("queue: %s", r->str);
-    if (ok && c->claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
-        list = r->element[1]; /* [cursor, entries, deleted] */
-    else if (ok && !c->claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-             r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 2)
-        list = r->element[0]->element[1]; /* [[key, entries]] */
-    sfl_queue_entry *entries = NULL;
-    size_t n = 0;
-    if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
-        entries = calloc(list->elements, sizeof(*entries));
-        for (size_t i = 0; entries && i < list->elements; i++)
-            if (list->element[i]->type == REDIS_REPLY_ARRAY)
-                parse_entry(list->element[i], &entries[n++]);
-    }
+    sfl_queue_entry *entries;
+    size_t n;
+    int ok = sfl_queue_decode_entries(r, c->claim, &entries, &n) == 0;
     c->fn(ok, entries, n, c->arg);
     free(c);
 }

@@ -9,6 +9,7 @@
 typedef struct sfl_store sfl_store;
 typedef struct sfl_stream sfl_stream;
 typedef struct sfl_streams sfl_streams;
+struct redisReply;
 
 #define SFL_QUEUE_GROUP "sfl-nodes"
 
@@ -36,6 +37,15 @@ int sfl_queue_read(sfl_store *st, const char *consumer, size_t count, sfl_queue_
 /* Up to count entries idle at least min_idle_ms (their node is gone): XAUTOCLAIM. */
 int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, size_t count,
                     sfl_queue_entries_fn *fn, void *arg);
+/* The entries of an XREADGROUP answer (claim 0: [[key, [entry...]]]) or an
+ * XAUTOCLAIM answer (claim 1: [cursor, [entry...], ...]), each entry
+ * [id, [field, value, ...]] with fields "batch" and "stream" (one stream's
+ * JSON). A malformed entry comes back with stream NULL and error set; an
+ * element that is not an entry is skipped. Pure: r is only read during the
+ * call. *entries as for sfl_queue_entries_fn (NULL when *n is 0, also when
+ * out of memory). 0, or -1 when r is NULL or an error reply. */
+int sfl_queue_decode_entries(const struct redisReply *r, int claim, sfl_queue_entry **entries,
+                             size_t *n);
 /* Resets the idle time of entries this consumer works on (XCLAIM JUSTID), so
  * nobody claims live work; with idle_ms > 0 instead marks them idle that long,
  * so another node claims them at once (a node handing work back). Fire and

@@ -75,6 +75,16 @@ static int is_int(const cJSON *v, double min, double max)
     return isfinite(d) && d == floor(d) && fabs(d) <= MAX_SAFE_INT && d >= min && d <= max;
 }
 
+/* An integer, but beyond what a JSON number carries exactly (the reader's
+ * double already lost digits, and so would every printer after it). */
+static int is_unsafe_int(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v))
+        return 0;
+    double d = v->valuedouble;
+    return isfinite(d) && d == floor(d) && fabs(d) > MAX_SAFE_INT;
+}
+
 static int expected(const pctx *p, size_t i, const char *field, const char *what, const cJSON *v)
 {
     char got[64];
@@ -95,6 +105,11 @@ static int parse_one(const pctx *p, size_t i, const cJSON *o, sfl_stream *s)
         return -1;
     if (rc == 0)
         return fail(p, (long long)i, "id", "missing");
+    if (is_unsafe_int(v))
+        return expected(p, i, "id",
+                        "an integer from -9007199254740991 to 9007199254740991 (2^53-1, the "
+                        "largest a JSON number carries exactly)",
+                        v);
     if (!is_int(v, -MAX_SAFE_INT, MAX_SAFE_INT))
         return expected(p, i, "id", "an integer", v);
     s->id = (long long)v->valuedouble;
@@ -126,6 +141,11 @@ static int parse_one(const pctx *p, size_t i, const cJSON *o, sfl_stream *s)
     if ((rc = member(p, i, o, "m3u_account", &v)) < 0)
         return -1;
     if (rc == 1 && !cJSON_IsNull(v)) {
+        if (is_unsafe_int(v) && v->valuedouble > 0)
+            return expected(p, i, "m3u_account",
+                            "an integer from 0 to 9007199254740991 (2^53-1, the largest a JSON "
+                            "number carries exactly) or null",
+                            v);
         if (!is_int(v, 0, MAX_SAFE_INT))
             return expected(p, i, "m3u_account", "an integer >= 0 or null", v);
         s->account = (long long)v->valuedouble;
@@ -269,21 +289,28 @@ sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen)
     return s;
 }
 
+int sfl_stream_json_add_id(cJSON *obj, const char *key, long long id)
+{
+    char digits[24];
+    snprintf(digits, sizeof(digits), "%lld", id);
+    return cJSON_AddRawToObject(obj, key, digits) ? 0 : -1;
+}
+
 char *sfl_stream_to_json(const sfl_stream *s)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)s->id);
+    int bad = sfl_stream_json_add_id(o, "id", s->id) < 0;
     if (s->name)
-        cJSON_AddStringToObject(o, "name", s->name);
-    cJSON_AddStringToObject(o, "url", s->url);
+        bad |= !cJSON_AddStringToObject(o, "name", s->name);
+    bad |= !cJSON_AddStringToObject(o, "url", s->url);
     if (s->account >= 0)
-        cJSON_AddNumberToObject(o, "m3u_account", (double)s->account);
+        bad |= sfl_stream_json_add_id(o, "m3u_account", s->account) < 0;
     else
-        cJSON_AddNullToObject(o, "m3u_account");
-    cJSON_AddNumberToObject(o, "priority", s->priority);
-    char *text = cJSON_PrintUnformatted(o);
+        bad |= !cJSON_AddNullToObject(o, "m3u_account");
+    bad |= !cJSON_AddNumberToObject(o, "priority", s->priority);
+    char *text = bad ? NULL : cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
 }

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+typedef struct cJSON cJSON;
+
 typedef struct sfl_stream {
     long long id;      /* unique within the batch */
     char *name;        /* may be NULL */
@@ -33,7 +35,17 @@ sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen);
 void sfl_streams_free(sfl_streams *s);
 
 /* The stream as JSON text ({"id","name","url","m3u_account","priority"}),
- * which sfl_streams_parse reads back. Caller frees. NULL when out of memory. */
+ * which sfl_streams_parse reads back exactly. Caller frees. NULL when out of
+ * memory. */
 char *sfl_stream_to_json(const sfl_stream *s);
+
+/* Adds "key": id to the object obj, written out digit for digit. cJSON's own
+ * number printer writes 15 significant digits when it deems that close
+ * enough, which changes integers from about 4.5e15 on (5000000000000001
+ * becomes 5e+15). Every id sfl_streams_parse accepts (|id| <= 2^53-1) so
+ * reads back exactly, also as a double. The item is a cJSON raw item: for
+ * printing, not for reading back with cJSON_IsNumber. 0, or -1 when out of
+ * memory (obj unchanged). */
+int sfl_stream_json_add_id(cJSON *obj, const char *key, long long id);
 
 #endif

@@ -249,6 +249,85 @@ Test(analysis, cut_inside_tokens)
     cr_assert_eq(a.fps, 0.0, "an unterminated last token is not trusted");
 }
 
+/* Every fact of a, if any, is the same fact in full. */
+static void assert_subset(const sfl_analysis *a, const sfl_analysis *full, size_t at)
+{
+    cr_assert(a->video_codec[0] == '\0' || strcmp(a->video_codec, full->video_codec) == 0,
+              "cut at %zu: video codec '%s', whole '%s'", at, a->video_codec, full->video_codec);
+    cr_assert(a->audio_codec[0] == '\0' || strcmp(a->audio_codec, full->audio_codec) == 0,
+              "cut at %zu: audio codec '%s', whole '%s'", at, a->audio_codec, full->audio_codec);
+    cr_assert((a->width == 0 && a->height == 0) ||
+                  (a->width == full->width && a->height == full->height),
+              "cut at %zu: %dx%d, whole %dx%d", at, a->width, a->height, full->width,
+              full->height);
+    cr_assert(a->fps == 0 || a->fps == full->fps, "cut at %zu: fps %f, whole %f", at, a->fps,
+              full->fps);
+    cr_assert_leq(a->has_video, full->has_video, "cut at %zu: has_video", at);
+    cr_assert_leq(a->has_audio, full->has_audio, "cut at %zu: has_audio", at);
+}
+
+/* A last line cut short must not say what the whole line would not: "Audio: "
+ * before "Video: " on one line is the video line once complete, and "N tbr"
+ * only stands in for fps when no "M fps" follows (the lines of
+ * tests/fuzz/regressions/ffmpeg/). Every prefix is checked. */
+Test(analysis, cut_line_never_says_more)
+{
+    static const char *const logs[] = {
+        "Input #0\n  Stream #0:0: Audio: aac, Video: h264, 1280x720, 25 fps\n",
+        "Input #0\n  Stream #0:0: Video: h264, 1280x720, 16 tbr, 25 fps\n",
+        "Input #0\n  Stream #0:0: Video: h264, 640x360, 24 tbr\n"
+        "  Stream #0:1: Audio: mp3, Video: x, 48000 Hz\n",
+    };
+    for (size_t k = 0; k < sizeof(logs) / sizeof(logs[0]); k++) {
+        size_t len = strlen(logs[k]);
+        sfl_analysis full;
+        sfl_analysis_parse_ffmpeg(logs[k], len, CHECK_S, &full);
+        for (size_t n = 0; n <= len; n++) {
+            sfl_analysis a;
+            sfl_analysis_parse_ffmpeg(logs[k], n, CHECK_S, &a);
+            assert_subset(&a, &full, n);
+        }
+    }
+
+    sfl_analysis a;
+    const char *av = logs[0];
+    size_t at = (size_t)(strstr(av, "aac, ") - av) + 5; /* "...Audio: aac, " */
+    sfl_analysis_parse_ffmpeg(av, at, CHECK_S, &a);
+    cr_assert_eq(a.has_audio, 0);
+    cr_assert_str_eq(a.audio_codec, "");
+    sfl_analysis_parse_ffmpeg(av, strlen(av), CHECK_S, &a);
+    cr_assert_eq(a.has_audio, 0, "the line is the video line");
+    cr_assert_str_eq(a.video_codec, "h264");
+
+    const char *tf = logs[1];
+    at = (size_t)(strstr(tf, "tbr, ") - tf) + 5; /* "...16 tbr, " */
+    sfl_analysis_parse_ffmpeg(tf, at, CHECK_S, &a);
+    cr_assert_eq(a.width, 1280);
+    cr_assert_eq(a.fps, 0.0, "tbr stood in for an fps still to come");
+    sfl_analysis_parse_ffmpeg(tf, strlen(tf), CHECK_S, &a);
+    cr_assert_float_eq(a.fps, 25.0, 1e-9);
+}
+
+/* Once the video line is taken, an audio line cut short still gives its codec
+ * (no "Video: " later on it could change what it is); and a cut video line
+ * whose tokens so far are complete keeps its fps. */
+Test(analysis, cut_audio_line_after_video)
+{
+    const char *text = "Input #0, mpegts, from 'x':\n"
+                       "  Stream #0:0: Video: h264, yuv420p, 1280x720, 25 fps, 50 tbr\n"
+                       "  Stream #0:1: Audio: aac (LC), 48000 Hz, stereo";
+    sfl_analysis a;
+    sfl_analysis_parse_ffmpeg(text, strlen(text), CHECK_S, &a);
+    cr_assert_str_eq(a.video_codec, "h264");
+    cr_assert_float_eq(a.fps, 25.0, 1e-9);
+    cr_assert_eq(a.has_audio, 1);
+    cr_assert_str_eq(a.audio_codec, "aac");
+
+    const char *cut = strstr(text, "50 tbr"); /* "..., 25 fps, " */
+    sfl_analysis_parse_ffmpeg(text, (size_t)(cut - text), CHECK_S, &a);
+    cr_assert_float_eq(a.fps, 25.0, 1e-9);
+}
+
 /*--- Hostile and empty input -------------------------------------------------*/
 
 Test(analysis, empty_and_null)

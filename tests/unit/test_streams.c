@@ -2,6 +2,9 @@
  * field, bad ones are refused naming the element and the field. */
 #include "streams.h"
 
+#include "check.h"
+
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <fcntl.h>
@@ -109,6 +112,15 @@ static const struct bad_case bad_cases[] = {
     {"[{\"id\": 1.5, \"url\": \"u\"}]", "[0].id", "expected an integer, got 1.5"},
     {"[{\"id\": 1e300, \"url\": \"u\"}]", "[0].id", "expected an integer"},
     {"[{\"id\": 9007199254740993, \"url\": \"u\"}]", "[0].id", "expected an integer"},
+    /* Beyond 2^53-1 a JSON number no longer carries every integer: refused, saying so. */
+    {"[{\"id\": 9007199254740992, \"url\": \"u\"}]", "[0].id",
+     "expected an integer from -9007199254740991 to 9007199254740991 (2^53-1, the largest a "
+     "JSON number carries exactly), got "},
+    {"[{\"id\": -9007199254740992, \"url\": \"u\"}]", "[0].id",
+     "expected an integer from -9007199254740991 to 9007199254740991"},
+    {"[{\"id\": 1, \"url\": \"u\", \"m3u_account\": 18014398509481984}]", "[0].m3u_account",
+     "expected an integer from 0 to 9007199254740991 (2^53-1, the largest a JSON number "
+     "carries exactly) or null, got "},
     {"[{\"id\": null, \"url\": \"u\"}]", "[0].id", "expected an integer, got null"},
     {"[{\"id\": 1, \"id\": 2, \"url\": \"u\"}]", "[0].id", "given twice"},
     {"[{\"id\": 1, \"url\": \"\"}]", "[0].url", "must not be empty"},
@@ -199,6 +211,70 @@ Test(streams, many_streams)
     sfl_streams_free(ss);
     sfl_streams_free(NULL);
     free(json);
+}
+
+/*--- Back to JSON ---*/
+
+/* The text of sfl_stream_to_json for ids around cJSON's 15-digit rounding
+ * (from about 4.5e15) up to 2^53-1: every digit written, and parsed back the
+ * same (the queue moves streams this way). */
+Test(streams, to_json_writes_every_digit)
+{
+    static const long long ids[] = {0,
+                                    -4,
+                                    999999999999999LL,
+                                    4503599627370497LL,
+                                    5000000000000001LL,
+                                    9007199254740991LL,
+                                    -9007199254740991LL};
+    for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+        long long acc = ids[k] < 0 ? -ids[k] : ids[k];
+        sfl_stream s = {ids[k], "N", "http://h/1", acc, -2};
+        char *json = sfl_stream_to_json(&s);
+        cr_assert_not_null(json);
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "{\"id\":%lld,\"name\":\"N\",\"url\":\"http://h/1\",\"m3u_account\":%lld,"
+                 "\"priority\":-2}",
+                 ids[k], acc);
+        cr_expect_str_eq(json, want);
+
+        char text[300], err[256] = "";
+        snprintf(text, sizeof(text), "[%s]", json);
+        free(json);
+        sfl_streams *back = sfl_streams_parse(text, strlen(text), "q", err, sizeof(err));
+        cr_assert_not_null(back, "%s", err);
+        cr_expect_eq(back->v[0].id, ids[k]);
+        cr_expect_eq(back->v[0].account, acc);
+        sfl_streams_free(back);
+    }
+
+    sfl_stream custom = {7, NULL, "u", -1, 0};
+    char *json = sfl_stream_to_json(&custom);
+    cr_assert_not_null(json);
+    cr_expect_str_eq(json, "{\"id\":7,\"url\":\"u\",\"m3u_account\":null,\"priority\":0}");
+    free(json);
+}
+
+/* The result line names the stream with the same exact digits. */
+Test(streams, result_json_writes_every_digit)
+{
+    sfl_stream s = {5000000000000001LL, NULL, "u", 9007199254740991LL, 0};
+    cJSON *r = sfl_result_new(&s, "n1", SFL_STATUS_OK, NULL);
+    cr_assert_not_null(r);
+    char *text = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    cr_assert_not_null(text);
+    cr_expect_not_null(strstr(text, "\"stream_id\":5000000000000001,"), "%s", text);
+    cr_expect_not_null(strstr(text, "\"m3u_account\":9007199254740991,"), "%s", text);
+    free(text);
+
+    cJSON *o = cJSON_CreateObject();
+    cr_assert_eq(sfl_stream_json_add_id(o, "id", -1234567890123456789LL), 0);
+    text = cJSON_PrintUnformatted(o);
+    cr_expect_str_eq(text, "{\"id\":-1234567890123456789}");
+    free(text);
+    cJSON_Delete(o);
 }
 
 /*--- Files and stdin ---*/
