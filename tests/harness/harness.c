@@ -167,6 +167,29 @@ void th_account(const sfl_test_redis *r, long long id, long long max_streams)
     freeReplyObject(rep);
 }
 
+/* SFL_TEST_WRAP (say "valgrind -q --error-exitcode=99 ..."): words put in
+ * front of the argv of every sflimit the tests start, so that the integration
+ * suites run it under a checker. Split on blanks, no quoting. Runs in the
+ * forked child: no allocation. Returns only if exec failed. */
+static void exec_wrapped(char *const argv[])
+{
+    const char *wrap = getenv("SFL_TEST_WRAP");
+    if (wrap && *wrap && strcmp(argv[0], SFL_BIN) == 0) {
+        char words[2048], *v[256];
+        int n = 0;
+        snprintf(words, sizeof(words), "%s", wrap);
+        for (char *save = NULL, *w = strtok_r(words, " \t", &save); w && n < 128;
+             w = strtok_r(NULL, " \t", &save))
+            v[n++] = w;
+        for (int i = 0; argv[i] && n < 255; i++)
+            v[n++] = argv[i];
+        v[n] = NULL;
+        execvp(v[0], v);
+        return;
+    }
+    execvp(argv[0], argv);
+}
+
 pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
 {
     pid_t pid = fork();
@@ -179,7 +202,7 @@ pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
         dup2(out, 1);
         dup2(err, 2);
         setpgid(0, 0);
-        execvp(argv[0], argv);
+        exec_wrapped(argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -366,4 +389,119 @@ void th_write_file(const char *dir, const char *name, const char *text, char *bu
     cr_assert_not_null(f, "cannot write %s", buf);
     fputs(text, f);
     fclose(f);
+}
+
+/*--- A blocking HTTP client ------------------------------------------------*/
+
+#include <sys/time.h>
+
+int th_free_port(void)
+{
+    return free_port();
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int th_http_send(int port, const char *method, const char *path, const char *token,
+                 const char *body, size_t blen)
+{
+    /* CLOEXEC: a child spawned meanwhile must not keep the connection open
+     * after the test closes it. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
+                     path, port);
+    if (token)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Authorization: Bearer %s\r\n", token);
+    if (body)
+        n += snprintf(head + n, sizeof(head) - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+    if (n >= (int)sizeof(head) || send_all(fd, head, (size_t)n) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (body && blen)
+        send_all(fd, body, blen);
+    return fd;
+}
+
+int th_http_read(int fd, th_http_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1) {
+        free(buf);
+        out->status = 0;
+        return -1;
+    }
+    char *sep = strstr(buf, "\r\n\r\n");
+    out->raw = buf;
+    out->body = sep ? sep + 4 : buf + n;
+    out->json = cJSON_Parse(out->body);
+    return 0;
+}
+
+int th_http(int port, const char *token, const char *method, const char *path, const char *body,
+            th_http_resp *out)
+{
+    int64_t t0 = th_now_ms();
+    int fd = th_http_send(port, method, path, token, body, body ? strlen(body) : 0);
+    if (fd < 0) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    int rc = th_http_read(fd, out);
+    out->ms = th_now_ms() - t0;
+    return rc;
+}
+
+void th_http_free(th_http_resp *r)
+{
+    if (!r)
+        return;
+    free(r->raw);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof(*r));
 }

@@ -31,7 +31,9 @@ long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...);
 void th_account(const sfl_test_redis *r, long long id, long long max_streams);
 
 /* Spawns argv (argv[0] a path) with stdout/stderr to the given files (NULL =
- * /dev/null). Returns the pid. */
+ * /dev/null). Returns the pid. With SFL_TEST_WRAP set, an sflimit (SFL_BIN)
+ * runs under that command, e.g. valgrind; the pid is still the process the
+ * test signals and waits for. */
 pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path);
 /* Waits for pid up to timeout_ms; returns the wait status, or -1 on timeout. */
 int th_wait(pid_t pid, int timeout_ms);
@@ -72,3 +74,31 @@ struct cJSON *th_provider_stats(const sfl_test_provider *p);
 long long th_provider_stat(const sfl_test_provider *p, const char *path);
 /* Writes text to a new file in dir; returns the path in buf. */
 void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len);
+
+/*--- A blocking HTTP client (the node's API, on loopback) ------------------*/
+
+typedef struct th_http_resp {
+    int status;
+    char *raw;          /* the whole answer, NUL-terminated */
+    const char *body;   /* into raw */
+    struct cJSON *json; /* the body parsed, or NULL */
+    int64_t ms;         /* from connect to the end of the answer */
+} th_http_resp;
+
+/* A loopback TCP port nobody listens on right now. */
+int th_free_port(void);
+/* Connects to 127.0.0.1:port and sends one HTTP/1.1 request (token NULL: no
+ * Authorization; body NULL: none). Returns the socket with the answer not
+ * read yet, or -1. A server may answer (413) and close before it has read
+ * the whole body: send errors of the body are ignored. */
+int th_http_send(int port, const char *method, const char *path, const char *token,
+                 const char *body, size_t blen);
+/* Reads the answer to EOF and closes fd; 0 and *out filled if it is HTTP, -1
+ * if not (*out zeroed). Free with th_http_free. */
+int th_http_read(int fd, th_http_resp *out);
+/* One request and its answer (body NUL-terminated); 0, or -1 with *out
+ * zeroed when no HTTP answer came. Never aborts the test. */
+int th_http(int port, const char *token, const char *method, const char *path, const char *body,
+            th_http_resp *out);
+/* NULL-safe; leaves *r zeroed. */
+void th_http_free(th_http_resp *r);

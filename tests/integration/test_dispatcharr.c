@@ -63,8 +63,15 @@ static void setup(void)
     fake_port = 0;
 }
 
+static pid_t node_pid;
+
 static void teardown(void)
 {
+    if (node_pid > 0) {
+        kill(node_pid, SIGKILL);
+        waitpid(node_pid, NULL, 0);
+        node_pid = 0;
+    }
     if (fake_pid > 0) {
         kill(fake_pid, SIGKILL);
         waitpid(fake_pid, NULL, 0);
@@ -205,6 +212,42 @@ static void assert_no_secret(const run_result *r)
     }
 }
 
+/* 1 if any string in the reply (at any depth) contains secret. */
+static int reply_holds(const redisReply *r, const char *secret)
+{
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        return strstr(r->str, secret) != NULL;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (reply_holds(r->element[i], secret))
+            return 1;
+    return 0;
+}
+
+/* No key name and no value anywhere in Redis holds secret. */
+static void assert_not_in_redis(const char *secret)
+{
+    redisReply *keys = th_redis(&redis, "KEYS *");
+    cr_assert_eq(keys->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        cr_assert_null(strstr(k, secret), "a key name holds a secret: %s", k);
+        redisReply *type = th_redis(&redis, "TYPE %s", k);
+        const char *t = type->str;
+        redisReply *v = strcmp(t, "string") == 0   ? th_redis(&redis, "GET %s", k)
+                        : strcmp(t, "hash") == 0   ? th_redis(&redis, "HGETALL %s", k)
+                        : strcmp(t, "set") == 0    ? th_redis(&redis, "SMEMBERS %s", k)
+                        : strcmp(t, "zset") == 0   ? th_redis(&redis, "ZRANGE %s 0 -1", k)
+                        : strcmp(t, "list") == 0   ? th_redis(&redis, "LRANGE %s 0 -1", k)
+                        : strcmp(t, "stream") == 0 ? th_redis(&redis, "XRANGE %s - +", k)
+                                                   : NULL;
+        cr_assert_not_null(v, "key %s of type %s not looked at", k, t);
+        cr_assert_not(reply_holds(v, secret), "%s holds a secret", k);
+        freeReplyObject(v);
+        freeReplyObject(type);
+    }
+    freeReplyObject(keys);
+}
+
 static long long conf_max(long long id)
 {
     redisReply *rep = th_redis(&redis, "HGET sfl:{a:%lld}:conf max_streams", id);
@@ -235,6 +278,10 @@ Test(dispatcharr, sync_sums_active_profiles_with_one_login)
     cr_assert_eq(stat_of("refreshes"), 0);
     cr_assert_eq(stat_of("accounts_gets"), 1);
     assert_no_secret(&r);
+    cr_assert_gt(th_redis_int(&redis, "DBSIZE"), 0);
+    assert_not_in_redis(PASSWORD);
+    assert_not_in_redis("acc.");
+    assert_not_in_redis("rfr.");
     run_free(&r);
 }
 
@@ -267,6 +314,7 @@ Test(dispatcharr, api_key_does_no_login)
     cr_assert_eq(stat_of("accounts_gets"), 1);
     cr_assert_eq(stat_of("unauthorized"), 0);
     assert_no_secret(&r);
+    assert_not_in_redis(API_KEY);
     run_free(&r);
 }
 
@@ -514,4 +562,93 @@ Test(dispatcharr, client_free_drops_fetch_in_flight)
     th_loop_for(base, 200);
     cr_assert_eq(r.calls, 0);
     event_base_free(base);
+}
+
+/*--- The node's periodic sync -------------------------------------------------*/
+
+static char node_err[256];
+
+/* Starts `sflimit node` syncing from the fake every 0.3 s (password login). */
+static void node_start_syncing(void)
+{
+    char text[1024], config[256];
+    snprintf(text, sizeof(text),
+             "{\"node_id\": \"syncer\", \"redis\": {\"url\": \"%s\"},\n"
+             " \"http\": {\"listen\": \"127.0.0.1:0\"},\n"
+             " \"dispatcharr\": {\"url\": \"http://127.0.0.1:%d\", \"username\": \"admin\",\n"
+             "                 \"password\": \"%s\", \"sync_interval\": 0.3}}\n",
+             redis.url, fake_port, PASSWORD);
+    th_write_file(dir, "node.json", text, config, sizeof(config));
+    snprintf(node_err, sizeof(node_err), "%s/node.err", dir);
+    const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};
+    node_pid = th_spawn((char *const *)argv, NULL, node_err);
+}
+
+static void node_stop(void)
+{
+    kill(node_pid, SIGTERM);
+    int st = th_wait(node_pid, 20000);
+    if (st == -1) {
+        kill(node_pid, SIGKILL);
+        waitpid(node_pid, NULL, 0);
+    }
+    node_pid = 0;
+    cr_assert_neq(st, -1, "the node did not stop on SIGTERM");
+}
+
+static int gets_at_least_4(void *arg)
+{
+    (void)arg;
+    return stat_of("accounts_gets") >= 4;
+}
+
+/* Every sync_interval the node fetches again with the token it has: four
+ * syncs, one login; the limits land in Redis, the log says what changed and
+ * never shows a credential, and Redis holds none. */
+Test(dispatcharr, node_syncs_every_interval_with_one_login)
+{
+    fake_start(NULL);
+    th_account(&redis, 7, 1);
+    node_start_syncing();
+    cr_assert(th_until(gets_at_least_4, NULL, 15000), "fewer than 4 syncs in 15 s");
+    node_stop();
+    cr_assert_eq(stat_of("logins"), 1, "one login for every sync of the node");
+    cr_assert_eq(conf_max(7), 2, "account 7 has two active profiles of 1");
+    cr_assert_eq(conf_max(9), 4);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:8}:conf"), 0, "inactive account 8 written");
+    char *log = th_read_file(node_err);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "account 7: max_streams was 1 in Redis, now 2"), "%s", log);
+    cr_assert(strstr(log, "dispatcharr sync: 2 account(s), 2 changed"), "%s", log);
+    cr_assert(strstr(log, "dispatcharr sync: 2 account(s), 0 changed"), "%s", log);
+    run_result r = {0, strdup(""), log, 0};
+    assert_no_secret(&r);
+    run_free(&r);
+    assert_not_in_redis(PASSWORD);
+    assert_not_in_redis("acc.");
+    assert_not_in_redis("rfr.");
+}
+
+/* A sync that fails (malformed JSON) is logged and changes nothing; the
+ * node keeps running and trying. */
+Test(dispatcharr, node_sync_failure_changes_nothing)
+{
+    const char *extra[] = {"--mode", "malformed", NULL};
+    fake_start(extra);
+    th_account(&redis, 7, 1);
+    node_start_syncing();
+    cr_assert(th_until(gets_at_least_4, NULL, 15000), "fewer than 4 syncs in 15 s");
+    cr_assert(th_alive(node_pid), "the node died of a bad sync");
+    node_stop();
+    cr_assert_eq(conf_max(7), 1, "a failed sync changed account 7");
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:9}:conf"), 0, "a failed sync wrote 9");
+    char *log = th_read_file(node_err);
+    cr_assert_not_null(log);
+    const char *warn = strstr(log, "WARN - dispatcharr sync: dispatcharr: ");
+    cr_assert(warn && strstr(warn, "not valid JSON") && strstr(warn, "; limits unchanged\n"),
+              "no clear warning about the bad answer:\n%s", log);
+    cr_assert_null(strstr(log, " changed\n"), "a failed sync reported changes:\n%s", log);
+    run_result r = {0, strdup(""), log, 0};
+    assert_no_secret(&r);
+    run_free(&r);
 }

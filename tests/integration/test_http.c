@@ -1,6 +1,6 @@
 /* test_http.c - the HTTP API of `sflimit node` (DESIGN §7) as a client sees
- * it: the real binary as a child, a real redis-server, and a tiny blocking
- * HTTP client written here (no curl). Redis is the ground truth: every answer
+ * it: the real binary as a child, a real redis-server, and the harness's
+ * blocking HTTP client (no curl). Redis is the ground truth: every answer
  * is checked against the keys it should (or should not) have changed. */
 #include "harness.h"
 
@@ -27,11 +27,16 @@ static pid_t node_pid;
 static int node_port;
 static char node_err[256]; /* the node's stderr */
 static int spawns;
+/* Config sections a test may change before node_start (NULL: the defaults). */
+static const char *conf_check;      /* the "check" object */
+static const char *conf_concurrent; /* the "concurrent_streams" object */
+static const char *conf_node;       /* the "node" object */
 
 static void setup(void)
 {
     node_pid = 0;
     node_port = 0;
+    conf_check = conf_concurrent = conf_node = NULL;
     th_redis_start(&redis, NULL);
     th_tmpdir(dir, sizeof(dir));
 }
@@ -53,127 +58,20 @@ static int exit_code(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/*--- A tiny blocking HTTP client ------------------------------------------*/
+/*--- Requests (the harness's blocking HTTP client) -------------------------*/
 
-typedef struct resp {
-    int status;
-    char *raw;        /* the whole answer, NUL-terminated */
-    const char *body; /* into raw */
-    cJSON *json;      /* the body parsed, or NULL */
-    int64_t ms;       /* from connect to the end of the answer */
-} resp;
+typedef th_http_resp resp;
 
 static void resp_free(resp *r)
 {
-    free(r->raw);
-    cJSON_Delete(r->json);
-    memset(r, 0, sizeof(*r));
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-                  getsockname(fd, (struct sockaddr *)&a, &len) == 0,
-              "no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Connects and sends one request (token NULL: no Authorization; body NULL:
- * none). Returns the socket, the answer not read yet, or -1. */
-static int http_send(int port, const char *method, const char *path, const char *token,
-                     const char *body, size_t blen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    struct timeval tv = {30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    char head[1024];
-    int n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
-                     path, port);
-    if (token)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Authorization: Bearer %s\r\n", token);
-    if (body)
-        n += snprintf(head + n, sizeof(head) - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-    if (send_all(fd, head, (size_t)n) < 0) {
-        close(fd);
-        return -1;
-    }
-    /* Errors ignored: the server may answer (413) and close before reading it all. */
-    if (body && blen)
-        send_all(fd, body, blen);
-    return fd;
-}
-
-/* Reads the answer to EOF and closes fd; 0 if it is HTTP. */
-static int http_read(int fd, resp *out)
-{
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (;;) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1) {
-        free(buf);
-        return -1;
-    }
-    char *sep = strstr(buf, "\r\n\r\n");
-    out->raw = buf;
-    out->body = sep ? sep + 4 : buf + n;
-    out->json = cJSON_Parse(out->body);
-    return 0;
+    th_http_free(r);
 }
 
 static resp call_as(const char *token, const char *method, const char *path, const char *body)
 {
     resp r;
-    int64_t t0 = th_now_ms();
-    int fd = http_send(node_port, method, path, token, body, body ? strlen(body) : 0);
-    cr_assert(fd >= 0, "%s %s: cannot connect to the node on port %d", method, path, node_port);
-    cr_assert_eq(http_read(fd, &r), 0, "%s %s: no HTTP answer", method, path);
-    r.ms = th_now_ms() - t0;
+    cr_assert_eq(th_http(node_port, token, method, path, body, &r), 0,
+                 "%s %s: no HTTP answer from the node on port %d", method, path, node_port);
     return r;
 }
 
@@ -218,9 +116,13 @@ static void write_config(const char *listen, const char *token, char *path, size
              " \"redis\": {\"url\": \"%s\"},\n"
              " \"http\": {\"listen\": \"%s\"%s},\n"
              " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
-             " \"node\": {\"shutdown_grace\": 5},\n"
-             " \"check\": {\"command\": [\"true\"], \"parser\": \"none\", \"timeout\": 10}}\n",
-             redis.url, listen, tok, TTL_MS);
+             " \"concurrent_streams\": %s,\n"
+             " \"node\": %s,\n"
+             " \"check\": %s}\n",
+             redis.url, listen, tok, TTL_MS, conf_concurrent ? conf_concurrent : "{}",
+             conf_node ? conf_node : "{\"shutdown_grace\": 5}",
+             conf_check ? conf_check
+                        : "{\"command\": [\"true\"], \"parser\": \"none\", \"timeout\": 10}");
     th_write_file(dir, "sflimit.json", text, path, len);
 }
 
@@ -243,15 +145,14 @@ static void node_start(void)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
         char listen[64], config[256];
-        node_port = free_port();
+        node_port = th_free_port();
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", node_port);
         write_config(listen, TOKEN, config, sizeof(config));
         node_pid = spawn_node(config);
         int64_t until = th_now_ms() + 20000;
         while (th_now_ms() < until && th_alive(node_pid)) {
-            int fd = http_send(node_port, "GET", "/healthz", NULL, NULL, 0);
             resp r;
-            if (fd >= 0 && http_read(fd, &r) == 0) {
+            if (th_http(node_port, NULL, "GET", "/healthz", NULL, &r) == 0) {
                 int ok = r.status == 200;
                 resp_free(&r);
                 if (ok && th_redis_int(&redis, "EXISTS sfl:node:h1") == 1)
@@ -394,6 +295,21 @@ Test(http, healthz_open_and_token_guards_the_rest)
     }
     cr_assert_eq(seen, 3);
     resp_free(&r);
+
+    /* The nodes alive: this one, from its registry key. */
+    r = call_as(NULL, "GET", "/v1/nodes", NULL);
+    cr_assert_eq(r.status, 401, "/v1/nodes without a token: %d", r.status);
+    resp_free(&r);
+    r = call("GET", "/v1/nodes", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    list = cJSON_GetObjectItem(r.json, "nodes");
+    cr_assert_eq(cJSON_GetArraySize(list), 1, "%s", r.body);
+    cJSON *n = cJSON_GetArrayItem(list, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(n, "id")->valuestring, "h1");
+    cr_assert_str_eq(cJSON_GetObjectItem(n, "state")->valuestring, "running");
+    cr_assert_eq((long long)jnum(n, "global_limit"), 10);
+    cr_assert_eq((long long)jnum(n, "pid"), (long long)node_pid);
+    resp_free(&r);
 }
 
 /*--- Sidecar leases --------------------------------------------------------*/
@@ -474,7 +390,7 @@ Test(http, disconnected_waiter_leaves_no_lease)
     cr_assert_eq(zcard(21), 1);
 
     const char *ask = "{\"account\": 21, \"wait_ms\": 6000}";
-    int fd = http_send(node_port, "POST", "/v1/leases", TOKEN, ask, strlen(ask));
+    int fd = th_http_send(node_port, "POST", "/v1/leases", TOKEN, ask, strlen(ask));
     cr_assert_geq(fd, 0);
     /* Wait until the node has queued the ask in Redis, then hang up. */
     int64_t until = th_now_ms() + 5000;
@@ -559,6 +475,10 @@ Test(http, bad_requests_get_400_and_change_nothing)
         {"POST", "/v1/checks", "[]", "body"},
         {"POST", "/v1/checks", "[{\"id\": \"one\", \"url\": \"http://x/1.ts\"}]", "id"},
         {"GET", "/v1/checks/bad%20id", NULL, "batch id"},
+        {"GET", "/v1/results?limit=0", NULL, "limit"},
+        {"GET", "/v1/results?limit=101", NULL, "limit"},
+        {"GET", "/v1/results?limit=ten", NULL, "limit"},
+        {"GET", "/v1/results?bogus=1", NULL, "bogus"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char what[256];
@@ -592,6 +512,8 @@ Test(http, bad_requests_get_400_and_change_nothing)
         {"GET", "/v1/accounts/5", 405},      {"PUT", "/metrics", 405},
         {"POST", "/healthz", 405},           {"GET", "/v1/leases/x/renew", 405},
         {"PUT", "/v1/checks", 405},          {"DELETE", "/v1/checks/abc", 405},
+        {"POST", "/v1/nodes", 405},          {"DELETE", "/v1/results", 405},
+        {"GET", "/v1/nodes/h1", 404},        {"PUT", "/", 405},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         r = call(routes[i].method, routes[i].path, NULL);
@@ -682,9 +604,31 @@ Test(http, metrics_in_prometheus_text)
         "\nsfl_lease_wait_seconds_bucket{le=\"+Inf\"} 0\n",
         "\nsfl_lease_wait_seconds_count 0\n",
         "\nsfl_queue_depth 0\n",
+        "# TYPE sfl_leases_held gauge\n",
+        "# TYPE sfl_leases_acquired_total counter\n",
+        "\nsfl_leases_acquired_total 1\n",
+        "# TYPE sfl_leases_denied_total counter\n",
+        "\nsfl_leases_denied_total 0\n",
+        "# TYPE sfl_leases_lost_total counter\n",
+        "\nsfl_leases_lost_total 0\n",
+        "# TYPE sfl_lease_renewals_failed_total counter\n",
+        "\nsfl_lease_renewals_failed_total 0\n",
+        "# TYPE sfl_queue_depth gauge\n",
+        "# TYPE sfl_redis_up gauge\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
+    /* Every family has its HELP and TYPE. */
+    const char *families[] = {"sfl_account_limit", "sfl_account_in_use", "sfl_leases_held",
+                              "sfl_leases_acquired_total", "sfl_leases_denied_total",
+                              "sfl_leases_lost_total", "sfl_lease_renewals_failed_total",
+                              "sfl_lease_wait_seconds", "sfl_checks_total", "sfl_queue_depth",
+                              "sfl_redis_up"};
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        char help[96];
+        snprintf(help, sizeof(help), "# HELP %s ", families[i]);
+        cr_assert(strstr(r.body, help), "no HELP for %s:\n%s", families[i], r.body);
+    }
     /* Every sample line has a number after its name and labels. */
     char *copy = strdup(r.body);
     for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
@@ -699,7 +643,25 @@ Test(http, metrics_in_prometheus_text)
     }
     free(copy);
     resp_free(&r);
+
+    /* Fill the account, and one more ask times out: the counters move. */
+    char *id2 = post_lease(3, 1000, 200);
+    free(post_lease(3, 200, 408));
+    r = call("GET", "/metrics", NULL);
+    const char *after[] = {
+        "\nsfl_account_in_use{account=\"3\"} 2\n",
+        "\nsfl_leases_acquired_total 2\n",
+        "\nsfl_sidecar_leases 2\n",
+    };
+    for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++)
+        cr_assert(strstr(r.body, after[i]), "/metrics lacks \"%s\":\n%s", after[i], r.body);
+    const char *denied = strstr(r.body, "\nsfl_leases_denied_total ");
+    cr_assert_not_null(denied);
+    cr_assert_geq(atoll(denied + strlen("\nsfl_leases_denied_total ")), 1,
+                  "a 408 was not counted as denied:\n%s", r.body);
+    resp_free(&r);
     free(id);
+    free(id2);
 }
 
 /*--- POST /v1/checks -------------------------------------------------------*/
@@ -716,8 +678,13 @@ Test(http, checks_batch_runs_to_completion)
                   " {\"id\": 103, \"url\": \"http://127.0.0.1:9/live/u/p/103.ts\"}]");
     cr_assert_eq(r.status, 202, "%d %s", r.status, r.body);
     cr_assert_not_null(jstr(&r, "batch"), "%s", r.body);
-    char path[200];
-    snprintf(path, sizeof(path), "/v1/checks/%s", jstr(&r, "batch"));
+    char path[200], batch[100];
+    snprintf(batch, sizeof(batch), "%s", jstr(&r, "batch"));
+    snprintf(path, sizeof(path), "/v1/checks/%s", batch);
+    resp_free(&r);
+
+    r = call("GET", "/v1/results", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
     resp_free(&r);
 
     int64_t until = th_now_ms() + 30000;
@@ -747,11 +714,41 @@ Test(http, checks_batch_runs_to_completion)
     cr_assert_eq(ids, 7, "results do not cover streams 101..103: %s", b.body);
     resp_free(&b);
 
-    r = call("GET", "/metrics", NULL);
-    cr_assert(strstr(r.body, "\nsfl_checks_total{status=\"OK\"} 3\n"), "%s", r.body);
-    resp_free(&r);
     zc zero = {3, 0};
     cr_assert(th_until(zcard_is, &zero, 3000), "check leases were not released");
+    r = call("GET", "/metrics", NULL);
+    const char *want[] = {
+        "\nsfl_checks_total{status=\"OK\"} 3\n",
+        "\nsfl_checks_total{status=\"Error\"} 0\n",
+        "\nsfl_lease_wait_seconds_bucket{le=\"+Inf\"} 3\n",
+        "\nsfl_lease_wait_seconds_count 3\n",
+        "\nsfl_leases_held{account=\"3\"} 0\n",
+        "\nsfl_leases_acquired_total 2\n",
+        "\nsfl_queue_depth 0\n",
+        "\nsfl_queue_pending 0\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
+    resp_free(&r);
+
+    /* The recent results: all three, newest first, of this batch, without
+     * the stream URLs (they carry credentials). */
+    r = call("GET", "/v1/results", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    results = cJSON_GetObjectItem(r.json, "results");
+    cr_assert_eq(cJSON_GetArraySize(results), 3, "%s", r.body);
+    cr_assert_null(strstr(r.body, "stream_url"), "%s", r.body);
+    cr_assert_null(strstr(r.body, "/live/u/p/"), "a stream URL in the recent results: %s", r.body);
+    cJSON_ArrayForEach(one, results)
+    {
+        cr_assert_str_eq(cJSON_GetObjectItem(one, "batch")->valuestring, batch);
+        cr_assert_str_eq(cJSON_GetObjectItem(one, "node")->valuestring, "h1");
+        cr_assert_str_eq(cJSON_GetObjectItem(one, "status")->valuestring, "OK");
+    }
+    resp_free(&r);
+    r = call("GET", "/v1/results?limit=1", NULL);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "results")), 1, "%s", r.body);
+    resp_free(&r);
 
     r = call("GET", "/v1/checks/unknownbatch", NULL);
     expect_error(&r, 404, "unknownbatch", "GET /v1/checks/unknownbatch");
@@ -770,7 +767,7 @@ Test(http, checks_batch_runs_to_completion)
 Test(http, non_loopback_without_token_exits_2)
 {
     char listen[64], config[256];
-    snprintf(listen, sizeof(listen), "0.0.0.0:%d", free_port());
+    snprintf(listen, sizeof(listen), "0.0.0.0:%d", th_free_port());
     write_config(listen, NULL, config, sizeof(config));
     node_pid = spawn_node(config);
     int st = th_wait(node_pid, 20000);
@@ -799,4 +796,293 @@ Test(http, sigterm_releases_sidecar_leases_and_exits_0)
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:node:h1"), 0, "the node is still registered");
     free(a);
     free(b);
+}
+
+/*--- Sidecar leases: renewals, and a lease lost in Redis -------------------*/
+
+static void renew_ok(const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/leases/%s/renew", id);
+    resp r = call("POST", path, NULL);
+    cr_assert_eq(r.status, 200, "renew %s: %d %s", id, r.status, r.body);
+    resp_free(&r);
+}
+
+/* A client that keeps renewing keeps its slot well past the lease TTL; when
+ * Redis loses the lease and the account has no room to take it back, the
+ * next renew is a 409 (stop using the stream), then the id is unknown. */
+Test(http, renewed_sidecar_lease_outlives_ttl_and_a_lost_one_is_409)
+{
+    th_account(&redis, 8, 1);
+    node_start();
+    char *id = post_lease(8, 1000, 200);
+    int64_t t0 = th_now_ms();
+    while (th_now_ms() - t0 < 2 * TTL_MS + 500) {
+        renew_ok(id);
+        cr_assert_eq(zcard(8), 1, "the lease went away %lld ms in, while renewed",
+                     (long long)(th_now_ms() - t0));
+        cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:8}:leases %s", id) > 0, 1);
+        usleep(500000);
+    }
+
+    /* Redis loses the lease and someone else takes the only slot. */
+    redisReply *t = th_redis(&redis, "TIME");
+    long long now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 +
+                       strtoll(t->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(t);
+    freeReplyObject(th_redis(&redis, "ZREM sfl:{a:8}:leases %s", id));
+    freeReplyObject(th_redis(&redis, "HDEL sfl:{a:8}:holders %s", id));
+    freeReplyObject(th_redis(&redis, "ZADD sfl:{a:8}:leases %lld intruder", now_ms + 60000));
+
+    /* The node notices on its next renew (every second). */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/leases/%s/renew", id);
+    int64_t until = th_now_ms() + 5000;
+    int st = 200;
+    while (st == 200 && th_now_ms() < until) {
+        resp r = call("POST", path, NULL);
+        st = r.status;
+        if (st == 409)
+            cr_assert(strstr(jstr(&r, "error"), "lost"), "%s", r.body);
+        resp_free(&r);
+        usleep(100000);
+    }
+    cr_assert_eq(st, 409, "renew of a lease Redis lost: %d", st);
+    cr_assert_eq(status_of("POST", path, NULL), 404, "the lost lease is forgotten after its 409");
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:8}:leases %s", id), 0,
+                 "the lost lease came back");
+    resp r = call("GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "\nsfl_leases_lost_total 1\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "\nsfl_sidecar_leases 0\n"), "%s", r.body);
+    const char *failed = strstr(r.body, "\nsfl_lease_renewals_failed_total ");
+    cr_assert(failed && atoll(failed + strlen("\nsfl_lease_renewals_failed_total ")) >= 1,
+              "a failed renewal not counted:\n%s", r.body);
+    resp_free(&r);
+    cr_assert(th_alive(node_pid));
+    free(id);
+}
+
+/*--- /metrics: queue depth, Redis down -------------------------------------*/
+
+/* One check at a time (global_limit 1, lookahead 1): of 6 streams the node
+ * takes 2, the queue holds the other 4. */
+Test(http, metrics_queue_depth_counts_what_no_node_took)
+{
+    conf_concurrent = "{\"global_limit\": 1}";
+    conf_node = "{\"shutdown_grace\": 1, \"lookahead\": 1}";
+    conf_check = "{\"command\": [\"sleep\", \"20\"], \"parser\": \"none\", \"timeout\": 30}";
+    node_start();
+    resp r = call("POST", "/v1/checks",
+                  "[{\"id\": 1, \"url\": \"http://x/1.ts\"}, {\"id\": 2, \"url\": \"http://x/2.ts\"},"
+                  " {\"id\": 3, \"url\": \"http://x/3.ts\"}, {\"id\": 4, \"url\": \"http://x/4.ts\"},"
+                  " {\"id\": 5, \"url\": \"http://x/5.ts\"}, {\"id\": 6, \"url\": \"http://x/6.ts\"}]");
+    cr_assert_eq(r.status, 202, "%d %s", r.status, r.body);
+    resp_free(&r);
+    int64_t until = th_now_ms() + 10000;
+    int seen = 0;
+    while (!seen && th_now_ms() < until) {
+        r = call("GET", "/metrics", NULL);
+        seen = strstr(r.body, "\nsfl_checks_running 1\n") &&
+               strstr(r.body, "\nsfl_queue_pending 2\n");
+        if (!seen)
+            resp_free(&r);
+        usleep(50000);
+    }
+    cr_assert(seen, "the node never ran one check with one more taken");
+    cr_assert(strstr(r.body, "\nsfl_queue_depth 4\n"), "4 of 6 entries undelivered:\n%s", r.body);
+    cr_assert(strstr(r.body, "\nsfl_node_queued 1\n"), "%s", r.body);
+    resp_free(&r);
+}
+
+/* Redis away: /healthz 503 "down", sfl_redis_up 0, the node alive; Redis
+ * back: 200 and 1 again. */
+Test(http, redis_down_shows_in_healthz_and_metrics)
+{
+    node_start();
+    th_redis_stop(&redis);
+    int64_t until = th_now_ms() + 10000;
+    resp r = {0};
+    for (;;) {
+        r = call_as(NULL, "GET", "/healthz", NULL);
+        if (r.status == 503 || th_now_ms() > until)
+            break;
+        resp_free(&r);
+        usleep(50000);
+    }
+    cr_assert_eq(r.status, 503, "healthz with Redis gone: %d %s", r.status, r.body);
+    cr_assert_str_eq(jstr(&r, "redis"), "down");
+    resp_free(&r);
+    r = call("GET", "/metrics", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert(strstr(r.body, "\nsfl_redis_up 0\n"), "%s", r.body);
+    resp_free(&r);
+    r = call("GET", "/v1/accounts", NULL);
+    expect_error(&r, 503, "Redis", "GET /v1/accounts with Redis gone");
+    resp_free(&r);
+    cr_assert(th_alive(node_pid), "the node died with Redis");
+
+    th_redis_restart(&redis);
+    until = th_now_ms() + 15000;
+    for (;;) {
+        r = call("GET", "/metrics", NULL);
+        if (strstr(r.body, "\nsfl_redis_up 1\n") || th_now_ms() > until)
+            break;
+        resp_free(&r);
+        usleep(100000);
+    }
+    cr_assert(strstr(r.body, "\nsfl_redis_up 1\n"), "Redis back, still down:\n%s", r.body);
+    resp_free(&r);
+    r = call_as(NULL, "GET", "/healthz", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+}
+
+/*--- sflimit status --------------------------------------------------------*/
+
+/* Runs `sflimit status ARGS -c sflimit.json`; returns stdout (caller frees). */
+static char *run_status(const char *a1, const char *a2)
+{
+    char out[256], err[256], config[256];
+    snprintf(config, sizeof(config), "%s/sflimit.json", dir);
+    snprintf(out, sizeof(out), "%s/status%d.out", dir, spawns);
+    snprintf(err, sizeof(err), "%s/status%d.err", dir, spawns++);
+    const char *argv[] = {SFL_BIN, "status", "-c", config, a1, a2, NULL};
+    int st = th_wait(th_spawn((char *const *)argv, out, err), 20000);
+    cr_assert_neq(st, -1, "sflimit status did not end");
+    char *text = th_read_file(out), *etext = th_read_file(err);
+    cr_assert_eq(exit_code(st), 0, "sflimit status: exit %d, stderr:\n%s", exit_code(st), etext);
+    free(etext);
+    return text;
+}
+
+/* Account 3 "Prov A" (limit 2) full with two sidecar leases and a third
+ * client waiting; account 4 idle. The table, its --json twin of
+ * GET /v1/accounts, and --watch redrawing as a lease goes. */
+Test(http, status_table_json_and_watch)
+{
+    node_start();
+    resp r = call("PUT", "/v1/accounts/3", "{\"max_streams\": 2, \"name\": \"Prov A\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    th_account(&redis, 4, 5);
+    r = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 15000, \"label\": \"rec-1\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char id1[128];
+    snprintf(id1, sizeof(id1), "%s", jstr(&r, "lease_id"));
+    resp_free(&r);
+    r = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 1000, \"label\": \"rec-2\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char id2[128];
+    snprintf(id2, sizeof(id2), "%s", jstr(&r, "lease_id"));
+    resp_free(&r);
+    const char *ask = "{\"account\": 3, \"wait_ms\": 60000, \"label\": \"late\"}";
+    int waiter = th_http_send(node_port, "POST", "/v1/leases", TOKEN, ask, strlen(ask));
+    cr_assert_geq(waiter, 0);
+    int64_t until = th_now_ms() + 5000;
+    while (th_redis_int(&redis, "ZCARD sfl:{a:3}:waiters:exp") < 1 && th_now_ms() < until)
+        usleep(10000);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:3}:waiters:exp"), 1);
+    renew_ok(id1);
+    renew_ok(id2);
+
+    /* The table: header, one line per account, holders as node/stream age. */
+    char *table = run_status(NULL, NULL);
+    cr_assert(strncmp(table, "ACCOUNT  NAME", 13) == 0, "no header:\n%s", table);
+    cr_assert(strstr(table, "LIMIT") && strstr(table, "IN USE") && strstr(table, "WAITING") &&
+                  strstr(table, "HOLDERS"),
+              "header lacks a column:\n%s", table);
+    char *line3 = strstr(table, "\n3 "), *line4 = strstr(table, "\n4 ");
+    cr_assert(line3 && line4, "no line for accounts 3 and 4:\n%s", table);
+    line4++; /* its '\n' ends line 3 */
+    *strchr(line3 + 1, '\n') = '\0';
+    long long lim, use, wait;
+    char name[64];
+    cr_assert_eq(sscanf(line3, "\n3 %63[^0-9] %lld %lld %lld", name, &lim, &use, &wait), 4,
+                 "account 3's line: %s", line3);
+    cr_assert(strncmp(name, "Prov A", 6) == 0, "name: %s", name);
+    cr_assert_eq(lim, 2);
+    cr_assert_eq(use, 2);
+    cr_assert_eq(wait, 1, "the waiting client: %s", line3);
+    const char *h1 = strstr(line3, " h1/rec-1 "), *h2 = strstr(line3, " h1/rec-2 ");
+    cr_assert(h1 && h2, "holders node/stream: %s", line3);
+    double age = strtod(h1 + strlen(" h1/rec-1 "), NULL);
+    cr_assert(age >= 0 && age < 60, "age of rec-1: %s", line3);
+    cr_assert_eq(sscanf(line4, "4 %lld %lld %lld", &lim, &use, &wait), 3,
+                 "account 4's line (no name): %s", line4);
+    cr_assert(lim == 5 && use == 0 && wait == 0, "account 4's line: %s", line4);
+    free(table);
+
+    /* --json: the shape of GET /v1/accounts (without the node's own fields). */
+    char *json = run_status("--json", NULL);
+    cJSON *doc = cJSON_Parse(json);
+    cr_assert_not_null(doc, "not JSON: %s", json);
+    r = call("GET", "/v1/accounts", NULL);
+    cJSON *mine = cJSON_GetObjectItem(doc, "accounts"), *api = cJSON_GetObjectItem(r.json, "accounts");
+    cr_assert_eq(cJSON_GetArraySize(mine), 2, "%s", json);
+    cr_assert_eq(cJSON_GetArraySize(api), 2, "%s", r.body);
+    for (int i = 0; i < 2; i++) {
+        cJSON *a = cJSON_GetArrayItem(mine, i), *b = cJSON_GetArrayItem(api, i);
+        const char *fields[] = {"id", "max_streams", "in_use", "waiting"};
+        for (size_t f = 0; f < 4; f++)
+            cr_assert_eq(jnum(a, fields[f]), jnum(b, fields[f]), "%s differs: %s vs %s",
+                         fields[f], json, r.body);
+        cr_assert_str_eq(cJSON_GetObjectItem(a, "name")->valuestring,
+                         cJSON_GetObjectItem(b, "name")->valuestring);
+        cJSON *ha = cJSON_GetObjectItem(a, "holders");
+        cr_assert_eq(cJSON_GetArraySize(ha), cJSON_GetArraySize(cJSON_GetObjectItem(b, "holders")));
+        cJSON *h;
+        cJSON_ArrayForEach(h, ha)
+        {
+            cr_assert_str_eq(cJSON_GetObjectItem(h, "node")->valuestring, "h1");
+            cr_assert(cJSON_IsString(cJSON_GetObjectItem(h, "stream")));
+            cr_assert_geq(jnum(h, "age_ms"), 0);
+            cr_assert_gt(jnum(h, "fence"), 0);
+        }
+    }
+    cr_assert_eq((long long)jnum(cJSON_GetArrayItem(mine, 0), "in_use"), 2);
+    cr_assert_eq((long long)jnum(cJSON_GetArrayItem(mine, 0), "waiting"), 1);
+    resp_free(&r);
+    cJSON_Delete(doc);
+    free(json);
+
+    /* --watch: redraws every second; a lease given back shows up. */
+    char out[256], err[256], config[256];
+    snprintf(config, sizeof(config), "%s/sflimit.json", dir);
+    snprintf(out, sizeof(out), "%s/watch.out", dir);
+    snprintf(err, sizeof(err), "%s/watch.err", dir);
+    const char *argv[] = {SFL_BIN, "status", "--watch", "-c", config, NULL};
+    pid_t watch = th_spawn((char *const *)argv, out, err);
+    usleep(1200000);
+    renew_ok(id1);
+    close(waiter); /* the waiting client gives up */
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/leases/%s", id2);
+    cr_assert_eq(status_of("DELETE", path, NULL), 200);
+    usleep(2300000);
+    renew_ok(id1);
+    kill(watch, SIGINT);
+    int st = th_wait(watch, 5000);
+    cr_assert_neq(st, -1, "status --watch did not stop on SIGINT");
+    cr_assert_eq(exit_code(st), 0, "status --watch: exit %d", exit_code(st));
+    char *text = th_read_file(out);
+    int frames = 0;
+    for (const char *p = text; (p = strstr(p, "\033[H\033[J")); p++)
+        frames++;
+    cr_assert_geq(frames, 3, "%d redraws in 3.5 s:\n%s", frames, text);
+    const char *first = strstr(text, "\n3 "), *last = NULL;
+    for (const char *p = first; p; p = strstr(p + 1, "\n3 "))
+        last = p;
+    cr_assert(first && last && first != last, "account 3 not redrawn:\n%s", text);
+    cr_assert(strstr(first, " h1/rec-2 ") && strstr(first, " h1/rec-2 ") < strchr(first + 1, '\n'),
+              "the first frame lacks rec-2:\n%s", text);
+    char lastline[512];
+    snprintf(lastline, sizeof(lastline), "%.*s", (int)(strchrnul(last + 1, '\n') - last - 1),
+             last + 1);
+    cr_assert_eq(sscanf(lastline, "3 %63[^0-9] %lld %lld %lld", name, &lim, &use, &wait), 4,
+                 "%s", lastline);
+    cr_assert_eq(use, 1, "the last frame still shows 2 in use: %s", lastline);
+    cr_assert_eq(wait, 0, "the last frame still shows a waiter: %s", lastline);
+    cr_assert_null(strstr(lastline, "rec-2"), "the last frame still shows rec-2: %s", lastline);
+    free(text);
 }
