@@ -42,7 +42,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_BODY (1024 * 1024)
 
 struct sfl_http {
     struct evhttp *http;
@@ -1262,7 +1261,7 @@ sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    evhttp_set_max_body_size(h->http, MAX_BODY);
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)conf->http_max_body);
     evhttp_set_max_headers_size(h->http, 16 * 1024);
     evhttp_set_timeout(h->http, 3700); /* a sidecar ask may wait up to an hour */
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |

@@ -31,12 +31,13 @@ static int spawns;
 static const char *conf_check;      /* the "check" object */
 static const char *conf_concurrent; /* the "concurrent_streams" object */
 static const char *conf_node;       /* the "node" object */
+static const char *conf_http;       /* more members of "http", ", \"k\": v" */
 
 static void setup(void)
 {
     node_pid = 0;
     node_port = 0;
-    conf_check = conf_concurrent = conf_node = NULL;
+    conf_check = conf_concurrent = conf_node = conf_http = NULL;
     th_redis_start(&redis, NULL);
     th_tmpdir(dir, sizeof(dir));
 }
@@ -114,12 +115,12 @@ static void write_config(const char *listen, const char *token, char *path, size
     snprintf(text, sizeof(text),
              "{\"node_id\": \"h1\",\n"
              " \"redis\": {\"url\": \"%s\"},\n"
-             " \"http\": {\"listen\": \"%s\"%s},\n"
+             " \"http\": {\"listen\": \"%s\"%s%s},\n"
              " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
              " \"concurrent_streams\": %s,\n"
              " \"node\": %s,\n"
              " \"check\": %s}\n",
-             redis.url, listen, tok, TTL_MS, conf_concurrent ? conf_concurrent : "{}",
+             redis.url, listen, tok, conf_http ? conf_http : "", TTL_MS, conf_concurrent ? conf_concurrent : "{}",
              conf_node ? conf_node : "{\"shutdown_grace\": 5}",
              conf_check ? conf_check
                         : "{\"command\": [\"true\"], \"parser\": \"none\", \"timeout\": 10}");
@@ -1052,6 +1053,8 @@ Test(http, status_table_json_and_watch)
     snprintf(out, sizeof(out), "%s/watch.out", dir);
     snprintf(err, sizeof(err), "%s/watch.err", dir);
     const char *argv[] = {SFL_BIN, "status", "--watch", "-c", config, NULL};
+    renew_ok(id1); /* the status runs above may have been slow (valgrind) */
+    renew_ok(id2);
     pid_t watch = th_spawn((char *const *)argv, out, err);
     usleep(1200000);
     renew_ok(id1);
@@ -1085,4 +1088,38 @@ Test(http, status_table_json_and_watch)
     cr_assert_eq(wait, 0, "the last frame still shows a waiter: %s", lastline);
     cr_assert_null(strstr(lastline, "rec-2"), "the last frame still shows rec-2: %s", lastline);
     free(text);
+}
+
+/* http.max_body sets the 413 bound: with 4096, a 5000-byte body is refused
+ * unread and a 3000-byte one of the same request is served. */
+Test(http, max_body_from_config)
+{
+    conf_http = ", \"max_body\": 4096";
+    th_account(&redis, 5, 1);
+    node_start();
+    const struct {
+        size_t size;
+        int too_big;
+    } cases[] = {{5000, 1}, {3000, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = cases[i].size;
+        char *body = malloc(n + 1);
+        cr_assert_not_null(body);
+        memset(body, ' ', n);
+        const char *ask = "{\"account\": 5, \"wait_ms\": 20000, \"label\": \"big\"";
+        memcpy(body, ask, strlen(ask));
+        body[n - 1] = '}';
+        body[n] = '\0';
+        resp r = call("POST", "/v1/leases", body);
+        if (cases[i].too_big)
+            cr_expect_eq(r.status, 413, "a %zu-byte body over max_body 4096: %d %s", n, r.status,
+                         r.body);
+        else
+            cr_expect_eq(r.status, 200, "a %zu-byte body under max_body 4096: %d %s", n,
+                         r.status, r.body);
+        resp_free(&r);
+        free(body);
+    }
+    cr_expect_eq(zcard(5), 1, "exactly the served ask holds a lease");
+    cr_assert(th_alive(node_pid));
 }

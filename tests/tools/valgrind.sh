@@ -17,12 +17,9 @@
 # Left out: the lease suite (the library in-process: valgrind would check the
 # test and Criterion, and its lease-deadline assertions assume native speed;
 # the ASan build covers it), the cluster suite (network namespaces, a
-# makespan bound), and two tests whose timing assumes a native sflimit:
+# makespan bound), and one test whose timing assumes a native sflimit:
 #   faults/kill9_rounds: bounds the second node's slot time by its start time
-#     plus lease_wait_ms, leaving out startup (about a second under valgrind);
-#   http/status_table_json_and_watch: its two `status` runs (about a second
-#     each under valgrind) plus a 1.2 s sleep come between two renewals of a
-#     sidecar lease with a 3 s client TTL.
+#     plus lease_wait_ms, leaving out startup (about a second under valgrind).
 # Suppressions: none needed (hiredis, libevent, cJSON come out clean).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,7 +49,7 @@ fail() { echo "valgrind.sh: $1" >&2; status=1; }
 
 echo "== integration and fault suites, sflimit under memcheck"
 SFL_TEST_WRAP="${vg[*]}" \
-CRITERION_TEST_PATTERN='!(faults/kill9_rounds|http/status_table_json_and_watch)' \
+CRITERION_TEST_PATTERN='!(faults/kill9_rounds)' \
     ctest --test-dir "$build" --output-on-failure \
         -R '^(integration\.(check|dashboard|dispatcharr|exec|http)|faults\.faults)$' \
     || fail "a test failed (exit 99 of an sflimit is a memcheck error; see its report below)"
