@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -526,6 +527,13 @@ int sfl_accounts_main(int argc, char **argv)
         return argc < 2 ? SFL_EXIT_USAGE : SFL_EXIT_OK;
     }
     const char *verb = argv[1];
+    /* getopt would take "-5" for an option and say "invalid option -- '5'". */
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (argv[i][0] == '-' && (isdigit((unsigned char)argv[i][1]) || argv[i][1] == '.')) {
+            fprintf(stderr, "sflimit: accounts %s: ID and MAX must be whole numbers >= 0, got %s\n",
+                    verb, argv[i]);
+            return SFL_EXIT_USAGE;
+        }
     /* Options may come anywhere: gather positionals after getopt. */
     const char *name = NULL;
     sfl_conf *conf = NULL;

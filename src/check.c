@@ -96,6 +96,16 @@ static void set_num(cJSON *r, const char *key, double v)
     cJSON_ReplaceItemInObject(r, key, cJSON_CreateNumber(v));
 }
 
+/* Set or add: "dead" is not in a fresh result, and a retry sets it again. */
+static void set_bool(cJSON *r, const char *key, int v)
+{
+    cJSON *item = cJSON_CreateBool(v);
+    if (cJSON_GetObjectItemCaseSensitive(r, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(r, key, item);
+    else
+        cJSON_AddItemToObject(r, key, item);
+}
+
 static void set_str(cJSON *r, const char *key, const char *v)
 {
     cJSON_ReplaceItemInObject(r, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
@@ -280,7 +290,7 @@ static sfl_status judge(sfl_check *c, const sfl_child_result *res, char *error, 
         set_str(c->result, "resolution", resolution);
         set_num(c->result, "fps", round(a.fps * 100) / 100);
         set_num(c->result, "bitrate_kbps", round(a.bitrate_kbps));
-        cJSON_AddBoolToObject(c->result, "dead", sfl_analysis_is_dead(&a));
+        set_bool(c->result, "dead", sfl_analysis_is_dead(&a));
         if (!ok || !a.has_video) {
             last_line(res->err, res->err_len, error, errlen);
             if (!error[0])

@@ -658,6 +658,54 @@ static void where(const char *text, size_t off, size_t *line, size_t *col)
     }
 }
 
+/* What cJSON lets through or words badly: raw control bytes (cJSON takes any
+ * byte <= 0x20 for blank, and a NUL ends its strings), \u0000 (which would cut
+ * a string short: a URL checked would not be the URL given), and nesting past
+ * cJSON's limit (valid JSON, but cJSON only says "not valid"). One pass;
+ * -1 with the message set. */
+static int json_precheck(const ectx *e, const char *json, size_t len)
+{
+    size_t line, col;
+    int in_string = 0;
+    size_t depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)json[i];
+        if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
+            where(json, i, &line, &col);
+            fail(e, NULL, "not valid JSON: control byte 0x%02x at line %zu, column %zu (byte %zu)",
+                 ch, line, col, i);
+            return -1;
+        }
+        if (in_string) {
+            if (ch == '"') {
+                in_string = 0;
+            } else if (ch == '\\' && i + 1 < len) {
+                if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0) {
+                    where(json, i, &line, &col);
+                    fail(e, NULL,
+                         "a string holds \\u0000 (NUL), which is refused, at line %zu, "
+                         "column %zu (byte %zu)",
+                         line, col, i);
+                    return -1;
+                }
+                i++; /* the escaped character */
+            }
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > CJSON_NESTING_LIMIT) {
+                where(json, i, &line, &col);
+                fail(e, NULL, "JSON nested deeper than %d levels at line %zu, column %zu (byte %zu)",
+                     CJSON_NESTING_LIMIT, line, col, i);
+                return -1;
+            }
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static cJSON *parse_json(const ectx *e, const char *json, size_t len)
 {
     const char *end = NULL;
@@ -666,6 +714,8 @@ static cJSON *parse_json(const ectx *e, const char *json, size_t len)
         fail(e, NULL, "not valid JSON: the text is empty");
         return NULL;
     }
+    if (json_precheck(e, json, len) < 0)
+        return NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) {
         size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : len;

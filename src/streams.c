@@ -92,6 +92,16 @@ static int expected(const pctx *p, size_t i, const char *field, const char *what
     return fail(p, (long long)i, field, "expected %s, got %s", what, got);
 }
 
+/* The number read has already lost digits: quoting it would show a value
+ * that is not in the text. */
+static int unsafe(const pctx *p, size_t i, const char *field, const char *range)
+{
+    return fail(p, (long long)i, field,
+                "expected an integer %s, got one beyond 2^53-1, the largest a JSON number "
+                "carries exactly",
+                range);
+}
+
 static int parse_one(const pctx *p, size_t i, const cJSON *o, sfl_stream *s)
 {
     const cJSON *v;
@@ -106,10 +116,7 @@ static int parse_one(const pctx *p, size_t i, const cJSON *o, sfl_stream *s)
     if (rc == 0)
         return fail(p, (long long)i, "id", "missing");
     if (is_unsafe_int(v))
-        return expected(p, i, "id",
-                        "an integer from -9007199254740991 to 9007199254740991 (2^53-1, the "
-                        "largest a JSON number carries exactly)",
-                        v);
+        return unsafe(p, i, "id", "from -9007199254740991 to 9007199254740991");
     if (!is_int(v, -MAX_SAFE_INT, MAX_SAFE_INT))
         return expected(p, i, "id", "an integer", v);
     s->id = (long long)v->valuedouble;
@@ -142,10 +149,7 @@ static int parse_one(const pctx *p, size_t i, const cJSON *o, sfl_stream *s)
         return -1;
     if (rc == 1 && !cJSON_IsNull(v)) {
         if (is_unsafe_int(v) && v->valuedouble > 0)
-            return expected(p, i, "m3u_account",
-                            "an integer from 0 to 9007199254740991 (2^53-1, the largest a JSON "
-                            "number carries exactly) or null",
-                            v);
+            return unsafe(p, i, "m3u_account", "from 0 to 9007199254740991 or null");
         if (!is_int(v, 0, MAX_SAFE_INT))
             return expected(p, i, "m3u_account", "an integer >= 0 or null", v);
         s->account = (long long)v->valuedouble;

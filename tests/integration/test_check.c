@@ -53,6 +53,7 @@ typedef struct cfg {
     const char *command;    /* JSON array; NULL: curl holding the connection */
     const char *parser;     /* NULL: "none" */
     const char *extra;      /* more top-level members, ", \"k\": v" */
+    int retries;            /* stream_analysis.retries */
 } cfg;
 
 static void write_config(const cfg *c, char *path, size_t len)
@@ -64,11 +65,11 @@ static void write_config(const cfg *c, char *path, size_t len)
              " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500,"
              " \"acquire_timeout\": %g},\n"
              " \"concurrent_streams\": {\"global_limit\": %d, \"stagger_delay\": 0},\n"
-             " \"stream_analysis\": {\"ffmpeg_duration\": 1, \"retries\": 0},\n"
+             " \"stream_analysis\": {\"ffmpeg_duration\": 1, \"retries\": %d},\n"
              " \"accounts\": %s,\n"
              " \"check\": {\"command\": %s, \"parser\": \"%s\", \"timeout\": %g}%s}\n",
              redis.url, c->acquire_timeout > 0 ? c->acquire_timeout : 30,
-             c->global_limit > 0 ? c->global_limit : 10, c->accounts ? c->accounts : "[]",
+             c->global_limit > 0 ? c->global_limit : 10, c->retries, c->accounts ? c->accounts : "[]",
              c->command ? c->command : CURL_CMD, c->parser ? c->parser : "none",
              c->check_timeout > 0 ? c->check_timeout : 30, c->extra ? c->extra : "");
     th_write_file(dir, "sflimit.json", text, path, len);
@@ -905,4 +906,39 @@ Test(check, failing_ffmpeg_error_redacts_url)
     cr_assert_null(strstr(e, "WRONGpass77"), "the error carries the password: %s", e);
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "dead")), "a refused stream is not dead");
     free_results(&r);
+}
+
+/* A retried ffmpeg check sets its analysis fields once more: each result
+ * still has each field once (a repeated member is not valid JSON for many
+ * readers), with the last attempt's values. */
+Test(check, retried_check_sets_each_field_once)
+{
+    th_account(&redis, 2, 1);
+    char config[256], streams[256];
+    write_config(&(cfg){.accounts = "[{\"id\": 2, \"max_streams\": 1}]",
+                        .command = "[\"sh\", \"-c\", \"echo '  Stream #0:0: Video: h264, "
+                                   "yuv420p, 640x360, 25 fps' >&2; exit 1\"]",
+                        .parser = "ffmpeg",
+                        .retries = 2},
+                 config, sizeof(config));
+    sbuf sb;
+    sb_init(&sb);
+    sb_add(&sb, 9, "R", 2, "u", "p");
+    sb_write(&sb, streams, sizeof(streams));
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    char *text = th_read_file(results_path);
+    cr_assert_not_null(text);
+    const char *fields[] = {"\"dead\"", "\"fps\"", "\"video_codec\"", "\"status\""};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        int n = 0;
+        for (const char *at = text; (at = strstr(at, fields[i])); at++)
+            n++;
+        cr_expect_eq(n, 1, "%s appears %d times in %s", fields[i], n, text);
+    }
+    results r;
+    read_results(&r);
+    cr_assert_eq(r.n, 1);
+    cr_expect_eq(num_of(r.v[0], "attempts"), 3);
+    free_results(&r);
+    free(text);
 }

@@ -290,6 +290,9 @@ static const struct syntax_case not_json_cases[] = {
     {"{\n  \"node_id\": \"a\",\n  x\n}", "near line 3, column 4 (byte 23)"},
     {"{} {}", "unexpected text after the value at line 1, column 4 (byte 3)"},
     {"{\"a\": 1,}", "cfg.json: not valid JSON near line 1, column 9 (byte 8)"},
+    {"{\"node_id\": \"t\",\x01 \"lease\": {}}", "control byte 0x01 at line 1, column 17 (byte 16)"},
+    {"{\"node_id\": \"a\\u0000b\"}", "\\u0000 (NUL), which is refused, at line 1, column 15"},
+    {"{\"node_id\": \"a\\\\u0000b\"}", "node_id"}, /* an escaped backslash, then text */
 };
 
 ParameterizedTestParameters(conf, not_json)

@@ -114,13 +114,12 @@ static const struct bad_case bad_cases[] = {
     {"[{\"id\": 9007199254740993, \"url\": \"u\"}]", "[0].id", "expected an integer"},
     /* Beyond 2^53-1 a JSON number no longer carries every integer: refused, saying so. */
     {"[{\"id\": 9007199254740992, \"url\": \"u\"}]", "[0].id",
-     "expected an integer from -9007199254740991 to 9007199254740991 (2^53-1, the largest a "
-     "JSON number carries exactly), got "},
+     "expected an integer from -9007199254740991 to 9007199254740991, got one beyond 2^53-1, "
+     "the largest a JSON number carries exactly"},
     {"[{\"id\": -9007199254740992, \"url\": \"u\"}]", "[0].id",
      "expected an integer from -9007199254740991 to 9007199254740991"},
     {"[{\"id\": 1, \"url\": \"u\", \"m3u_account\": 18014398509481984}]", "[0].m3u_account",
-     "expected an integer from 0 to 9007199254740991 (2^53-1, the largest a JSON number "
-     "carries exactly) or null, got "},
+     "expected an integer from 0 to 9007199254740991 or null, got one beyond 2^53-1"},
     {"[{\"id\": null, \"url\": \"u\"}]", "[0].id", "expected an integer, got null"},
     {"[{\"id\": 1, \"id\": 2, \"url\": \"u\"}]", "[0].id", "given twice"},
     {"[{\"id\": 1, \"url\": \"\"}]", "[0].url", "must not be empty"},
