@@ -172,9 +172,10 @@ static char *body_text(struct evhttp_request *req, size_t *len)
     return text;
 }
 
+/* Digits only, at most 15 (every id then survives a JSON number exactly). */
 static int parse_id(const char *s, size_t n, long long *out)
 {
-    if (n == 0 || n > 18)
+    if (n == 0 || n > 15)
         return -1;
     long long v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1178,7 +1179,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (m != EVHTTP_REQ_PUT)
             reply_error(req, 405, "PUT /v1/accounts/{id}");
         else if (parse_id(seg, n, &id) < 0)
-            reply_error(req, 400, "account id: expected an integer >= 0");
+            reply_error(req, 400, "account id: expected an integer from 0 to 999999999999999");
         else
             route_put_account(h, req, id);
     } else if (strcmp(path, "/v1/nodes") == 0) {

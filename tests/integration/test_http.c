@@ -480,6 +480,7 @@ Test(http, bad_requests_get_400_and_change_nothing)
         {"GET", "/v1/results?limit=101", NULL, "limit"},
         {"GET", "/v1/results?limit=ten", NULL, "limit"},
         {"GET", "/v1/results?bogus=1", NULL, "bogus"},
+        {"PUT", "/v1/accounts/9007199254740993", "{\"max_streams\": 3}", "account id"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char what[256];
