@@ -4,20 +4,22 @@
 --       2 sfl:{a:<id>}:holders      HASH  lease id -> {"node","stream","since_ms","fence"}
 --       3 sfl:{a:<id>}:conf         HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms
 --       4 sfl:{a:<id>}:fence        STRING grant counter (fencing token)
---       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival (ms), served in that order
+--       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival (ms, to the us), served in that order
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry (ms); refreshed by every ask
 -- ARGV: 1 lease id = the node's ticket while it waits (asking again with the same id
---         is idempotent, and takes over a slot handed to this ticket by release.lua)
+--         is idempotent, and takes over a slot handed to this ticket)
 --       2 ttl ms
 --       3 node id
 --       4 stream label (never a URL)
 --       5 max_streams the node last knew, -1 if none: restores conf if Redis lost it
 --       6 recovery window ms, opened when conf has to be restored
 --       7 ticket ttl ms: a denied ask queues its id as a ticket for this long
---         (0: do not queue); also how long a slot handed to a ticket is held
+--         (0: do not queue)
 --       8 channel for hand-off announcements (sfl:released; each goes to
 --         sfl:released:<node of the ticket>)
 --       9 account id
+--      10 hand-off ms (optional, default 250): how long a slot handed to a
+--         ticket is held for its node to take it over
 -- returns: {1, fence, deadline_ms, in_use, limit}                granted (or taken over)
 --          {0, retry_ms, in_use, limit, "full"|"recovering", position}  denied; position
 --                                                  is the ticket's place (1 = next)
@@ -25,20 +27,48 @@
 --
 -- Fairness: while tickets wait, a free slot goes to the oldest live ticket
 -- (its lease is made here or in release.lua), never to whoever asks first.
--- Time comes only from TIME. Expired leases and tickets are reaped first.
+-- Time comes only from TIME. Expired leases are reaped before anything is
+-- counted; expired tickets before a free slot is given to a ticket.
+--
+-- Cost: this runs for every ask, so the common paths touch as little as
+-- they can: a denied ask (the account is full) reads the leases and conf and
+-- queues its ticket; a take-over reads the leases, conf and its holder entry
+-- and rewrites them. Key expiry is pushed out only when a key is new or its
+-- TTL would fall short (keep_keys below), not on every call.
+local KEEP_MS = 10000  -- idle keys outlive the last deadline or ticket by this much
+local SLACK_MS = 500   -- ... plus up to this, so that most calls need not touch TTLs
+local FETCH = 8        -- leases read in one call; an account with more is counted instead
+local fmt = string.format -- numbers go to Redis as '%d': tostring's '%.14g' costs more
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id, ttl, ticket_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[7])
+local handoff = tonumber(ARGV[10]) or 250
+local now_s = fmt('%d', now)
 
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if #expired > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-    redis.call('HDEL', KEYS[2], unpack(expired))
+-- in_use, the earliest deadline, and this id's deadline (nil if not a lease).
+local function read_leases()
+    local r = redis.call('ZRANGE', KEYS[1], 0, FETCH - 1, 'WITHSCORES')
+    local n, cur = #r / 2, nil
+    if n < FETCH then
+        for i = 1, #r, 2 do
+            if r[i] == id then
+                cur = tonumber(r[i + 1])
+            end
+        end
+    else
+        n = redis.call('ZCARD', KEYS[1])
+        cur = tonumber(redis.call('ZSCORE', KEYS[1], id))
+    end
+    return n, tonumber(r[2]), cur
 end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
-if #stale > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-    redis.call('ZREM', KEYS[5], unpack(stale))
+
+local in_use, first, current = read_leases()
+if first and first <= now then
+    local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_s)
+    redis.call('HDEL', KEYS[2], unpack(expired))
+    in_use, first, current = read_leases()
 end
 
 local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms')
@@ -56,96 +86,125 @@ if limit == nil then
                'epoch_ms', now, 'recover_until_ms', recover_until)
 end
 
-local function grant_fence()
+-- Idle keys expire KEEP_MS after the last deadline and the last ticket
+-- expiry; conf stays. `last` is the latest time this call wrote into a key
+-- whose TTL pttl_key tells. The TTL is read, never assumed: whoever wrote
+-- the keys before (another version of these scripts too), no key is given
+-- an expiry earlier than its data needs.
+local function keep_keys(last, pttl_key, force)
+    if not force then
+        local left = redis.call('PTTL', pttl_key)
+        if left >= 0 and now + left >= last + KEEP_MS then
+            return
+        end
+    end
+    local l = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) or 0
+    local w = tonumber(redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')[2]) or 0
+    local at = math.max(last, l, w) + KEEP_MS + SLACK_MS
+    for _, k in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6]}) do
+        redis.call('PEXPIREAT', k, fmt('%d', at))
+    end
+end
+
+-- The next fencing token; true as second value if the counter was new.
+local function next_fence()
     local f = redis.call('INCR', KEYS[4])
     if f == 1 then
         -- The counter expired with the idle account: start above any token it gave.
         f = now
-        redis.call('SET', KEYS[4], f)
+        redis.call('SET', KEYS[4], now_s)
+        return f, true
     end
-    return f
+    return f, false
 end
 
-local in_use = redis.call('ZCARD', KEYS[1])
-if now >= recover_until then
-    -- Free slots go to the oldest tickets first (this ask may be one of them).
-    while limit == 0 or in_use < limit do
-        local head = redis.call('ZRANGE', KEYS[5], 0, 0)[1]
-        if not head then
-            break
-        end
-        redis.call('ZREM', KEYS[5], head)
-        redis.call('ZREM', KEYS[6], head)
-        if head ~= id then
-            -- A slot freed without a release (an expiry, a raised limit): the
-            -- oldest ticket gets it, and its node is told.
-            local node = string.match(head, '^(.*):[^:]*$') or head
-            local hold = ticket_ttl > 0 and ticket_ttl or ttl
-            redis.call('ZADD', KEYS[1], now + hold, head)
-            redis.call('HSET', KEYS[2], head, cjson.encode({node = node, stream = '',
-                                                            since_ms = now, fence = grant_fence()}))
-            redis.call('PUBLISH', ARGV[8] .. ':' .. node, ARGV[9] .. ' ' .. head)
-            in_use = in_use + 1
-        else
-            break -- this ask is the oldest: it takes the slot below
-        end
-    end
+local function holder_json(node, stream, fence)
+    return fmt('{"node":%s,"stream":%s,"since_ms":%d,"fence":%d}', cjson.encode(node),
+               cjson.encode(stream), now, fence)
 end
 
-local current = redis.call('ZSCORE', KEYS[1], id)
-local fence
 if current then
     -- The same grant asked again (a lost answer), or a slot handed to this
     -- ticket: take it over with this node's ttl and label.
     local holder = cjson.decode(redis.call('HGET', KEYS[2], id) or '{"fence":0}')
-    fence = holder.fence
+    local fence = holder.fence or 0
     if holder.stream == '' or holder.stream == nil then
-        redis.call('HSET', KEYS[2], id, cjson.encode({node = ARGV[3], stream = ARGV[4],
-                                                      since_ms = now, fence = fence}))
+        redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], fence))
     end
-else
-    local waiting = redis.call('ZCARD', KEYS[5])
-    local reason
-    if now < recover_until then
-        reason = 'recovering'
-    elseif limit > 0 and in_use >= limit then
-        reason = 'full'
-    elseif waiting > 0 and redis.call('ZSCORE', KEYS[5], id) == false then
-        reason = 'full' -- others queued first
-    end
-    if reason then
-        local retry
-        if reason == 'recovering' then
-            retry = recover_until - now
-        else
-            local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-            retry = first[2] and math.max(1, tonumber(first[2]) - now) or 1
-        end
-        local position = 0
-        if ticket_ttl > 0 then
-            redis.call('ZADD', KEYS[5], 'NX', now, id)
-            redis.call('ZADD', KEYS[6], now + ticket_ttl, id)
-            position = redis.call('ZRANK', KEYS[5], id) + 1
-            local keep = ticket_ttl + 10000
-            redis.call('PEXPIRE', KEYS[5], keep)
-            redis.call('PEXPIRE', KEYS[6], keep)
-        end
-        return {0, retry, in_use, limit, reason, position}
-    end
-    fence = grant_fence()
-    in_use = in_use + 1
-    redis.call('ZREM', KEYS[5], id)
-    redis.call('ZREM', KEYS[6], id)
-    redis.call('HSET', KEYS[2], id, cjson.encode({node = ARGV[3], stream = ARGV[4],
-                                                  since_ms = now, fence = fence}))
+    local deadline = now + ttl
+    redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
+    keep_keys(deadline, KEYS[1], false)
+    return {1, fence, deadline, in_use, limit}
 end
-local deadline = now + ttl
-redis.call('ZADD', KEYS[1], deadline, id)
 
--- Idle keys go away a little after the last deadline; conf stays.
-local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-local keep = last - now + 10000
-redis.call('PEXPIRE', KEYS[1], keep)
-redis.call('PEXPIRE', KEYS[2], keep)
-redis.call('PEXPIRE', KEYS[4], keep)
+local granted = false
+local last = 0       -- the latest hand-off deadline written below, 0 if none
+local fresh = false  -- the fence counter was new: its key has no TTL yet
+if now >= recover_until and (limit == 0 or in_use < limit) then
+    -- A slot is free. It goes to the oldest live ticket (this ask may be it).
+    local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now_s)
+    if #stale > 0 then
+        redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_s)
+        redis.call('ZREM', KEYS[5], unpack(stale))
+    end
+    while limit == 0 or in_use < limit do
+        local head = redis.call('ZPOPMIN', KEYS[5])[1]
+        if not head then
+            break
+        end
+        redis.call('ZREM', KEYS[6], head)
+        if head == id then
+            break -- this ask is the oldest: it takes the slot below
+        end
+        -- A slot freed without a release (an expiry, a raised limit): the
+        -- oldest ticket gets it, held for its node to take over, and its
+        -- node is told.
+        local node = string.match(head, '^(.*):[^:]*$') or head
+        local fence, new = next_fence()
+        fresh = fresh or new
+        last = now + handoff
+        redis.call('ZADD', KEYS[1], fmt('%d', last), head)
+        redis.call('HSET', KEYS[2], head, holder_json(node, '', fence))
+        redis.call('PUBLISH', ARGV[8] .. ':' .. node, ARGV[9] .. ' ' .. head)
+        in_use = in_use + 1
+    end
+    -- Room left means the queue is empty now, or this id was its head: if
+    -- it was queued further back, the loop went on until it came out or
+    -- the room ran out.
+    granted = limit == 0 or in_use < limit
+end
+
+if not granted then
+    local reason, retry = 'full', nil
+    if now < recover_until then
+        reason, retry = 'recovering', recover_until - now
+    else
+        local soonest = first
+        if last > 0 and (not soonest or last < soonest) then
+            soonest = last
+        end
+        retry = soonest and math.max(1, soonest - now) or 1
+    end
+    local position = 0
+    if ticket_ttl > 0 then
+        -- Arrival in ms to the microsecond: tickets of one millisecond are
+        -- served in the order they came, not in the order of their names.
+        local us = tonumber(t[2])
+        redis.call('ZADD', KEYS[5], 'NX', fmt('%s%03d.%03d', t[1], math.floor(us / 1000), us % 1000),
+                   id)
+        redis.call('ZADD', KEYS[6], fmt('%d', now + ticket_ttl), id)
+        position = redis.call('ZRANK', KEYS[5], id) + 1
+        keep_keys(now + ticket_ttl, KEYS[5], last > 0)
+    elseif last > 0 then
+        keep_keys(last, KEYS[1], true)
+    end
+    return {0, retry, in_use, limit, reason, position}
+end
+
+local fence, new = next_fence()
+in_use = in_use + 1
+local deadline = now + ttl
+redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], fence))
+redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
+keep_keys(math.max(deadline, last), KEYS[1], fresh or new)
 return {1, fence, deadline, in_use, limit}

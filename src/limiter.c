@@ -110,6 +110,19 @@ typedef struct pending_release {
 
 /*--- Helpers ---------------------------------------------------------------*/
 
+/* Lease ids and jitter come from splitmix64 (a bijection of a 64-bit
+ * counter), reseeded from the system with every limiter made: one getrandom
+ * per limiter, not one per ask. Ids are also prefixed with the node id. */
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix)
 {
     snprintf(buf, len, "%s:{a:%lld}:%s", ns, account, suffix);
@@ -182,16 +195,18 @@ static int send_lease_script(sfl_limiter *lim, const char *script, long long acc
     const char *kv[NKEYS];
     for (int i = 0; i < NKEYS; i++)
         kv[i] = keys[i];
-    char ttl[24], known[24], recovery[24], ticket[24], acc[24];
+    char ttl[24], known[24], recovery[24], ticket[24], acc[24], handoff[24];
     snprintf(ttl, sizeof(ttl), "%" PRId64, lim->opts.ttl_ms);
     snprintf(known, sizeof(known), "%lld", sfl_limiter_known_limit(lim, account));
     snprintf(recovery, sizeof(recovery), "%" PRId64, lim->opts.recovery_ms);
     snprintf(ticket, sizeof(ticket), "%" PRId64, lim->opts.ticket_ttl_ms);
     snprintf(acc, sizeof(acc), "%lld", account);
-    const char *av[9] = {id, ttl, lim->node_id, label, known, recovery, ticket, lim->channel, acc};
+    snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.handoff_ms);
+    const char *av[10] = {id,       ttl,    lim->node_id, label, known,
+                          recovery, ticket, lim->channel, acc,   handoff};
     if (strcmp(script, "renew") == 0)
         return sfl_store_eval(lim->store, script, 4, kv, 6, av, fn, arg);
-    return sfl_store_eval(lim->store, script, NKEYS, kv, 9, av, fn, arg);
+    return sfl_store_eval(lim->store, script, NKEYS, kv, 10, av, fn, arg);
 }
 
 /*--- Releases --------------------------------------------------------------*/
@@ -214,7 +229,7 @@ static void release_id(sfl_limiter *lim, long long account, const char *id)
         kv[i] = keys[i];
     char acc[24], handoff[24];
     snprintf(acc, sizeof(acc), "%lld", account);
-    snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.ticket_ttl_ms);
+    snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.handoff_ms);
     const char *av[4] = {id, lim->channel, acc, handoff};
     lim->releases_owed++;
     if (sfl_store_eval(lim->store, "release", NKEYS, kv, 4, av, on_release_reply, lim) == 0)
@@ -463,7 +478,7 @@ static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
 
 void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s:%016" PRIx64, lim->node_id, sfl_random64());
+    snprintf(buf, len, "%s:%016" PRIx64, lim->node_id, rng_next());
 }
 
 typedef struct try_ctx {
@@ -676,7 +691,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
     int64_t hint = rep_int(r, 1);
     if (hint > lim->opts.fallback_ms)
         hint = lim->opts.fallback_ms;
-    int64_t jitter = (int64_t)(sfl_random64() % (uint64_t)(hint / 10 + 5));
+    int64_t jitter = (int64_t)(rng_next() % (uint64_t)(hint / 10 + 5));
     wait_sleep(w, hint + jitter);
 }
 
@@ -833,6 +848,9 @@ sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
         lim->opts.fallback_ms = 1000;
     if (lim->opts.ticket_ttl_ms <= 0)
         lim->opts.ticket_ttl_ms = 3 * lim->opts.fallback_ms + 1000;
+    if (lim->opts.handoff_ms <= 0)
+        lim->opts.handoff_ms = SFL_HANDOFF_MS;
+    rng_state ^= sfl_random64();
     lim->known = sfl_idmap_new();
     lim->node_id = strdup(opts->node_id ? opts->node_id : "node");
     snprintf(lim->channel, sizeof(lim->channel), "%s:released", sfl_store_ns(store));

@@ -24,10 +24,15 @@ typedef struct sfl_limiter_opts {
     int64_t recovery_ms; /* window opened when a lost conf is restored; default ttl_ms */
     int64_t fallback_ms; /* longest wait between two asks when denied (pub/sub can drop
                             messages); default 1000 */
-    int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; also how
-                              long a slot handed to a ticket waits for its node; default
+    int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; default
                               3 * fallback_ms + 1000 */
+    int64_t handoff_ms;    /* a slot handed to a ticket is held this long for its node to
+                              take it over (it does so within a round trip of the
+                              announcement): a dead node's ticket keeps a freed slot no
+                              longer than this; default SFL_HANDOFF_MS */
 } sfl_limiter_opts;
+
+#define SFL_HANDOFF_MS 250
 
 typedef enum {
     SFL_WAIT_GRANTED = 0,

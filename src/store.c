@@ -17,6 +17,10 @@
  * or partitioned Redis would otherwise hold it for minutes of TCP retries).
  * Every pending callback then gets reply == NULL. The store never decides
  * anything about leases: a failed command is reported, the limiter judges.
+ *
+ * hiredis meets libevent through a small glue of our own (not hiredis's
+ * adapter): the commands a loop turn queues leave in one write at the end
+ * of the turn, and a connection costs no epoll_ctl per command.
  */
 #include "store.h"
 
@@ -26,7 +30,6 @@
 #include "scripts.h"
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -77,16 +80,138 @@ typedef struct req {
 
 static void conn_connect(conn *c);
 
+/*--- hiredis on the libevent loop ------------------------------------------*/
+
+/* hiredis's own libevent adapter arms a one-shot read event again after
+ * every read and asks for writability before every write: four epoll_ctl
+ * calls around each round trip, and every command waits a loop iteration
+ * for its write. This glue keeps the read event armed (EV_PERSIST) and
+ * writes whatever a loop turn queued once, when the turn's callbacks are
+ * done (an event made active by hand, no system call), so the commands of
+ * one turn still leave as one pipeline. It waits for writability only
+ * while connecting and when the socket is full. */
+typedef struct glue {
+    redisAsyncContext *ac;
+    struct event *rev, *wev, *flush;
+    int flush_pending;
+} glue;
+
+static glue *glue_writing; /* whose write is running: one loop, one thread */
+
+static void glue_write(glue *g)
+{
+    glue_writing = g;
+    redisAsyncHandleWrite(g->ac); /* may free g (a write error disconnects) */
+    glue_writing = NULL;
+}
+
+static void glue_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    glue *g = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    redisAsyncHandleRead(g->ac);
+}
+
+static void glue_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    UNUSED(fd);
+    UNUSED(what);
+    glue_write(arg);
+}
+
+static void glue_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    glue *g = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    g->flush_pending = 0;
+    glue_write(g);
+}
+
+static void glue_add_read(void *arg)
+{
+    glue *g = arg;
+    event_add(g->rev, NULL); /* already armed: nothing to do */
+}
+
+static void glue_del_read(void *arg)
+{
+    glue *g = arg;
+    event_del(g->rev);
+}
+
+static void glue_add_write(void *arg)
+{
+    glue *g = arg;
+    if (glue_writing == g || !(g->ac->c.flags & REDIS_CONNECTED)) {
+        /* The socket took only part of it, or is still connecting. */
+        event_add(g->wev, NULL);
+        return;
+    }
+    if (!g->flush_pending) {
+        g->flush_pending = 1;
+        event_active(g->flush, EV_WRITE, 1);
+    }
+}
+
+static void glue_del_write(void *arg)
+{
+    glue *g = arg;
+    event_del(g->wev);
+}
+
+static void glue_cleanup(void *arg)
+{
+    glue *g = arg;
+    if (glue_writing == g)
+        glue_writing = NULL;
+    event_free(g->rev);
+    event_free(g->wev);
+    event_free(g->flush);
+    free(g);
+}
+
+static int glue_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    glue *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -1;
+    g->ac = ac;
+    g->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, glue_on_read, g);
+    g->wev = event_new(base, ac->c.fd, EV_WRITE, glue_on_write, g);
+    g->flush = event_new(base, -1, 0, glue_on_flush, g);
+    if (!g->rev || !g->wev || !g->flush || event_add(g->rev, NULL) < 0 ||
+        event_add(g->wev, NULL) < 0) {
+        if (g->rev)
+            event_free(g->rev);
+        if (g->wev)
+            event_free(g->wev);
+        if (g->flush)
+            event_free(g->flush);
+        free(g);
+        return -1;
+    }
+    ac->ev.addRead = glue_add_read;
+    ac->ev.delRead = glue_del_read;
+    ac->ev.addWrite = glue_add_write;
+    ac->ev.delWrite = glue_del_write;
+    ac->ev.cleanup = glue_cleanup;
+    ac->ev.data = g;
+    return 0;
+}
+
 /*--- Requests --------------------------------------------------------------*/
+
+/* A request keeps its arguments until the reply (a NOSCRIPT answer sends
+ * them again as EVAL), in one allocation with the request itself. */
+typedef struct req_builder {
+    req *r;
+    char *at; /* next free byte of the argument area */
+} req_builder;
 
 static void req_free(req *r)
 {
-    if (!r)
-        return;
-    for (int i = 0; i < r->argc; i++)
-        free(r->argv[i]);
-    free(r->argv);
-    free(r->argvlen);
     free(r);
 }
 
@@ -116,19 +241,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (rep && rep->type == REDIS_REPLY_ERROR && r->script && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
         strcmp(r->argv[0], "EVALSHA") == 0) {
-        /* The script cache was flushed: send the same call as EVAL. */
-        free(r->argv[0]);
-        free(r->argv[1]);
-        r->argv[0] = strdup("EVAL");
+        /* The script cache was flushed: send the same call as EVAL. The
+         * script text is the embedded one, which outlives the request. */
+        r->argv[0] = (char *)"EVAL";
         r->argvlen[0] = 4;
-        r->argv[1] = malloc(r->script->len + 1);
-        if (r->argv[0] && r->argv[1]) {
-            memcpy(r->argv[1], r->script->text, r->script->len + 1);
-            r->argvlen[1] = r->script->len;
-            c->st->stats.noscript_reloads++;
-            if (req_send(c, r) == 0)
-                return;
-        }
+        r->argv[1] = (char *)r->script->text;
+        r->argvlen[1] = r->script->len;
+        c->st->stats.noscript_reloads++;
+        if (req_send(c, r) == 0)
+            return;
         if (r->fn)
             r->fn(r->st, NULL, r->arg);
         req_free(r);
@@ -141,34 +262,34 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     req_free(r);
 }
 
-static req *req_new(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc)
+/* bytes: the total length of the argc arguments. */
+static int req_new(req_builder *b, sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc,
+                   size_t bytes)
 {
-    req *r = calloc(1, sizeof(*r));
+    size_t head = sizeof(req) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    req *r = malloc(head + bytes + (size_t)argc);
     if (!r)
-        return NULL;
+        return -1;
+    memset(r, 0, sizeof(*r));
     r->st = st;
     r->fn = fn;
     r->arg = arg;
     r->argc = argc;
-    r->argv = calloc(argc, sizeof(char *));
-    r->argvlen = calloc(argc, sizeof(size_t));
-    if (!r->argv || !r->argvlen) {
-        r->argc = 0;
-        req_free(r);
-        return NULL;
-    }
-    return r;
+    r->argvlen = (size_t *)(r + 1);
+    r->argv = (char **)(r->argvlen + argc);
+    b->r = r;
+    b->at = (char *)r + head;
+    return 0;
 }
 
-static int req_set(req *r, int i, const char *s, size_t len)
+/* Copies argument i (the builder has room: req_new counted it). */
+static void req_set(req_builder *b, int i, const char *s, size_t len)
 {
-    r->argv[i] = malloc(len + 1);
-    if (!r->argv[i])
-        return -1;
-    memcpy(r->argv[i], s, len);
-    r->argv[i][len] = '\0';
-    r->argvlen[i] = len;
-    return 0;
+    memcpy(b->at, s, len);
+    b->at[len] = '\0';
+    b->r->argv[i] = b->at;
+    b->r->argvlen[i] = len;
+    b->at += len + 1;
 }
 
 int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc,
@@ -176,18 +297,19 @@ int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc
 {
     if (!st->cmd.ready)
         return -1;
-    req *r = req_new(st, fn, arg, argc);
-    if (!r)
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += strlen(argv[i]);
+    req_builder b;
+    if (req_new(&b, st, fn, arg, argc, bytes) < 0)
         return -1;
     for (int i = 0; i < argc; i++)
-        if (req_set(r, i, argv[i], strlen(argv[i])) < 0)
-            goto err;
-    if (req_send(&st->cmd, r) < 0)
-        goto err;
+        req_set(&b, i, argv[i], strlen(argv[i]));
+    if (req_send(&st->cmd, b.r) < 0) {
+        req_free(b.r);
+        return -1;
+    }
     return 0;
-err:
-    req_free(r);
-    return -1;
 }
 
 int sfl_store_eval(sfl_store *st, const char *script, int nkeys, const char **keys, int nargs,
@@ -196,27 +318,29 @@ int sfl_store_eval(sfl_store *st, const char *script, int nkeys, const char **ke
     const sfl_script *s = sfl_script_get(script);
     if (!s || !st->cmd.ready)
         return -1;
-    req *r = req_new(st, fn, arg, 3 + nkeys + nargs);
-    if (!r)
-        return -1;
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    r->script = s;
-    if (req_set(r, 0, "EVALSHA", 7) < 0 || req_set(r, 1, s->sha1, 40) < 0 ||
-        req_set(r, 2, nk, strlen(nk)) < 0)
-        goto err;
+    size_t bytes = 7 + 40 + strlen(nk);
     for (int i = 0; i < nkeys; i++)
-        if (req_set(r, 3 + i, keys[i], strlen(keys[i])) < 0)
-            goto err;
+        bytes += strlen(keys[i]);
     for (int i = 0; i < nargs; i++)
-        if (req_set(r, 3 + nkeys + i, args[i], strlen(args[i])) < 0)
-            goto err;
-    if (req_send(&st->cmd, r) < 0)
-        goto err;
+        bytes += strlen(args[i]);
+    req_builder b;
+    if (req_new(&b, st, fn, arg, 3 + nkeys + nargs, bytes) < 0)
+        return -1;
+    b.r->script = s;
+    req_set(&b, 0, "EVALSHA", 7);
+    req_set(&b, 1, s->sha1, 40);
+    req_set(&b, 2, nk, strlen(nk));
+    for (int i = 0; i < nkeys; i++)
+        req_set(&b, 3 + i, keys[i], strlen(keys[i]));
+    for (int i = 0; i < nargs; i++)
+        req_set(&b, 3 + nkeys + i, args[i], strlen(args[i]));
+    if (req_send(&st->cmd, b.r) < 0) {
+        req_free(b.r);
+        return -1;
+    }
     return 0;
-err:
-    req_free(r);
-    return -1;
 }
 
 /*--- Connections -----------------------------------------------------------*/
@@ -378,6 +502,12 @@ static void conn_connect(conn *c)
         conn_lost(c, why);
         return;
     }
+    if (glue_attach(ac, st->base) < 0) {
+        redisAsyncFree(ac);
+        c->ac = NULL;
+        conn_lost(c, "connect: out of memory");
+        return;
+    }
     ac->data = c;
     c->ac = ac;
     c->connected = 0;
@@ -385,7 +515,6 @@ static void conn_connect(conn *c)
     c->loads_pending = 0;
     c->connect_started_ms = sfl_mono_ms();
     c->last_progress_ms = c->connect_started_ms;
-    redisLibeventAttach(ac, st->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,11 +41,19 @@ static int account_setup(redisContext *c, const bench_lease_opts *o, char *err, 
     return bench_accounts_write(c, &o->account, &limit, 1, err, errlen);
 }
 
-/* Server-side counters: total_commands_processed and, from commandstats,
- * the calls of a few commands. -1 on failure. */
+/* Server-side counters: total_commands_processed, from commandstats the
+ * calls of a few commands, and the server's CPU time (user + system, s).
+ * -1 on failure. */
 typedef struct server_counts {
     long long total, evalsha, eval, publish;
+    double cpu_s;
 } server_counts;
+
+static double info_double(const char *info, const char *field)
+{
+    const char *p = strstr(info, field);
+    return p ? strtod(p + strlen(field), NULL) : NAN;
+}
 
 static int server_counts_get(redisContext *c, server_counts *out)
 {
@@ -58,6 +67,7 @@ static int server_counts_get(redisContext *c, server_counts *out)
     out->evalsha = bench_info_field(r->str, "cmdstat_evalsha:calls=");
     out->eval = bench_info_field(r->str, "cmdstat_eval:calls=");
     out->publish = bench_info_field(r->str, "cmdstat_publish:calls=");
+    out->cpu_s = info_double(r->str, "used_cpu_user:") + info_double(r->str, "used_cpu_sys:");
     freeReplyObject(r);
     return 0;
 }
@@ -79,7 +89,7 @@ static void json_num(const char *name, double v, int last)
 
 static void report(const bench_lease_opts *o, const bench_figures *f, double cmds_per_cycle,
                    const server_counts *d, uint64_t client_cmds, uint64_t denied, uint64_t lost,
-                   uint64_t not_granted)
+                   uint64_t not_granted, double client_cpu_us)
 {
     int n = o->procs * o->workers;
     printf("{\"procs\":%d,\"workers\":%d,\"limit\":%lld,\"hold_ms\":%" PRId64 ",\"cycles\":%lld,",
@@ -108,7 +118,9 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             "  fairness      jain %.4f   max holders seen %d (limit %lld)%s\n"
             "  redis/cycle   %.2f server commands (script-internal calls included), of which\n"
             "                evalsha %.2f, eval %.2f, publish %.2f; client-sent %.2f;\n"
-            "                denied asks %.2f\n",
+            "                denied asks %.2f\n"
+            "  cpu/cycle     redis-server %.1f us (user + system, in the window);\n"
+            "                benchmark processes %.1f us (whole run, warm-up included)\n",
             o->procs, o->workers, n, o->limit, o->hold_ms, o->seconds, f->cycles, f->cycles_per_s,
             f->handoff_p50, f->handoff_p90, f->handoff_p99, f->handoffs,
             f->negative_handoffs ? ", SOME NEGATIVE" : "", f->announce_p50, f->announce_p90,
@@ -116,7 +128,7 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             f->jain, f->max_concurrent, o->limit,
             f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "", cmds_per_cycle,
             (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
-            (double)client_cmds / c, (double)denied / c);
+            (double)client_cmds / c, (double)denied / c, d->cpu_s * 1e6 / c, client_cpu_us);
     if (lost || not_granted)
         fprintf(stderr, "  leases lost %" PRIu64 ", waits ended without a grant %" PRIu64 "\n",
                 lost, not_granted);
@@ -256,9 +268,17 @@ int bench_lease_run(const bench_lease_opts *o)
         goto done;
     /* The "before" INFO is counted in "after"; the "after" one is not. */
     server_counts d = {after.total - before.total - 1, after.evalsha - before.evalsha,
-                       after.eval - before.eval, after.publish - before.publish};
+                       after.eval - before.eval, after.publish - before.publish,
+                       after.cpu_s - before.cpu_s};
     double per_cycle = counted && f.cycles > 0 ? (double)d.total / (double)f.cycles : NAN;
-    report(o, &f, per_cycle, &d, client_cmds, denied, lost, not_granted);
+    /* The children's CPU time, over every grant they recorded. */
+    struct rusage ru;
+    double client_cpu_us = NAN;
+    if (getrusage(RUSAGE_CHILDREN, &ru) == 0 && total > 0)
+        client_cpu_us = ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e6 +
+                        (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec;
+    client_cpu_us /= (double)total;
+    report(o, &f, per_cycle, &d, client_cmds, denied, lost, not_granted, client_cpu_us);
     rc = f.max_concurrent > o->limit ? BENCH_EXIT_FAIL : BENCH_EXIT_OK;
 done:
     for (int i = 0; i < forked; i++)

@@ -335,7 +335,7 @@ int bench_worker_main(const bench_lease_opts *o, bench_shm *h, int index, int go
     }
     for (int i = 0; i < p.nw; i++) {
         bworker *w = &p.w[i];
-        char err[256];
+        char err[sizeof(p.area->err)];
         w->p = &p;
         w->index = index * o->workers + i;
         snprintf(w->node, sizeof(w->node), "b%dw%d", index, i);

@@ -15,12 +15,18 @@
 # table is printed anyway.
 #
 # Knobs (environment): SFL_BENCH_RUNS (3), SFL_BENCH_CHECK_MS (2000),
-# SFL_BENCH_SCALE ("100:1000 1000:10000 10000:100000"), SFL_BENCH_SKIP_BUILD=1.
+# SFL_BENCH_SCALE ("100:1000 1000:10000 10000:100000"), SFL_BENCH_SKIP_BUILD=1,
+# SFL_BENCH_BUILD=DIR (build directory, default build-bench),
+# SFL_BENCH_ONLY=lease (the lease runs only), SFL_BENCH_COMPARE=PATH (another
+# sflimit-bench, e.g. built from an older tree: its lease runs alternate with
+# ours, on the same Redis, and get a column of their own).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build="$root/build-bench"
+build=${SFL_BENCH_BUILD:-"$root/build-bench"}
 runs=${SFL_BENCH_RUNS:-3}
+only=${SFL_BENCH_ONLY:-}
+compare=${SFL_BENCH_COMPARE:-}
 check_ms=${SFL_BENCH_CHECK_MS:-2000}
 scale_sizes=${SFL_BENCH_SCALE:-"100:1000 1000:10000 10000:100000"}
 out=${1:-"$build/bench-results/$(date -u +%Y%m%dT%H%M%SZ)"}
@@ -69,11 +75,14 @@ echo "run.sh: redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on po
 
 # run NAME ARGS...: one benchmark run; its JSON line goes to $out/NAME.jsonl.
 run() {
-    local name=$1
+    local name=$1 bin=$bench
     shift
-    echo "+ sflimit-bench $*" >>"$out/commands.txt"
-    echo "run.sh: $name: sflimit-bench $*" >&2
-    if ! "$bench" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.log"; then
+    if [ "$name" != "${name%-compare}" ]; then
+        bin=$compare
+    fi
+    echo "+ $bin $*" >>"$out/commands.txt"
+    echo "run.sh: $name: $(basename "$bin") $*" >&2
+    if ! "$bin" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.log"; then
         echo "run.sh: $name: FAILED (see $out/$name.log)" >&2
         failed=1
     fi
@@ -81,11 +90,15 @@ run() {
 
 for hold in 20 0; do
     for i in $(seq "$runs"); do
-        run "lease-hold$hold" lease --redis "$url" --procs 2 --workers 8 --limit 2 \
-            --hold-ms "$hold" --seconds 10
+        for suffix in "" ${compare:+-compare}; do
+            run "lease-hold$hold$suffix" lease --redis "$url" --procs 2 --workers 8 --limit 2 \
+                --hold-ms "$hold" --seconds 10
+        done
     done
 done
+[ "$only" = lease ] && scale_sizes=
 for i in $(seq "$runs"); do
+    [ "$only" = lease ] && break
     run makespan makespan --redis "$url" --nodes 3 --accounts 20 --streams 300 \
         --check-ms "$check_ms" --seed 1
 done
@@ -123,12 +136,26 @@ summary() {
     echo
     echo "Median (min-max) over $runs runs; commands in \`$out/commands.txt\`."
     echo
-    echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 0 |"
-    echo "|---|---|---|"
-    for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 \
+    if [ -n "$compare" ]; then
+        echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 20 ms, compare | hold 0 | hold 0, compare |"
+        echo "|---|---|---|---|---|"
+    else
+        echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 0 |"
+        echo "|---|---|---|"
+    fi
+    for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 wait_ms_max \
         jain_fairness max_concurrent_seen redis_commands_per_cycle; do
-        echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) | $(summary "$out/lease-hold0.jsonl" $f) |"
+        if [ -n "$compare" ]; then
+            echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) |" \
+                "$(summary "$out/lease-hold20-compare.jsonl" $f) |" \
+                "$(summary "$out/lease-hold0.jsonl" $f) |" \
+                "$(summary "$out/lease-hold0-compare.jsonl" $f) |"
+        else
+            echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) | $(summary "$out/lease-hold0.jsonl" $f) |"
+        fi
     done
+    [ -n "$compare" ] && echo && echo "compare: $compare"
+    [ "$only" = lease ] && exit 0
     echo
     echo "| makespan, 3 nodes x G 10, 20 accounts, 300 streams of $check_ms ms | |"
     echo "|---|---|"

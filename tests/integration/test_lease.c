@@ -738,3 +738,116 @@ Test(lease, timed_out_wait_withdraws_its_ticket)
     cr_assert_eq(in_use(23), 0, "the release handed the slot to a wait that was gone");
     tc_free(c);
 }
+
+static int waiters_are(void *arg)
+{
+    const long long *want = arg; /* {account, count} */
+    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:waiters", want[0]) == want[1];
+}
+
+/* A node dies with its ticket first in line: the slot freed for it is held
+ * only for the short hand-off time (a live node takes a handed slot over
+ * within milliseconds of the announcement), not for the ticket's lifetime.
+ * The next live waiter gets the slot soon after. */
+Test(lease, dead_waiters_ticket_holds_a_freed_slot_briefly)
+{
+    th_account(&redis, 24, 1);
+    tclient *h = tc_new("holder", 5000, 1000, 500);
+    tclient *l = tc_new("live", 5000, 1000, 500);
+    slot a, b;
+    ask(h, 24, 3000, &a);
+    got(&a, 3000);
+    /* The dead node's ticket lives 4 s (it asked, then crashed). */
+    redisReply *r = script("acquire", 24, "dead:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    ask(l, 24, -1, &b);
+    long long want[2] = {24, 2};
+    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the live node's ticket never queued");
+    int64_t t0 = th_now_ms();
+    sfl_lease_release(a.lease);
+    th_loop_for(base, 50);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:24}:holders dead:1"), 1,
+                 "the slot was not handed to the ticket first in line");
+    cr_assert(!b.done, "the live node took a slot handed to the dead node's ticket");
+    got(&b, 10000);
+    int64_t waited = th_now_ms() - t0;
+    cr_assert_lt(waited, 1000,
+                 "the live waiter got the slot %lld ms after its release: the dead node's "
+                 "ticket kept it",
+                 (long long)waited);
+    cr_assert_eq(in_use(24), 1);
+    sfl_lease_release(b.lease);
+    th_loop_for(base, 50);
+    tc_free(h);
+    tc_free(l);
+}
+
+/* Key expiry is pushed out only when it falls short, and then from what the
+ * keys hold: a key never expires before the latest deadline (or ticket) in
+ * it, whatever TTL another writer left on it. */
+Test(lease, keys_outlive_every_deadline_and_ticket)
+{
+    th_account(&redis, 25, 3);
+    redisReply *r = script("acquire", 25, "long:1", 60000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    /* Another writer (an older version, an operator) shortened the TTLs. */
+    freeReplyObject(th_redis(&redis, "PEXPIRE sfl:{a:25}:leases 2000"));
+    freeReplyObject(th_redis(&redis, "PEXPIRE sfl:{a:25}:holders 2000"));
+    freeReplyObject(th_redis(&redis, "PEXPIRE sfl:{a:25}:fence 2000"));
+    r = script("acquire", 25, "short:1", 1000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    const char *keys[] = {"leases", "holders", "fence"};
+    for (int i = 0; i < 3; i++) {
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:25}:%s", keys[i]);
+        cr_assert(ttl > 60000, "%s expires in %lld ms, before the 60 s lease's deadline", keys[i],
+                  ttl);
+    }
+    /* A queued ticket's keys get a TTL, longer than the ticket's life. */
+    freeReplyObject(script("acquire", 25, "third:1", 5000));
+    r = script("acquire", 25, "waiting:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    long long w = th_redis_int(&redis, "PTTL sfl:{a:25}:waiters");
+    long long x = th_redis_int(&redis, "PTTL sfl:{a:25}:waiters:exp");
+    cr_assert(w > 4000 && x > 4000, "ticket keys' TTLs %lld / %lld ms", w, x);
+    /* A release hands the slot to the ticket; every key still has a TTL. */
+    r = script("release", 25, "short:1", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:25}:holders waiting:1"), 1);
+    const char *all[] = {"leases", "holders", "fence"};
+    for (int i = 0; i < 3; i++)
+        cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:25}:%s", all[i]), 60000);
+    cr_assert_eq(th_redis_int(&redis, "PTTL sfl:{a:25}:conf"), -1);
+}
+
+/* A release with nobody queued announces nothing: every waiting node has a
+ * ticket queued, so there is nobody to wake. */
+static long long publish_calls(void)
+{
+    redisReply *r = th_redis(&redis, "INFO commandstats");
+    const char *p = strstr(r->str, "cmdstat_publish:calls=");
+    long long n = p ? atoll(p + strlen("cmdstat_publish:calls=")) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+Test(lease, release_with_nobody_queued_is_not_announced)
+{
+    th_account(&redis, 26, 1);
+    freeReplyObject(script("acquire", 26, "a:1", 5000));
+    long long before = publish_calls();
+    redisReply *r = script("release", 26, "a:1", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(publish_calls(), before, "a release with nobody queued was announced");
+    /* With a ticket queued, the release is announced (to its node). */
+    freeReplyObject(script("acquire", 26, "b:1", 5000));
+    freeReplyObject(script("acquire", 26, "c:1", 5000));
+    before = publish_calls();
+    freeReplyObject(script("release", 26, "b:1", 0));
+    cr_assert_eq(publish_calls(), before + 1, "the hand-off was not announced");
+}
