@@ -114,6 +114,7 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
             .renew_ms = conf->lease_renew_ms,
             .safety_ms = conf->lease_safety_ms,
             .recovery_ms = app->recovery_ms,
+            .handoff_ms = conf->lease_handoff_ms,
         };
         app->lim = sfl_limiter_new(app->base, app->store, &lo);
         if (!app->lim) {

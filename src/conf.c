@@ -156,6 +156,7 @@ static const numspec NS_NONNEG_INT64 = {1, 0, 0, MAX_SAFE_INT, 0}; /* >= 0 */
 static const numspec NS_GLOBAL_LIMIT = {1, 1, 0, INT_MAX, 0};
 static const numspec NS_RETRIES = {1, 0, 0, INT_MAX, 0};
 static const numspec NS_TTL = {1, 100, 0, TTL_MAX_MS, 1};
+static const numspec NS_HANDOFF = {1, 1, 0, 60000, 1};
 static const numspec NS_MAX_BODY = {1, 1024, 0, 64 * 1024 * 1024, 1};
 static const numspec NS_POS_NUM = {0, 0, 1, HUGE_VAL, 0};    /* > 0 */
 static const numspec NS_NONNEG_NUM = {0, 0, 0, HUGE_VAL, 0}; /* >= 0 */
@@ -458,6 +459,7 @@ static int validate(const sfl_conf *c, const ectx *e)
         check_num(e, "lease.ttl_ms", &NS_TTL, (double)c->lease_ttl_ms) < 0 ||
         check_num(e, "lease.renew_ms", &NS_POS_INT64, (double)c->lease_renew_ms) < 0 ||
         check_num(e, "lease.safety_ms", &NS_NONNEG_INT64, (double)c->lease_safety_ms) < 0 ||
+        check_num(e, "lease.handoff_ms", &NS_HANDOFF, (double)c->lease_handoff_ms) < 0 ||
         check_num(e, "http.max_body", &NS_MAX_BODY, (double)c->http_max_body) < 0)
         return -1;
 
@@ -565,6 +567,7 @@ sfl_conf *sfl_conf_new(void)
     c->lease_ttl_ms = 15000;
     c->lease_renew_ms = 5000;
     c->lease_safety_ms = 2000;
+    c->lease_handoff_ms = 250;
     c->acquire_timeout = 300;
     c->check_command = calloc(argc + 1, sizeof(char *));
     c->check_parser = strdup("ffmpeg");
@@ -633,8 +636,8 @@ static const char *const node_keys[] = {"shutdown_grace", "claim_idle", "batch_t
 static const char *const redis_keys[] = {"url", "password", "namespace", "connect_timeout_ms",
                                          NULL};
 static const char *const conc_keys[] = {"enabled", "global_limit", "stagger_delay", NULL};
-static const char *const lease_keys[] = {"ttl_ms", "renew_ms", "safety_ms", "acquire_timeout",
-                                         NULL};
+static const char *const lease_keys[] = {"ttl_ms",          "renew_ms",   "safety_ms",
+                                         "acquire_timeout", "handoff_ms", NULL};
 static const char *const account_keys[] = {"id", "name", "max_streams", NULL};
 static const char *const check_section_keys[] = {"command", "parser", "timeout", NULL};
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
@@ -788,7 +791,8 @@ static int parse_lease(const ectx *e, const cJSON *root, sfl_conf *c)
         (safety_set = get_int64(e, o, "safety_ms", "lease.safety_ms", &NS_NONNEG_INT64,
                                 &c->lease_safety_ms)) < 0 ||
         get_double(e, o, "acquire_timeout", "lease.acquire_timeout", &NS_NONNEG_NUM,
-                   &c->acquire_timeout) < 0)
+                   &c->acquire_timeout) < 0 ||
+        get_int64(e, o, "handoff_ms", "lease.handoff_ms", &NS_HANDOFF, &c->lease_handoff_ms) < 0)
         return -1;
     /* Unset timings follow the TTL, so a config that only shortens the TTL
      * stays valid; with the default TTL they are the documented 5000/2000. */

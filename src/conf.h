@@ -29,6 +29,7 @@ typedef struct sfl_conf {
     int64_t lease_ttl_ms;       /* 15000 */
     int64_t lease_renew_ms;     /* 5000 (if absent from the file: ttl/3) */
     int64_t lease_safety_ms;    /* 2000 (if absent from the file: min(2000, ttl/3)) */
+    int64_t lease_handoff_ms;   /* 250: a slot handed to a waiting node is kept for it this long */
     double acquire_timeout;     /* 300 seconds */
     sfl_account_conf *accounts;
     size_t naccounts;

@@ -54,6 +54,7 @@ typedef struct acct {
     size_t n, cap;
     int running;
     int asking;
+    int again;  /* a slot was announced for it while its ask was in flight */
     int parked;
     int in_ring;
     int64_t stalled_since; /* -1: not stalled */
@@ -310,6 +311,12 @@ static void on_try(const sfl_try_result *res, void *arg)
     case SFL_TRY_DENIED: {
         if (a->stalled_since < 0)
             a->stalled_since = sfl_mono_ms();
+        if (a->again) {
+            /* The denial crossed a release announced for it: ask again now. */
+            a->again = 0;
+            ring_push(a);
+            break;
+        }
         int64_t ms = res->retry_ms < s->opts.fallback_ms ? res->retry_ms : s->opts.fallback_ms;
         park(a, ms + (int64_t)(sfl_random64() % (uint64_t)(ms / 10 + 5)));
         break;
@@ -371,6 +378,7 @@ static void pump(sfl_sched *s)
             park(a, NOT_READY_MS); /* Redis away or leases being re-taken */
             continue;
         }
+        a->again = 0;
         a->asking = 1;
         s->asking++;
     }
@@ -393,6 +401,8 @@ sfl_sched *sfl_sched_new(struct event_base *base, sfl_limiter *lim, const sfl_sc
         s->opts.global_limit = 1;
     if (s->opts.fallback_ms <= 0)
         s->opts.fallback_ms = 1000;
+    if (s->opts.handoff_ms <= 0)
+        s->opts.handoff_ms = SFL_HANDOFF_MS;
     s->hooks = *hooks;
     s->accounts = sfl_idmap_new();
     s->gate = evtimer_new(base, on_gate, s);
@@ -493,11 +503,36 @@ void sfl_sched_kick(sfl_sched *s)
     pump(s);
 }
 
+/* Whether an ask could go out well within the time a handed slot is kept. */
+static int can_take_soon(const sfl_sched *s)
+{
+    if (s->running + s->asking >= s->opts.global_limit)
+        return 0;
+    if (s->opts.stagger_ms <= 0 || s->last_start_ms <= 0)
+        return 1;
+    int64_t gate = s->last_start_ms + s->opts.stagger_ms - sfl_mono_ms();
+    return gate < s->opts.handoff_ms / 2;
+}
+
+/* A slot of the account was freed ("ticket" NULL) or handed to a ticket. */
 static void on_release_seen(long long account, const char *ticket, void *arg)
 {
     sfl_sched *s = arg;
     acct *a = sfl_idmap_get(s->accounts, account);
-    if (a && a->parked && (!ticket || strcmp(ticket, a->ticket) == 0)) {
+    if (!a || (ticket && strcmp(ticket, a->ticket) != 0))
+        return;
+    if (a->asking) {
+        a->again = 1; /* its answer may be a denial from before the release */
+        return;
+    }
+    if (ticket && !can_take_soon(s)) {
+        /* The slot is held for our ticket, but every global slot here is
+         * busy, or the stagger gate stays shut longer than the slot is kept:
+         * pass it on to the next node in line rather than keep it idle. The
+         * account asks again (at the back) when it can start. */
+        drop_ticket(a);
+    }
+    if (a->parked) {
         unpark(a);
         pump(s);
     }

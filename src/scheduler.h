@@ -24,6 +24,7 @@ typedef struct sfl_sched_opts {
     int64_t stagger_ms;         /* at least this long between two starts */
     int64_t acquire_timeout_ms; /* an account without a grant this long: its jobs get NoSlot */
     int64_t fallback_ms;        /* longest sleep of a denied account; default 1000 */
+    int64_t handoff_ms;         /* how long a slot handed to us is kept; default 250 */
 } sfl_sched_opts;
 
 typedef struct sfl_sched_hooks {

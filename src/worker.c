@@ -156,6 +156,7 @@ sfl_worker *sfl_worker_new(sfl_app *app, sfl_worker_done_fn *fn, void *arg)
     sfl_sched_opts so = {
         .global_limit = conf->concurrent_enabled ? conf->global_limit : 1,
         .stagger_ms = (int64_t)llround(conf->stagger_delay * 1000),
+        .handoff_ms = conf->lease_handoff_ms,
         .acquire_timeout_ms = (int64_t)llround(conf->acquire_timeout * 1000),
     };
     sfl_sched_hooks hooks = {on_start, on_drop, w};

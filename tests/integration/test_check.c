@@ -54,25 +54,29 @@ typedef struct cfg {
     const char *parser;     /* NULL: "none" */
     const char *extra;      /* more top-level members, ", \"k\": v" */
     int retries;            /* stream_analysis.retries */
+    const char *node_id;    /* NULL: "t1" */
+    const char *lease;      /* more members of "lease", ", \"k\": v" */
+    const char *file;       /* NULL: "sflimit.json" */
 } cfg;
 
 static void write_config(const cfg *c, char *path, size_t len)
 {
     char text[4096];
     snprintf(text, sizeof(text),
-             "{\"node_id\": \"t1\",\n"
+             "{\"node_id\": \"%s\",\n"
              " \"redis\": {\"url\": \"%s\"},\n"
              " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500,"
-             " \"acquire_timeout\": %g},\n"
+             " \"acquire_timeout\": %g%s},\n"
              " \"concurrent_streams\": {\"global_limit\": %d, \"stagger_delay\": 0},\n"
              " \"stream_analysis\": {\"ffmpeg_duration\": 1, \"retries\": %d},\n"
              " \"accounts\": %s,\n"
              " \"check\": {\"command\": %s, \"parser\": \"%s\", \"timeout\": %g}%s}\n",
-             redis.url, c->acquire_timeout > 0 ? c->acquire_timeout : 30,
+             c->node_id ? c->node_id : "t1", redis.url,
+             c->acquire_timeout > 0 ? c->acquire_timeout : 30, c->lease ? c->lease : "",
              c->global_limit > 0 ? c->global_limit : 10, c->retries, c->accounts ? c->accounts : "[]",
              c->command ? c->command : CURL_CMD, c->parser ? c->parser : "none",
              c->check_timeout > 0 ? c->check_timeout : 30, c->extra ? c->extra : "");
-    th_write_file(dir, "sflimit.json", text, path, len);
+    th_write_file(dir, c->file ? c->file : "sflimit.json", text, path, len);
 }
 
 typedef struct sbuf {
@@ -941,4 +945,94 @@ Test(check, retried_check_sets_each_field_once)
     cr_expect_eq(num_of(r.v[0], "attempts"), 3);
     free_results(&r);
     free(text);
+}
+
+typedef struct holder_arg {
+    long long account;
+    const char *node;
+    int min;
+} holder_arg;
+
+/* At least min of the account's slots are held by node ("node" in holders). */
+static int node_holds(void *p)
+{
+    holder_arg *h = p;
+    redisReply *r = th_redis(&redis, "HVALS sfl:{a:%lld}:holders", h->account);
+    int n = 0;
+    char want[64];
+    snprintf(want, sizeof(want), "\"node\":\"%s\"", h->node);
+    for (size_t i = 0; r && i < r->elements; i++)
+        n += r->element[i]->str && strstr(r->element[i]->str, want) != NULL;
+    freeReplyObject(r);
+    return n >= h->min;
+}
+
+static int waiters_at_least(void *p)
+{
+    holder_arg *h = p;
+    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:waiters", h->account) >= h->min;
+}
+
+/* A slot handed to a node whose global slots are all busy is passed on at
+ * once, not kept idle for it. Node x (global_limit 1) queues for account 1,
+ * then runs a 6 s check of account 2; node y queues for account 1 after it.
+ * When account 1's holder lets go, its slot goes to x's ticket first: x is
+ * full and must give it on, so y runs account 1 while x's check of account 2
+ * still runs. (Kept for x instead, with lease.handoff_ms 20000, y would wait
+ * until x's check ended and x's own check of account 1 after it.) */
+Test(check, handoff_to_a_full_node_is_passed_on)
+{
+    th_account(&redis, 1, 1);
+    th_account(&redis, 2, 1);
+    const char *accounts = "[{\"id\": 1, \"max_streams\": 1}, {\"id\": 2, \"max_streams\": 1}]";
+    const char *sleep6 = "[\"sleep\", \"6\"]";
+    char cz[256], cx[256], cy[256], sx[256], sy[256];
+    /* The releaser's handoff_ms sets how long a handed slot is kept. */
+    write_config(&(cfg){.accounts = accounts, .node_id = "z", .file = "z.json",
+                        .lease = ", \"handoff_ms\": 20000"},
+                 cz, sizeof(cz));
+    write_config(&(cfg){.accounts = accounts, .node_id = "x", .file = "x.json", .global_limit = 1,
+                        .command = sleep6, .lease = ", \"handoff_ms\": 20000"},
+                 cx, sizeof(cx));
+    write_config(&(cfg){.accounts = accounts, .node_id = "y", .file = "y.json", .command = sleep6,
+                        .lease = ", \"handoff_ms\": 20000"},
+                 cy, sizeof(cy));
+    th_write_file(dir, "x-streams.json",
+                  "[{\"id\": 1, \"url\": \"http://h/1\", \"m3u_account\": 1},"
+                  " {\"id\": 2, \"url\": \"http://h/2\", \"m3u_account\": 2}]",
+                  sx, sizeof(sx));
+    th_write_file(dir, "y-streams.json",
+                  "[{\"id\": 3, \"url\": \"http://h/3\", \"m3u_account\": 1}]", sy, sizeof(sy));
+
+    char zerr[256];
+    snprintf(zerr, sizeof(zerr), "%s/z.err", dir);
+    const char *zargv[] = {SFL_BIN, "exec", "-c", cz, "-a", "1", "--", "sleep", "2", NULL};
+    pid_t z = th_spawn((char *const *)zargv, NULL, zerr);
+    holder_arg z1 = {1, "z", 1};
+    cr_assert(th_until(node_holds, &z1, 20000), "z never held account 1");
+
+    pid_t x = start_check(cx, sx);
+    char xerr[256];
+    snprintf(xerr, sizeof(xerr), "%s", err_path);
+    holder_arg x2 = {2, "x", 1}, w1 = {1, NULL, 1};
+    cr_assert(th_until(node_holds, &x2, 20000), "x never ran account 2");
+    cr_assert(th_until(waiters_at_least, &w1, 20000), "x is not queued for account 1");
+
+    pid_t y = start_check(cy, sy);
+    holder_arg w2 = {1, NULL, 2};
+    cr_assert(th_until(waiters_at_least, &w2, 20000), "y is not queued behind x");
+    cr_assert(node_holds(&x2), "x's check of account 2 ended before the test could start");
+
+    holder_arg y1 = {1, "y", 1};
+    cr_assert(th_until(node_holds, &y1, 30000), "y never got account 1");
+    int x_still_running = node_holds(&x2);
+    cr_expect(x_still_running,
+              "y got account 1 only after x's check of account 2 ended: the slot handed to "
+              "full node x was kept for it");
+
+    cr_assert_eq(th_wait(z, 30000) >= 0, 1, "exec z did not end");
+    cr_assert_eq(wait_check(y), 0, "y: %s", err_text());
+    snprintf(err_path, sizeof(err_path), "%s", xerr);
+    cr_assert_eq(wait_check(x), 0, "x: %s", err_text());
+    cr_assert_eq(leases_of(1), 0);
 }

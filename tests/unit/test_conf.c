@@ -91,6 +91,7 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
     I("lease.ttl_ms", c->lease_ttl_ms);
     I("lease.renew_ms", c->lease_renew_ms);
     I("lease.safety_ms", c->lease_safety_ms);
+    I("lease.handoff_ms", c->lease_handoff_ms);
     D("lease.acquire_timeout", c->acquire_timeout);
     S("check.parser", c->check_parser);
     D("check.timeout", c->check_timeout);
@@ -247,6 +248,8 @@ static const struct bad_case bad_cases[] = {
     {"{\"http\": {\"token\": \"a b\"}}", "http.token", "spaces"},
     {"{\"http\": {\"token\": 42}}", "http.token", "expected a string or null, got 42"},
     {"{\"http\": {\"max_body\": 1023}}", "http.max_body", "1024"},
+    {"{\"lease\": {\"handoff_ms\": 0}}", "lease.handoff_ms", "between 1 and 60000, got 0"},
+    {"{\"lease\": {\"handoff_ms\": 60001}}", "lease.handoff_ms", "60000"},
     {"{\"http\": {\"max_body\": 1e12}}", "http.max_body", "67108864"},
     {"{\"http\": {\"max_body\": \"1M\"}}", "http.max_body", "expected"},
     {"{\"dispatcharr\": {\"url\": \"ftp://x\"}}", "dispatcharr.url", "http:// or https://"},
