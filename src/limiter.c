@@ -928,6 +928,20 @@ int sfl_limiter_held_for(const sfl_limiter *lim, long long account)
     return n;
 }
 
+void sfl_limiter_each_held(const sfl_limiter *lim,
+                           void (*fn)(long long account, int held, void *arg), void *arg)
+{
+    for (const sfl_lease *l = lim->leases; l; l = l->next) {
+        if (l->lost)
+            continue;
+        int first = 1; /* the account's first live lease in the list */
+        for (const sfl_lease *e = lim->leases; e != l && first; e = e->next)
+            first = !(e->account == l->account && !e->lost);
+        if (first)
+            fn(l->account, sfl_limiter_held_for(lim, l->account), arg);
+    }
+}
+
 void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out)
 {
     *out = lim->stats;

@@ -135,6 +135,10 @@ int sfl_limiter_pending_releases(const sfl_limiter *lim);
 int sfl_limiter_held(const sfl_limiter *lim);
 /* Leases held here for one account. */
 int sfl_limiter_held_for(const sfl_limiter *lim, long long account);
+/* Calls fn once per account with leases held here (scheduler's and sidecar
+ * clients' alike), with their count. */
+void sfl_limiter_each_held(const sfl_limiter *lim,
+                           void (*fn)(long long account, int held, void *arg), void *arg);
 
 typedef struct sfl_limiter_stats {
     uint64_t acquired, denied, lost, renew_failed, retaken, released;

@@ -359,15 +359,20 @@ typedef struct held_ctx {
     struct evbuffer *out;
 } held_ctx;
 
-static void held_sample(const sfl_sched_account *a, void *arg)
+static void held_sample(long long account, int held, void *arg)
 {
     held_ctx *c = arg;
-    if (a->account < 0)
-        return;
     char labels[48];
-    snprintf(labels, sizeof(labels), "account=\"%lld\"", a->account);
-    sfl_metrics_sample(c->out, "sfl_leases_held", labels,
-                       sfl_limiter_held_for(c->n->app.lim, a->account));
+    snprintf(labels, sizeof(labels), "account=\"%lld\"", account);
+    sfl_metrics_sample(c->out, "sfl_leases_held", labels, held);
+}
+
+/* Accounts with work here but no lease now: shown as 0. */
+static void idle_sample(const sfl_sched_account *a, void *arg)
+{
+    held_ctx *c = arg;
+    if (a->account >= 0 && sfl_limiter_held_for(c->n->app.lim, a->account) == 0)
+        held_sample(a->account, 0, arg);
 }
 
 static void node_metrics(struct evbuffer *out, void *arg)
@@ -377,7 +382,8 @@ static void node_metrics(struct evbuffer *out, void *arg)
     sfl_limiter_get_stats(n->app.lim, &ls);
     sfl_metrics_family(out, "sfl_leases_held", "gauge", "leases this node holds now");
     held_ctx hc = {n, out};
-    sfl_sched_each_account(sfl_worker_sched(n->worker), held_sample, &hc);
+    sfl_limiter_each_held(n->app.lim, held_sample, &hc);
+    sfl_sched_each_account(sfl_worker_sched(n->worker), idle_sample, &hc);
     const struct {
         const char *name, *help;
         uint64_t v;

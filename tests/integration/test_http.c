@@ -600,6 +600,7 @@ Test(http, metrics_in_prometheus_text)
         "\nsfl_account_in_use{account=\"3\"} 1\n",
         "\nsfl_redis_up 1\n",
         "\nsfl_sidecar_leases 1\n",
+        "\nsfl_leases_held{account=\"3\"} 1\n", /* held by a sidecar client only */
         "# TYPE sfl_checks_total counter\n",
         "\nsfl_checks_total{status=\"OK\"} 0\n",
         "# TYPE sfl_lease_wait_seconds histogram\n",
@@ -654,6 +655,7 @@ Test(http, metrics_in_prometheus_text)
         "\nsfl_account_in_use{account=\"3\"} 2\n",
         "\nsfl_leases_acquired_total 2\n",
         "\nsfl_sidecar_leases 2\n",
+        "\nsfl_leases_held{account=\"3\"} 2\n",
     };
     for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++)
         cr_assert(strstr(r.body, after[i]), "/metrics lacks \"%s\":\n%s", after[i], r.body);
