@@ -46,6 +46,7 @@ typedef struct conn {
     int is_sub;
     int ready;
     int loads_pending; /* setup replies still owed before ready */
+    int setup_failed;  /* Redis refused the setup (AUTH...): errstr says why */
     int pending;       /* replies owed */
     int64_t last_progress_ms;
     int64_t connect_started_ms;
@@ -405,8 +406,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     conn *c = ac->data;
     if (ac != c->ac)
         return;
-    char why[200];
-    snprintf(why, sizeof(why), "disconnected: %s", status == REDIS_OK ? "closed" : ac->errstr);
+    char why[256];
+    if (c->setup_failed) /* keep Redis's reason (WRONGPASS...), not "closed" */
+        snprintf(why, sizeof(why), "%s", c->st->errstr);
+    else
+        snprintf(why, sizeof(why), "disconnected: %s", status == REDIS_OK ? "closed" : ac->errstr);
+    c->setup_failed = 0;
     conn_lost(c, why);
 }
 
@@ -436,10 +441,13 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!rep || ac != c->ac)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
+        if (c->setup_failed)
+            return; /* the commands pipelined after a refused AUTH say NOAUTH */
         char why[200];
         snprintf(why, sizeof(why), "%s", rep->str);
         sfl_warn("redis: setup failed: %s", why);
         snprintf(c->st->errstr, sizeof(c->st->errstr), "%s", why);
+        c->setup_failed = 1;
         redisAsyncDisconnect(ac); /* on_disconnect schedules the next try */
         return;
     }

@@ -829,6 +829,9 @@ Test(faults, redis_auth_password_and_acl_user)
     cr_assert(err && (strstr(err, "WRONGPASS") || strstr(err, "invalid password")),
               "stderr does not carry Redis's auth error:\n%s", err ? err : "");
     cr_assert_null(strstr(err, "wrongPW77"), "stderr carries the password:\n%s", err);
+    /* The last word is Redis's reason, not "disconnected: closed". */
+    const char *last = strstr(err, "cannot reach Redis: ");
+    cr_assert(last && strstr(last, "WRONGPASS"), "the final message lacks the reason:\n%s", err);
     free(err);
     th_redis_stop(&redis);
 
