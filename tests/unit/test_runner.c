@@ -355,6 +355,19 @@ static int term_ignored(pid_t pid)
     return (mask & (1ULL << (SIGTERM - 1))) != 0;
 }
 
+/* Runs the loop until pid ignores SIGTERM, and a moment more (so that sh has
+ * started its sleep, which inherits the ignored TERM). */
+static void wait_term_ignored(struct event_base *base, pid_t pid)
+{
+    int ready = 0;
+    for (int i = 0; i < 500 && !(ready = term_ignored(pid)); i++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(10000);
+    }
+    cr_assert(ready, "sh never ignored SIGTERM");
+    loop_for(base, 50);
+}
+
 Test(runner, sigkill_after_grace_when_sigterm_is_ignored)
 {
     struct event_base *base = event_base_new();
@@ -369,13 +382,7 @@ Test(runner, sigkill_after_grace_when_sigterm_is_ignored)
     cr_assert_not_null(c, "%s", err);
     pid_t pid = sfl_child_pid(c);
     /* Stop only once the trap is in place, or SIGTERM alone would do. */
-    int ready = 0;
-    for (int i = 0; i < 500 && !(ready = term_ignored(pid)); i++) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        usleep(10000);
-    }
-    cr_assert(ready, "sh never ignored SIGTERM");
-    loop_for(base, 50); /* let sh start sleep (it inherits the ignored TERM) */
+    wait_term_ignored(base, pid);
 
     int64_t t0 = sfl_mono_ms();
     sfl_child_stop(c, SFL_STOP_REQUESTED);
@@ -406,13 +413,7 @@ Test(runner, stop_within_brings_the_kill_closer)
     sfl_child *c = sfl_runner_spawn(r, &o, on_done, &d, err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
     pid_t pid = sfl_child_pid(c);
-    int ready = 0;
-    for (int i = 0; i < 500 && !(ready = term_ignored(pid)); i++) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        usleep(10000);
-    }
-    cr_assert(ready, "sh never ignored SIGTERM");
-    loop_for(base, 50);
+    wait_term_ignored(base, pid);
 
     sfl_child_stop(c, SFL_STOP_REQUESTED);
     loop_for(base, 100);
