@@ -33,7 +33,7 @@ static sfl_test_provider provider;
 static char dir[128];
 static char results_path[256], err_path[256];
 static int runs;
-static pid_t child; /* the sflimit of the test, killed by teardown if a test failed early */
+static pid_t child;  /* the sflimit of the test, killed by teardown if a test failed early */
 static pid_t child2; /* a second sflimit */
 static pid_t proxy;  /* the partition proxy */
 
@@ -102,8 +102,8 @@ static void write_config(const cfg *c, char *path, size_t len)
              " \"accounts\": %s,\n"
              " \"check\": {\"command\": " CURL_CMD ", \"parser\": \"none\", \"timeout\": 60}}\n",
              c->node_id ? c->node_id : "f1", c->url ? c->url : redis.url,
-             c->lease ? c->lease : LEASE,
-             c->acquire_timeout > 0 ? c->acquire_timeout : 60, c->accounts ? c->accounts : "[]");
+             c->lease ? c->lease : LEASE, c->acquire_timeout > 0 ? c->acquire_timeout : 60,
+             c->accounts ? c->accounts : "[]");
     th_write_file(dir, c->name ? c->name : "sflimit.json", text, path, len);
 }
 
@@ -216,97 +216,24 @@ static int wait_check(pid_t pid)
 
 /*--- Results ---------------------------------------------------------------*/
 
-#define MAX_RESULTS 64
-
-typedef struct results {
-    cJSON *v[MAX_RESULTS];
-    int n;
-} results;
-
-static void read_results(results *r)
-{
-    memset(r, 0, sizeof(*r));
-    char *text = th_read_file(results_path);
-    cr_assert_not_null(text, "no results file %s", results_path);
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (!*line)
-            continue;
-        cJSON *o = cJSON_Parse(line);
-        cr_assert(cJSON_IsObject(o), "result line is not a JSON object: %s", line);
-        cr_assert_lt(r->n, MAX_RESULTS, "too many result lines");
-        r->v[r->n++] = o;
-    }
-    free(text);
-}
-
-static void free_results(results *r)
-{
-    for (int i = 0; i < r->n; i++)
-        cJSON_Delete(r->v[i]);
-    r->n = 0;
-}
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static double num_of(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(cJSON_IsNumber(v), "result member %s is not a number", key);
-    return v->valuedouble;
-}
-
-static long long id_of(const cJSON *o)
-{
-    return (long long)num_of(o, "stream_id");
-}
-
-static int has_status(const cJSON *o, const char *status)
-{
-    const char *s = str_of(o, "status");
-    return s && strcmp(s, status) == 0;
-}
-
-static cJSON *result_for(const results *r, long long id)
-{
-    cJSON *found = NULL;
-    for (int i = 0; i < r->n; i++) {
-        if (id_of(r->v[i]) != id)
-            continue;
-        cr_assert_null(found, "stream %lld has more than one result", id);
-        found = r->v[i];
-    }
-    cr_assert_not_null(found, "stream %lld has no result", id);
-    return found;
-}
+typedef th_results results;
 
 /* Exactly one result for each of the ids 1..n, none for anything else. */
 static void expect_one_each(const results *r, int n)
 {
     cr_assert_eq(r->n, n, "%d results for %d streams; stderr:\n%s", r->n, n, err_text());
     for (int i = 1; i <= n; i++)
-        result_for(r, i);
-}
-
-static int count_status(const results *r, const char *status)
-{
-    int n = 0;
-    for (int i = 0; i < r->n; i++)
-        n += has_status(r->v[i], status);
-    return n;
+        th_result_for(r, i);
 }
 
 /* Every result has one of the two statuses (b may be NULL). */
 static void expect_statuses(const results *r, const char *a, const char *b)
 {
     for (int i = 0; i < r->n; i++)
-        cr_assert(has_status(r->v[i], a) || (b && has_status(r->v[i], b)),
-                  "stream %lld: status %s (error: %s); stderr:\n%s", id_of(r->v[i]),
-                  str_of(r->v[i], "status"),
-                  str_of(r->v[i], "error") ? str_of(r->v[i], "error") : "null", err_text());
+        cr_assert(th_has_status(r->v[i], a) || (b && th_has_status(r->v[i], b)),
+                  "stream %lld: status %s (error: %s); stderr:\n%s", th_id_of(r->v[i]),
+                  th_str_of(r->v[i], "status"),
+                  th_str_of(r->v[i], "error") ? th_str_of(r->v[i], "error") : "null", err_text());
 }
 
 /*--- Looking at Redis and the provider -------------------------------------*/
@@ -318,8 +245,8 @@ static redisContext *rconnect(const char *user, const char *pass)
     redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
     cr_assert(c && !c->err, "connect to redis :%d failed", redis.port);
     if (pass) {
-        redisReply *r = user ? redisCommand(c, "AUTH %s %s", user, pass)
-                             : redisCommand(c, "AUTH %s", pass);
+        redisReply *r =
+            user ? redisCommand(c, "AUTH %s %s", user, pass) : redisCommand(c, "AUTH %s", pass);
         cr_assert(r && r->type == REDIS_REPLY_STATUS, "AUTH failed: %s",
                   r && r->str ? r->str : "no reply");
         freeReplyObject(r);
@@ -499,10 +426,10 @@ Test(faults, redis_restart_mid_batch)
     int rc = wait_check(pid);
     cr_assert_eq(rc, 0, "exit %d; stderr:\n%s", rc, err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, 12);
     expect_statuses(&r, "OK", "LeaseLost");
-    int ok = count_status(&r, "OK"), lost = count_status(&r, "LeaseLost");
+    int ok = th_count_status(&r, "OK"), lost = th_count_status(&r, "LeaseLost");
     expect_provider_clean("x", 2);
     cr_assert_eq(conf_field(1, "max_streams"), 2, "the account's conf was not restored");
     cr_assert_gt(conf_field(1, "recover_until_ms"), 0, "no recovery window was opened");
@@ -515,9 +442,9 @@ Test(faults, redis_restart_mid_batch)
     summary("redis_restart_mid_batch",
             "12 streams, limit 2, restart with 2 running (down %lld ms): OK %d, LeaseLost %d, "
             "violations %lld, max_seen %lld, first new check %lld ms after the restart",
-            (long long)(t_up - t_kill), ok, lost, stat_of("violations"), stat_of("users.x.max_seen"),
-            (long long)first_new);
-    free_results(&r);
+            (long long)(t_up - t_kill), ok, lost, stat_of("violations"),
+            stat_of("users.x.max_seen"), (long long)first_new);
+    th_results_free(&r);
 }
 
 /*--- 2. SCRIPT FLUSH mid-batch ---------------------------------------------*/
@@ -562,7 +489,7 @@ Test(faults, script_flush_mid_batch)
     int rc = wait_check(pid);
     cr_assert_eq(rc, 0, "exit %d; stderr:\n%s", rc, err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, 12);
     expect_statuses(&r, "OK", NULL);
     expect_provider_clean("x", 2);
@@ -578,8 +505,8 @@ Test(faults, script_flush_mid_batch)
             "12 streams, limit 2, SCRIPT FLUSH with 2 running: OK %d, LeaseLost 0, NOSCRIPT "
             "answers %lld, EVAL reloads %lld, reconnects 0, violations %lld, 2 more checks "
             "started %lld ms after the flush",
-            count_status(&r, "OK"), noscript, evals, stat_of("violations"), (long long)next_two);
-    free_results(&r);
+            th_count_status(&r, "OK"), noscript, evals, stat_of("violations"), (long long)next_two);
+    th_results_free(&r);
 }
 
 /*--- 3. Redis frozen longer than the TTL -----------------------------------*/
@@ -620,18 +547,20 @@ Test(faults, frozen_redis_longer_than_ttl)
         usleep(10000);
     kill(redis.pid, SIGCONT);
     int64_t frozen_ms = th_now_ms() - t_freeze;
-    cr_assert_neq(t_zero, -1, "%lld check(s) still had their connection after %lld ms of frozen "
-                  "Redis (TTL 3000 ms)", cur, (long long)frozen_ms);
+    cr_assert_neq(t_zero, -1,
+                  "%lld check(s) still had their connection after %lld ms of frozen "
+                  "Redis (TTL 3000 ms)",
+                  cur, (long long)frozen_ms);
     cr_assert_lt(t_zero, deadline,
                  "the checks were stopped %lld ms after their leases' deadline in Redis",
                  (long long)(t_zero - deadline));
     int rc = wait_check(pid);
     cr_assert_eq(rc, 0, "exit %d; stderr:\n%s", rc, err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, 4);
     expect_statuses(&r, "OK", "LeaseLost");
-    int lost = count_status(&r, "LeaseLost");
+    int lost = th_count_status(&r, "LeaseLost");
     cr_assert_eq(lost, 2, "%d LeaseLost, expected the 2 checks running during the freeze", lost);
     expect_provider_clean("x", 2);
     cr_assert_eq(stat_of("users.x.total"), 4, "the two waiting streams did not run after CONT");
@@ -641,9 +570,9 @@ Test(faults, frozen_redis_longer_than_ttl)
             "4 streams, limit 2, Redis frozen %lld ms (TTL 3000): LeaseLost %d, OK %d, "
             "connections closed %lld ms into the freeze, %lld ms before the leases' deadline "
             "in Redis, violations %lld",
-            (long long)frozen_ms, lost, count_status(&r, "OK"), (long long)(t_zero - t_freeze),
+            (long long)frozen_ms, lost, th_count_status(&r, "OK"), (long long)(t_zero - t_freeze),
             (long long)(deadline - t_zero), stat_of("violations"));
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /*--- 4. Slow Redis: renewals late but in time ------------------------------*/
@@ -674,8 +603,7 @@ Test(faults, slow_redis_renewals)
         int64_t t = th_now_ms();
         redisReply *d = th_redis(&redis, "DEBUG SLEEP 1");
         slept[i] = th_now_ms() - t;
-        cr_assert_eq(d->type, REDIS_REPLY_STATUS, "DEBUG SLEEP refused: %s",
-                     d->str ? d->str : "?");
+        cr_assert_eq(d->type, REDIS_REPLY_STATUS, "DEBUG SLEEP refused: %s", d->str ? d->str : "?");
         freeReplyObject(d);
         cr_assert_geq(slept[i], 900, "DEBUG SLEEP 1 took only %lld ms", (long long)slept[i]);
     }
@@ -688,7 +616,7 @@ Test(faults, slow_redis_renewals)
     int rc = wait_check(pid);
     cr_assert_eq(rc, 0, "exit %d; stderr:\n%s", rc, err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, 3);
     expect_statuses(&r, "OK", NULL);
     expect_provider_clean("x", 1);
@@ -696,9 +624,9 @@ Test(faults, slow_redis_renewals)
     summary("slow_redis_renewals",
             "3 streams, limit 1, Redis blocked %lld+%lld+%lld ms while a check ran: OK %d, "
             "LeaseLost 0, lease deadline moved %lld ms, violations %lld",
-            (long long)slept[0], (long long)slept[1], (long long)slept[2], count_status(&r, "OK"),
-            score_after - score_before, stat_of("violations"));
-    free_results(&r);
+            (long long)slept[0], (long long)slept[1], (long long)slept[2],
+            th_count_status(&r, "OK"), score_after - score_before, stat_of("violations"));
+    th_results_free(&r);
 }
 
 /*--- 5. A key of the wrong type --------------------------------------------*/
@@ -731,16 +659,17 @@ Test(faults, wrongtype_key)
               WIFSIGNALED(st) ? WTERMSIG(st) : 0, err_text());
     cr_assert_eq(WEXITSTATUS(st), 0, "exit %d; stderr:\n%s", WEXITSTATUS(st), err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, 2);
-    cJSON *bad = result_for(&r, 1), *good = result_for(&r, 2);
-    cr_assert(has_status(bad, "NoSlot"), "account 9's stream: %s (error: %s)",
-              str_of(bad, "status"), str_of(bad, "error") ? str_of(bad, "error") : "null");
-    const char *e = str_of(bad, "error");
+    cJSON *bad = th_result_for(&r, 1), *good = th_result_for(&r, 2);
+    cr_assert(th_has_status(bad, "NoSlot"), "account 9's stream: %s (error: %s)",
+              th_str_of(bad, "status"), th_str_of(bad, "error") ? th_str_of(bad, "error") : "null");
+    const char *e = th_str_of(bad, "error");
     cr_assert(e && strstr(e, "WRONGTYPE"), "the NoSlot error does not name WRONGTYPE: %s",
               e ? e : "null");
-    cr_assert(has_status(good, "OK"), "account 8's stream: %s (error: %s)", str_of(good, "status"),
-              str_of(good, "error") ? str_of(good, "error") : "null");
+    cr_assert(th_has_status(good, "OK"), "account 8's stream: %s (error: %s)",
+              th_str_of(good, "status"),
+              th_str_of(good, "error") ? th_str_of(good, "error") : "null");
     cr_assert_eq(stat_of("users.n.total"), 0, "account 9's stream reached the provider");
     cr_assert_eq(stat_of("users.e.total"), 1);
     expect_provider_clean("e", 1);
@@ -751,7 +680,7 @@ Test(faults, wrongtype_key)
             "string at sfl:{a:9}:leases: account 9 NoSlot (\"%.80s\"), account 8 OK, exit 0 in "
             "%lld ms, violations %lld",
             e, (long long)took, stat_of("violations"));
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /*--- 6. Results cannot be written ------------------------------------------*/
@@ -811,8 +740,8 @@ Test(faults, redis_auth_password_and_acl_user)
     write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]"}, config, sizeof(config));
     snprintf(url, sizeof(url), "redis://:pw1@127.0.0.1:%d/0", redis.port);
     snprintf(bad, sizeof(bad), "redis://:wrongPW77@127.0.0.1:%d/0", redis.port);
-    const char *ex[] = {SFL_BIN, "exec", "-c", config, "-a", "1", "--redis", url, "--", "true",
-                        NULL};
+    const char *ex[] = {SFL_BIN,   "exec", "-c", config, "-a", "1",
+                        "--redis", url,    "--", "true", NULL};
     int rc = run_cmd(ex, 0);
     cr_assert_eq(rc, 0, "exec with the password: exit %d; stderr:\n%s", rc, err_text());
     cr_assert_gt(rint_auth(NULL, "pw1", "GET sfl:{a:1}:fence"), 0, "exec took no lease");
@@ -848,8 +777,8 @@ Test(faults, redis_auth_password_and_acl_user)
     cr_assert_eq(no->type, REDIS_REPLY_ERROR, "the default user still works");
     freeReplyObject(no);
     snprintf(url, sizeof(url), "redis://sfluser:pw2@127.0.0.1:%d/0", redis.port);
-    const char *ex2[] = {SFL_BIN, "exec", "-c", config, "-a", "1", "--redis", url, "--", "true",
-                         NULL};
+    const char *ex2[] = {SFL_BIN,   "exec", "-c", config, "-a", "1",
+                         "--redis", url,    "--", "true", NULL};
     rc = run_cmd(ex2, 3);
     cr_assert_eq(rc, 0, "exec as the ACL user: exit %d; stderr:\n%s", rc, err_text());
     cr_assert_gt(rint_auth("sfluser", "pw2", "GET sfl:{a:1}:fence"), 0, "exec took no lease");
@@ -899,10 +828,10 @@ Test(faults, kill9_rounds, .timeout = 900)
         int rc = wait_check(start_check(config, streams));
         cr_assert_eq(rc, 0, "round %d: second node exit %d; stderr:\n%s", round, rc, err_text());
         results r;
-        read_results(&r);
+        th_results_read(&r, results_path);
         expect_one_each(&r, 4);
         expect_statuses(&r, "OK", NULL);
-        long long wait = (long long)num_of(r.v[0], "lease_wait_ms");
+        long long wait = (long long)th_num_of(r.v[0], "lease_wait_ms");
         if (held > 0)
             cr_assert_geq(t_second + wait, dead_deadline - 300,
                           "round %d: the second node got the slot %lld ms before the dead "
@@ -912,10 +841,11 @@ Test(faults, kill9_rounds, .timeout = 900)
         wait_min = wait_min < 0 || wait < wait_min ? wait : wait_min;
         wait_max = wait > wait_max ? wait : wait_max;
         wait_sum += wait;
-        summary("kill9_rounds", "round %d: killed after %d ms holding %lld lease(s); second node "
+        summary("kill9_rounds",
+                "round %d: killed after %d ms holding %lld lease(s); second node "
                 "4 OK, first slot after %lld ms, violations %lld",
                 round, delay, held, wait, stat_of("violations"));
-        free_results(&r);
+        th_results_free(&r);
     }
     summary("kill9_rounds",
             "%d rounds (%d killed holding a lease): violations %lld, max_seen %lld, second node's "
@@ -958,7 +888,8 @@ static int proxy_start(int target_port)
         if ((p[0].revents & POLLIN) && n < 2 * MAXC) {
             int c = accept(lfd, NULL, NULL);
             int r = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in t = {.sin_family = AF_INET, .sin_port = htons(target_port),
+            struct sockaddr_in t = {.sin_family = AF_INET,
+                                    .sin_port = htons(target_port),
                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
             if (c >= 0 && r >= 0 && connect(r, (struct sockaddr *)&t, sizeof(t)) == 0) {
                 p[1 + n] = (struct pollfd){.fd = c, .events = POLLIN};
@@ -1009,12 +940,15 @@ Test(faults, partitioned_node)
     int pport = proxy_start(redis.port);
     char url_a[160], config_a[256], config_b[256], streams_a[256], streams_b[256];
     snprintf(url_a, sizeof(url_a), "redis://127.0.0.1:%d/0", pport);
-    write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]", .node_id = "a",
-                        .url = url_a, .name = "a.json", .lease = LEASE},
+    write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]",
+                        .node_id = "a",
+                        .url = url_a,
+                        .name = "a.json",
+                        .lease = LEASE},
                  config_a, sizeof(config_a));
-    write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]", .node_id = "b",
-                        .name = "b.json"},
-                 config_b, sizeof(config_b));
+    write_config(
+        &(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]", .node_id = "b", .name = "b.json"},
+        config_b, sizeof(config_b));
     sbuf sb;
     sb_init(&sb);
     sb_add(&sb, 1, 1, "x", "px");
@@ -1073,17 +1007,17 @@ Test(faults, partitioned_node)
     cr_assert_neq(t_b, -1, "node B never got the slot of the cut-off node");
     results r;
     snprintf(results_path, sizeof(results_path), "%s", results_a);
-    read_results(&r);
+    th_results_read(&r, results_path);
     cr_assert_eq(r.n, 1);
-    cr_assert(has_status(result_for(&r, 1), "LeaseLost"), "node A's check: %s",
-              str_of(r.v[0], "status"));
-    free_results(&r);
+    cr_assert(th_has_status(th_result_for(&r, 1), "LeaseLost"), "node A's check: %s",
+              th_str_of(r.v[0], "status"));
+    th_results_free(&r);
     snprintf(results_path, sizeof(results_path), "%s", results_b);
-    read_results(&r);
+    th_results_read(&r, results_path);
     cr_assert_eq(r.n, 1);
-    cr_assert(has_status(result_for(&r, 2), "OK"), "node B's check: %s (error: %s)",
-              str_of(r.v[0], "status"),
-              str_of(r.v[0], "error") ? str_of(r.v[0], "error") : "null");
+    cr_assert(th_has_status(th_result_for(&r, 2), "OK"), "node B's check: %s (error: %s)",
+              th_str_of(r.v[0], "status"),
+              th_str_of(r.v[0], "error") ? th_str_of(r.v[0], "error") : "null");
     summary("partitioned_node",
             "limit 1, holder cut off from Redis for %lld ms while another node waits: holder "
             "LeaseLost, its connection closed %lld ms into the cut, %lld ms before its lease's "
@@ -1091,5 +1025,5 @@ Test(faults, partitioned_node)
             "violations %lld",
             (long long)cut_ms, (long long)(t_zero - t_cut), (long long)(deadline - t_zero),
             (long long)(t_b - deadline), stat_of("violations"));
-    free_results(&r);
+    th_results_free(&r);
 }

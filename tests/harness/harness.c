@@ -5,8 +5,8 @@
  * with generous deadlines, never on fixed sleeps. */
 #include "harness.h"
 
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -66,9 +66,10 @@ static void redis_launch(sfl_test_redis *r, const char *const *extra)
 {
     char port[16];
     snprintf(port, sizeof(port), "%d", r->port);
-    const char *argv[64] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", r->dir,
-                            "--daemonize", "no", "--loglevel", "warning"};
+    const char *argv[64] = {"redis-server", "--port",     port,     "--bind",
+                            "127.0.0.1",    "--save",     "",       "--appendonly",
+                            "no",           "--dir",      r->dir,   "--daemonize",
+                            "no",           "--loglevel", "warning"};
     int n = 15;
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
@@ -160,8 +161,10 @@ void th_account(const sfl_test_redis *r, long long id, long long max_streams)
 {
     char key[64];
     snprintf(key, sizeof(key), "sfl:{a:%lld}:conf", id);
-    redisReply *rep = th_redis(r, "HSET %s max_streams %lld updated_ms 0 epoch_ms 0 "
-                                  "recover_until_ms 0", key, max_streams);
+    redisReply *rep = th_redis(r,
+                               "HSET %s max_streams %lld updated_ms 0 epoch_ms 0 "
+                               "recover_until_ms 0",
+                               key, max_streams);
     freeReplyObject(rep);
     rep = th_redis(r, "SADD sfl:accounts %lld", id);
     freeReplyObject(rep);
@@ -347,7 +350,8 @@ void th_provider_stop(sfl_test_provider *p)
 cJSON *th_provider_stats(const sfl_test_provider *p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(p->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
               "cannot reach the fake provider");
@@ -420,7 +424,8 @@ int th_http_send(int port, const char *method, const char *path, const char *tok
     /* CLOEXEC: a child spawned meanwhile must not keep the connection open
      * after the test closes it. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0)
         return -1;
@@ -433,8 +438,8 @@ int th_http_send(int port, const char *method, const char *path, const char *tok
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     char head[1024];
     int n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
-                     path, port);
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method, path,
+                     port);
     if (token)
         n += snprintf(head + n, sizeof(head) - (size_t)n, "Authorization: Bearer %s\r\n", token);
     if (body)
@@ -504,4 +509,74 @@ void th_http_free(th_http_resp *r)
     free(r->raw);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof(*r));
+}
+
+/*--- Results ---------------------------------------------------------------*/
+
+void th_results_read(th_results *r, const char *path)
+{
+    memset(r, 0, sizeof(*r));
+    char *text = th_read_file(path);
+    cr_assert_not_null(text, "no results file %s", path);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!*line)
+            continue;
+        cJSON *o = cJSON_Parse(line);
+        cr_assert(cJSON_IsObject(o), "result line is not a JSON object: %s", line);
+        cr_assert_lt(r->n, TH_MAX_RESULTS, "too many result lines");
+        r->v[r->n++] = o;
+    }
+    free(text);
+}
+
+void th_results_free(th_results *r)
+{
+    for (int i = 0; i < r->n; i++)
+        cJSON_Delete(r->v[i]);
+    r->n = 0;
+}
+
+const char *th_str_of(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+double th_num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    cr_assert(cJSON_IsNumber(v), "result member %s is not a number", key);
+    return v->valuedouble;
+}
+
+long long th_id_of(const cJSON *o)
+{
+    return (long long)th_num_of(o, "stream_id");
+}
+
+int th_has_status(const cJSON *o, const char *status)
+{
+    const char *s = th_str_of(o, "status");
+    return s && strcmp(s, status) == 0;
+}
+
+cJSON *th_result_for(const th_results *r, long long id)
+{
+    cJSON *found = NULL;
+    for (int i = 0; i < r->n; i++) {
+        if (th_id_of(r->v[i]) != id)
+            continue;
+        cr_assert_null(found, "stream %lld has more than one result", id);
+        found = r->v[i];
+    }
+    cr_assert_not_null(found, "stream %lld has no result", id);
+    return found;
+}
+
+int th_count_status(const th_results *r, const char *status)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += th_has_status(r->v[i], status);
+    return n;
 }

@@ -102,3 +102,24 @@ int th_http(int port, const char *token, const char *method, const char *path, c
             th_http_resp *out);
 /* NULL-safe; leaves *r zeroed. */
 void th_http_free(th_http_resp *r);
+
+/*--- Results of `sflimit check` (one JSON object per line) ------------------*/
+
+#define TH_MAX_RESULTS 64
+
+typedef struct th_results {
+    struct cJSON *v[TH_MAX_RESULTS];
+    int n;
+} th_results;
+
+/* Every non-empty line of the file must be one JSON object (asserted). */
+void th_results_read(th_results *r, const char *path);
+void th_results_free(th_results *r);
+const char *th_str_of(const struct cJSON *o, const char *key);
+/* Asserts the member is a number. */
+double th_num_of(const struct cJSON *o, const char *key);
+long long th_id_of(const struct cJSON *o);
+int th_has_status(const struct cJSON *o, const char *status);
+/* The one result of stream id; fails if there is none or more than one. */
+struct cJSON *th_result_for(const th_results *r, long long id);
+int th_count_status(const th_results *r, const char *status);

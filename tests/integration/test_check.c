@@ -73,9 +73,10 @@ static void write_config(const cfg *c, char *path, size_t len)
              " \"check\": {\"command\": %s, \"parser\": \"%s\", \"timeout\": %g}%s}\n",
              c->node_id ? c->node_id : "t1", redis.url,
              c->acquire_timeout > 0 ? c->acquire_timeout : 30, c->lease ? c->lease : "",
-             c->global_limit > 0 ? c->global_limit : 10, c->retries, c->accounts ? c->accounts : "[]",
-             c->command ? c->command : CURL_CMD, c->parser ? c->parser : "none",
-             c->check_timeout > 0 ? c->check_timeout : 30, c->extra ? c->extra : "");
+             c->global_limit > 0 ? c->global_limit : 10, c->retries,
+             c->accounts ? c->accounts : "[]", c->command ? c->command : CURL_CMD,
+             c->parser ? c->parser : "none", c->check_timeout > 0 ? c->check_timeout : 30,
+             c->extra ? c->extra : "");
     th_write_file(dir, c->file ? c->file : "sflimit.json", text, path, len);
 }
 
@@ -160,97 +161,22 @@ static int run_check(const char *config, const char *streams)
 
 /*--- Results ---------------------------------------------------------------*/
 
-#define MAX_RESULTS 64
-
-typedef struct results {
-    cJSON *v[MAX_RESULTS];
-    int n;
-} results;
-
-/* Every non-empty line of the results file must be one JSON object. */
-static void read_results(results *r)
-{
-    memset(r, 0, sizeof(*r));
-    char *text = th_read_file(results_path);
-    cr_assert_not_null(text, "no results file %s", results_path);
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (!*line)
-            continue;
-        cJSON *o = cJSON_Parse(line);
-        cr_assert(cJSON_IsObject(o), "result line is not a JSON object: %s", line);
-        cr_assert_lt(r->n, MAX_RESULTS, "too many result lines");
-        r->v[r->n++] = o;
-    }
-    free(text);
-}
-
-static void free_results(results *r)
-{
-    for (int i = 0; i < r->n; i++)
-        cJSON_Delete(r->v[i]);
-    r->n = 0;
-}
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static double num_of(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(cJSON_IsNumber(v), "result member %s is not a number", key);
-    return v->valuedouble;
-}
-
-static long long id_of(const cJSON *o)
-{
-    return (long long)num_of(o, "stream_id");
-}
-
-static int has_status(const cJSON *o, const char *status)
-{
-    const char *s = str_of(o, "status");
-    return s && strcmp(s, status) == 0;
-}
-
-/* The one result of stream id; fails if there is none or more than one. */
-static cJSON *result_for(const results *r, long long id)
-{
-    cJSON *found = NULL;
-    for (int i = 0; i < r->n; i++) {
-        if (id_of(r->v[i]) != id)
-            continue;
-        cr_assert_null(found, "stream %lld has more than one result", id);
-        found = r->v[i];
-    }
-    cr_assert_not_null(found, "stream %lld has no result", id);
-    return found;
-}
+typedef th_results results;
 
 /* Exactly one result per input id, none for anything else. */
 static void expect_one_each(const results *r, const long long *ids, int n)
 {
     cr_assert_eq(r->n, n, "%d results for %d streams; stderr:\n%s", r->n, n, err_text());
     for (int i = 0; i < n; i++)
-        result_for(r, ids[i]);
-}
-
-static int count_status(const results *r, const char *status)
-{
-    int n = 0;
-    for (int i = 0; i < r->n; i++)
-        n += has_status(r->v[i], status);
-    return n;
+        th_result_for(r, ids[i]);
 }
 
 static void expect_all(const results *r, const char *status)
 {
     for (int i = 0; i < r->n; i++)
-        cr_assert(has_status(r->v[i], status), "stream %lld: status %s, not %s (error: %s)",
-                  id_of(r->v[i]), str_of(r->v[i], "status"), status,
-                  str_of(r->v[i], "error") ? str_of(r->v[i], "error") : "null");
+        cr_assert(th_has_status(r->v[i], status), "stream %lld: status %s, not %s (error: %s)",
+                  th_id_of(r->v[i]), th_str_of(r->v[i], "status"), status,
+                  th_str_of(r->v[i], "error") ? th_str_of(r->v[i], "error") : "null");
 }
 
 /*--- Waiting on the world --------------------------------------------------*/
@@ -299,7 +225,7 @@ Test(check, empty_input)
     th_write_file(dir, "streams.json", "[]\n", streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     cr_assert_eq(r.n, 0, "%d results for no streams", r.n);
     static const char *const kinds[] = {"leases", "holders", "fence", "waiters"};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -322,28 +248,28 @@ Test(check, single_stream)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {101};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/live/x/pw/101.ts", provider.port);
-    cr_assert_str_eq(str_of(o, "stream_name"), "A1");
-    cr_assert_str_eq(str_of(o, "stream_url"), url);
-    cr_assert_eq(num_of(o, "m3u_account"), 1);
-    cr_assert_str_eq(str_of(o, "node"), "t1");
-    cr_assert_str_eq(str_of(o, "status"), "OK", "error: %s", str_of(o, "error"));
-    cr_assert_eq(num_of(o, "exit_code"), 0);
+    cr_assert_str_eq(th_str_of(o, "stream_name"), "A1");
+    cr_assert_str_eq(th_str_of(o, "stream_url"), url);
+    cr_assert_eq(th_num_of(o, "m3u_account"), 1);
+    cr_assert_str_eq(th_str_of(o, "node"), "t1");
+    cr_assert_str_eq(th_str_of(o, "status"), "OK", "error: %s", th_str_of(o, "error"));
+    cr_assert_eq(th_num_of(o, "exit_code"), 0);
     cr_assert(cJSON_IsNull(cJSON_GetObjectItem(o, "error")), "error is not null");
-    const char *at = str_of(o, "started_at");
+    const char *at = th_str_of(o, "started_at");
     cr_assert(at && strlen(at) >= 20 && at[4] == '-' && at[10] == 'T',
               "started_at is not an ISO time: %s", at ? at : "null");
-    cr_assert_geq(num_of(o, "duration_ms"), 250, "the check did not hold its 300 ms connection");
-    cr_assert_geq(num_of(o, "lease_wait_ms"), 0);
-    cr_assert_lt(num_of(o, "lease_wait_ms"), 3000, "a lone stream waited for its slot");
+    cr_assert_geq(th_num_of(o, "duration_ms"), 250, "the check did not hold its 300 ms connection");
+    cr_assert_geq(th_num_of(o, "lease_wait_ms"), 0);
+    cr_assert_lt(th_num_of(o, "lease_wait_ms"), 3000, "a lone stream waited for its slot");
     cr_assert_eq(th_provider_stat(&provider, "users.x.total"), 1);
     cr_assert_eq(leases_of(1), 0, "the lease was not released");
     cr_assert_eq(th_redis_int(&redis, "HLEN sfl:{a:1}:holders"), 0, "a holder entry was left");
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The seed's test_multiple_stream_limit through the whole command. */
@@ -362,7 +288,7 @@ Test(check, limit_respected)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 4);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "users.x.max_seen"), 2);
@@ -371,10 +297,10 @@ Test(check, limit_respected)
     /* At least two of the four had to wait for a 1 s hold to end. */
     int waited = 0;
     for (int i = 0; i < r.n; i++)
-        waited += num_of(r.v[i], "lease_wait_ms") >= 800;
+        waited += th_num_of(r.v[i], "lease_wait_ms") >= 800;
     cr_assert_geq(waited, 2, "only %d stream(s) waited for a slot", waited);
     cr_assert_eq(leases_of(1), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The seed's test_multiple_accounts_independent: limit 1 each, they overlap. */
@@ -395,14 +321,14 @@ Test(check, two_accounts_in_parallel)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {1, 2};
     expect_one_each(&r, ids, 2);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "max_concurrent"), 2,
                  "the two accounts' checks did not overlap");
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The seed's example: A limit 1, B limit 2, streams A1 A2 B1 B2 B3. Phase 1
@@ -427,7 +353,7 @@ Test(check, seed_mixed_limits)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {11, 12, 21, 22, 23};
     expect_one_each(&r, ids, 5);
     expect_all(&r, "OK");
@@ -438,13 +364,13 @@ Test(check, seed_mixed_limits)
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
     /* Phases 2 and 3: A2 and B3 waited for a release, and started after
      * every stream of phase 1. */
-    cr_assert_geq(num_of(result_for(&r, 12), "lease_wait_ms"), 800);
-    cr_assert_geq(num_of(result_for(&r, 23), "lease_wait_ms"), 800);
+    cr_assert_geq(th_num_of(th_result_for(&r, 12), "lease_wait_ms"), 800);
+    cr_assert_geq(th_num_of(th_result_for(&r, 23), "lease_wait_ms"), 800);
     long long phase1[] = {11, 21, 22}, later[] = {12, 23};
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 2; k++) {
-            const char *p1 = str_of(result_for(&r, phase1[i]), "started_at");
-            const char *p2 = str_of(result_for(&r, later[k]), "started_at");
+            const char *p1 = th_str_of(th_result_for(&r, phase1[i]), "started_at");
+            const char *p2 = th_str_of(th_result_for(&r, later[k]), "started_at");
             cr_assert(p1 && p2 && strcmp(p1, p2) < 0,
                       "stream %lld (%s) did not start before %lld (%s)", phase1[i],
                       p1 ? p1 : "null", later[k], p2 ? p2 : "null");
@@ -455,7 +381,7 @@ Test(check, seed_mixed_limits)
                   strstr(err, "Completed smart parallel check of 5/5 streams"),
               "the seed's log lines are missing:\n%s", err ? err : "");
     free(err);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The seed's "progress called once per stream": 12 streams, 3 accounts,
@@ -484,14 +410,14 @@ Test(check, every_stream_exactly_one_result)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 12);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
     cr_assert_eq(th_provider_stat(&provider, "users.a.total"), 4);
     cr_assert_eq(th_provider_stat(&provider, "users.b.total"), 4);
     cr_assert_eq(th_provider_stat(&provider, "users.c.total"), 4);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 static int cmp_str(const void *x, const void *y)
@@ -520,25 +446,25 @@ Test(check, no_head_of_line_blocking)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 5);
     expect_all(&r, "OK");
-    cJSON *b = result_for(&r, 9);
-    cr_assert_lt(num_of(b, "lease_wait_ms"), 1000, "B waited %g ms behind account A's queue",
-                 num_of(b, "lease_wait_ms"));
+    cJSON *b = th_result_for(&r, 9);
+    cr_assert_lt(th_num_of(b, "lease_wait_ms"), 1000, "B waited %g ms behind account A's queue",
+                 th_num_of(b, "lease_wait_ms"));
     const char *a_started[4];
     for (int i = 0; i < 4; i++) {
-        a_started[i] = str_of(result_for(&r, ids[i]), "started_at");
+        a_started[i] = th_str_of(th_result_for(&r, ids[i]), "started_at");
         cr_assert_not_null(a_started[i]);
     }
     qsort(a_started, 4, sizeof(a_started[0]), cmp_str);
-    const char *b_started = str_of(b, "started_at");
+    const char *b_started = th_str_of(b, "started_at");
     cr_assert_not_null(b_started);
     cr_assert_lt(strcmp(b_started, a_started[1]), 0,
                  "B started at %s, after A's second stream (%s)", b_started, a_started[1]);
     cr_assert_eq(th_provider_stat(&provider, "users.a.max_seen"), 1);
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* global_limit 2 over three accounts of limit 2: never more than 2 at once. */
@@ -567,13 +493,13 @@ Test(check, global_limit)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 6);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "max_concurrent"), 2,
                  "global_limit 2 not kept (or not used)");
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* max_streams 0 is unlimited and a stream without m3u_account is never
@@ -598,18 +524,18 @@ Test(check, unlimited_and_custom)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 7);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "max_concurrent"), 7);
     cr_assert_eq(th_provider_stat(&provider, "users.u.max_seen"), 6);
     cr_assert_eq(th_provider_stat(&provider, "users.c.total"), 1);
-    cJSON *custom = result_for(&r, 77);
+    cJSON *custom = th_result_for(&r, 77);
     cr_assert(cJSON_IsNull(cJSON_GetObjectItem(custom, "m3u_account")),
               "a custom stream's m3u_account is not null");
-    cr_assert_eq(num_of(result_for(&r, 50), "m3u_account"), 5);
+    cr_assert_eq(th_num_of(th_result_for(&r, 50), "m3u_account"), 5);
     cr_assert_eq(leases_of(5), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* No slot within acquire_timeout: NoSlot results naming the account; those
@@ -630,16 +556,16 @@ Test(check, no_slot_in_time)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 3);
-    int noslot = count_status(&r, "NoSlot"), ok = count_status(&r, "OK");
+    int noslot = th_count_status(&r, "NoSlot"), ok = th_count_status(&r, "OK");
     cr_assert_geq(noslot, 1, "no NoSlot result with acquire_timeout 1 s and a 1.5 s hold");
     cr_assert_geq(ok, 1, "the first stream should have been checked");
     cr_assert_eq(noslot + ok, 3, "results other than OK and NoSlot");
     for (int i = 0; i < r.n; i++) {
-        if (!has_status(r.v[i], "NoSlot"))
+        if (!th_has_status(r.v[i], "NoSlot"))
             continue;
-        const char *e = str_of(r.v[i], "error");
+        const char *e = th_str_of(r.v[i], "error");
         cr_assert(e && strstr(e, "account 4"), "NoSlot error does not name the account: %s",
                   e ? e : "null");
     }
@@ -652,7 +578,7 @@ Test(check, no_slot_in_time)
     acct_arg a = {4};
     cr_assert(th_until(no_leases, &a, 2000), "%lld lease(s) left after the batch ended",
               leases_of(4));
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* check.timeout 1 s against a 5 s stream: Timeout, the command is stopped,
@@ -671,19 +597,19 @@ Test(check, timeout)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {1};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
-    cr_assert_str_eq(str_of(o, "status"), "Timeout");
-    const char *e = str_of(o, "error");
+    cr_assert_str_eq(th_str_of(o, "status"), "Timeout");
+    const char *e = th_str_of(o, "error");
     cr_assert(e && strstr(e, "timeout"), "error does not mention the timeout: %s", e ? e : "null");
-    cr_assert_geq(num_of(o, "duration_ms"), 900);
-    cr_assert_lt(num_of(o, "duration_ms"), 4800, "the command ran to the end of the stream");
+    cr_assert_geq(th_num_of(o, "duration_ms"), 900);
+    cr_assert_lt(th_num_of(o, "duration_ms"), 4800, "the command ran to the end of the stream");
     acct_arg a = {6};
     cr_assert(th_until(no_leases, &a, 2000), "the lease was not released");
     cr_assert(th_until(provider_idle, NULL, 2000), "the timed-out command kept its connection");
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* SIGTERM while one check runs and five wait: exit 143, six results (the
@@ -717,22 +643,22 @@ Test(check, sigterm_cancels)
               WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     cr_assert_eq(WEXITSTATUS(st), 143, "exit %d; stderr:\n%s", WEXITSTATUS(st), err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     expect_one_each(&r, ids, 6);
-    cJSON *first = result_for(&r, 1);
-    cr_assert(has_status(first, "Cancelled") || has_status(first, "OK"),
-              "the running stream ended %s", str_of(first, "status"));
-    cr_assert_not_null(str_of(first, "started_at"));
+    cJSON *first = th_result_for(&r, 1);
+    cr_assert(th_has_status(first, "Cancelled") || th_has_status(first, "OK"),
+              "the running stream ended %s", th_str_of(first, "status"));
+    cr_assert_not_null(th_str_of(first, "started_at"));
     for (int i = 1; i < 6; i++)
-        cr_assert(has_status(result_for(&r, ids[i]), "Cancelled"), "queued stream %lld: %s", ids[i],
-                  str_of(result_for(&r, ids[i]), "status"));
-    cr_assert_geq(count_status(&r, "Cancelled"), 5);
+        cr_assert(th_has_status(th_result_for(&r, ids[i]), "Cancelled"), "queued stream %lld: %s",
+                  ids[i], th_str_of(th_result_for(&r, ids[i]), "status"));
+    cr_assert_geq(th_count_status(&r, "Cancelled"), 5);
     acct_arg a = {1};
     cr_assert(th_until(no_leases, &a, 2000), "%lld lease(s) left after SIGTERM", leases_of(1));
     cr_assert(th_until(provider_idle, NULL, 2000), "the running check outlived sflimit");
     cr_assert_eq(th_provider_stat(&provider, "users.x.total"), 1,
                  "a check started after the signal");
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* Refused input: exit 2, the message names the field, Redis unchanged (the
@@ -826,20 +752,20 @@ Test(check, ffmpeg_end_to_end)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {9};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
-    cr_assert_str_eq(str_of(o, "status"), "OK", "error: %s", str_of(o, "error"));
-    cr_assert_str_eq(str_of(o, "video_codec"), "h264");
-    cr_assert_str_eq(str_of(o, "audio_codec"), "aac");
-    cr_assert_str_eq(str_of(o, "resolution"), "320x240");
-    cr_assert_float_eq(num_of(o, "fps"), 25.0, 0.01);
-    cr_assert_gt(num_of(o, "bitrate_kbps"), 0);
+    cr_assert_str_eq(th_str_of(o, "status"), "OK", "error: %s", th_str_of(o, "error"));
+    cr_assert_str_eq(th_str_of(o, "video_codec"), "h264");
+    cr_assert_str_eq(th_str_of(o, "audio_codec"), "aac");
+    cr_assert_str_eq(th_str_of(o, "resolution"), "320x240");
+    cr_assert_float_eq(th_num_of(o, "fps"), 25.0, 0.01);
+    cr_assert_gt(th_num_of(o, "bitrate_kbps"), 0);
     cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(o, "dead")), "a live stream reported dead");
-    cr_assert_eq(num_of(o, "exit_code"), 0);
+    cr_assert_eq(th_num_of(o, "exit_code"), 0);
     cr_assert_eq(th_provider_stat(&provider, "users.v.total"), 1);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The provider refuses a wrong password: Error with the command's exit
@@ -859,13 +785,13 @@ Test(check, failing_check_error_hides_password)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {5};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
-    cr_assert_str_eq(str_of(o, "status"), "Error");
-    cr_assert_neq(num_of(o, "exit_code"), 0);
-    const char *e = str_of(o, "error");
+    cr_assert_str_eq(th_str_of(o, "status"), "Error");
+    cr_assert_neq(th_num_of(o, "exit_code"), 0);
+    const char *e = th_str_of(o, "error");
     cr_assert_not_null(e, "an Error result without an error text");
     cr_assert_null(strstr(e, "WRONGpass77"), "the error carries the password: %s", e);
     cr_assert_eq(th_provider_stat(&provider, "users.alice.auth_failures"), 1);
@@ -874,7 +800,7 @@ Test(check, failing_check_error_hides_password)
               log ? log : "");
     free(log);
     cr_assert_eq(leases_of(2), 0);
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* The same with ffmpeg, whose error line does name the URL: the URL's
@@ -899,17 +825,17 @@ Test(check, failing_ffmpeg_error_redacts_url)
     sb_write(&sb, streams, sizeof(streams));
     cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     long long ids[] = {5};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
-    cr_assert_str_eq(str_of(o, "status"), "Error");
-    cr_assert_neq(num_of(o, "exit_code"), 0);
-    const char *e = str_of(o, "error");
+    cr_assert_str_eq(th_str_of(o, "status"), "Error");
+    cr_assert_neq(th_num_of(o, "exit_code"), 0);
+    const char *e = th_str_of(o, "error");
     cr_assert(e && strstr(e, "401"), "the error is not ffmpeg's 401 line: %s", e ? e : "null");
     cr_assert_null(strstr(e, "WRONGpass77"), "the error carries the password: %s", e);
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "dead")), "a refused stream is not dead");
-    free_results(&r);
+    th_results_free(&r);
 }
 
 /* A retried ffmpeg check sets its analysis fields once more: each result
@@ -940,10 +866,10 @@ Test(check, retried_check_sets_each_field_once)
         cr_expect_eq(n, 1, "%s appears %d times in %s", fields[i], n, text);
     }
     results r;
-    read_results(&r);
+    th_results_read(&r, results_path);
     cr_assert_eq(r.n, 1);
-    cr_expect_eq(num_of(r.v[0], "attempts"), 3);
-    free_results(&r);
+    cr_expect_eq(th_num_of(r.v[0], "attempts"), 3);
+    th_results_free(&r);
     free(text);
 }
 
@@ -988,13 +914,22 @@ Test(check, handoff_to_a_full_node_is_passed_on)
     const char *sleep6 = "[\"sleep\", \"6\"]";
     char cz[256], cx[256], cy[256], sx[256], sy[256];
     /* The releaser's handoff_ms sets how long a handed slot is kept. */
-    write_config(&(cfg){.accounts = accounts, .node_id = "z", .file = "z.json",
+    write_config(&(cfg){.accounts = accounts,
+                        .node_id = "z",
+                        .file = "z.json",
                         .lease = ", \"handoff_ms\": 20000"},
                  cz, sizeof(cz));
-    write_config(&(cfg){.accounts = accounts, .node_id = "x", .file = "x.json", .global_limit = 1,
-                        .command = sleep6, .lease = ", \"handoff_ms\": 20000"},
+    write_config(&(cfg){.accounts = accounts,
+                        .node_id = "x",
+                        .file = "x.json",
+                        .global_limit = 1,
+                        .command = sleep6,
+                        .lease = ", \"handoff_ms\": 20000"},
                  cx, sizeof(cx));
-    write_config(&(cfg){.accounts = accounts, .node_id = "y", .file = "y.json", .command = sleep6,
+    write_config(&(cfg){.accounts = accounts,
+                        .node_id = "y",
+                        .file = "y.json",
+                        .command = sleep6,
                         .lease = ", \"handoff_ms\": 20000"},
                  cy, sizeof(cy));
     th_write_file(dir, "x-streams.json",
