@@ -39,7 +39,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 typedef struct batch {
     sfl_app app;
     sfl_worker *worker;

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-
 typedef struct exec_run {
     sfl_app app;
     sfl_runner *runner;

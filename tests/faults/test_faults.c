@@ -107,33 +107,21 @@ static void write_config(const cfg *c, char *path, size_t len)
     th_write_file(dir, c->name ? c->name : "sflimit.json", text, path, len);
 }
 
-typedef struct sbuf {
-    char text[16384];
-    size_t n;
-    int count;
-} sbuf;
+typedef th_streams sbuf;
 
 static void sb_init(sbuf *b)
 {
-    b->n = (size_t)snprintf(b->text, sizeof(b->text), "[");
-    b->count = 0;
+    th_streams_init(b);
 }
 
 static void sb_add(sbuf *b, long long id, long long account, const char *user, const char *pass)
 {
-    b->n += (size_t)snprintf(b->text + b->n, sizeof(b->text) - b->n,
-                             "%s\n {\"id\": %lld, \"name\": \"S%lld\","
-                             " \"url\": \"http://127.0.0.1:%d/live/%s/%s/%lld.ts\","
-                             " \"m3u_account\": %lld}",
-                             b->count ? "," : "", id, id, provider.port, user, pass, id, account);
-    b->count++;
-    cr_assert_lt(b->n, sizeof(b->text) - 8, "streams text too long");
+    th_streams_add(b, provider.port, id, NULL, account, user, pass);
 }
 
 static void sb_write_as(sbuf *b, const char *name, char *path, size_t len)
 {
-    snprintf(b->text + b->n, sizeof(b->text) - b->n, "\n]\n");
-    th_write_file(dir, name, b->text, path, len);
+    th_streams_write(b, dir, name, path, len);
 }
 
 static void sb_write(sbuf *b, char *path, size_t len)

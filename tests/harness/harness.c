@@ -580,3 +580,35 @@ int th_count_status(const th_results *r, const char *status)
         n += th_has_status(r->v[i], status);
     return n;
 }
+
+/*--- Streams files ---------------------------------------------------------*/
+
+void th_streams_init(th_streams *b)
+{
+    b->n = (size_t)snprintf(b->text, sizeof(b->text), "[");
+    b->count = 0;
+}
+
+void th_streams_add(th_streams *b, int port, long long id, const char *name, long long account,
+                    const char *user, const char *pass)
+{
+    char acc[48] = "", nm[48];
+    if (account >= 0)
+        snprintf(acc, sizeof(acc), ", \"m3u_account\": %lld", account);
+    if (!name) {
+        snprintf(nm, sizeof(nm), "S%lld", id);
+        name = nm;
+    }
+    b->n += (size_t)snprintf(b->text + b->n, sizeof(b->text) - b->n,
+                             "%s\n {\"id\": %lld, \"name\": \"%s\","
+                             " \"url\": \"http://127.0.0.1:%d/live/%s/%s/%lld.ts\"%s}",
+                             b->count ? "," : "", id, name, port, user, pass, id, acc);
+    b->count++;
+    cr_assert_lt(b->n, sizeof(b->text) - 8, "streams text too long");
+}
+
+void th_streams_write(th_streams *b, const char *dir, const char *name, char *path, size_t len)
+{
+    snprintf(b->text + b->n, sizeof(b->text) - b->n, "\n]\n");
+    th_write_file(dir, name, b->text, path, len);
+}

@@ -5,6 +5,7 @@
 #define SFL_HARNESS_H
 
 #include <hiredis/hiredis.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -123,3 +124,19 @@ int th_has_status(const struct cJSON *o, const char *status);
 /* The one result of stream id; fails if there is none or more than one. */
 struct cJSON *th_result_for(const th_results *r, long long id);
 int th_count_status(const th_results *r, const char *status);
+
+/*--- A streams file for `sflimit check` ------------------------------------*/
+
+typedef struct th_streams {
+    char text[16384];
+    size_t n;
+    int count;
+} th_streams;
+
+void th_streams_init(th_streams *b);
+/* A stream of the fake provider on port, as USER/PASS; name NULL: "S<id>";
+ * account < 0: a custom stream (no m3u_account member at all). */
+void th_streams_add(th_streams *b, int port, long long id, const char *name, long long account,
+                    const char *user, const char *pass);
+/* Closes the array and writes it to dir/name; the path goes to path. */
+void th_streams_write(th_streams *b, const char *dir, const char *name, char *path, size_t len);

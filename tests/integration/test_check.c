@@ -80,16 +80,11 @@ static void write_config(const cfg *c, char *path, size_t len)
     th_write_file(dir, c->file ? c->file : "sflimit.json", text, path, len);
 }
 
-typedef struct sbuf {
-    char text[16384];
-    size_t n;
-    int count;
-} sbuf;
+typedef th_streams sbuf;
 
 static void sb_init(sbuf *b)
 {
-    b->n = (size_t)snprintf(b->text, sizeof(b->text), "[");
-    b->count = 0;
+    th_streams_init(b);
 }
 
 /* A stream of the fake provider's USER/PASS; account < 0: a custom stream
@@ -97,21 +92,12 @@ static void sb_init(sbuf *b)
 static void sb_add(sbuf *b, long long id, const char *name, long long account, const char *user,
                    const char *pass)
 {
-    char acc[48] = "";
-    if (account >= 0)
-        snprintf(acc, sizeof(acc), ", \"m3u_account\": %lld", account);
-    b->n += (size_t)snprintf(b->text + b->n, sizeof(b->text) - b->n,
-                             "%s\n {\"id\": %lld, \"name\": \"%s\","
-                             " \"url\": \"http://127.0.0.1:%d/live/%s/%s/%lld.ts\"%s}",
-                             b->count ? "," : "", id, name, provider.port, user, pass, id, acc);
-    b->count++;
-    cr_assert_lt(b->n, sizeof(b->text) - 8, "streams text too long");
+    th_streams_add(b, provider.port, id, name, account, user, pass);
 }
 
 static void sb_write(sbuf *b, char *path, size_t len)
 {
-    snprintf(b->text + b->n, sizeof(b->text) - b->n, "\n]\n");
-    th_write_file(dir, "streams.json", b->text, path, len);
+    th_streams_write(b, dir, "streams.json", path, len);
 }
 
 /*--- Running sflimit check -------------------------------------------------*/
