@@ -16,13 +16,15 @@
 --       7 ticket ttl ms: a denied ask queues its id as a ticket for this long
 --         (0: do not queue)
 --       8 channel for hand-off announcements (sfl:released; each goes to
---         sfl:released:<node of the ticket>)
+--         sfl:released:<node of the ticket>, as "<account> <ticket> <deadline_ms>
+--         <fence>": see release.lua)
 --       9 account id
 --      10 hand-off ms (optional, default 250): how long a slot handed to a
 --         ticket is held for its node to take it over
 -- returns: {1, fence, deadline_ms, in_use, limit}                granted (or taken over)
---          {0, retry_ms, in_use, limit, "full"|"recovering", position}  denied; position
---                                                  is the ticket's place (1 = next)
+--          {0, retry_ms, in_use, limit, "full"|"recovering", position, now_ms}  denied;
+--                                                  position is the ticket's place (1 = next),
+--                                                  now_ms the Redis time of the answer
 --          {-1, "unknown account"}                           no conf and no limit known
 --
 -- Fairness: while tickets wait, a free slot goes to the oldest live ticket
@@ -165,7 +167,7 @@ if now >= recover_until and (limit == 0 or in_use < limit) then
         last = now + handoff
         redis.call('ZADD', KEYS[1], fmt('%d', last), head)
         redis.call('HSET', KEYS[2], head, holder_json(node, '', fence))
-        redis.call('PUBLISH', ARGV[8] .. ':' .. node, ARGV[9] .. ' ' .. head)
+        redis.call('PUBLISH', ARGV[8] .. ':' .. node, fmt('%s %s %d %d', ARGV[9], head, last, fence))
         in_use = in_use + 1
     end
     -- Room left means the queue is empty now, or this id was its head: if
@@ -198,7 +200,7 @@ if not granted then
     elseif last > 0 then
         keep_keys(last, KEYS[1], true)
     end
-    return {0, retry, in_use, limit, reason, position}
+    return {0, retry, in_use, limit, reason, position, now}
 end
 
 local fence, new = next_fence()

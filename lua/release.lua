@@ -18,9 +18,12 @@
 --         that a ticket whose node died keeps the slot only briefly
 -- returns: 1 if the lease was held and is now removed, 0 if it was not held
 --
--- Announcement: "<account> <ticket>" on sfl:released:<node> when the slot
--- went to that node's ticket: only that node is woken, so a release costs
--- one ask and one delivery, not one per waiting node. A slot freed with
+-- Announcement: "<account> <ticket> <deadline_ms> <fence>" on
+-- sfl:released:<node> when the slot went to that node's ticket: only that
+-- node is woken. The slot is then a lease of the ticket until deadline_ms
+-- (Redis time); its node may start at once, while it takes the lease over
+-- (acquire.lua) for its full TTL, if it can tell the deadline is still
+-- ahead (limiter.c maps Redis time to its own clock). A slot freed with
 -- nobody queued is not announced: every node that waits for it has a ticket
 -- queued (acquire.lua queues one with every denial), and a node whose ticket
 -- expired asks again on its own timer.
@@ -82,5 +85,5 @@ if fresh or left < 0 or now + left < deadline + KEEP_MS then
         redis.call('PEXPIREAT', k, fmt('%d', at))
     end
 end
-redis.call('PUBLISH', ARGV[2] .. ':' .. node, ARGV[3] .. ' ' .. head)
+redis.call('PUBLISH', ARGV[2] .. ':' .. node, fmt('%s %s %d %d', ARGV[3], head, deadline, fence))
 return 1

@@ -12,6 +12,17 @@
  *  - after a reconnect, held leases are renewed (re-taken) before any new
  *    slot is asked for.
  *
+ * A slot handed to a waiting ticket (release.lua) is a lease of that ticket
+ * until a short deadline in Redis time, announced with it. The node starts
+ * on the announcement (sfl_limiter_claim) when it can show that deadline is
+ * still ahead on its own clock, and takes the lease over for the full TTL in
+ * the same moment; the safety timer stops it in time if the take-over is not
+ * confirmed. Redis time maps onto the monotonic clock as a lower bound: a
+ * script's answer carries Redis's TIME, read after the ask was sent, so
+ * local(X) >= X + (sent - redis_now - 1), less the allowed rate drift for the
+ * span from that answer to X. A late announcement, or one before any answer,
+ * falls back to asking with the ticket (one more round trip).
+ *
  * Waiting never blocks and never polls: a denied wait sleeps until a
  * "released" message for its account, or the retry hint from acquire.lua
  * (capped by fallback_ms, since pub/sub may drop messages), plus jitter.
@@ -38,6 +49,8 @@
 #define ID_LEN 96
 #define LABEL_LEN 128
 #define NOT_READY_RETRY_MS 100
+#define DRIFT_PPM 1000         /* clock rate difference allowed between Redis and here */
+#define CLOCK_MAX_SPAN_MS 60000 /* a mapping is trusted this far from its answer */
 
 struct sfl_lease {
     sfl_limiter *lim;
@@ -50,6 +63,7 @@ struct sfl_lease {
     int lost;
     int gone;      /* Redis said it no longer holds the lease */
     int released;  /* owner let go; freed when no reply is owed */
+    int release_sent; /* ... and the release went out behind every reply owed */
     int inflight;  /* renew replies owed */
     int retaking;  /* counted in lim->retaking */
     struct event *safety;
@@ -74,6 +88,7 @@ struct sfl_wait {
     int cancelled;
     int uncertain; /* an ask's answer was lost: the id may hold a slot */
     int asked;     /* an ask went out: the id may be queued as a ticket */
+    int deferred;  /* its ask waits for a release of ours of the account */
     sfl_wait *prev, *next;
 };
 
@@ -97,8 +112,12 @@ struct sfl_limiter {
     sfl_idmap *known; /* account -> long long: the limit last seen */
     struct pending_release *to_release;
     int releases_owed;
-    void (*release_seen)(long long account, const char *ticket, void *arg);
+    struct release_ctx *sent_head, *sent_tail; /* releases sent, in order, unanswered */
+    void (*release_seen)(const sfl_handoff *h, void *arg);
     void *release_seen_arg;
+    /* Redis time -> local: local(X) >= X + clock_off - drift(X - clock_at). */
+    int clock_known;
+    int64_t clock_off, clock_at;
     sfl_limiter_stats stats;
 };
 
@@ -187,8 +206,8 @@ long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account)
 
 /* Sends acquire.lua or renew.lua for (account, id). */
 static int send_lease_script(sfl_limiter *lim, const char *script, long long account,
-                             const char *id, const char *label, sfl_store_reply_fn *fn,
-                             void *arg)
+                             const char *id, const char *label, int64_t ticket_ttl,
+                             sfl_store_reply_fn *fn, void *arg)
 {
     char keys[NKEYS][160];
     account_keys(lim, account, keys);
@@ -199,7 +218,7 @@ static int send_lease_script(sfl_limiter *lim, const char *script, long long acc
     snprintf(ttl, sizeof(ttl), "%" PRId64, lim->opts.ttl_ms);
     snprintf(known, sizeof(known), "%lld", sfl_limiter_known_limit(lim, account));
     snprintf(recovery, sizeof(recovery), "%" PRId64, lim->opts.recovery_ms);
-    snprintf(ticket, sizeof(ticket), "%" PRId64, lim->opts.ticket_ttl_ms);
+    snprintf(ticket, sizeof(ticket), "%" PRId64, ticket_ttl);
     snprintf(acc, sizeof(acc), "%lld", account);
     snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.handoff_ms);
     const char *av[10] = {id,       ttl,    lim->node_id, label, known,
@@ -209,18 +228,107 @@ static int send_lease_script(sfl_limiter *lim, const char *script, long long acc
     return sfl_store_eval(lim->store, script, NKEYS, kv, 10, av, fn, arg);
 }
 
+/*--- Redis time on the local clock -----------------------------------------*/
+
+/* An answer to a script sent at local sent_ms carried Redis time redis_ms
+ * (rounded down). The mapping kept is the tightest one, aged by the drift. */
+static void clock_sample(sfl_limiter *lim, int64_t sent_ms, int64_t redis_ms)
+{
+    int64_t off = sent_ms - redis_ms - 1;
+    if (lim->clock_known) {
+        int64_t span = redis_ms - lim->clock_at;
+        if (span >= 0 && span < CLOCK_MAX_SPAN_MS &&
+            lim->clock_off - span * DRIFT_PPM / 1000000 - 1 >= off)
+            return; /* the one kept still says more */
+    }
+    lim->clock_known = 1;
+    lim->clock_off = off;
+    lim->clock_at = redis_ms;
+}
+
+/* The answer of an acquire/renew sent at sent_ms: granted and renewed ones
+ * give deadline = now + ttl, denials of acquire.lua give now last. */
+static void clock_from_reply(sfl_limiter *lim, int64_t sent_ms, const redisReply *r)
+{
+    long long status = rep_int(r, 0);
+    if ((status == 1 || status == 2) && r->elements >= 3)
+        clock_sample(lim, sent_ms, rep_int(r, 2) - lim->opts.ttl_ms);
+    else if (status == 0 && r->elements >= 7)
+        clock_sample(lim, sent_ms, rep_int(r, 6));
+}
+
+/* A lower bound of the local monotonic time at Redis time redis_ms; -1 if
+ * none can be given (no answer since the last connect, or too far from it). */
+static int64_t clock_local_at(const sfl_limiter *lim, int64_t redis_ms)
+{
+    int64_t span = redis_ms - lim->clock_at;
+    if (!lim->clock_known || span < 0 || span > CLOCK_MAX_SPAN_MS)
+        return -1;
+    return redis_ms + lim->clock_off - span * DRIFT_PPM / 1000000 - 1;
+}
+
 /*--- Releases --------------------------------------------------------------*/
 
-static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
+/* An ask for an account goes out only after the releases of it that this
+ * node sent before: the release runs and announces its hand-off without
+ * waiting for an ask queued behind it on the same connection (Redis answers
+ * a whole pipeline before it writes), and an ask right after our own release
+ * would only queue behind the ticket the slot went to. */
+typedef struct release_ctx {
+    sfl_limiter *lim;
+    long long account;
+    struct release_ctx *next;
+} release_ctx;
+
+static int release_in_flight(const sfl_limiter *lim, long long account)
 {
-    sfl_limiter *lim = arg;
-    UNUSED(st);
+    for (const release_ctx *c = lim->sent_head; c; c = c->next)
+        if (c->account == account)
+            return 1;
+    return 0;
+}
+
+static void resume_deferred(sfl_limiter *lim, long long account);
+static void wait_attempt(sfl_wait *w);
+
+static void release_answered(sfl_limiter *lim, const redisReply *r)
+{
     lim->releases_owed--;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
         lim->stats.released++;
 }
 
-static void release_id(sfl_limiter *lim, long long account, const char *id)
+static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    release_ctx *c = arg;
+    sfl_limiter *lim = c->lim;
+    UNUSED(st);
+    release_answered(lim, r);
+    /* Answers come in the order sent: c is the head. */
+    release_ctx **pp = &lim->sent_head, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = c->next;
+        if (lim->sent_tail == c)
+            lim->sent_tail = prev;
+    }
+    long long account = c->account;
+    free(c);
+    if (r) /* NULL: the connection is gone; on_ready resumes them */
+        resume_deferred(lim, account);
+}
+
+static void on_release_reply_untracked(sfl_store *st, redisReply *r, void *arg)
+{
+    UNUSED(st);
+    release_answered(arg, r);
+}
+
+/* 1 if the release went out now, 0 if it waits for Redis to come back. */
+static int release_id(sfl_limiter *lim, long long account, const char *id)
 {
     char keys[NKEYS][160];
     account_keys(lim, account, keys);
@@ -231,18 +339,37 @@ static void release_id(sfl_limiter *lim, long long account, const char *id)
     snprintf(acc, sizeof(acc), "%lld", account);
     snprintf(handoff, sizeof(handoff), "%" PRId64, lim->opts.handoff_ms);
     const char *av[4] = {id, lim->channel, acc, handoff};
+    release_ctx *c = malloc(sizeof(*c));
+    int rc;
     lim->releases_owed++;
-    if (sfl_store_eval(lim->store, "release", NKEYS, kv, 4, av, on_release_reply, lim) == 0)
-        return;
+    if (c) {
+        *c = (release_ctx){lim, account, NULL};
+        rc = sfl_store_eval(lim->store, "release", NKEYS, kv, 4, av, on_release_reply, c);
+        if (rc == 0) {
+            if (lim->sent_tail)
+                lim->sent_tail->next = c;
+            else
+                lim->sent_head = c;
+            lim->sent_tail = c;
+            return 1;
+        }
+        free(c);
+    } else {
+        rc = sfl_store_eval(lim->store, "release", NKEYS, kv, 4, av, on_release_reply_untracked,
+                            lim);
+        if (rc == 0)
+            return 1;
+    }
     lim->releases_owed--;
     /* Redis is away: give it back when it returns (or let the TTL do it). */
     pending_release *p = calloc(1, sizeof(*p));
     if (!p)
-        return;
+        return 0;
     p->account = account;
     snprintf(p->id, sizeof(p->id), "%s", id);
     p->next = lim->to_release;
     lim->to_release = p;
+    return 0;
 }
 
 static void flush_releases(sfl_limiter *lim)
@@ -309,6 +436,15 @@ static void lease_confirm(sfl_lease *l, int64_t sent_ms, long long fence)
     timer_in(l->safety, l->local_deadline_ms - l->lim->opts.safety_ms - sfl_mono_ms());
 }
 
+/* The safety margin of a lease started on a hand-off, before its take-over
+ * is confirmed: its deadline is only handoff_ms away, so safety_ms cannot
+ * apply; a quarter of it leaves the owner an eighth to kill its check. */
+static int64_t handoff_margin(const sfl_limiter *lim)
+{
+    int64_t m = lim->opts.handoff_ms / 4;
+    return m < lim->opts.safety_ms ? m : lim->opts.safety_ms;
+}
+
 static void retake_done(sfl_lease *l);
 
 static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
@@ -320,10 +456,14 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
     UNUSED(st);
     free(ctx);
     l->inflight--;
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        clock_from_reply(lim, sent, r);
     if (l->released) {
         if (l->inflight == 0) {
-            /* A re-take may have just recreated it: give it back again. */
-            if (r && rep_int(r, 0) > 0)
+            /* A re-take (or take-over) may have recreated it after a release
+             * that had to wait for Redis: give it back again. A release sent
+             * behind it on the same connection already took it. */
+            if (r && rep_int(r, 0) > 0 && !l->release_sent)
                 release_id(lim, l->account, l->id);
             lease_free(l);
         }
@@ -354,7 +494,8 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
     } else {
         lim->stats.renew_failed++;
         char why[96];
-        snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)", rep_str(r, 1));
+        snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)",
+                 r->elements > 4 ? rep_str(r, 4) : rep_str(r, 1)); /* acquire.lua or renew.lua */
         retake_done(l);
         l->gone = 1;
         lease_lose(l, why); /* last: the owner may release l from its callback */
@@ -370,7 +511,7 @@ static void renew_one(sfl_lease *l)
         return;
     ctx->lease = l;
     ctx->sent_ms = sfl_mono_ms();
-    if (send_lease_script(l->lim, "renew", l->account, l->id, l->label, on_renew_reply, ctx) <
+    if (send_lease_script(l->lim, "renew", l->account, l->id, l->label, 0, on_renew_reply, ctx) <
         0) {
         free(ctx);
         retake_done(l);
@@ -408,7 +549,7 @@ void sfl_lease_release(sfl_lease *l)
     evtimer_del(l->safety);
     retake_done(l);
     l->released = 1;
-    release_id(lim, l->account, l->id);
+    l->release_sent = release_id(lim, l->account, l->id);
     if (l->inflight == 0)
         lease_free(l);
 }
@@ -446,10 +587,9 @@ int64_t sfl_lease_wait_ms(const sfl_lease *l)
     return l->wait_ms;
 }
 
-/* A granted acquire.lua answer becomes a held lease. The local deadline
- * counts from asked_ms, when the ask was sent. NULL when out of memory. */
-static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
-                            const char *label, int64_t asked_ms, const redisReply *r)
+/* A new held lease, not yet timed. NULL when out of memory. */
+static sfl_lease *lease_new(sfl_limiter *lim, long long account, const char *id,
+                            const char *label)
 {
     sfl_lease *l = calloc(1, sizeof(*l));
     if (!l)
@@ -463,14 +603,66 @@ static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
         free(l);
         return NULL;
     }
-    lease_confirm(l, asked_ms, rep_int(r, 1));
     l->next = lim->leases;
     if (lim->leases)
         lim->leases->prev = l;
     lim->leases = l;
     lim->nleases++;
     lim->stats.acquired++;
+    return l;
+}
+
+/* A granted acquire.lua answer becomes a held lease. The local deadline
+ * counts from asked_ms, when the ask was sent. NULL when out of memory. */
+static sfl_lease *lease_add(sfl_limiter *lim, long long account, const char *id,
+                            const char *label, int64_t asked_ms, const redisReply *r)
+{
+    sfl_lease *l = lease_new(lim, account, id, label);
+    if (!l)
+        return NULL;
+    lease_confirm(l, asked_ms, rep_int(r, 1));
     sfl_limiter_hint_limit(lim, account, rep_int(r, 4));
+    return l;
+}
+
+sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char *label,
+                             int64_t wait_since_ms)
+{
+    if (!h->ticket || h->deadline_ms <= 0 || !sfl_store_ready(lim->store) || lim->retaking > 0)
+        return NULL;
+    int64_t now = sfl_mono_ms(), margin = handoff_margin(lim);
+    int64_t local = clock_local_at(lim, h->deadline_ms);
+    if (local < 0 || local - now < 2 * margin)
+        return NULL; /* late, or no mapping: the owner asks instead */
+    sfl_lease *l = lease_new(lim, h->account, h->ticket, label ? label : "");
+    renew_ctx *ctx = malloc(sizeof(*ctx));
+    if (!l || !ctx) {
+        if (l) {
+            lease_unlink(l);
+            lease_free(l);
+            lim->stats.acquired--;
+        }
+        free(ctx);
+        return NULL;
+    }
+    l->fence = h->fence;
+    l->local_deadline_ms = local;
+    l->wait_ms = wait_since_ms >= 0 ? now - wait_since_ms : 0;
+    timer_in(l->safety, local - margin - now);
+    /* The take-over: acquire.lua with the ticket as lease id makes it a full
+     * lease (its answer is handled as a renewal's); it never queues. */
+    ctx->lease = l;
+    ctx->sent_ms = now;
+    if (send_lease_script(lim, "acquire", h->account, h->ticket, l->label, 0, on_renew_reply,
+                          ctx) < 0) {
+        free(ctx);
+        lease_unlink(l);
+        lease_free(l);
+        lim->stats.acquired--;
+        return NULL;
+    }
+    l->inflight++;
+    lim->stats.claimed++;
     return l;
 }
 
@@ -489,6 +681,7 @@ typedef struct try_ctx {
     int64_t asked_ms;
     sfl_try_fn *fn; /* NULL once cancelled */
     void *arg;
+    int deferred; /* not sent yet: a release of ours of the account is owed */
     struct try_ctx *prev, *next;
 } try_ctx;
 
@@ -530,6 +723,8 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
     }
     sfl_try_result res = {.status = SFL_TRY_FAILED, .limit = -1};
     long long status = r && r->type == REDIS_REPLY_ARRAY ? rep_int(r, 0) : -2;
+    if (status != -2)
+        clock_from_reply(lim, t->asked_ms, r);
     if (status == 1) {
         res.lease = lease_add(lim, t->account, t->id, t->label, t->asked_ms, r);
         if (res.lease) {
@@ -561,6 +756,50 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
     free(t);
 }
 
+static int try_send(try_ctx *t)
+{
+    t->asked_ms = sfl_mono_ms();
+    return send_lease_script(t->lim, "acquire", t->account, t->id, t->label,
+                             t->lim->opts.ticket_ttl_ms, on_try_reply, t);
+}
+
+/* A deferred try whose release was answered: sent now, or failed. */
+static void try_resume(try_ctx *t)
+{
+    sfl_limiter *lim = t->lim;
+    t->deferred = 0;
+    if (t->fn && sfl_store_ready(lim->store) && lim->retaking == 0 && try_send(t) == 0)
+        return;
+    try_unlink(t);
+    if (!t->fn) {
+        release_id(lim, t->account, t->id); /* its ticket, from an earlier ask */
+    } else {
+        sfl_try_result res = {.status = SFL_TRY_FAILED, .limit = -1};
+        t->fn(&res, t->arg);
+    }
+    free(t);
+}
+
+static void resume_deferred(sfl_limiter *lim, long long account)
+{
+    if (release_in_flight(lim, account))
+        return;
+    for (sfl_wait *w = lim->waits; w; w = w->next)
+        if (w->deferred && w->account == account) {
+            w->deferred = 0;
+            wait_attempt(w); /* sends or sleeps; never calls back */
+        }
+    /* A callback may change the list, and a withdrawal owe a release. */
+    while (!release_in_flight(lim, account)) {
+        try_ctx *t = lim->tries;
+        while (t && !(t->deferred && t->account == account))
+            t = t->next;
+        if (!t)
+            break;
+        try_resume(t);
+    }
+}
+
 int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
                     sfl_try_fn *fn, void *arg)
 {
@@ -578,8 +817,8 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, cons
     else
         sfl_limiter_new_id(lim, t->id, sizeof(t->id));
     snprintf(t->label, sizeof(t->label), "%s", label ? label : "");
-    t->asked_ms = sfl_mono_ms();
-    if (send_lease_script(lim, "acquire", account, t->id, t->label, on_try_reply, t) < 0) {
+    t->deferred = release_in_flight(lim, account);
+    if (!t->deferred && try_send(t) < 0) {
         free(t);
         return -1;
     }
@@ -591,16 +830,13 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, cons
 }
 
 void sfl_limiter_on_release_seen(sfl_limiter *lim,
-                                 void (*fn)(long long account, const char *ticket, void *arg),
-                                 void *arg)
+                                 void (*fn)(const sfl_handoff *h, void *arg), void *arg)
 {
     lim->release_seen = fn;
     lim->release_seen_arg = arg;
 }
 
 /*--- Waits -----------------------------------------------------------------*/
-
-static void wait_attempt(sfl_wait *w);
 
 static void wait_unlink(sfl_wait *w)
 {
@@ -663,6 +899,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
         wait_sleep(w, NOT_READY_RETRY_MS);
         return;
     }
+    clock_from_reply(lim, w->asked_ms, r);
     long long status = rep_int(r, 0);
     if (status == 1) {
         sfl_lease *l = lease_add(lim, w->account, w->id, w->label, w->asked_ms, r);
@@ -702,13 +939,18 @@ static void wait_attempt(sfl_wait *w)
         w->again = 1;
         return;
     }
+    if (release_in_flight(lim, w->account)) {
+        w->deferred = 1; /* resume_deferred asks */
+        return;
+    }
     if (!sfl_store_ready(lim->store) || lim->retaking > 0) {
         /* Held leases come back first; on_ready kicks the waits again. */
         wait_sleep(w, NOT_READY_RETRY_MS * 5);
         return;
     }
     w->asked_ms = sfl_mono_ms();
-    if (send_lease_script(lim, "acquire", w->account, w->id, w->label, on_acquire_reply, w) < 0) {
+    if (send_lease_script(lim, "acquire", w->account, w->id, w->label, lim->opts.ticket_ttl_ms,
+                          on_acquire_reply, w) < 0) {
         wait_sleep(w, NOT_READY_RETRY_MS);
         return;
     }
@@ -788,6 +1030,7 @@ static void retake_done(sfl_lease *l)
 
 void sfl_limiter_on_ready(sfl_limiter *lim)
 {
+    lim->clock_known = 0; /* maybe another Redis, with another clock */
     flush_releases(lim);
     /* Re-take held leases before any new ask. */
     lim->retaking = 0;
@@ -806,10 +1049,20 @@ void sfl_limiter_on_ready(sfl_limiter *lim)
         for (sfl_wait *w = lim->waits; w; w = w->next)
             if (!w->inflight)
                 timer_in(w->timer, 0);
+    /* Asks held back behind releases the old connection never answered. */
+    for (;;) {
+        try_ctx *t = lim->tries;
+        while (t && !(t->deferred && !release_in_flight(lim, t->account)))
+            t = t->next;
+        if (!t)
+            break;
+        try_resume(t);
+    }
 }
 
 void sfl_limiter_on_down(sfl_limiter *lim)
 {
+    lim->clock_known = 0;
     sfl_warn("redis connection lost; %d lease(s) held, stopped before their deadlines if it "
              "does not come back",
              lim->nleases);
@@ -817,18 +1070,40 @@ void sfl_limiter_on_down(sfl_limiter *lim)
 
 void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
 {
-    /* "<account>": a slot is free for anyone; "<account> <ticket>": it was
-     * handed to that ticket, and only its owner needs to ask. */
+    /* "<account>": a slot is free for anyone; "<account> <ticket> <deadline>
+     * <fence>": it was handed to that ticket, and only its owner needs to
+     * act: start on it if the deadline allows, else ask. */
     char *end;
-    long long account = strtoll(msg, &end, 10);
+    sfl_handoff h = {.account = strtoll(msg, &end, 10)};
     if (end == msg)
         return;
-    const char *ticket = *end == ' ' ? end + 1 : NULL;
-    for (sfl_wait *w = lim->waits; w; w = w->next)
-        if (w->account == account && (!ticket || strcmp(ticket, w->id) == 0))
-            wait_attempt(w);
+    char ticket[ID_LEN];
+    if (*end == ' ') {
+        const char *t = end + 1;
+        size_t n = strcspn(t, " ");
+        if (n == 0 || n >= sizeof(ticket))
+            return;
+        memcpy(ticket, t, n);
+        ticket[n] = '\0';
+        h.ticket = ticket;
+        if (t[n] == ' ' && sscanf(t + n + 1, "%" SCNd64 " %lld", &h.deadline_ms, &h.fence) != 2)
+            h.deadline_ms = 0;
+    }
+    for (sfl_wait *w = lim->waits; w; w = w->next) {
+        if (w->account != h.account || (h.ticket && strcmp(h.ticket, w->id) != 0))
+            continue;
+        sfl_lease *l = NULL;
+        if (h.ticket && !w->inflight && !w->cancelled)
+            l = sfl_limiter_claim(lim, &h, w->label, w->started_ms);
+        if (l) {
+            w->uncertain = 0;
+            wait_finish(w, SFL_WAIT_GRANTED, l);
+            break; /* one wait per ticket; the list may have changed */
+        }
+        wait_attempt(w);
+    }
     if (lim->release_seen)
-        lim->release_seen(account, ticket, lim->release_seen_arg);
+        lim->release_seen(&h, lim->release_seen_arg);
 }
 
 /*--- Lifecycle -------------------------------------------------------------*/
@@ -896,6 +1171,11 @@ void sfl_limiter_free(sfl_limiter *lim)
         pending_release *p = lim->to_release;
         lim->to_release = p->next;
         free(p);
+    }
+    while (lim->tries) { /* deferred ones: those sent were answered when the store went */
+        try_ctx *t = lim->tries;
+        try_unlink(t);
+        free(t);
     }
     if (lim->renew_timer)
         event_free(lim->renew_timer);

@@ -27,9 +27,9 @@ typedef struct sfl_limiter_opts {
     int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; default
                               3 * fallback_ms + 1000 */
     int64_t handoff_ms;    /* a slot handed to a ticket is held this long for its node to
-                              take it over (it does so within a round trip of the
-                              announcement): a dead node's ticket keeps a freed slot no
-                              longer than this; default SFL_HANDOFF_MS */
+                              take it over (it starts on the announcement and takes the
+                              lease over at once): a dead node's ticket keeps a freed
+                              slot no longer than this; default SFL_HANDOFF_MS */
 } sfl_limiter_opts;
 
 #define SFL_HANDOFF_MS 250
@@ -107,11 +107,31 @@ void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg);
 void sfl_limiter_withdraw(sfl_limiter *lim, long long account, const char *id);
 /* A fresh lease id / ticket "<node_id>:<16 hex>". */
 void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len);
-/* fn is told of every release announced for an account (after the waits);
- * ticket is the ticket the slot was handed to, or NULL if it is free. */
+/* A release announced on sfl:released: "<account>" (a slot is free) or
+ * "<account> <ticket> <deadline_ms> <fence>" (the slot was handed to ticket:
+ * it is a lease of that id until deadline_ms, Redis time). */
+typedef struct sfl_handoff {
+    long long account;
+    const char *ticket;  /* NULL: the slot is free for anyone */
+    int64_t deadline_ms; /* Redis time; 0 if the message had none */
+    long long fence;
+} sfl_handoff;
+/* fn is told of every release announced for an account (after the waits,
+ * which take hand-offs to their own tickets themselves). */
 void sfl_limiter_on_release_seen(sfl_limiter *lim,
-                                 void (*fn)(long long account, const char *ticket, void *arg),
-                                 void *arg);
+                                 void (*fn)(const sfl_handoff *h, void *arg), void *arg);
+/* Starts the lease of a slot handed to h->ticket without asking first: the
+ * limiter maps the hand-off's Redis deadline onto its own clock (a lower
+ * bound, learnt from the Redis time in its own scripts' answers) and, if
+ * enough of it is left, returns a lease that is good at once and takes it
+ * over for the full TTL in the background (lost if that fails). NULL when the
+ * deadline cannot be shown to be far enough ahead (a late announcement, no
+ * answer from Redis yet since the last connect) or Redis is away: ask with
+ * the ticket instead (sfl_limiter_try), which takes the slot over if it is
+ * still held for the ticket. wait_since_ms (monotonic) is when the owner
+ * began to wait, for sfl_lease_wait_ms; -1 if unknown. */
+sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char *label,
+                             int64_t wait_since_ms);
 
 void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);
 /* Gives the slot back (queued if Redis is down) and frees the lease. */
@@ -142,6 +162,7 @@ void sfl_limiter_each_held(const sfl_limiter *lim,
 
 typedef struct sfl_limiter_stats {
     uint64_t acquired, denied, lost, renew_failed, retaken, released;
+    uint64_t claimed; /* of acquired: started on a hand-off announcement (no ask) */
 } sfl_limiter_stats;
 void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out);
 

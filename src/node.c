@@ -389,6 +389,8 @@ static void node_metrics(struct evbuffer *out, void *arg)
         uint64_t v;
     } counters[] = {
         {"sfl_leases_acquired_total", "slots granted to this node", ls.acquired},
+        {"sfl_leases_handed_total", "of those, slots handed over and started on the announcement",
+         ls.claimed},
         {"sfl_leases_denied_total", "asks denied (account full or recovering)", ls.denied},
         {"sfl_leases_lost_total", "leases lost: checks stopped before their deadline", ls.lost},
         {"sfl_lease_renewals_failed_total", "renewals that failed or found the lease gone",

@@ -386,7 +386,7 @@ static void pump(sfl_sched *s)
 
 /*--- API -------------------------------------------------------------------*/
 
-static void on_release_seen(long long account, const char *ticket, void *arg);
+static void on_release_seen(const sfl_handoff *h, void *arg);
 
 sfl_sched *sfl_sched_new(struct event_base *base, sfl_limiter *lim, const sfl_sched_opts *opts,
                          const sfl_sched_hooks *hooks)
@@ -503,6 +503,16 @@ void sfl_sched_kick(sfl_sched *s)
     pump(s);
 }
 
+/* Whether a check could start now, as pump would start one. */
+static int can_start_now(const sfl_sched *s)
+{
+    if (s->running + s->asking >= s->opts.global_limit)
+        return 0;
+    if (s->opts.stagger_ms <= 0 || s->last_start_ms <= 0)
+        return 1;
+    return s->asking == 0 && sfl_mono_ms() >= s->last_start_ms + s->opts.stagger_ms;
+}
+
 /* Whether an ask could go out well within the time a handed slot is kept. */
 static int can_take_soon(const sfl_sched *s)
 {
@@ -514,18 +524,34 @@ static int can_take_soon(const sfl_sched *s)
     return gate < s->opts.handoff_ms / 2;
 }
 
-/* A slot of the account was freed ("ticket" NULL) or handed to a ticket. */
-static void on_release_seen(long long account, const char *ticket, void *arg)
+/* A slot of the account was freed (no ticket) or handed to a ticket. */
+static void on_release_seen(const sfl_handoff *h, void *arg)
 {
     sfl_sched *s = arg;
-    acct *a = sfl_idmap_get(s->accounts, account);
-    if (!a || (ticket && strcmp(ticket, a->ticket) != 0))
+    acct *a = sfl_idmap_get(s->accounts, h->account);
+    if (!a || (h->ticket && strcmp(h->ticket, a->ticket) != 0))
         return;
     if (a->asking) {
         a->again = 1; /* its answer may be a denial from before the release */
         return;
     }
-    if (ticket && !can_take_soon(s)) {
+    if (h->ticket && a->n > 0 && !s->cancelled && can_start_now(s)) {
+        /* Start on the announcement; the limiter takes the slot over. */
+        sfl_lease *l = sfl_limiter_claim(s->lim, h, a->heap[0].label, a->stalled_since);
+        if (l) {
+            if (a->parked) {
+                a->parked = 0;
+                evtimer_del(a->wake);
+            }
+            a->stalled_since = -1;
+            a->error[0] = '\0';
+            a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
+            start_head(a, l);
+            pump(s);
+            return;
+        }
+    }
+    if (h->ticket && !can_take_soon(s)) {
         /* The slot is held for our ticket, but every global slot here is
          * busy, or the stagger gate stays shut longer than the slot is kept:
          * pass it on to the next node in line rather than keep it idle. The

@@ -623,8 +623,8 @@ Test(http, metrics_in_prometheus_text)
         cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
     /* Every family has its HELP and TYPE. */
     const char *families[] = {"sfl_account_limit", "sfl_account_in_use", "sfl_leases_held",
-                              "sfl_leases_acquired_total", "sfl_leases_denied_total",
-                              "sfl_leases_lost_total", "sfl_lease_renewals_failed_total",
+                              "sfl_leases_acquired_total", "sfl_leases_handed_total",
+                              "sfl_leases_denied_total", "sfl_leases_lost_total", "sfl_lease_renewals_failed_total",
                               "sfl_lease_wait_seconds", "sfl_checks_total", "sfl_queue_depth",
                               "sfl_redis_up"};
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
@@ -767,6 +767,43 @@ Test(http, checks_batch_runs_to_completion)
 }
 
 /*--- Startup and shutdown --------------------------------------------------*/
+
+/* Streams of a full account wait on this node's ticket: when a check ends,
+ * its release hands the slot to that ticket, and the next check starts on
+ * the announcement (sfl_leases_handed_total), without asking first. */
+Test(http, next_check_starts_on_the_handoff)
+{
+    th_account(&redis, 5, 1);
+    conf_check = "{\"command\": [\"sleep\", \"0.3\"], \"parser\": \"none\", \"timeout\": 10}";
+    conf_concurrent = "{\"stagger_delay\": 0}"; /* a stagger gate would pass the slot on */
+    node_start();
+    resp r = call("POST", "/v1/checks",
+                  "[{\"id\": 1, \"url\": \"http://127.0.0.1:9/1.ts\", \"m3u_account\": 5},"
+                  " {\"id\": 2, \"url\": \"http://127.0.0.1:9/2.ts\", \"m3u_account\": 5},"
+                  " {\"id\": 3, \"url\": \"http://127.0.0.1:9/3.ts\", \"m3u_account\": 5}]");
+    cr_assert_eq(r.status, 202, "%d %s", r.status, r.body);
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/checks/%s", jstr(&r, "batch"));
+    resp_free(&r);
+    int64_t until = th_now_ms() + 30000;
+    int done = 0;
+    while (!done && th_now_ms() < until) {
+        r = call("GET", path, NULL);
+        done = jnum(r.json, "done") >= 3;
+        resp_free(&r);
+        if (!done)
+            usleep(100000);
+    }
+    cr_assert(done, "the batch did not finish in 30 s");
+    r = call("GET", "/metrics", NULL);
+    cr_assert(strstr(r.body, "\nsfl_leases_acquired_total 3\n"), "%s", r.body);
+    const char *handed = strstr(r.body, "\nsfl_leases_handed_total ");
+    cr_assert_not_null(handed, "%s", r.body);
+    long long n = atoll(handed + strlen("\nsfl_leases_handed_total "));
+    cr_assert(n >= 1 && n <= 2, "%lld of the 2 waiting checks started on a hand-off:\n%s", n,
+              r.body);
+    resp_free(&r);
+}
 
 Test(http, non_loopback_without_token_exits_2)
 {

@@ -41,6 +41,9 @@ typedef struct tclient {
     sfl_store *st;
     sfl_limiter *lim;
     int ready;
+    int hold;        /* keep announcements back (a node that reads them late) */
+    char held[4][192];
+    int nheld;
 } tclient;
 
 static void tc_ready(sfl_store *st, void *arg)
@@ -64,13 +67,40 @@ static void tc_released(sfl_store *st, const char *channel, const char *msg, voi
     tclient *c = arg;
     (void)st;
     (void)channel;
+    if (c->hold && c->nheld < 4) {
+        snprintf(c->held[c->nheld++], sizeof(c->held[0]), "%s", msg);
+        return;
+    }
     sfl_limiter_on_released(c->lim, msg);
+}
+
+/* Hands the announcements kept back to the limiter, and stops keeping them. */
+static void tc_deliver(tclient *c)
+{
+    c->hold = 0;
+    for (int i = 0; i < c->nheld; i++)
+        sfl_limiter_on_released(c->lim, c->held[i]);
+    c->nheld = 0;
+}
+
+static int tc_has_held(void *arg)
+{
+    return ((tclient *)arg)->nheld > 0;
+}
+
+static uint64_t tc_claimed(const tclient *c)
+{
+    sfl_limiter_stats st;
+    sfl_limiter_get_stats(c->lim, &st);
+    return st.claimed;
 }
 
 static int tc_is_ready(void *arg)
 {
     return ((tclient *)arg)->ready > 0;
 }
+
+static int64_t tc_fallback_ms = 200; /* the next tc_new's longest sleep between asks */
 
 static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t safety)
 {
@@ -85,7 +115,8 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
     c->st = sfl_store_new(base, &so, err, sizeof(err));
     cr_assert_not_null(c->st, "%s", err);
     sfl_limiter_opts lo = {.node_id = node, .ttl_ms = ttl, .renew_ms = renew,
-                           .safety_ms = safety, .recovery_ms = ttl, .fallback_ms = 200};
+                           .safety_ms = safety, .recovery_ms = ttl,
+                           .fallback_ms = tc_fallback_ms};
     c->lim = sfl_limiter_new(base, c->st, &lo);
     sfl_store_start(c->st);
     cr_assert(th_loop_until(base, tc_is_ready, c, 5000), "store never became ready");
@@ -128,6 +159,11 @@ static void on_lost(sfl_lease *l, const char *why, void *arg)
 static int slot_done(void *arg)
 {
     return ((slot *)arg)->done;
+}
+
+static int slot_lost(void *arg)
+{
+    return ((slot *)arg)->lost;
 }
 
 static void ask(tclient *c, long long account, int64_t timeout, slot *s)
@@ -850,4 +886,139 @@ Test(lease, release_with_nobody_queued_is_not_announced)
     before = publish_calls();
     freeReplyObject(script("release", 26, "b:1", 0));
     cr_assert_eq(publish_calls(), before + 1, "the hand-off was not announced");
+}
+
+/*--- Starting on a hand-off ------------------------------------------------*/
+
+/* Milliseconds from Redis's now to the lease's deadline in Redis. */
+static long long deadline_left(long long account, const char *id)
+{
+    redisReply *t = th_redis(&redis, "TIME");
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    redisReply *r = th_redis(&redis, "ZSCORE sfl:{a:%lld}:leases %s", account, id);
+    long long left = r->type == REDIS_REPLY_STRING ? atoll(r->str) - now : -1;
+    freeReplyObject(r);
+    return left;
+}
+
+/* The only waiting ticket of an account (its ZSET's first member), or "". */
+static void first_ticket(long long account, char *buf, size_t len)
+{
+    redisReply *r = th_redis(&redis, "ZRANGE sfl:{a:%lld}:waiters 0 0", account);
+    snprintf(buf, len, "%s", r->elements ? r->element[0]->str : "");
+    freeReplyObject(r);
+}
+
+/* A waiter starts on the announcement of a slot handed to its ticket (no
+ * ask first), and takes the slot over for its full TTL at once. */
+Test(lease, handoff_starts_on_the_announcement)
+{
+    th_account(&redis, 27, 1);
+    tclient *h = tc_new("holder", 5000, 1000, 500);
+    tclient *w = tc_new("waiter", 5000, 1000, 500);
+    slot a, b;
+    ask(h, 27, 3000, &a);
+    got(&a, 3000);
+    ask(w, 27, -1, &b);
+    long long want[2] = {27, 1};
+    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
+    char ticket[96];
+    first_ticket(27, ticket, sizeof(ticket));
+    w->hold = 1;
+    sfl_lease_release(a.lease);
+    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
+    cr_assert(!b.done, "granted before the announcement came");
+    tc_deliver(w);
+    cr_assert(b.done && b.status == SFL_WAIT_GRANTED,
+              "the wait was not granted on the announcement itself");
+    cr_assert_eq(tc_claimed(w), 1);
+    cr_assert_str_eq(sfl_lease_id(b.lease), ticket, "the lease is not the handed ticket");
+    /* The take-over makes it a full lease: deadline a TTL away, not 250 ms. */
+    th_loop_for(base, 300);
+    long long left = deadline_left(27, ticket);
+    cr_assert_gt(left, 2000, "the handed slot was not taken over (deadline in %lld ms)", left);
+    cr_assert(!sfl_lease_is_lost(b.lease));
+    cr_assert_eq(in_use(27), 1);
+    sfl_lease_release(b.lease);
+    th_loop_for(base, 50);
+    cr_assert_eq(in_use(27), 0);
+    tc_free(h);
+    tc_free(w);
+}
+
+/* A node that reads a hand-off only after the slot's hold ran out (it was
+ * stalled) must not start on it: by then the slot may be someone else's.
+ * It asks instead, and waits its turn. */
+Test(lease, late_handoff_is_not_started_on)
+{
+    th_account(&redis, 28, 1);
+    tclient *h = tc_new("holder", 5000, 1000, 500);
+    tc_fallback_ms = 10000; /* it does not ask again on its own meanwhile */
+    tclient *w = tc_new("stalled", 5000, 1000, 500);
+    tc_fallback_ms = 200;
+    tclient *x = tc_new("other", 5000, 1000, 500);
+    slot a, b, c;
+    ask(h, 28, 3000, &a);
+    got(&a, 3000);
+    ask(w, 28, -1, &b);
+    long long want[2] = {28, 1};
+    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
+    w->hold = 1;
+    sfl_lease_release(a.lease);
+    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
+    /* The hold (250 ms) runs out; another node takes the freed slot. */
+    th_loop_for(base, 400);
+    ask(x, 28, 3000, &c);
+    got(&c, 3000);
+    cr_assert_eq(in_use(28), 1);
+    tc_deliver(w);
+    th_loop_for(base, 300);
+    cr_assert(!b.done, "started on a hand-off whose hold had run out: two holders of a limit 1");
+    cr_assert_eq(tc_claimed(w), 0);
+    cr_assert_eq(in_use(28), 1);
+    /* It asked instead, and gets the slot when the other node is done. */
+    sfl_lease_release(c.lease);
+    got(&b, 3000);
+    cr_assert_eq(in_use(28), 1);
+    sfl_lease_release(b.lease);
+    th_loop_for(base, 50);
+    tc_free(h);
+    tc_free(w);
+    tc_free(x);
+}
+
+/* The slot's hold vanished before the take-over (here: removed by hand, as
+ * a data loss would): the take-over is refused, and the lease is lost with
+ * no time left to stop its check. */
+Test(lease, handoff_whose_takeover_is_refused_is_lost_at_once)
+{
+    th_account(&redis, 29, 1);
+    tclient *h = tc_new("holder", 5000, 1000, 500);
+    tclient *w = tc_new("waiter", 5000, 1000, 500);
+    slot a, b;
+    ask(h, 29, 3000, &a);
+    got(&a, 3000);
+    ask(w, 29, -1, &b);
+    long long want[2] = {29, 1};
+    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
+    char ticket[96];
+    first_ticket(29, ticket, sizeof(ticket));
+    w->hold = 1;
+    sfl_lease_release(a.lease);
+    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
+    freeReplyObject(th_redis(&redis, "ZREM sfl:{a:29}:leases %s", ticket));
+    redisReply *r = script("acquire", 29, "thief:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    tc_deliver(w);
+    cr_assert(b.done && b.status == SFL_WAIT_GRANTED);
+    sfl_lease_on_lost(b.lease, on_lost, &b);
+    cr_assert(th_loop_until(base, slot_lost, &b, 2000), "the refused take-over went unnoticed");
+    cr_assert_eq(sfl_lease_stop_within_ms(b.lease), 0, "a refused take-over must stop at once");
+    sfl_lease_release(b.lease);
+    th_loop_for(base, 50);
+    cr_assert_eq(in_use(29), 1, "the thief's lease is the only one");
+    tc_free(h);
+    tc_free(w);
 }
