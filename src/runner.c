@@ -625,7 +625,11 @@ typedef struct spawn_ctx {
     char **envp;
 } spawn_ctx;
 
-static void child_fail(int fd, int stage)
+/* The child shares our memory, ASan's shadow of it included: its code must
+ * not poison or check stack redzones on its own stack. */
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
+
+CHILD_CODE static void child_fail(int fd, int stage)
 {
     exec_report rep = {stage, errno};
     ssize_t w = write(fd, &rep, sizeof(rep));
@@ -634,7 +638,7 @@ static void child_fail(int fd, int stage)
 }
 
 /* Moves fd to 3 or above (so the dup2s onto 0..2 cannot clobber it). */
-static int child_raise_fd(int fd, int cloexec)
+CHILD_CODE static int child_raise_fd(int fd, int cloexec)
 {
     if (fd >= 3)
         return fd;
@@ -643,7 +647,7 @@ static int child_raise_fd(int fd, int cloexec)
 
 /* In the child, between fork and exec: async-signal-safe calls only. Never returns. */
 static void child_exec(const spawn_ctx *sc) __attribute__((noreturn));
-static void child_exec(const spawn_ctx *sc)
+CHILD_CODE static void child_exec(const spawn_ctx *sc)
 {
     int errfd = sc->errfd;
 
@@ -695,7 +699,7 @@ static void child_exec(const spawn_ctx *sc)
     _exit(127); /* not reached */
 }
 
-static int child_main(void *arg)
+CHILD_CODE static int child_main(void *arg)
 {
     child_exec(arg);
 }
