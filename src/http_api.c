@@ -1,6 +1,7 @@
 /* http_api.c - the node's HTTP API (DESIGN §7), plus two read-only routes
  * the dashboard polls: GET /v1/nodes (the nodes alive, from their registry
- * keys) and GET /v1/results (the newest results of the newest batches).
+ * keys) and GET /v1/results (the newest results of the newest batches),
+ * whose data dashboard_data.c reads.
  *
  * evhttp with one generic callback and a small router. Every request ends
  * in exactly one reply, possibly later (routes that ask Redis keep the
@@ -19,6 +20,7 @@
 #include "app.h"
 #include "conf.h"
 #include "dashboard.h"
+#include "dashboard_data.h"
 #include "limiter.h"
 #include "log.h"
 #include "metrics.h"
@@ -66,8 +68,6 @@ typedef struct pending {
     long long xinfo_lag, xinfo_pending;
     char batch[64];
     int64_t ttl_ms;
-    int failed; /* a Redis answer in a chain of several was missing */
-    int seen;   /* /v1/nodes: registry keys asked for */
 } pending;
 
 /*--- Replies ---------------------------------------------------------------*/
@@ -185,144 +185,6 @@ static int parse_id(const char *s, size_t n, long long *out)
     }
     *out = v;
     return 0;
-}
-
-/* An integer JSON member in [min, max]; 0 ok, 1 absent, -1 bad (message in err). */
-static int json_int(const cJSON *obj, const char *key, long long min, long long max,
-                    long long *out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return 1;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max) {
-        snprintf(err, errlen, "%s: expected an integer from %lld to %lld", key, min, max);
-        return -1;
-    }
-    *out = (long long)v->valuedouble;
-    return 0;
-}
-
-/* Every member of obj is one of keys, none given twice (which one would
- * count is not obvious). 0, or -1 with the message in err. */
-static int only_keys(const cJSON *obj, const char *const *keys, char *err, size_t errlen)
-{
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        int known = 0;
-        for (int i = 0; keys[i]; i++)
-            known |= strcmp(it->string, keys[i]) == 0;
-        if (!known) {
-            snprintf(err, errlen, "%s: unknown field", it->string);
-            return -1;
-        }
-        for (const cJSON *o = obj->child; o != it; o = o->next) {
-            if (strcmp(o->string, it->string) == 0) {
-                snprintf(err, errlen, "%s: given twice", it->string);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* len bytes of a body as one JSON object (nothing after it); NULL with the
- * message in err. The caller deletes the tree. */
-static cJSON *parse_object(const char *body, size_t len, char *err, size_t errlen)
-{
-    if (!body || len == 0) {
-        snprintf(err, errlen, "body: empty, expected a JSON object");
-        return NULL;
-    }
-    cJSON *doc = sfl_conf_json_parse(body, len, "body", err, errlen);
-    if (doc && !cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        snprintf(err, errlen, "body: expected a JSON object");
-        return NULL;
-    }
-    return doc;
-}
-
-int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *out, char *err,
-                              size_t errlen)
-{
-    static const char *const keys[] = {"account", "wait_ms", "label", NULL};
-    memset(out, 0, sizeof(*out));
-    out->wait_ms = 30000;
-    snprintf(out->label, sizeof(out->label), "sidecar");
-    cJSON *doc = parse_object(body, len, err, errlen);
-    if (!doc)
-        return -1;
-    int rc = -1, r;
-    const cJSON *label = cJSON_GetObjectItemCaseSensitive(doc, "label");
-    if (only_keys(doc, keys, err, errlen) < 0)
-        goto done;
-    if ((r = json_int(doc, "account", 0, 999999999999999LL, &out->account, err, errlen)) < 0)
-        goto done;
-    if (r == 1) {
-        snprintf(err, errlen, "account: required");
-        goto done;
-    }
-    if (json_int(doc, "wait_ms", 0, 3600000, &out->wait_ms, err, errlen) < 0)
-        goto done;
-    if (label) {
-        if (!cJSON_IsString(label) || strlen(label->valuestring) >= sizeof(out->label)) {
-            snprintf(err, errlen, "label: expected a string of at most %zu characters",
-                     sizeof(out->label) - 1);
-            goto done;
-        }
-        snprintf(out->label, sizeof(out->label), "%s", label->valuestring);
-    }
-    rc = 0;
-done:
-    cJSON_Delete(doc);
-    return rc;
-}
-
-int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out,
-                                char *err, size_t errlen)
-{
-    static const char *const keys[] = {"max_streams", "name", NULL};
-    memset(out, 0, sizeof(*out));
-    cJSON *doc = parse_object(body, len, err, errlen);
-    if (!doc)
-        return -1;
-    int rc = -1, r;
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
-    if (only_keys(doc, keys, err, errlen) < 0)
-        goto done;
-    if ((r = json_int(doc, "max_streams", 0, 1000000, &out->max_streams, err, errlen)) < 0)
-        goto done;
-    if (r == 1) {
-        snprintf(err, errlen, "max_streams: required (0 = unlimited)");
-        goto done;
-    }
-    if (name && !cJSON_IsString(name) && !cJSON_IsNull(name)) {
-        snprintf(err, errlen, "name: expected a string");
-        goto done;
-    }
-    if (cJSON_IsString(name)) {
-        if (strlen(name->valuestring) >= sizeof(out->name)) {
-            snprintf(err, errlen, "name: longer than %zu characters", sizeof(out->name) - 1);
-            goto done;
-        }
-        out->has_name = 1;
-        snprintf(out->name, sizeof(out->name), "%s", name->valuestring);
-    }
-    rc = 0;
-done:
-    cJSON_Delete(doc);
-    return rc;
-}
-
-sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen)
-{
-    sfl_streams *s = sfl_streams_parse(body, len, "body", err, errlen);
-    if (s && s->n == 0) {
-        sfl_streams_free(s);
-        snprintf(err, errlen, "body: no streams");
-        return NULL;
-    }
-    return s;
 }
 
 /*--- GET /v1/accounts ------------------------------------------------------*/
@@ -665,265 +527,29 @@ static void route_lease(sfl_http *h, struct evhttp_request *req, enum evhttp_cmd
 
 /*--- GET /v1/nodes, GET /v1/results: what the dashboard shows --------------*/
 
-#define MAX_NODES 1000
-#define RECENT_BATCHES 5
-#define RECENT_MAX 100
-
-static int cmp_node_id(const void *a, const void *b)
-{
-    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-    return strcmp(cJSON_GetObjectItem(x, "id")->valuestring,
-                  cJSON_GetObjectItem(y, "id")->valuestring);
-}
-
-/* Every answer is in: sorted by id (SCAN may name a key twice), answered. */
-static void nodes_finish(pending *p)
-{
-    if (--p->owed > 0)
-        return;
-    if (!p->gone) {
-        cJSON *list = cJSON_GetObjectItem(p->doc, "nodes");
-        int n = cJSON_GetArraySize(list);
-        cJSON **v = n > 0 ? calloc((size_t)n, sizeof(*v)) : NULL;
-        if (p->failed || (n > 0 && !v)) {
-            reply_error(p->req, 503, "no answer from Redis while reading the nodes");
-        } else {
-            for (int i = n - 1; i >= 0; i--)
-                v[i] = cJSON_DetachItemFromArray(list, i);
-            if (n > 1)
-                qsort(v, (size_t)n, sizeof(*v), cmp_node_id);
-            for (int i = 0; i < n; i++) {
-                if (i > 0 && cmp_node_id(&v[i - 1], &v[i]) == 0)
-                    cJSON_Delete(v[i]);
-                else
-                    cJSON_AddItemToArray(list, v[i]);
-            }
-            reply_json(p->req, 200, p->doc);
-        }
-        free(v);
-    }
-    pending_free(p);
-}
-
-typedef struct node_ask {
-    pending *p;
-    char id[128];
-} node_ask;
-
-/* One registry hash (node.c rewrites it every few seconds with a 10 s TTL,
- * and deletes it when the node stops): a node is alive while it exists. */
-static void on_node_hash(sfl_store *st, redisReply *r, void *arg)
-{
-    node_ask *a = arg;
-    pending *p = a->p;
-    UNUSED(st);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        p->failed = 1;
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
-        /* Gone between SCAN and HGETALL (empty answer): not alive. */
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "id", a->id);
-        for (size_t i = 0; i + 1 < r->elements; i += 2) {
-            const redisReply *k = r->element[i], *v = r->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-                continue;
-            if (strcmp(k->str, "state") == 0 || strcmp(k->str, "started_at") == 0) {
-                cJSON_AddStringToObject(e, k->str, v->str);
-            } else if (strcmp(k->str, "running") == 0 || strcmp(k->str, "held") == 0 ||
-                       strcmp(k->str, "leases") == 0 || strcmp(k->str, "global_limit") == 0 ||
-                       strcmp(k->str, "pid") == 0) {
-                cJSON_AddNumberToObject(e, k->str, strtod(v->str, NULL));
-            }
-        }
-        cJSON_AddItemToArray(cJSON_GetObjectItem(p->doc, "nodes"), e);
-    }
-    free(a);
-    nodes_finish(p);
-}
-
-static void on_node_scan(sfl_store *st, redisReply *r, void *arg)
+static void on_dashboard_data(cJSON *doc, const char *error, void *arg)
 {
     pending *p = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-        p->failed = 1;
-        nodes_finish(p);
-        return;
+    if (!p->gone) {
+        if (doc)
+            reply_json(p->req, 200, doc);
+        else
+            reply_error(p->req, 503, "%s", error);
     }
-    char prefix[160];
-    int plen = snprintf(prefix, sizeof(prefix), "%s:node:", sfl_store_ns(st));
-    const redisReply *keys = r->element[1];
-    for (size_t i = 0; i < keys->elements && !p->failed && p->seen < MAX_NODES; i++) {
-        const redisReply *k = keys->element[i];
-        if (k->type != REDIS_REPLY_STRING || k->len <= (size_t)plen)
-            continue;
-        node_ask *a = calloc(1, sizeof(*a));
-        if (!a) {
-            p->failed = 1;
-            break;
-        }
-        p->seen++;
-        a->p = p;
-        snprintf(a->id, sizeof(a->id), "%s", k->str + plen);
-        const char *argv[2] = {"HGETALL", k->str};
-        p->owed++;
-        if (sfl_store_command(st, on_node_hash, a, 2, argv) < 0) {
-            p->owed--;
-            p->failed = 1;
-            free(a);
-        }
-    }
-    if (strcmp(r->element[0]->str, "0") != 0 && !p->failed && p->seen < MAX_NODES && !p->gone) {
-        char pattern[170];
-        snprintf(pattern, sizeof(pattern), "%s*", prefix);
-        const char *argv[6] = {"SCAN", r->element[0]->str, "MATCH", pattern, "COUNT", "500"};
-        if (sfl_store_command(st, on_node_scan, p, 6, argv) == 0)
-            return;
-        p->failed = 1;
-    }
-    nodes_finish(p);
+    pending_free(p);
 }
 
 static void route_nodes(sfl_http *h, struct evhttp_request *req)
 {
-    sfl_store *st = h->node.app->store;
     pending *p = pending_new(h, req);
-    if (!p || !(p->doc = cJSON_CreateObject()) || !cJSON_AddArrayToObject(p->doc, "nodes")) {
-        if (p)
-            pending_free(p);
+    if (!p) {
         reply_error(req, 503, "out of memory");
         return;
     }
-    char pattern[170];
-    snprintf(pattern, sizeof(pattern), "%s:node:*", sfl_store_ns(st));
-    const char *argv[6] = {"SCAN", "0", "MATCH", pattern, "COUNT", "500"};
-    p->owed = 1; /* the SCAN chain */
-    if (sfl_store_command(st, on_node_scan, p, 6, argv) < 0) {
+    if (sfl_dashboard_nodes(h->node.app->store, on_dashboard_data, p) < 0) {
         pending_free(p);
         reply_error(req, 503, "Redis is not reachable");
     }
-}
-
-/* The newest results: the last `limit` of each of the RECENT_BATCHES batches
- * last put on the shared queue (XREVRANGE of sfl:jobs), newest batch first,
- * newest result first. stream_url is left out: it may carry credentials, and
- * GET /v1/checks/{batch} has it for whoever submitted the batch. */
-typedef struct recent_ctx {
-    pending *p;
-    int limit;
-    int nbatch;
-    char batch[RECENT_BATCHES][64];
-    cJSON *lists[RECENT_BATCHES];
-} recent_ctx;
-
-typedef struct recent_ask {
-    recent_ctx *c;
-    int i;
-} recent_ask;
-
-static void recent_finish(recent_ctx *c)
-{
-    pending *p = c->p;
-    if (--p->owed > 0)
-        return;
-    if (!p->gone) {
-        if (p->failed) {
-            reply_error(p->req, 503, "no answer from Redis while reading the results");
-        } else {
-            cJSON *doc = cJSON_CreateObject();
-            cJSON *out = cJSON_AddArrayToObject(doc, "results");
-            int n = 0;
-            for (int b = 0; b < c->nbatch && n < c->limit; b++) {
-                for (int i = cJSON_GetArraySize(c->lists[b]) - 1; i >= 0 && n < c->limit; i--) {
-                    cJSON *one = cJSON_DetachItemFromArray(c->lists[b], i);
-                    cJSON_DeleteItemFromObjectCaseSensitive(one, "stream_url");
-                    cJSON_AddStringToObject(one, "batch", c->batch[b]);
-                    cJSON_AddItemToArray(out, one);
-                    n++;
-                }
-            }
-            reply_json(p->req, 200, doc);
-            cJSON_Delete(doc);
-        }
-    }
-    for (int b = 0; b < c->nbatch; b++)
-        cJSON_Delete(c->lists[b]);
-    free(c);
-    pending_free(p);
-}
-
-static void on_recent_list(sfl_store *st, redisReply *r, void *arg)
-{
-    recent_ask *a = arg;
-    recent_ctx *c = a->c;
-    UNUSED(st);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        c->p->failed = 1; /* a batch that expired meanwhile is an empty array */
-    } else {
-        for (size_t i = 0; i < r->elements; i++) {
-            cJSON *one = r->element[i]->type == REDIS_REPLY_STRING
-                             ? cJSON_Parse(r->element[i]->str)
-                             : NULL;
-            if (cJSON_IsObject(one))
-                cJSON_AddItemToArray(c->lists[a->i], one);
-            else
-                cJSON_Delete(one);
-        }
-    }
-    free(a);
-    recent_finish(c);
-}
-
-/* Newest entries of the shared queue: which batches are the recent ones. */
-static void on_recent_jobs(sfl_store *st, redisReply *r, void *arg)
-{
-    recent_ctx *c = arg;
-    pending *p = c->p;
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        p->failed = 1;
-        recent_finish(c);
-        return;
-    }
-    for (size_t e = 0; e < r->elements && c->nbatch < RECENT_BATCHES; e++) {
-        const redisReply *fields = r->element[e]->type == REDIS_REPLY_ARRAY &&
-                                           r->element[e]->elements == 2
-                                       ? r->element[e]->element[1]
-                                       : NULL;
-        const char *batch = NULL;
-        for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements;
-             i += 2)
-            if (fields->element[i]->str && strcmp(fields->element[i]->str, "batch") == 0)
-                batch = fields->element[i + 1]->str;
-        if (!batch || strlen(batch) >= sizeof(c->batch[0]))
-            continue;
-        int known = 0;
-        for (int b = 0; b < c->nbatch; b++)
-            known |= strcmp(c->batch[b], batch) == 0;
-        if (known)
-            continue;
-        snprintf(c->batch[c->nbatch], sizeof(c->batch[0]), "%s", batch);
-        c->lists[c->nbatch] = cJSON_CreateArray();
-        recent_ask *a = malloc(sizeof(*a));
-        if (!a || !c->lists[c->nbatch]) {
-            free(a);
-            cJSON_Delete(c->lists[c->nbatch]);
-            p->failed = 1;
-            break;
-        }
-        *a = (recent_ask){c, c->nbatch++};
-        char key[200], from[24];
-        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), batch, "results");
-        snprintf(from, sizeof(from), "-%d", c->limit);
-        const char *argv[4] = {"LRANGE", key, from, "-1"};
-        p->owed++;
-        if (sfl_store_command(st, on_recent_list, a, 4, argv) < 0) {
-            p->owed--;
-            p->failed = 1;
-            free(a);
-            break;
-        }
-    }
-    recent_finish(c);
 }
 
 static void route_results(sfl_http *h, struct evhttp_request *req)
@@ -943,30 +569,20 @@ static void route_results(sfl_http *h, struct evhttp_request *req)
             evhttp_clear_headers(&params);
             return;
         }
-        if (parse_id(kv->value, n, &limit) < 0 || limit < 1 || limit > RECENT_MAX) {
-            reply_error(req, 400, "limit: expected an integer from 1 to %d", RECENT_MAX);
+        if (parse_id(kv->value, n, &limit) < 0 || limit < 1 || limit > SFL_RECENT_RESULTS_MAX) {
+            reply_error(req, 400, "limit: expected an integer from 1 to %d",
+                        SFL_RECENT_RESULTS_MAX);
             evhttp_clear_headers(&params);
             return;
         }
     }
     evhttp_clear_headers(&params);
-    sfl_store *st = h->node.app->store;
-    recent_ctx *c = calloc(1, sizeof(*c));
-    pending *p = c ? pending_new(h, req) : NULL;
+    pending *p = pending_new(h, req);
     if (!p) {
-        free(c);
         reply_error(req, 503, "out of memory");
         return;
     }
-    c->p = p;
-    c->limit = (int)limit;
-    char key[160], count[24];
-    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-    snprintf(count, sizeof(count), "%d", 2 * RECENT_MAX);
-    const char *argv[6] = {"XREVRANGE", key, "+", "-", "COUNT", count};
-    p->owed = 1;
-    if (sfl_store_command(st, on_recent_jobs, c, 6, argv) < 0) {
-        free(c);
+    if (sfl_dashboard_results(h->node.app->store, (int)limit, on_dashboard_data, p) < 0) {
         pending_free(p);
         reply_error(req, 503, "Redis is not reachable");
     }

@@ -317,8 +317,9 @@ static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
     }
     long long account = c->account;
     free(c);
-    if (r) /* NULL: the connection is gone; on_ready resumes them */
-        resume_deferred(lim, account);
+    /* Also when the connection is gone (r NULL): a deferred ask then fails
+     * as one in flight would, and its owner tries again later. */
+    resume_deferred(lim, account);
 }
 
 static void on_release_reply_untracked(sfl_store *st, redisReply *r, void *arg)

@@ -96,7 +96,9 @@ typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
  * SAME id to keep its place (and to take over a slot handed to it); use a
  * new id after a grant, to queue behind the others. fn is called exactly
  * once, from the loop. -1 when Redis is not ready or held leases are still
- * being re-taken after a reconnect (fn not called): ask again later. */
+ * being re-taken after a reconnect (fn not called): ask again later. While a
+ * release of the account by this limiter is unanswered, the ask is held back
+ * until it is (waits likewise). */
 int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
                     sfl_try_fn *fn, void *arg);
 /* Tries in flight whose arg is arg will not call back (a granted slot is

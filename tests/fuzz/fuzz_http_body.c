@@ -1,4 +1,4 @@
-/* fuzz_http_body.c - the node's request body parsers (http_api.h) on
+/* fuzz_http_body.c - the node's request body parsers (http_body.h) on
  * arbitrary bytes, as the routes call them.
  *
  * The first byte picks the route: 'L' POST /v1/leases
@@ -7,9 +7,9 @@
  * (sfl_http_parse_checks_body); any other byte picks by its value mod 3. The
  * rest is the body, not NUL-terminated. Checked: a refusal carries a message
  * (the 400 reply's text); an accepted body gives values within the ranges
- * http_api.h states; an accepted lease or account body, written back as JSON,
+ * http_body.h states; an accepted lease or account body, written back as JSON,
  * parses to the same values. */
-#include "http_api.h"
+#include "http_body.h"
 #include "streams.h"
 
 #include <cjson/cJSON.h>

@@ -1,8 +1,8 @@
-/* test_http_api.c - the request body parsers of the HTTP API (http_api.h):
+/* test_http_body.c - the request body parsers of the HTTP API (http_body.h):
  * what POST /v1/leases, PUT /v1/accounts/{id} and POST /v1/checks take,
  * and the 400 message for what they refuse. The routes themselves run in
  * tests/integration/test_http.c. */
-#include "http_api.h"
+#include "http_body.h"
 #include "streams.h"
 
 #include <criterion/criterion.h>
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-TestSuite(http_api);
+TestSuite(http_body);
 
 /* Criterion passes a parameter to the test's process as bytes: pass the row
  * index and read the static table. */
@@ -51,12 +51,12 @@ static const struct lease_case lease_cases[] = {
     {"{\"account\": 5, \"label\": null}", "label: expected a string", 0},
 };
 
-ParameterizedTestParameters(http_api, lease_body)
+ParameterizedTestParameters(http_body, lease_body)
 {
     INDEX_PARAMS(lease_cases);
 }
 
-ParameterizedTest(size_t *i, http_api, lease_body)
+ParameterizedTest(size_t *i, http_body, lease_body)
 {
     const struct lease_case *c = &lease_cases[*i];
     sfl_http_lease_ask a;
@@ -73,7 +73,7 @@ ParameterizedTest(size_t *i, http_api, lease_body)
     }
 }
 
-Test(http_api, lease_label_length)
+Test(http_body, lease_label_length)
 {
     char body[300], err[256];
     sfl_http_lease_ask a;
@@ -113,12 +113,12 @@ static const struct account_case account_cases[] = {
     {"3", "body: expected a JSON object", 0},
 };
 
-ParameterizedTestParameters(http_api, account_body)
+ParameterizedTestParameters(http_body, account_body)
 {
     INDEX_PARAMS(account_cases);
 }
 
-ParameterizedTest(size_t *i, http_api, account_body)
+ParameterizedTest(size_t *i, http_body, account_body)
 {
     const struct account_case *c = &account_cases[*i];
     sfl_http_account_put a;
@@ -135,7 +135,7 @@ ParameterizedTest(size_t *i, http_api, account_body)
     }
 }
 
-Test(http_api, account_name_length)
+Test(http_body, account_name_length)
 {
     char body[400], name[202], err[256];
     sfl_http_account_put a;
@@ -153,7 +153,7 @@ Test(http_api, account_name_length)
 
 /*--- POST /v1/checks ---*/
 
-Test(http_api, checks_body)
+Test(http_body, checks_body)
 {
     char err[512] = "";
     const char *ok = "{\"streams\": [{\"id\": 1, \"url\": \"u\", \"m3u_account\": 2}]}";

@@ -1,0 +1,39 @@
+/* http_body.h - what the HTTP API's routes make of request bodies. */
+#ifndef SFL_HTTP_BODY_H
+#define SFL_HTTP_BODY_H
+
+#include <stddef.h>
+
+typedef struct sfl_streams sfl_streams;
+
+/*--- Request bodies ----------------------------------------------------------*/
+
+/* What the routes make of a request body, as pure functions (no I/O, no
+ * global state; the body, len bytes not necessarily NUL-terminated, is only
+ * read during the call). Each returns 0, or -1 with the message of the 400
+ * reply in err (naming "body" or the field). A JSON object body must be one
+ * object and nothing after it, with no unknown and no repeated members. */
+
+/* POST /v1/leases: {"account": N, "wait_ms": N, "label": "..."}. */
+typedef struct sfl_http_lease_ask {
+    long long account; /* 0 .. 999999999999999, required */
+    long long wait_ms; /* 0 .. 3600000, default 30000 */
+    char label[101];   /* default "sidecar" */
+} sfl_http_lease_ask;
+int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *out, char *err,
+                              size_t errlen);
+
+/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}. */
+typedef struct sfl_http_account_put {
+    long long max_streams; /* 0 (unlimited) .. 1000000, required */
+    int has_name;          /* name given as a string */
+    char name[201];
+} sfl_http_account_put;
+int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out,
+                                char *err, size_t errlen);
+
+/* POST /v1/checks: a streams document (sfl_streams_parse, named "body") with
+ * at least one stream. The caller frees the batch; NULL with err. */
+sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen);
+
+#endif
