@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static sfl_test_redis redis;
@@ -910,41 +911,67 @@ static void first_ticket(long long account, char *buf, size_t len)
     freeReplyObject(r);
 }
 
+/* A hand-off, up to its announcement: on account (limit 1) h holds a and
+ * releases it while w waits with b; the slot goes to w's ticket (copied into
+ * ticket), and w keeps the announcement back until tc_deliver. */
+typedef struct handoff {
+    long long account;
+    tclient *h, *w;
+    slot a, b;
+    char ticket[96];
+} handoff;
+
+static void handoff_until_announced(handoff *x, long long account, int64_t w_fallback_ms)
+{
+    x->account = account;
+    th_account(&redis, account, 1);
+    x->h = tc_new("holder", 5000, 1000, 500);
+    tc_fallback_ms = w_fallback_ms;
+    x->w = tc_new("waiter", 5000, 1000, 500);
+    tc_fallback_ms = 200;
+    ask(x->h, account, 3000, &x->a);
+    got(&x->a, 3000);
+    ask(x->w, account, -1, &x->b);
+    long long want[2] = {account, 1};
+    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
+    first_ticket(account, x->ticket, sizeof(x->ticket));
+    x->w->hold = 1;
+    sfl_lease_release(x->a.lease);
+    cr_assert(th_loop_until(base, tc_has_held, x->w, 3000), "no hand-off was announced");
+    cr_assert(!x->b.done, "granted before the announcement came");
+}
+
+static void handoff_free(handoff *x)
+{
+    if (x->b.done && x->b.status == SFL_WAIT_GRANTED)
+        sfl_lease_release(x->b.lease);
+    th_loop_for(base, 100);
+    tc_free(x->h);
+    tc_free(x->w);
+}
+
 /* A waiter starts on the announcement of a slot handed to its ticket (no
  * ask first), and takes the slot over for its full TTL at once. */
 Test(lease, handoff_starts_on_the_announcement)
 {
-    th_account(&redis, 27, 1);
-    tclient *h = tc_new("holder", 5000, 1000, 500);
-    tclient *w = tc_new("waiter", 5000, 1000, 500);
-    slot a, b;
-    ask(h, 27, 3000, &a);
-    got(&a, 3000);
-    ask(w, 27, -1, &b);
-    long long want[2] = {27, 1};
-    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
-    char ticket[96];
-    first_ticket(27, ticket, sizeof(ticket));
-    w->hold = 1;
-    sfl_lease_release(a.lease);
-    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
-    cr_assert(!b.done, "granted before the announcement came");
-    tc_deliver(w);
-    cr_assert(b.done && b.status == SFL_WAIT_GRANTED,
+    handoff x;
+    handoff_until_announced(&x, 27, 200);
+    tc_deliver(x.w);
+    cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED,
               "the wait was not granted on the announcement itself");
-    cr_assert_eq(tc_claimed(w), 1);
-    cr_assert_str_eq(sfl_lease_id(b.lease), ticket, "the lease is not the handed ticket");
+    cr_assert_eq(tc_claimed(x.w), 1);
+    cr_assert_str_eq(sfl_lease_id(x.b.lease), x.ticket, "the lease is not the handed ticket");
     /* The take-over makes it a full lease: deadline a TTL away, not 250 ms. */
     th_loop_for(base, 300);
-    long long left = deadline_left(27, ticket);
+    long long left = deadline_left(27, x.ticket);
     cr_assert_gt(left, 2000, "the handed slot was not taken over (deadline in %lld ms)", left);
-    cr_assert(!sfl_lease_is_lost(b.lease));
+    cr_assert(!sfl_lease_is_lost(x.b.lease));
     cr_assert_eq(in_use(27), 1);
-    sfl_lease_release(b.lease);
+    sfl_lease_release(x.b.lease);
+    x.b.done = 0;
     th_loop_for(base, 50);
     cr_assert_eq(in_use(27), 0);
-    tc_free(h);
-    tc_free(w);
+    handoff_free(&x);
 }
 
 /* A node that reads a hand-off only after the slot's hold ran out (it was
@@ -952,40 +979,26 @@ Test(lease, handoff_starts_on_the_announcement)
  * It asks instead, and waits its turn. */
 Test(lease, late_handoff_is_not_started_on)
 {
-    th_account(&redis, 28, 1);
-    tclient *h = tc_new("holder", 5000, 1000, 500);
-    tc_fallback_ms = 10000; /* it does not ask again on its own meanwhile */
-    tclient *w = tc_new("stalled", 5000, 1000, 500);
-    tc_fallback_ms = 200;
-    tclient *x = tc_new("other", 5000, 1000, 500);
-    slot a, b, c;
-    ask(h, 28, 3000, &a);
-    got(&a, 3000);
-    ask(w, 28, -1, &b);
-    long long want[2] = {28, 1};
-    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
-    w->hold = 1;
-    sfl_lease_release(a.lease);
-    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
+    handoff x;
+    handoff_until_announced(&x, 28, 10000); /* it does not ask again on its own meanwhile */
+    tclient *o = tc_new("other", 5000, 1000, 500);
+    slot c;
     /* The hold (250 ms) runs out; another node takes the freed slot. */
     th_loop_for(base, 400);
-    ask(x, 28, 3000, &c);
+    ask(o, 28, 3000, &c);
     got(&c, 3000);
     cr_assert_eq(in_use(28), 1);
-    tc_deliver(w);
+    tc_deliver(x.w);
     th_loop_for(base, 300);
-    cr_assert(!b.done, "started on a hand-off whose hold had run out: two holders of a limit 1");
-    cr_assert_eq(tc_claimed(w), 0);
+    cr_assert(!x.b.done, "started on a hand-off whose hold had run out: two holders of a limit 1");
+    cr_assert_eq(tc_claimed(x.w), 0);
     cr_assert_eq(in_use(28), 1);
     /* It asked instead, and gets the slot when the other node is done. */
     sfl_lease_release(c.lease);
-    got(&b, 3000);
+    got(&x.b, 3000);
     cr_assert_eq(in_use(28), 1);
-    sfl_lease_release(b.lease);
-    th_loop_for(base, 50);
-    tc_free(h);
-    tc_free(w);
-    tc_free(x);
+    handoff_free(&x);
+    tc_free(o);
 }
 
 /* The slot's hold vanished before the take-over (here: removed by hand, as
@@ -993,32 +1006,46 @@ Test(lease, late_handoff_is_not_started_on)
  * no time left to stop its check. */
 Test(lease, handoff_whose_takeover_is_refused_is_lost_at_once)
 {
-    th_account(&redis, 29, 1);
-    tclient *h = tc_new("holder", 5000, 1000, 500);
-    tclient *w = tc_new("waiter", 5000, 1000, 500);
-    slot a, b;
-    ask(h, 29, 3000, &a);
-    got(&a, 3000);
-    ask(w, 29, -1, &b);
-    long long want[2] = {29, 1};
-    cr_assert(th_loop_until(base, waiters_are, want, 3000), "the waiter's ticket never queued");
-    char ticket[96];
-    first_ticket(29, ticket, sizeof(ticket));
-    w->hold = 1;
-    sfl_lease_release(a.lease);
-    cr_assert(th_loop_until(base, tc_has_held, w, 3000), "no hand-off was announced");
-    freeReplyObject(th_redis(&redis, "ZREM sfl:{a:29}:leases %s", ticket));
+    handoff x;
+    handoff_until_announced(&x, 29, 200);
+    freeReplyObject(th_redis(&redis, "ZREM sfl:{a:29}:leases %s", x.ticket));
     redisReply *r = script("acquire", 29, "thief:1", 5000);
     cr_assert_eq(reply_int(r, 0), 1);
     freeReplyObject(r);
-    tc_deliver(w);
-    cr_assert(b.done && b.status == SFL_WAIT_GRANTED);
-    sfl_lease_on_lost(b.lease, on_lost, &b);
-    cr_assert(th_loop_until(base, slot_lost, &b, 2000), "the refused take-over went unnoticed");
-    cr_assert_eq(sfl_lease_stop_within_ms(b.lease), 0, "a refused take-over must stop at once");
-    sfl_lease_release(b.lease);
-    th_loop_for(base, 50);
+    tc_deliver(x.w);
+    cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED);
+    sfl_lease_on_lost(x.b.lease, on_lost, &x.b);
+    cr_assert(th_loop_until(base, slot_lost, &x.b, 2000), "the refused take-over went unnoticed");
+    cr_assert_eq(sfl_lease_stop_within_ms(x.b.lease), 0, "a refused take-over must stop at once");
+    handoff_free(&x);
     cr_assert_eq(in_use(29), 1, "the thief's lease is the only one");
-    tc_free(h);
-    tc_free(w);
+}
+
+/* Redis stops answering just as a node starts on a hand-off: the take-over
+ * never comes back, and the lease is declared lost, with its check's kill
+ * due, before the hold's deadline in Redis (Redis's TIME and this test's
+ * wall clock are the same clock). */
+Test(lease, handoff_without_takeover_answer_is_lost_before_its_hold_ends)
+{
+    handoff x;
+    handoff_until_announced(&x, 30, 200);
+    long long account = 0, deadline = 0;
+    cr_assert_eq(sscanf(x.w->held[0], "%lld %*s %lld", &account, &deadline), 2,
+                 "announcement \"%s\"", x.w->held[0]);
+    kill(redis.pid, SIGSTOP);
+    tc_deliver(x.w);
+    cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED, "not started on the hand-off");
+    sfl_lease_on_lost(x.b.lease, on_lost, &x.b);
+    int64_t until = th_now_ms() + 3000;
+    while (!x.b.lost && th_now_ms() < until)
+        th_loop_for(base, 2);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long lost_at = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long stop_by = lost_at + sfl_lease_stop_within_ms(x.b.lease);
+    kill(redis.pid, SIGCONT);
+    cr_assert(x.b.lost, "the take-over went unanswered and the lease was never lost");
+    cr_assert_lt(stop_by, deadline, "the check may run until %lld ms after the hold's end in Redis",
+                 stop_by - deadline + 1);
+    handoff_free(&x);
 }
