@@ -231,18 +231,13 @@ static int send_lease_script(sfl_limiter *lim, const char *script, long long acc
 /*--- Redis time on the local clock -----------------------------------------*/
 
 /* An answer to a script sent at local sent_ms carried Redis time redis_ms
- * (rounded down). The mapping kept is the tightest one, aged by the drift. */
+ * (rounded down). The newest answer is kept, not the tightest: an older one
+ * is wrong if Redis's clock was stepped since, and a round trip is slack
+ * enough against a hold of hundreds of ms. */
 static void clock_sample(sfl_limiter *lim, int64_t sent_ms, int64_t redis_ms)
 {
-    int64_t off = sent_ms - redis_ms - 1;
-    if (lim->clock_known) {
-        int64_t span = redis_ms - lim->clock_at;
-        if (span >= 0 && span < CLOCK_MAX_SPAN_MS &&
-            lim->clock_off - span * DRIFT_PPM / 1000000 - 1 >= off)
-            return; /* the one kept still says more */
-    }
     lim->clock_known = 1;
-    lim->clock_off = off;
+    lim->clock_off = sent_ms - redis_ms - 1;
     lim->clock_at = redis_ms;
 }
 
