@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,296 +145,155 @@ static int parse_redis(const char *value, const char **out)
     return 0;
 }
 
-/* The end of getopt_long: a stray argument, or a required option missing. */
-static int check_rest(int argc, char **argv, const char *const *names, const int *missing,
-                      size_t n)
+/*--- Options: one table per benchmark ---------------------------------------*/
+
+typedef enum { OPT_INT, OPT_LL, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_REDIS, OPT_FLAG } opt_kind;
+
+typedef struct bench_opt {
+    const char *name;
+    opt_kind kind;
+    double lo, hi;      /* numbers: the range (integers: whole values) */
+    const char *expect; /* what a bad value is told */
+    void *target;
+    int required;
+} bench_opt;
+
+#define MAX_OPTS 16
+
+static int opt_store(const bench_opt *t, const char *value)
 {
+    long long v = 0;
+    double d = 0;
+    switch (t->kind) {
+    case OPT_REDIS:
+        return parse_redis(value, (const char **)t->target);
+    case OPT_STR:
+        *(const char **)t->target = value;
+        return 0;
+    case OPT_FLAG:
+        *(int *)t->target = 1;
+        return 0;
+    case OPT_DOUBLE:
+        if (parse_double(value, t->lo, t->hi, &d) < 0)
+            return bad(t->name, value, t->expect);
+        *(double *)t->target = d;
+        return 0;
+    default:
+        if (parse_ll(value, (long long)t->lo, (long long)t->hi, &v) < 0)
+            return bad(t->name, value, t->expect);
+        if (t->kind == OPT_INT)
+            *(int *)t->target = (int)v;
+        else if (t->kind == OPT_LL)
+            *(long long *)t->target = v;
+        else if (t->kind == OPT_I64)
+            *(int64_t *)t->target = v;
+        else
+            *(uint64_t *)t->target = (uint64_t)v;
+        return 0;
+    }
+}
+
+/* Parses argv against the table (n entries) and --help. -1 to go on; else
+ * the exit code (0 after --help). */
+static int parse_opts(int argc, char **argv, const bench_opt *table, size_t n, const char *help)
+{
+    struct option lo[MAX_OPTS + 2];
+    int seen[MAX_OPTS] = {0};
+    for (size_t i = 0; i < n; i++)
+        lo[i] = (struct option){table[i].name,
+                                table[i].kind == OPT_FLAG ? no_argument : required_argument,
+                                NULL, (int)i + 1};
+    lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n + 1] = (struct option){NULL, 0, NULL, 0};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return BENCH_EXIT_OK;
+        }
+        if (c < 1 || c > (int)n) {
+            if (c == ':')
+                fprintf(stderr, "sflimit-bench %s: %s needs a value\n", bench_name,
+                        argv[optind - 1]);
+            else
+                fprintf(stderr, "sflimit-bench %s: unknown option '%s' (see --help)\n",
+                        bench_name, argv[optind - 1]);
+            return BENCH_EXIT_USAGE;
+        }
+        if (opt_store(&table[c - 1], optarg) != 0)
+            return BENCH_EXIT_USAGE;
+        seen[c - 1] = 1;
+    }
     if (optind < argc) {
         fprintf(stderr, "sflimit-bench %s: unexpected argument '%s'\n", bench_name,
                 argv[optind]);
         return BENCH_EXIT_USAGE;
     }
     for (size_t i = 0; i < n; i++)
-        if (missing[i]) {
+        if (table[i].required && !seen[i]) {
             fprintf(stderr, "sflimit-bench %s: --%s is required (see --help)\n", bench_name,
-                    names[i]);
+                    table[i].name);
             return BENCH_EXIT_USAGE;
         }
-    return 0;
+    return -1;
 }
 
-static int getopt_error(int c, char **argv)
-{
-    if (c == ':')
-        fprintf(stderr, "sflimit-bench %s: %s needs a value\n", bench_name, argv[optind - 1]);
-    else
-        fprintf(stderr, "sflimit-bench %s: unknown option '%s' (see --help)\n", bench_name,
-                argv[optind - 1]);
-    return BENCH_EXIT_USAGE;
-}
+#define OPTS_N(t) (sizeof(t) / sizeof((t)[0]))
 
 static int lease_main(int argc, char **argv)
 {
-    enum { O_REDIS = 1, O_PROCS, O_WORKERS, O_LIMIT, O_HOLD, O_SECONDS, O_ACCOUNT, O_WARMUP };
-    static const struct option opts[] = {
-        {"redis", required_argument, NULL, O_REDIS},
-        {"procs", required_argument, NULL, O_PROCS},
-        {"workers", required_argument, NULL, O_WORKERS},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"hold-ms", required_argument, NULL, O_HOLD},
-        {"seconds", required_argument, NULL, O_SECONDS},
-        {"account", required_argument, NULL, O_ACCOUNT},
-        {"warmup", required_argument, NULL, O_WARMUP},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    bench_lease_opts o = {.warmup = 1.0, .account = 990001};
+    const bench_opt table[] = {
+        {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
+        {"procs", OPT_INT, 1, 64, "expected an integer 1..64", &o.procs, 1},
+        {"workers", OPT_INT, 1, 256, "expected an integer 1..256", &o.workers, 1},
+        {"limit", OPT_LL, 1, 1000000, "expected an integer 1..1000000", &o.limit, 1},
+        {"hold-ms", OPT_I64, 0, 3600000, "expected milliseconds 0..3600000", &o.hold_ms, 1},
+        {"seconds", OPT_DOUBLE, 0.001, 86400, "expected seconds > 0", &o.seconds, 1},
+        {"account", OPT_LL, 0, 999999999999LL, "expected an account id >= 0", &o.account, 0},
+        {"warmup", OPT_DOUBLE, 0, 3600, "expected seconds >= 0", &o.warmup, 0},
     };
-    bench_lease_opts o = {.procs = -1,
-                          .workers = -1,
-                          .limit = -1,
-                          .hold_ms = -1,
-                          .seconds = -1,
-                          .warmup = 1.0,
-                          .account = 990001};
-    long long v;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_REDIS: {
-            char err[200];
-            sfl_redis_url u = {0};
-            if (sfl_redis_url_parse(optarg, &u, err, sizeof(err)) < 0)
-                return bad("redis", optarg, err);
-            int embedded = u.embedded;
-            sfl_redis_url_clear(&u);
-            if (embedded)
-                return bad("redis", optarg, "give a running Redis, not 'embedded'");
-            o.redis_url = optarg;
-            break;
-        }
-        case O_PROCS:
-            if (parse_ll(optarg, 1, 64, &v) < 0)
-                return bad("procs", optarg, "expected an integer 1..64");
-            o.procs = (int)v;
-            break;
-        case O_WORKERS:
-            if (parse_ll(optarg, 1, 256, &v) < 0)
-                return bad("workers", optarg, "expected an integer 1..256");
-            o.workers = (int)v;
-            break;
-        case O_LIMIT:
-            if (parse_ll(optarg, 1, 1000000, &o.limit) < 0)
-                return bad("limit", optarg, "expected an integer 1..1000000");
-            break;
-        case O_HOLD:
-            if (parse_ll(optarg, 0, 3600000, &v) < 0)
-                return bad("hold-ms", optarg, "expected milliseconds 0..3600000");
-            o.hold_ms = v;
-            break;
-        case O_SECONDS:
-            if (parse_double(optarg, 0.001, 86400, &o.seconds) < 0)
-                return bad("seconds", optarg, "expected seconds > 0");
-            break;
-        case O_ACCOUNT:
-            if (parse_ll(optarg, 0, 999999999999LL, &o.account) < 0)
-                return bad("account", optarg, "expected an account id >= 0");
-            break;
-        case O_WARMUP:
-            if (parse_double(optarg, 0, 3600, &o.warmup) < 0)
-                return bad("warmup", optarg, "expected seconds >= 0");
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return BENCH_EXIT_OK;
-        case ':':
-            fprintf(stderr, "sflimit-bench lease: %s needs a value\n", argv[optind - 1]);
-            return BENCH_EXIT_USAGE;
-        default:
-            fprintf(stderr, "sflimit-bench lease: unknown option '%s' (see --help)\n",
-                    argv[optind - 1]);
-            return BENCH_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "sflimit-bench lease: unexpected argument '%s'\n", argv[optind]);
-        return BENCH_EXIT_USAGE;
-    }
-    static const char *const required[] = {"redis", "procs",   "workers",
-                                           "limit", "hold-ms", "seconds"};
-    int missing[] = {o.redis_url == NULL, o.procs < 0,   o.workers < 0,
-                     o.limit < 0,         o.hold_ms < 0, o.seconds < 0};
-    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
-        if (missing[i]) {
-            fprintf(stderr, "sflimit-bench lease: --%s is required (see --help)\n", required[i]);
-            return BENCH_EXIT_USAGE;
-        }
-    return bench_lease_run(&o);
+    int rc = parse_opts(argc, argv, table, OPTS_N(table), usage);
+    return rc >= 0 ? rc : bench_lease_run(&o);
 }
 
 static int makespan_main(int argc, char **argv)
 {
-    enum {
-        O_REDIS = 1,
-        O_NODES,
-        O_ACCOUNTS,
-        O_STREAMS,
-        O_CHECK_MS,
-        O_GLOBAL,
-        O_SEED,
-        O_SFLIMIT,
-        O_MAX_RATIO,
-        O_TIMEOUT,
-        O_KEEP
+    bench_makespan_opts o = {.global_limit = 10, .seed = 1, .account_base = 880001};
+    const bench_opt table[] = {
+        {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
+        {"nodes", OPT_INT, 1, 64, "expected an integer 1..64", &o.nodes, 1},
+        {"accounts", OPT_INT, 1, 1000000, "expected an integer 1..1000000", &o.accounts, 1},
+        {"streams", OPT_LL, 1, 10000000, "expected an integer 1..10000000", &o.streams, 1},
+        {"check-ms", OPT_I64, 1, 3600000, "expected milliseconds 1..3600000", &o.check_ms, 1},
+        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit,
+         0},
+        {"seed", OPT_U64, 0, 9e18, "expected an integer 0..9e18", &o.seed, 0},
+        {"sflimit", OPT_STR, 0, 0, NULL, &o.sflimit, 0},
+        {"max-ratio", OPT_DOUBLE, 1, 1000, "expected a ratio >= 1", &o.max_ratio, 0},
+        {"timeout", OPT_DOUBLE, 1, 86400, "expected seconds 1..86400", &o.timeout, 0},
+        {"keep", OPT_FLAG, 0, 0, NULL, &o.keep, 0},
     };
-    static const struct option opts[] = {
-        {"redis", required_argument, NULL, O_REDIS},
-        {"nodes", required_argument, NULL, O_NODES},
-        {"accounts", required_argument, NULL, O_ACCOUNTS},
-        {"streams", required_argument, NULL, O_STREAMS},
-        {"check-ms", required_argument, NULL, O_CHECK_MS},
-        {"global-limit", required_argument, NULL, O_GLOBAL},
-        {"seed", required_argument, NULL, O_SEED},
-        {"sflimit", required_argument, NULL, O_SFLIMIT},
-        {"max-ratio", required_argument, NULL, O_MAX_RATIO},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"keep", no_argument, NULL, O_KEEP},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bench_makespan_opts o = {.nodes = -1,
-                             .accounts = -1,
-                             .streams = -1,
-                             .check_ms = -1,
-                             .global_limit = 10,
-                             .seed = 1,
-                             .account_base = 880001};
-    long long v;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_REDIS:
-            if (parse_redis(optarg, &o.redis_url) != 0)
-                return BENCH_EXIT_USAGE;
-            break;
-        case O_NODES:
-            if (parse_ll(optarg, 1, 64, &v) < 0)
-                return bad("nodes", optarg, "expected an integer 1..64");
-            o.nodes = (int)v;
-            break;
-        case O_ACCOUNTS:
-            if (parse_ll(optarg, 1, 1000000, &v) < 0)
-                return bad("accounts", optarg, "expected an integer 1..1000000");
-            o.accounts = (int)v;
-            break;
-        case O_STREAMS:
-            if (parse_ll(optarg, 1, 10000000, &o.streams) < 0)
-                return bad("streams", optarg, "expected an integer 1..10000000");
-            break;
-        case O_CHECK_MS:
-            if (parse_ll(optarg, 1, 3600000, &v) < 0)
-                return bad("check-ms", optarg, "expected milliseconds 1..3600000");
-            o.check_ms = v;
-            break;
-        case O_GLOBAL:
-            if (parse_ll(optarg, 1, 100000, &v) < 0)
-                return bad("global-limit", optarg, "expected an integer 1..100000");
-            o.global_limit = (int)v;
-            break;
-        case O_SEED:
-            if (parse_ll(optarg, 0, LLONG_MAX, &v) < 0)
-                return bad("seed", optarg, "expected an integer >= 0");
-            o.seed = (uint64_t)v;
-            break;
-        case O_SFLIMIT:
-            o.sflimit = optarg;
-            break;
-        case O_MAX_RATIO:
-            if (parse_double(optarg, 1, 1000, &o.max_ratio) < 0)
-                return bad("max-ratio", optarg, "expected a ratio >= 1");
-            break;
-        case O_TIMEOUT:
-            if (parse_double(optarg, 1, 86400, &o.timeout) < 0)
-                return bad("timeout", optarg, "expected seconds 1..86400");
-            break;
-        case O_KEEP:
-            o.keep = 1;
-            break;
-        case 'h':
-            fputs(makespan_usage, stdout);
-            return BENCH_EXIT_OK;
-        default:
-            return getopt_error(c, argv);
-        }
-    }
-    static const char *const required[] = {"redis", "nodes", "accounts", "streams", "check-ms"};
-    int missing[] = {o.redis_url == NULL, o.nodes < 0, o.accounts < 0, o.streams < 0,
-                     o.check_ms < 0};
-    int rc = check_rest(argc, argv, required, missing, sizeof(missing) / sizeof(missing[0]));
-    return rc ? rc : bench_makespan_run(&o);
+    int rc = parse_opts(argc, argv, table, OPTS_N(table), makespan_usage);
+    return rc >= 0 ? rc : bench_makespan_run(&o);
 }
 
 static int scale_main(int argc, char **argv)
 {
-    enum { O_REDIS = 1, O_ACCOUNTS, O_STREAMS, O_GLOBAL, O_SEED, O_SFLIMIT, O_KEEP };
-    static const struct option opts[] = {
-        {"redis", required_argument, NULL, O_REDIS},
-        {"accounts", required_argument, NULL, O_ACCOUNTS},
-        {"streams", required_argument, NULL, O_STREAMS},
-        {"global-limit", required_argument, NULL, O_GLOBAL},
-        {"seed", required_argument, NULL, O_SEED},
-        {"sflimit", required_argument, NULL, O_SFLIMIT},
-        {"keep", no_argument, NULL, O_KEEP},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    bench_scale_opts o = {.global_limit = 10, .seed = 1, .account_base = 770001};
+    const bench_opt table[] = {
+        {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
+        {"accounts", OPT_INT, 1, 1000000, "expected an integer 1..1000000", &o.accounts, 1},
+        {"streams", OPT_LL, 1, 10000000, "expected an integer 1..10000000", &o.streams, 1},
+        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit,
+         0},
+        {"seed", OPT_U64, 0, 9e18, "expected an integer 0..9e18", &o.seed, 0},
+        {"sflimit", OPT_STR, 0, 0, NULL, &o.sflimit, 0},
+        {"keep", OPT_FLAG, 0, 0, NULL, &o.keep, 0},
     };
-    bench_scale_opts o = {
-        .accounts = -1, .streams = -1, .global_limit = 10, .seed = 1, .account_base = 770001};
-    long long v;
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_REDIS:
-            if (parse_redis(optarg, &o.redis_url) != 0)
-                return BENCH_EXIT_USAGE;
-            break;
-        case O_ACCOUNTS:
-            if (parse_ll(optarg, 1, 1000000, &v) < 0)
-                return bad("accounts", optarg, "expected an integer 1..1000000");
-            o.accounts = (int)v;
-            break;
-        case O_STREAMS:
-            if (parse_ll(optarg, 1, 10000000, &o.streams) < 0)
-                return bad("streams", optarg, "expected an integer 1..10000000");
-            break;
-        case O_GLOBAL:
-            if (parse_ll(optarg, 1, 100000, &v) < 0)
-                return bad("global-limit", optarg, "expected an integer 1..100000");
-            o.global_limit = (int)v;
-            break;
-        case O_SEED:
-            if (parse_ll(optarg, 0, LLONG_MAX, &v) < 0)
-                return bad("seed", optarg, "expected an integer >= 0");
-            o.seed = (uint64_t)v;
-            break;
-        case O_SFLIMIT:
-            o.sflimit = optarg;
-            break;
-        case O_KEEP:
-            o.keep = 1;
-            break;
-        case 'h':
-            fputs(scale_usage, stdout);
-            return BENCH_EXIT_OK;
-        default:
-            return getopt_error(c, argv);
-        }
-    }
-    static const char *const required[] = {"redis", "accounts", "streams"};
-    int missing[] = {o.redis_url == NULL, o.accounts < 0, o.streams < 0};
-    int rc = check_rest(argc, argv, required, missing, sizeof(missing) / sizeof(missing[0]));
-    return rc ? rc : bench_scale_run(&o);
+    int rc = parse_opts(argc, argv, table, OPTS_N(table), scale_usage);
+    return rc >= 0 ? rc : bench_scale_run(&o);
 }
 
 int main(int argc, char **argv)
