@@ -1,7 +1,7 @@
 /* runner.c - child processes on the event loop.
  *
  * What: every stream check (ffmpeg, ffprobe, a user's command) runs as a child
- * process while the node holds a lease for it. The runner forks and execs it
+ * process while the node holds a lease for it. The runner starts and execs it
  * from an argv (execvpe: PATH lookup, no shell, so nothing in a stream URL is
  * ever parsed as shell syntax), keeps the tail of its stdout and stderr, stops
  * it on timeout or on request (SIGTERM, then SIGKILL after a grace), and
@@ -35,6 +35,11 @@
  *    only after the reap, when the writer is certainly gone.
  *  - Output tails are rings of capture_cap bytes: each byte is copied once, and
  *    rotated into place once at the end, so cost stays linear in the output.
+ *  - The child is made with clone(CLONE_VM | CLONE_VFORK), as posix_spawn
+ *    does, not fork: it shares our memory until its exec, so nothing is
+ *    copied and a start costs the same in a node holding 100 000 queued
+ *    streams as in an empty one (fork's page-table copy grew with our RSS).
+ *    We stay suspended until the child has exec'd or exited.
  *
  * What it must never do:
  *  - run anything through a shell;
@@ -44,12 +49,6 @@
  *    killed and reaped by sfl_runner_free; a pid that someone else reaped is
  *    reported as lost rather than waited on forever;
  *  - signal a pid after reaping it (it may have been reused).
- *
- *  - The child is made with clone(CLONE_VM | CLONE_VFORK), as posix_spawn
- *    does, not fork: it shares our memory until its exec, so nothing is
- *    copied and a start costs the same in a node holding 100 000 queued
- *    streams as in an empty one (fork's page-table copy grew with our RSS).
- *    We stay suspended until the child has exec'd or exited.
  *
  * Between clone and exec the child calls only async-signal-safe functions,
  * on a stack of its own, and writes no memory of ours but that stack (and
@@ -62,11 +61,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -645,7 +644,7 @@ CHILD_CODE static int child_raise_fd(int fd, int cloexec)
     return fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only. Never returns. */
+/* In the child, between clone and exec: async-signal-safe calls only. Never returns. */
 static void child_exec(const spawn_ctx *sc) __attribute__((noreturn));
 CHILD_CODE static void child_exec(const spawn_ctx *sc)
 {
