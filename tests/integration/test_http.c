@@ -95,6 +95,24 @@ static double jnum(const cJSON *obj, const char *key)
     return v->valuedouble;
 }
 
+/* The value of an unlabelled sample of a /metrics body; the test fails if
+ * there is none. */
+static long long metric(const char *body, const char *name)
+{
+    char head[128];
+    snprintf(head, sizeof(head), "\n%s ", name);
+    const char *at = strstr(body, head);
+    cr_assert_not_null(at, "/metrics has no sample %s:\n%s", name, body);
+    return atoll(at + strlen(head));
+}
+
+/* Every one of the n lines is in a /metrics body. */
+static void expect_lines(const char *body, const char *const *lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert(strstr(body, lines[i]), "/metrics lacks \"%s\":\n%s", lines[i], body);
+}
+
 /* Asserts a 400 (or code) whose {"error": ...} mentions `names`. */
 static void expect_error(resp *r, int code, const char *names, const char *what)
 {
@@ -619,8 +637,7 @@ Test(http, metrics_in_prometheus_text)
         "# TYPE sfl_queue_depth gauge\n",
         "# TYPE sfl_redis_up gauge\n",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
+    expect_lines(r.body, want, sizeof(want) / sizeof(want[0]));
     /* Every family has its HELP and TYPE. */
     const char *families[] = {"sfl_account_limit", "sfl_account_in_use", "sfl_leases_held",
                               "sfl_leases_acquired_total", "sfl_leases_handed_total",
@@ -657,11 +674,8 @@ Test(http, metrics_in_prometheus_text)
         "\nsfl_sidecar_leases 2\n",
         "\nsfl_leases_held{account=\"3\"} 2\n",
     };
-    for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++)
-        cr_assert(strstr(r.body, after[i]), "/metrics lacks \"%s\":\n%s", after[i], r.body);
-    const char *denied = strstr(r.body, "\nsfl_leases_denied_total ");
-    cr_assert_not_null(denied);
-    cr_assert_geq(atoll(denied + strlen("\nsfl_leases_denied_total ")), 1,
+    expect_lines(r.body, after, sizeof(after) / sizeof(after[0]));
+    cr_assert_geq(metric(r.body, "sfl_leases_denied_total"), 1,
                   "a 408 was not counted as denied:\n%s", r.body);
     resp_free(&r);
     free(id);
@@ -731,8 +745,7 @@ Test(http, checks_batch_runs_to_completion)
         "\nsfl_queue_depth 0\n",
         "\nsfl_queue_pending 0\n",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        cr_assert(strstr(r.body, want[i]), "/metrics lacks \"%s\":\n%s", want[i], r.body);
+    expect_lines(r.body, want, sizeof(want) / sizeof(want[0]));
     resp_free(&r);
 
     /* The recent results: all three, newest first, of this batch, without
@@ -797,9 +810,7 @@ Test(http, next_check_starts_on_the_handoff)
     cr_assert(done, "the batch did not finish in 30 s");
     r = call("GET", "/metrics", NULL);
     cr_assert(strstr(r.body, "\nsfl_leases_acquired_total 3\n"), "%s", r.body);
-    const char *handed = strstr(r.body, "\nsfl_leases_handed_total ");
-    cr_assert_not_null(handed, "%s", r.body);
-    long long n = atoll(handed + strlen("\nsfl_leases_handed_total "));
+    long long n = metric(r.body, "sfl_leases_handed_total");
     cr_assert(n >= 1 && n <= 2, "%lld of the 2 waiting checks started on a hand-off:\n%s", n,
               r.body);
     resp_free(&r);
@@ -896,9 +907,8 @@ Test(http, renewed_sidecar_lease_outlives_ttl_and_a_lost_one_is_409)
     resp r = call("GET", "/metrics", NULL);
     cr_assert(strstr(r.body, "\nsfl_leases_lost_total 1\n"), "%s", r.body);
     cr_assert(strstr(r.body, "\nsfl_sidecar_leases 0\n"), "%s", r.body);
-    const char *failed = strstr(r.body, "\nsfl_lease_renewals_failed_total ");
-    cr_assert(failed && atoll(failed + strlen("\nsfl_lease_renewals_failed_total ")) >= 1,
-              "a failed renewal not counted:\n%s", r.body);
+    cr_assert_geq(metric(r.body, "sfl_lease_renewals_failed_total"), 1,
+                  "a failed renewal not counted:\n%s", r.body);
     resp_free(&r);
     cr_assert(th_alive(node_pid));
     free(id);
