@@ -1045,15 +1045,8 @@ void sfl_limiter_on_ready(sfl_limiter *lim)
         for (sfl_wait *w = lim->waits; w; w = w->next)
             if (!w->inflight)
                 timer_in(w->timer, 0);
-    /* Asks held back behind releases the old connection never answered. */
-    for (;;) {
-        try_ctx *t = lim->tries;
-        while (t && !(t->deferred && !release_in_flight(lim, t->account)))
-            t = t->next;
-        if (!t)
-            break;
-        try_resume(t);
-    }
+    /* No ask is held back now: the old connection answered every release
+     * it carried (with NULL when it went), and each answer resumed them. */
 }
 
 void sfl_limiter_on_down(sfl_limiter *lim)
@@ -1167,11 +1160,6 @@ void sfl_limiter_free(sfl_limiter *lim)
         pending_release *p = lim->to_release;
         lim->to_release = p->next;
         free(p);
-    }
-    while (lim->tries) { /* deferred ones: those sent were answered when the store went */
-        try_ctx *t = lim->tries;
-        try_unlink(t);
-        free(t);
     }
     if (lim->renew_timer)
         event_free(lim->renew_timer);
