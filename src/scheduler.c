@@ -286,6 +286,19 @@ static void start_head(acct *a, sfl_lease *lease)
     s->hooks.start(j.job, a->id, lease, s->last_start_ms - j.added_ms, s->hooks.arg);
 }
 
+/* The account got a slot (an answer or a hand-off): its head job starts. */
+static void start_granted(acct *a, sfl_lease *lease)
+{
+    if (a->parked) {
+        a->parked = 0;
+        evtimer_del(a->wake);
+    }
+    a->stalled_since = -1;
+    a->error[0] = '\0';
+    a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
+    start_head(a, lease);
+}
+
 static void on_try(const sfl_try_result *res, void *arg)
 {
     acct *a = arg;
@@ -303,10 +316,7 @@ static void on_try(const sfl_try_result *res, void *arg)
     }
     switch (res->status) {
     case SFL_TRY_GRANTED:
-        a->stalled_since = -1;
-        a->error[0] = '\0';
-        a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
-        start_head(a, res->lease);
+        start_granted(a, res->lease);
         break;
     case SFL_TRY_DENIED: {
         if (a->stalled_since < 0)
@@ -539,14 +549,7 @@ static void on_release_seen(const sfl_handoff *h, void *arg)
         /* Start on the announcement; the limiter takes the slot over. */
         sfl_lease *l = sfl_limiter_claim(s->lim, h, a->heap[0].label, a->stalled_since);
         if (l) {
-            if (a->parked) {
-                a->parked = 0;
-                evtimer_del(a->wake);
-            }
-            a->stalled_since = -1;
-            a->error[0] = '\0';
-            a->ticket[0] = '\0'; /* the next need queues behind the other nodes */
-            start_head(a, l);
+            start_granted(a, l);
             pump(s);
             return;
         }
