@@ -46,6 +46,20 @@ void th_tmpdir(char *buf, size_t len)
     cr_assert_not_null(mkdtemp(buf), "mkdtemp: %s", strerror(errno));
 }
 
+void th_clear_env(void)
+{
+    static const char *const vars[] = {"SFL_CONFIG",
+                                       "SFL_REDIS_URL",
+                                       "SFL_NODE_ID",
+                                       "SFL_HTTP_LISTEN",
+                                       "SFL_HTTP_TOKEN",
+                                       "SFL_DISPATCHARR_URL",
+                                       "SFL_DISPATCHARR_API_KEY",
+                                       NULL};
+    for (int i = 0; vars[i]; i++)
+        unsetenv(vars[i]);
+}
+
 static int redis_pings(const sfl_test_redis *r)
 {
     struct timeval tv = {0, 200000};

@@ -48,6 +48,9 @@ int64_t th_now_ms(void);
 char *th_read_file(const char *path);
 /* A fresh temp directory for this test. */
 void th_tmpdir(char *buf, size_t len);
+/* Unsets every SFL_* variable sflimit reads, so that the environment
+ * chooses no config, Redis or node behind a test's back. */
+void th_clear_env(void);
 
 #endif
 

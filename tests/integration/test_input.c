@@ -38,17 +38,7 @@ static paths files; /* removed by teardown: some are 20 MB */
 
 static void setup(void)
 {
-    /* The environment must not choose a config or a Redis behind the test's back. */
-    static const char *const vars[] = {"SFL_CONFIG",
-                                       "SFL_REDIS_URL",
-                                       "SFL_NODE_ID",
-                                       "SFL_HTTP_LISTEN",
-                                       "SFL_HTTP_TOKEN",
-                                       "SFL_DISPATCHARR_URL",
-                                       "SFL_DISPATCHARR_API_KEY",
-                                       NULL};
-    for (int i = 0; vars[i]; i++)
-        unsetenv(vars[i]);
+    th_clear_env();
     th_redis_start(&redis, NULL);
     th_tmpdir(dir, sizeof(dir));
 }

@@ -2,6 +2,7 @@
  * refused with its JSON path in the message, and good configs must come out
  * with the defaults filled in and the environment applied. */
 #include "conf.h"
+#include "harness.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -10,23 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const env_vars[] = {"SFL_CONFIG",
-                                       "SFL_REDIS_URL",
-                                       "SFL_NODE_ID",
-                                       "SFL_HTTP_LISTEN",
-                                       "SFL_HTTP_TOKEN",
-                                       "SFL_DISPATCHARR_URL",
-                                       "SFL_DISPATCHARR_API_KEY",
-                                       NULL};
-
 /* Each test runs in its own process: start from a clean environment. */
-static void clean_env(void)
-{
-    for (const char *const *v = env_vars; *v; v++)
-        unsetenv(*v);
-}
-
-TestSuite(conf, .init = clean_env);
+TestSuite(conf, .init = th_clear_env);
 
 /* Criterion hands a parameter to the test's process as bytes, so pointers in
  * it (our string literals) would dangle there: pass the row index instead
@@ -547,7 +533,7 @@ static char dir[64];
 
 static void enter_temp_dir(void)
 {
-    clean_env();
+    th_clear_env();
     snprintf(dir, sizeof(dir), "/tmp/sfl-conf-d-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     cr_assert(chdir(dir) == 0);
