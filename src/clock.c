@@ -1,5 +1,8 @@
-/* clock.c - monotonic and wall clocks, and a little randomness (lease ids, jitter). */
+/* clock.c - monotonic and wall clocks, timers on the loop, and a little
+ * randomness (lease ids, jitter). */
 #include "clock.h"
+
+#include <event2/event.h>
 
 #include <stdio.h>
 #include <sys/random.h>
@@ -37,4 +40,12 @@ uint64_t sfl_random64(void)
     fallback = fallback * 6364136223846793005ULL + 1442695040888963407ULL +
                (uint64_t)sfl_mono_us() + (uint64_t)getpid();
     return fallback;
+}
+
+void sfl_timer_in(struct event *ev, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
 }

@@ -5,8 +5,10 @@
 #ifndef SFL_CLOCK_H
 #define SFL_CLOCK_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct event;
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t sfl_mono_ms(void);
@@ -16,5 +18,8 @@ int64_t sfl_mono_us(void);
 void sfl_wall_iso(char *buf, size_t len);
 /* A random 64-bit number from getrandom(2) (falls back to time and pid). */
 uint64_t sfl_random64(void);
+
+/* Arms the timer ev to fire in ms (now when ms <= 0). */
+void sfl_timer_in(struct event *ev, int64_t ms);
 
 #endif

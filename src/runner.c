@@ -57,6 +57,7 @@
 #include "runner.h"
 
 #include "clock.h"
+#include "list.h"
 #include "log.h"
 
 #include <errno.h>
@@ -136,8 +137,8 @@ struct sfl_child {
     char msg[256]; /* exec failure text */
     sfl_stop_reason stopped;
     int term_sent;
-    int64_t kill_at_ms;       /* when kill_ev fires (valid if term_sent) */
-    int finishing; /* done_ev activated: no more signals, no second report */
+    int64_t kill_at_ms; /* when kill_ev fires (valid if term_sent) */
+    int finishing;      /* done_ev activated: no more signals, no second report */
 };
 
 struct sfl_runner {
@@ -348,15 +349,8 @@ static void child_free(sfl_child *c)
 
 static void unlink_child(sfl_child *c)
 {
-    sfl_runner *r = c->r;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        r->children = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    r->running--;
+    SFL_LIST_UNLINK(c->r->children, c);
+    c->r->running--;
 }
 
 static void runner_destroy(sfl_runner *r)
@@ -846,10 +840,7 @@ sfl_child *sfl_runner_spawn(sfl_runner *r, const sfl_child_opts *opts, sfl_child
     }
     free(envp);
 
-    c->next = r->children;
-    if (r->children)
-        r->children->prev = c;
-    r->children = c;
+    SFL_LIST_PUSH(r->children, c);
     r->running++;
     return c;
 

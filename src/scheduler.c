@@ -54,7 +54,7 @@ typedef struct acct {
     size_t n, cap;
     int running;
     int asking;
-    int again;  /* a slot was announced for it while its ask was in flight */
+    int again; /* a slot was announced for it while its ask was in flight */
     int parked;
     int in_ring;
     int64_t stalled_since; /* -1: not stalled */
@@ -203,14 +203,6 @@ static void drop_all(acct *a, sfl_drop_reason why)
     }
 }
 
-static void timer_in(struct event *ev, int64_t ms)
-{
-    if (ms < 0)
-        ms = 0;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(ev, &tv);
-}
-
 static void unpark(acct *a)
 {
     if (!a->parked)
@@ -248,7 +240,7 @@ static void park(acct *a, int64_t ms)
             ms = left;
     }
     a->parked = 1;
-    timer_in(a->wake, ms);
+    sfl_timer_in(a->wake, ms);
 }
 
 static acct *acct_get(sfl_sched *s, long long id)
@@ -373,7 +365,7 @@ static void pump(sfl_sched *s)
             int64_t wait = s->last_start_ms + s->opts.stagger_ms - sfl_mono_ms();
             if (s->last_start_ms > 0 && wait > 0) {
                 if (!evtimer_pending(s->gate, NULL))
-                    timer_in(s->gate, wait);
+                    sfl_timer_in(s->gate, wait);
                 return;
             }
         }
@@ -466,7 +458,7 @@ int sfl_sched_add(sfl_sched *s, void *job, long long account, int priority, cons
     ring_push(a);
     /* Start from the loop, never from inside this call. */
     if (!evtimer_pending(s->gate, NULL))
-        timer_in(s->gate, 0);
+        sfl_timer_in(s->gate, 0);
     return 0;
 }
 
@@ -590,8 +582,8 @@ static void each_one(long long id, void *value, void *arg)
     c->fn(&info, c->arg);
 }
 
-void sfl_sched_each_account(const sfl_sched *s,
-                            void (*fn)(const sfl_sched_account *a, void *arg), void *arg)
+void sfl_sched_each_account(const sfl_sched *s, void (*fn)(const sfl_sched_account *a, void *arg),
+                            void *arg)
 {
     each_ctx c = {fn, arg};
     sfl_idmap_each(s->accounts, each_one, &c);

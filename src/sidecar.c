@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "limiter.h"
+#include "list.h"
 #include "log.h"
 
 #include <event2/event.h>
@@ -46,20 +47,13 @@ struct sfl_sidecar {
 
 static void arm(held *h)
 {
-    int64_t ms = h->s->client_ttl_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(h->client_deadline, &tv);
+    sfl_timer_in(h->client_deadline, h->s->client_ttl_ms);
 }
 
 static void held_free(held *h)
 {
     sfl_sidecar *s = h->s;
-    if (h->prev)
-        h->prev->next = h->next;
-    else if (s->held == h)
-        s->held = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    SFL_LIST_UNLINK(s->held, h);
     s->nheld--;
     sfl_lease_release(h->lease);
     event_free(h->client_deadline);
@@ -86,13 +80,7 @@ static void on_lost(sfl_lease *lease, const char *why, void *arg)
 
 static void ask_unlink(sfl_sidecar_ask *a)
 {
-    sfl_sidecar *s = a->s;
-    if (a->prev)
-        a->prev->next = a->next;
-    else if (s->asks == a)
-        s->asks = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
+    SFL_LIST_UNLINK(a->s->asks, a);
 }
 
 static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg)
@@ -102,8 +90,8 @@ static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg
     UNUSED(w);
     ask_unlink(a);
     if (st != SFL_WAIT_GRANTED) {
-        a->fn(st == SFL_WAIT_TIMEOUT ? SFL_SIDECAR_TIMEOUT : SFL_SIDECAR_UNKNOWN_ACCOUNT, NULL,
-              0, a->arg);
+        a->fn(st == SFL_WAIT_TIMEOUT ? SFL_SIDECAR_TIMEOUT : SFL_SIDECAR_UNKNOWN_ACCOUNT, NULL, 0,
+              a->arg);
         free(a);
         return;
     }
@@ -120,10 +108,7 @@ static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg
     h->s = s;
     h->lease = lease;
     sfl_lease_on_lost(lease, on_lost, h);
-    h->next = s->held;
-    if (s->held)
-        s->held->prev = h;
-    s->held = h;
+    SFL_LIST_PUSH(s->held, h);
     s->nheld++;
     arm(h);
     a->fn(SFL_SIDECAR_GRANTED, sfl_lease_id(lease), sfl_lease_fence(lease), a->arg);
@@ -166,10 +151,7 @@ sfl_sidecar_ask *sfl_sidecar_acquire(sfl_sidecar *s, long long account, int64_t 
         free(a);
         return NULL;
     }
-    a->next = s->asks;
-    if (s->asks)
-        s->asks->prev = a;
-    s->asks = a;
+    SFL_LIST_PUSH(s->asks, a);
     return a;
 }
 

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "conf.h"
 #include "limiter.h"
+#include "list.h"
 #include "log.h"
 #include "runner.h"
 #include "scheduler.h"
@@ -45,14 +46,7 @@ struct sfl_worker {
 
 static void job_unlink(wjob *j)
 {
-    sfl_worker *w = j->w;
-    if (j->prev)
-        j->prev->next = j->next;
-    else if (w->running == j)
-        w->running = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    j->prev = j->next = NULL;
+    SFL_LIST_UNLINK(j->w->running, j);
 }
 
 static void job_finish(wjob *j, cJSON *result, sfl_status st, int started)
@@ -103,8 +97,8 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
     if (lease)
         sfl_lease_on_lost(lease, on_lease_lost, j);
     char err[256];
-    j->check = sfl_check_start(&w->env, j->stream, lease, wait_ms, on_check_done, j, err,
-                               sizeof(err));
+    j->check =
+        sfl_check_start(&w->env, j->stream, lease, wait_ms, on_check_done, j, err, sizeof(err));
     if (!j->check) {
         if (lease)
             sfl_lease_release(lease);
@@ -113,14 +107,10 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
                    SFL_STATUS_ERROR, 0);
         return;
     }
-    j->next = w->running;
-    if (w->running)
-        w->running->prev = j;
-    w->running = j;
+    SFL_LIST_PUSH(w->running, j);
 }
 
-static void on_drop(void *jp, long long account, sfl_drop_reason why, const char *detail,
-                    void *arg)
+static void on_drop(void *jp, long long account, sfl_drop_reason why, const char *detail, void *arg)
 {
     wjob *j = jp;
     sfl_worker *w = arg;
