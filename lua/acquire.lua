@@ -36,14 +36,13 @@
 -- they can: a denied ask (the account is full) reads the leases and conf and
 -- queues its ticket; a take-over reads the leases, conf and its holder entry
 -- and rewrites them. Key expiry is pushed out only when a key is new or its
--- TTL would fall short (keep_keys below), not on every call.
-local KEEP_MS = 10000  -- idle keys outlive the last deadline or ticket by this much
-local SLACK_MS = 500   -- ... plus up to this, so that most calls need not touch TTLs
-local FETCH = 8        -- leases read in one call; an account with more is counted instead
-local fmt = string.format -- numbers go to Redis as '%d': tostring's '%.14g' costs more
+-- TTL would fall short (keep_keys), not on every call.
+--
+-- Built with prelude.lua in front (redis_now, restore_conf, next_fence,
+-- holder_json, keep_keys, reap_leases, reap_tickets, pop_ticket, hand_off).
+local FETCH = 8 -- leases read in one call; an account with more is counted instead
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, t = redis_now()
 local id, ttl, ticket_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[7])
 local handoff = tonumber(ARGV[10]) or 250
 local now_s = fmt('%d', now)
@@ -67,62 +66,20 @@ end
 
 local in_use, first, current = read_leases()
 if first and first <= now then
-    local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s)
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_s)
-    redis.call('HDEL', KEYS[2], unpack(expired))
+    reap_leases(now_s)
     in_use, first, current = read_leases()
 end
 
 local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms')
 local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
 if limit == nil then
-    -- No conf: a new account, or Redis lost its data while leases may still be
-    -- in use. Restore the limit the node knew and wait out one lease TTL, in
-    -- which only leases that already existed can be re-taken (renew.lua).
-    local known = tonumber(ARGV[5])
-    if known == nil or known < 0 then
+    -- No conf: restore the limit the node knew and wait out one lease TTL,
+    -- in which only leases that already existed can be re-taken (renew.lua).
+    limit = restore_conf(now, ARGV[5], ARGV[6])
+    if limit == nil then
         return {-1, 'unknown account'}
     end
-    limit, recover_until = known, now + tonumber(ARGV[6])
-    redis.call('HSET', KEYS[3], 'max_streams', limit, 'updated_ms', now,
-               'epoch_ms', now, 'recover_until_ms', recover_until)
-end
-
--- Idle keys expire KEEP_MS after the last deadline and the last ticket
--- expiry; conf stays. `last` is the latest time this call wrote into a key
--- whose TTL pttl_key tells. The TTL is read, never assumed: whoever wrote
--- the keys before (another version of these scripts too), no key is given
--- an expiry earlier than its data needs.
-local function keep_keys(last, pttl_key, force)
-    if not force then
-        local left = redis.call('PTTL', pttl_key)
-        if left >= 0 and now + left >= last + KEEP_MS then
-            return
-        end
-    end
-    local l = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) or 0
-    local w = tonumber(redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')[2]) or 0
-    local at = math.max(last, l, w) + KEEP_MS + SLACK_MS
-    for _, k in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6]}) do
-        redis.call('PEXPIREAT', k, fmt('%d', at))
-    end
-end
-
--- The next fencing token; true as second value if the counter was new.
-local function next_fence()
-    local f = redis.call('INCR', KEYS[4])
-    if f == 1 then
-        -- The counter expired with the idle account: start above any token it gave.
-        f = now
-        redis.call('SET', KEYS[4], now_s)
-        return f, true
-    end
-    return f, false
-end
-
-local function holder_json(node, stream, fence)
-    return fmt('{"node":%s,"stream":%s,"since_ms":%d,"fence":%d}', cjson.encode(node),
-               cjson.encode(stream), now, fence)
+    recover_until = now + tonumber(ARGV[6])
 end
 
 if current then
@@ -131,11 +88,11 @@ if current then
     local holder = cjson.decode(redis.call('HGET', KEYS[2], id) or '{"fence":0}')
     local fence = holder.fence or 0
     if holder.stream == '' or holder.stream == nil then
-        redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], fence))
+        redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
     end
     local deadline = now + ttl
     redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
-    keep_keys(deadline, KEYS[1], false)
+    keep_keys(now, deadline, KEYS[1], false)
     return {1, fence, deadline, in_use, limit}
 end
 
@@ -144,30 +101,17 @@ local last = 0       -- the latest hand-off deadline written below, 0 if none
 local fresh = false  -- the fence counter was new: its key has no TTL yet
 if now >= recover_until and (limit == 0 or in_use < limit) then
     -- A slot is free. It goes to the oldest live ticket (this ask may be it).
-    local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now_s)
-    if #stale > 0 then
-        redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_s)
-        redis.call('ZREM', KEYS[5], unpack(stale))
-    end
+    reap_tickets(now_s)
     while limit == 0 or in_use < limit do
-        local head = redis.call('ZPOPMIN', KEYS[5])[1]
-        if not head then
-            break
-        end
-        redis.call('ZREM', KEYS[6], head)
-        if head == id then
-            break -- this ask is the oldest: it takes the slot below
+        local head = pop_ticket()
+        if not head or head == id then
+            break -- none queued, or this ask is the oldest: it takes the slot below
         end
         -- A slot freed without a release (an expiry, a raised limit): the
-        -- oldest ticket gets it, held for its node to take over, and its
-        -- node is told.
-        local node = string.match(head, '^(.*):[^:]*$') or head
-        local fence, new = next_fence()
+        -- oldest ticket gets it, held for its node to take over.
+        local new
+        last, new = hand_off(head, now, handoff, ARGV[8], ARGV[9])
         fresh = fresh or new
-        last = now + handoff
-        redis.call('ZADD', KEYS[1], fmt('%d', last), head)
-        redis.call('HSET', KEYS[2], head, holder_json(node, '', fence))
-        redis.call('PUBLISH', ARGV[8] .. ':' .. node, fmt('%s %s %d %d', ARGV[9], head, last, fence))
         in_use = in_use + 1
     end
     -- Room left means the queue is empty now, or this id was its head: if
@@ -196,17 +140,17 @@ if not granted then
                    id)
         redis.call('ZADD', KEYS[6], fmt('%d', now + ticket_ttl), id)
         position = redis.call('ZRANK', KEYS[5], id) + 1
-        keep_keys(now + ticket_ttl, KEYS[5], last > 0)
+        keep_keys(now, now + ticket_ttl, KEYS[5], last > 0)
     elseif last > 0 then
-        keep_keys(last, KEYS[1], true)
+        keep_keys(now, last, KEYS[1], true)
     end
     return {0, retry, in_use, limit, reason, position, now}
 end
 
-local fence, new = next_fence()
+local fence, new = next_fence(now)
 in_use = in_use + 1
 local deadline = now + ttl
-redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], fence))
+redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
 redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
-keep_keys(math.max(deadline, last), KEYS[1], fresh or new)
+keep_keys(now, math.max(deadline, last), KEYS[1], fresh or new)
 return {1, fence, deadline, in_use, limit}

@@ -7,8 +7,9 @@
 --         new account from one whose data it lost while leases were in use,
 --         so new leases wait one TTL (0 when the caller knows no lease exists)
 -- returns: {previous max_streams (-1 if none), recovering ms}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--
+-- Built with prelude.lua in front.
+local now = redis_now()
 local prev = tonumber(redis.call('HGET', KEYS[1], 'max_streams')) or -1
 redis.call('HSET', KEYS[1], 'max_streams', ARGV[1], 'updated_ms', now)
 if ARGV[2] ~= '' then

@@ -9,6 +9,8 @@
 -- returns: {stored, done, total}: stored is 0 when this stream already had a
 --          result (a queue entry delivered twice): at-least-once delivery,
 --          effectively once
+--
+-- Built with prelude.lua in front.
 local stored = 0
 if redis.call('HSETNX', KEYS[1], 'r:' .. ARGV[1], 1) == 1 then
     redis.call('RPUSH', KEYS[2], ARGV[2])

@@ -9,8 +9,9 @@
 -- returns: {limit (-1 if no conf), name or "", in_use, recovering_ms, now_ms,
 --           waiting (live tickets: nodes queued for a slot),
 --           lease id 1, deadline 1, holder JSON 1, lease id 2, ...}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--
+-- Built with prelude.lua in front.
+local now = redis_now()
 local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'name', 'recover_until_ms')
 local limit = tonumber(conf[1]) or -1
 local recovering = math.max(0, (tonumber(conf[3]) or 0) - now)

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "dispatcharr.h"
+#include "keys.h"
 #include "limiter.h"
 #include "log.h"
 #include "store.h"

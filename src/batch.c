@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "conf.h"
+#include "keys.h"
 #include "limiter.h"
 #include "log.h"
 #include "runner.h"

@@ -168,7 +168,4 @@ typedef struct sfl_limiter_stats {
 } sfl_limiter_stats;
 void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out);
 
-/* Writes "<ns>:{a:<id>}:<suffix>" into buf. */
-void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);
-
 #endif

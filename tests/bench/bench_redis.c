@@ -9,6 +9,7 @@
 #include "bench.h"
 
 #include "conf.h"
+#include "keys.h"
 #include "limiter.h"
 #include "log.h"
 
@@ -147,25 +148,26 @@ int bench_redis_scan(redisContext *c, const char *pattern,
     return 0;
 }
 
-/* The keys an account can have; conf first. */
-static const char *const account_suffix[] = {"conf",  "leases",  "holders",
-                                             "fence", "waiters", "waiters:exp"};
-#define NSUFFIX (sizeof(account_suffix) / sizeof(account_suffix[0]))
-
 int bench_accounts_write(redisContext *c, const long long *ids, const int *limits, size_t n,
                          char *err, size_t errlen)
 {
     size_t owed = 0;
     for (size_t i = 0; i < n; i++) {
-        char id[24], lim[24], keys[NSUFFIX][160];
+        char id[24], lim[24];
         snprintf(id, sizeof(id), "%lld", ids[i]);
         snprintf(lim, sizeof(lim), "%d", limits[i]);
-        for (size_t k = 0; k < NSUFFIX; k++)
-            sfl_account_key(keys[k], sizeof(keys[k]), BENCH_NS, ids[i], account_suffix[k]);
-        const char *hset[] = {"HSET",     keys[0], "max_streams",      lim, "updated_ms", "0",
-                              "epoch_ms", "0",     "recover_until_ms", "0"};
+        sfl_account_keys k;
+        sfl_account_keys_init(&k, BENCH_NS, ids[i]);
+        const char *conf = k.argv[SFL_KEY_CONF];
+        const char *hset[] = {"HSET",     conf, "max_streams",      lim, "updated_ms", "0",
+                              "epoch_ms", "0",  "recover_until_ms", "0"};
         const char *sadd[] = {"SADD", BENCH_NS ":accounts", id};
-        const char *del[] = {"DEL", keys[1], keys[2], keys[3], keys[4], keys[5]};
+        const char *del[] = {"DEL",
+                             k.argv[SFL_KEY_LEASES],
+                             k.argv[SFL_KEY_HOLDERS],
+                             k.argv[SFL_KEY_FENCE],
+                             k.argv[SFL_KEY_WAITERS],
+                             k.argv[SFL_KEY_WAITERS_EXP]};
         if (bench_redis_append(c, 10, hset) < 0 || bench_redis_append(c, 3, sadd) < 0 ||
             bench_redis_append(c, 6, del) < 0) {
             snprintf(err, errlen, "out of memory");
@@ -185,15 +187,16 @@ int bench_accounts_clean(redisContext *c, const long long *ids, size_t n, char *
 {
     size_t owed = 0;
     for (size_t i = 0; i < n; i++) {
-        char id[24], keys[NSUFFIX][160];
+        char id[24];
         snprintf(id, sizeof(id), "%lld", ids[i]);
-        const char *del[1 + NSUFFIX] = {"DEL"};
-        for (size_t k = 0; k < NSUFFIX; k++) {
-            sfl_account_key(keys[k], sizeof(keys[k]), BENCH_NS, ids[i], account_suffix[k]);
-            del[1 + k] = keys[k];
-        }
+        sfl_account_keys k;
+        sfl_account_keys_init(&k, BENCH_NS, ids[i]);
+        const char *del[1 + SFL_ACCOUNT_NKEYS] = {"DEL"};
+        for (size_t j = 0; j < SFL_ACCOUNT_NKEYS; j++)
+            del[1 + j] = k.argv[j];
         const char *srem[] = {"SREM", BENCH_NS ":accounts", id};
-        if (bench_redis_append(c, 1 + NSUFFIX, del) < 0 || bench_redis_append(c, 3, srem) < 0) {
+        if (bench_redis_append(c, 1 + SFL_ACCOUNT_NKEYS, del) < 0 ||
+            bench_redis_append(c, 3, srem) < 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }

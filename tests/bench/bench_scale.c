@@ -29,6 +29,7 @@
  */
 #include "bench.h"
 
+#include "keys.h"
 #include "limiter.h"
 #include "log.h"
 #include "store.h"

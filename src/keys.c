@@ -1,0 +1,25 @@
+/* keys.c - sfl's Redis key names (keys.h). Nothing here talks to Redis. */
+#include "keys.h"
+
+#include <stdio.h>
+
+static const char *const suffixes[SFL_ACCOUNT_NKEYS] = {"leases", "holders", "conf",
+                                                        "fence",  "waiters", "waiters:exp"};
+
+void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix)
+{
+    snprintf(buf, len, "%s:{a:%lld}:%s", ns, account, suffix);
+}
+
+const char *sfl_account_key_suffix(sfl_account_key_kind kind)
+{
+    return kind >= 0 && kind < SFL_ACCOUNT_NKEYS ? suffixes[kind] : "";
+}
+
+void sfl_account_keys_init(sfl_account_keys *k, const char *ns, long long account)
+{
+    for (int i = 0; i < SFL_ACCOUNT_NKEYS; i++) {
+        sfl_account_key(k->name[i], SFL_KEY_LEN, ns, account, suffixes[i]);
+        k->argv[i] = k->name[i];
+    }
+}

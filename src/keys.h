@@ -1,0 +1,36 @@
+/* keys.h - the names of sfl's Redis keys (DESIGN §6), in one place.
+ *
+ * An account's keys share one hash tag, {a:<id>}, so that every script's keys
+ * live in one Redis Cluster slot. The lease scripts (lua/acquire.lua,
+ * renew.lua, release.lua) take an account's keys in the order of
+ * sfl_account_key_kind; lua/prelude.lua reads them in that order. */
+#ifndef SFL_KEYS_H
+#define SFL_KEYS_H
+
+#include <stddef.h>
+
+typedef enum {
+    SFL_KEY_LEASES = 0,  /* ZSET lease id -> deadline (ms, Redis time) */
+    SFL_KEY_HOLDERS,     /* HASH lease id -> holder JSON */
+    SFL_KEY_CONF,        /* HASH max_streams, name, updated_ms, epoch_ms, recover_until_ms */
+    SFL_KEY_FENCE,       /* STRING grant counter */
+    SFL_KEY_WAITERS,     /* ZSET ticket -> arrival */
+    SFL_KEY_WAITERS_EXP, /* ZSET ticket -> expiry */
+    SFL_ACCOUNT_NKEYS
+} sfl_account_key_kind;
+
+#define SFL_KEY_LEN 160
+
+/* Writes "<ns>:{a:<id>}:<suffix>" into buf (suffix "leases", "conf", ...). */
+void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);
+/* The suffix of one kind ("leases", ..., "waiters:exp"). */
+const char *sfl_account_key_suffix(sfl_account_key_kind kind);
+
+/* Every key of one account, in script order: pass .argv as a script's KEYS. */
+typedef struct sfl_account_keys {
+    char name[SFL_ACCOUNT_NKEYS][SFL_KEY_LEN];
+    const char *argv[SFL_ACCOUNT_NKEYS]; /* point into name */
+} sfl_account_keys;
+void sfl_account_keys_init(sfl_account_keys *k, const char *ns, long long account);
+
+#endif

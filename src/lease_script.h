@@ -1,0 +1,69 @@
+/* lease_script.h - the lease scripts (lua/acquire.lua, renew.lua,
+ * release.lua) as the limiter calls them: their keys and arguments built in
+ * one place, their answers decoded once, into one struct.
+ *
+ * acquire.lua and renew.lua answer in one shape: {1|2, fence, deadline_ms,
+ * in_use, limit} for a grant, a take-over or a renewal (2: re-taken, a new
+ * fence); {0, retry_ms, in_use, limit, reason, position, now_ms} for a
+ * denial or a loss; {-1, reason} when Redis knows no limit and none was
+ * hinted. release.lua answers 1 (held, now given back) or 0. */
+#ifndef SFL_LEASE_SCRIPT_H
+#define SFL_LEASE_SCRIPT_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct redisReply;
+
+typedef enum {
+    SFL_ANSWER_NONE = -2,    /* no answer (disconnected), an error, or a shape not ours */
+    SFL_ANSWER_UNKNOWN = -1, /* no limit known for the account */
+    SFL_ANSWER_DENIED = 0,   /* acquire: no slot now (ticket queued); renew: lease lost */
+    SFL_ANSWER_GRANTED = 1,  /* granted, taken over, or renewed */
+    SFL_ANSWER_RETAKEN = 2,  /* renew: the lease had gone and was taken again */
+} sfl_answer_status;
+
+typedef struct sfl_lease_answer {
+    sfl_answer_status status;
+    long long fence;       /* granted, retaken */
+    long long deadline_ms; /* granted, retaken: Redis time */
+    long long in_use;
+    long long limit;    /* -1 when not given */
+    long long retry_ms; /* denied: when a slot may be free again */
+    long long position; /* denied: the ticket's place in the queue (1 = next), 0 if none */
+    long long now_ms;   /* denied: Redis time of the answer; -1 when not given */
+    char reason[48];    /* denied, unknown: "full", "recovering", "unknown account" */
+    const char *error;  /* NONE: Redis's error text (valid during the callback), or NULL */
+} sfl_lease_answer;
+
+/* Decodes an acquire.lua or renew.lua answer. Pure; r may be NULL. Elements
+ * of an unexpected type read as 0 / "". Always fills a (status NONE when r
+ * is not an answer of these scripts). */
+void sfl_lease_answer_decode(const struct redisReply *r, sfl_lease_answer *a);
+
+/* What an acquire or renew says besides the account. */
+typedef struct sfl_lease_call {
+    const char *id;      /* lease id, or the ticket that waits */
+    const char *node;    /* node id */
+    const char *label;   /* stream label, never a URL */
+    const char *channel; /* hand-off announcements: <channel>:<node> */
+    int64_t ttl_ms;
+    long long known_limit; /* the limit this node last saw, -1 if none */
+    int64_t recovery_ms;   /* window opened when a lost conf is restored */
+    int64_t ticket_ttl_ms; /* acquire: queue a denied ask this long; 0 = do not queue */
+    int64_t handoff_ms;    /* how long a handed slot is held for its node */
+} sfl_lease_call;
+
+/* Each sends its script for one account on st, with the store's calling
+ * rules (0 sent, -1 not: Redis away or out of memory; fn not called then). */
+int sfl_lease_script_acquire(sfl_store *st, long long account, const sfl_lease_call *c,
+                             sfl_store_reply_fn *fn, void *arg);
+int sfl_lease_script_renew(sfl_store *st, long long account, const sfl_lease_call *c,
+                           sfl_store_reply_fn *fn, void *arg);
+/* Gives back id (a lease, or a queued ticket); a freed slot goes to the
+ * oldest ticket, held handoff_ms, announced on <channel>:<node>. */
+int sfl_lease_script_release(sfl_store *st, long long account, const char *id, const char *channel,
+                             int64_t handoff_ms, sfl_store_reply_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,113 @@
+/* limiter_int.h - the limiter's insides, shared by its two files and no one
+ * else: limiter.c (leases: holding, renewing, releasing, losing; the store's
+ * events; Redis time on the local clock) and wait.c (asking for slots:
+ * waits, one-shot tries, hand-offs to them). Everyone else uses limiter.h. */
+#ifndef SFL_LIMITER_INT_H
+#define SFL_LIMITER_INT_H
+
+#include "limiter.h"
+
+#include "lease_script.h"
+
+#include <stdint.h>
+
+struct event;
+typedef struct sfl_idmap sfl_idmap;
+
+#define ID_LEN 96
+#define LABEL_LEN 128
+#define NOT_READY_RETRY_MS 100
+struct sfl_lease {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    long long fence;
+    int64_t local_deadline_ms;
+    int64_t wait_ms;
+    int lost;
+    int gone;         /* Redis said it no longer holds the lease */
+    int released;     /* owner let go; freed when no reply is owed */
+    int release_sent; /* ... and the release went out behind every reply owed */
+    int inflight;     /* renew replies owed */
+    int retaking;     /* counted in lim->retaking */
+    struct event *safety;
+    sfl_lease_lost_fn *lost_fn;
+    void *lost_arg;
+    sfl_lease *prev, *next;
+};
+
+struct sfl_wait {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    int64_t started_ms;
+    int64_t asked_ms;    /* when the ask in flight was sent */
+    int64_t deadline_ms; /* -1: none */
+    sfl_wait_fn *fn;
+    void *arg;
+    struct event *timer;
+    int inflight;
+    int again; /* a release came while an ask was in flight */
+    int cancelled;
+    int uncertain; /* an ask's answer was lost: the id may hold a slot */
+    int asked;     /* an ask went out: the id may be queued as a ticket */
+    int deferred;  /* its ask waits for a release of ours of the account */
+    sfl_wait *prev, *next;
+};
+
+struct sfl_limiter {
+    struct event_base *base;
+    sfl_store *store;
+    sfl_limiter_opts opts;
+    char *node_id;
+    char channel[128];
+    sfl_lease *leases;
+    int nleases;
+    sfl_wait *waits;
+    struct try_ctx *tries; /* in flight */
+    int retaking;          /* re-takes owed after a reconnect: new asks wait for them */
+    struct event *renew_timer;
+    sfl_idmap *known; /* account -> long long: the limit last seen */
+    struct pending_release *to_release;
+    int releases_owed;
+    struct release_ctx *sent_head, *sent_tail; /* releases sent, in order, unanswered */
+    void (*release_seen)(const sfl_handoff *h, void *arg);
+    void *release_seen_arg;
+    /* Redis time -> local: local(X) >= X + clock_off - drift(X - clock_at). */
+    int clock_known;
+    int64_t clock_off, clock_at;
+    sfl_limiter_stats stats;
+};
+
+/*--- limiter.c, for wait.c ---------------------------------------------------*/
+
+/* The next number of the limiter's id and jitter sequence. */
+uint64_t sfl_limiter_rand(void);
+/* Sends acquire.lua (ticket_ttl > 0: a denial queues the id) or renew.lua
+ * for (account, id); 0 or -1 as sfl_store_eval. */
+int sfl_limiter_send(sfl_limiter *lim, const char *script, long long account, const char *id,
+                     const char *label, int64_t ticket_ttl, sfl_store_reply_fn *fn, void *arg);
+/* Learns Redis time from an answer to a script sent at local sent_ms. */
+void sfl_limiter_clock_from_answer(sfl_limiter *lim, int64_t sent_ms, const sfl_lease_answer *a);
+/* 1 while a release of account sent by this limiter is unanswered. */
+int sfl_limiter_release_in_flight(const sfl_limiter *lim, long long account);
+/* Gives back id (a lease or a ticket): 1 sent now, 0 queued until Redis is back. */
+int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *id);
+/* A granted acquire answer becomes a held lease, its local deadline counted
+ * from asked_ms. NULL when out of memory. */
+sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,
+                                 const char *label, int64_t asked_ms, const sfl_lease_answer *a);
+
+/*--- wait.c, for limiter.c ---------------------------------------------------*/
+
+/* Sends the asks held back behind a release of account, once none is owed. */
+void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);
+/* A release announced for h->account: the wait whose ticket got the slot
+ * starts on it (or asks), the others of the account ask again. */
+void sfl_limiter_waits_on_handoff(sfl_limiter *lim, const sfl_handoff *h);
+/* Frees every wait without a callback (sfl_limiter_free). */
+void sfl_limiter_waits_free(sfl_limiter *lim);
+
+#endif
