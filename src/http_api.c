@@ -44,7 +44,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-
 struct sfl_http {
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
@@ -75,17 +74,28 @@ typedef struct pending {
 static const char *reason(int code)
 {
     switch (code) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 
@@ -156,7 +166,7 @@ static void pending_free(pending *p)
     free(p);
 }
 
-/*--- Small parsers ---------------------------------------------------------*/
+/*--- Request bodies ------------------------------------------------------*/
 
 /* The request body as a NUL-terminated string (caller frees), or NULL. */
 static char *body_text(struct evhttp_request *req, size_t *len)
@@ -170,21 +180,6 @@ static char *body_text(struct evhttp_request *req, size_t *len)
     text[n] = '\0';
     *len = n;
     return text;
-}
-
-/* Digits only, at most 15 (every id then survives a JSON number exactly). */
-static int parse_id(const char *s, size_t n, long long *out)
-{
-    if (n == 0 || n > 15)
-        return -1;
-    long long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
 }
 
 /*--- GET /v1/accounts ------------------------------------------------------*/
@@ -375,9 +370,8 @@ static void on_batch_hash(sfl_store *st, redisReply *r, void *arg)
         return;
     }
     long long total = strtoll(r->element[0]->str, NULL, 10);
-    long long done = r->element[1]->type == REDIS_REPLY_STRING
-                         ? strtoll(r->element[1]->str, NULL, 10)
-                         : 0;
+    long long done =
+        r->element[1]->type == REDIS_REPLY_STRING ? strtoll(r->element[1]->str, NULL, 10) : 0;
     p->doc = cJSON_CreateObject();
     cJSON_AddStringToObject(p->doc, "batch", p->batch);
     cJSON_AddNumberToObject(p->doc, "total", (double)total);
@@ -394,8 +388,7 @@ static void on_batch_hash(sfl_store *st, redisReply *r, void *arg)
     }
 }
 
-static void route_get_batch(sfl_http *h, struct evhttp_request *req, const char *batch,
-                            size_t n)
+static void route_get_batch(sfl_http *h, struct evhttp_request *req, const char *batch, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!(batch[i] == '-' || (batch[i] >= '0' && batch[i] <= '9') ||
@@ -478,8 +471,8 @@ static void route_post_lease(sfl_http *h, struct evhttp_request *req)
         pending *p = pending_new(h, req);
         if (p) {
             p->ttl_ms = h->node.app->conf->lease_ttl_ms;
-            p->ask = sfl_sidecar_acquire(h->sidecar, ask.account, ask.wait_ms, ask.label,
-                                         on_sidecar, p);
+            p->ask =
+                sfl_sidecar_acquire(h->sidecar, ask.account, ask.wait_ms, ask.label, on_sidecar, p);
         }
         if (!p || !p->ask) {
             if (p)
@@ -569,7 +562,8 @@ static void route_results(sfl_http *h, struct evhttp_request *req)
             evhttp_clear_headers(&params);
             return;
         }
-        if (parse_id(kv->value, n, &limit) < 0 || limit < 1 || limit > SFL_RECENT_RESULTS_MAX) {
+        if (sfl_http_parse_id(kv->value, n, &limit) < 0 || limit < 1 ||
+            limit > SFL_RECENT_RESULTS_MAX) {
             reply_error(req, 400, "limit: expected an integer from 1 to %d",
                         SFL_RECENT_RESULTS_MAX);
             evhttp_clear_headers(&params);
@@ -590,6 +584,21 @@ static void route_results(sfl_http *h, struct evhttp_request *req)
 
 /*--- GET /metrics ----------------------------------------------------------*/
 
+/* One gauge sample per account of GET /v1/accounts' list, from its field. */
+static void account_gauge(struct evbuffer *out, cJSON *list, const char *name, const char *help,
+                          const char *field)
+{
+    sfl_metrics_family(out, name, "gauge", help);
+    cJSON *a;
+    cJSON_ArrayForEach(a, list)
+    {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "account=\"%.0f\"",
+                 cJSON_GetObjectItem(a, "id")->valuedouble);
+        sfl_metrics_sample(out, name, labels, cJSON_GetObjectItem(a, field)->valuedouble);
+    }
+}
+
 static void metrics_finish(pending *p)
 {
     if (--p->owed > 0)
@@ -599,27 +608,10 @@ static void metrics_finish(pending *p)
         sfl_http *h = p->h;
         cJSON *list = p->doc ? cJSON_GetObjectItem(p->doc, "accounts") : NULL;
         if (list) {
-            sfl_metrics_family(out, "sfl_account_limit", "gauge",
-                               "max_streams of the account in Redis (0 = unlimited)");
-            cJSON *a;
-            cJSON_ArrayForEach(a, list)
-            {
-                char labels[64];
-                snprintf(labels, sizeof(labels), "account=\"%.0f\"",
-                         cJSON_GetObjectItem(a, "id")->valuedouble);
-                sfl_metrics_sample(out, "sfl_account_limit", labels,
-                                   cJSON_GetObjectItem(a, "max_streams")->valuedouble);
-            }
-            sfl_metrics_family(out, "sfl_account_in_use", "gauge",
-                               "leases of the account held now, all nodes");
-            cJSON_ArrayForEach(a, list)
-            {
-                char labels[64];
-                snprintf(labels, sizeof(labels), "account=\"%.0f\"",
-                         cJSON_GetObjectItem(a, "id")->valuedouble);
-                sfl_metrics_sample(out, "sfl_account_in_use", labels,
-                                   cJSON_GetObjectItem(a, "in_use")->valuedouble);
-            }
+            account_gauge(out, list, "sfl_account_limit",
+                          "max_streams of the account in Redis (0 = unlimited)", "max_streams");
+            account_gauge(out, list, "sfl_account_in_use",
+                          "leases of the account held now, all nodes", "in_use");
         }
         if (p->xinfo_lag >= 0) {
             sfl_metrics_family(out, "sfl_queue_depth", "gauge",
@@ -655,26 +647,10 @@ static void on_metrics_xinfo(sfl_store *st, redisReply *r, void *arg)
 {
     pending *p = arg;
     UNUSED(st);
-    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-        redisReply *grp = r->element[g];
-        int ours = 0;
-        long long lag = -1, pend = 0;
-        for (size_t i = 0; grp->type == REDIS_REPLY_ARRAY && i + 1 < grp->elements; i += 2) {
-            const char *k = grp->element[i]->str;
-            redisReply *v = grp->element[i + 1];
-            if (!k)
-                continue;
-            if (strcmp(k, "name") == 0 && v->str && strcmp(v->str, SFL_QUEUE_GROUP) == 0)
-                ours = 1;
-            else if (strcmp(k, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
-                lag = v->integer;
-            else if (strcmp(k, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
-                pend = v->integer;
-        }
-        if (ours) {
-            p->xinfo_lag = lag < 0 ? 0 : lag;
-            p->xinfo_pending = pend;
-        }
+    long long lag, pend;
+    if (sfl_queue_decode_groups(r, &lag, &pend) == 0) {
+        p->xinfo_lag = lag;
+        p->xinfo_pending = pend;
     }
     metrics_finish(p);
 }
@@ -794,7 +770,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         long long id;
         if (m != EVHTTP_REQ_PUT)
             reply_error(req, 405, "PUT /v1/accounts/{id}");
-        else if (parse_id(seg, n, &id) < 0)
+        else if (sfl_http_parse_id(seg, n, &id) < 0)
             reply_error(req, 400, "account id: expected an integer from 0 to 999999999999999");
         else
             route_put_account(h, req, id);

@@ -12,8 +12,8 @@
 #include <string.h>
 
 /* An integer JSON member in [min, max]; 0 ok, 1 absent, -1 bad (message in err). */
-static int json_int(const cJSON *obj, const char *key, long long min, long long max,
-                    long long *out, char *err, size_t errlen)
+static int json_int(const cJSON *obj, const char *key, long long min, long long max, long long *out,
+                    char *err, size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v)
@@ -102,8 +102,8 @@ done:
     return rc;
 }
 
-int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out,
-                                char *err, size_t errlen)
+int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out, char *err,
+                                size_t errlen)
 {
     static const char *const keys[] = {"max_streams", "name", NULL};
     memset(out, 0, sizeof(*out));
@@ -147,4 +147,18 @@ sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err,
         return NULL;
     }
     return s;
+}
+
+int sfl_http_parse_id(const char *s, size_t n, long long *out)
+{
+    if (n == 0 || n > 15)
+        return -1;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
 }

@@ -23,14 +23,18 @@ typedef struct sfl_http_lease_ask {
 int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *out, char *err,
                               size_t errlen);
 
+/* An id in a path or query: n bytes of digits only, at most 15 (every id
+ * then survives a JSON number exactly). 0, or -1 (out untouched). */
+int sfl_http_parse_id(const char *s, size_t n, long long *out);
+
 /* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}. */
 typedef struct sfl_http_account_put {
     long long max_streams; /* 0 (unlimited) .. 1000000, required */
     int has_name;          /* name given as a string */
     char name[201];
 } sfl_http_account_put;
-int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out,
-                                char *err, size_t errlen);
+int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out, char *err,
+                                size_t errlen);
 
 /* POST /v1/checks: a streams document (sfl_streams_parse, named "body") with
  * at least one stream. The caller frees the batch; NULL with err. */

@@ -218,8 +218,7 @@ static void parse_entry(const redisReply *e, sfl_queue_entry *out)
     }
 }
 
-int sfl_queue_decode_entries(const redisReply *r, int claim, sfl_queue_entry **entries,
-                             size_t *n)
+int sfl_queue_decode_entries(const redisReply *r, int claim, sfl_queue_entry **entries, size_t *n)
 {
     *entries = NULL;
     *n = 0;
@@ -266,8 +265,8 @@ int sfl_queue_read(sfl_store *st, const char *consumer, size_t count, sfl_queue_
     char key[160], cnt[24];
     sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
     snprintf(cnt, sizeof(cnt), "%zu", count);
-    const char *argv[9] = {"XREADGROUP", "GROUP", SFL_QUEUE_GROUP, consumer, "COUNT", cnt,
-                           "STREAMS",    key,     ">"};
+    const char *argv[9] = {
+        "XREADGROUP", "GROUP", SFL_QUEUE_GROUP, consumer, "COUNT", cnt, "STREAMS", key, ">"};
     read_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return -1;
@@ -286,8 +285,7 @@ int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, si
     sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
     snprintf(cnt, sizeof(cnt), "%zu", count);
     snprintf(idle, sizeof(idle), "%" PRId64, min_idle_ms);
-    const char *argv[9] = {"XAUTOCLAIM", key, SFL_QUEUE_GROUP, consumer, idle, "0-0", "COUNT",
-                           cnt};
+    const char *argv[9] = {"XAUTOCLAIM", key, SFL_QUEUE_GROUP, consumer, idle, "0-0", "COUNT", cnt};
     read_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return -1;
@@ -324,9 +322,8 @@ static void on_result_reply(sfl_store *st, redisReply *r, void *arg)
     done_step(d);
 }
 
-int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id,
-                           const char *json, int64_t ttl_ms, const char *entry_id,
-                           sfl_queue_done_fn *fn, void *arg)
+int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id, const char *json,
+                           int64_t ttl_ms, const char *entry_id, sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
     char hash[200], results[200], sid[24], ttl[24];
@@ -355,8 +352,8 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
     return 0;
 }
 
-int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams,
-                     int64_t ttl_ms, sfl_queue_done_fn *fn, void *arg)
+int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
+                     sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
     char hash[200], jobs[160], channel[160], total[24], ttl[24];
@@ -394,4 +391,31 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
         done_send(d, st, 3, pub);
     done_step(d);
     return 0;
+}
+
+int sfl_queue_decode_groups(const redisReply *r, long long *lag, long long *pending)
+{
+    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        const redisReply *grp = r->element[g];
+        int ours = 0;
+        long long l = -1, p = 0;
+        for (size_t i = 0; grp->type == REDIS_REPLY_ARRAY && i + 1 < grp->elements; i += 2) {
+            const char *k = grp->element[i]->str;
+            const redisReply *v = grp->element[i + 1];
+            if (!k)
+                continue;
+            if (strcmp(k, "name") == 0 && v->str && strcmp(v->str, SFL_QUEUE_GROUP) == 0)
+                ours = 1;
+            else if (strcmp(k, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                l = v->integer;
+            else if (strcmp(k, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                p = v->integer;
+        }
+        if (ours) {
+            *lag = l < 0 ? 0 : l;
+            *pending = p;
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -15,10 +15,10 @@ struct redisReply;
 
 /* One entry taken from the stream. */
 typedef struct sfl_queue_entry {
-    char id[48];       /* stream entry id */
+    char id[48]; /* stream entry id */
     char batch[64];
     sfl_streams *stream; /* exactly one stream; NULL if the entry was malformed */
-    char error[160];   /* why it was malformed */
+    char error[160];     /* why it was malformed */
 } sfl_queue_entry;
 
 /* entries (n of them) belong to the callee: free each with
@@ -54,20 +54,23 @@ void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids
                      int64_t idle_ms);
 /* Stores a result in its batch (result.lua: once per stream id), then XACKs
  * the entry. fn(ok) once both are answered. */
-int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id,
-                           const char *json, int64_t ttl_ms, const char *entry_id,
-                           sfl_queue_done_fn *fn, void *arg);
+int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id, const char *json,
+                           int64_t ttl_ms, const char *entry_id, sfl_queue_done_fn *fn, void *arg);
 /* XACK alone (a malformed entry). Fire and forget. */
 void sfl_queue_ack(sfl_store *st, const char *entry_id);
 
 /* Puts a batch on the queue: the batch hash (total, created_ms), one entry
  * per stream, and a "new jobs" message. fn once everything is answered. */
-int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams,
-                     int64_t ttl_ms, sfl_queue_done_fn *fn, void *arg);
+int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
+                     sfl_queue_done_fn *fn, void *arg);
 /* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */
 void sfl_queue_new_batch_id(char *buf, size_t len);
 
 /* Key and channel names under the namespace. */
+/* Reads XINFO GROUPS of the jobs stream: for our group, the entries not yet
+ * delivered (*lag) and delivered but not acknowledged (*pending). 0, or -1
+ * when r holds no such group. Pure; r is only read. */
+int sfl_queue_decode_groups(const struct redisReply *r, long long *lag, long long *pending);
 void sfl_queue_key(char *buf, size_t len, const char *ns, const char *batch, const char *suffix);
 
 #endif
