@@ -108,20 +108,4 @@ void sfl_redis_url_clear(sfl_redis_url *u);
 int sfl_listen_parse(const char *listen, char *host, size_t hostlen, int *port, char *err,
                      size_t errlen);
 
-/*--- JSON text helpers, shared with streams.c ---*/
-
-struct cJSON;
-/* Reads a whole file ("-" = stdin) into a NUL-terminated buffer the caller
- * frees; *len excludes the NUL. NULL with errno set (EFBIG past max bytes)
- * and "<path>: cannot read: <reason>" in err. */
-char *sfl_conf_read_text(const char *path, size_t max, size_t *len, char *err, size_t errlen);
-/* cJSON_ParseWithLengthOpts with a message: "<name>: not valid JSON near line
- * L, column C (byte B)"; trailing text after the value is an error too. The
- * caller frees the tree with cJSON_Delete(). */
-struct cJSON *sfl_conf_json_parse(const char *text, size_t len, const char *name, char *err,
-                                  size_t errlen);
-/* "null", "true", "42", "1.5", "\"text\"" (cut at 40 characters), "an array",
- * "an object": for "got ..." in messages. */
-void sfl_conf_json_describe(const struct cJSON *v, char *buf, size_t len);
-
 #endif
