@@ -1,6 +1,7 @@
 /* test_conf.c - the config parser: every rule has a bad config that must be
  * refused with its JSON path in the message, and good configs must come out
  * with the defaults filled in and the environment applied. */
+#include "addr.h"
 #include "conf.h"
 #include "harness.h"
 
