@@ -2,6 +2,7 @@
  * config with its overrides, and numbers that are checked, not atoi'd. */
 #include "cli.h"
 
+#include "addr.h"
 #include "conf.h"
 
 #include <errno.h>

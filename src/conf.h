@@ -83,45 +83,4 @@ int sfl_conf_validate(const sfl_conf *c, char *err, size_t errlen);
 /* The account entry with that id, or NULL. Valid while c lives. */
 const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id);
 
-/* Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path[?db=N],
- * or "embedded". user and password may be %XX-escaped. A host may be a
- * bracketed IPv6 address ("redis://[::1]:6380"). Messages never repeat the
- * password. */
-typedef struct sfl_redis_url {
-    char *host;      /* NULL for unix and embedded */
-    int port;        /* 6379 when absent; 0 for unix and embedded */
-    char *unix_path; /* NULL unless unix:// */
-    char *user;      /* NULL when absent or empty */
-    char *password;  /* NULL when absent or empty */
-    int db;          /* 0 when absent */
-    int embedded;    /* 1 for "embedded" */
-} sfl_redis_url;
-/* 0, or -1 with err set and *out left cleared. The caller clears *out with
- * sfl_redis_url_clear() after a success. */
-int sfl_redis_url_parse(const char *url, sfl_redis_url *out, char *err, size_t errlen);
-/* Frees the strings and zeroes the struct. NULL is a no-op. */
-void sfl_redis_url_clear(sfl_redis_url *u);
-
-/* Splits an http.listen value "HOST:PORT" ("[::1]:8470" for IPv6; port
- * 0..65535, 0 = any free port). host receives the host without brackets.
- * 0, or -1 with err set. */
-int sfl_listen_parse(const char *listen, char *host, size_t hostlen, int *port, char *err,
-                     size_t errlen);
-
-/*--- JSON text helpers, shared with streams.c ---*/
-
-struct cJSON;
-/* Reads a whole file ("-" = stdin) into a NUL-terminated buffer the caller
- * frees; *len excludes the NUL. NULL with errno set (EFBIG past max bytes)
- * and "<path>: cannot read: <reason>" in err. */
-char *sfl_conf_read_text(const char *path, size_t max, size_t *len, char *err, size_t errlen);
-/* cJSON_ParseWithLengthOpts with a message: "<name>: not valid JSON near line
- * L, column C (byte B)"; trailing text after the value is an error too. The
- * caller frees the tree with cJSON_Delete(). */
-struct cJSON *sfl_conf_json_parse(const char *text, size_t len, const char *name, char *err,
-                                  size_t errlen);
-/* "null", "true", "42", "1.5", "\"text\"" (cut at 40 characters), "an array",
- * "an object": for "got ..." in messages. */
-void sfl_conf_json_describe(const struct cJSON *v, char *buf, size_t len);
-
 #endif

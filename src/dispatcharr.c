@@ -44,6 +44,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "conf.h"
+#include "json.h"
 #include "keys.h"
 #include "limiter.h"
 #include "log.h"
@@ -77,7 +78,7 @@ static int shape_error(char *err, size_t errlen, const char *path, const char *w
 {
     char desc[64];
     if (got)
-        sfl_conf_json_describe(got, desc, sizeof(desc));
+        sfl_json_describe(got, desc, sizeof(desc));
     else
         snprintf(desc, sizeof(desc), "nothing");
     snprintf(err, errlen, "%s: expected %s, got %s", path, want, desc);
@@ -189,7 +190,7 @@ int sfl_dispatcharr_limits_from_json(const char *json, size_t len, sfl_account_c
 {
     *out = NULL;
     *n = 0;
-    cJSON *doc = sfl_conf_json_parse(json, len, "accounts", err, errlen);
+    cJSON *doc = sfl_json_parse(json, len, "accounts", err, errlen);
     if (!doc)
         return -1;
     sfl_account_conf *accs = NULL;

@@ -17,6 +17,7 @@
 #include "http_api.h"
 
 #include "accounts.h"
+#include "addr.h"
 #include "app.h"
 #include "conf.h"
 #include "dashboard.h"

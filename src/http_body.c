@@ -3,7 +3,7 @@
  * a refusal is the message of the 400 reply, naming "body" or the field. */
 #include "http_body.h"
 
-#include "conf.h"
+#include "json.h"
 #include "streams.h"
 
 #include <cjson/cJSON.h>
@@ -57,7 +57,7 @@ static cJSON *parse_object(const char *body, size_t len, char *err, size_t errle
         snprintf(err, errlen, "body: empty, expected a JSON object");
         return NULL;
     }
-    cJSON *doc = sfl_conf_json_parse(body, len, "body", err, errlen);
+    cJSON *doc = sfl_json_parse(body, len, "body", err, errlen);
     if (doc && !cJSON_IsObject(doc)) {
         cJSON_Delete(doc);
         snprintf(err, errlen, "body: expected a JSON object");

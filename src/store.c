@@ -24,8 +24,8 @@
  */
 #include "store.h"
 
+#include "addr.h"
 #include "clock.h"
-#include "conf.h"
 #include "log.h"
 #include "scripts.h"
 

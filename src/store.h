@@ -16,7 +16,7 @@ typedef struct sfl_store sfl_store;
 typedef void sfl_store_reply_fn(sfl_store *st, struct redisReply *reply, void *arg);
 
 typedef struct sfl_store_opts {
-    const char *url;            /* redis://..., unix://... (see conf.h) */
+    const char *url;            /* redis://..., unix://... (see addr.h) */
     const char *password;       /* NULL, or wins over a password in the URL */
     const char *ns;             /* key namespace, "sfl" */
     int64_t connect_timeout_ms; /* per connection attempt */

@@ -11,7 +11,7 @@
  * provider credentials). */
 #include "streams.h"
 
-#include "conf.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -88,7 +88,7 @@ static int is_unsafe_int(const cJSON *v)
 static int expected(const pctx *p, size_t i, const char *field, const char *what, const cJSON *v)
 {
     char got[64];
-    sfl_conf_json_describe(v, got, sizeof(got));
+    sfl_json_describe(v, got, sizeof(got));
     return fail(p, (long long)i, field, "expected %s, got %s", what, got);
 }
 
@@ -219,7 +219,7 @@ sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, c
         fail(&p, -1, NULL, "no text");
         return NULL;
     }
-    if (!(root = sfl_conf_json_parse(json, len, p.name, err, errlen)))
+    if (!(root = sfl_json_parse(json, len, p.name, err, errlen)))
         return NULL;
 
     const cJSON *arr = root;
@@ -228,7 +228,7 @@ sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, c
         p.prefix = "streams";
         if (!cJSON_IsArray(arr)) {
             char got[64];
-            sfl_conf_json_describe(arr, got, sizeof(got));
+            sfl_json_describe(arr, got, sizeof(got));
             if (arr)
                 fail(&p, -1, NULL, "streams: expected an array, got %s", got);
             else
@@ -237,7 +237,7 @@ sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, c
         }
     } else if (!cJSON_IsArray(root)) {
         char got[64];
-        sfl_conf_json_describe(root, got, sizeof(got));
+        sfl_json_describe(root, got, sizeof(got));
         fail(&p, -1, NULL,
              "(top level): expected an array of streams or {\"streams\": [...]}, "
              "got %s",
@@ -284,7 +284,7 @@ err:
 sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = sfl_conf_read_text(path, STREAMS_MAX_BYTES, &len, err, errlen);
+    char *text = sfl_json_read_text(path, STREAMS_MAX_BYTES, &len, err, errlen);
     if (!text)
         return NULL;
     sfl_streams *s =

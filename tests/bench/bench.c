@@ -8,7 +8,7 @@
  */
 #include "bench.h"
 
-#include "conf.h"
+#include "addr.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -8,7 +8,7 @@
  */
 #include "bench.h"
 
-#include "conf.h"
+#include "addr.h"
 #include "keys.h"
 #include "limiter.h"
 #include "log.h"

@@ -1,12 +1,12 @@
-/* fuzz_redis_url.c - the two address parsers of conf.c, split on the first
+/* fuzz_redis_url.c - the two address parsers of addr.c, split on the first
  * byte: even -> sfl_redis_url_parse(), odd -> sfl_listen_parse(). The rest
  * is copied into an exactly-sized NUL-terminated buffer, so reading past the
  * string's end is an ASan report.
  *
- * Checked: a refused URL leaves *out cleared (conf.h), an accepted one has
+ * Checked: a refused URL leaves *out cleared (addr.h), an accepted one has
  * a consistent shape; an accepted listen address has a port in 0..65535 and
  * a host that fits the buffer. */
-#include "conf.h"
+#include "addr.h"
 
 #include <stdint.h>
 #include <stdio.h>
