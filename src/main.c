@@ -1,11 +1,11 @@
 /* main.c - `sflimit COMMAND ...`: picks the command and hands over. */
 #include "accounts.h"
-#include "batch.h"
 #include "cli.h"
-#include "exec.h"
+#include "cmd_check.h"
+#include "cmd_exec.h"
+#include "cmd_node.h"
+#include "cmd_submit.h"
 #include "log.h"
-#include "node.h"
-#include "submit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,10 +36,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"check", sfl_batch_main},
-    {"exec", sfl_exec_main},
-    {"node", sfl_node_main},
-    {"submit", sfl_submit_main},
+    {"check", sfl_cmd_check},
+    {"exec", sfl_cmd_exec},
+    {"node", sfl_cmd_node},
+    {"submit", sfl_cmd_submit},
     {"accounts", sfl_accounts_main},
     {"status", sfl_status_main},
 };

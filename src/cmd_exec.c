@@ -1,4 +1,4 @@
-/* exec.c - `sflimit exec -a ACCOUNT -- CMD ARGS...`: a distributed flock.
+/* cmd_exec.c - `sflimit exec -a ACCOUNT -- CMD ARGS...`: a distributed flock.
  *
  * Waits for one slot of ACCOUNT (woken by release messages and retry hints,
  * never polling), runs CMD without a shell in the foreground, renews the
@@ -14,7 +14,7 @@
  * Exit codes: the command's (128+signal if it was killed), 75 when no slot
  * came in time, 2 for usage errors and unknown accounts, 1 otherwise.
  */
-#include "exec.h"
+#include "cmd_exec.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -181,7 +181,7 @@ static const char exec_usage[] =
     "Exit: CMD's status; 75 if no slot came in time; 1 if the lease was lost\n"
     "(CMD is stopped first); 2 for usage errors.\n";
 
-int sfl_exec_main(int argc, char **argv)
+int sfl_cmd_exec(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_TIMEOUT, OPT_LABEL };
     static const struct option opts[] = {

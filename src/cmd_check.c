@@ -1,4 +1,4 @@
-/* batch.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
+/* cmd_check.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
  * leases shared in Redis.
  *
  * Reads and validates the config and the streams first (exit 2 on any
@@ -11,7 +11,7 @@
  * streams get Cancelled, every lease is released, exit 130/143.
  * Logs keep the seed's lines so existing log watchers go on working.
  */
-#include "batch.h"
+#include "cmd_check.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -328,7 +328,7 @@ static int collect_accounts(batch *b)
     return 0;
 }
 
-int sfl_batch_main(int argc, char **argv)
+int sfl_cmd_check(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_QUIET };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},

@@ -1,4 +1,4 @@
-/* node.c - `sflimit node`: one host's checker daemon.
+/* cmd_node.c - `sflimit node`: one host's checker daemon.
  *
  * Takes work from the shared queue (queue.c) no faster than it can start
  * it (global_limit running plus node.lookahead waiting), runs it through
@@ -15,7 +15,7 @@
  * Results that cannot be stored while Redis is away are kept and stored
  * when it returns.
  */
-#include "node.h"
+#include "cmd_node.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -632,7 +632,7 @@ static void free_events(node *n)
         }
 }
 
-int sfl_node_main(int argc, char **argv)
+int sfl_cmd_node(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_LISTEN };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},

@@ -1,4 +1,4 @@
-/* submit.c - `sflimit submit [--wait] STREAMS.json`.
+/* cmd_submit.c - `sflimit submit [--wait] STREAMS.json`.
  *
  * Validates the streams (exit 2 on any error, nothing written), puts one
  * queue entry per stream under a new batch id and prints the id. With
@@ -7,7 +7,7 @@
  * result as a JSON line, in the same format as `sflimit check`, until every
  * stream has one.
  */
-#include "submit.h"
+#include "cmd_submit.h"
 
 #include "app.h"
 #include "cli.h"
@@ -177,7 +177,7 @@ static const char usage[] =
     "(when a terminal), each result as a JSON line on stdout (or -o FILE), as\n"
     "`sflimit check` prints them, until every stream has one.\n";
 
-int sfl_submit_main(int argc, char **argv)
+int sfl_cmd_submit(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_WAIT };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
