@@ -1,6 +1,6 @@
 /* main.c - `sflimit COMMAND ...`: picks the command and hands over. */
-#include "accounts.h"
 #include "cli.h"
+#include "cmd_accounts.h"
 #include "cmd_check.h"
 #include "cmd_exec.h"
 #include "cmd_node.h"
@@ -40,8 +40,8 @@ static const command commands[] = {
     {"exec", sfl_cmd_exec},
     {"node", sfl_cmd_node},
     {"submit", sfl_cmd_submit},
-    {"accounts", sfl_accounts_main},
-    {"status", sfl_status_main},
+    {"accounts", sfl_cmd_accounts},
+    {"status", sfl_cmd_status},
 };
 
 /* Takes --log-level X and --log-format X out of argv (anywhere before a
