@@ -21,33 +21,28 @@
 #include <ctype.h>
 #include <event2/event.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/*--- Showing and setting limits --------------------------------------------*/
+/*--- One run ---------------------------------------------------------------*/
 
 typedef struct cli_run {
     sfl_app app;
-    int rc;
     int json;
     int fresh;
     int watch;
     struct event *again;
-    sfl_account_conf one;        /* accounts set */
+    sfl_account_conf one;         /* accounts set */
     const sfl_account_conf *accs; /* what to write */
     size_t naccs;
     int is_set;
+    int from_dispatcharr; /* accounts sync with dispatcharr.url set */
+    sfl_dispatcharr_sync *sync;
+    int started; /* the sync was started (once: a reconnect leaves it be) */
 } cli_run;
 
-static void cli_unreachable(sfl_app *app, void *arg)
-{
-    cli_run *run = arg;
-    fprintf(stderr, "sflimit: cannot reach Redis: %s\n", sfl_store_errstr(app->store));
-    run->rc = SFL_EXIT_FAIL;
-    event_base_loopbreak(app->base);
-}
+/*--- Showing and setting limits --------------------------------------------*/
 
 static void print_table(cJSON *doc, int holders)
 {
@@ -91,9 +86,10 @@ static void on_fetched(cJSON *doc, const char *err, void *arg)
 {
     cli_run *run = arg;
     if (!doc) {
-        fprintf(stderr, "sflimit: %s\n", err);
-        run->rc = SFL_EXIT_FAIL;
-    } else if (run->json) {
+        sfl_app_fail(&run->app, "%s", err);
+        return;
+    }
+    if (run->json) {
         char *text = cJSON_PrintUnformatted(doc);
         printf("%s\n", text);
         free(text);
@@ -106,7 +102,7 @@ static void on_fetched(cJSON *doc, const char *err, void *arg)
         print_table(doc, !run->is_set);
     }
     fflush(stdout);
-    if (run->watch && doc) {
+    if (run->watch) {
         struct timeval tv = {1, 0};
         evtimer_add(run->again, &tv);
         return;
@@ -128,81 +124,28 @@ static void on_again(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_interrupt(evutil_socket_t fd, short what, void *arg)
+/* status --watch: Ctrl-C ends it, with exit 0. */
+static void on_interrupt(sfl_app *app, int sig, void *arg)
 {
-    cli_run *run = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    event_base_loopbreak(run->app.base);
+    UNUSED(sig);
+    UNUSED(arg);
+    event_base_loopbreak(app->base);
 }
 
 static void on_written(int ok, const char *err, void *arg)
 {
     cli_run *run = arg;
     if (!ok) {
-        fprintf(stderr, "sflimit: %s\n", err);
-        run->rc = SFL_EXIT_FAIL;
-    } else {
-        for (size_t i = 0; i < run->naccs; i++)
-            printf("account %lld: max_streams %lld%s\n", run->accs[i].id,
-                   run->accs[i].max_streams, run->accs[i].max_streams == 0 ? " (unlimited)" : "");
+        sfl_app_fail(&run->app, "%s", err);
+        return;
     }
+    for (size_t i = 0; i < run->naccs; i++)
+        printf("account %lld: max_streams %lld%s\n", run->accs[i].id, run->accs[i].max_streams,
+               run->accs[i].max_streams == 0 ? " (unlimited)" : "");
     event_base_loopbreak(run->app.base);
 }
 
-static void cli_ready(sfl_app *app, void *arg)
-{
-    cli_run *run = arg;
-    int r;
-    if (run->is_set)
-        r = sfl_accounts_write(app->store, run->accs, run->naccs, run->fresh ? 0 : app->recovery_ms,
-                               on_written, run);
-    else if (run->watch && app->ready_count > 1)
-        return; /* the watch timer is already running */
-    else
-        r = sfl_accounts_fetch(app->store, on_fetched, run);
-    if (r < 0) {
-        fprintf(stderr, "sflimit: Redis went away\n");
-        run->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(app->base);
-    }
-}
-
-static int cli_run_loop(cli_run *run, sfl_conf *conf)
-{
-    char err[512];
-    if (sfl_app_open(&run->app, conf, 0, NULL, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sflimit: %s\n", err);
-        return SFL_EXIT_FAIL;
-    }
-    run->app.on_ready = cli_ready;
-    run->app.on_unreachable = cli_unreachable;
-    run->app.arg = run;
-    struct event *sigint = NULL;
-    if (run->watch) {
-        run->again = evtimer_new(run->app.base, on_again, run);
-        sigint = evsignal_new(run->app.base, SIGINT, on_interrupt, run);
-        if (sigint)
-            evsignal_add(sigint, NULL);
-    }
-    sfl_app_start(&run->app, run->app.conf->connect_timeout_ms * 2);
-    event_base_dispatch(run->app.base);
-    if (run->again)
-        event_free(run->again);
-    if (sigint)
-        event_free(sigint);
-    sfl_app_close(&run->app);
-    return run->rc;
-}
-
 /*--- `sflimit accounts sync` from Dispatcharr ------------------------------*/
-
-typedef struct sync_cli {
-    sfl_app app;
-    sfl_dispatcharr_sync *sync;
-    int started;
-    int rc;
-} sync_cli;
 
 /* Names come from Dispatcharr: print them without control characters. */
 static void print_name(const char *name)
@@ -211,76 +154,94 @@ static void print_name(const char *name)
         putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
 }
 
-static void on_cli_synced(const sfl_account_conf *accs, const long long *was, size_t n,
-                          const char *err, void *arg)
+static void on_synced(const sfl_account_conf *accs, const long long *was, size_t n,
+                      const char *err, void *arg)
 {
-    sync_cli *c = arg;
+    cli_run *run = arg;
     if (err) {
-        fprintf(stderr, "sflimit: %s\n", err);
-        c->rc = SFL_EXIT_FAIL;
-    } else {
-        if (n == 0)
-            fprintf(stderr, "sflimit: dispatcharr: no active M3U accounts; nothing written\n");
-        for (size_t i = 0; i < n; i++) {
-            printf("account %lld (", accs[i].id);
-            print_name(accs[i].name);
-            printf("): max_streams %lld", accs[i].max_streams);
-            if (was[i] < 0)
-                printf(" (new)\n");
-            else if (was[i] == accs[i].max_streams)
-                printf(" (unchanged)\n");
-            else
-                printf(" (was %lld)\n", was[i]);
-        }
-        fflush(stdout);
-        c->rc = SFL_EXIT_OK;
+        sfl_app_fail(&run->app, "%s", err);
+        return;
     }
-    event_base_loopbreak(c->app.base);
-}
-
-static void on_cli_ready(sfl_app *app, void *arg)
-{
-    sync_cli *c = arg;
-    if (c->started)
-        return; /* a reconnect: the sync already runs */
-    c->started = 1;
-    if (sfl_dispatcharr_sync_run(c->sync, app->store, app->recovery_ms, on_cli_synced, c) < 0) {
-        fprintf(stderr, "sflimit: dispatcharr: %s\n", sfl_dispatcharr_sync_errstr(c->sync));
-        c->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(app->base);
+    if (n == 0)
+        fprintf(stderr, "sflimit: dispatcharr: no active M3U accounts; nothing written\n");
+    for (size_t i = 0; i < n; i++) {
+        printf("account %lld (", accs[i].id);
+        print_name(accs[i].name);
+        printf("): max_streams %lld", accs[i].max_streams);
+        if (was[i] < 0)
+            printf(" (new)\n");
+        else if (was[i] == accs[i].max_streams)
+            printf(" (unchanged)\n");
+        else
+            printf(" (was %lld)\n", was[i]);
     }
+    fflush(stdout);
+    sfl_app_exit(&run->app, SFL_EXIT_OK);
 }
 
-static void on_cli_unreachable(sfl_app *app, void *arg)
+/*--- The loop --------------------------------------------------------------*/
+
+static void on_ready(sfl_app *app, void *arg)
 {
-    sync_cli *c = arg;
-    fprintf(stderr, "sflimit: cannot reach Redis: %s\n", sfl_store_errstr(app->store));
-    c->rc = SFL_EXIT_FAIL;
-    event_base_loopbreak(app->base);
+    cli_run *run = arg;
+    int r;
+    if (run->sync) {
+        if (run->started)
+            return; /* a reconnect: the sync already runs */
+        run->started = 1;
+        if (sfl_dispatcharr_sync_run(run->sync, app->store, app->recovery_ms, on_synced, run) < 0)
+            sfl_app_fail(app, "dispatcharr: %s", sfl_dispatcharr_sync_errstr(run->sync));
+        return;
+    }
+    if (run->is_set)
+        r = sfl_accounts_write(app->store, run->accs, run->naccs, run->fresh ? 0 : app->recovery_ms,
+                               on_written, run);
+    else if (run->watch && app->ready_count > 1)
+        return; /* the watch timer is already running */
+    else
+        r = sfl_accounts_fetch(app->store, on_fetched, run);
+    if (r < 0)
+        sfl_app_fail(app, "Redis went away");
 }
 
-static int sync_from_dispatcharr(sfl_conf *conf)
+/* Takes ownership of conf. Returns the exit code. */
+static int cli_run_loop(cli_run *run, sfl_conf *conf)
 {
-    sync_cli c = {.rc = SFL_EXIT_FAIL};
     char err[512];
-    if (sfl_app_open(&c.app, conf, 0, NULL, err, sizeof(err)) < 0) { /* conf freed */
+    if (sfl_app_open(&run->app, conf, 0, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
         return SFL_EXIT_FAIL;
     }
-    c.sync = sfl_dispatcharr_sync_new(c.app.base, c.app.conf, err, sizeof(err));
-    if (!c.sync) {
-        fprintf(stderr, "sflimit: dispatcharr: %s\n", err);
-        sfl_app_close(&c.app);
-        return SFL_EXIT_USAGE;
+    int rc;
+    if (run->from_dispatcharr) {
+        run->sync = sfl_dispatcharr_sync_new(run->app.base, run->app.conf, err, sizeof(err));
+        if (!run->sync) {
+            fprintf(stderr, "sflimit: dispatcharr: %s\n", err);
+            rc = SFL_EXIT_USAGE;
+            goto done;
+        }
+        run->app.rc = SFL_EXIT_FAIL; /* until it is done */
     }
-    c.app.on_ready = on_cli_ready;
-    c.app.on_unreachable = on_cli_unreachable;
-    c.app.arg = &c;
-    sfl_app_start(&c.app, c.app.conf->connect_timeout_ms * 2);
-    event_base_dispatch(c.app.base);
-    sfl_dispatcharr_sync_free(c.sync); /* before the loop it lives on */
-    sfl_app_close(&c.app);
-    return c.rc;
+    if (run->watch) {
+        run->again = evtimer_new(run->app.base, on_again, run);
+        if (!run->again) {
+            fprintf(stderr, "sflimit: out of memory\n");
+            rc = SFL_EXIT_FAIL;
+            goto done;
+        }
+        run->app.on_signal = on_interrupt;
+        run->app.sigint_only = 1; /* SIGTERM ends it as it always would */
+    }
+    run->app.on_ready = on_ready;
+    run->app.on_unreachable = sfl_app_unreachable;
+    run->app.arg = run;
+    rc = sfl_app_run(&run->app, run->app.conf->connect_timeout_ms * 2);
+done:
+    if (run->again)
+        event_free(run->again);
+    sfl_dispatcharr_sync_free(run->sync); /* before the loop it lives on */
+    sfl_app_close(&run->app);
+    return rc;
 }
 
 /*--- Command lines ---------------------------------------------------------*/
@@ -337,7 +298,7 @@ static int cli_common(int argc, char **argv, const char *usage, cli_run *run, co
 
 int sfl_cmd_accounts(int argc, char **argv)
 {
-    cli_run run = {.rc = SFL_EXIT_OK};
+    cli_run run = {.app.rc = SFL_EXIT_OK};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(accounts_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? SFL_EXIT_USAGE : SFL_EXIT_OK;
@@ -380,8 +341,10 @@ int sfl_cmd_accounts(int argc, char **argv)
     if (strcmp(verb, "sync") == 0 && npos == 0) {
         /* From Dispatcharr when dispatcharr.url is set; without it, the
          * config's accounts. */
-        if (conf->dispatcharr_url)
-            return sync_from_dispatcharr(conf);
+        if (conf->dispatcharr_url) {
+            run.from_dispatcharr = 1;
+            return cli_run_loop(&run, conf);
+        }
         if (conf->naccounts == 0) {
             fprintf(stderr, "sflimit: accounts sync: the config has no accounts and no "
                             "dispatcharr.url\n");
@@ -401,7 +364,7 @@ int sfl_cmd_accounts(int argc, char **argv)
 
 int sfl_cmd_status(int argc, char **argv)
 {
-    cli_run run = {.rc = SFL_EXIT_OK};
+    cli_run run = {.app.rc = SFL_EXIT_OK};
     const char *name = NULL;
     sfl_conf *conf = NULL;
     int rc = cli_common(argc, argv, status_usage, &run, &name, &conf);

@@ -49,7 +49,6 @@ typedef struct batch {
     int quiet, progress;
     int started;  /* streams handed to the worker */
     int stopping; /* signal number, or -1 after an output error */
-    int rc;
     int64_t t0;
     long long *accounts; /* distinct limited accounts */
     size_t naccounts;
@@ -57,7 +56,7 @@ typedef struct batch {
     size_t *counts;      /* streams per account, beside accounts */
     size_t custom;       /* streams of no account */
     size_t limits_owed;
-    struct event *sigint, *sigterm, *tick;
+    struct event *tick;
 } batch;
 
 static void maybe_finish(batch *b);
@@ -75,7 +74,7 @@ static void emit(batch *b, cJSON *result, sfl_status status)
         if (fprintf(b->out, "%s\n", line) < 0 || fflush(b->out) != 0) {
             sfl_error("cannot write results to %s: %s; stopping", b->out_path, strerror(errno));
             b->stopping = -1;
-            b->rc = SFL_EXIT_FAIL;
+            b->app.rc = SFL_EXIT_FAIL;
             sfl_worker_cancel(b->worker);
         }
     }
@@ -157,7 +156,7 @@ static void maybe_finish(batch *b)
              b->statuses[SFL_STATUS_NOSLOT], b->statuses[SFL_STATUS_CANCELLED],
              (sfl_mono_ms() - b->t0) / 1000.0);
     if (b->stopping > 0)
-        b->rc = 128 + b->stopping;
+        b->app.rc = 128 + b->stopping;
     sfl_app_finish(&b->app, SFL_APP_RELEASE_WAIT_MS);
 }
 
@@ -255,14 +254,14 @@ static void on_ready(sfl_app *app, void *arg)
         on_accounts_written(1, NULL, b);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(sfl_app *app, int sig, void *arg)
 {
     batch *b = arg;
-    UNUSED(what);
+    UNUSED(app);
     if (b->stopping)
         return;
-    sfl_warn("signal %d: cancelling; running checks are stopped and leases released", (int)sig);
-    b->stopping = (int)sig;
+    sfl_warn("signal %d: cancelling; running checks are stopped and leases released", sig);
+    b->stopping = sig;
     if (!b->started) {
         /* Nothing queued yet: every stream is Cancelled. */
         b->started = 1;
@@ -338,7 +337,7 @@ int sfl_cmd_check(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *out_path = NULL;
-    batch b = {.rc = SFL_EXIT_OK};
+    batch b = {.app.rc = SFL_EXIT_OK};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
@@ -389,59 +388,51 @@ int sfl_cmd_check(int argc, char **argv)
     }
     if (collect_accounts(&b) < 0) {
         fprintf(stderr, "sflimit: out of memory\n");
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto close_only;
     }
     if (sfl_app_open(&b.app, conf, 1, NULL, err, sizeof(err)) < 0) {
         conf = NULL; /* closed by sfl_app_open */
         fprintf(stderr, "sflimit: %s\n", err);
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto close_only;
     }
     conf = NULL;
     b.progress = !b.quiet && isatty(STDERR_FILENO);
     b.worker = sfl_worker_new(&b.app, on_result, &b);
-    b.sigint = evsignal_new(b.app.base, SIGINT, on_signal, &b);
-    b.sigterm = evsignal_new(b.app.base, SIGTERM, on_signal, &b);
     b.tick = event_new(b.app.base, -1, EV_PERSIST, on_tick, &b);
-    if (!b.worker || !b.sigint || !b.sigterm || !b.tick) {
+    if (!b.worker || !b.tick) {
         fprintf(stderr, "sflimit: out of memory\n");
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto done;
     }
-    evsignal_add(b.sigint, NULL);
-    evsignal_add(b.sigterm, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (b.progress) {
         struct timeval tv = {0, 250000};
         evtimer_add(b.tick, &tv);
     }
     b.app.on_ready = on_ready;
+    b.app.on_signal = on_signal;
     b.app.arg = &b;
-    sfl_app_start(&b.app, 0);
-    event_base_dispatch(b.app.base);
+    sfl_app_run(&b.app, 0);
 done:
     if (b.worker && sfl_worker_running(b.worker) > 0)
         sfl_warn("%d check(s) still running at exit: killed", sfl_worker_running(b.worker));
     sfl_worker_free(b.worker);
     if (b.app.lim)
         sfl_limiter_release_all(b.app.lim);
-    if (b.sigint)
-        event_free(b.sigint);
-    if (b.sigterm)
-        event_free(b.sigterm);
     if (b.tick)
         event_free(b.tick);
     sfl_app_close(&b.app);
 close_only:
     sfl_conf_free(conf);
-    if (b.out && b.out != stdout && fclose(b.out) != 0 && b.rc == 0) {
+    if (b.out && b.out != stdout && fclose(b.out) != 0 && b.app.rc == 0) {
         fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
     }
     free(b.accounts);
     free(b.limits);
     free(b.counts);
     sfl_streams_free(b.streams);
-    return b.rc;
+    return b.app.rc;
 }
