@@ -259,9 +259,9 @@ struct fetch_op {
     sfl_dispatcharr_fetch_fn *fn;
     void *arg;
     sfl_dispatcharr_drop_fn *drop; /* instead of fn when the client is freed first */
-    struct event *wake;         /* runs on_wake from a clean stack */
-    struct event *deadline;     /* this request's hard deadline */
-    struct evhttp_request *req; /* in flight; owned by evhttp */
+    struct event *wake;            /* runs on_wake from a clean stack */
+    struct event *deadline;        /* this request's hard deadline */
+    struct evhttp_request *req;    /* in flight; owned by evhttp */
     dc_step step;
     int retried;   /* the accounts request was already answered 401 once */
     int fresh;     /* the access token came from this fetch's login or refresh */
@@ -865,8 +865,8 @@ const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc)
     return dc->errstr;
 }
 
-static int fetch_start(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg,
-                       sfl_dispatcharr_drop_fn *drop)
+int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
+                                sfl_dispatcharr_drop_fn *drop, void *arg)
 {
     if (dc->op) {
         snprintf(dc->errstr, sizeof(dc->errstr), "a Dispatcharr fetch is already in flight");
@@ -891,11 +891,5 @@ static int fetch_start(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *
 
 int sfl_dispatcharr_fetch(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg)
 {
-    return fetch_start(dc, fn, arg, NULL);
-}
-
-int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
-                                sfl_dispatcharr_drop_fn *drop, void *arg)
-{
-    return fetch_start(dc, fn, arg, drop);
+    return sfl_dispatcharr_fetch_owned(dc, fn, NULL, arg);
 }
