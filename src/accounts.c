@@ -52,8 +52,7 @@ static void write_step(write_op *op, redisReply *r, const char *what)
 {
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (op->ok)
-            snprintf(op->err, sizeof(op->err), "%s: %s", what,
-                     r ? r->str : "no answer from Redis");
+            snprintf(op->err, sizeof(op->err), "%s: %s", what, r ? r->str : "no answer from Redis");
         op->ok = 0;
     }
     write_done_one(op);
@@ -66,8 +65,7 @@ static void on_conf_reply(sfl_store *st, redisReply *r, void *arg)
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         long long prev = r->element[0]->integer;
         if (prev >= 0 && prev != w->max)
-            sfl_info("account %lld: max_streams was %lld in Redis, now %lld", w->id, prev,
-                     w->max);
+            sfl_info("account %lld: max_streams was %lld in Redis, now %lld", w->id, prev, w->max);
         if (r->element[1]->integer > 0)
             sfl_info("account %lld: new in this Redis; new leases wait %lld ms in case its "
                      "data was lost while checks ran",

@@ -20,22 +20,22 @@ typedef void sfl_app_signal_fn(sfl_app *app, int sig, void *arg);
 
 struct sfl_app {
     struct event_base *base;
-    sfl_conf *conf;        /* owned */
+    sfl_conf *conf; /* owned */
     sfl_embedded *embedded;
     sfl_store *store;
-    sfl_limiter *lim;      /* NULL unless asked for */
-    int64_t recovery_ms;   /* window for restored confs: ttl, or 0 with an embedded Redis */
-    int ready_count;       /* how many times the store became ready */
-    sfl_app_fn *on_ready;  /* after the limiter has seen it; every (re)connect */
+    sfl_limiter *lim;           /* NULL unless asked for */
+    int64_t recovery_ms;        /* window for restored confs: ttl, or 0 with an embedded Redis */
+    int ready_count;            /* how many times the store became ready */
+    sfl_app_fn *on_ready;       /* after the limiter has seen it; every (re)connect */
     sfl_app_fn *on_unreachable; /* no first connection within the connect deadline */
     /* A message on one of the extra channels given to sfl_app_open. */
     void (*on_message)(sfl_app *app, const char *channel, const char *msg, void *arg);
     /* SIGINT and SIGTERM while sfl_app_run runs, from the loop; NULL: both
      * keep their default action. */
     sfl_app_signal_fn *on_signal;
-    int sigint_only;       /* on_signal gets SIGINT alone; SIGTERM keeps its default */
-    const char *cmd;       /* "submit": messages say "sflimit: submit: ..."; NULL: "sflimit: ..." */
-    int rc;                /* the exit code sfl_app_run returns; the command's to set */
+    int sigint_only; /* on_signal gets SIGINT alone; SIGTERM keeps its default */
+    const char *cmd; /* "submit": messages say "sflimit: submit: ..."; NULL: "sflimit: ..." */
+    int rc;          /* the exit code sfl_app_run returns; the command's to set */
     char released_channel[80];
     void *arg;
     struct event *connect_deadline;

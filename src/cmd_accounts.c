@@ -71,7 +71,8 @@ static void print_table(cJSON *doc, int holders)
         cJSON *h, *hl = holders ? cJSON_GetObjectItem(a, "holders") : NULL;
         cJSON_ArrayForEach(h, hl)
         {
-            cJSON *node = cJSON_GetObjectItem(h, "node"), *stream = cJSON_GetObjectItem(h, "stream");
+            cJSON *node = cJSON_GetObjectItem(h, "node"),
+                  *stream = cJSON_GetObjectItem(h, "stream");
             cJSON *age = cJSON_GetObjectItem(h, "age_ms"), *fence = cJSON_GetObjectItem(h, "fence");
             printf(" %s/%s %.1fs #%.0f", cJSON_IsString(node) ? node->valuestring : "?",
                    cJSON_IsString(stream) ? stream->valuestring : "?",
@@ -154,8 +155,8 @@ static void print_name(const char *name)
         putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
 }
 
-static void on_synced(const sfl_account_conf *accs, const long long *was, size_t n,
-                      const char *err, void *arg)
+static void on_synced(const sfl_account_conf *accs, const long long *was, size_t n, const char *err,
+                      void *arg)
 {
     cli_run *run = arg;
     if (err) {
@@ -271,8 +272,7 @@ static const struct option cli_opts[] = {
     {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
     {"json", no_argument, NULL, OPT_JSON},    {"name", required_argument, NULL, OPT_NAME},
     {"fresh", no_argument, NULL, OPT_FRESH},  {"watch", no_argument, NULL, OPT_WATCH},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
+    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 
 static int cli_common(int argc, char **argv, const char *usage, cli_run *run, const char **name,
                       sfl_conf **conf)
@@ -282,14 +282,30 @@ static int cli_common(int argc, char **argv, const char *usage, cli_run *run, co
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", cli_opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_JSON: run->json = 1; break;
-        case OPT_NAME: *name = optarg; break;
-        case OPT_FRESH: run->fresh = 1; break;
-        case OPT_WATCH: run->watch = 1; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_JSON:
+            run->json = 1;
+            break;
+        case OPT_NAME:
+            *name = optarg;
+            break;
+        case OPT_FRESH:
+            run->fresh = 1;
+            break;
+        case OPT_WATCH:
+            run->watch = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     *conf = sfl_cli_conf(config, redis);

@@ -53,8 +53,8 @@ typedef struct batch {
     long long *accounts; /* distinct limited accounts */
     size_t naccounts;
     long long *limits;
-    size_t *counts;      /* streams per account, beside accounts */
-    size_t custom;       /* streams of no account */
+    size_t *counts; /* streams per account, beside accounts */
+    size_t custom;  /* streams of no account */
     size_t limits_owed;
     struct event *tick;
 } batch;
@@ -107,8 +107,7 @@ static void add_waiting(const sfl_sched_account *a, void *arg)
     if (a->account == SFL_CUSTOM_ACCOUNT)
         w->used += snprintf(w->buf + w->used, w->len - w->used, " custom:%zu", a->queued);
     else
-        w->used += snprintf(w->buf + w->used, w->len - w->used, " %lld:%zu", a->account,
-                            a->queued);
+        w->used += snprintf(w->buf + w->used, w->len - w->used, " %lld:%zu", a->account, a->queued);
 }
 
 static void progress_draw(batch *b, int final)
@@ -185,8 +184,9 @@ static void queue_all(batch *b)
     b->started = 1;
     for (size_t k = 0; k < b->total; k++)
         if (sfl_worker_add(b->worker, &b->streams->v[k], NULL) < 0)
-            emit(b, sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_ERROR,
-                                   "out of memory"),
+            emit(b,
+                 sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_ERROR,
+                                "out of memory"),
                  SFL_STATUS_ERROR);
 }
 
@@ -249,8 +249,8 @@ static void on_ready(sfl_app *app, void *arg)
             return;
     }
     if (app->conf->naccounts == 0 ||
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
-                           app->recovery_ms, on_accounts_written, b) < 0)
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
+                           on_accounts_written, b) < 0)
         on_accounts_written(1, NULL, b);
 }
 
@@ -330,24 +330,34 @@ static int collect_accounts(batch *b)
 int sfl_cmd_check(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_QUIET };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"redis", required_argument, NULL, OPT_REDIS},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"quiet", no_argument, NULL, OPT_QUIET},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
+        {"output", required_argument, NULL, 'o'}, {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *out_path = NULL;
     batch b = {.app.rc = SFL_EXIT_OK};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case 'o': out_path = optarg; break;
-        case OPT_QUIET: b.quiet = 1; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case OPT_QUIET:
+            b.quiet = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     if (argc - optind > 1) {

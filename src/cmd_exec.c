@@ -150,8 +150,8 @@ static void on_accounts_written(int ok, const char *err, void *arg)
 static void on_ready(sfl_app *app, void *arg)
 {
     if (app->conf->naccounts > 0)
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
-                           app->recovery_ms, on_accounts_written, arg);
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
+                           on_accounts_written, arg);
 }
 
 static void on_signal(sfl_app *app, int sig, void *arg)
@@ -181,23 +181,39 @@ static const char exec_usage[] =
 int sfl_cmd_exec(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_TIMEOUT, OPT_LABEL };
-    static const struct option opts[] = {
-        {"account", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, OPT_REDIS}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"label", required_argument, NULL, OPT_LABEL}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"account", required_argument, NULL, 'a'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, OPT_REDIS},
+                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                         {"label", required_argument, NULL, OPT_LABEL},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *account = NULL, *timeout = NULL, *label = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+a:c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': account = optarg; break;
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_TIMEOUT: timeout = optarg; break;
-        case OPT_LABEL: label = optarg; break;
-        case 'h': fputs(exec_usage, stdout); return SFL_EXIT_OK;
-        default: fputs(exec_usage, stderr); return SFL_EXIT_USAGE;
+        case 'a':
+            account = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_TIMEOUT:
+            timeout = optarg;
+            break;
+        case OPT_LABEL:
+            label = optarg;
+            break;
+        case 'h':
+            fputs(exec_usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(exec_usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     exec_run run = {.app.rc = -1};

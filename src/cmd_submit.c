@@ -161,24 +161,34 @@ static const char usage[] =
 int sfl_cmd_submit(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_WAIT };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"redis", required_argument, NULL, OPT_REDIS},
-                                         {"wait", no_argument, NULL, OPT_WAIT},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
+        {"wait", no_argument, NULL, OPT_WAIT},    {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *out_path = NULL;
     submit s = {.app.rc = SFL_EXIT_OK, .app.cmd = "submit", .out = stdout};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_WAIT: s.wait = 1; break;
-        case 'o': out_path = optarg; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_WAIT:
+            s.wait = 1;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     if (argc - optind != 1) {

@@ -35,6 +35,7 @@ typedef struct command {
     int (*main)(int argc, char **argv);
 } command;
 
+/* clang-format off */
 static const command commands[] = {
     {"check", sfl_cmd_check},
     {"exec", sfl_cmd_exec},
@@ -43,6 +44,7 @@ static const command commands[] = {
     {"accounts", sfl_cmd_accounts},
     {"status", sfl_cmd_status},
 };
+/* clang-format on */
 
 /* Takes --log-level X and --log-format X out of argv (anywhere before a
  * "--"), so every command has them. -1 with a message on a bad value. */
@@ -65,16 +67,17 @@ static int log_options(int *argc, char **argv)
         if (is_level) {
             int l = sfl_log_parse_level(v);
             if (l < 0) {
-                fprintf(stderr, "sflimit: --log-level: expected debug, info, warn or error, "
-                                "got '%s'\n", v ? v : "");
+                fprintf(stderr,
+                        "sflimit: --log-level: expected debug, info, warn or error, "
+                        "got '%s'\n",
+                        v ? v : "");
                 return -1;
             }
             sfl_log_set_level((sfl_log_level)l);
         } else if (v && strcmp(v, "json") == 0) {
             sfl_log_set_format(SFL_LOG_JSON);
         } else if (!v || strcmp(v, "text") != 0) {
-            fprintf(stderr, "sflimit: --log-format: expected text or json, got '%s'\n",
-                    v ? v : "");
+            fprintf(stderr, "sflimit: --log-format: expected text or json, got '%s'\n", v ? v : "");
             return -1;
         }
     }
