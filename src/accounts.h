@@ -1,5 +1,5 @@
-/* accounts.h - account limits in Redis: writing them, reading them back with
- * their holders, and the `accounts` and `status` commands. */
+/* accounts.h - account limits in Redis: writing them, and reading them back
+ * with their holders. */
 #ifndef SFL_ACCOUNTS_H
 #define SFL_ACCOUNTS_H
 
@@ -31,9 +31,5 @@ int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
  * of an unexpected type read as 0 / "" / {}. 0, or -1 (e untouched) when r is
  * not an array of at least 6 elements. r is only read during the call. */
 int sfl_accounts_status_decode(const struct redisReply *r, cJSON *e);
-
-/* `sflimit accounts ...` and `sflimit status`: exit codes of DESIGN §3. */
-int sfl_accounts_main(int argc, char **argv);
-int sfl_status_main(int argc, char **argv);
 
 #endif

@@ -1,12 +1,19 @@
-/* app.c - one command's runtime: loop, config, Redis, limiter.
+/* app.c - one command's runtime: loop, config, Redis, limiter, signals.
  *
  * Every command that talks to Redis needs the same few things in the same
  * order, and needs them torn down in the reverse order: the store's pending
  * callbacks may still reach the limiter, so the store goes first. This file
  * owns that order so that no command gets it wrong.
+ *
+ * It also owns what every command's run has in common: SIGINT and SIGTERM
+ * as libevent signal events (so a handler runs from the loop, never from a
+ * signal context), giving up on a Redis that cannot be reached, ending with
+ * a message and an exit code. What a signal means, and every other message,
+ * stays with the command.
  */
 #include "app.h"
 
+#include "cli.h"
 #include "clock.h"
 #include "conf.h"
 #include "embedded.h"
@@ -15,6 +22,8 @@
 #include "store.h"
 
 #include <event2/event.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -144,6 +153,58 @@ void sfl_app_start(sfl_app *app, int64_t connect_deadline_ms)
     sfl_store_start(app->store);
 }
 
+/*--- Running a command ------------------------------------------------------*/
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(what);
+    app->on_signal(app, (int)sig, app->arg);
+}
+
+static int catch_signal(sfl_app *app, struct event **ev, int sig)
+{
+    *ev = evsignal_new(app->base, sig, on_signal, app);
+    return *ev && evsignal_add(*ev, NULL) == 0 ? 0 : -1;
+}
+
+int sfl_app_run(sfl_app *app, int64_t connect_deadline_ms)
+{
+    if (app->on_signal && (catch_signal(app, &app->sigint, SIGINT) < 0 ||
+                           (!app->sigint_only && catch_signal(app, &app->sigterm, SIGTERM) < 0))) {
+        sfl_app_fail(app, "out of memory");
+        return app->rc;
+    }
+    sfl_app_start(app, connect_deadline_ms);
+    event_base_dispatch(app->base);
+    return app->rc;
+}
+
+void sfl_app_fail(sfl_app *app, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sflimit: %s%s%s\n", app->cmd ? app->cmd : "", app->cmd ? ": " : "", msg);
+    sfl_app_exit(app, SFL_EXIT_FAIL);
+}
+
+void sfl_app_exit(sfl_app *app, int rc)
+{
+    app->rc = rc;
+    event_base_loopbreak(app->base);
+}
+
+void sfl_app_unreachable(sfl_app *app, void *arg)
+{
+    UNUSED(arg);
+    sfl_app_fail(app, "cannot reach Redis: %s", sfl_store_errstr(app->store));
+}
+
+/*--- Ending ----------------------------------------------------------------*/
+
 #define FINISH_POLL_MS 20
 
 static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
@@ -188,6 +249,12 @@ void sfl_app_disconnect(sfl_app *app)
 
 void sfl_app_close(sfl_app *app)
 {
+    struct event **sigs[] = {&app->sigint, &app->sigterm};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (*sigs[i]) {
+            event_free(*sigs[i]);
+            *sigs[i] = NULL;
+        }
     sfl_app_disconnect(app);
     sfl_limiter_free(app->lim);
     app->lim = NULL;

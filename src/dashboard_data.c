@@ -71,7 +71,7 @@ typedef struct node_ask {
     char id[128];
 } node_ask;
 
-/* One registry hash (node.c rewrites it every few seconds with a 10 s TTL,
+/* One registry hash (cmd_node.c rewrites it every few seconds with a 10 s TTL,
  * and deletes it when the node stops): a node is alive while it exists. */
 static void on_node_hash(sfl_store *st, redisReply *r, void *arg)
 {

@@ -1,6 +1,6 @@
 /* dispatcharr.c - account limits from Dispatcharr (DISPATCHARR.md).
  *
- * Three layers, each usable alone:
+ * Two layers, each usable alone:
  *
  *   - sfl_dispatcharr_limits_from_json(): pure. The body of GET
  *     /api/m3u/accounts/ in, {id, name, max_streams} per active account out.
@@ -18,9 +18,10 @@
  *     refresh was refused. Each request has its own deadline timer, on top of
  *     evhttp's inactivity timeout, so a server that trickles bytes cannot hold
  *     a fetch forever.
- *   - the sync: fetch, read the limits Redis had, write with
- *     sfl_accounts_write(). The `accounts sync` command and (later) the
- *     node's periodic sync both use it.
+ *
+ * It knows nothing of Redis: writing what it fetched is the sync's
+ * (dispatcharr_sync.c), and this file must never include accounts.h or
+ * store.h, nor print.
  *
  * Plain http:// only. https:// would need libevent_openssl (and OpenSSL),
  * which the design card does not list as a dependency, so an https URL is
@@ -39,16 +40,10 @@
  */
 #include "dispatcharr.h"
 
-#include "accounts.h"
-#include "app.h"
-#include "cli.h"
 #include "clock.h"
 #include "conf.h"
 #include "json.h"
-#include "keys.h"
-#include "limiter.h"
 #include "log.h"
-#include "store.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -59,7 +54,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -265,10 +259,10 @@ struct fetch_op {
     sfl_dispatcharr *dc; /* NULL once detached for delivery */
     sfl_dispatcharr_fetch_fn *fn;
     void *arg;
-    void (*drop)(void *arg);    /* instead of fn when the client is freed first */
-    struct event *wake;         /* runs on_wake from a clean stack */
-    struct event *deadline;     /* this request's hard deadline */
-    struct evhttp_request *req; /* in flight; owned by evhttp */
+    sfl_dispatcharr_drop_fn *drop; /* instead of fn when the client is freed first */
+    struct event *wake;            /* runs on_wake from a clean stack */
+    struct event *deadline;        /* this request's hard deadline */
+    struct evhttp_request *req;    /* in flight; owned by evhttp */
     dc_step step;
     int retried;   /* the accounts request was already answered 401 once */
     int fresh;     /* the access token came from this fetch's login or refresh */
@@ -872,8 +866,8 @@ const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc)
     return dc->errstr;
 }
 
-static int fetch_start(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg,
-                       void (*drop)(void *))
+int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
+                                sfl_dispatcharr_drop_fn *drop, void *arg)
 {
     if (dc->op) {
         snprintf(dc->errstr, sizeof(dc->errstr), "a Dispatcharr fetch is already in flight");
@@ -898,234 +892,5 @@ static int fetch_start(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *
 
 int sfl_dispatcharr_fetch(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg)
 {
-    return fetch_start(dc, fn, arg, NULL);
-}
-
-/*--- The sync: fetch, read what Redis had, write ---------------------------------*/
-
-typedef struct sync_op {
-    sfl_store *st;
-    int64_t recovery_ms;
-    sfl_dispatcharr_sync_fn *fn;
-    void *arg;
-    sfl_account_conf *accs;
-    long long *was;
-    size_t n;
-    size_t owed;
-    int failed;
-} sync_op;
-
-static void sync_free(void *arg)
-{
-    sync_op *s = arg;
-    if (!s)
-        return;
-    sfl_dispatcharr_accounts_free(s->accs, s->n);
-    free(s->was);
-    free(s);
-}
-
-static void sync_fail(sync_op *s, const char *err)
-{
-    s->fn(NULL, NULL, 0, err, s->arg);
-    sync_free(s);
-}
-
-static void on_sync_written(int ok, const char *err, void *arg)
-{
-    sync_op *s = arg;
-    if (!ok) {
-        sync_fail(s, err);
-        return;
-    }
-    s->fn(s->accs, s->was, s->n, NULL, s->arg);
-    sync_free(s);
-}
-
-static void sync_write(sync_op *s)
-{
-    if (s->failed) {
-        sync_fail(s, "no answer from Redis while reading the current limits");
-        return;
-    }
-    if (sfl_accounts_write(s->st, s->accs, s->n, s->recovery_ms, on_sync_written, s) < 0)
-        sync_fail(s, "Redis went away before the limits were written");
-}
-
-typedef struct sync_read {
-    sync_op *s;
-    size_t i;
-} sync_read;
-
-static void on_sync_hget(sfl_store *st, redisReply *r, void *arg)
-{
-    sync_read *rd = arg;
-    sync_op *s = rd->s;
-    UNUSED(st);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        s->failed = 1;
-    } else if (r->type == REDIS_REPLY_STRING && r->str) {
-        char *end;
-        long long v = strtoll(r->str, &end, 10);
-        s->was[rd->i] = *r->str && !*end && v >= 0 ? v : -1;
-    }
-    free(rd);
-    if (--s->owed == 0)
-        sync_write(s);
-}
-
-static void on_sync_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
-{
-    sync_op *s = arg;
-    if (err) {
-        char msg[480];
-        snprintf(msg, sizeof(msg), "dispatcharr: %s", err);
-        sync_fail(s, msg);
-        return;
-    }
-    if (n == 0) {
-        s->fn(NULL, NULL, 0, NULL, s->arg);
-        sync_free(s);
-        return;
-    }
-    s->accs = calloc(n, sizeof(*s->accs));
-    s->was = malloc(n * sizeof(*s->was));
-    if (!s->accs || !s->was) {
-        sync_fail(s, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        s->accs[i] = accs[i];
-        s->accs[i].name = NULL;
-        s->was[i] = -1;
-        s->n = i + 1;
-        if (accs[i].name && !(s->accs[i].name = strdup(accs[i].name))) {
-            sync_fail(s, "out of memory");
-            return;
-        }
-    }
-    s->owed = 1; /* held until every read is sent */
-    for (size_t i = 0; i < n && !s->failed; i++) {
-        char key[160];
-        sfl_account_key(key, sizeof(key), sfl_store_ns(s->st), s->accs[i].id, "conf");
-        const char *argv[3] = {"HGET", key, "max_streams"};
-        sync_read *rd = malloc(sizeof(*rd));
-        if (!rd) {
-            s->failed = 1;
-            break;
-        }
-        *rd = (sync_read){s, i};
-        s->owed++;
-        if (sfl_store_command(s->st, on_sync_hget, rd, 3, argv) < 0) {
-            s->owed--;
-            s->failed = 1;
-            free(rd);
-        }
-    }
-    if (--s->owed == 0)
-        sync_write(s);
-}
-
-int sfl_dispatcharr_sync(sfl_dispatcharr *dc, sfl_store *st, int64_t recovery_ms,
-                         sfl_dispatcharr_sync_fn *fn, void *arg)
-{
-    sync_op *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(dc->errstr, sizeof(dc->errstr), "out of memory");
-        return -1;
-    }
-    *s = (sync_op){.st = st, .recovery_ms = recovery_ms, .fn = fn, .arg = arg};
-    if (fetch_start(dc, on_sync_fetched, s, sync_free) < 0) {
-        free(s);
-        return -1;
-    }
-    return 0;
-}
-
-/*--- `sflimit accounts sync` ------------------------------------------------------*/
-
-typedef struct sync_cli {
-    sfl_app app;
-    sfl_dispatcharr *dc;
-    int started;
-    int rc;
-} sync_cli;
-
-/* Names come from Dispatcharr: print them without control characters. */
-static void print_name(const char *name)
-{
-    for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p; p++)
-        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
-}
-
-static void on_cli_synced(const sfl_account_conf *accs, const long long *was, size_t n,
-                          const char *err, void *arg)
-{
-    sync_cli *c = arg;
-    if (err) {
-        fprintf(stderr, "sflimit: %s\n", err);
-        c->rc = SFL_EXIT_FAIL;
-    } else {
-        if (n == 0)
-            fprintf(stderr, "sflimit: dispatcharr: no active M3U accounts; nothing written\n");
-        for (size_t i = 0; i < n; i++) {
-            printf("account %lld (", accs[i].id);
-            print_name(accs[i].name);
-            printf("): max_streams %lld", accs[i].max_streams);
-            if (was[i] < 0)
-                printf(" (new)\n");
-            else if (was[i] == accs[i].max_streams)
-                printf(" (unchanged)\n");
-            else
-                printf(" (was %lld)\n", was[i]);
-        }
-        fflush(stdout);
-        c->rc = SFL_EXIT_OK;
-    }
-    event_base_loopbreak(c->app.base);
-}
-
-static void on_cli_ready(sfl_app *app, void *arg)
-{
-    sync_cli *c = arg;
-    if (c->started)
-        return; /* a reconnect: the sync already runs */
-    c->started = 1;
-    if (sfl_dispatcharr_sync(c->dc, app->store, app->recovery_ms, on_cli_synced, c) < 0) {
-        fprintf(stderr, "sflimit: dispatcharr: %s\n", sfl_dispatcharr_errstr(c->dc));
-        c->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(app->base);
-    }
-}
-
-static void on_cli_unreachable(sfl_app *app, void *arg)
-{
-    sync_cli *c = arg;
-    fprintf(stderr, "sflimit: cannot reach Redis: %s\n", sfl_store_errstr(app->store));
-    c->rc = SFL_EXIT_FAIL;
-    event_base_loopbreak(app->base);
-}
-
-int sfl_dispatcharr_sync_main(sfl_conf *conf)
-{
-    sync_cli c = {.rc = SFL_EXIT_FAIL};
-    char err[512];
-    if (sfl_app_open(&c.app, conf, 0, NULL, err, sizeof(err)) < 0) { /* conf freed */
-        fprintf(stderr, "sflimit: %s\n", err);
-        return SFL_EXIT_FAIL;
-    }
-    c.dc = sfl_dispatcharr_new(c.app.base, c.app.conf, err, sizeof(err));
-    if (!c.dc) {
-        fprintf(stderr, "sflimit: dispatcharr: %s\n", err);
-        sfl_app_close(&c.app);
-        return SFL_EXIT_USAGE;
-    }
-    c.app.on_ready = on_cli_ready;
-    c.app.on_unreachable = on_cli_unreachable;
-    c.app.arg = &c;
-    sfl_app_start(&c.app, c.app.conf->connect_timeout_ms * 2);
-    event_base_dispatch(c.app.base);
-    sfl_dispatcharr_free(c.dc); /* before the loop it lives on */
-    sfl_app_close(&c.app);
-    return c.rc;
+    return sfl_dispatcharr_fetch_owned(dc, fn, NULL, arg);
 }

@@ -1,6 +1,6 @@
 /* dispatcharr.h - account limits from Dispatcharr's REST API: an async
- * client on the libevent loop, the pure limit computation, and the
- * `accounts sync` command that writes what it fetched to Redis. */
+ * client on the libevent loop, and the pure limit computation. Writing them
+ * to Redis is dispatcharr_sync.h's. */
 #ifndef SFL_DISPATCHARR_H
 #define SFL_DISPATCHARR_H
 
@@ -9,7 +9,6 @@
 
 struct event_base;
 typedef struct sfl_conf sfl_conf;
-typedef struct sfl_store sfl_store;
 typedef struct sfl_account_conf sfl_account_conf;
 typedef struct sfl_dispatcharr sfl_dispatcharr;
 
@@ -62,22 +61,13 @@ typedef void sfl_dispatcharr_fetch_fn(const sfl_account_conf *accs, size_t n, co
  * calling this every sync interval costs one request. -1 with errstr set
  * when a fetch is already in flight or memory ran out (fn not called). */
 int sfl_dispatcharr_fetch(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg);
+/* Frees what arg holds, when the client is freed with the fetch in flight. */
+typedef void sfl_dispatcharr_drop_fn(void *arg);
+/* sfl_dispatcharr_fetch for an arg that lives as long as the fetch: fn is
+ * called as there, or drop(arg) instead when the client is freed first. */
+int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
+                                sfl_dispatcharr_drop_fn *drop, void *arg);
 /* The last reason sfl_dispatcharr_fetch returned -1. Valid while dc lives. */
 const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc);
-
-/* Fetch, then write: reads each account's current limit (HGET <ns>:{a:ID}:conf
- * max_streams), then writes all of them with sfl_accounts_write (recovery_ms
- * as there). fn gets the accounts and was[i], the limit Redis had before (-1:
- * none), both valid only during the call; or err ("dispatcharr: ..." when the
- * fetch failed, in which case nothing was written). */
-typedef void sfl_dispatcharr_sync_fn(const sfl_account_conf *accs, const long long *was, size_t n,
-                                     const char *err, void *arg);
-/* Same calling rules as sfl_dispatcharr_fetch; store must outlive the sync. */
-int sfl_dispatcharr_sync(sfl_dispatcharr *dc, sfl_store *st, int64_t recovery_ms,
-                         sfl_dispatcharr_sync_fn *fn, void *arg);
-
-/* `sflimit accounts sync` with dispatcharr.url set. Takes ownership of conf.
- * Prints one line per account; returns an exit code of DESIGN §3. */
-int sfl_dispatcharr_sync_main(sfl_conf *conf);
 
 #endif

@@ -1,11 +1,11 @@
 /* main.c - `sflimit COMMAND ...`: picks the command and hands over. */
-#include "accounts.h"
-#include "batch.h"
 #include "cli.h"
-#include "exec.h"
+#include "cmd_accounts.h"
+#include "cmd_check.h"
+#include "cmd_exec.h"
+#include "cmd_node.h"
+#include "cmd_submit.h"
 #include "log.h"
-#include "node.h"
-#include "submit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,14 +35,16 @@ typedef struct command {
     int (*main)(int argc, char **argv);
 } command;
 
+/* clang-format off */
 static const command commands[] = {
-    {"check", sfl_batch_main},
-    {"exec", sfl_exec_main},
-    {"node", sfl_node_main},
-    {"submit", sfl_submit_main},
-    {"accounts", sfl_accounts_main},
-    {"status", sfl_status_main},
+    {"check", sfl_cmd_check},
+    {"exec", sfl_cmd_exec},
+    {"node", sfl_cmd_node},
+    {"submit", sfl_cmd_submit},
+    {"accounts", sfl_cmd_accounts},
+    {"status", sfl_cmd_status},
 };
+/* clang-format on */
 
 /* Takes --log-level X and --log-format X out of argv (anywhere before a
  * "--"), so every command has them. -1 with a message on a bad value. */
@@ -65,16 +67,17 @@ static int log_options(int *argc, char **argv)
         if (is_level) {
             int l = sfl_log_parse_level(v);
             if (l < 0) {
-                fprintf(stderr, "sflimit: --log-level: expected debug, info, warn or error, "
-                                "got '%s'\n", v ? v : "");
+                fprintf(stderr,
+                        "sflimit: --log-level: expected debug, info, warn or error, "
+                        "got '%s'\n",
+                        v ? v : "");
                 return -1;
             }
             sfl_log_set_level((sfl_log_level)l);
         } else if (v && strcmp(v, "json") == 0) {
             sfl_log_set_format(SFL_LOG_JSON);
         } else if (!v || strcmp(v, "text") != 0) {
-            fprintf(stderr, "sflimit: --log-format: expected text or json, got '%s'\n",
-                    v ? v : "");
+            fprintf(stderr, "sflimit: --log-format: expected text or json, got '%s'\n", v ? v : "");
             return -1;
         }
     }

@@ -1,4 +1,4 @@
-/* submit.c - `sflimit submit [--wait] STREAMS.json`.
+/* cmd_submit.c - `sflimit submit [--wait] STREAMS.json`.
  *
  * Validates the streams (exit 2 on any error, nothing written), puts one
  * queue entry per stream under a new batch id and prints the id. With
@@ -7,7 +7,7 @@
  * result as a JSON line, in the same format as `sflimit check`, until every
  * stream has one.
  */
-#include "submit.h"
+#include "cmd_submit.h"
 
 #include "app.h"
 #include "cli.h"
@@ -23,7 +23,6 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +40,8 @@ typedef struct submit {
     long long printed; /* results printed so far */
     long long total;
     int progress;
-    int rc;
     FILE *out;
-    struct event *fallback, *sigint, *sigterm;
+    struct event *fallback;
 } submit;
 
 static void fetch(submit *s);
@@ -71,9 +69,7 @@ static void on_results(sfl_store *st, redisReply *r, void *arg)
         s->printed++;
     }
     if (fflush(s->out) != 0) {
-        fprintf(stderr, "sflimit: submit: cannot write results: %s\n", strerror(errno));
-        s->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(s->app.base);
+        sfl_app_fail(&s->app, "cannot write results: %s", strerror(errno));
         return;
     }
     progress(s, s->printed >= s->total);
@@ -101,9 +97,7 @@ static void on_submitted(int ok, const char *err, void *arg)
 {
     submit *s = arg;
     if (!ok) {
-        fprintf(stderr, "sflimit: submit: %s\n", err);
-        s->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(s->app.base);
+        sfl_app_fail(&s->app, "%s", err);
         return;
     }
     s->submitted = 1;
@@ -129,19 +123,8 @@ static void on_ready(sfl_app *app, void *arg)
     if (app->ready_count > 1)
         return; /* sent once; its answer decides */
     int64_t ttl = (int64_t)llround(app->conf->node_batch_ttl * 1000);
-    if (sfl_queue_submit(app->store, s->batch, s->streams, ttl, on_submitted, s) < 0) {
-        fprintf(stderr, "sflimit: submit: Redis went away\n");
-        s->rc = SFL_EXIT_FAIL;
-        event_base_loopbreak(app->base);
-    }
-}
-
-static void on_unreachable(sfl_app *app, void *arg)
-{
-    submit *s = arg;
-    fprintf(stderr, "sflimit: submit: cannot reach Redis: %s\n", sfl_store_errstr(app->store));
-    s->rc = SFL_EXIT_FAIL;
-    event_base_loopbreak(app->base);
+    if (sfl_queue_submit(app->store, s->batch, s->streams, ttl, on_submitted, s) < 0)
+        sfl_app_fail(app, "Redis went away");
 }
 
 static void on_message(sfl_app *app, const char *channel, const char *msg, void *arg)
@@ -159,14 +142,12 @@ static void on_fallback(evutil_socket_t fd, short what, void *arg)
     fetch(arg);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(sfl_app *app, int sig, void *arg)
 {
     submit *s = arg;
-    UNUSED(what);
     if (s->submitted)
         fprintf(stderr, "\nsflimit: submit: stopped waiting; the batch %s goes on\n", s->batch);
-    s->rc = 128 + (int)sig;
-    event_base_loopbreak(s->app.base);
+    sfl_app_exit(app, 128 + sig);
 }
 
 static const char usage[] =
@@ -177,27 +158,37 @@ static const char usage[] =
     "(when a terminal), each result as a JSON line on stdout (or -o FILE), as\n"
     "`sflimit check` prints them, until every stream has one.\n";
 
-int sfl_submit_main(int argc, char **argv)
+int sfl_cmd_submit(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_WAIT };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"redis", required_argument, NULL, OPT_REDIS},
-                                         {"wait", no_argument, NULL, OPT_WAIT},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
+        {"wait", no_argument, NULL, OPT_WAIT},    {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *out_path = NULL;
-    submit s = {.rc = SFL_EXIT_OK, .out = stdout};
+    submit s = {.app.rc = SFL_EXIT_OK, .app.cmd = "submit", .out = stdout};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_WAIT: s.wait = 1; break;
-        case 'o': out_path = optarg; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_WAIT:
+            s.wait = 1;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     if (argc - optind != 1) {
@@ -234,36 +225,27 @@ int sfl_submit_main(int argc, char **argv)
     const char *channels[2] = {s.wait ? channel : NULL, NULL};
     if (sfl_app_open(&s.app, conf, 0, channels, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
-        s.rc = SFL_EXIT_FAIL;
+        s.app.rc = SFL_EXIT_FAIL;
         goto out;
     }
     s.app.on_ready = on_ready;
-    s.app.on_unreachable = on_unreachable;
+    s.app.on_unreachable = sfl_app_unreachable;
     s.app.on_message = on_message;
+    s.app.on_signal = on_signal;
     s.app.arg = &s;
     s.fallback = event_new(s.app.base, -1, EV_PERSIST, on_fallback, &s);
-    s.sigint = evsignal_new(s.app.base, SIGINT, on_signal, &s);
-    s.sigterm = evsignal_new(s.app.base, SIGTERM, on_signal, &s);
-    if (s.fallback && s.sigint && s.sigterm) {
+    if (s.fallback) {
         struct timeval tv = {FALLBACK_MS / 1000, (FALLBACK_MS % 1000) * 1000};
         evtimer_add(s.fallback, &tv);
-        evsignal_add(s.sigint, NULL);
-        evsignal_add(s.sigterm, NULL);
-        sfl_app_start(&s.app, s.app.conf->connect_timeout_ms * 2);
-        event_base_dispatch(s.app.base);
-    } else {
-        s.rc = SFL_EXIT_FAIL;
-    }
-    if (s.fallback)
+        sfl_app_run(&s.app, s.app.conf->connect_timeout_ms * 2);
         event_free(s.fallback);
-    if (s.sigint)
-        event_free(s.sigint);
-    if (s.sigterm)
-        event_free(s.sigterm);
+    } else {
+        sfl_app_fail(&s.app, "out of memory");
+    }
     sfl_app_close(&s.app);
 out:
     if (s.out != stdout)
         fclose(s.out);
     sfl_streams_free(s.streams);
-    return s.rc;
+    return s.app.rc;
 }

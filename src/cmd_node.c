@@ -1,4 +1,4 @@
-/* node.c - `sflimit node`: one host's checker daemon.
+/* cmd_node.c - `sflimit node`: one host's checker daemon.
  *
  * Takes work from the shared queue (queue.c) no faster than it can start
  * it (global_limit running plus node.lookahead waiting), runs it through
@@ -15,7 +15,7 @@
  * Results that cannot be stored while Redis is away are kept and stored
  * when it returns.
  */
-#include "node.h"
+#include "cmd_node.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "conf.h"
-#include "dispatcharr.h"
+#include "dispatcharr_sync.h"
 #include "http_api.h"
 #include "limiter.h"
 #include "log.h"
@@ -77,7 +77,7 @@ typedef struct node {
     struct event *sigint, *sigterm, *sighup;
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
-    sfl_dispatcharr *dc; /* periodic limit sync, when dispatcharr.sync_interval is set */
+    sfl_dispatcharr_sync *sync; /* periodic limit sync, when dispatcharr.sync_interval is set */
 } node;
 
 static void pull(node *n);
@@ -494,8 +494,8 @@ static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
     UNUSED(what);
     if (n->stopping || !sfl_store_ready(n->app.store))
         return;
-    if (sfl_dispatcharr_sync(n->dc, n->app.store, n->app.recovery_ms, on_synced, n) < 0)
-        sfl_debug("dispatcharr sync skipped: %s", sfl_dispatcharr_errstr(n->dc));
+    if (sfl_dispatcharr_sync_run(n->sync, n->app.store, n->app.recovery_ms, on_synced, n) < 0)
+        sfl_debug("dispatcharr sync skipped: %s", sfl_dispatcharr_sync_errstr(n->sync));
 }
 
 /*--- Stopping --------------------------------------------------------------*/
@@ -632,7 +632,7 @@ static void free_events(node *n)
         }
 }
 
-int sfl_node_main(int argc, char **argv)
+int sfl_cmd_node(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_LISTEN };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -720,10 +720,10 @@ int sfl_node_main(int argc, char **argv)
     timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
     timer_in(n.registry_timer, REGISTRY_MS);
     if (n.app.conf->dispatcharr_url && n.app.conf->dispatcharr_sync_interval > 0) {
-        n.dc = sfl_dispatcharr_new(base, n.app.conf, err, sizeof(err));
+        n.sync = sfl_dispatcharr_sync_new(base, n.app.conf, err, sizeof(err));
         n.sync_timer = event_new(base, -1, EV_PERSIST, on_sync_timer, &n);
-        if (!n.dc || !n.sync_timer) {
-            fprintf(stderr, "sflimit: dispatcharr: %s\n", n.dc ? "out of memory" : err);
+        if (!n.sync || !n.sync_timer) {
+            fprintf(stderr, "sflimit: dispatcharr: %s\n", n.sync ? "out of memory" : err);
             n.exit_code = SFL_EXIT_USAGE;
             goto done;
         }
@@ -755,7 +755,7 @@ done:
     sfl_http_free(n.http);
     sfl_worker_free(n.worker); /* kills what still runs, cancels tries in flight */
     n.worker = NULL;
-    sfl_dispatcharr_free(n.dc);
+    sfl_dispatcharr_sync_free(n.sync);
     sfl_app_disconnect(&n.app); /* pending callbacks see held entries still alive */
     while (n.held)
         entry_forget(n.held);

@@ -1,4 +1,4 @@
-/* exec.c - `sflimit exec -a ACCOUNT -- CMD ARGS...`: a distributed flock.
+/* cmd_exec.c - `sflimit exec -a ACCOUNT -- CMD ARGS...`: a distributed flock.
  *
  * Waits for one slot of ACCOUNT (woken by release messages and retry hints,
  * never polling), runs CMD without a shell in the foreground, renews the
@@ -14,7 +14,7 @@
  * Exit codes: the command's (128+signal if it was killed), 75 when no slot
  * came in time, 2 for usage errors and unknown accounts, 1 otherwise.
  */
-#include "exec.h"
+#include "cmd_exec.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -25,7 +25,6 @@
 #include "runner.h"
 #include "store.h"
 
-#include <event2/event.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -47,13 +46,12 @@ typedef struct exec_run {
     sfl_child *child;
     int lost;
     int interrupted; /* signal number that ended the wait */
-    int rc;
-    struct event *sigint, *sigterm;
 } exec_run;
 
+/* rc: the exit code; app.rc stays -1 until then. */
 static void finish(exec_run *run, int rc)
 {
-    run->rc = rc;
+    run->app.rc = rc;
     if (run->wait) {
         sfl_wait_cancel(run->wait);
         run->wait = NULL;
@@ -152,21 +150,20 @@ static void on_accounts_written(int ok, const char *err, void *arg)
 static void on_ready(sfl_app *app, void *arg)
 {
     if (app->conf->naccounts > 0)
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
-                           app->recovery_ms, on_accounts_written, arg);
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
+                           on_accounts_written, arg);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(sfl_app *app, int sig, void *arg)
 {
     exec_run *run = arg;
-    UNUSED(what);
     if (run->child) {
-        sfl_child_signal(run->child, (int)sig);
+        sfl_child_signal(run->child, sig);
         return;
     }
-    if (run->rc < 0) {
-        run->interrupted = (int)sig;
-        finish(run, 128 + (int)sig);
+    if (app->rc < 0) {
+        run->interrupted = sig;
+        finish(run, 128 + sig);
     }
 }
 
@@ -181,29 +178,45 @@ static const char exec_usage[] =
     "Exit: CMD's status; 75 if no slot came in time; 1 if the lease was lost\n"
     "(CMD is stopped first); 2 for usage errors.\n";
 
-int sfl_exec_main(int argc, char **argv)
+int sfl_cmd_exec(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_TIMEOUT, OPT_LABEL };
-    static const struct option opts[] = {
-        {"account", required_argument, NULL, 'a'}, {"config", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, OPT_REDIS}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"label", required_argument, NULL, OPT_LABEL}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"account", required_argument, NULL, 'a'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, OPT_REDIS},
+                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                         {"label", required_argument, NULL, OPT_LABEL},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *account = NULL, *timeout = NULL, *label = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+a:c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': account = optarg; break;
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_TIMEOUT: timeout = optarg; break;
-        case OPT_LABEL: label = optarg; break;
-        case 'h': fputs(exec_usage, stdout); return SFL_EXIT_OK;
-        default: fputs(exec_usage, stderr); return SFL_EXIT_USAGE;
+        case 'a':
+            account = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_TIMEOUT:
+            timeout = optarg;
+            break;
+        case OPT_LABEL:
+            label = optarg;
+            break;
+        case 'h':
+            fputs(exec_usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(exec_usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
-    exec_run run = {.rc = -1};
+    exec_run run = {.app.rc = -1};
     if (!account) {
         fprintf(stderr, "sflimit: exec: -a ACCOUNT is required\n%s", exec_usage);
         return SFL_EXIT_USAGE;
@@ -231,33 +244,18 @@ int sfl_exec_main(int argc, char **argv)
         return SFL_EXIT_FAIL;
     }
     run.app.on_ready = on_ready;
+    run.app.on_signal = on_signal;
     run.app.arg = &run;
     run.runner = sfl_runner_new(run.app.base);
-    run.sigint = evsignal_new(run.app.base, SIGINT, on_signal, &run);
-    run.sigterm = evsignal_new(run.app.base, SIGTERM, on_signal, &run);
-    if (!run.runner || !run.sigint || !run.sigterm) {
-        fprintf(stderr, "sflimit: out of memory\n");
-        run.rc = SFL_EXIT_FAIL;
-        goto done;
-    }
-    evsignal_add(run.sigint, NULL);
-    evsignal_add(run.sigterm, NULL);
     signal(SIGPIPE, SIG_IGN);
-    run.wait = sfl_limiter_wait(run.app.lim, run.account, run.label,
-                                (int64_t)llround(run.timeout_s * 1000), on_slot, &run);
-    if (!run.wait) {
-        fprintf(stderr, "sflimit: out of memory\n");
-        run.rc = SFL_EXIT_FAIL;
-        goto done;
-    }
-    sfl_app_start(&run.app, 0);
-    event_base_dispatch(run.app.base);
-done:
-    if (run.sigint)
-        event_free(run.sigint);
-    if (run.sigterm)
-        event_free(run.sigterm);
+    if (run.runner)
+        run.wait = sfl_limiter_wait(run.app.lim, run.account, run.label,
+                                    (int64_t)llround(run.timeout_s * 1000), on_slot, &run);
+    if (run.wait)
+        sfl_app_run(&run.app, 0);
+    else
+        sfl_app_fail(&run.app, "out of memory");
     sfl_runner_free(run.runner);
     sfl_app_close(&run.app);
-    return run.rc < 0 ? SFL_EXIT_FAIL : run.rc;
+    return run.app.rc < 0 ? SFL_EXIT_FAIL : run.app.rc;
 }

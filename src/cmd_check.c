@@ -1,4 +1,4 @@
-/* batch.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
+/* cmd_check.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
  * leases shared in Redis.
  *
  * Reads and validates the config and the streams first (exit 2 on any
@@ -11,7 +11,7 @@
  * streams get Cancelled, every lease is released, exit 130/143.
  * Logs keep the seed's lines so existing log watchers go on working.
  */
-#include "batch.h"
+#include "cmd_check.h"
 
 #include "accounts.h"
 #include "app.h"
@@ -50,15 +50,14 @@ typedef struct batch {
     int quiet, progress;
     int started;  /* streams handed to the worker */
     int stopping; /* signal number, or -1 after an output error */
-    int rc;
     int64_t t0;
     long long *accounts; /* distinct limited accounts */
     size_t naccounts;
     long long *limits;
-    size_t *counts;      /* streams per account, beside accounts */
-    size_t custom;       /* streams of no account */
+    size_t *counts; /* streams per account, beside accounts */
+    size_t custom;  /* streams of no account */
     size_t limits_owed;
-    struct event *sigint, *sigterm, *tick;
+    struct event *tick;
 } batch;
 
 static void maybe_finish(batch *b);
@@ -76,7 +75,7 @@ static void emit(batch *b, cJSON *result, sfl_status status)
         if (fprintf(b->out, "%s\n", line) < 0 || fflush(b->out) != 0) {
             sfl_error("cannot write results to %s: %s; stopping", b->out_path, strerror(errno));
             b->stopping = -1;
-            b->rc = SFL_EXIT_FAIL;
+            b->app.rc = SFL_EXIT_FAIL;
             sfl_worker_cancel(b->worker);
         }
     }
@@ -109,8 +108,7 @@ static void add_waiting(const sfl_sched_account *a, void *arg)
     if (a->account == SFL_CUSTOM_ACCOUNT)
         w->used += snprintf(w->buf + w->used, w->len - w->used, " custom:%zu", a->queued);
     else
-        w->used += snprintf(w->buf + w->used, w->len - w->used, " %lld:%zu", a->account,
-                            a->queued);
+        w->used += snprintf(w->buf + w->used, w->len - w->used, " %lld:%zu", a->account, a->queued);
 }
 
 static void progress_draw(batch *b, int final)
@@ -158,7 +156,7 @@ static void maybe_finish(batch *b)
              b->statuses[SFL_STATUS_NOSLOT], b->statuses[SFL_STATUS_CANCELLED],
              (sfl_mono_ms() - b->t0) / 1000.0);
     if (b->stopping > 0)
-        b->rc = 128 + b->stopping;
+        b->app.rc = 128 + b->stopping;
     sfl_app_finish(&b->app, SFL_APP_RELEASE_WAIT_MS);
 }
 
@@ -187,8 +185,9 @@ static void queue_all(batch *b)
     b->started = 1;
     for (size_t k = 0; k < b->total; k++)
         if (sfl_worker_add(b->worker, &b->streams->v[k], NULL) < 0)
-            emit(b, sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_ERROR,
-                                   "out of memory"),
+            emit(b,
+                 sfl_result_new(&b->streams->v[k], b->app.conf->node_id, SFL_STATUS_ERROR,
+                                "out of memory"),
                  SFL_STATUS_ERROR);
 }
 
@@ -251,19 +250,19 @@ static void on_ready(sfl_app *app, void *arg)
             return;
     }
     if (app->conf->naccounts == 0 ||
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
-                           app->recovery_ms, on_accounts_written, b) < 0)
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
+                           on_accounts_written, b) < 0)
         on_accounts_written(1, NULL, b);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(sfl_app *app, int sig, void *arg)
 {
     batch *b = arg;
-    UNUSED(what);
+    UNUSED(app);
     if (b->stopping)
         return;
-    sfl_warn("signal %d: cancelling; running checks are stopped and leases released", (int)sig);
-    b->stopping = (int)sig;
+    sfl_warn("signal %d: cancelling; running checks are stopped and leases released", sig);
+    b->stopping = sig;
     if (!b->started) {
         /* Nothing queued yet: every stream is Cancelled. */
         b->started = 1;
@@ -329,27 +328,37 @@ static int collect_accounts(batch *b)
     return 0;
 }
 
-int sfl_batch_main(int argc, char **argv)
+int sfl_cmd_check(int argc, char **argv)
 {
     enum { OPT_REDIS = 1000, OPT_QUIET };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"redis", required_argument, NULL, OPT_REDIS},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"quiet", no_argument, NULL, OPT_QUIET},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, OPT_REDIS},
+        {"output", required_argument, NULL, 'o'}, {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config = NULL, *redis = NULL, *out_path = NULL;
-    batch b = {.rc = SFL_EXIT_OK};
+    batch b = {.app.rc = SFL_EXIT_OK};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case 'o': out_path = optarg; break;
-        case OPT_QUIET: b.quiet = 1; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case OPT_QUIET:
+            b.quiet = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     if (argc - optind > 1) {
@@ -390,59 +399,51 @@ int sfl_batch_main(int argc, char **argv)
     }
     if (collect_accounts(&b) < 0) {
         fprintf(stderr, "sflimit: out of memory\n");
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto close_only;
     }
     if (sfl_app_open(&b.app, conf, 1, NULL, err, sizeof(err)) < 0) {
         conf = NULL; /* closed by sfl_app_open */
         fprintf(stderr, "sflimit: %s\n", err);
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto close_only;
     }
     conf = NULL;
     b.progress = !b.quiet && isatty(STDERR_FILENO);
     b.worker = sfl_worker_new(&b.app, on_result, &b);
-    b.sigint = evsignal_new(b.app.base, SIGINT, on_signal, &b);
-    b.sigterm = evsignal_new(b.app.base, SIGTERM, on_signal, &b);
     b.tick = event_new(b.app.base, -1, EV_PERSIST, on_tick, &b);
-    if (!b.worker || !b.sigint || !b.sigterm || !b.tick) {
+    if (!b.worker || !b.tick) {
         fprintf(stderr, "sflimit: out of memory\n");
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
         goto done;
     }
-    evsignal_add(b.sigint, NULL);
-    evsignal_add(b.sigterm, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (b.progress) {
         struct timeval tv = {0, 250000};
         evtimer_add(b.tick, &tv);
     }
     b.app.on_ready = on_ready;
+    b.app.on_signal = on_signal;
     b.app.arg = &b;
-    sfl_app_start(&b.app, 0);
-    event_base_dispatch(b.app.base);
+    sfl_app_run(&b.app, 0);
 done:
     if (b.worker && sfl_worker_running(b.worker) > 0)
         sfl_warn("%d check(s) still running at exit: killed", sfl_worker_running(b.worker));
     sfl_worker_free(b.worker);
     if (b.app.lim)
         sfl_limiter_release_all(b.app.lim);
-    if (b.sigint)
-        event_free(b.sigint);
-    if (b.sigterm)
-        event_free(b.sigterm);
     if (b.tick)
         event_free(b.tick);
     sfl_app_close(&b.app);
 close_only:
     sfl_conf_free(conf);
-    if (b.out && b.out != stdout && fclose(b.out) != 0 && b.rc == 0) {
+    if (b.out && b.out != stdout && fclose(b.out) != 0 && b.app.rc == 0) {
         fprintf(stderr, "sflimit: -o %s: %s\n", out_path, strerror(errno));
-        b.rc = SFL_EXIT_FAIL;
+        b.app.rc = SFL_EXIT_FAIL;
     }
     free(b.accounts);
     free(b.limits);
     free(b.counts);
     sfl_streams_free(b.streams);
-    return b.rc;
+    return b.app.rc;
 }
