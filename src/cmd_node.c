@@ -26,6 +26,7 @@
 #include "dispatcharr_sync.h"
 #include "http_api.h"
 #include "limiter.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -83,12 +84,6 @@ typedef struct node {
 static void pull(node *n);
 static void maybe_exit(node *n);
 
-static void timer_in(struct event *ev, int64_t ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(ev, &tv);
-}
-
 static int64_t claim_idle_ms(const node *n)
 {
     return (int64_t)llround(n->app.conf->node_claim_idle * 1000);
@@ -99,12 +94,7 @@ static int64_t claim_idle_ms(const node *n)
 static void entry_forget(nentry *h)
 {
     node *n = h->n;
-    if (h->prev)
-        h->prev->next = h->next;
-    else if (n->held == h)
-        n->held = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    SFL_LIST_UNLINK(n->held, h);
     n->nheld--;
     sfl_queue_entry_clear(&h->e);
     free(h->result);
@@ -227,10 +217,7 @@ static void on_entries(int ok, sfl_queue_entry *entries, size_t count, void *arg
         }
         h->n = n;
         h->e = *e;
-        h->next = n->held;
-        if (n->held)
-            n->held->prev = h;
-        n->held = h;
+        SFL_LIST_PUSH(n->held, h);
         n->nheld++;
         if (sfl_worker_add(n->worker, &h->e.stream->v[0], h) < 0)
             entry_hand_back(h);
@@ -514,7 +501,7 @@ static void finish(node *n)
     sfl_http_free(n->http);
     n->http = NULL;
     sfl_limiter_release_all(n->app.lim);
-    timer_in(n->exit_timer, 0);
+    sfl_timer_in(n->exit_timer, 0);
 }
 
 static void maybe_exit(node *n)
@@ -556,7 +543,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     }
     maybe_exit(n);
     if (!evtimer_pending(n->exit_timer, NULL))
-        timer_in(n->exit_timer, 5000); /* whatever happens */
+        sfl_timer_in(n->exit_timer, 5000); /* whatever happens */
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -566,7 +553,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     if (n->stopping) {
         sfl_warn("node: second signal; stopping now");
         n->app.conf->node_shutdown_grace = 0;
-        timer_in(n->grace_timer, 0);
+        sfl_timer_in(n->grace_timer, 0);
         return;
     }
     n->stopping = 1;
@@ -574,7 +561,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
              n->app.conf->node_id, (int)sig, sfl_worker_running(n->worker),
              n->app.conf->node_shutdown_grace);
     sfl_worker_drain(n->worker);
-    timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
+    sfl_timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
     on_registry_timer(-1, 0, n);
     maybe_exit(n);
 }
@@ -715,10 +702,10 @@ int sfl_cmd_node(int argc, char **argv)
     evsignal_add(n.sigterm, NULL);
     evsignal_add(n.sighup, NULL);
     signal(SIGPIPE, SIG_IGN);
-    timer_in(n.pull_timer, PULL_FALLBACK_MS);
-    timer_in(n.claim_timer, claim_idle_ms(&n) / 2);
-    timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
-    timer_in(n.registry_timer, REGISTRY_MS);
+    sfl_timer_in(n.pull_timer, PULL_FALLBACK_MS);
+    sfl_timer_in(n.claim_timer, claim_idle_ms(&n) / 2);
+    sfl_timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
+    sfl_timer_in(n.registry_timer, REGISTRY_MS);
     if (n.app.conf->dispatcharr_url && n.app.conf->dispatcharr_sync_interval > 0) {
         n.sync = sfl_dispatcharr_sync_new(base, n.app.conf, err, sizeof(err));
         n.sync_timer = event_new(base, -1, EV_PERSIST, on_sync_timer, &n);
@@ -727,7 +714,7 @@ int sfl_cmd_node(int argc, char **argv)
             n.exit_code = SFL_EXIT_USAGE;
             goto done;
         }
-        timer_in(n.sync_timer, (int64_t)llround(n.app.conf->dispatcharr_sync_interval * 1000));
+        sfl_timer_in(n.sync_timer, (int64_t)llround(n.app.conf->dispatcharr_sync_interval * 1000));
     }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
