@@ -35,13 +35,27 @@
 #define NAMESPACE_MAX 64
 #define TTL_MAX_MS 86400000.0 /* a day: a crashed node's slot must come back some day */
 
-/* DESIGN §4's command plus "-v verbose": with "-f null" ffmpeg's progress
- * line says bitrate=N/A, and the "Statistics: N bytes read" line that gives
- * the bitrate is only printed at verbose level (ffmpeg 5.1). */
+/* DESIGN §4's command plus two options (ffmpeg 5.1):
+ *   - "-v verbose": with "-f null" ffmpeg's progress line says bitrate=N/A,
+ *     and the "Statistics: N bytes read" line that gives the bitrate is only
+ *     printed at verbose level.
+ *   - "-seekable 0": one connection per check, as the lease counts. Without
+ *     it ffmpeg asks for "Range: bytes=0-", and when the server answers with
+ *     byte ranges (a VOD file; some live servers too) it opens a second
+ *     connection to read the end of the file (an MPEG-TS's last timestamps,
+ *     an MP4's index when it is at the end) and a third to come back, while
+ *     it still holds the first: 3 requests per check for both, 1 with this
+ *     option (tests/integration/test_check_conn.c). ffmpeg's -reconnect
+ *     options are off by default, so a cut connection is not reopened
+ *     either. The price: an MP4 whose index (moov) is at the end cannot be
+ *     read in one pass (ffmpeg reads it through and fails), and -seekable is
+ *     an option of http(s) and file inputs only, so ffmpeg stops with
+ *     "Option seekable not found." on udp://, rtmp://, rtsp:// and the like:
+ *     such streams need a check.command of their own. */
 static const char *const default_command[] = {
-    "ffmpeg", "-hide_banner", "-nostdin", "-v",  "verbose", "-user_agent", "{user_agent}",
-    "-i",     "{url}",        "-t",       "{duration}",     "-f",          "null",
-    "-",
+    "ffmpeg",       "-hide_banner", "-nostdin", "-v", "verbose", "-user_agent",
+    "{user_agent}", "-seekable",    "0",        "-i", "{url}",   "-t",
+    "{duration}",   "-f",           "null",     "-",
 };
 static const char *const placeholders[] = {"url",      "id",         "name", "account",
                                            "duration", "user_agent", NULL};
