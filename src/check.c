@@ -1,7 +1,8 @@
 /* check.c - one check of one stream, from argv template to result.
  *
  * The command comes from check.command, an argv array whose elements may
- * hold {url} {id} {name} {account} {duration} {user_agent}; it runs without
+ * hold {url} {id} {name} {account} {duration} {user_agent}, or be
+ * {input_options} (zero or more arguments: see add_input_options); it runs without
  * a shell, in a clean environment plus SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT
  * and SFL_STREAM_ID, with check.timeout. Its output is read by the parser:
  * ffmpeg (analysis.c), json (stdout is an object merged into the result) or
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const status_names[SFL_STATUS_COUNT] = {"OK",        "Timeout", "Error",
                                                            "LeaseLost", "NoSlot",  "Cancelled"};
@@ -191,23 +193,51 @@ static char *expand(const char *tmpl, const sfl_check *c)
     return out;
 }
 
+/* {input_options}, an argument of its own, stands for the input options
+ * that keep ffmpeg and ffprobe to one connection: "-seekable 0" for
+ * http(s):// URLs (no probing of the end of a seekable input on a second
+ * connection), nothing for other protocols, whose inputs have no such
+ * option and would make ffmpeg stop ("Option seekable not found."). */
+#define INPUT_OPTIONS "{input_options}"
+
+static int add_input_options(char **argv, size_t *argc, const char *url)
+{
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return 0;
+    if (!(argv[*argc] = strdup("-seekable")))
+        return -1;
+    (*argc)++;
+    if (!(argv[*argc] = strdup("0")))
+        return -1;
+    (*argc)++;
+    return 0;
+}
+
 static void on_child_done(sfl_child *child, const sfl_child_result *res, void *arg);
 
 static int attempt(sfl_check *c, char *err, size_t errlen)
 {
     const sfl_conf *conf = c->env.conf;
-    size_t argc = conf->check_argc;
-    char **argv = calloc(argc + 1, sizeof(char *));
+    size_t argc = 0, max = 0;
+    for (size_t i = 0; i < conf->check_argc; i++)
+        max += strcmp(conf->check_command[i], INPUT_OPTIONS) == 0 ? 2 : 1;
+    char **argv = calloc(max + 1, sizeof(char *));
     int rc = -1;
     if (!argv) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < argc; i++)
-        if (!(argv[i] = expand(conf->check_command[i], c))) {
+    for (size_t i = 0; i < conf->check_argc; i++) {
+        if (strcmp(conf->check_command[i], INPUT_OPTIONS) == 0) {
+            if (add_input_options(argv, &argc, c->stream->url) < 0) {
+                snprintf(err, errlen, "out of memory");
+                goto done;
+            }
+        } else if (!(argv[argc++] = expand(conf->check_command[i], c))) {
             snprintf(err, errlen, "out of memory");
             goto done;
         }
+    }
     char e_lease[160], e_fence[48], e_account[48], e_stream[48];
     snprintf(e_lease, sizeof(e_lease), "SFL_LEASE_ID=%s", c->lease ? sfl_lease_id(c->lease) : "");
     snprintf(e_fence, sizeof(e_fence), "SFL_FENCE=%lld", c->lease ? sfl_lease_fence(c->lease) : 0);
@@ -328,7 +358,8 @@ static sfl_status judge(sfl_check *c, const sfl_child_result *res, char *error, 
     if (!ok) {
         last_line(res->err, res->err_len, error, errlen);
         if (!error[0])
-            snprintf(error, errlen, "exit code %d", res->exited ? res->exit_code : 128 + res->term_signal);
+            snprintf(error, errlen, "exit code %d",
+                     res->exited ? res->exit_code : 128 + res->term_signal);
         return SFL_STATUS_ERROR;
     }
     return SFL_STATUS_OK;

@@ -37,15 +37,31 @@
 #define NAMESPACE_MAX 64
 #define TTL_MAX_MS 86400000.0 /* a day: a crashed node's slot must come back some day */
 
-/* DESIGN §4's command plus "-v verbose": with "-f null" ffmpeg's progress
- * line says bitrate=N/A, and the "Statistics: N bytes read" line that gives
- * the bitrate is only printed at verbose level (ffmpeg 5.1). */
+/* DESIGN §4's command plus two options (ffmpeg 5.1):
+ *   - "-v verbose": with "-f null" ffmpeg's progress line says bitrate=N/A,
+ *     and the "Statistics: N bytes read" line that gives the bitrate is only
+ *     printed at verbose level.
+ *   - "{input_options}": "-seekable 0" for http(s):// URLs (nothing for
+ *     others; src/check.c), so that a check is one connection, as the lease
+ *     counts. Without it ffmpeg asks for "Range: bytes=0-", and when the
+ *     server answers with byte ranges (a VOD file; some live servers too) it
+ *     opens a second connection to read the end of the file (an MPEG-TS's
+ *     last timestamps, an MP4's index when it is at the end) and a third to
+ *     come back, while it still holds the first: 3 requests per check for
+ *     both, 1 with this option (tests/integration/test_check_conn.c).
+ *     ffmpeg's -reconnect options are off by default, so a cut connection is
+ *     not reopened either. The price: an MP4 whose index (moov) is at the
+ *     end cannot be read in one pass (ffmpeg reads it through and fails).
+ *     -seekable is an option of http(s) and file inputs only: given for
+ *     udp://, rtmp:// or rtsp://, ffmpeg stops with "Option seekable not
+ *     found.", hence a placeholder and not the option itself. */
 static const char *const default_command[] = {
-    "ffmpeg", "-hide_banner", "-nostdin", "-v",         "verbose", "-user_agent", "{user_agent}",
-    "-i",     "{url}",        "-t",       "{duration}", "-f",      "null",        "-",
+    "ffmpeg", "-hide_banner", "-nostdin", "-v",  "verbose",    "-user_agent", "{user_agent}",
+    "{input_options}", "-i",  "{url}",    "-t",  "{duration}", "-f",          "null",
+    "-",
 };
-static const char *const placeholders[] = {"url",      "id",         "name", "account",
-                                           "duration", "user_agent", NULL};
+static const char *const placeholders[] = {"url",        "id",           "name", "account",
+                                           "duration",   "user_agent",   "input_options", NULL};
 
 /*--- Numbers ---*/
 
@@ -176,8 +192,12 @@ static int check_placeholders(const sfl_json_ctx *e, const char *path, const cha
         if (!known)
             return sfl_json_fail(e, path,
                                  "unknown placeholder {%.*s} (known: {url} {id} {name} {account} "
-                                 "{duration} {user_agent})",
+                                 "{duration} {user_agent} {input_options})",
                                  n > 40 ? 40 : (int)n, p + 1);
+        if (strncmp(p, "{input_options}", 15) == 0 && strcmp(arg, "{input_options}") != 0)
+            return sfl_json_fail(e, path,
+                                 "{input_options} must be an argument of its own (it stands for "
+                                 "zero or more arguments)");
     }
     return 0;
 }

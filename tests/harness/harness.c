@@ -319,6 +319,12 @@ void th_loop_for(struct event_base *base, int ms)
 void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_ms,
                        const char *file)
 {
+    th_provider_start_args(p, users, hold_ms, file, NULL);
+}
+
+void th_provider_start_args(sfl_test_provider *p, const char *const *users, int hold_ms,
+                            const char *file, const char *const *args)
+{
     memset(p, 0, sizeof(*p));
     th_tmpdir(p->dir, sizeof(p->dir));
     char portfile[200], hold[24], log[200];
@@ -336,6 +342,8 @@ void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_
         argv[n++] = "--file";
         argv[n++] = file;
     }
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     p->pid = th_spawn((char *const *)argv, log, log);
     int64_t until = th_now_ms() + 5000;

@@ -71,10 +71,14 @@ typedef struct sfl_test_provider {
 /* users: NULL-terminated "NAME:PASS:LIMIT" list; file may be NULL (filler bytes). */
 void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_ms,
                        const char *file);
+/* The same with more options of the provider (NULL-terminated), e.g. "--ranges". */
+void th_provider_start_args(sfl_test_provider *p, const char *const *users, int hold_ms,
+                            const char *file, const char *const *args);
 void th_provider_stop(sfl_test_provider *p);
 /* Fetches /stats; the caller frees with cJSON_Delete. */
 struct cJSON *th_provider_stats(const sfl_test_provider *p);
-/* A number from /stats: "violations", "max_concurrent", or "users.NAME.max_seen" etc. */
+/* A number from /stats: "violations", "max_concurrent", "requests", "refused",
+ * or "users.NAME.max_seen" etc. */
 long long th_provider_stat(const sfl_test_provider *p, const char *path);
 /* Writes text to a new file in dir; returns the path in buf. */
 void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len);

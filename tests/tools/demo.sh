@@ -29,8 +29,8 @@ cat >"$work/sflimit.json" <<JSON
   "accounts": [ { "id": 1, "name": "Account A", "max_streams": 1 },
                 { "id": 2, "name": "Account B", "max_streams": 2 } ],
   "check": { "command": ["ffmpeg", "-hide_banner", "-nostdin", "-v", "verbose", "-re",
-                         "-user_agent", "{user_agent}", "-i", "{url}", "-t", "{duration}",
-                         "-f", "null", "-"],
+                         "-user_agent", "{user_agent}", "{input_options}", "-i", "{url}",
+                         "-t", "{duration}", "-f", "null", "-"],
              "parser": "ffmpeg", "timeout": 30 },
   "stream_analysis": { "ffmpeg_duration": 1, "retries": 0 }
 }

@@ -9,8 +9,10 @@
  * and, for every account, counts the connections open right now, the most it
  * ever saw open together, and every request refused because it would have
  * gone over the account's limit (a "violation": the number the tests assert
- * is zero). GET /stats reports the counters as JSON, POST or GET /reset clears
- * them.
+ * is zero). It also counts every request naming an account ("requests") and
+ * every one it did not serve ("refused": over the limit, wrong password, a
+ * range past the end), so a test can tell how many connections a check made.
+ * GET /stats reports the counters as JSON, POST or GET /reset clears them.
  *
  * A connection is open for its account from the moment its request is
  * admitted until the last byte of its response has been handed to the kernel
@@ -22,6 +24,14 @@
  * ~50 ms the stream sends the bytes due by then at --rate-kbps, so a response
  * lasts --hold-ms (or, with --file and hold 0, exactly one pass over the
  * file). The bytes come from --file, looped, or from MPEG-TS null packets.
+ *
+ * With --ranges the file is a seekable one, as a VOD server (or a live server
+ * that answers ranges) serves it: every reply says "Accept-Ranges: bytes" and
+ * has a Content-Length, a "Range: bytes=..." request gets 206 and exactly that
+ * part with its Content-Range (416 past the end), anything else 200 and the
+ * whole file, each paced at --rate-kbps and sent once (no --hold-ms). A
+ * client that seeks in such a file opens one more connection per seek, which
+ * the counters show.
  *
  * Who frees what (libevent 2.1 evhttp rules, which this file leans on):
  *   - Response finished: evhttp_send_reply_end() hands the request back to
@@ -49,6 +59,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -65,11 +76,11 @@
 
 /*--- Data types -------------------------------------------------------------*/
 
-#define FP_SLICE_MS 50                 /* one paced write every this often */
-#define FP_MAX_BACKLOG (4u << 20)      /* skip a slice if this much is unsent */
+#define FP_SLICE_MS 50            /* one paced write every this often */
+#define FP_MAX_BACKLOG (4u << 20) /* skip a slice if this much is unsent */
 #define FP_TS_PACKET 188
 #define FP_FILLER_PACKETS 256
-#define FP_CONN_TIMEOUT_S 3600         /* evhttp's default 50 s would cut long holds */
+#define FP_CONN_TIMEOUT_S 3600 /* evhttp's default 50 s would cut long holds */
 
 typedef struct fp_user {
     char *name;
@@ -77,7 +88,9 @@ typedef struct fp_user {
     long limit; /* 0 = unlimited */
     long current;
     long max_seen;
-    long total; /* requests admitted */
+    long total;    /* requests admitted */
+    long requests; /* every request naming this user, admitted or not */
+    long refused;  /* requests not served: over the limit, bad password, bad range */
     long violations;
     long auth_failures;
 } fp_user;
@@ -99,11 +112,12 @@ typedef struct fp_stream {
     unsigned long id;
     int64_t start_us;
     long hold_ms;
-    bool one_pass;     /* --file and hold 0: end after exactly one pass */
+    bool one_pass;     /* --file and hold 0, or --ranges: end after body_len bytes */
+    uint64_t body_len; /* one pass: the bytes the reply carries */
     uint64_t sent;     /* body bytes handed to evhttp */
     size_t src_off;    /* where the next byte comes from in srv->src */
     fp_stream_state state;
-    bool counted;      /* still counted as open */
+    bool counted; /* still counted as open */
     struct fp_stream *prev, *next;
 } fp_stream;
 
@@ -114,6 +128,7 @@ typedef struct fp_config {
     const char *file;
     long hold_ms;
     long rate_kbps;
+    bool ranges;
     fp_user *users;
     size_t nusers;
 } fp_config;
@@ -128,6 +143,8 @@ typedef struct fp_server {
     unsigned char *src; /* the body bytes: the file, or null packets */
     size_t src_len;
     bool src_is_file;
+    bool ranges; /* --ranges: the file is seekable, served in parts */
+    const char *content_type;
     long hold_ms;
     long rate_kbps;
     long current;
@@ -163,11 +180,13 @@ static void fp_stream_tick(evutil_socket_t fd, short what, void *arg);
 static void fp_stream_on_complete(struct evhttp_request *req, void *arg);
 static void fp_stream_on_close(struct evhttp_connection *evcon, void *arg);
 
-/* Creates a stream for an admitted request and counts it open. Returns NULL on
- * allocation failure (nothing counted). The stream is linked into srv->streams
- * and freed by fp_stream_free(); it never owns req. */
+/* Creates a stream for an admitted request and counts it open. len > 0: the
+ * reply is the len bytes of the file from off, sent once (--ranges); len 0:
+ * the usual reply of hold_ms. Returns NULL on allocation failure (nothing
+ * counted). The stream is linked into srv->streams and freed by
+ * fp_stream_free(); it never owns req. */
 static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_request *req,
-                                long hold_ms)
+                                long hold_ms, uint64_t off, uint64_t len)
 {
     fp_stream *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -189,7 +208,9 @@ static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_req
     s->id = ++srv->next_id;
     s->start_us = sfl_mono_us();
     s->hold_ms = hold_ms;
-    s->one_pass = srv->src_is_file && hold_ms == 0;
+    s->one_pass = len > 0 || (srv->src_is_file && hold_ms == 0);
+    s->body_len = len > 0 ? len : srv->src_len;
+    s->src_off = (size_t)off;
     s->state = FP_STREAM_SENDING;
 
     s->next = srv->streams;
@@ -205,8 +226,8 @@ static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_req
     srv->current++;
     if (srv->current > srv->max_concurrent)
         srv->max_concurrent = srv->current;
-    sfl_debug("open #%lu user=%s current=%ld/%ld hold_ms=%ld", s->id, user->name,
-              user->current, user->limit, hold_ms);
+    sfl_debug("open #%lu user=%s current=%ld/%ld hold_ms=%ld", s->id, user->name, user->current,
+              user->limit, hold_ms);
     return s;
 }
 
@@ -218,9 +239,9 @@ static void fp_stream_count_down(fp_stream *s, const char *why)
     s->counted = false;
     s->user->current--;
     s->srv->current--;
-    sfl_debug("close #%lu user=%s (%s) sent=%llu after %lld ms current=%ld", s->id,
-              s->user->name, why, (unsigned long long)s->sent,
-              (long long)((sfl_mono_us() - s->start_us) / 1000), s->user->current);
+    sfl_debug("close #%lu user=%s (%s) sent=%llu after %lld ms current=%ld", s->id, s->user->name,
+              why, (unsigned long long)s->sent, (long long)((sfl_mono_us() - s->start_us) / 1000),
+              s->user->current);
 }
 
 /* Unlinks and frees the stream (counting it down if still counted). Does not
@@ -287,11 +308,11 @@ static void fp_stream_tick(evutil_socket_t fd, short what, void *arg)
     int64_t next_ms = FP_SLICE_MS;
 
     if (s->one_pass) {
-        /* Send each slice one period ahead; stop at the end of the file. */
+        /* Send each slice one period ahead; stop at the end of the body. */
         due = fp_bytes_due(srv, elapsed + FP_SLICE_MS);
-        last = due >= srv->src_len;
+        last = due >= s->body_len;
         if (last)
-            due = srv->src_len;
+            due = s->body_len;
     } else {
         int64_t upto = elapsed + FP_SLICE_MS;
         if (upto > s->hold_ms)
@@ -365,7 +386,7 @@ static cJSON *fp_stats_json(const fp_server *srv)
     cJSON *users = root ? cJSON_AddObjectToObject(root, "users") : NULL;
     if (users == NULL)
         goto err;
-    long violations = 0;
+    long violations = 0, requests = 0, refused = 0;
     for (size_t i = 0; i < srv->nusers; i++) {
         const fp_user *u = &srv->users[i];
         cJSON *o = cJSON_AddObjectToObject(users, u->name);
@@ -373,14 +394,20 @@ static cJSON *fp_stats_json(const fp_server *srv)
             !cJSON_AddNumberToObject(o, "current", (double)u->current) ||
             !cJSON_AddNumberToObject(o, "max_seen", (double)u->max_seen) ||
             !cJSON_AddNumberToObject(o, "total", (double)u->total) ||
+            !cJSON_AddNumberToObject(o, "requests", (double)u->requests) ||
+            !cJSON_AddNumberToObject(o, "refused", (double)u->refused) ||
             !cJSON_AddNumberToObject(o, "violations", (double)u->violations) ||
             !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures))
             goto err;
         violations += u->violations;
+        requests += u->requests;
+        refused += u->refused;
     }
     if (!cJSON_AddNumberToObject(root, "violations", (double)violations) ||
         !cJSON_AddNumberToObject(root, "max_concurrent", (double)srv->max_concurrent) ||
-        !cJSON_AddNumberToObject(root, "current", (double)srv->current))
+        !cJSON_AddNumberToObject(root, "current", (double)srv->current) ||
+        !cJSON_AddNumberToObject(root, "requests", (double)requests) ||
+        !cJSON_AddNumberToObject(root, "refused", (double)refused))
         goto err;
     return root;
 err:
@@ -412,6 +439,8 @@ static void fp_reset(fp_server *srv)
         fp_user *u = &srv->users[i];
         u->max_seen = u->current;
         u->total = 0;
+        u->requests = 0;
+        u->refused = 0;
         u->violations = 0;
         u->auth_failures = 0;
     }
@@ -444,6 +473,98 @@ static int fp_query_hold_ms(struct evhttp_request *req, long *hold_ms)
     return rc;
 }
 
+typedef enum {
+    FP_RANGE_WHOLE,         /* no Range we serve in part: 200 and the whole file */
+    FP_RANGE_PART,          /* 206 and [off, off + len) */
+    FP_RANGE_UNSATISFIABLE, /* 416: it starts past the end */
+} fp_range_kind;
+
+/* Reads a decimal number at *p, moving *p past it; -1 if there is none. */
+static int fp_range_num(const char **p, uint64_t *n)
+{
+    if (!isdigit((unsigned char)**p))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(*p, &end, 10);
+    if (errno != 0)
+        return -1;
+    *n = v;
+    *p = end;
+    return 0;
+}
+
+/* Reads a "Range" header (bytes=A-, bytes=A-B or bytes=-N) against a body of
+ * size bytes into *off and *len. A header it cannot read and a list of
+ * several ranges are answered with the whole file, as RFC 9110 allows. */
+static fp_range_kind fp_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    uint64_t first, last = size - 1, n;
+    if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+        return FP_RANGE_WHOLE;
+    const char *p = h + 6;
+    if (*p == '-') { /* the last N bytes */
+        p++;
+        if (fp_range_num(&p, &n) != 0 || *p != '\0')
+            return FP_RANGE_WHOLE;
+        if (n == 0)
+            return FP_RANGE_UNSATISFIABLE;
+        first = n >= size ? 0 : size - n;
+    } else {
+        if (fp_range_num(&p, &first) != 0 || *p++ != '-')
+            return FP_RANGE_WHOLE;
+        if (*p != '\0') {
+            if (fp_range_num(&p, &n) != 0 || *p != '\0' || n < first)
+                return FP_RANGE_WHOLE;
+            if (n < last)
+                last = n;
+        }
+        if (first >= size)
+            return FP_RANGE_UNSATISFIABLE;
+    }
+    *off = first;
+    *len = last - first + 1;
+    return FP_RANGE_PART;
+}
+
+/* Starts the reply of an admitted --ranges request: the whole file or the
+ * part asked for, with the headers of a seekable file. Refuses (416) a range
+ * past the end. Returns the stream, or NULL when the request was answered
+ * here (refused, or out of memory). */
+static fp_stream *fp_start_ranged(fp_server *srv, fp_user *u, struct evhttp_request *req)
+{
+    uint64_t size = srv->src_len, off = 0, len = size;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    const char *range = evhttp_find_header(in, "Range");
+    char value[96];
+    fp_range_kind kind = fp_parse_range(range, size, &off, &len);
+    if (kind == FP_RANGE_UNSATISFIABLE) {
+        u->refused++;
+        sfl_debug("unsatisfiable range %s for %s", range, u->name);
+        snprintf(value, sizeof(value), "bytes */%llu", (unsigned long long)size);
+        evhttp_add_header(h, "Content-Range", value); /* send_error would drop it */
+        evhttp_send_reply(req, 416, "Range Not Satisfiable", NULL);
+        return NULL;
+    }
+    fp_stream *s = fp_stream_new(srv, u, req, 0, off, len);
+    if (s == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        return NULL;
+    }
+    evhttp_add_header(h, "Accept-Ranges", "bytes");
+    snprintf(value, sizeof(value), "%llu", (unsigned long long)len);
+    evhttp_add_header(h, "Content-Length", value); /* so evhttp does not chunk */
+    if (kind == FP_RANGE_PART) {
+        snprintf(value, sizeof(value), "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)size);
+        evhttp_add_header(h, "Content-Range", value);
+    }
+    sfl_debug("#%lu range %s: %llu bytes from %llu", s->id, range ? range : "(none)",
+              (unsigned long long)len, (unsigned long long)off);
+    return s;
+}
+
 /* GET /live/<user>/<pass>/<stream>: path is the decoded part after "/live/". */
 static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path)
 {
@@ -470,13 +591,16 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
         evhttp_send_error(req, 401, "Unauthorized");
         return;
     }
+    u->requests++;
     if (strcmp(u->pass, pass) != 0) {
+        u->refused++;
         u->auth_failures++;
         sfl_debug("wrong password for %s", u->name);
         evhttp_send_error(req, 401, "Unauthorized");
         return;
     }
     if (u->limit > 0 && u->current >= u->limit) {
+        u->refused++;
         u->violations++;
         sfl_debug("VIOLATION user=%s current=%ld limit=%ld stream=%s", u->name, u->current,
                   u->limit, stream);
@@ -484,8 +608,11 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
         return;
     }
 
-    fp_stream *s = fp_stream_new(srv, u, req, hold_ms);
-    if (s == NULL) {
+    fp_stream *s;
+    if (srv->ranges) {
+        if ((s = fp_start_ranged(srv, u, req)) == NULL)
+            return;
+    } else if ((s = fp_stream_new(srv, u, req, hold_ms, 0, 0)) == NULL) {
         evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
         return;
     }
@@ -494,9 +621,10 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
     evhttp_connection_set_closecb(s->evcon, fp_stream_on_close, s);
     evhttp_request_set_on_complete_cb(req, fp_stream_on_complete, s);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "video/mp2t");
+    evhttp_add_header(h, "Content-Type", srv->content_type);
     evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_send_reply_start(req, HTTP_OK, "OK");
+    bool part = evhttp_find_header(h, "Content-Range") != NULL;
+    evhttp_send_reply_start(req, part ? 206 : HTTP_OK, part ? "Partial Content" : "OK");
     fp_stream_tick(-1, 0, s); /* first slice now; s may be gone after this */
 }
 
@@ -545,7 +673,7 @@ static int fp_load_source(fp_server *srv, const char *file)
             return -1;
         memset(srv->src, 0xFF, srv->src_len);
         for (size_t p = 0; p < srv->src_len; p += FP_TS_PACKET) {
-            srv->src[p] = 0x47; /* sync byte */
+            srv->src[p] = 0x47;     /* sync byte */
             srv->src[p + 1] = 0x1F; /* PID 0x1FFF: null packet */
             srv->src[p + 2] = 0xFF;
             srv->src[p + 3] = 0x10; /* payload only, continuity 0 */
@@ -619,6 +747,13 @@ static fp_server *fp_server_new(fp_config *cfg)
     cfg->nusers = 0;
     srv->hold_ms = cfg->hold_ms;
     srv->rate_kbps = cfg->rate_kbps;
+    srv->ranges = cfg->ranges;
+    srv->content_type = "video/mp2t";
+    if (cfg->ranges) {
+        const char *dot = strrchr(cfg->file, '.');
+        if (dot && (strcmp(dot, ".mp4") == 0 || strcmp(dot, ".m4v") == 0))
+            srv->content_type = "video/mp4";
+    }
 
     if (fp_load_source(srv, cfg->file) != 0)
         goto err;
@@ -691,18 +826,19 @@ static void fp_server_free(fp_server *srv)
 
 static void fp_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sfl-fake-provider [--listen HOST:PORT] [--port-file FILE]\n"
-            "                         [--user NAME:PASS:LIMIT]... [--hold-ms N]\n"
-            "                         [--file TS_FILE] [--rate-kbps N]\n"
-            "  --listen     address to bind (default 127.0.0.1:0, port 0 = any free port)\n"
-            "  --port-file  write the bound port there (atomically) once listening\n"
-            "  --user       a provider account; LIMIT 0 = unlimited (repeatable)\n"
-            "  --hold-ms    how long each stream response lasts (default 1000;\n"
-            "               ?hold_ms=N per request; 0 with --file = one pass)\n"
-            "  --file       stream this file's bytes (looped) instead of TS null packets\n"
-            "  --rate-kbps  pacing of the body (default 4000)\n"
-            "routes: GET /live/USER/PASS/STREAM[.ts], GET /stats, POST|GET /reset\n");
+    fprintf(out, "usage: sfl-fake-provider [--listen HOST:PORT] [--port-file FILE]\n"
+                 "                         [--user NAME:PASS:LIMIT]... [--hold-ms N]\n"
+                 "                         [--file TS_FILE] [--rate-kbps N] [--ranges]\n"
+                 "  --listen     address to bind (default 127.0.0.1:0, port 0 = any free port)\n"
+                 "  --port-file  write the bound port there (atomically) once listening\n"
+                 "  --user       a provider account; LIMIT 0 = unlimited (repeatable)\n"
+                 "  --hold-ms    how long each stream response lasts (default 1000;\n"
+                 "               ?hold_ms=N per request; 0 with --file = one pass)\n"
+                 "  --file       stream this file's bytes (looped) instead of TS null packets\n"
+                 "  --rate-kbps  pacing of the body (default 4000)\n"
+                 "  --ranges     serve --file as a seekable file: Accept-Ranges, Content-Length,\n"
+                 "               206 for a Range, each reply one pass (no --hold-ms)\n"
+                 "routes: GET /live/USER/PASS/STREAM[.ts], GET /stats, POST|GET /reset\n");
 }
 
 /* Parses a non-negative decimal number in [0, max]; -1 when invalid. */
@@ -778,7 +914,16 @@ static int fp_config_set_listen(fp_config *cfg, const char *spec)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_LISTEN = 1, OPT_PORT_FILE, OPT_USER, OPT_HOLD, OPT_FILE, OPT_RATE, OPT_HELP };
+    enum {
+        OPT_LISTEN = 1,
+        OPT_PORT_FILE,
+        OPT_USER,
+        OPT_HOLD,
+        OPT_FILE,
+        OPT_RATE,
+        OPT_RANGES,
+        OPT_HELP
+    };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
@@ -786,6 +931,7 @@ int main(int argc, char **argv)
         {"hold-ms", required_argument, NULL, OPT_HOLD},
         {"file", required_argument, NULL, OPT_FILE},
         {"rate-kbps", required_argument, NULL, OPT_RATE},
+        {"ranges", no_argument, NULL, OPT_RANGES},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -828,6 +974,9 @@ int main(int argc, char **argv)
                 goto done;
             }
             break;
+        case OPT_RANGES:
+            cfg.ranges = true;
+            break;
         case OPT_HELP:
             fp_usage(stdout);
             rc = 0;
@@ -839,6 +988,10 @@ int main(int argc, char **argv)
     }
     if (optind != argc) {
         fp_usage(stderr);
+        goto done;
+    }
+    if (cfg.ranges && cfg.file == NULL) {
+        fprintf(stderr, "--ranges needs --file (a seekable file has a size)\n");
         goto done;
     }
 

@@ -212,6 +212,8 @@ static const struct bad_case bad_cases[] = {
      "unknown placeholder {uri}"},
     {"{\"check\": {\"command\": [\"probe\", \"--url={URL}&x\"]}}", "check.command[1]",
      "unknown placeholder {URL}"},
+    {"{\"check\": {\"command\": [\"ffmpeg\", \"x{input_options}\", \"{url}\"]}}",
+     "check.command[1]", "{input_options} must be an argument of its own"},
     {"{\"check\": {\"parser\": \"xml\"}}", "check.parser", "got \"xml\""},
     {"{\"check\": {\"timeout\": 0}}", "check.timeout", "expected a number > 0, got 0"},
     {"{\"check\": {\"tmeout\": 5}}", "check.tmeout", "unknown key"},
@@ -311,7 +313,7 @@ Test(conf, length_bounds_the_text)
 /*--- Good configs: loaded from a file, defaults filled in, environment applied ---*/
 
 #define DEFAULT_COMMAND                                                                            \
-    "ffmpeg -hide_banner -nostdin -v verbose -user_agent {user_agent} -i {url} -t "                \
+    "ffmpeg -hide_banner -nostdin -v verbose -user_agent {user_agent} {input_options} -i {url} -t "    \
     "{duration} -f null -"
 
 struct good_case {
