@@ -270,3 +270,50 @@ Test(check_conn, mp4_moov_at_end_with_ranges_one_connection_and_error)
     }
     th_results_free(&r);
 }
+
+/* {input_options} becomes -seekable 0 for an http(s) URL and nothing for
+ * other protocols (ffmpeg refuses -seekable on udp:// rtmp:// rtsp://): a
+ * command that writes down the arguments it got shows which. */
+Test(check_conn, input_options_only_for_http)
+{
+    char config[256], streams[256], args[256];
+    snprintf(args, sizeof(args), "%s/args.txt", dir);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"node_id\": \"t1\", \"redis\": {\"url\": \"%s\"},\n"
+             " \"concurrent_streams\": {\"global_limit\": 1, \"stagger_delay\": 0},\n"
+             " \"stream_analysis\": {\"retries\": 0},\n"
+             " \"check\": {\"parser\": \"none\", \"timeout\": 30, \"command\": [\"sh\", \"-c\","
+             " \"printf '%%s|' \\\"$@\\\" >> %s; echo >> %s\", \"sh\", \"{input_options}\","
+             " \"{url}\"]}}\n",
+             redis.url, args, args);
+    th_write_file(dir, "sflimit.json", text, config, sizeof(config));
+    th_write_file(dir, "streams.json",
+                  "[{\"id\": 1, \"name\": \"h\", \"url\": \"http://127.0.0.1:9/x.ts\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 2, \"name\": \"s\", \"url\": \"HTTPS://127.0.0.1:9/y.ts\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 3, \"name\": \"u\", \"url\": \"udp://239.0.0.1:1234\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 4, \"name\": \"r\", \"url\": \"rtmp://127.0.0.1/live/z\","
+                  " \"m3u_account\": null}]\n",
+                  streams, sizeof(streams));
+    snprintf(results_path, sizeof(results_path), "%s/results.jsonl", dir);
+    snprintf(err_path, sizeof(err_path), "%s/err.log", dir);
+    const char *argv[] = {SFL_BIN, "check", "-c", config, streams, NULL};
+    child = th_spawn((char *const *)argv, results_path, err_path);
+    int st = th_wait(child, 60000);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "sflimit check failed:\n%s",
+              err_text());
+    char *got = th_read_file(args);
+    cr_assert_not_null(got, "the check command never ran");
+    cr_expect(strstr(got, "-seekable|0|http://127.0.0.1:9/x.ts|\n") != NULL, "%s", got);
+    cr_expect(strstr(got, "-seekable|0|HTTPS://127.0.0.1:9/y.ts|\n") != NULL, "%s", got);
+    cr_expect(strstr(got, "\nudp://239.0.0.1:1234|\n") != NULL || strncmp(got, "udp:", 4) == 0,
+              "%s", got);
+    cr_expect(strstr(got, "\nrtmp://127.0.0.1/live/z|\n") != NULL || strncmp(got, "rtmp:", 5) == 0,
+              "%s", got);
+    cr_expect_eq(strstr(got, "-seekable|0|udp") == NULL && strstr(got, "-seekable|0|rtmp") == NULL,
+                 1, "-seekable given to a non-http input: %s", got);
+    free(got);
+}
