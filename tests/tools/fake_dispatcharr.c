@@ -43,10 +43,10 @@
  *   --idle-close-ms N        a connection that has sent no request for N ms
  *                            is closed, as a proxy in front of Dispatcharr
  *                            does with idle keep-alive connections
- *   --drop-logins N, --drop-gets N
- *                            the first N login requests (or account list
- *                            GETs) are counted, then their connection is
- *                            closed without an answer
+ *   --drop-logins N, --drop-refreshes N, --drop-gets N
+ *                            the first N login requests (token refreshes,
+ *                            account list GETs) are counted, then their
+ *                            connection is closed without an answer
  *
  * "connections" counts the connections API requests came on (the
  * /fixture/ routes are left out: a test asking for the stats must not
@@ -109,7 +109,8 @@ typedef struct fd_server {
     size_t accounts_len;
     fd_mode mode;
     fd_conn conn;
-    long token_ttl_s, refresh_ttl_s, slow_ms, login_limit, idle_close_ms, drop_logins, drop_gets;
+    long token_ttl_s, refresh_ttl_s, slow_ms, login_limit, idle_close_ms;
+    long drop_logins, drop_refreshes, drop_gets;
     struct evhttp_connection **live; /* connections seen and not closed yet */
     size_t nlive, caplive;
     fd_token *tokens;
@@ -325,6 +326,11 @@ static void on_login(fd_server *srv, struct evhttp_request *req)
 static void on_refresh(fd_server *srv, struct evhttp_request *req)
 {
     srv->refreshes++;
+    if (srv->drop_refreshes > 0) {
+        srv->drop_refreshes--;
+        drop_connection(srv, req);
+        return;
+    }
     cJSON *doc = request_json(req);
     const char *refresh = json_str(doc, "refresh");
     if (!refresh) {
@@ -600,7 +606,7 @@ static void usage(FILE *out)
             "           [--mode ok|unauthorized|malformed|slow|not-array] [--slow-ms N]\n"
             "           [--token-ttl-s N] [--refresh-ttl-s N] [--login-limit N]\n"
             "           [--connection keep-alive|close|http10] [--idle-close-ms N]\n"
-            "           [--drop-logins N] [--drop-gets N]\n"
+            "           [--drop-logins N] [--drop-refreshes N] [--drop-gets N]\n"
             "routes: POST /api/accounts/token/, POST /api/accounts/token/refresh/,\n"
             "        GET /api/m3u/accounts/, GET /fixture/stats, POST /fixture/expire,\n"
             "        POST /fixture/reload\n");
@@ -661,6 +667,7 @@ int main(int argc, char **argv)
         OPT_CONN,
         OPT_IDLE,
         OPT_DROP_LOGINS,
+        OPT_DROP_REFRESHES,
         OPT_DROP_GETS,
         OPT_HELP
     };
@@ -679,6 +686,7 @@ int main(int argc, char **argv)
         {"connection", required_argument, NULL, OPT_CONN},
         {"idle-close-ms", required_argument, NULL, OPT_IDLE},
         {"drop-logins", required_argument, NULL, OPT_DROP_LOGINS},
+        {"drop-refreshes", required_argument, NULL, OPT_DROP_REFRESHES},
         {"drop-gets", required_argument, NULL, OPT_DROP_GETS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -746,19 +754,21 @@ int main(int argc, char **argv)
         case OPT_LIMIT:
         case OPT_IDLE:
         case OPT_DROP_LOGINS:
+        case OPT_DROP_REFRESHES:
         case OPT_DROP_GETS: {
             long v = parse_num(optarg, INT_MAX / 1000);
             if (v < 0 || (opt == OPT_LIMIT && v == 0)) {
                 fprintf(stderr, "bad number %s\n", optarg);
                 goto done;
             }
-            *(opt == OPT_TTL           ? &srv.token_ttl_s
-              : opt == OPT_RTTL        ? &srv.refresh_ttl_s
-              : opt == OPT_SLOW        ? &srv.slow_ms
-              : opt == OPT_IDLE        ? &srv.idle_close_ms
-              : opt == OPT_DROP_LOGINS ? &srv.drop_logins
-              : opt == OPT_DROP_GETS   ? &srv.drop_gets
-                                       : &srv.login_limit) = v;
+            *(opt == OPT_TTL              ? &srv.token_ttl_s
+              : opt == OPT_RTTL           ? &srv.refresh_ttl_s
+              : opt == OPT_SLOW           ? &srv.slow_ms
+              : opt == OPT_IDLE           ? &srv.idle_close_ms
+              : opt == OPT_DROP_LOGINS    ? &srv.drop_logins
+              : opt == OPT_DROP_REFRESHES ? &srv.drop_refreshes
+              : opt == OPT_DROP_GETS      ? &srv.drop_gets
+                                          : &srv.login_limit) = v;
             break;
         }
         case OPT_HELP:
