@@ -19,6 +19,29 @@
  *     evhttp's inactivity timeout, so a server that trickles bytes cannot hold
  *     a fetch forever.
  *
+ * Servers close connections: an HTTP/1.0 server after every answer, any
+ * server after "Connection: close", a proxy when a keep-alive connection
+ * sat idle between two syncs. A connection is therefore never reused once
+ * it may be closed, and it is replaced before the next request is sent:
+ *
+ *   - evhttp's close callback marks it (the server closed it while idle, or
+ *     a request on it failed);
+ *   - an answer that says the server will close marks it: "Connection:
+ *     close", or HTTP/1.0 without "Connection: keep-alive" (evhttp 2.1 only
+ *     reads the header, so it would keep an HTTP/1.0 connection as idle);
+ *   - before an idle connection is reused, its socket is peeked: an EOF the
+ *     loop has not read yet (it was busy when the server closed) marks it;
+ *   - a login always goes on a new connection.
+ *
+ * A close can still cross a request on the wire. A GET, and the token
+ * refresh, whose connection is closed before any answer began are sent
+ * once more on a new connection: the GET changes nothing, and a refresh is
+ * not throttled and sent twice only issues a second access token (with
+ * refresh-token rotation a second refresh may be refused, which falls back
+ * to the one login it would have cost anyway). A login is never sent twice:
+ * the server may have counted the first against its throttle, so its
+ * failure ends the fetch.
+ *
  * It knows nothing of Redis: writing what it fetched is the sync's
  * (dispatcharr_sync.c), and this file must never include accounts.h or
  * store.h, nor print.
@@ -52,6 +75,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the answer's HTTP version: no getter in evhttp 2.1 */
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <math.h>
@@ -59,6 +83,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #define ROUTE_TOKEN "/api/accounts/token/"
 #define ROUTE_REFRESH "/api/accounts/token/refresh/"
@@ -250,7 +276,7 @@ struct sfl_dispatcharr {
     char *access, *refresh; /* cached tokens, NULL when none */
     int64_t timeout_ms;
     struct evhttp_connection *conn;
-    int conn_stale; /* a transport error happened: start afresh next time */
+    int conn_stale; /* closed, or may be: a new connection for the next request */
     fetch_op *op;   /* the fetch in flight, NULL when idle */
     char errstr[256];
 };
@@ -265,13 +291,15 @@ struct fetch_op {
     struct evhttp_request *req;    /* in flight; owned by evhttp */
     dc_step step;
     int retried;   /* the accounts request was already answered 401 once */
+    int resent;    /* this request was sent again after a close before its answer */
+    int answering; /* the headers of an answer to this request arrived */
     int fresh;     /* the access token came from this fetch's login or refresh */
     int answered;  /* a response (or transport failure) is waiting in code/body */
     int done;      /* deliver on the next wake */
     int code;      /* HTTP status; 0 = transport failure */
     int http_err;  /* enum evhttp_request_error + 1, 0 = none reported */
     int sock_err;  /* errno seen at a transport failure */
-    int connected; /* the connection of this request was established */
+    int connected; /* the connection of this request was established (or closed) */
     int64_t sent_ms;
     char retry_after[16];
     struct evbuffer *body;
@@ -382,6 +410,45 @@ static void on_http_error(enum evhttp_request_error e, void *arg)
     op->sock_err = errno;
 }
 
+/* 1 when "Connection" (a comma-separated list) holds token. */
+static int has_token(const char *list, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        size_t end = len;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == n && strncasecmp(p, token, n) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* Whether the server keeps the connection open after this answer: HTTP/1.1
+ * unless "Connection: close", HTTP/1.0 only with "Connection: keep-alive". */
+static int answer_keeps_connection(const struct evhttp_request *req)
+{
+    const char *c = evhttp_find_header(
+        evhttp_request_get_input_headers((struct evhttp_request *)req), "Connection");
+    if (c && has_token(c, "close"))
+        return 0;
+    if (req->major < 1 || (req->major == 1 && req->minor == 0))
+        return c && has_token(c, "keep-alive");
+    return 1;
+}
+
+/* The headers of an answer arrived: from here on the server has answered. */
+static int on_http_headers(struct evhttp_request *req, void *arg)
+{
+    fetch_op *op = arg;
+    UNUSED(req);
+    op->answering = 1;
+    return 0;
+}
+
 /* evhttp's answer (req NULL or code 0: transport failure). Records and wakes. */
 static void on_http_done(struct evhttp_request *req, void *arg)
 {
@@ -394,6 +461,8 @@ static void on_http_done(struct evhttp_request *req, void *arg)
     op->retry_after[0] = '\0';
     if (req && op->code > 0) {
         op->connected = 1;
+        if (!answer_keeps_connection(req))
+            op->dc->conn_stale = 1;
         evbuffer_add_buffer(op->body, evhttp_request_get_input_buffer(req));
         const char *ra = evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After");
         if (ra)
@@ -423,17 +492,37 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                   dc->host, dc->port, (long long)dc->timeout_ms);
 }
 
-/* evhttp calls this only for a connection that had been established. */
+/* evhttp calls this only for a connection that had been established, when
+ * it closes: the server closed it (while idle, or during a request), a
+ * request on it failed, or we free it. Never reused afterwards. */
 static void on_conn_close(struct evhttp_connection *conn, void *arg)
 {
     sfl_dispatcharr *dc = arg;
     UNUSED(conn);
-    if (dc->op)
+    dc->conn_stale = 1;
+    if (dc->op && dc->op->req)
         dc->op->connected = 1;
+}
+
+/* 1 when the idle connection's socket shows the server closed it (or sent
+ * something unasked) and the loop has not read it yet. */
+static int conn_closed_unseen(struct evhttp_connection *conn)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return 0; /* not connected: evhttp connects afresh */
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static int ensure_conn(sfl_dispatcharr *dc)
 {
+    if (dc->conn && !dc->conn_stale && conn_closed_unseen(dc->conn)) {
+        sfl_debug("dispatcharr: the server closed the idle connection");
+        dc->conn_stale = 1;
+    }
     if (dc->conn && dc->conn_stale) {
         evhttp_connection_free(dc->conn);
         dc->conn = NULL;
@@ -457,12 +546,16 @@ static int op_send(fetch_op *op, dc_step step)
 {
     sfl_dispatcharr *dc = op->dc;
     op->step = step;
+    op->resent = 0;
+    op->answering = 0;
     op->answered = 0;
     op->code = 0;
     op->http_err = 0;
     op->sock_err = 0;
     op->connected = 0;
     op->sent_ms = sfl_mono_ms();
+    if (step == STEP_LOGIN && dc->conn)
+        dc->conn_stale = 1; /* never resent: not where a close may be on its way */
     char *body = NULL;
     if (step != STEP_ACCOUNTS) {
         cJSON *o = cJSON_CreateObject();
@@ -486,6 +579,7 @@ static int op_send(fetch_op *op, dc_step step)
         return -1;
     }
     evhttp_request_set_error_cb(req, on_http_error);
+    evhttp_request_set_header_cb(req, on_http_headers);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char auth[1024];
     int hok = evhttp_add_header(h, "Host", dc->host_header) == 0 &&
@@ -563,8 +657,8 @@ static void op_transport_error(fetch_op *op)
         op_finish(op, "no answer from Dispatcharr at %s:%d within %lld ms (%s)", dc->host, dc->port,
                   (long long)dc->timeout_ms, route);
     } else {
-        op_finish(op, "Dispatcharr at %s:%d closed the connection during %s", dc->host, dc->port,
-                  route);
+        op_finish(op, "Dispatcharr at %s:%d closed the connection during %s%s", dc->host, dc->port,
+                  route, op->resent ? " (sent twice, on two connections)" : "");
     }
 }
 
@@ -698,6 +792,15 @@ static void on_accounts_answer(fetch_op *op)
     op_finish(op, NULL);
 }
 
+/* The connection of an established request was closed (EOF or reset)
+ * before the headers of an answer came, the request may be sent again (not
+ * a login) and was not sent again already. */
+static int closed_before_answer(const fetch_op *op)
+{
+    return op->step != STEP_LOGIN && !op->resent && op->connected && !op->answering &&
+           op->http_err == (int)EVREQ_HTTP_EOF + 1;
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     fetch_op *op = arg;
@@ -715,6 +818,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         return;
     op->answered = 0;
     if (op->code == 0) {
+        if (closed_before_answer(op)) {
+            /* A GET or a refresh, once: see the top of this file. */
+            sfl_debug("dispatcharr: the connection closed before an answer to %s; sending it "
+                      "again on a new connection",
+                      route_of(op->step));
+            op->dc->conn_stale = 1;
+            if (op_send(op, op->step) == 0)
+                op->resent = 1;
+            return;
+        }
         op_transport_error(op);
         return;
     }

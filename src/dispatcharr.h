@@ -55,7 +55,10 @@ typedef void sfl_dispatcharr_fetch_fn(const sfl_account_conf *accs, size_t n, co
 /* Authenticates (X-API-Key when an API key is configured; else the cached
  * access token, logging in once when there is none; a 401 is answered by
  * one refresh and one retry, and only a failed refresh logs in again: the
- * login route is throttled to 3 a minute) and fetches the accounts. fn is
+ * login route is throttled to 3 a minute) and fetches the accounts. A
+ * connection the server closed, or said it would close, is never reused; a
+ * GET or a refresh whose connection closes before any answer is sent once
+ * more on a new connection, a login never (dispatcharr.c). fn is
  * called exactly once, from the loop (never from inside this call), unless
  * the client is freed first. The token stays cached for the next fetch, so
  * calling this every sync interval costs one request. -1 with errstr set

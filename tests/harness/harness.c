@@ -417,6 +417,104 @@ void th_write_file(const char *dir, const char *name, const char *text, char *bu
     fclose(f);
 }
 
+/*--- The fake Dispatcharr ------------------------------------------------*/
+
+void th_dispatcharr_start(sfl_test_dispatcharr *d, const char *dir, const char *accounts_json,
+                          const char *password, const char *api_key, const char *const *extra)
+{
+    memset(d, 0, sizeof(*d));
+    char portfile[256], log[256];
+    th_write_file(dir, "accounts.json", accounts_json, d->accounts, sizeof(d->accounts));
+    snprintf(portfile, sizeof(portfile), "%s/fake.port", dir);
+    snprintf(log, sizeof(log), "%s/fake.log", dir);
+    const char *argv[48] = {SFL_TOOLS_DIR "/sfl-fake-dispatcharr", "--port-file", portfile,
+                            "--accounts", d->accounts};
+    int n = 5;
+    if (password) {
+        argv[n++] = "--username";
+        argv[n++] = "admin";
+        argv[n++] = "--password";
+        argv[n++] = password;
+    }
+    if (api_key) {
+        argv[n++] = "--api-key";
+        argv[n++] = api_key;
+    }
+    for (int i = 0; extra && extra[i] && n < 46; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    d->pid = th_spawn((char *const *)argv, log, log);
+    int64_t until = th_now_ms() + 5000;
+    while (th_now_ms() < until) {
+        char *text = th_read_file(portfile);
+        d->port = text ? atoi(text) : 0;
+        free(text);
+        if (d->port > 0)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("the fake Dispatcharr did not start");
+}
+
+void th_dispatcharr_stop(sfl_test_dispatcharr *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = 0;
+    }
+}
+
+char *th_dispatcharr_call(const sfl_test_dispatcharr *d, const char *method, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(d->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+              "cannot reach the fake Dispatcharr");
+    char req[256];
+    int len = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                       method, path);
+    cr_assert(write(fd, req, len) == len);
+    char buf[8192];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    buf[n] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    cr_assert_not_null(body, "bad answer from the fake Dispatcharr");
+    return strdup(body + 4);
+}
+
+long th_dispatcharr_stat(const sfl_test_dispatcharr *d, const char *name)
+{
+    char *text = th_dispatcharr_call(d, "GET", "/fixture/stats");
+    cJSON *doc = cJSON_Parse(text);
+    const cJSON *v = cJSON_GetObjectItem(doc, name);
+    cr_assert(cJSON_IsNumber(v), "no %s in %s", name, text);
+    long out = (long)v->valuedouble;
+    cJSON_Delete(doc);
+    free(text);
+    return out;
+}
+
+void th_dispatcharr_set_accounts(const sfl_test_dispatcharr *d, const char *accounts_json)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->accounts);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f, "cannot write %s", tmp);
+    fputs(accounts_json, f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rename(tmp, d->accounts), 0);
+    char *body = th_dispatcharr_call(d, "POST", "/fixture/reload");
+    cr_assert_str_eq(body, "{}", "the fake Dispatcharr did not reload: %s", body);
+    free(body);
+}
+
 /*--- A blocking HTTP client ------------------------------------------------*/
 
 #include <sys/time.h>

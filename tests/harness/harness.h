@@ -83,6 +83,30 @@ long long th_provider_stat(const sfl_test_provider *p, const char *path);
 /* Writes text to a new file in dir; returns the path in buf. */
 void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len);
 
+/*--- The fake Dispatcharr (tests/tools/fake_dispatcharr.c) -----------------*/
+
+typedef struct sfl_test_dispatcharr {
+    pid_t pid;
+    int port;
+    char accounts[256]; /* the file it serves */
+} sfl_test_dispatcharr;
+
+/* Starts it on a free loopback port, serving accounts_json (written to
+ * dir/accounts.json) to the login "admin"/password and to api_key (either
+ * may be NULL); extra: more arguments (NULL-terminated, may be NULL). Its
+ * output goes to dir/fake.log. Aborts the test when it does not start. */
+void th_dispatcharr_start(sfl_test_dispatcharr *d, const char *dir, const char *accounts_json,
+                          const char *password, const char *api_key, const char *const *extra);
+/* SIGKILL and reap. Idempotent. */
+void th_dispatcharr_stop(sfl_test_dispatcharr *d);
+/* One HTTP/1.0 request without a body on a connection of its own; the body
+ * of the answer (caller frees). Aborts the test when there is no answer. */
+char *th_dispatcharr_call(const sfl_test_dispatcharr *d, const char *method, const char *path);
+/* A counter of GET /fixture/stats: "logins", "accounts_gets", "connections", ... */
+long th_dispatcharr_stat(const sfl_test_dispatcharr *d, const char *name);
+/* Serves accounts_json from now on (rewrites the file, POST /fixture/reload). */
+void th_dispatcharr_set_accounts(const sfl_test_dispatcharr *d, const char *accounts_json);
+
 /*--- A blocking HTTP client (the node's API, on loopback) ------------------*/
 
 typedef struct th_http_resp {

@@ -27,8 +27,7 @@
 
 static sfl_test_redis redis;
 static char dir[128];
-static pid_t fake_pid;
-static int fake_port;
+static sfl_test_dispatcharr fake;
 
 /* The issue's figure: account 7 has two active profiles of 1 and an
  * inactive one of 5, so it really has 2; account 8 is inactive; account 9
@@ -59,8 +58,7 @@ static void setup(void)
     setenv("SFL_LOG_LEVEL", "debug", 1); /* the most the children will ever say */
     th_redis_start(&redis, NULL);
     th_tmpdir(dir, sizeof(dir));
-    fake_pid = 0;
-    fake_port = 0;
+    memset(&fake, 0, sizeof(fake));
 }
 
 static pid_t node_pid;
@@ -72,11 +70,7 @@ static void teardown(void)
         waitpid(node_pid, NULL, 0);
         node_pid = 0;
     }
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGKILL);
-        waitpid(fake_pid, NULL, 0);
-        fake_pid = 0;
-    }
+    th_dispatcharr_stop(&fake);
     th_redis_stop(&redis);
 }
 
@@ -87,74 +81,18 @@ TestSuite(dispatcharr, .init = setup, .fini = teardown, .timeout = 120);
 /* Starts the fake with the figure's accounts; extra: more arguments. */
 static void fake_start(const char *const *extra)
 {
-    char accounts[256], portfile[256], log[256];
-    th_write_file(dir, "accounts.json", accounts_json, accounts, sizeof(accounts));
-    snprintf(portfile, sizeof(portfile), "%s/fake.port", dir);
-    snprintf(log, sizeof(log), "%s/fake.log", dir);
-    const char *argv[40] = {SFL_TOOLS_DIR "/sfl-fake-dispatcharr",
-                            "--port-file",
-                            portfile,
-                            "--accounts",
-                            accounts,
-                            "--username",
-                            "admin",
-                            "--password",
-                            PASSWORD,
-                            "--api-key",
-                            API_KEY};
-    int n = 11;
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    fake_pid = th_spawn((char *const *)argv, log, log);
-    int64_t until = th_now_ms() + 5000;
-    while (th_now_ms() < until) {
-        char *text = th_read_file(portfile);
-        fake_port = text ? atoi(text) : 0;
-        free(text);
-        if (fake_port > 0)
-            return;
-        usleep(10000);
-    }
-    cr_assert_fail("the fake Dispatcharr did not start");
+    th_dispatcharr_start(&fake, dir, accounts_json, PASSWORD, API_KEY, extra);
 }
 
-/* One blocking HTTP/1.0 request to the fake; returns the body (caller frees). */
 static char *fake_call(const char *method, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(fake_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-              "cannot reach the fake Dispatcharr");
-    char req[256];
-    int len = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-                       method, path);
-    cr_assert(write(fd, req, len) == len);
-    char buf[8192];
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fd);
-    buf[n] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    cr_assert_not_null(body, "bad answer from the fake Dispatcharr");
-    return strdup(body + 4);
+    return th_dispatcharr_call(&fake, method, path);
 }
 
 /* A counter of GET /fixture/stats: logins, refreshes, accounts_gets, ... */
 static long stat_of(const char *name)
 {
-    char *text = fake_call("GET", "/fixture/stats");
-    cJSON *doc = cJSON_Parse(text);
-    const cJSON *v = cJSON_GetObjectItem(doc, name);
-    cr_assert(cJSON_IsNumber(v), "no %s in %s", name, text);
-    long out = (long)v->valuedouble;
-    cJSON_Delete(doc);
-    free(text);
-    return out;
+    return th_dispatcharr_stat(&fake, name);
 }
 
 /* Writes a config for the fake (port: where to send; 0 = the fake's). */
@@ -168,7 +106,7 @@ static void write_config(char *path, size_t len, int port, int use_key, const ch
     snprintf(text, sizeof(text),
              "{\"node_id\": \"t\", \"redis\": {\"url\": \"%s\"},\n"
              " \"dispatcharr\": {\"url\": \"http://127.0.0.1:%d\", %s}}\n",
-             redis.url, port ? port : fake_port, auth);
+             redis.url, port ? port : fake.port, auth);
     th_write_file(dir, "sflimit.json", text, path, len);
 }
 
@@ -472,7 +410,7 @@ static sfl_dispatcharr *client_new(struct event_base *base)
     sfl_log_set_level(SFL_LOG_WARN); /* debug is for the children */
     sfl_conf *c = sfl_conf_new();
     char url[64], err[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake_port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
     c->dispatcharr_url = strdup(url);
     c->dispatcharr_username = strdup("admin");
     c->dispatcharr_password = strdup(PASSWORD);
@@ -577,7 +515,7 @@ static void node_start_syncing(void)
              " \"http\": {\"listen\": \"127.0.0.1:0\"},\n"
              " \"dispatcharr\": {\"url\": \"http://127.0.0.1:%d\", \"username\": \"admin\",\n"
              "                 \"password\": \"%s\", \"sync_interval\": 0.3}}\n",
-             redis.url, fake_port, PASSWORD);
+             redis.url, fake.port, PASSWORD);
     th_write_file(dir, "node.json", text, config, sizeof(config));
     snprintf(node_err, sizeof(node_err), "%s/node.err", dir);
     const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};

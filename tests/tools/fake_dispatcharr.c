@@ -15,8 +15,10 @@
  * and for the tests themselves:
  *
  *   GET  /fixture/stats   {"logins", "logins_ok", "throttled", "refreshes",
- *                          "accounts_gets", "unauthorized"}
+ *                          "accounts_gets", "unauthorized", "connections",
+ *                          "dropped"}
  *   POST /fixture/expire  every access token expires now (the refresh path)
+ *   POST /fixture/reload  reads the --accounts file again (a limit changed)
  *
  * Access tokens expire after --token-ttl-s (1800, Dispatcharr's 30 min),
  * refresh tokens after --refresh-ttl-s (86400); an expired or unknown token
@@ -28,6 +30,28 @@
  * (the first half of the file: not valid JSON), not-array (the file wrapped
  * in a paginated object), slow (the answer after --slow-ms, default 60000).
  *
+ * How it treats connections, for clients that must survive servers that
+ * close them (every route, the fixture ones too):
+ *
+ *   --connection keep-alive  HTTP/1.1, persistent connections (the default)
+ *   --connection close       HTTP/1.1 answers with "Connection: close", and
+ *                            the connection closed after each
+ *   --connection http10      an HTTP/1.0 server: the status line says
+ *                            HTTP/1.0, no Content-Length (the body ends
+ *                            where the connection does), one answer per
+ *                            connection, whatever the client asked for
+ *   --idle-close-ms N        a connection that has sent no request for N ms
+ *                            is closed, as a proxy in front of Dispatcharr
+ *                            does with idle keep-alive connections
+ *   --drop-logins N, --drop-refreshes N, --drop-gets N
+ *                            the first N login requests (token refreshes,
+ *                            account list GETs) are counted, then their
+ *                            connection is closed without an answer
+ *
+ * "connections" counts the connections API requests came on (the
+ * /fixture/ routes are left out: a test asking for the stats must not
+ * change them).
+ *
  * It never prints anything beyond the listening line: tests read its
  * stderr. Every evhttp handler ends in exactly one evhttp_send_reply or
  * evhttp_send_error; slow answers are sent from a timer, and evhttp frees a
@@ -37,8 +61,10 @@
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the answer's HTTP version, for --connection http10 */
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
@@ -58,6 +84,8 @@
 
 typedef enum { MODE_OK, MODE_UNAUTHORIZED, MODE_MALFORMED, MODE_SLOW, MODE_NOT_ARRAY } fd_mode;
 
+typedef enum { CONN_KEEP_ALIVE, CONN_CLOSE, CONN_HTTP10 } fd_conn;
+
 typedef struct fd_token {
     char value[40];
     int refresh; /* 0 = access token */
@@ -76,16 +104,22 @@ typedef struct fd_server {
     struct evhttp *http;
     struct event *sigint, *sigterm;
     const char *username, *password, *api_key;
+    const char *accounts_path;
     char *accounts; /* the file's bytes */
     size_t accounts_len;
     fd_mode mode;
-    long token_ttl_s, refresh_ttl_s, slow_ms, login_limit;
+    fd_conn conn;
+    long token_ttl_s, refresh_ttl_s, slow_ms, login_limit, idle_close_ms;
+    long drop_logins, drop_refreshes, drop_gets;
+    struct evhttp_connection **live; /* connections seen and not closed yet */
+    size_t nlive, caplive;
     fd_token *tokens;
     size_t ntokens, captokens;
     int64_t *login_times; /* the last login_limit attempts, for the throttle */
     size_t nlogin_times;
     fd_slow *slow;
     long logins, logins_ok, throttled, refreshes, accounts_gets, unauthorized;
+    long connections, dropped;
 } fd_server;
 
 /*--- Replies ----------------------------------------------------------------*/
@@ -169,11 +203,80 @@ static const char *json_str(const cJSON *doc, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/*--- Connections -------------------------------------------------------------*/
+
+static void on_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    fd_server *srv = arg;
+    for (size_t i = 0; i < srv->nlive; i++) {
+        if (srv->live[i] == evcon) {
+            srv->live[i] = srv->live[--srv->nlive];
+            return;
+        }
+    }
+}
+
+/* Counts the request's connection the first time a request comes on it. */
+static void conn_seen(fd_server *srv, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    for (size_t i = 0; evcon && i < srv->nlive; i++)
+        if (srv->live[i] == evcon)
+            return;
+    srv->connections++;
+    if (!evcon)
+        return;
+    if (srv->nlive == srv->caplive) {
+        size_t cap = srv->caplive ? srv->caplive * 2 : 16;
+        struct evhttp_connection **l = realloc(srv->live, cap * sizeof(*l));
+        if (!l)
+            return;
+        srv->live = l;
+        srv->caplive = cap;
+    }
+    srv->live[srv->nlive++] = evcon;
+    evhttp_connection_set_closecb(evcon, on_conn_closed, srv);
+}
+
+/* Shapes the answer's connection handling as --connection says. */
+static void conn_prepare(const fd_server *srv, struct evhttp_request *req)
+{
+    if (srv->conn == CONN_CLOSE) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    } else if (srv->conn == CONN_HTTP10) {
+        /* evhttp answers in the request's version: an HTTP/1.0 request
+         * without keep-alive gets "HTTP/1.0", no Content-Length, and its
+         * connection closed once the answer is written. */
+        evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection");
+        req->major = 1;
+        req->minor = 0;
+    }
+}
+
+/* Closes the request's connection without an answer: the client reads EOF
+ * where the status line should be. The reply that follows fails to be
+ * written, and evhttp frees the connection and the request. */
+static void drop_connection(fd_server *srv, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    srv->dropped++;
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+    evhttp_send_error(req, 500, "dropped");
+}
+
 /*--- Routes -----------------------------------------------------------------*/
 
 static void on_login(fd_server *srv, struct evhttp_request *req)
 {
     srv->logins++;
+    if (srv->drop_logins > 0) {
+        srv->drop_logins--;
+        drop_connection(srv, req);
+        return;
+    }
     int64_t now = sfl_mono_ms();
     size_t recent = 0;
     for (size_t i = 0; i < srv->nlogin_times; i++)
@@ -223,6 +326,11 @@ static void on_login(fd_server *srv, struct evhttp_request *req)
 static void on_refresh(fd_server *srv, struct evhttp_request *req)
 {
     srv->refreshes++;
+    if (srv->drop_refreshes > 0) {
+        srv->drop_refreshes--;
+        drop_connection(srv, req);
+        return;
+    }
     cJSON *doc = request_json(req);
     const char *refresh = json_str(doc, "refresh");
     if (!refresh) {
@@ -289,6 +397,11 @@ static void on_slow_timer(evutil_socket_t fd, short what, void *arg)
 static void on_accounts(fd_server *srv, struct evhttp_request *req)
 {
     srv->accounts_gets++;
+    if (srv->drop_gets > 0) {
+        srv->drop_gets--;
+        drop_connection(srv, req);
+        return;
+    }
     const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     const char *auth = evhttp_find_header(h, "Authorization");
     const char *key = evhttp_find_header(h, "X-API-Key");
@@ -330,12 +443,13 @@ static void on_accounts(fd_server *srv, struct evhttp_request *req)
 
 static void on_stats(fd_server *srv, struct evhttp_request *req)
 {
-    char body[320];
+    char body[384];
     snprintf(body, sizeof(body),
              "{\"logins\": %ld, \"logins_ok\": %ld, \"throttled\": %ld, \"refreshes\": %ld, "
-             "\"accounts_gets\": %ld, \"unauthorized\": %ld}",
+             "\"accounts_gets\": %ld, \"unauthorized\": %ld, \"connections\": %ld, "
+             "\"dropped\": %ld}",
              srv->logins, srv->logins_ok, srv->throttled, srv->refreshes, srv->accounts_gets,
-             srv->unauthorized);
+             srv->unauthorized, srv->connections, srv->dropped);
     reply_json(req, 200, "OK", body);
 }
 
@@ -348,11 +462,30 @@ static void on_expire(fd_server *srv, struct evhttp_request *req)
     reply_json(req, 200, "OK", "{}");
 }
 
+static char *read_all(const char *path, size_t *len);
+
+static void on_reload(fd_server *srv, struct evhttp_request *req)
+{
+    size_t len;
+    char *text = read_all(srv->accounts_path, &len);
+    if (!text) {
+        reply_json(req, 500, "Internal Server Error", "{\"detail\": \"cannot read the file\"}");
+        return;
+    }
+    free(srv->accounts);
+    srv->accounts = text;
+    srv->accounts_len = len;
+    reply_json(req, 200, "OK", "{}");
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     fd_server *srv = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (path && strncmp(path, "/fixture/", 9) != 0)
+        conn_seen(srv, req);
+    conn_prepare(srv, req);
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     static const struct {
         const char *path;
@@ -364,6 +497,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         {"/api/m3u/accounts/", EVHTTP_REQ_GET, on_accounts},
         {"/fixture/stats", EVHTTP_REQ_GET, on_stats},
         {"/fixture/expire", EVHTTP_REQ_POST, on_expire},
+        {"/fixture/reload", EVHTTP_REQ_POST, on_reload},
     };
     for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(path, routes[i].path) != 0)
@@ -409,6 +543,7 @@ static void server_free(fd_server *srv)
 {
     while (srv->slow)
         slow_free(srv->slow); /* their requests go with evhttp_free */
+    srv->nlive = 0;           /* evhttp_free closes them */
     if (srv->http)
         evhttp_free(srv->http);
     if (srv->sigint)
@@ -418,6 +553,7 @@ static void server_free(fd_server *srv)
     if (srv->base)
         event_base_free(srv->base);
     free(srv->tokens);
+    free(srv->live);
     free(srv->login_times);
     free(srv->accounts);
 }
@@ -434,6 +570,12 @@ static int server_start(fd_server *srv, const char *host, int port, const char *
         return -1;
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv->http, on_request, srv);
+    if (srv->idle_close_ms > 0) {
+        /* evhttp's read timeout of a server connection runs while it waits
+         * for the next request: an idle keep-alive connection is closed. */
+        struct timeval tv = {srv->idle_close_ms / 1000, (srv->idle_close_ms % 1000) * 1000};
+        evhttp_set_timeout_tv(srv->http, &tv);
+    }
     struct evhttp_bound_socket *bound =
         evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
     if (!bound) {
@@ -463,8 +605,11 @@ static void usage(FILE *out)
             "           [--username U --password P] [--api-key K]\n"
             "           [--mode ok|unauthorized|malformed|slow|not-array] [--slow-ms N]\n"
             "           [--token-ttl-s N] [--refresh-ttl-s N] [--login-limit N]\n"
+            "           [--connection keep-alive|close|http10] [--idle-close-ms N]\n"
+            "           [--drop-logins N] [--drop-refreshes N] [--drop-gets N]\n"
             "routes: POST /api/accounts/token/, POST /api/accounts/token/refresh/,\n"
-            "        GET /api/m3u/accounts/, GET /fixture/stats, POST /fixture/expire\n");
+            "        GET /api/m3u/accounts/, GET /fixture/stats, POST /fixture/expire,\n"
+            "        POST /fixture/reload\n");
 }
 
 static long parse_num(const char *s, long max)
@@ -519,6 +664,11 @@ int main(int argc, char **argv)
         OPT_RTTL,
         OPT_SLOW,
         OPT_LIMIT,
+        OPT_CONN,
+        OPT_IDLE,
+        OPT_DROP_LOGINS,
+        OPT_DROP_REFRESHES,
+        OPT_DROP_GETS,
         OPT_HELP
     };
     static const struct option opts[] = {
@@ -533,10 +683,16 @@ int main(int argc, char **argv)
         {"refresh-ttl-s", required_argument, NULL, OPT_RTTL},
         {"slow-ms", required_argument, NULL, OPT_SLOW},
         {"login-limit", required_argument, NULL, OPT_LIMIT},
+        {"connection", required_argument, NULL, OPT_CONN},
+        {"idle-close-ms", required_argument, NULL, OPT_IDLE},
+        {"drop-logins", required_argument, NULL, OPT_DROP_LOGINS},
+        {"drop-refreshes", required_argument, NULL, OPT_DROP_REFRESHES},
+        {"drop-gets", required_argument, NULL, OPT_DROP_GETS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     static const char *const modes[] = {"ok", "unauthorized", "malformed", "slow", "not-array"};
+    static const char *const conns[] = {"keep-alive", "close", "http10"};
     fd_server srv = {
         .token_ttl_s = 1800, .refresh_ttl_s = 86400, .slow_ms = 60000, .login_limit = 3};
     char host[128] = "127.0.0.1";
@@ -581,19 +737,38 @@ int main(int argc, char **argv)
             srv.mode = (fd_mode)i;
             break;
         }
+        case OPT_CONN: {
+            size_t i = 0;
+            while (i < sizeof(conns) / sizeof(conns[0]) && strcmp(optarg, conns[i]) != 0)
+                i++;
+            if (i == sizeof(conns) / sizeof(conns[0])) {
+                fprintf(stderr, "bad --connection %s\n", optarg);
+                goto done;
+            }
+            srv.conn = (fd_conn)i;
+            break;
+        }
         case OPT_TTL:
         case OPT_RTTL:
         case OPT_SLOW:
-        case OPT_LIMIT: {
+        case OPT_LIMIT:
+        case OPT_IDLE:
+        case OPT_DROP_LOGINS:
+        case OPT_DROP_REFRESHES:
+        case OPT_DROP_GETS: {
             long v = parse_num(optarg, INT_MAX / 1000);
             if (v < 0 || (opt == OPT_LIMIT && v == 0)) {
                 fprintf(stderr, "bad number %s\n", optarg);
                 goto done;
             }
-            *(opt == OPT_TTL    ? &srv.token_ttl_s
-              : opt == OPT_RTTL ? &srv.refresh_ttl_s
-              : opt == OPT_SLOW ? &srv.slow_ms
-                                : &srv.login_limit) = v;
+            *(opt == OPT_TTL              ? &srv.token_ttl_s
+              : opt == OPT_RTTL           ? &srv.refresh_ttl_s
+              : opt == OPT_SLOW           ? &srv.slow_ms
+              : opt == OPT_IDLE           ? &srv.idle_close_ms
+              : opt == OPT_DROP_LOGINS    ? &srv.drop_logins
+              : opt == OPT_DROP_REFRESHES ? &srv.drop_refreshes
+              : opt == OPT_DROP_GETS      ? &srv.drop_gets
+                                          : &srv.login_limit) = v;
             break;
         }
         case OPT_HELP:
@@ -609,6 +784,7 @@ int main(int argc, char **argv)
         usage(stderr);
         goto done;
     }
+    srv.accounts_path = accounts;
     if (!(srv.accounts = read_all(accounts, &srv.accounts_len))) {
         fprintf(stderr, "cannot read %s: %s\n", accounts, strerror(errno));
         goto done;
