@@ -1,11 +1,14 @@
 /* dispatcharr.h - account limits from Dispatcharr's REST API: an async
- * client on the libevent loop, and the pure limit computation. Writing them
- * to Redis is dispatcharr_sync.h's. */
+ * client on the libevent loop. The limits it reads out of the answer are
+ * dispatcharr_limits.h's (pure, included here); writing them to Redis is
+ * dispatcharr_sync.h's. */
 #ifndef SFL_DISPATCHARR_H
 #define SFL_DISPATCHARR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "dispatcharr_limits.h"
 
 struct event_base;
 typedef struct sfl_conf sfl_conf;
@@ -13,22 +16,6 @@ typedef struct sfl_account_conf sfl_account_conf;
 typedef struct sfl_dispatcharr sfl_dispatcharr;
 
 #define SFL_DISPATCHARR_TIMEOUT_MS 10000 /* per HTTP request */
-
-/*--- The limit computation (pure) ------------------------------------------*/
-
-/* Reads the body of GET /api/m3u/accounts/ (len bytes, need not be
- * NUL-terminated) into one {id, name, max_streams} per active account:
- * max_streams is the sum of its active profiles' max_streams, 0 (unlimited)
- * when any active profile has 0, and the account's own max_streams when it
- * has no profiles array or no active profile. Inactive accounts are left out.
- * On success *out is a malloc'd array of *n entries (NULL when *n is 0) that
- * the caller frees with sfl_dispatcharr_accounts_free(). On failure -1,
- * *out = NULL, *n = 0 and err names the JSON path and what is wrong
- * ("[2].profiles[0].max_streams: expected an integer >= 0, got \"2\""). */
-int sfl_dispatcharr_limits_from_json(const char *json, size_t len, sfl_account_conf **out,
-                                     size_t *n, char *err, size_t errlen);
-/* Frees the names and the array. NULL is a no-op. */
-void sfl_dispatcharr_accounts_free(sfl_account_conf *accs, size_t n);
 
 /*--- The client --------------------------------------------------------------*/
 
