@@ -42,7 +42,7 @@ typedef struct tclient {
     sfl_store *st;
     sfl_limiter *lim;
     int ready;
-    int hold;        /* keep announcements back (a node that reads them late) */
+    int hold; /* keep announcements back (a node that reads them late) */
     char held[4][192];
     int nheld;
 } tclient;
@@ -110,13 +110,21 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
     char own[96];
     snprintf(own, sizeof(own), "sfl:released:%s", node);
     const char *const channels[] = {"sfl:released", own, NULL};
-    sfl_store_opts so = {.url = redis.url, .ns = "sfl", .connect_timeout_ms = 1000,
-                         .channels = channels, .on_ready = tc_ready, .on_down = tc_down,
-                         .on_message = tc_released, .arg = c};
+    sfl_store_opts so = {.url = redis.url,
+                         .ns = "sfl",
+                         .connect_timeout_ms = 1000,
+                         .channels = channels,
+                         .on_ready = tc_ready,
+                         .on_down = tc_down,
+                         .on_message = tc_released,
+                         .arg = c};
     c->st = sfl_store_new(base, &so, err, sizeof(err));
     cr_assert_not_null(c->st, "%s", err);
-    sfl_limiter_opts lo = {.node_id = node, .ttl_ms = ttl, .renew_ms = renew,
-                           .safety_ms = safety, .recovery_ms = ttl,
+    sfl_limiter_opts lo = {.node_id = node,
+                           .ttl_ms = ttl,
+                           .renew_ms = renew,
+                           .safety_ms = safety,
+                           .recovery_ms = ttl,
                            .fallback_ms = tc_fallback_ms};
     c->lim = sfl_limiter_new(base, c->st, &lo);
     sfl_store_start(c->st);
@@ -346,9 +354,10 @@ static redisReply *script(const char *name, long long account, const char *lease
         return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s sfl:released %lld 4000", s->text,
                         k[0], k[1], k[2], k[3], k[4], k[5], lease, account);
     if (strcmp(name, "renew") == 0)
-        return th_redis(&redis, "EVAL %s 4 %s %s %s %s %s %d crashed t -1 0", s->text, k[0],
-                        k[1], k[2], k[3], lease, ttl);
-    return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
+        return th_redis(&redis, "EVAL %s 4 %s %s %s %s %s %d crashed t -1 0", s->text, k[0], k[1],
+                        k[2], k[3], lease, ttl);
+    return th_redis(&redis,
+                    "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
                     s->text, k[0], k[1], k[2], k[3], k[4], k[5], lease, ttl, account);
 }
 
