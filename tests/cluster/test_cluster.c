@@ -23,9 +23,9 @@
  * this file assigns to its own namespaces. */
 #include "harness.h"
 
-#include <criterion/criterion.h>
-#include <cjson/cJSON.h>
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -77,9 +77,9 @@ typedef struct cl_node {
 
 typedef struct cluster {
     int up;
-    int netns; /* 1: namespaces, 0: loopback */
+    int netns;    /* 1: namespaces, 0: loopback */
     char tag[16]; /* sflc<pid>: names stay within IFNAMSIZ */
-    int net; /* Redis 10.213.net.0/24, provider 10.213.net+1.0/24 */
+    int net;      /* Redis 10.213.net.0/24, provider 10.213.net+1.0/24 */
     char dir[128];
     char br_redis[32], br_prov[32];
     char ns_redis[32], ns_prov[32];
@@ -318,8 +318,7 @@ static double jnum(const cJSON *doc, const char *path)
 static cJSON *prov_stats(void)
 {
     char *body = http_get(cl.prov_host, cl.prov_port, "/stats");
-    cr_assert_not_null(body, "cannot reach the fake provider at %s:%d", cl.prov_host,
-                       cl.prov_port);
+    cr_assert_not_null(body, "cannot reach the fake provider at %s:%d", cl.prov_host, cl.prov_port);
     cJSON *doc = cJSON_Parse(body);
     cr_assert_not_null(doc, "provider /stats is not JSON: %s", body);
     free(body);
@@ -558,10 +557,24 @@ static void start_redis(void)
         snprintf(cl.redis_host, sizeof(cl.redis_host), "127.0.0.1");
     snprintf(port, sizeof(port), "%d", cl.redis_port);
     snprintf(log, sizeof(log), "%s/redis.log", cl.dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind",
-                          cl.netns ? "0.0.0.0" : "127.0.0.1", "--protected-mode", "no",
-                          "--save", "", "--appendonly", "no", "--dir", cl.dir,
-                          "--daemonize", "no", "--loglevel", "warning", NULL};
+    const char *argv[] = {"redis-server",
+                          "--port",
+                          port,
+                          "--bind",
+                          cl.netns ? "0.0.0.0" : "127.0.0.1",
+                          "--protected-mode",
+                          "no",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--dir",
+                          cl.dir,
+                          "--daemonize",
+                          "no",
+                          "--loglevel",
+                          "warning",
+                          NULL};
     cl.redis_pid = spawn_in(cl.netns ? cl.ns_redis : NULL, argv, log, log);
     int64_t until = th_now_ms() + 10000;
     while (th_now_ms() < until && th_alive(cl.redis_pid)) {
@@ -569,8 +582,8 @@ static void start_redis(void)
             return;
         usleep(20000);
     }
-    cr_assert_fail("redis-server did not answer at %s:%d (log %s)", cl.redis_host,
-                   cl.redis_port, log);
+    cr_assert_fail("redis-server did not answer at %s:%d (log %s)", cl.redis_host, cl.redis_port,
+                   log);
 }
 
 static void start_provider(const cl_opts *o)
@@ -578,9 +591,13 @@ static void start_provider(const cl_opts *o)
     char portfile[200], log[200], users[MAX_ACCOUNTS][48];
     snprintf(portfile, sizeof(portfile), "%s/provider.port", cl.dir);
     snprintf(log, sizeof(log), "%s/provider.log", cl.dir);
-    const char *argv[64] = {SFL_TOOLS_DIR "/sfl-fake-provider", "--listen",
-                            cl.netns ? "0.0.0.0:0" : "127.0.0.1:0", "--port-file", portfile,
-                            "--hold-ms", "1000"};
+    const char *argv[64] = {SFL_TOOLS_DIR "/sfl-fake-provider",
+                            "--listen",
+                            cl.netns ? "0.0.0.0:0" : "127.0.0.1:0",
+                            "--port-file",
+                            portfile,
+                            "--hold-ms",
+                            "1000"};
     int k = 7;
     for (size_t i = 0; i < o->nacc; i++) {
         snprintf(users[i], sizeof(users[i]), "u%lld:p%lld:%lld", o->acc[i].id, o->acc[i].id,
@@ -625,8 +642,8 @@ static void write_node_conf(const cl_opts *o, int i, const char *path)
         fprintf(f, ", \"lookahead\": %d", o->lookahead);
     fprintf(f, "},\n \"accounts\": [");
     for (size_t a = 0; a < o->nacc; a++)
-        fprintf(f, "%s{\"id\": %lld, \"name\": \"acc%lld\", \"max_streams\": %lld}",
-                a ? ", " : "", o->acc[a].id, o->acc[a].id, o->acc[a].limit);
+        fprintf(f, "%s{\"id\": %lld, \"name\": \"acc%lld\", \"max_streams\": %lld}", a ? ", " : "",
+                o->acc[a].id, o->acc[a].id, o->acc[a].limit);
     fprintf(f,
             "],\n"
             " \"check\": {\"command\": %s, \"parser\": \"none\", \"timeout\": 60},\n"
@@ -673,13 +690,17 @@ static void cl_up(const cl_opts *o)
             netns_down();
     }
     if (!cl.netns)
-        fprintf(stderr, "cluster: %s: no network namespaces (%s); running all parties on "
-                        "loopback\n",
-                cl.tag, !o->allow_netns ? "not needed here" : geteuid() != 0 ? "not root"
-                                                                            : "`ip netns add` failed");
+        fprintf(stderr,
+                "cluster: %s: no network namespaces (%s); running all parties on "
+                "loopback\n",
+                cl.tag,
+                !o->allow_netns  ? "not needed here"
+                : geteuid() != 0 ? "not root"
+                                 : "`ip netns add` failed");
     else
-        fprintf(stderr, "cluster: %s: namespaces up, Redis net 10.213.%d.0/24, provider net "
-                        "10.213.%d.0/24, files in %s\n",
+        fprintf(stderr,
+                "cluster: %s: namespaces up, Redis net 10.213.%d.0/24, provider net "
+                "10.213.%d.0/24, files in %s\n",
                 cl.tag, cl.net, cl.net + 1, cl.dir);
 
     start_redis();
@@ -706,8 +727,9 @@ static void cl_up(const cl_opts *o)
     for (int i = 0; i < NNODES; i++)
         start_node(o, i);
     char text[256];
-    snprintf(text, sizeof(text), "{\"node_id\": \"submitter\", \"redis\": {\"url\": "
-                                 "\"redis://%s:%d/0\"}}\n",
+    snprintf(text, sizeof(text),
+             "{\"node_id\": \"submitter\", \"redis\": {\"url\": "
+             "\"redis://%s:%d/0\"}}\n",
              cl.redis_host, cl.redis_port);
     th_write_file(cl.dir, "submit.json", text, cl.submit_conf, sizeof(cl.submit_conf));
     cr_assert(th_until(nodes_registered, NULL, 20000),
@@ -801,8 +823,8 @@ static pid_t submit_start(const char *streams, const char *results)
 {
     char log[200];
     snprintf(log, sizeof(log), "%s/submit.log", cl.dir);
-    const char *argv[] = {SFL_BIN, "submit", "--wait", "-c", cl.submit_conf, streams,
-                          "-o", results, NULL};
+    const char *argv[] = {SFL_BIN, "submit", "--wait", "-c", cl.submit_conf,
+                          streams, "-o",     results,  NULL};
     return cl.submit_pid = spawn(argv, log, log);
 }
 
@@ -844,8 +866,7 @@ static double lower_bound_ms(const cl_opts *o, int per_account, long long hold)
 
 TestSuite(cluster, .fini = cl_down, .timeout = 150);
 
-static const cl_account five_accounts[] = {
-    {1, 1, 1}, {2, 2, 2}, {3, 3, 3}, {4, 1, 1}, {5, 0, 0}};
+static const cl_account five_accounts[] = {{1, 1, 1}, {2, 2, 2}, {3, 3, 3}, {4, 1, 1}, {5, 0, 0}};
 
 static cl_opts batch_opts(void)
 {
@@ -1076,8 +1097,14 @@ static void link_cut(const char *name, int stubborn)
     static const cl_account acc[] = {{21, 1, 1}, {22, 1, 1}, {23, 1, 1}};
     /* Two checks per node, one entry looked ahead: the nine entries spread
      * over the nodes, and every node has a free slot to wait with. */
-    cl_opts o = {.acc = acc, .nacc = 3, .global_limit = 2, .lookahead = 1, .ttl_ms = 3000,
-                 .renew_ms = 1000, .safety_ms = 700, .allow_netns = 1};
+    cl_opts o = {.acc = acc,
+                 .nacc = 3,
+                 .global_limit = 2,
+                 .lookahead = 1,
+                 .ttl_ms = 3000,
+                 .renew_ms = 1000,
+                 .safety_ms = 700,
+                 .allow_netns = 1};
     if (stubborn)
         o.check_cmd[1] = "[\"sh\", \"-c\", \"trap '' TERM; exec curl -sS -f --max-time 30 "
                          "-o /dev/null \\\"$1\\\"\", \"sh\", \"{url}\"]";
@@ -1102,11 +1129,11 @@ static void link_cut(const char *name, int stubborn)
     int run[NNODES];
     for (int i = 0; i < NNODES; i++)
         run[i] = node_running(&cl.nodes[i]);
-    cr_assert_eq(sh("ip link set %s down", cut->veth_redis), 0, "cannot cut %s",
-                 cut->veth_redis);
+    cr_assert_eq(sh("ip link set %s down", cut->veth_redis), 0, "cannot cut %s", cut->veth_redis);
     int64_t t_cut = th_now_ms();
-    fprintf(stderr, "cluster: %s: cut node2's Redis link at %lld ms; it held account %lld, "
-                    "another node's ticket waiting; running per node %d/%d/%d\n",
+    fprintf(stderr,
+            "cluster: %s: cut node2's Redis link at %lld ms; it held account %lld, "
+            "another node's ticket waiting; running per node %d/%d/%d\n",
             name, (long long)(t_cut - t0), cr.account, run[0], run[1], run[2]);
 
     cr_assert(th_until(node_log_lost, cut, 5000), "node2 never said a lease was lost");
@@ -1119,18 +1146,17 @@ static void link_cut(const char *name, int stubborn)
     /* Past the taking over: an overlap would have been refused by now. */
     usleep(1000 * 1000);
     int v = provider_violations();
-    fprintf(stderr, "cluster: %s: node2 said lost %lld ms after the cut, another node held "
-                    "account %lld %lld ms after the cut; provider violations %d\n",
+    fprintf(stderr,
+            "cluster: %s: node2 said lost %lld ms after the cut, another node held "
+            "account %lld %lld ms after the cut; provider violations %d\n",
             name, (long long)t_lost, cr.account, (long long)t_over, v);
     assert_provider_clean(&o, "at the take-over");
-    cr_assert_eq(running, 0, "node2 still ran %d check(s) without Redis at the take-over",
-                 running);
+    cr_assert_eq(running, 0, "node2 still ran %d check(s) without Redis at the take-over", running);
 
     /* The registry key lapses (TTL 10 s) while node2 is cut off... */
     cr_assert(th_until(node_key_gone, cut, 15000), "sfl:node:node2 outlived its TTL");
     int64_t t_gone = th_now_ms() - t_cut;
-    cr_assert_eq(sh("ip link set %s up", cut->veth_redis), 0, "cannot restore %s",
-                 cut->veth_redis);
+    cr_assert_eq(sh("ip link set %s up", cut->veth_redis), 0, "cannot restore %s", cut->veth_redis);
     int64_t t_up = th_now_ms();
     /* ...and comes back, from the same process, once the link does. */
     cr_assert(th_until(node_key_back, cut, 12000), "node2 did not rejoin within 12 s");
@@ -1184,8 +1210,13 @@ Test(cluster, link_cut_check_ignores_sigterm)
 Test(cluster, single_stream_not_starved)
 {
     static const cl_account acc[] = {{31, 1, 1}};
-    cl_opts o = {.acc = acc, .nacc = 1, .global_limit = 4, .ttl_ms = 3000, .renew_ms = 1000,
-                 .safety_ms = 700, .allow_netns = 0};
+    cl_opts o = {.acc = acc,
+                 .nacc = 1,
+                 .global_limit = 4,
+                 .ttl_ms = 3000,
+                 .renew_ms = 1000,
+                 .safety_ms = 700,
+                 .allow_netns = 0};
     memset(&cl, 0, sizeof(cl));
     cl.up = 1;
     th_tmpdir(cl.dir, sizeof(cl.dir));
