@@ -2,7 +2,13 @@
  *
  * No mock of Redis anywhere: each test that needs one starts its own server
  * on a free loopback port and kills it at the end. Waiting is on conditions
- * with generous deadlines, never on fixed sleeps. */
+ * with generous deadlines (th_until, th_loop_until, th_wait; the polls below
+ * that start a server), never on fixed sleeps. th_loop_for is not a way to
+ * wait: it lets time pass on purpose, to show that something does NOT happen
+ * in that time (a lease is not lost, a slot is not granted), or to pace a
+ * loop that samples until its own condition. A test that sleeps a fixed time
+ * for another reason (the moment or the length of a fault it injects) says
+ * why where it does. */
 #include "harness.h"
 
 #include <arpa/inet.h>

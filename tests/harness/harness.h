@@ -52,12 +52,14 @@ void th_tmpdir(char *buf, size_t len);
  * chooses no config, Redis or node behind a test's back. */
 void th_clear_env(void);
 
-#endif
-
 struct event_base;
-/* Runs the loop until cond(arg) is true or timeout_ms passes; returns cond's last value. */
+/* Runs the loop until cond(arg) is true or timeout_ms passes; returns cond's
+ * last value. The way to wait for anything: give it a generous deadline. */
 int th_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int timeout_ms);
-/* Runs the loop for ms milliseconds. */
+/* Runs the loop for ms milliseconds, whatever happens. Only for letting time
+ * pass on purpose: to show that something does NOT happen within it (a loss,
+ * a grant), or to pace a loop that samples until its own condition. Never to
+ * wait for something that will happen: that is th_loop_until. */
 void th_loop_for(struct event_base *base, int ms);
 
 /* The fake provider (tests/tools/fake_provider.c) on a free loopback port:
@@ -143,3 +145,5 @@ void th_streams_add(th_streams *b, int port, long long id, const char *name, lon
                     const char *user, const char *pass);
 /* Closes the array and writes it to dir/name; the path goes to path. */
 void th_streams_write(th_streams *b, const char *dir, const char *name, char *path, size_t len);
+
+#endif
