@@ -88,9 +88,7 @@ typedef struct cluster {
     char redis_host[32];
     int redis_port;
     pid_t redis_pid;
-    char prov_host[32];
-    int prov_port;
-    pid_t prov_pid;
+    sfl_test_provider prov; /* started here (in its namespace), read with th_provider_stat* */
     cl_node nodes[NNODES];
     char submit_conf[256];
     pid_t submit_pid;
@@ -99,18 +97,6 @@ typedef struct cluster {
 static cluster cl;
 
 /*--- Small helpers ---------------------------------------------------------*/
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        cr_assert_fail("no free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Runs a shell command line (ours, with our names only), output to the run's
  * sh.log. Returns its exit status. */
@@ -315,20 +301,10 @@ static double jnum(const cJSON *doc, const char *path)
 
 /*--- The provider and the nodes as the test sees them ----------------------*/
 
-static cJSON *prov_stats(void)
-{
-    char *body = http_get(cl.prov_host, cl.prov_port, "/stats");
-    cr_assert_not_null(body, "cannot reach the fake provider at %s:%d", cl.prov_host, cl.prov_port);
-    cJSON *doc = cJSON_Parse(body);
-    cr_assert_not_null(doc, "provider /stats is not JSON: %s", body);
-    free(body);
-    return doc;
-}
-
 /* Asserts the ground truth: no refused connection, no user above its limit. */
 static void assert_provider_clean(const cl_opts *o, const char *when)
 {
-    cJSON *st = prov_stats();
+    cJSON *st = th_provider_stats(&cl.prov);
     double v = jnum(st, "violations");
     char *text = cJSON_PrintUnformatted(st);
     cr_log_info("provider /stats %s: %s", when, text);
@@ -488,9 +464,9 @@ static int netns_up(void)
     snprintf(v, sizeof(v), "%sr0", cl.tag);
     if (ns_new(0, cl.ns_redis) < 0 || ns_attach(cl.ns_redis, cl.br_redis, v, cl.redis_host) < 0)
         return -1;
-    snprintf(cl.prov_host, sizeof(cl.prov_host), "10.213.%d.1", a + 1);
+    snprintf(cl.prov.host, sizeof(cl.prov.host), "10.213.%d.1", a + 1);
     snprintf(v, sizeof(v), "%sp0", cl.tag);
-    if (ns_new(1, cl.ns_prov) < 0 || ns_attach(cl.ns_prov, cl.br_prov, v, cl.prov_host) < 0)
+    if (ns_new(1, cl.ns_prov) < 0 || ns_attach(cl.ns_prov, cl.br_prov, v, cl.prov.host) < 0)
         return -1;
     for (int i = 0; i < NNODES; i++) {
         cl_node *nd = &cl.nodes[i];
@@ -552,7 +528,7 @@ static int redis_pings(void)
 static void start_redis(void)
 {
     char port[16], log[200];
-    cl.redis_port = cl.netns ? REDIS_NS_PORT : free_port();
+    cl.redis_port = cl.netns ? REDIS_NS_PORT : th_free_port();
     if (!cl.netns)
         snprintf(cl.redis_host, sizeof(cl.redis_host), "127.0.0.1");
     snprintf(port, sizeof(port), "%d", cl.redis_port);
@@ -607,15 +583,15 @@ static void start_provider(const cl_opts *o)
     }
     argv[k] = NULL;
     if (!cl.netns)
-        snprintf(cl.prov_host, sizeof(cl.prov_host), "127.0.0.1");
-    cl.prov_pid = spawn_in(cl.netns ? cl.ns_prov : NULL, argv, log, log);
+        snprintf(cl.prov.host, sizeof(cl.prov.host), "127.0.0.1");
+    cl.prov.pid = spawn_in(cl.netns ? cl.ns_prov : NULL, argv, log, log);
     int64_t until = th_now_ms() + 10000;
     while (th_now_ms() < until) {
         char *text = th_read_file(portfile);
-        cl.prov_port = text ? atoi(text) : 0;
+        cl.prov.port = text ? atoi(text) : 0;
         free(text);
-        if (cl.prov_port > 0) {
-            char *body = http_get(cl.prov_host, cl.prov_port, "/stats");
+        if (cl.prov.port > 0) {
+            char *body = http_get(cl.prov.host, cl.prov.port, "/stats");
             free(body);
             if (body)
                 return;
@@ -719,7 +695,7 @@ static void cl_up(const cl_opts *o)
     for (int i = 0; i < NNODES; i++) {
         cl_node *nd = &cl.nodes[i];
         snprintf(nd->id, sizeof(nd->id), "node%d", i + 1);
-        nd->http_port = cl.netns ? NODE_HTTP_PORT : free_port();
+        nd->http_port = cl.netns ? NODE_HTTP_PORT : th_free_port();
         snprintf(nd->log, sizeof(nd->log), "%s/node%d.log", cl.dir, i + 1);
         snprintf(nd->conf, sizeof(nd->conf), "%s/node%d.json", cl.dir, i + 1);
         write_node_conf(o, i, nd->conf);
@@ -743,7 +719,7 @@ static void cl_down(void)
     stop_pid(&cl.submit_pid, SIGKILL);
     for (int i = 0; i < NNODES; i++)
         stop_pid(&cl.nodes[i].pid, SIGKILL);
-    stop_pid(&cl.prov_pid, SIGKILL);
+    stop_pid(&cl.prov.pid, SIGKILL);
     stop_pid(&cl.redis_pid, SIGKILL);
     netns_down();
     if (!getenv("SFL_TEST_KEEP") && strncmp(cl.dir, "/tmp/sfl-test-", 14) == 0)
@@ -773,7 +749,7 @@ static void write_streams(const char *path, const long long (*s)[3], int n)
         fprintf(f,
                 "%s{\"id\": %lld, \"name\": \"s%lld\", \"url\": "
                 "\"http://%s:%d/live/u%lld/p%lld/%lld.ts?hold_ms=%lld\", \"m3u_account\": %lld}\n",
-                k ? "," : "", s[k][0], s[k][0], cl.prov_host, cl.prov_port, s[k][1], s[k][1],
+                k ? "," : "", s[k][0], s[k][0], cl.prov.host, cl.prov.port, s[k][1], s[k][1],
                 s[k][0], s[k][2], s[k][1]);
     fputs("]\n", f);
     fclose(f);
@@ -1081,10 +1057,7 @@ static int node_redis_up(void *arg)
 
 static int provider_violations(void)
 {
-    cJSON *st = prov_stats();
-    double v = jnum(st, "violations");
-    cJSON_Delete(st);
-    return (int)v;
+    return (int)th_provider_stat(&cl.prov, "violations");
 }
 
 /* node2 holds a lease, with another node's ticket waiting for it, when its
@@ -1252,7 +1225,7 @@ Test(cluster, single_stream_not_starved)
         cl_node *nd = &cl.nodes[i];
         snprintf(nd->id, sizeof(nd->id), "node%d", i + 1);
         snprintf(nd->conf, sizeof(nd->conf), "%s/%s.conf.json", cl.dir, i ? "b" : "a");
-        nd->http_port = free_port();
+        nd->http_port = th_free_port();
         write_node_conf(&o, i, nd->conf);
     }
     const char *argv_a[] = {SFL_BIN, "check", "-c", cl.nodes[0].conf, "-o", ra, fa, NULL};

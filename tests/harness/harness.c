@@ -326,6 +326,7 @@ void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_
                        const char *file)
 {
     memset(p, 0, sizeof(*p));
+    snprintf(p->host, sizeof(p->host), "127.0.0.1");
     th_tmpdir(p->dir, sizeof(p->dir));
     char portfile[200], hold[24], log[200];
     snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
@@ -370,11 +371,13 @@ void th_provider_stop(sfl_test_provider *p)
 cJSON *th_provider_stats(const sfl_test_provider *p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(p->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->port)};
+    cr_assert_eq(inet_pton(AF_INET, p->host, &a.sin_addr), 1, "bad provider address '%s'", p->host);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-              "cannot reach the fake provider");
+              "cannot reach the fake provider at %s:%d", p->host, p->port);
     const char req[] = "GET /stats HTTP/1.0\r\nHost: x\r\n\r\n";
     cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
     char buf[65536];

@@ -67,6 +67,7 @@ void th_loop_for(struct event_base *base, int ms);
  * the ground truth of how many connections each user really had open. */
 typedef struct sfl_test_provider {
     pid_t pid;
+    char host[32]; /* the IPv4 address it listens on; th_provider_start: 127.0.0.1 */
     int port;
     char dir[128];
 } sfl_test_provider;
@@ -75,7 +76,8 @@ typedef struct sfl_test_provider {
 void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_ms,
                        const char *file);
 void th_provider_stop(sfl_test_provider *p);
-/* Fetches /stats; the caller frees with cJSON_Delete. */
+/* Fetches /stats from host:port; the caller frees with cJSON_Delete. Fails
+ * the test when the provider cannot be reached. */
 struct cJSON *th_provider_stats(const sfl_test_provider *p);
 /* A number from /stats: "violations", "max_concurrent", or "users.NAME.max_seen" etc. */
 long long th_provider_stat(const sfl_test_provider *p, const char *path);
