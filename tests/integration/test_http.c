@@ -418,7 +418,11 @@ Test(http, disconnected_waiter_leaves_no_lease)
     cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:21}:waiters"), 1,
                  "the waiting ask never queued in Redis");
     close(fd);
-    usleep(200000); /* let the node see the EOF */
+    /* Kept fixed: 200 ms after the hang-up in which no lease may appear for
+     * the gone client (only the holder holds). There is no event to wait
+     * for: evhttp stops reading a connection once its request is read, so
+     * the node learns of the hang-up only when it answers (libevent#78). */
+    usleep(200000);
 
     cr_assert_eq(zcard(21), 1, "only the holder should hold");
     char path[256];
@@ -872,6 +876,8 @@ Test(http, renewed_sidecar_lease_outlives_ttl_and_a_lost_one_is_409)
     node_start();
     char *id = post_lease(8, 1000, 200);
     int64_t t0 = th_now_ms();
+    /* Kept fixed: renewing every 0.5 s for more than two TTLs, to show that
+     * the lease does not go away while its client renews it. */
     while (th_now_ms() - t0 < 2 * TTL_MS + 500) {
         renew_ok(id);
         cr_assert_eq(zcard(8), 1, "the lease went away %lld ms in, while renewed",
@@ -1010,6 +1016,45 @@ static char *run_status(const char *a1, const char *a2)
     return text;
 }
 
+/* What `status --watch` has drawn, for th_until. Renews the sidecar leases
+ * in keep every second meanwhile (the node drops those not renewed). */
+typedef struct watch_arg {
+    const char *path;    /* its stdout */
+    const char *keep[2]; /* lease ids; NULL: none */
+    int64_t renewed;
+    int frames;   /* 1 once it has drawn this many frames, with account 3's line whole */
+    int released; /* ... and that line shows 1 in use, no waiter, no rec-2 */
+} watch_arg;
+
+static int watch_shows(void *arg)
+{
+    watch_arg *w = arg;
+    if (th_now_ms() - w->renewed >= 1000) {
+        for (int i = 0; i < 2; i++)
+            if (w->keep[i])
+                renew_ok(w->keep[i]);
+        w->renewed = th_now_ms();
+    }
+    char *text = th_read_file(w->path);
+    int frames = 0;
+    for (const char *p = text; p && (p = strstr(p, "\033[H\033[J")); p++)
+        frames++;
+    const char *last = NULL;
+    for (const char *p = text ? strstr(text, "\n3 ") : NULL; p; p = strstr(p + 1, "\n3 "))
+        last = p;
+    const char *end = last ? strchr(last + 1, '\n') : NULL;
+    int yes = frames >= w->frames && end;
+    if (yes && w->released) {
+        char line[512], name[64];
+        long long lim, use, wait;
+        snprintf(line, sizeof(line), "%.*s", (int)(end - last - 1), last + 1);
+        yes = sscanf(line, "3 %63[^0-9] %lld %lld %lld", name, &lim, &use, &wait) == 4 &&
+              use == 1 && wait == 0 && !strstr(line, "rec-2");
+    }
+    free(text);
+    return yes;
+}
+
 /* Account 3 "Prov A" (limit 2) full with two sidecar leases and a third
  * client waiting; account 4 idle. The table, its --json twin of
  * GET /v1/accounts, and --watch redrawing as a lease goes. */
@@ -1110,13 +1155,20 @@ Test(http, status_table_json_and_watch)
     renew_ok(id1); /* the status runs above may have been slow (valgrind) */
     renew_ok(id2);
     pid_t watch = th_spawn((char *const *)argv, out, err);
-    usleep(1200000);
+    watch_arg w = {.path = out, .keep = {id1, id2}, .renewed = th_now_ms(), .frames = 1};
+    cr_assert(th_until(watch_shows, &w, 15000), "status --watch drew no frame with account 3");
+    int64_t first_seen = th_now_ms();
     renew_ok(id1);
     close(waiter); /* the waiting client gives up */
     char path[256];
     snprintf(path, sizeof(path), "/v1/leases/%s", id2);
     cr_assert_eq(status_of("DELETE", path, NULL), 200);
-    usleep(2300000);
+    w.keep[1] = NULL;
+    w.frames = 3;
+    th_until(watch_shows, &w, 15000);
+    int64_t third_after = th_now_ms() - first_seen;
+    w.released = 1;
+    th_until(watch_shows, &w, 15000);
     renew_ok(id1);
     kill(watch, SIGINT);
     int st = th_wait(watch, 5000);
@@ -1126,7 +1178,10 @@ Test(http, status_table_json_and_watch)
     int frames = 0;
     for (const char *p = text; (p = strstr(p, "\033[H\033[J")); p++)
         frames++;
-    cr_assert_geq(frames, 3, "%d redraws in 3.5 s:\n%s", frames, text);
+    cr_assert_geq(frames, 3, "%d redraws:\n%s", frames, text);
+    cr_assert_leq(third_after, 3500,
+                  "the third frame came %lld ms after the first: not one a second",
+                  (long long)third_after);
     const char *first = strstr(text, "\n3 "), *last = NULL;
     for (const char *p = first; p; p = strstr(p + 1, "\n3 "))
         last = p;
