@@ -476,6 +476,8 @@ Test(faults, frozen_redis_longer_than_ttl)
         }
         usleep(10000);
     }
+    /* Kept fixed: the fault lasts its full 5 s (longer than the TTL) whenever
+     * the checks stop, so the recovery that follows is from a whole outage. */
     while (th_now_ms() - t_freeze < 5000)
         usleep(10000);
     kill(redis.pid, SIGCONT);
@@ -751,6 +753,8 @@ Test(faults, kill9_rounds, .timeout = 900)
         acct_arg a = {1};
         cr_assert(th_until(no_leases, &a, 5000), "round %d: a lease left from before", round);
         th_check_start(&run, dir, config, streams, NULL);
+        /* Kept fixed: the fault's moment, at random (it must be able to
+         * fall anywhere: before, during or after a grant). */
         usleep((useconds_t)delay * 1000);
         kill(run.pid, SIGKILL);
         int st = th_run_wait(&run, 10000);
@@ -905,8 +909,8 @@ Test(faults, partitioned_node)
     while (th_redis_int(&redis, "ZCARD sfl:{a:1}:waiters") < 1 && th_now_ms() < until)
         usleep(10000);
     cr_assert_geq(th_redis_int(&redis, "ZCARD sfl:{a:1}:waiters"), 1, "node B is not waiting");
-    /* A random moment into the check (SFL_FAULT_SEED picks it; tests/faults/soak.sh
-     * runs many). */
+    /* Kept fixed: a random moment into the check, when the cut comes
+     * (SFL_FAULT_SEED picks it; tests/faults/soak.sh runs many). */
     const char *env_seed = getenv("SFL_FAULT_SEED");
     unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : 1u;
     usleep((useconds_t)(rand_r(&seed) % 1500) * 1000);
