@@ -2,7 +2,13 @@
  *
  * No mock of Redis anywhere: each test that needs one starts its own server
  * on a free loopback port and kills it at the end. Waiting is on conditions
- * with generous deadlines, never on fixed sleeps. */
+ * with generous deadlines (th_until, th_loop_until, th_wait; the polls below
+ * that start a server), never on fixed sleeps. th_loop_for is not a way to
+ * wait: it lets time pass on purpose, to show that something does NOT happen
+ * in that time (a lease is not lost, a slot is not granted), or to pace a
+ * loop that samples until its own condition. A test that sleeps a fixed time
+ * for another reason (the moment or the length of a fault it injects) says
+ * why where it does. */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -326,6 +332,7 @@ void th_provider_start_args(sfl_test_provider *p, const char *const *users, int 
                             const char *file, const char *const *args)
 {
     memset(p, 0, sizeof(*p));
+    snprintf(p->host, sizeof(p->host), "127.0.0.1");
     th_tmpdir(p->dir, sizeof(p->dir));
     char portfile[200], hold[24], log[200];
     snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
@@ -372,11 +379,13 @@ void th_provider_stop(sfl_test_provider *p)
 cJSON *th_provider_stats(const sfl_test_provider *p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(p->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p->port)};
+    cr_assert_eq(inet_pton(AF_INET, p->host, &a.sin_addr), 1, "bad provider address '%s'", p->host);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-              "cannot reach the fake provider");
+              "cannot reach the fake provider at %s:%d", p->host, p->port);
     const char req[] = "GET /stats HTTP/1.0\r\nHost: x\r\n\r\n";
     cr_assert(write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1);
     char buf[65536];
@@ -731,4 +740,100 @@ void th_streams_write(th_streams *b, const char *dir, const char *name, char *pa
 {
     snprintf(b->text + b->n, sizeof(b->text) - b->n, "\n]\n");
     th_write_file(dir, name, b->text, path, len);
+}
+
+/*--- A config for `sflimit check` ------------------------------------------*/
+
+void th_write_config(const char *dir, const th_config *c, char *path, size_t len)
+{
+    cr_assert_not_null(c->redis_url, "a config needs a Redis URL");
+    char analysis[64] = "";
+    if (c->ffmpeg_duration > 0)
+        snprintf(analysis, sizeof(analysis), "\"ffmpeg_duration\": %g, ", c->ffmpeg_duration);
+    char text[4096];
+    int n = snprintf(text, sizeof(text),
+                     "{\"node_id\": \"%s\",\n"
+                     " \"redis\": {\"url\": \"%s\"},\n"
+                     " \"lease\": {%s, \"acquire_timeout\": %g},\n"
+                     " \"concurrent_streams\": {\"global_limit\": %d, \"stagger_delay\": 0},\n"
+                     " \"stream_analysis\": {%s\"retries\": %d},\n"
+                     " \"accounts\": %s,\n"
+                     " \"check\": {\"command\": %s, \"parser\": \"%s\", \"timeout\": %g}%s}\n",
+                     c->node_id ? c->node_id : "t1", c->redis_url, c->lease ? c->lease : TH_LEASE,
+                     c->acquire_timeout > 0 ? c->acquire_timeout : 30,
+                     c->global_limit > 0 ? c->global_limit : 10, analysis, c->retries,
+                     c->accounts ? c->accounts : "[]", c->command ? c->command : TH_CURL_CMD,
+                     c->parser ? c->parser : "none", c->check_timeout > 0 ? c->check_timeout : 30,
+                     c->extra ? c->extra : "");
+    cr_assert_lt(n, (int)sizeof(text), "config text too long");
+    th_write_file(dir, c->file ? c->file : "sflimit.json", text, path, len);
+}
+
+/*--- Running sflimit -------------------------------------------------------*/
+
+static int runs; /* names the files of each run */
+
+pid_t th_run_start(th_run *r, const char *dir, const char *const *argv)
+{
+    memset(r, 0, sizeof(*r));
+    runs++;
+    snprintf(r->what, sizeof(r->what), "sflimit %s", argv[1] ? argv[1] : "");
+    snprintf(r->out, sizeof(r->out), "%s/run%d.out", dir, runs);
+    snprintf(r->err, sizeof(r->err), "%s/run%d.err", dir, runs);
+    r->pid = th_spawn((char *const *)argv, r->out, r->err);
+    return r->pid;
+}
+
+pid_t th_check_start(th_run *r, const char *dir, const char *config, const char *streams,
+                     const char *out)
+{
+    const char *argv[8] = {SFL_BIN, "check", "-c", config};
+    int k = 4;
+    if (out) {
+        argv[k++] = "-o";
+        argv[k++] = out;
+    }
+    argv[k++] = streams;
+    argv[k] = NULL;
+    return th_run_start(r, dir, argv);
+}
+
+const char *th_run_stderr(const th_run *r)
+{
+    static char buf[8192];
+    char *t = th_read_file(r->err);
+    size_t n = t ? strlen(t) : 0;
+    snprintf(buf, sizeof(buf), "%s", t ? (n > 8000 ? t + n - 8000 : t) : "(none)");
+    free(t);
+    return buf;
+}
+
+int th_run_wait(th_run *r, int timeout_ms)
+{
+    cr_assert_gt(r->pid, 0, "%s: nothing to wait for", r->what);
+    int st = th_wait(r->pid, timeout_ms);
+    if (st == -1) {
+        th_run_reap(r);
+        cr_assert_fail("%s did not end within %d ms; stderr:\n%s", r->what, timeout_ms,
+                       th_run_stderr(r));
+    }
+    r->pid = 0;
+    return st;
+}
+
+void th_run_reap(th_run *r)
+{
+    /* WNOHANG first: reaps one that has ended, and leaves alone a pid that
+     * is no longer our child (waited for elsewhere). */
+    if (r->pid > 0 && waitpid(r->pid, NULL, WNOHANG) == 0) {
+        kill(r->pid, SIGCONT); /* a test may have stopped it */
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+    }
+    r->pid = 0;
+}
+
+int th_exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -1,6 +1,7 @@
 /* harness.h - what integration tests share: a real redis-server on a free
  * port, started and stopped by the test, a blocking client to look at it,
- * child processes of the built binaries, and waiting on conditions. */
+ * child processes of the built binaries (a config for `sflimit check` and
+ * runs of it), and waiting on conditions. */
 #ifndef SFL_HARNESS_H
 #define SFL_HARNESS_H
 
@@ -52,18 +53,21 @@ void th_tmpdir(char *buf, size_t len);
  * chooses no config, Redis or node behind a test's back. */
 void th_clear_env(void);
 
-#endif
-
 struct event_base;
-/* Runs the loop until cond(arg) is true or timeout_ms passes; returns cond's last value. */
+/* Runs the loop until cond(arg) is true or timeout_ms passes; returns cond's
+ * last value. The way to wait for anything: give it a generous deadline. */
 int th_loop_until(struct event_base *base, int (*cond)(void *), void *arg, int timeout_ms);
-/* Runs the loop for ms milliseconds. */
+/* Runs the loop for ms milliseconds, whatever happens. Only for letting time
+ * pass on purpose: to show that something does NOT happen within it (a loss,
+ * a grant), or to pace a loop that samples until its own condition. Never to
+ * wait for something that will happen: that is th_loop_until. */
 void th_loop_for(struct event_base *base, int ms);
 
 /* The fake provider (tests/tools/fake_provider.c) on a free loopback port:
  * the ground truth of how many connections each user really had open. */
 typedef struct sfl_test_provider {
     pid_t pid;
+    char host[32]; /* the IPv4 address it listens on; th_provider_start: 127.0.0.1 */
     int port;
     char dir[128];
 } sfl_test_provider;
@@ -75,7 +79,8 @@ void th_provider_start(sfl_test_provider *p, const char *const *users, int hold_
 void th_provider_start_args(sfl_test_provider *p, const char *const *users, int hold_ms,
                             const char *file, const char *const *args);
 void th_provider_stop(sfl_test_provider *p);
-/* Fetches /stats; the caller frees with cJSON_Delete. */
+/* Fetches /stats from host:port; the caller frees with cJSON_Delete. Fails
+ * the test when the provider cannot be reached. */
 struct cJSON *th_provider_stats(const sfl_test_provider *p);
 /* A number from /stats: "violations", "max_concurrent", "requests", "refused",
  * or "users.NAME.max_seen" etc. */
@@ -171,3 +176,63 @@ void th_streams_add(th_streams *b, int port, long long id, const char *name, lon
                     const char *user, const char *pass);
 /* Closes the array and writes it to dir/name; the path goes to path. */
 void th_streams_write(th_streams *b, const char *dir, const char *name, char *path, size_t len);
+
+/*--- A config for `sflimit check` -------------------------------------------*/
+
+/* The lease members a config starts from (th_config.lease). */
+#define TH_LEASE "\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500"
+/* A check that holds one provider connection while it downloads the stream. */
+#define TH_CURL_CMD "[\"curl\", \"-sS\", \"-o\", \"/dev/null\", \"{url}\"]"
+
+/* What th_write_config writes; a member left zero takes its default. */
+typedef struct th_config {
+    const char *redis_url;  /* required */
+    const char *node_id;    /* NULL: "t1" */
+    const char *lease;      /* the members of "lease" but acquire_timeout; NULL: TH_LEASE */
+    double acquire_timeout; /* 0: 30 s */
+    int global_limit;       /* 0: 10 */
+    double ffmpeg_duration; /* stream_analysis.ffmpeg_duration; 0: not written */
+    int retries;            /* stream_analysis.retries */
+    const char *accounts;   /* JSON array; NULL: [] */
+    const char *command;    /* check.command, a JSON array; NULL: TH_CURL_CMD */
+    const char *parser;     /* NULL: "none" */
+    double check_timeout;   /* 0: 30 s */
+    const char *extra;      /* more top-level members, ", \"k\": v" */
+    const char *file;       /* NULL: "sflimit.json" */
+} th_config;
+
+/* Writes the config to dir/file (stagger_delay 0); the path goes to path. */
+void th_write_config(const char *dir, const th_config *c, char *path, size_t len);
+
+/*--- Running sflimit --------------------------------------------------------*/
+
+/* One run of the built sflimit (SFL_BIN): its pid and the files its output
+ * goes to. */
+typedef struct th_run {
+    pid_t pid;     /* 0 once it has been waited for */
+    char what[32]; /* the subcommand, for messages */
+    char out[256]; /* its stdout: the results of `check` without -o */
+    char err[256]; /* its stderr */
+} th_run;
+
+/* Spawns argv (argv[0] = SFL_BIN, NULL-terminated) with stdout and stderr to
+ * new files in dir, named after a count of this process's runs: every run
+ * has its own. Overwrites *r; returns the pid. */
+pid_t th_run_start(th_run *r, const char *dir, const char *const *argv);
+/* `sflimit check -c CONFIG [-o OUT] STREAMS` (out NULL: the results go to
+ * stdout, r->out). */
+pid_t th_check_start(th_run *r, const char *dir, const char *config, const char *streams,
+                     const char *out);
+/* The end of the run's stderr (its last 8000 bytes, where a failure shows),
+ * for a message. A static buffer, overwritten by the next call. */
+const char *th_run_stderr(const th_run *r);
+/* Waits up to timeout_ms for the run to end and returns its wait status. If
+ * it does not end, kills it and fails the test, showing its stderr. */
+int th_run_wait(th_run *r, int timeout_ms);
+/* Kills (SIGCONT, then SIGKILL) and reaps a run still going: for a .fini
+ * after a test that failed early. A no-op once waited for. */
+void th_run_reap(th_run *r);
+/* A wait status as a shell shows it: the exit code, or 128 + the signal. */
+int th_exit_code(int status);
+
+#endif

@@ -19,9 +19,7 @@
 static sfl_test_redis redis;
 static sfl_test_provider provider;
 static char dir[128];
-static char results_path[256], err_path[256];
-static int runs;
-static pid_t child; /* the sflimit of the test, killed by teardown if a test failed early */
+static th_run run, run2; /* the test's sflimits, killed by teardown if a test failed early */
 
 static void setup(void)
 {
@@ -31,10 +29,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (child > 0 && waitpid(child, NULL, WNOHANG) == 0) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-    }
+    th_run_reap(&run);
+    th_run_reap(&run2);
     th_provider_stop(&provider);
     th_redis_stop(&redis);
 }
@@ -43,41 +39,17 @@ TestSuite(check, .init = setup, .fini = teardown, .timeout = 120);
 
 /*--- Config and streams ----------------------------------------------------*/
 
-#define CURL_CMD "[\"curl\", \"-sS\", \"-o\", \"/dev/null\", \"{url}\"]"
+typedef th_config cfg;
 
-typedef struct cfg {
-    int global_limit;       /* 0: 10 */
-    double acquire_timeout; /* 0: 30 s */
-    double check_timeout;   /* 0: 30 s */
-    const char *accounts;   /* JSON array; NULL: [] */
-    const char *command;    /* JSON array; NULL: curl holding the connection */
-    const char *parser;     /* NULL: "none" */
-    const char *extra;      /* more top-level members, ", \"k\": v" */
-    int retries;            /* stream_analysis.retries */
-    const char *node_id;    /* NULL: "t1" */
-    const char *lease;      /* more members of "lease", ", \"k\": v" */
-    const char *file;       /* NULL: "sflimit.json" */
-} cfg;
-
+/* This suite's configs: its Redis, and ffmpeg runs of 1 s; the rest as
+ * th_config says. */
 static void write_config(const cfg *c, char *path, size_t len)
 {
-    char text[4096];
-    snprintf(text, sizeof(text),
-             "{\"node_id\": \"%s\",\n"
-             " \"redis\": {\"url\": \"%s\"},\n"
-             " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500,"
-             " \"acquire_timeout\": %g%s},\n"
-             " \"concurrent_streams\": {\"global_limit\": %d, \"stagger_delay\": 0},\n"
-             " \"stream_analysis\": {\"ffmpeg_duration\": 1, \"retries\": %d},\n"
-             " \"accounts\": %s,\n"
-             " \"check\": {\"command\": %s, \"parser\": \"%s\", \"timeout\": %g}%s}\n",
-             c->node_id ? c->node_id : "t1", redis.url,
-             c->acquire_timeout > 0 ? c->acquire_timeout : 30, c->lease ? c->lease : "",
-             c->global_limit > 0 ? c->global_limit : 10, c->retries,
-             c->accounts ? c->accounts : "[]", c->command ? c->command : CURL_CMD,
-             c->parser ? c->parser : "none", c->check_timeout > 0 ? c->check_timeout : 30,
-             c->extra ? c->extra : "");
-    th_write_file(dir, c->file ? c->file : "sflimit.json", text, path, len);
+    cfg full = *c;
+    full.redis_url = redis.url;
+    if (full.ffmpeg_duration <= 0)
+        full.ffmpeg_duration = 1;
+    th_write_config(dir, &full, path, len);
 }
 
 typedef th_streams sbuf;
@@ -102,47 +74,18 @@ static void sb_write(sbuf *b, char *path, size_t len)
 
 /*--- Running sflimit check -------------------------------------------------*/
 
-static int exit_code(int status)
+/* The exit code of a run (128 + N for signal N); fails the test if it does
+ * not end within 60 s. */
+static int wait_check(th_run *r)
 {
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return th_exit_code(th_run_wait(r, 60000));
 }
 
-/* Starts `sflimit check -c CONFIG STREAMS`; stdout to results_path, stderr
- * to err_path (fresh names each run). */
-static pid_t start_check(const char *config, const char *streams)
-{
-    runs++;
-    snprintf(results_path, sizeof(results_path), "%s/results%d.jsonl", dir, runs);
-    snprintf(err_path, sizeof(err_path), "%s/err%d.log", dir, runs);
-    const char *argv[] = {SFL_BIN, "check", "-c", config, streams, NULL};
-    child = th_spawn((char *const *)argv, results_path, err_path);
-    return child;
-}
-
-/* The stderr of the last run (static buffer, for messages). */
-static const char *err_text(void)
-{
-    static char buf[8192];
-    char *t = th_read_file(err_path);
-    snprintf(buf, sizeof(buf), "%s", t ? t : "(none)");
-    free(t);
-    return buf;
-}
-
-static int wait_check(pid_t pid)
-{
-    int st = th_wait(pid, 60000);
-    if (st == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        cr_assert_fail("sflimit check did not end within 60 s; stderr:\n%s", err_text());
-    }
-    return exit_code(st);
-}
-
+/* `sflimit check -c CONFIG STREAMS` to its end, as the test's run. */
 static int run_check(const char *config, const char *streams)
 {
-    return wait_check(start_check(config, streams));
+    th_check_start(&run, dir, config, streams, NULL);
+    return wait_check(&run);
 }
 
 /*--- Results ---------------------------------------------------------------*/
@@ -152,7 +95,7 @@ typedef th_results results;
 /* Exactly one result per input id, none for anything else. */
 static void expect_one_each(const results *r, const long long *ids, int n)
 {
-    cr_assert_eq(r->n, n, "%d results for %d streams; stderr:\n%s", r->n, n, err_text());
+    cr_assert_eq(r->n, n, "%d results for %d streams; stderr:\n%s", r->n, n, th_run_stderr(&run));
     for (int i = 0; i < n; i++)
         th_result_for(r, ids[i]);
 }
@@ -209,9 +152,9 @@ Test(check, empty_input)
     char config[256], streams[256];
     write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 2}]"}, config, sizeof(config));
     th_write_file(dir, "streams.json", "[]\n", streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     cr_assert_eq(r.n, 0, "%d results for no streams", r.n);
     static const char *const kinds[] = {"leases", "holders", "fence", "waiters"};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -232,9 +175,9 @@ Test(check, single_stream)
     sb_init(&sb);
     sb_add(&sb, 101, "A1", 1, "x", "pw");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {101};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
@@ -272,9 +215,9 @@ Test(check, limit_respected)
     for (int i = 0; i < 4; i++)
         sb_add(&sb, ids[i], "s", 1, "x", "pw");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 4);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "users.x.max_seen"), 2);
@@ -305,9 +248,9 @@ Test(check, two_accounts_in_parallel)
     sb_add(&sb, 1, "A1", 1, "a", "pa");
     sb_add(&sb, 2, "B1", 2, "b", "pb");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {1, 2};
     expect_one_each(&r, ids, 2);
     expect_all(&r, "OK");
@@ -337,9 +280,9 @@ Test(check, seed_mixed_limits)
     sb_add(&sb, 22, "B2", 2, "b", "pb");
     sb_add(&sb, 23, "B3", 2, "b", "pb");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {11, 12, 21, 22, 23};
     expect_one_each(&r, ids, 5);
     expect_all(&r, "OK");
@@ -361,7 +304,7 @@ Test(check, seed_mixed_limits)
                       "stream %lld (%s) did not start before %lld (%s)", phase1[i],
                       p1 ? p1 : "null", later[k], p2 ? p2 : "null");
         }
-    char *err = th_read_file(err_path);
+    char *err = th_read_file(run.err);
     cr_assert(err && strstr(err, "Account 1: 2 streams, limit=1") &&
                   strstr(err, "Account 2: 3 streams, limit=2") &&
                   strstr(err, "Completed smart parallel check of 5/5 streams"),
@@ -394,9 +337,9 @@ Test(check, every_stream_exactly_one_result)
         sb_add(&sb, ids[i], "s", 1 + i % 3, user[i % 3], pass[i % 3]);
     }
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 12);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
@@ -430,9 +373,9 @@ Test(check, no_head_of_line_blocking)
         sb_add(&sb, ids[i], "A", 1, "a", "pa");
     sb_add(&sb, 9, "B", 2, "b", "pb");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 5);
     expect_all(&r, "OK");
     cJSON *b = th_result_for(&r, 9);
@@ -477,9 +420,9 @@ Test(check, global_limit)
         sb_add(&sb, ids[i], "s", 1 + i % 3, user[i % 3], pass[i % 3]);
     }
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 6);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "max_concurrent"), 2,
@@ -508,9 +451,9 @@ Test(check, unlimited_and_custom)
     ids[6] = 77;
     sb_add(&sb, 77, "custom", -1, "c", "pc");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 7);
     expect_all(&r, "OK");
     cr_assert_eq(th_provider_stat(&provider, "max_concurrent"), 7);
@@ -540,9 +483,9 @@ Test(check, no_slot_in_time)
     for (int i = 0; i < 3; i++)
         sb_add(&sb, ids[i], "N", 4, "n", "pn");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 3);
     int noslot = th_count_status(&r, "NoSlot"), ok = th_count_status(&r, "OK");
     cr_assert_geq(noslot, 1, "no NoSlot result with acquire_timeout 1 s and a 1.5 s hold");
@@ -581,9 +524,9 @@ Test(check, timeout)
     sb_init(&sb);
     sb_add(&sb, 1, "T", 6, "x", "pw");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {1};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
@@ -614,22 +557,18 @@ Test(check, sigterm_cancels)
     for (int i = 0; i < 6; i++)
         sb_add(&sb, ids[i], "s", 1, "x", "pw");
     sb_write(&sb, streams, sizeof(streams));
-    pid_t pid = start_check(config, streams);
+    th_check_start(&run, dir, config, streams, NULL);
     cr_assert(th_until(provider_busy, NULL, 20000), "no check reached the provider; stderr:\n%s",
-              err_text());
+              th_run_stderr(&run));
     cr_assert_eq(leases_of(1), 1);
-    kill(pid, SIGTERM);
-    int st = th_wait(pid, 60000);
-    if (st == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        cr_assert_fail("sflimit check did not end after SIGTERM");
-    }
+    kill(run.pid, SIGTERM);
+    int st = th_run_wait(&run, 60000);
     cr_assert(WIFEXITED(st), "sflimit died of signal %d instead of exiting 143",
               WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    cr_assert_eq(WEXITSTATUS(st), 143, "exit %d; stderr:\n%s", WEXITSTATUS(st), err_text());
+    cr_assert_eq(WEXITSTATUS(st), 143, "exit %d; stderr:\n%s", WEXITSTATUS(st),
+                 th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     expect_one_each(&r, ids, 6);
     cJSON *first = th_result_for(&r, 1);
     cr_assert(th_has_status(first, "Cancelled") || th_has_status(first, "OK"),
@@ -652,11 +591,11 @@ Test(check, sigterm_cancels)
 static void expect_refused(const char *config, const char *streams, const char *needle)
 {
     long long before = th_redis_int(&redis, "DBSIZE");
-    cr_assert_eq(run_check(config, streams), 2, "stderr:\n%s", err_text());
-    char *err = th_read_file(err_path);
+    cr_assert_eq(run_check(config, streams), 2, "stderr:\n%s", th_run_stderr(&run));
+    char *err = th_read_file(run.err);
     cr_assert(err && strstr(err, needle), "stderr does not name %s:\n%s", needle, err ? err : "");
     free(err);
-    char *out = th_read_file(results_path);
+    char *out = th_read_file(run.out);
     cr_assert(!out || !*out, "results were written for refused input: %s", out);
     free(out);
     cr_assert_eq(th_redis_int(&redis, "DBSIZE"), before, "refused input changed Redis");
@@ -736,9 +675,9 @@ Test(check, ffmpeg_end_to_end)
     sb_init(&sb);
     sb_add(&sb, 9, "V", 3, "v", "pv");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {9};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
@@ -769,9 +708,9 @@ Test(check, failing_check_error_hides_password)
     sb_init(&sb);
     sb_add(&sb, 5, "W", 2, "alice", "WRONGpass77");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {5};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
@@ -781,7 +720,7 @@ Test(check, failing_check_error_hides_password)
     cr_assert_not_null(e, "an Error result without an error text");
     cr_assert_null(strstr(e, "WRONGpass77"), "the error carries the password: %s", e);
     cr_assert_eq(th_provider_stat(&provider, "users.alice.auth_failures"), 1);
-    char *log = th_read_file(err_path);
+    char *log = th_read_file(run.err);
     cr_assert(log && !strstr(log, "WRONGpass77"), "the log carries the password:\n%s",
               log ? log : "");
     free(log);
@@ -809,9 +748,9 @@ Test(check, failing_ffmpeg_error_redacts_url)
     sb_init(&sb);
     sb_add(&sb, 5, "W", 2, "alice", "WRONGpass77");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     long long ids[] = {5};
     expect_one_each(&r, ids, 1);
     cJSON *o = r.v[0];
@@ -841,8 +780,8 @@ Test(check, retried_check_sets_each_field_once)
     sb_init(&sb);
     sb_add(&sb, 9, "R", 2, "u", "p");
     sb_write(&sb, streams, sizeof(streams));
-    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", err_text());
-    char *text = th_read_file(results_path);
+    cr_assert_eq(run_check(config, streams), 0, "stderr:\n%s", th_run_stderr(&run));
+    char *text = th_read_file(run.out);
     cr_assert_not_null(text);
     const char *fields[] = {"\"dead\"", "\"fps\"", "\"video_codec\"", "\"status\""};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -852,7 +791,7 @@ Test(check, retried_check_sets_each_field_once)
         cr_expect_eq(n, 1, "%s appears %d times in %s", fields[i], n, text);
     }
     results r;
-    th_results_read(&r, results_path);
+    th_results_read(&r, run.out);
     cr_assert_eq(r.n, 1);
     cr_expect_eq(th_num_of(r.v[0], "attempts"), 3);
     th_results_free(&r);
@@ -903,20 +842,20 @@ Test(check, handoff_to_a_full_node_is_passed_on)
     write_config(&(cfg){.accounts = accounts,
                         .node_id = "z",
                         .file = "z.json",
-                        .lease = ", \"handoff_ms\": 20000"},
+                        .lease = TH_LEASE ", \"handoff_ms\": 20000"},
                  cz, sizeof(cz));
     write_config(&(cfg){.accounts = accounts,
                         .node_id = "x",
                         .file = "x.json",
                         .global_limit = 1,
                         .command = sleep6,
-                        .lease = ", \"handoff_ms\": 20000"},
+                        .lease = TH_LEASE ", \"handoff_ms\": 20000"},
                  cx, sizeof(cx));
     write_config(&(cfg){.accounts = accounts,
                         .node_id = "y",
                         .file = "y.json",
                         .command = sleep6,
-                        .lease = ", \"handoff_ms\": 20000"},
+                        .lease = TH_LEASE ", \"handoff_ms\": 20000"},
                  cy, sizeof(cy));
     th_write_file(dir, "x-streams.json",
                   "[{\"id\": 1, \"url\": \"http://h/1\", \"m3u_account\": 1},"
@@ -932,14 +871,13 @@ Test(check, handoff_to_a_full_node_is_passed_on)
     holder_arg z1 = {1, "z", 1};
     cr_assert(th_until(node_holds, &z1, 20000), "z never held account 1");
 
-    pid_t x = start_check(cx, sx);
-    char xerr[256];
-    snprintf(xerr, sizeof(xerr), "%s", err_path);
+    th_run *x = &run2, *y = &run;
+    th_check_start(x, dir, cx, sx, NULL);
     holder_arg x2 = {2, "x", 1}, w1 = {1, NULL, 1};
     cr_assert(th_until(node_holds, &x2, 20000), "x never ran account 2");
     cr_assert(th_until(waiters_at_least, &w1, 20000), "x is not queued for account 1");
 
-    pid_t y = start_check(cy, sy);
+    th_check_start(y, dir, cy, sy, NULL);
     holder_arg w2 = {1, NULL, 2};
     cr_assert(th_until(waiters_at_least, &w2, 20000), "y is not queued behind x");
     cr_assert(node_holds(&x2), "x's check of account 2 ended before the test could start");
@@ -952,8 +890,7 @@ Test(check, handoff_to_a_full_node_is_passed_on)
               "full node x was kept for it");
 
     cr_assert_eq(th_wait(z, 30000) >= 0, 1, "exec z did not end");
-    cr_assert_eq(wait_check(y), 0, "y: %s", err_text());
-    snprintf(err_path, sizeof(err_path), "%s", xerr);
-    cr_assert_eq(wait_check(x), 0, "x: %s", err_text());
+    cr_assert_eq(wait_check(y), 0, "y: %s", th_run_stderr(y));
+    cr_assert_eq(wait_check(x), 0, "x: %s", th_run_stderr(x));
     cr_assert_eq(leases_of(1), 0);
 }

@@ -485,6 +485,12 @@ Test(dispatcharr, client_logs_in_again_when_refresh_is_refused)
     event_base_free(base);
 }
 
+static int accounts_asked(void *arg)
+{
+    (void)arg;
+    return stat_of("accounts_gets") >= 1;
+}
+
 /* Freeing the client with a fetch in flight drops it: no callback, no leak
  * (valgrind), and the loop can go on. */
 Test(dispatcharr, client_free_drops_fetch_in_flight)
@@ -495,8 +501,10 @@ Test(dispatcharr, client_free_drops_fetch_in_flight)
     sfl_dispatcharr *dc = client_new(base);
     fetch_result r = {0};
     cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r), 0);
-    th_loop_for(base, 300);
+    /* In flight: the fake holds the accounts request (after the login). */
+    cr_assert(th_loop_until(base, accounts_asked, NULL, 5000), "the fetch never reached the fake");
     sfl_dispatcharr_free(dc);
+    /* Kept fixed: 200 ms of loop in which no callback may come. */
     th_loop_for(base, 200);
     cr_assert_eq(r.calls, 0);
     event_base_free(base);

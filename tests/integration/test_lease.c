@@ -43,7 +43,7 @@ typedef struct tclient {
     sfl_store *st;
     sfl_limiter *lim;
     int ready;
-    int hold;        /* keep announcements back (a node that reads them late) */
+    int hold; /* keep announcements back (a node that reads them late) */
     char held[4][192];
     int nheld;
 } tclient;
@@ -111,13 +111,21 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
     char own[96];
     snprintf(own, sizeof(own), "sfl:released:%s", node);
     const char *const channels[] = {"sfl:released", own, NULL};
-    sfl_store_opts so = {.url = redis.url, .ns = "sfl", .connect_timeout_ms = 1000,
-                         .channels = channels, .on_ready = tc_ready, .on_down = tc_down,
-                         .on_message = tc_released, .arg = c};
+    sfl_store_opts so = {.url = redis.url,
+                         .ns = "sfl",
+                         .connect_timeout_ms = 1000,
+                         .channels = channels,
+                         .on_ready = tc_ready,
+                         .on_down = tc_down,
+                         .on_message = tc_released,
+                         .arg = c};
     c->st = sfl_store_new(base, &so, err, sizeof(err));
     cr_assert_not_null(c->st, "%s", err);
-    sfl_limiter_opts lo = {.node_id = node, .ttl_ms = ttl, .renew_ms = renew,
-                           .safety_ms = safety, .recovery_ms = ttl,
+    sfl_limiter_opts lo = {.node_id = node,
+                           .ttl_ms = ttl,
+                           .renew_ms = renew,
+                           .safety_ms = safety,
+                           .recovery_ms = ttl,
                            .fallback_ms = tc_fallback_ms};
     c->lim = sfl_limiter_new(base, c->st, &lo);
     sfl_store_start(c->st);
@@ -187,6 +195,76 @@ static long long in_use(long long account)
     return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:leases", account);
 }
 
+/*--- Conditions to wait on -------------------------------------------------*/
+
+/* arg: {account, count}. */
+static int in_use_is(void *arg)
+{
+    const long long *want = arg;
+    return in_use(want[0]) == want[1];
+}
+
+static int waiters_are(void *arg)
+{
+    const long long *want = arg; /* {account, count} */
+    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:waiters", want[0]) == want[1];
+}
+
+/* arg: a NULL-terminated array of clients. 1 once Redis has answered every
+ * release they sent (sfl_limiter_pending_releases). */
+static int all_released(void *arg)
+{
+    for (tclient **c = arg; *c; c++)
+        if (sfl_limiter_pending_releases((*c)->lim) > 0)
+            return 0;
+    return 1;
+}
+
+/* Redis's clock in ms: the one of every deadline and ticket expiry. */
+static long long redis_now_ms(void)
+{
+    redisReply *t = th_redis(&redis, "TIME");
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    return now;
+}
+
+/* Milliseconds from Redis's now to the lease's deadline in Redis (-1 if
+ * there is no such lease). */
+static long long deadline_left(long long account, const char *id)
+{
+    long long now = redis_now_ms();
+    redisReply *r = th_redis(&redis, "ZSCORE sfl:{a:%lld}:leases %s", account, id);
+    long long left = r->type == REDIS_REPLY_STRING ? atoll(r->str) - now : -1;
+    freeReplyObject(r);
+    return left;
+}
+
+/* A member of a key: a lease or ticket in a ZSET, a holder in a HASH. */
+typedef struct key_member {
+    const char *key;
+    const char *member;
+} key_member;
+
+/* 1 once the member's score (a deadline or an expiry, ms) is past on Redis's
+ * clock, as the scripts see it (a score <= now has passed); 0 while it is
+ * ahead or the member is not there. */
+static int is_due(void *arg)
+{
+    const key_member *km = arg;
+    redisReply *r = th_redis(&redis, "ZSCORE %s %s", km->key, km->member);
+    int due = r->type == REDIS_REPLY_STRING && atoll(r->str) <= redis_now_ms();
+    freeReplyObject(r);
+    return due;
+}
+
+/* 1 while the member is a holder in the HASH. */
+static int is_holder(void *arg)
+{
+    const key_member *km = arg;
+    return th_redis_int(&redis, "HEXISTS %s %s", km->key, km->member) == 1;
+}
+
 /*--- The seed's limiter tests ----------------------------------------------*/
 
 Test(lease, single_stream_limit)
@@ -205,7 +283,8 @@ Test(lease, single_stream_limit)
     got(&b, 3000);
     cr_assert_eq(in_use(1), 1);
     sfl_lease_release(b.lease);
-    th_loop_for(base, 100);
+    long long none[2] = {1, 0};
+    th_loop_until(base, in_use_is, none, 5000);
     cr_assert_eq(in_use(1), 0);
     tc_free(c);
 }
@@ -260,7 +339,8 @@ Test(lease, unlimited_account)
     cr_assert_eq(in_use(9), 100, "unlimited leases are still recorded");
     for (int i = 0; i < 100; i++)
         sfl_lease_release(s[i].lease);
-    th_loop_for(base, 200);
+    long long none[2] = {9, 0};
+    th_loop_until(base, in_use_is, none, 5000);
     cr_assert_eq(in_use(9), 0);
     tc_free(c);
 }
@@ -308,6 +388,9 @@ Test(lease, concurrent_access)
     int max_holding = 0;
     int64_t until = th_now_ms() + 20000;
     while (!all_done(t) && th_now_ms() < until) {
+        /* Kept fixed: the pace of the sampling, not a wait for a result (the
+         * loop ends on all_done or its deadline). Every 5 ms the holders are
+         * counted and in use checked: at most two, at any sample. */
         th_loop_for(base, 5);
         int holding = 0;
         for (int i = 0; i < 10; i++) {
@@ -378,7 +461,10 @@ Test(lease, renew_extends)
     slot a, b;
     ask(c, 5, 3000, &a);
     got(&a, 3000);
-    th_loop_for(base, 2000); /* more than three TTLs */
+    /* Kept fixed: more than three TTLs must pass, to show that renewals keep
+     * the lease; there is no event to wait for, the point is that the loss
+     * does not happen. */
+    th_loop_for(base, 2000);
     cr_assert_eq(a.lost, 0, "the lease was lost although Redis answered every renewal");
     cr_assert_eq(in_use(5), 1);
     ask(c, 5, 300, &b);
@@ -394,7 +480,8 @@ Test(lease, renew_after_expiry_without_room_is_lost)
     redisReply *r = script("acquire", 6, "old", 200);
     cr_assert_eq(r->element[0]->integer, 1);
     freeReplyObject(r);
-    usleep(300 * 1000);
+    key_member old = {"sfl:{a:6}:leases", "old"};
+    th_until(is_due, &old, 5000);
     r = script("acquire", 6, "new", 5000);
     cr_assert_eq(r->element[0]->integer, 1, "the expired slot was not free");
     freeReplyObject(r);
@@ -447,6 +534,9 @@ Test(lease, script_flush_is_survived)
     ask(c, 10, 3000, &a);
     got(&a, 3000);
     freeReplyObject(th_redis(&redis, "SCRIPT FLUSH"));
+    /* Kept fixed: longer than the 1000 ms TTL, so that renewals after the
+     * flush (each first met by NOSCRIPT) must have kept the lease: the loss
+     * is what must not happen. */
     th_loop_for(base, 1500);
     cr_assert_eq(a.lost, 0, "a SCRIPT FLUSH cost the lease");
     sfl_store_stats stats;
@@ -473,6 +563,8 @@ Test(lease, redis_restart_is_survived)
     got(&a, 3000);
     th_redis_restart(&redis);
     ask(o, 11, -1, &b);
+    /* Kept fixed: for 3 s (two TTLs) the slot must not be handed out while
+     * its holder still runs; a grant is what must not happen. */
     int64_t until = th_now_ms() + 3000;
     while (th_now_ms() < until) {
         th_loop_for(base, 20);
@@ -499,9 +591,7 @@ Test(lease, frozen_redis_loses_lease_before_deadline)
     got(&a, 3000);
     int64_t granted = th_now_ms();
     kill(redis.pid, SIGSTOP);
-    int64_t until = th_now_ms() + 3000;
-    while (!a.lost && th_now_ms() < until)
-        th_loop_for(base, 5);
+    th_loop_until(base, slot_lost, &a, 3000);
     int64_t lost_after = th_now_ms() - granted;
     kill(redis.pid, SIGCONT);
     cr_assert(a.lost, "the lease was never declared lost");
@@ -582,8 +672,12 @@ static int stress_child(const char *url, shared *sh, int workers, int cycles)
         }
         usleep(200);
     }
-    th_loop_for(base, 100);
-    return busy ? 1 : 0;
+    /* Exits only once Redis has answered its releases. */
+    tclient *clients[9] = {0};
+    for (int i = 0; i < workers; i++)
+        clients[i] = w[i].c;
+    int released = th_loop_until(base, all_released, clients, 5000);
+    return busy || !released ? 1 : 0;
 }
 
 Test(lease, stress_never_exceeds_limit)
@@ -683,7 +777,8 @@ Test(lease, expired_ticket_is_skipped)
                              "5000 dead t -1 0 100 sfl:released 21",
                              s->text));
     freeReplyObject(script("acquire", 21, "live:1", 5000));
-    usleep(200 * 1000);
+    key_member ticket = {"sfl:{a:21}:waiters:exp", "dead:1"};
+    th_until(is_due, &ticket, 5000);
     freeReplyObject(script("release", 21, "a:1", 0));
     cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:21}:holders dead:1"), 0,
                  "an expired ticket got the slot");
@@ -717,6 +812,8 @@ Test(lease, newcomer_is_served_in_turn)
     int asked = 0, grants_before = 0, total = 0;
     int64_t until = th_now_ms() + 30000;
     while (th_now_ms() < until && !(asked && n.done)) {
+        /* Kept fixed: the pace at which the busy waiters are driven (the
+         * loop ends when the newcomer is served, or at its deadline). */
         th_loop_for(base, 2);
         for (int i = 0; i < BUSY; i++) {
             if (!cy[i].holding && cy[i].s.done) {
@@ -744,11 +841,14 @@ Test(lease, newcomer_is_served_in_turn)
                   "%d grants went to others while the newcomer waited behind %d tickets",
                   grants_before, BUSY);
     sfl_lease_release(n.lease);
+    tclient *clients[BUSY + 2] = {0};
     for (int i = 0; i < BUSY; i++) {
         if (cy[i].holding)
             sfl_lease_release(cy[i].s.lease);
+        clients[i] = cy[i].c;
     }
-    th_loop_for(base, 50);
+    clients[BUSY] = newcomer;
+    cr_assert(th_loop_until(base, all_released, clients, 5000), "a release went unanswered");
     for (int i = 0; i < BUSY; i++)
         tc_free(cy[i].c);
     tc_free(newcomer);
@@ -766,19 +866,18 @@ Test(lease, timed_out_wait_withdraws_its_ticket)
     ask(c, 23, 300, &b);
     cr_assert(th_loop_until(base, slot_done, &b, 3000));
     cr_assert_eq(b.status, SFL_WAIT_TIMEOUT);
-    th_loop_for(base, 100);
+    /* Only a script takes a ticket out, and none runs here but the
+     * withdrawal: a ticket left queued would stay past the deadline. */
+    long long no_ticket[2] = {23, 0};
+    th_loop_until(base, waiters_are, no_ticket, 5000);
     cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:23}:waiters"), 0,
                  "the timed-out wait left its ticket queued");
     sfl_lease_release(a.lease);
-    th_loop_for(base, 100);
+    /* A slot handed to a gone ticket would stay in use: nobody reaps it. */
+    long long none[2] = {23, 0};
+    th_loop_until(base, in_use_is, none, 5000);
     cr_assert_eq(in_use(23), 0, "the release handed the slot to a wait that was gone");
     tc_free(c);
-}
-
-static int waiters_are(void *arg)
-{
-    const long long *want = arg; /* {account, count} */
-    return th_redis_int(&redis, "ZCARD sfl:{a:%lld}:waiters", want[0]) == want[1];
 }
 
 /* A node dies with its ticket first in line: the slot freed for it is held
@@ -802,7 +901,8 @@ Test(lease, dead_waiters_ticket_holds_a_freed_slot_briefly)
     cr_assert(th_loop_until(base, waiters_are, want, 3000), "the live node's ticket never queued");
     int64_t t0 = th_now_ms();
     sfl_lease_release(a.lease);
-    th_loop_for(base, 50);
+    key_member dead = {"sfl:{a:24}:holders", "dead:1"};
+    th_loop_until(base, is_holder, &dead, 5000);
     cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:24}:holders dead:1"), 1,
                  "the slot was not handed to the ticket first in line");
     cr_assert(!b.done, "the live node took a slot handed to the dead node's ticket");
@@ -814,7 +914,8 @@ Test(lease, dead_waiters_ticket_holds_a_freed_slot_briefly)
                  (long long)waited);
     cr_assert_eq(in_use(24), 1);
     sfl_lease_release(b.lease);
-    th_loop_for(base, 50);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){h, l, NULL}, 5000),
+              "the release went unanswered");
     tc_free(h);
     tc_free(l);
 }
@@ -890,18 +991,6 @@ Test(lease, release_with_nobody_queued_is_not_announced)
 
 /*--- Starting on a hand-off ------------------------------------------------*/
 
-/* Milliseconds from Redis's now to the lease's deadline in Redis. */
-static long long deadline_left(long long account, const char *id)
-{
-    redisReply *t = th_redis(&redis, "TIME");
-    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
-    freeReplyObject(t);
-    redisReply *r = th_redis(&redis, "ZSCORE sfl:{a:%lld}:leases %s", account, id);
-    long long left = r->type == REDIS_REPLY_STRING ? atoll(r->str) - now : -1;
-    freeReplyObject(r);
-    return left;
-}
-
 /* The only waiting ticket of an account (its ZSET's first member), or "". */
 static void first_ticket(long long account, char *buf, size_t len)
 {
@@ -940,11 +1029,20 @@ static void handoff_until_announced(handoff *x, long long account, int64_t w_fal
     cr_assert(!x->b.done, "granted before the announcement came");
 }
 
+/* 1 once the handed slot is a full lease (its deadline more than 2 s away,
+ * not the hand-off's 250 ms): the waiter took it over. */
+static int taken_over(void *arg)
+{
+    const handoff *x = arg;
+    return deadline_left(x->account, x->ticket) > 2000;
+}
+
 static void handoff_free(handoff *x)
 {
     if (x->b.done && x->b.status == SFL_WAIT_GRANTED)
         sfl_lease_release(x->b.lease);
-    th_loop_for(base, 100);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){x->h, x->w, NULL}, 5000),
+              "a release went unanswered");
     tc_free(x->h);
     tc_free(x->w);
 }
@@ -961,14 +1059,15 @@ Test(lease, handoff_starts_on_the_announcement)
     cr_assert_eq(tc_claimed(x.w), 1);
     cr_assert_str_eq(sfl_lease_id(x.b.lease), x.ticket, "the lease is not the handed ticket");
     /* The take-over makes it a full lease: deadline a TTL away, not 250 ms. */
-    th_loop_for(base, 300);
+    th_loop_until(base, taken_over, &x, 3000);
     long long left = deadline_left(27, x.ticket);
     cr_assert_gt(left, 2000, "the handed slot was not taken over (deadline in %lld ms)", left);
     cr_assert(!sfl_lease_is_lost(x.b.lease));
     cr_assert_eq(in_use(27), 1);
     sfl_lease_release(x.b.lease);
     x.b.done = 0;
-    th_loop_for(base, 50);
+    long long none[2] = {27, 0};
+    th_loop_until(base, in_use_is, none, 5000);
     cr_assert_eq(in_use(27), 0);
     handoff_free(&x);
 }
@@ -983,11 +1082,14 @@ Test(lease, late_handoff_is_not_started_on)
     tclient *o = tc_new("other", 5000, 1000, 500);
     slot c;
     /* The hold (250 ms) runs out; another node takes the freed slot. */
-    th_loop_for(base, 400);
+    key_member hold = {"sfl:{a:28}:leases", x.ticket};
+    th_loop_until(base, is_due, &hold, 5000);
     ask(o, 28, 3000, &c);
     got(&c, 3000);
     cr_assert_eq(in_use(28), 1);
     tc_deliver(x.w);
+    /* Kept fixed: 300 ms in which the waiter must not start on the late
+     * hand-off; a start is what must not happen. */
     th_loop_for(base, 300);
     cr_assert(!x.b.done, "started on a hand-off whose hold had run out: two holders of a limit 1");
     cr_assert_eq(tc_claimed(x.w), 0);
@@ -1035,9 +1137,7 @@ Test(lease, handoff_without_takeover_answer_is_lost_before_its_hold_ends)
     tc_deliver(x.w);
     cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED, "not started on the hand-off");
     sfl_lease_on_lost(x.b.lease, on_lost, &x.b);
-    int64_t until = th_now_ms() + 3000;
-    while (!x.b.lost && th_now_ms() < until)
-        th_loop_for(base, 2);
+    th_loop_until(base, slot_lost, &x.b, 3000);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long lost_at = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
