@@ -234,8 +234,8 @@ static void pull(node *n)
         return;
     if (n->nheld >= n->capacity)
         return;
-    if (sfl_queue_read(n->app.store, n->app.conf->node_id, n->capacity - n->nheld, on_entries,
-                       n) == 0)
+    if (sfl_queue_read(n->app.store, n->app.conf->node_id, n->capacity - n->nheld, on_entries, n) ==
+        0)
         n->reading = 1;
 }
 
@@ -292,10 +292,11 @@ static void on_registry_timer(evutil_socket_t fd, short what, void *arg)
     snprintf(leases, sizeof(leases), "%d", sfl_limiter_held(n->app.lim));
     snprintf(limit, sizeof(limit), "%d", n->app.conf->global_limit);
     snprintf(ttl, sizeof(ttl), "%d", REGISTRY_TTL_MS);
-    const char *hset[16] = {"HSET",    key,     "started_at", n->started_at, "pid",
-                            pid,       "running", running,    "held",        held,
-                            "leases",  leases,  "global_limit", limit,       "state",
-                            n->stopping ? "stopping" : "running"};
+    const char *hset[16] = {
+        "HSET",         key,   "started_at", n->started_at,
+        "pid",          pid,   "running",    running,
+        "held",         held,  "leases",     leases,
+        "global_limit", limit, "state",      n->stopping ? "stopping" : "running"};
     const char *expire[3] = {"PEXPIRE", key, ttl};
     sfl_store_command(n->app.store, NULL, NULL, 16, hset);
     sfl_store_command(n->app.store, NULL, NULL, 3, expire);
@@ -432,8 +433,8 @@ static void on_ready(sfl_app *app, void *arg)
     else
         sfl_worker_kick(n->worker);
     if (app->conf->naccounts > 0)
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts,
-                           app->recovery_ms, on_accounts_written, n);
+        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
+                           on_accounts_written, n);
     /* The stream and its group may be gone with a restarted Redis. */
     n->group_ready = 0;
     n->reading = 0;
@@ -608,10 +609,9 @@ static const char usage[] =
 
 static void free_events(node *n)
 {
-    struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,
-                            &n->pull_timer,  &n->claim_timer, &n->touch_timer,
-                            &n->registry_timer, &n->grace_timer, &n->exit_timer,
-                            &n->sync_timer};
+    struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,         &n->pull_timer,
+                            &n->claim_timer, &n->touch_timer, &n->registry_timer, &n->grace_timer,
+                            &n->exit_timer,  &n->sync_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -632,11 +632,21 @@ int sfl_cmd_node(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case OPT_REDIS: redis = optarg; break;
-        case OPT_LISTEN: listen = optarg; break;
-        case 'h': fputs(usage, stdout); return SFL_EXIT_OK;
-        default: fputs(usage, stderr); return SFL_EXIT_USAGE;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
         }
     }
     if (optind < argc) {
@@ -668,10 +678,10 @@ int sfl_cmd_node(int argc, char **argv)
     }
     n.started_mono = sfl_mono_ms();
     sfl_wall_iso(n.started_at, sizeof(n.started_at));
-    int lookahead = n.app.conf->node_lookahead > 0 ? n.app.conf->node_lookahead
-                                                   : n.app.conf->global_limit;
-    n.capacity = (size_t)(n.app.conf->concurrent_enabled ? n.app.conf->global_limit : 1) +
-                 (size_t)lookahead;
+    int lookahead =
+        n.app.conf->node_lookahead > 0 ? n.app.conf->node_lookahead : n.app.conf->global_limit;
+    n.capacity =
+        (size_t)(n.app.conf->concurrent_enabled ? n.app.conf->global_limit : 1) + (size_t)lookahead;
     n.worker = sfl_worker_new(&n.app, on_result, &n);
     sfl_http_node hn = {&n.app, health, local_accounts, node_metrics, &n};
     int usage_error = 0;
@@ -692,8 +702,8 @@ int sfl_cmd_node(int argc, char **argv)
     n.registry_timer = event_new(base, -1, EV_PERSIST, on_registry_timer, &n);
     n.grace_timer = evtimer_new(base, on_grace, &n);
     n.exit_timer = evtimer_new(base, on_exit_timer, &n);
-    if (!n.sigint || !n.sigterm || !n.sighup || !n.pull_timer || !n.claim_timer ||
-        !n.touch_timer || !n.registry_timer || !n.grace_timer || !n.exit_timer) {
+    if (!n.sigint || !n.sigterm || !n.sighup || !n.pull_timer || !n.claim_timer || !n.touch_timer ||
+        !n.registry_timer || !n.grace_timer || !n.exit_timer) {
         fprintf(stderr, "sflimit: out of memory\n");
         n.exit_code = SFL_EXIT_FAIL;
         goto done;

@@ -56,12 +56,24 @@
  *     udp://, rtmp:// or rtsp://, ffmpeg stops with "Option seekable not
  *     found.", hence a placeholder and not the option itself. */
 static const char *const default_command[] = {
-    "ffmpeg", "-hide_banner", "-nostdin", "-v",  "verbose",    "-user_agent", "{user_agent}",
-    "{input_options}", "-i",  "{url}",    "-t",  "{duration}", "-f",          "null",
+    "ffmpeg",
+    "-hide_banner",
+    "-nostdin",
+    "-v",
+    "verbose",
+    "-user_agent",
+    "{user_agent}",
+    "{input_options}",
+    "-i",
+    "{url}",
+    "-t",
+    "{duration}",
+    "-f",
+    "null",
     "-",
 };
-static const char *const placeholders[] = {"url",        "id",           "name", "account",
-                                           "duration",   "user_agent",   "input_options", NULL};
+static const char *const placeholders[] = {"url",      "id",         "name",          "account",
+                                           "duration", "user_agent", "input_options", NULL};
 
 /*--- Numbers ---*/
 

@@ -15,6 +15,7 @@ void *sfl_idmap_get(const sfl_idmap *m, long long id);
 int sfl_idmap_put(sfl_idmap *m, long long id, void *value);
 size_t sfl_idmap_count(const sfl_idmap *m);
 /* Calls fn for every entry (order unspecified); fn must not change the map. */
-void sfl_idmap_each(const sfl_idmap *m, void (*fn)(long long id, void *value, void *arg), void *arg);
+void sfl_idmap_each(const sfl_idmap *m, void (*fn)(long long id, void *value, void *arg),
+                    void *arg);
 
 #endif

@@ -18,12 +18,12 @@ typedef struct sfl_wait sfl_wait;
 
 typedef struct sfl_limiter_opts {
     const char *node_id;
-    int64_t ttl_ms;      /* lease TTL in Redis */
-    int64_t renew_ms;    /* renewal period */
-    int64_t safety_ms;   /* stop a check this long before its local deadline */
-    int64_t recovery_ms; /* window opened when a lost conf is restored; default ttl_ms */
-    int64_t fallback_ms; /* longest wait between two asks when denied (pub/sub can drop
-                            messages); default 1000 */
+    int64_t ttl_ms;        /* lease TTL in Redis */
+    int64_t renew_ms;      /* renewal period */
+    int64_t safety_ms;     /* stop a check this long before its local deadline */
+    int64_t recovery_ms;   /* window opened when a lost conf is restored; default ttl_ms */
+    int64_t fallback_ms;   /* longest wait between two asks when denied (pub/sub can drop
+                              messages); default 1000 */
     int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; default
                               3 * fallback_ms + 1000 */
     int64_t handoff_ms;    /* a slot handed to a ticket is held this long for its node to
@@ -83,11 +83,11 @@ typedef enum {
 
 typedef struct sfl_try_result {
     sfl_try_status status;
-    sfl_lease *lease;   /* GRANTED: the caller's, to sfl_lease_release */
-    int64_t retry_ms;   /* DENIED */
+    sfl_lease *lease; /* GRANTED: the caller's, to sfl_lease_release */
+    int64_t retry_ms; /* DENIED */
     long long in_use;
     long long limit;
-    const char *error;  /* FAILED with a Redis error; valid during the callback */
+    const char *error; /* FAILED with a Redis error; valid during the callback */
 } sfl_try_result;
 
 typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
@@ -120,8 +120,8 @@ typedef struct sfl_handoff {
 } sfl_handoff;
 /* fn is told of every release announced for an account (after the waits,
  * which take hand-offs to their own tickets themselves). */
-void sfl_limiter_on_release_seen(sfl_limiter *lim,
-                                 void (*fn)(const sfl_handoff *h, void *arg), void *arg);
+void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(const sfl_handoff *h, void *arg),
+                                 void *arg);
 /* Starts the lease of a slot handed to h->ticket without asking first: the
  * limiter maps the hand-off's Redis deadline onto its own clock (a lower
  * bound, learnt from the Redis time in its own scripts' answers) and, if

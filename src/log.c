@@ -54,8 +54,8 @@ void sfl_log(sfl_log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s - ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -69,8 +69,8 @@ void sfl_log(sfl_log_level level, const char *fmt, ...)
         snprintf(msg, sizeof(msg), "%s", line + n);
         char stamp[40];
         snprintf(stamp, sizeof(stamp), "%.24s", line);
-        n = snprintf(line, sizeof(line) - 8, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
-                     stamp, level_names[level]);
+        n = snprintf(line, sizeof(line) - 8, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
+                     level_names[level]);
         for (const char *p = msg; *p && n < (int)sizeof(line) - 16; p++) {
             unsigned char ch = (unsigned char)*p;
             if (ch == '"' || ch == '\\') {

@@ -23,8 +23,7 @@ void sfl_histogram_observe(sfl_histogram *h, double seconds)
     h->sum += seconds;
 }
 
-void sfl_metrics_family(struct evbuffer *out, const char *name, const char *type,
-                        const char *help)
+void sfl_metrics_family(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }

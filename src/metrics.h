@@ -22,8 +22,7 @@ void sfl_histogram_observe(sfl_histogram *h, double seconds);
 
 /* Writers: one "# HELP"/"# TYPE" header per family, then samples. labels is
  * "" or `name="value",...` (already escaped with sfl_metrics_escape). */
-void sfl_metrics_family(struct evbuffer *out, const char *name, const char *type,
-                        const char *help);
+void sfl_metrics_family(struct evbuffer *out, const char *name, const char *type, const char *help);
 void sfl_metrics_sample(struct evbuffer *out, const char *name, const char *labels, double v);
 void sfl_metrics_histogram(struct evbuffer *out, const char *name, const char *help,
                            const sfl_histogram *h);

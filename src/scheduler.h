@@ -33,8 +33,7 @@ typedef struct sfl_sched_hooks {
     void (*start)(void *job, long long account, sfl_lease *lease, int64_t wait_ms, void *arg);
     /* The job will never start. detail: the last Redis error seen for the
      * account (valid during the call), or NULL. */
-    void (*drop)(void *job, long long account, sfl_drop_reason why, const char *detail,
-                 void *arg);
+    void (*drop)(void *job, long long account, sfl_drop_reason why, const char *detail, void *arg);
     void *arg;
 } sfl_sched_hooks;
 
@@ -65,7 +64,7 @@ typedef struct sfl_sched_account {
 size_t sfl_sched_queued(const sfl_sched *s);
 int sfl_sched_running(const sfl_sched *s);
 /* Calls fn for each account the scheduler has seen. */
-void sfl_sched_each_account(const sfl_sched *s,
-                            void (*fn)(const sfl_sched_account *a, void *arg), void *arg);
+void sfl_sched_each_account(const sfl_sched *s, void (*fn)(const sfl_sched_account *a, void *arg),
+                            void *arg);
 
 #endif

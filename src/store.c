@@ -1,9 +1,9 @@
 /* store.c - the node's connections to Redis.
  *
  * Two hiredis async connections on the libevent loop: one for commands and
- * scripts, one subscribed to the channels asked for (<ns>:released, ...). Both reconnect forever, with
- * exponential backoff and jitter, from a timer (never from inside a hiredis
- * callback, and never freeing a context hiredis is about to free itself).
+ * scripts, one subscribed to the channels asked for (<ns>:released, ...). Both reconnect forever,
+ * with exponential backoff and jitter, from a timer (never from inside a hiredis callback, and
+ * never freeing a context hiredis is about to free itself).
  *
  * On every (re)connect the command connection sends AUTH/SELECT when the URL
  * asks for them and SCRIPT LOADs every embedded script, checking that Redis
@@ -222,8 +222,8 @@ static int req_send(conn *c, req *r)
 {
     if (!c->ac || !c->ready)
         return -1;
-    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv,
-                              r->argvlen) != REDIS_OK)
+    if (redisAsyncCommandArgv(c->ac, on_reply, r, r->argc, (const char **)r->argv, r->argvlen) !=
+        REDIS_OK)
         return -1;
     if (c->pending++ == 0)
         c->last_progress_ms = sfl_mono_ms();
@@ -240,8 +240,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         c->pending--;
     c->last_progress_ms = sfl_mono_ms();
 
-    if (rep && rep->type == REDIS_REPLY_ERROR && r->script && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
-        strcmp(r->argv[0], "EVALSHA") == 0) {
+    if (rep && rep->type == REDIS_REPLY_ERROR && r->script &&
+        strncmp(rep->str, "NOSCRIPT", 8) == 0 && strcmp(r->argv[0], "EVALSHA") == 0) {
         /* The script cache was flushed: send the same call as EVAL. The
          * script text is the embedded one, which outlives the request. */
         r->argv[0] = (char *)"EVAL";
@@ -293,8 +293,7 @@ static void req_set(req_builder *b, int i, const char *s, size_t len)
     b->at += len + 1;
 }
 
-int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc,
-                      const char **argv)
+int sfl_store_command(sfl_store *st, sfl_store_reply_fn *fn, void *arg, int argc, const char **argv)
 {
     if (!st->cmd.ready)
         return -1;
@@ -480,8 +479,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (kind && strcmp(kind, "message") == 0 && rep->element[1]->type == REDIS_REPLY_STRING &&
         rep->element[2]->type == REDIS_REPLY_STRING && c->st->opts.on_message)
-        c->st->opts.on_message(c->st, rep->element[1]->str, rep->element[2]->str,
-                               c->st->opts.arg);
+        c->st->opts.on_message(c->st, rep->element[1]->str, rep->element[2]->str, c->st->opts.arg);
 }
 
 static void setup_send(conn *c, redisCallbackFn *fn, void *priv, int argc, const char **argv)

@@ -102,8 +102,7 @@ static const char *bench_name = "lease"; /* for messages */
 
 static int bad(const char *opt, const char *value, const char *what)
 {
-    fprintf(stderr, "sflimit-bench %s: --%s '%s': %s\n", bench_name, opt, value ? value : "",
-            what);
+    fprintf(stderr, "sflimit-bench %s: --%s '%s': %s\n", bench_name, opt, value ? value : "", what);
     return BENCH_EXIT_USAGE;
 }
 
@@ -147,7 +146,16 @@ static int parse_redis(const char *value, const char **out)
 
 /*--- Options: one table per benchmark ---------------------------------------*/
 
-typedef enum { OPT_INT, OPT_LL, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_REDIS, OPT_FLAG } opt_kind;
+typedef enum {
+    OPT_INT,
+    OPT_LL,
+    OPT_I64,
+    OPT_U64,
+    OPT_DOUBLE,
+    OPT_STR,
+    OPT_REDIS,
+    OPT_FLAG
+} opt_kind;
 
 typedef struct bench_opt {
     const char *name;
@@ -201,8 +209,8 @@ static int parse_opts(int argc, char **argv, const bench_opt *table, size_t n, c
     int seen[MAX_OPTS] = {0};
     for (size_t i = 0; i < n; i++)
         lo[i] = (struct option){table[i].name,
-                                table[i].kind == OPT_FLAG ? no_argument : required_argument,
-                                NULL, (int)i + 1};
+                                table[i].kind == OPT_FLAG ? no_argument : required_argument, NULL,
+                                (int)i + 1};
     lo[n] = (struct option){"help", no_argument, NULL, 'h'};
     lo[n + 1] = (struct option){NULL, 0, NULL, 0};
     int c;
@@ -217,8 +225,8 @@ static int parse_opts(int argc, char **argv, const bench_opt *table, size_t n, c
                 fprintf(stderr, "sflimit-bench %s: %s needs a value\n", bench_name,
                         argv[optind - 1]);
             else
-                fprintf(stderr, "sflimit-bench %s: unknown option '%s' (see --help)\n",
-                        bench_name, argv[optind - 1]);
+                fprintf(stderr, "sflimit-bench %s: unknown option '%s' (see --help)\n", bench_name,
+                        argv[optind - 1]);
             return BENCH_EXIT_USAGE;
         }
         if (opt_store(&table[c - 1], optarg) != 0)
@@ -226,8 +234,7 @@ static int parse_opts(int argc, char **argv, const bench_opt *table, size_t n, c
         seen[c - 1] = 1;
     }
     if (optind < argc) {
-        fprintf(stderr, "sflimit-bench %s: unexpected argument '%s'\n", bench_name,
-                argv[optind]);
+        fprintf(stderr, "sflimit-bench %s: unexpected argument '%s'\n", bench_name, argv[optind]);
         return BENCH_EXIT_USAGE;
     }
     for (size_t i = 0; i < n; i++)
@@ -267,8 +274,7 @@ static int makespan_main(int argc, char **argv)
         {"accounts", OPT_INT, 1, 1000000, "expected an integer 1..1000000", &o.accounts, 1},
         {"streams", OPT_LL, 1, 10000000, "expected an integer 1..10000000", &o.streams, 1},
         {"check-ms", OPT_I64, 1, 3600000, "expected milliseconds 1..3600000", &o.check_ms, 1},
-        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit,
-         0},
+        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit, 0},
         {"seed", OPT_U64, 0, 9e18, "expected an integer 0..9e18", &o.seed, 0},
         {"sflimit", OPT_STR, 0, 0, NULL, &o.sflimit, 0},
         {"max-ratio", OPT_DOUBLE, 1, 1000, "expected a ratio >= 1", &o.max_ratio, 0},
@@ -286,8 +292,7 @@ static int scale_main(int argc, char **argv)
         {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
         {"accounts", OPT_INT, 1, 1000000, "expected an integer 1..1000000", &o.accounts, 1},
         {"streams", OPT_LL, 1, 10000000, "expected an integer 1..10000000", &o.streams, 1},
-        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit,
-         0},
+        {"global-limit", OPT_INT, 1, 100000, "expected an integer 1..100000", &o.global_limit, 0},
         {"seed", OPT_U64, 0, 9e18, "expected an integer 0..9e18", &o.seed, 0},
         {"sflimit", OPT_STR, 0, 0, NULL, &o.sflimit, 0},
         {"keep", OPT_FLAG, 0, 0, NULL, &o.keep, 0},

@@ -162,8 +162,8 @@ int bench_redis_scan(struct redisContext *c, const char *pattern,
 /* Each account's conf {max_streams, updated_ms 0, epoch_ms 0,
  * recover_until_ms 0} (no recovery window), its id in <ns>:accounts, and its
  * leases, holders, fence and waiters cleared. */
-int bench_accounts_write(struct redisContext *c, const long long *ids, const int *limits,
-                         size_t n, char *err, size_t errlen);
+int bench_accounts_write(struct redisContext *c, const long long *ids, const int *limits, size_t n,
+                         char *err, size_t errlen);
 /* Every key of the accounts, conf included, and their <ns>:accounts ids. */
 int bench_accounts_clean(struct redisContext *c, const long long *ids, size_t n, char *err,
                          size_t errlen);
@@ -181,13 +181,13 @@ int bench_keyspace_get(struct redisContext *c, bench_keyspace *out);
 /*--- Seeded work and files (bench_workload.c) ------------------------------*/
 
 typedef struct bench_workload {
-    long long base;    /* ids[i] = base + i */
+    long long base; /* ids[i] = base + i */
     int naccounts;
     long long *ids;
-    int *limit;        /* per account, 1..4 */
+    int *limit;          /* per account, 1..4 */
     size_t *per_account; /* streams per account */
     size_t nstreams;
-    int *account_of;   /* per stream: index of its account */
+    int *account_of; /* per stream: index of its account */
 } bench_workload;
 
 uint64_t bench_rand_next(uint64_t *state); /* splitmix64 */
@@ -223,10 +223,10 @@ void bench_tmpdir_remove(const char *dir);
 /*--- Child processes (bench_child.c) ---------------------------------------*/
 
 typedef struct bench_child {
-    pid_t pid;             /* 0: not started */
-    int err_fd;            /* read end of its stderr when piped, else -1 */
+    pid_t pid;  /* 0: not started */
+    int err_fd; /* read end of its stderr when piped, else -1 */
     int reaped;
-    int status;            /* wait status, once reaped */
+    int status; /* wait status, once reaped */
     int cpu_known;
     double cpu_self_s;     /* user + system of the process itself */
     double cpu_children_s; /* of the children it reaped (its checks) */

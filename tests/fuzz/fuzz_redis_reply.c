@@ -127,7 +127,7 @@ static redisReply *build(src *s, int depth)
     case '$':
     case '+':
     case '-':
-        r->type = kind == '$' ? REDIS_REPLY_STRING
+        r->type = kind == '$'   ? REDIS_REPLY_STRING
                   : kind == '+' ? REDIS_REPLY_STATUS
                                 : REDIS_REPLY_ERROR;
         r->len = n - 1;

@@ -85,12 +85,11 @@ static void teardown(void)
 
 TestSuite(dashboard, .init = setup, .fini = teardown, .timeout = 240);
 
-static th_http_resp call(const test_node *n, const char *method, const char *path,
-                         const char *body)
+static th_http_resp call(const test_node *n, const char *method, const char *path, const char *body)
 {
     th_http_resp r;
-    cr_assert_eq(th_http(n->port, token, method, path, body, &r), 0,
-                 "%s %s on %s: no answer", method, path, n->id);
+    cr_assert_eq(th_http(n->port, token, method, path, body, &r), 0, "%s %s on %s: no answer",
+                 method, path, n->id);
     return r;
 }
 
@@ -174,7 +173,8 @@ static void scene(void)
     node_start(&nodes[1]);
     char path[64];
     snprintf(path, sizeof(path), "/v1/accounts/%d", ACCOUNT);
-    th_http_resp r = call(&nodes[0], "PUT", path, "{\"max_streams\": 2, \"name\": \"Demo Provider\"}");
+    th_http_resp r =
+        call(&nodes[0], "PUT", path, "{\"max_streams\": 2, \"name\": \"Demo Provider\"}");
     cr_assert_eq(r.status, 200, "PUT %s: %d %s", path, r.status, r.body);
     th_http_free(&r);
     th_account(&redis, CHECK_ACCOUNT, 1);
@@ -189,8 +189,7 @@ static void scene(void)
     waiter_fd = th_http_send(nodes[0].port, "POST", "/v1/leases", token, ask, strlen(ask));
     cr_assert_geq(waiter_fd, 0);
     int64_t until = th_now_ms() + 5000;
-    while (th_redis_int(&redis, "ZCARD sfl:{a:%d}:waiters:exp", ACCOUNT) < 1 &&
-           th_now_ms() < until)
+    while (th_redis_int(&redis, "ZCARD sfl:{a:%d}:waiters:exp", ACCOUNT) < 1 && th_now_ms() < until)
         usleep(10000);
     cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:%d}:waiters:exp", ACCOUNT), 1,
                  "the third client never queued for a slot");
@@ -296,8 +295,7 @@ static void run_chromium(const char *extra, const char *out_path, int n)
     nftw(profile, rm_one, 16, FTW_DEPTH | FTW_PHYS); /* a few MB per run */
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         char *err = th_read_file(err_path);
-        cr_assert_fail("chromium %s failed (status %d); stderr:\n%s", extra, st,
-                       err ? err : "");
+        cr_assert_fail("chromium %s failed (status %d); stderr:\n%s", extra, st, err ? err : "");
     }
     renew_all();
 }
@@ -384,8 +382,9 @@ static void check_dom(const char *dom)
     has(card, "this node: 1 held", "what dash1 holds");
 
     /* Holders: a header row, then node / stream / age per lease. */
-    has(card, "<thead><tr><th>Node</th><th>Stream</th><th class=\"num\">Held for</th>"
-              "<th class=\"num\">Expires in</th></tr></thead>",
+    has(card,
+        "<thead><tr><th>Node</th><th>Stream</th><th class=\"num\">Held for</th>"
+        "<th class=\"num\">Expires in</th></tr></thead>",
         "the holder table's header");
     const char *rows[2][2] = {{"dash1", "recorder-1"}, {"dash2", "recorder-2"}};
     for (int i = 0; i < 2; i++) {

@@ -172,8 +172,8 @@ Test(exec, usage_errors_exit_2_and_touch_nothing)
     cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv1, NULL, NULL), 20000)), 2);
     const char *argv2[] = {SFL_BIN, "exec", "-c", config, "-a", "1", NULL};
     cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv2, NULL, NULL), 20000)), 2);
-    const char *argv3[] = {SFL_BIN, "exec", "-c", "/nonexistent.json", "-a", "1", "--", "true",
-                           NULL};
+    const char *argv3[] = {SFL_BIN, "exec", "-c", "/nonexistent.json", "-a", "1",
+                           "--",    "true", NULL};
     cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv3, NULL, NULL), 20000)), 2);
     cr_assert_eq(th_redis_int(&redis, "DBSIZE"), 0, "a failed start wrote to Redis");
 }

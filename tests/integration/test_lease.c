@@ -428,9 +428,10 @@ static redisReply *script(const char *name, long long account, const char *lease
         return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s sfl:released %lld 4000", s->text,
                         kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, account);
     if (strcmp(name, "renew") == 0)
-        return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0", s->text,
-                        kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl);
-    return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
+        return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0", s->text, kv[0],
+                        kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl);
+    return th_redis(&redis,
+                    "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
                     s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl, account);
 }
 

@@ -89,10 +89,21 @@ Test(accounts, status_answer)
  * decoder sets, still give one holder object with one of each key. */
 Test(accounts, odd_holders)
 {
-    redisReply *v[] = {num(-1), node(REDIS_REPLY_NIL), num(0), num(0), num(1000), num(0),
-                       str("l1"), num(1500), str("[1,2]"),
-                       num(7), num(2000), str("{\"since_ms\":1,\"since_ms\":2,\"lease\":\"x\"}"),
-                       str("l3"), str("9"), node(REDIS_REPLY_NIL)};
+    redisReply *v[] = {num(-1),
+                       node(REDIS_REPLY_NIL),
+                       num(0),
+                       num(0),
+                       num(1000),
+                       num(0),
+                       str("l1"),
+                       num(1500),
+                       str("[1,2]"),
+                       num(7),
+                       num(2000),
+                       str("{\"since_ms\":1,\"since_ms\":2,\"lease\":\"x\"}"),
+                       str("l3"),
+                       str("9"),
+                       node(REDIS_REPLY_NIL)};
     redisReply *r = arr(15, v);
     char *text = decode(r);
     cr_expect_str_eq(text, "{\"name\":\"\",\"max_streams\":-1,\"in_use\":0,\"recovering_ms\":0,"
@@ -106,8 +117,14 @@ Test(accounts, odd_holders)
 /* Values at the ends of int64 do not overflow (the differences are doubles). */
 Test(accounts, extreme_times)
 {
-    redisReply *v[] = {num(1), str("n"), num(0), num(0), num(-9223372036854775807LL - 1),
-                       num(0), str("l"), num(9223372036854775807LL),
+    redisReply *v[] = {num(1),
+                       str("n"),
+                       num(0),
+                       num(0),
+                       num(-9223372036854775807LL - 1),
+                       num(0),
+                       str("l"),
+                       num(9223372036854775807LL),
                        str("{\"since_ms\":1e300}")};
     redisReply *r = arr(9, v);
     cJSON *e = cJSON_CreateObject();

@@ -258,8 +258,7 @@ static void assert_subset(const sfl_analysis *a, const sfl_analysis *full, size_
               "cut at %zu: audio codec '%s', whole '%s'", at, a->audio_codec, full->audio_codec);
     cr_assert((a->width == 0 && a->height == 0) ||
                   (a->width == full->width && a->height == full->height),
-              "cut at %zu: %dx%d, whole %dx%d", at, a->width, a->height, full->width,
-              full->height);
+              "cut at %zu: %dx%d, whole %dx%d", at, a->width, a->height, full->width, full->height);
     cr_assert(a->fps == 0 || a->fps == full->fps, "cut at %zu: fps %f, whole %f", at, a->fps,
               full->fps);
     cr_assert_leq(a->has_video, full->has_video, "cut at %zu: has_video", at);

@@ -313,7 +313,8 @@ Test(conf, length_bounds_the_text)
 /*--- Good configs: loaded from a file, defaults filled in, environment applied ---*/
 
 #define DEFAULT_COMMAND                                                                            \
-    "ffmpeg -hide_banner -nostdin -v verbose -user_agent {user_agent} {input_options} -i {url} -t "    \
+    "ffmpeg -hide_banner -nostdin -v verbose -user_agent {user_agent} {input_options} -i {url} "   \
+    "-t "                                                                                          \
     "{duration} -f null -"
 
 struct good_case {

@@ -84,8 +84,7 @@ Test(http_body, lease_label_length)
     cr_expect_eq(sfl_http_parse_lease_body(body, strlen(body), &a, err, sizeof(err)), -1);
     label[100] = '\0';
     snprintf(body, sizeof(body), "{\"account\": 1, \"label\": \"%s\"}", label);
-    cr_assert_eq(sfl_http_parse_lease_body(body, strlen(body), &a, err, sizeof(err)), 0, "%s",
-                 err);
+    cr_assert_eq(sfl_http_parse_lease_body(body, strlen(body), &a, err, sizeof(err)), 0, "%s", err);
     cr_expect_str_eq(a.label, label);
 }
 

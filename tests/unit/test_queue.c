@@ -77,10 +77,11 @@ static void clear_all(sfl_queue_entry *v, size_t n)
 
 Test(queue, xreadgroup_answer)
 {
-    redisReply *r = arr(1, arr(2, str("sfl:jobs"),
-                               arr(2, arr(2, str("1-0"), arr(4, str("batch"), str("b1"),
-                                                            str("stream"), str(STREAM5))),
-                                   arr(2, str("1-1"), arr(2, str("stream"), str(STREAM5))))));
+    redisReply *r = arr(
+        1,
+        arr(2, str("sfl:jobs"),
+            arr(2, arr(2, str("1-0"), arr(4, str("batch"), str("b1"), str("stream"), str(STREAM5))),
+                arr(2, str("1-1"), arr(2, str("stream"), str(STREAM5))))));
     sfl_queue_entry *v;
     size_t n;
     cr_assert_eq(sfl_queue_decode_entries(r, 0, &v, &n), 0);
@@ -100,11 +101,11 @@ Test(queue, xreadgroup_answer)
 Test(queue, xautoclaim_answer)
 {
     /* [cursor, entries, deleted ids]; an entry deleted meanwhile has nil fields */
-    redisReply *r = arr(3, str("0-0"),
-                        arr(3, arr(2, str("2-0"), arr(4, str("stream"), str(STREAM5),
-                                                     str("batch"), str("b2"))),
-                            arr(2, str("2-1"), node(REDIS_REPLY_NIL)), str("not an entry")),
-                        arr(0));
+    redisReply *r =
+        arr(3, str("0-0"),
+            arr(3, arr(2, str("2-0"), arr(4, str("stream"), str(STREAM5), str("batch"), str("b2"))),
+                arr(2, str("2-1"), node(REDIS_REPLY_NIL)), str("not an entry")),
+            arr(0));
     sfl_queue_entry *v;
     size_t n;
     cr_assert_eq(sfl_queue_decode_entries(r, 1, &v, &n), 0);
@@ -125,15 +126,13 @@ Test(queue, bad_batch_ids)
     char long_batch[80];
     memset(long_batch, 'b', sizeof(long_batch) - 1);
     long_batch[79] = '\0';
-    redisReply *r = arr(3, str("0-0"),
-                        arr(3,
-                            arr(2, str("3-0"), arr(4, str("batch"), str(long_batch),
-                                                  str("stream"), str(STREAM5))),
-                            arr(2, str("3-1"), arr(4, str("batch"), str_n("b\0x", 3),
-                                                  str("stream"), str(STREAM5))),
-                            arr(2, str("3-2"), arr(4, str_n("batch\0", 6), str("b"),
-                                                  str("stream"), str(STREAM5)))),
-                        arr(0));
+    redisReply *r = arr(
+        3, str("0-0"),
+        arr(3,
+            arr(2, str("3-0"), arr(4, str("batch"), str(long_batch), str("stream"), str(STREAM5))),
+            arr(2, str("3-1"), arr(4, str("batch"), str_n("b\0x", 3), str("stream"), str(STREAM5))),
+            arr(2, str("3-2"), arr(4, str_n("batch\0", 6), str("b"), str("stream"), str(STREAM5)))),
+        arr(0));
     sfl_queue_entry *v;
     size_t n;
     cr_assert_eq(sfl_queue_decode_entries(r, 1, &v, &n), 0);
@@ -149,9 +148,10 @@ Test(queue, bad_batch_ids)
 
 Test(queue, stream_json_is_checked)
 {
-    redisReply *r = arr(1, arr(2, str("k"), arr(1, arr(2, str("4-0"),
-                                                     arr(4, str("batch"), str("b"), str("stream"),
-                                                         str("{\"id\":1,\"url\":\"\"}"))))));
+    redisReply *r = arr(1, arr(2, str("k"),
+                               arr(1, arr(2, str("4-0"),
+                                          arr(4, str("batch"), str("b"), str("stream"),
+                                              str("{\"id\":1,\"url\":\"\"}"))))));
     sfl_queue_entry *v;
     size_t n;
     cr_assert_eq(sfl_queue_decode_entries(r, 0, &v, &n), 0);
