@@ -174,10 +174,8 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         maybe_exit(n);
         return;
     }
+    UNUSED(started);
     n->checks[status]++;
-    const cJSON *wait = cJSON_GetObjectItem(result, "lease_wait_ms");
-    if (started && cJSON_IsNumber(wait))
-        sfl_histogram_observe(&n->lease_wait, wait->valuedouble / 1000.0);
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
@@ -185,6 +183,16 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         return;
     }
     store_result(h);
+}
+
+/* A wait goes into the histogram when it ends: at the grant, or at NoSlot
+ * with the time waited in vain (the longest waits). */
+static void on_wait(const sfl_stream *stream, int64_t wait_ms, int granted, void *arg)
+{
+    node *n = arg;
+    UNUSED(stream);
+    UNUSED(granted);
+    sfl_histogram_observe(&n->lease_wait, (double)wait_ms / 1000.0);
 }
 
 /*--- Intake ----------------------------------------------------------------*/
@@ -389,7 +397,8 @@ static void node_metrics(struct evbuffer *out, void *arg)
         sfl_metrics_sample(out, counters[i].name, "", (double)counters[i].v);
     }
     sfl_metrics_histogram(out, "sfl_lease_wait_seconds",
-                          "from a stream's arrival on this node to its slot", &n->lease_wait);
+                          "from a stream's arrival on this node to its slot, or to NoSlot",
+                          &n->lease_wait);
     sfl_metrics_family(out, "sfl_checks_total", "counter", "checks finished here, by status");
     for (int st = 0; st < SFL_STATUS_COUNT; st++) {
         char labels[48];
@@ -673,6 +682,8 @@ int sfl_cmd_node(int argc, char **argv)
     n.capacity = (size_t)(n.app.conf->concurrent_enabled ? n.app.conf->global_limit : 1) +
                  (size_t)lookahead;
     n.worker = sfl_worker_new(&n.app, on_result, &n);
+    if (n.worker)
+        sfl_worker_on_wait(n.worker, on_wait, &n);
     sfl_http_node hn = {&n.app, health, local_accounts, node_metrics, &n};
     int usage_error = 0;
     if (n.worker)
