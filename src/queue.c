@@ -356,9 +356,11 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
                      sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
-    char hash[200], jobs[160], channel[160], total[24], ttl[24];
+    char hash[200], jobs[160], recent[160], channel[160], total[24], ttl[24], keep[24];
     sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
     sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
+    sfl_queue_key(recent, sizeof(recent), ns, NULL, "batches");
+    snprintf(keep, sizeof(keep), "%d", SFL_QUEUE_RECENT_BATCHES - 1);
     sfl_queue_key(channel, sizeof(channel), ns, NULL, "jobs:new");
     snprintf(total, sizeof(total), "%zu", streams->n);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
@@ -369,7 +371,14 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
         return -1;
     const char *hset[8] = {"HSET", hash, "total", total, "done", "0", "created", now};
     const char *expire[3] = {"PEXPIRE", hash, ttl};
-    if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0) {
+    /* The newest batches, newest first: the queue's entries are gone once
+     * done, so this is where the dashboard finds them. */
+    const char *push[3] = {"LPUSH", recent, batch};
+    const char *trim[4] = {"LTRIM", recent, "0", keep};
+    const char *expire_recent[3] = {"PEXPIRE", recent, ttl};
+    if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0 ||
+        done_send(d, st, 3, push) < 0 || done_send(d, st, 4, trim) < 0 ||
+        done_send(d, st, 3, expire_recent) < 0) {
         done_step(d);
         return 0;
     }

@@ -59,8 +59,13 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
 /* XACK alone (a malformed entry). Fire and forget. */
 void sfl_queue_ack(sfl_store *st, const char *entry_id);
 
-/* Puts a batch on the queue: the batch hash (total, created_ms), one entry
- * per stream, and a "new jobs" message. fn once everything is answered. */
+/* How many batch ids <ns>:batches keeps. */
+#define SFL_QUEUE_RECENT_BATCHES 20
+
+/* Puts a batch on the queue: the batch hash (total, created_ms), its id at
+ * the head of <ns>:batches (the newest SFL_QUEUE_RECENT_BATCHES, a list with
+ * the batch's TTL), one entry per stream, and a "new jobs" message. fn once
+ * everything is answered. */
 int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
                      sfl_queue_done_fn *fn, void *arg);
 /* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */
