@@ -12,6 +12,12 @@
  * Reads never block (a blocking XREADGROUP would hold up the lease
  * renewals on the same connection); nodes are told of new work by a
  * message on <ns>:jobs:new and read again on a slow fallback timer.
+ *
+ * The stream keeps only work not done: result.lua stores a result, then
+ * XACKs and XDELs its entry in the same script (an entry carries its
+ * stream's URL, credentials included). XDEL rather than XTRIM MINID: it
+ * removes exactly the entry whose result is stored, needs no look at the
+ * pending list, and a stuck entry holds back nothing after it.
  */
 #include "queue.h"
 
@@ -129,8 +135,10 @@ void sfl_queue_ack(sfl_store *st, const char *entry_id)
 {
     char key[160];
     sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-    const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, entry_id};
-    sfl_store_command(st, fire_and_forget, NULL, 4, argv);
+    const char *ack[4] = {"XACK", key, SFL_QUEUE_GROUP, entry_id};
+    const char *del[3] = {"XDEL", key, entry_id};
+    if (sfl_store_command(st, fire_and_forget, NULL, 4, ack) == 0)
+        sfl_store_command(st, fire_and_forget, NULL, 3, del);
 }
 
 void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids, size_t n,
@@ -299,26 +307,14 @@ int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, si
 
 /*--- Results and batches ---------------------------------------------------*/
 
-typedef struct result_ctx {
-    done_ctx *d;
-    char entry[48];
-} result_ctx;
-
 static void on_result_reply(sfl_store *st, redisReply *r, void *arg)
 {
-    result_ctx *c = arg;
-    done_ctx *d = c->d;
+    done_ctx *d = arg;
+    UNUSED(st);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         d->ok = 0;
         snprintf(d->err, sizeof(d->err), "%s", r && r->str ? r->str : "no answer from Redis");
-    } else {
-        /* Stored (or already there): now the entry may go. */
-        char key[160];
-        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-        const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, c->entry};
-        done_send(d, st, 4, argv);
     }
-    free(c);
     done_step(d);
 }
 
@@ -326,29 +322,21 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
                            int64_t ttl_ms, const char *entry_id, sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
-    char hash[200], results[200], sid[24], ttl[24];
+    char hash[200], results[200], jobs[160], sid[24], ttl[24];
     sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
     sfl_queue_key(results, sizeof(results), ns, batch, "results");
+    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
     snprintf(sid, sizeof(sid), "%lld", stream_id);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *keys[2] = {hash, results};
-    const char *args[4] = {sid, json, ttl, hash};
+    const char *keys[3] = {hash, results, jobs};
+    const char *args[6] = {sid, json, ttl, hash, SFL_QUEUE_GROUP, entry_id};
     done_ctx *d = done_new(fn, arg);
-    result_ctx *c = malloc(sizeof(*c));
-    if (!d || !c) {
-        free(d);
-        free(c);
+    if (!d)
         return -1;
-    }
-    c->d = d;
-    snprintf(c->entry, sizeof(c->entry), "%s", entry_id);
-    d->owed++;
-    if (sfl_store_eval(st, "result", 2, keys, 4, args, on_result_reply, c) < 0) {
-        free(c);
+    if (sfl_store_eval(st, "result", 3, keys, 6, args, on_result_reply, d) < 0) {
         free(d);
         return -1;
     }
-    done_step(d);
     return 0;
 }
 

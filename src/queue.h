@@ -53,10 +53,10 @@ int sfl_queue_decode_entries(const struct redisReply *r, int claim, sfl_queue_en
 void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids, size_t n,
                      int64_t idle_ms);
 /* Stores a result in its batch (result.lua: once per stream id), then XACKs
- * the entry. fn(ok) once both are answered. */
+ * and XDELs the entry, all in one script. fn(ok) once it is answered. */
 int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id, const char *json,
                            int64_t ttl_ms, const char *entry_id, sfl_queue_done_fn *fn, void *arg);
-/* XACK alone (a malformed entry). Fire and forget. */
+/* XACK, then XDEL, without a result (a malformed entry). Fire and forget. */
 void sfl_queue_ack(sfl_store *st, const char *entry_id);
 
 /* How many batch ids <ns>:batches keeps. */
