@@ -5,8 +5,10 @@
  * the worker (scheduler, leases, checks), stores each result in its batch
  * and only then acknowledges the entry. Entries it holds are kept fresh
  * (their idle time reset) so nobody claims live work; entries a dead node
- * held go idle and this node claims them. It announces itself in
- * <ns>:node:<id> (short TTL) and serves the HTTP API.
+ * held go idle and this node claims them. Storing a result also deletes its
+ * entry from the queue. Every claim time it removes from the queue's group
+ * the consumers of stopped nodes that hold nothing pending (queue.c). It
+ * announces itself in <ns>:node:<id> (short TTL) and serves the HTTP API.
  *
  * SIGTERM/SIGINT: take nothing new, hand queued entries back at once (marked
  * idle, so another node claims them now), give running checks
@@ -76,7 +78,7 @@ typedef struct node {
     uint64_t checks[SFL_STATUS_COUNT];
     sfl_histogram lease_wait;
     struct event *sigint, *sigterm, *sighup;
-    struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer;
+    struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer, *reap_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
     sfl_dispatcharr_sync *sync; /* periodic limit sync, when dispatcharr.sync_interval is set */
 } node;
@@ -281,6 +283,23 @@ static void on_touch_timer(evutil_socket_t fd, short what, void *arg)
     if (ids)
         sfl_queue_touch(n->app.store, n->app.conf->node_id, ids, k, 0);
     free(ids);
+}
+
+static void on_reaped(const char *consumer, void *arg)
+{
+    UNUSED(arg);
+    sfl_info("queue: consumer %s removed from the group (node gone or idle, nothing pending)",
+             consumer);
+}
+
+static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
+{
+    node *n = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (n->stopping || !n->group_ready || !sfl_store_ready(n->app.store))
+        return;
+    sfl_queue_reap(n->app.store, n->app.conf->node_id, claim_idle_ms(n), on_reaped, n);
 }
 
 /*--- Registry and health ---------------------------------------------------*/
@@ -504,6 +523,9 @@ static void finish(node *n)
                  n->app.conf->node_id);
         const char *del[2] = {"DEL", key};
         sfl_store_command(n->app.store, NULL, NULL, 2, del);
+        /* Out of the queue's group now, unless work handed back is still
+         * pending here: then the others remove it once they claimed that. */
+        sfl_queue_leave(n->app.store, n->app.conf->node_id, NULL, NULL);
     }
     /* Sidecar clients' leases first (the server owns them), then ours; the
      * exit timer waits for Redis to confirm the releases. */
@@ -617,10 +639,9 @@ static const char usage[] =
 
 static void free_events(node *n)
 {
-    struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,
-                            &n->pull_timer,  &n->claim_timer, &n->touch_timer,
-                            &n->registry_timer, &n->grace_timer, &n->exit_timer,
-                            &n->sync_timer};
+    struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,         &n->pull_timer,
+                            &n->claim_timer, &n->touch_timer, &n->registry_timer, &n->grace_timer,
+                            &n->exit_timer,  &n->sync_timer,  &n->reap_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -701,10 +722,11 @@ int sfl_cmd_node(int argc, char **argv)
     n.claim_timer = event_new(base, -1, EV_PERSIST, on_claim_timer, &n);
     n.touch_timer = event_new(base, -1, EV_PERSIST, on_touch_timer, &n);
     n.registry_timer = event_new(base, -1, EV_PERSIST, on_registry_timer, &n);
+    n.reap_timer = event_new(base, -1, EV_PERSIST, on_reap_timer, &n);
     n.grace_timer = evtimer_new(base, on_grace, &n);
     n.exit_timer = evtimer_new(base, on_exit_timer, &n);
-    if (!n.sigint || !n.sigterm || !n.sighup || !n.pull_timer || !n.claim_timer ||
-        !n.touch_timer || !n.registry_timer || !n.grace_timer || !n.exit_timer) {
+    if (!n.sigint || !n.sigterm || !n.sighup || !n.pull_timer || !n.claim_timer || !n.touch_timer ||
+        !n.registry_timer || !n.reap_timer || !n.grace_timer || !n.exit_timer) {
         fprintf(stderr, "sflimit: out of memory\n");
         n.exit_code = SFL_EXIT_FAIL;
         goto done;
@@ -717,6 +739,7 @@ int sfl_cmd_node(int argc, char **argv)
     sfl_timer_in(n.claim_timer, claim_idle_ms(&n) / 2);
     sfl_timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
     sfl_timer_in(n.registry_timer, REGISTRY_MS);
+    sfl_timer_in(n.reap_timer, claim_idle_ms(&n));
     if (n.app.conf->dispatcharr_url && n.app.conf->dispatcharr_sync_interval > 0) {
         n.sync = sfl_dispatcharr_sync_new(base, n.app.conf, err, sizeof(err));
         n.sync_timer = event_new(base, -1, EV_PERSIST, on_sync_timer, &n);

@@ -17,7 +17,9 @@
  * XACKs and XDELs its entry in the same script (an entry carries its
  * stream's URL, credentials included). XDEL rather than XTRIM MINID: it
  * removes exactly the entry whose result is stored, needs no look at the
- * pending list, and a stuck entry holds back nothing after it.
+ * pending list, and a stuck entry holds back nothing after it. Consumers
+ * of stopped nodes leave the group (reap.lua) once they hold nothing
+ * pending: XGROUP DELCONSUMER would drop their pending entries unacked.
  */
 #include "queue.h"
 
@@ -389,6 +391,141 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
     done_step(d);
     return 0;
 }
+
+/*--- Consumers of stopped nodes --------------------------------------------*/
+
+int sfl_queue_decode_consumers(const redisReply *r, sfl_queue_consumer **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    if (r->elements == 0)
+        return 0;
+    sfl_queue_consumer *v = calloc(r->elements, sizeof(*v));
+    if (!v)
+        return 0;
+    size_t k = 0;
+    for (size_t c = 0; c < r->elements; c++) {
+        const redisReply *e = r->element[c];
+        sfl_queue_consumer one = {.pending = -1, .idle_ms = -1};
+        int named = 0;
+        for (size_t i = 0; e->type == REDIS_REPLY_ARRAY && i + 1 < e->elements; i += 2) {
+            const redisReply *f = e->element[i], *val = e->element[i + 1];
+            if (f->type != REDIS_REPLY_STRING && f->type != REDIS_REPLY_STATUS)
+                continue;
+            if (strcmp(f->str, "name") == 0 && val->type == REDIS_REPLY_STRING) {
+                /* Cut short or at a NUL it would name another consumer. */
+                if (val->len == 0 || val->len >= sizeof(one.name) ||
+                    memchr(val->str, '\0', val->len))
+                    break;
+                memcpy(one.name, val->str, val->len + 1);
+                named = 1;
+            } else if (strcmp(f->str, "pending") == 0 && val->type == REDIS_REPLY_INTEGER) {
+                one.pending = val->integer;
+            } else if (strcmp(f->str, "idle") == 0 && val->type == REDIS_REPLY_INTEGER) {
+                one.idle_ms = val->integer;
+            }
+        }
+        if (named && one.pending >= 0 && one.idle_ms >= 0)
+            v[k++] = one;
+    }
+    if (k == 0) {
+        free(v);
+        v = NULL;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+typedef struct reap_ctx {
+    sfl_queue_reaped_fn *fn;
+    void *arg;
+    char name[128]; /* the consumer one script call is about */
+    char self[128];
+    int64_t claim_idle_ms;
+} reap_ctx;
+
+static void on_reap_script(sfl_store *st, redisReply *r, void *arg)
+{
+    reap_ctx *c = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        sfl_warn("queue: reap.lua: %s", r->str);
+    else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 && c->fn)
+        c->fn(c->name, c->arg);
+    free(c);
+}
+
+/* reap.lua for one consumer; its own copy of c's callback. */
+static void reap_one(sfl_store *st, const reap_ctx *from, const char *name, int64_t gone_idle_ms)
+{
+    const char *ns = sfl_store_ns(st);
+    char jobs[160], node[300], idle[24];
+    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
+    snprintf(node, sizeof(node), "%s:node:%s", ns, name); /* the node registry (cmd_node.c) */
+    snprintf(idle, sizeof(idle), "%" PRId64, gone_idle_ms);
+    reap_ctx *c = malloc(sizeof(*c));
+    if (!c)
+        return;
+    *c = *from;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    const char *keys[2] = {jobs, node};
+    const char *args[3] = {SFL_QUEUE_GROUP, name, idle};
+    if (sfl_store_eval(st, "reap", 2, keys, 3, args, on_reap_script, c) < 0)
+        free(c);
+}
+
+static void on_consumers(sfl_store *st, redisReply *r, void *arg)
+{
+    reap_ctx *c = arg;
+    sfl_queue_consumer *v;
+    size_t n;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) != 0)
+        sfl_warn("queue: %s", r->str);
+    if (r && sfl_queue_decode_consumers(r, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++)
+            /* Nothing pending and quiet for a claim time: maybe stopped;
+             * reap.lua decides, atomically. */
+            if (v[i].pending == 0 && v[i].idle_ms >= c->claim_idle_ms &&
+                strcmp(v[i].name, c->self) != 0)
+                reap_one(st, c, v[i].name, c->claim_idle_ms * SFL_QUEUE_GONE_IDLES);
+        free(v);
+    }
+    free(c);
+}
+
+int sfl_queue_reap(sfl_store *st, const char *self, int64_t claim_idle_ms, sfl_queue_reaped_fn *fn,
+                   void *arg)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    reap_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    c->fn = fn;
+    c->arg = arg;
+    c->claim_idle_ms = claim_idle_ms;
+    snprintf(c->self, sizeof(c->self), "%s", self ? self : "");
+    const char *argv[4] = {"XINFO", "CONSUMERS", key, SFL_QUEUE_GROUP};
+    if (sfl_store_command(st, on_consumers, c, 4, argv) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int sfl_queue_leave(sfl_store *st, const char *consumer, sfl_queue_reaped_fn *fn, void *arg)
+{
+    if (!sfl_store_ready(st))
+        return -1;
+    reap_ctx c = {.fn = fn, .arg = arg};
+    reap_one(st, &c, consumer, 0);
+    return 0;
+}
+
+/*--- Queue depth -----------------------------------------------------------*/
 
 int sfl_queue_decode_groups(const redisReply *r, long long *lag, long long *pending)
 {

@@ -59,6 +59,39 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
 /* XACK, then XDEL, without a result (a malformed entry). Fire and forget. */
 void sfl_queue_ack(sfl_store *st, const char *entry_id);
 
+/* A consumer with nothing pending, idle this many claim times, is gone even
+ * while its node's registry entry is there. */
+#define SFL_QUEUE_GONE_IDLES 3
+
+/* One consumer of the group, as XINFO CONSUMERS lists it. */
+typedef struct sfl_queue_consumer {
+    char name[128];
+    long long pending; /* entries delivered to it, not acknowledged */
+    long long idle_ms; /* since it was last given an entry (Redis 7.0) */
+} sfl_queue_consumer;
+
+/* The consumers of an XINFO CONSUMERS answer ([[name, N, pending, N, idle,
+ * N, ...], ...]); one without a name, pending or idle, or with a name that
+ * is empty, too long or holds a NUL, is skipped. Pure: r is only read.
+ * *out is the caller's to free (NULL when *n is 0, also out of memory).
+ * 0, or -1 when r is NULL or not an array (an error: no such group). */
+int sfl_queue_decode_consumers(const struct redisReply *r, sfl_queue_consumer **out, size_t *n);
+
+/* consumer has left the group; valid during the call. */
+typedef void sfl_queue_reaped_fn(const char *consumer, void *arg);
+/* Removes consumers of stopped nodes from the group: XINFO CONSUMERS, then
+ * reap.lua for each consumer other than self with nothing pending and idle
+ * at least claim_idle_ms, which removes it (atomically, and only with
+ * nothing pending) when its node's registry entry (<ns>:node:<name>) is gone
+ * or it has been idle SFL_QUEUE_GONE_IDLES claim times. fn (may be NULL)
+ * once per consumer removed. 0, or -1 when Redis is not there. */
+int sfl_queue_reap(sfl_store *st, const char *self, int64_t claim_idle_ms, sfl_queue_reaped_fn *fn,
+                   void *arg);
+/* A stopping node leaves the group, if it holds nothing pending (reap.lua);
+ * entries it handed back stay pending under its name until another node
+ * claims them, and sfl_queue_reap of the others removes it then. */
+int sfl_queue_leave(sfl_store *st, const char *consumer, sfl_queue_reaped_fn *fn, void *arg);
+
 /* How many batch ids <ns>:batches keeps. */
 #define SFL_QUEUE_RECENT_BATCHES 20
 
