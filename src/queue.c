@@ -546,10 +546,77 @@ int sfl_queue_decode_groups(const redisReply *r, long long *lag, long long *pend
                 p = v->integer;
         }
         if (ours) {
-            *lag = l < 0 ? 0 : l;
+            *lag = l;
             *pending = p;
             return 0;
         }
     }
     return -1;
+}
+
+typedef struct depth_ctx {
+    sfl_queue_depth_fn *fn;
+    void *arg;
+    int owed;
+    int ok;
+    long long lag, pending, len;
+} depth_ctx;
+
+static void depth_step(depth_ctx *c)
+{
+    if (--c->owed > 0)
+        return;
+    long long depth = c->lag;
+    if (c->ok && depth < 0) {
+        /* Every entry delivered and acknowledged has been deleted (result.lua):
+         * what the stream holds beyond the pending ones is undelivered. */
+        depth = c->len - c->pending;
+        if (depth < 0)
+            depth = 0;
+    }
+    c->fn(c->ok, depth, c->pending, c->arg);
+    free(c);
+}
+
+static void on_depth_groups(sfl_store *st, redisReply *r, void *arg)
+{
+    depth_ctx *c = arg;
+    UNUSED(st);
+    if (sfl_queue_decode_groups(r, &c->lag, &c->pending) < 0)
+        c->ok = 0;
+    depth_step(c);
+}
+
+static void on_depth_len(sfl_store *st, redisReply *r, void *arg)
+{
+    depth_ctx *c = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        c->len = r->integer;
+    else
+        c->ok = 0;
+    depth_step(c);
+}
+
+int sfl_queue_depth(sfl_store *st, sfl_queue_depth_fn *fn, void *arg)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    depth_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    *c = (depth_ctx){.fn = fn, .arg = arg, .owed = 1, .ok = 1, .lag = -1};
+    const char *groups[3] = {"XINFO", "GROUPS", key};
+    const char *len[2] = {"XLEN", key};
+    if (sfl_store_command(st, on_depth_groups, c, 3, groups) < 0) {
+        free(c);
+        return -1;
+    }
+    /* Sent right after, so answered right after: both describe one moment. */
+    c->owed++;
+    if (sfl_store_command(st, on_depth_len, c, 2, len) < 0) {
+        c->owed--;
+        c->ok = 0;
+    }
+    return 0;
 }

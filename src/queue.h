@@ -104,11 +104,24 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
 /* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */
 void sfl_queue_new_batch_id(char *buf, size_t len);
 
-/* Key and channel names under the namespace. */
 /* Reads XINFO GROUPS of the jobs stream: for our group, the entries not yet
- * delivered (*lag) and delivered but not acknowledged (*pending). 0, or -1
- * when r holds no such group. Pure; r is only read. */
+ * delivered (*lag; -1 when Redis cannot tell, which it answers with nil once
+ * entries were deleted behind the group's last delivered one) and delivered
+ * but not acknowledged (*pending). 0, or -1 when r holds no such group.
+ * Pure; r is only read. */
 int sfl_queue_decode_groups(const struct redisReply *r, long long *lag, long long *pending);
+
+/* ok 0: Redis did not answer, or there is no group yet; depth and pending
+ * are then meaningless. */
+typedef void sfl_queue_depth_fn(int ok, long long depth, long long pending, void *arg);
+/* The queue's entries not yet delivered to any node (depth) and delivered
+ * but not acknowledged (pending): XINFO GROUPS's lag, or XLEN - pending when
+ * Redis cannot tell the lag (the stream holds only pending and undelivered
+ * entries: the rest are deleted with their ack). fn exactly once when 0 is
+ * returned; -1 when Redis is not there. */
+int sfl_queue_depth(sfl_store *st, sfl_queue_depth_fn *fn, void *arg);
+
+/* Key and channel names under the namespace. */
 void sfl_queue_key(char *buf, size_t len, const char *ns, const char *batch, const char *suffix);
 
 #endif

@@ -250,3 +250,29 @@ Test(queue, xinfo_consumers_empty_and_failed)
     cr_expect_eq(n, 0);
     drop(junk);
 }
+
+/* XINFO GROUPS: lag as a number, as nil (Redis cannot tell once entries
+ * were deleted behind the last delivered one: -1, for the caller to count
+ * otherwise), and another group's figures never taken for ours. */
+Test(queue, xinfo_groups_answer)
+{
+    redisReply *r = arr(2,
+                        arr(8, str("name"), str("others"), str("pending"), num(7), str("lag"),
+                            num(9), str("consumers"), num(1)),
+                        arr(8, str("name"), str(SFL_QUEUE_GROUP), str("pending"), num(3),
+                            str("lag"), num(2), str("last-delivered-id"), str("4-0")));
+    long long lag = 0, pending = 0;
+    cr_assert_eq(sfl_queue_decode_groups(r, &lag, &pending), 0);
+    cr_expect_eq(lag, 2);
+    cr_expect_eq(pending, 3);
+    drop(r->element[1]->element[5]);
+    r->element[1]->element[5] = node(REDIS_REPLY_NIL);
+    cr_assert_eq(sfl_queue_decode_groups(r, &lag, &pending), 0);
+    cr_expect_eq(lag, -1, "a nil lag is unknown, not 0");
+    cr_expect_eq(pending, 3);
+    drop(r);
+    r = arr(1, arr(4, str("name"), str("others"), str("lag"), num(1)));
+    cr_expect_eq(sfl_queue_decode_groups(r, &lag, &pending), -1);
+    drop(r);
+    cr_expect_eq(sfl_queue_decode_groups(NULL, &lag, &pending), -1);
+}
