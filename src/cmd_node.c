@@ -5,8 +5,10 @@
  * the worker (scheduler, leases, checks), stores each result in its batch
  * and only then acknowledges the entry. Entries it holds are kept fresh
  * (their idle time reset) so nobody claims live work; entries a dead node
- * held go idle and this node claims them. It announces itself in
- * <ns>:node:<id> (short TTL) and serves the HTTP API.
+ * held go idle and this node claims them. Storing a result also deletes its
+ * entry from the queue. Every claim time it removes from the queue's group
+ * the consumers of stopped nodes that hold nothing pending (queue.c). It
+ * announces itself in <ns>:node:<id> (short TTL) and serves the HTTP API.
  *
  * SIGTERM/SIGINT: take nothing new, hand queued entries back at once (marked
  * idle, so another node claims them now), give running checks
@@ -76,7 +78,7 @@ typedef struct node {
     uint64_t checks[SFL_STATUS_COUNT];
     sfl_histogram lease_wait;
     struct event *sigint, *sigterm, *sighup;
-    struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer;
+    struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer, *reap_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
     sfl_dispatcharr_sync *sync; /* periodic limit sync, when dispatcharr.sync_interval is set */
 } node;
@@ -174,10 +176,8 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         maybe_exit(n);
         return;
     }
+    UNUSED(started);
     n->checks[status]++;
-    const cJSON *wait = cJSON_GetObjectItem(result, "lease_wait_ms");
-    if (started && cJSON_IsNumber(wait))
-        sfl_histogram_observe(&n->lease_wait, wait->valuedouble / 1000.0);
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
@@ -185,6 +185,16 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         return;
     }
     store_result(h);
+}
+
+/* A wait goes into the histogram when it ends: at the grant, or at NoSlot
+ * with the time waited in vain (the longest waits). */
+static void on_wait(const sfl_stream *stream, int64_t wait_ms, int granted, void *arg)
+{
+    node *n = arg;
+    UNUSED(stream);
+    UNUSED(granted);
+    sfl_histogram_observe(&n->lease_wait, (double)wait_ms / 1000.0);
 }
 
 /*--- Intake ----------------------------------------------------------------*/
@@ -273,6 +283,23 @@ static void on_touch_timer(evutil_socket_t fd, short what, void *arg)
     if (ids)
         sfl_queue_touch(n->app.store, n->app.conf->node_id, ids, k, 0);
     free(ids);
+}
+
+static void on_reaped(const char *consumer, void *arg)
+{
+    UNUSED(arg);
+    sfl_info("queue: consumer %s removed from the group (node gone or idle, nothing pending)",
+             consumer);
+}
+
+static void on_reap_timer(evutil_socket_t fd, short what, void *arg)
+{
+    node *n = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    if (n->stopping || !n->group_ready || !sfl_store_ready(n->app.store))
+        return;
+    sfl_queue_reap(n->app.store, n->app.conf->node_id, claim_idle_ms(n), on_reaped, n);
 }
 
 /*--- Registry and health ---------------------------------------------------*/
@@ -390,7 +417,8 @@ static void node_metrics(struct evbuffer *out, void *arg)
         sfl_metrics_sample(out, counters[i].name, "", (double)counters[i].v);
     }
     sfl_metrics_histogram(out, "sfl_lease_wait_seconds",
-                          "from a stream's arrival on this node to its slot", &n->lease_wait);
+                          "from a stream's arrival on this node to its slot, or to NoSlot",
+                          &n->lease_wait);
     sfl_metrics_family(out, "sfl_checks_total", "counter", "checks finished here, by status");
     for (int st = 0; st < SFL_STATUS_COUNT; st++) {
         char labels[48];
@@ -496,6 +524,9 @@ static void finish(node *n)
                  n->app.conf->node_id);
         const char *del[2] = {"DEL", key};
         sfl_store_command(n->app.store, NULL, NULL, 2, del);
+        /* Out of the queue's group now, unless work handed back is still
+         * pending here: then the others remove it once they claimed that. */
+        sfl_queue_leave(n->app.store, n->app.conf->node_id, NULL, NULL);
     }
     /* Sidecar clients' leases first (the server owns them), then ours; the
      * exit timer waits for Redis to confirm the releases. */
@@ -611,7 +642,7 @@ static void free_events(node *n)
 {
     struct event **evs[] = {&n->sigint,      &n->sigterm,     &n->sighup,         &n->pull_timer,
                             &n->claim_timer, &n->touch_timer, &n->registry_timer, &n->grace_timer,
-                            &n->exit_timer,  &n->sync_timer};
+                            &n->exit_timer,  &n->sync_timer,  &n->reap_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -683,6 +714,8 @@ int sfl_cmd_node(int argc, char **argv)
     n.capacity =
         (size_t)(n.app.conf->concurrent_enabled ? n.app.conf->global_limit : 1) + (size_t)lookahead;
     n.worker = sfl_worker_new(&n.app, on_result, &n);
+    if (n.worker)
+        sfl_worker_on_wait(n.worker, on_wait, &n);
     sfl_http_node hn = {&n.app, health, local_accounts, node_metrics, &n};
     int usage_error = 0;
     if (n.worker)
@@ -700,10 +733,11 @@ int sfl_cmd_node(int argc, char **argv)
     n.claim_timer = event_new(base, -1, EV_PERSIST, on_claim_timer, &n);
     n.touch_timer = event_new(base, -1, EV_PERSIST, on_touch_timer, &n);
     n.registry_timer = event_new(base, -1, EV_PERSIST, on_registry_timer, &n);
+    n.reap_timer = event_new(base, -1, EV_PERSIST, on_reap_timer, &n);
     n.grace_timer = evtimer_new(base, on_grace, &n);
     n.exit_timer = evtimer_new(base, on_exit_timer, &n);
     if (!n.sigint || !n.sigterm || !n.sighup || !n.pull_timer || !n.claim_timer || !n.touch_timer ||
-        !n.registry_timer || !n.grace_timer || !n.exit_timer) {
+        !n.registry_timer || !n.reap_timer || !n.grace_timer || !n.exit_timer) {
         fprintf(stderr, "sflimit: out of memory\n");
         n.exit_code = SFL_EXIT_FAIL;
         goto done;
@@ -716,6 +750,7 @@ int sfl_cmd_node(int argc, char **argv)
     sfl_timer_in(n.claim_timer, claim_idle_ms(&n) / 2);
     sfl_timer_in(n.touch_timer, claim_idle_ms(&n) / 3);
     sfl_timer_in(n.registry_timer, REGISTRY_MS);
+    sfl_timer_in(n.reap_timer, claim_idle_ms(&n));
     if (n.app.conf->dispatcharr_url && n.app.conf->dispatcharr_sync_interval > 0) {
         n.sync = sfl_dispatcharr_sync_new(base, n.app.conf, err, sizeof(err));
         n.sync_timer = event_new(base, -1, EV_PERSIST, on_sync_timer, &n);

@@ -1,8 +1,8 @@
 /* dashboard_data.c - the nodes alive and the newest results, read from
  * Redis for the dashboard (GET /v1/nodes, GET /v1/results in http_api.c).
  *
- * Both are chains of asks (SCAN then one HGETALL per registry key; XREVRANGE
- * of the shared queue then one LRANGE per recent batch). A chain counts the
+ * Both are chains of asks (SCAN then one HGETALL per registry key; LRANGE
+ * of the newest batch ids then one LRANGE per batch). A chain counts the
  * answers it owes and calls back once, when the last one is in: with the
  * document, or with an error if any answer was missing. */
 #include "dashboard_data.h"
@@ -172,7 +172,8 @@ int sfl_dashboard_nodes(sfl_store *st, sfl_dashboard_data_fn *fn, void *arg)
 /*--- Recent results --------------------------------------------------------*/
 
 /* The last `limit` of each of the RECENT_BATCHES batches last put on the
- * shared queue (XREVRANGE of sfl:jobs). stream_url is left out: it may carry
+ * shared queue (the head of sfl:batches: the queue's own entries are deleted
+ * once done). stream_url is left out: it may carry
  * credentials, and GET /v1/checks/{batch} has it for whoever submitted the
  * batch. */
 typedef struct recent_ctx {
@@ -240,8 +241,8 @@ static void on_recent_list(sfl_store *st, redisReply *r, void *arg)
     recent_finish(c);
 }
 
-/* Newest entries of the shared queue: which batches are the recent ones. */
-static void on_recent_jobs(sfl_store *st, redisReply *r, void *arg)
+/* The newest batch ids, newest first. */
+static void on_recent_batches(sfl_store *st, redisReply *r, void *arg)
 {
     recent_ctx *c = arg;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -250,16 +251,10 @@ static void on_recent_jobs(sfl_store *st, redisReply *r, void *arg)
         return;
     }
     for (size_t e = 0; e < r->elements && c->nbatch < RECENT_BATCHES; e++) {
-        const redisReply *fields =
-            r->element[e]->type == REDIS_REPLY_ARRAY && r->element[e]->elements == 2
-                ? r->element[e]->element[1]
-                : NULL;
-        const char *batch = NULL;
-        for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements;
-             i += 2)
-            if (fields->element[i]->str && strcmp(fields->element[i]->str, "batch") == 0)
-                batch = fields->element[i + 1]->str;
-        if (!batch || strlen(batch) >= sizeof(c->batch[0]))
+        const redisReply *id = r->element[e];
+        const char *batch = id->type == REDIS_REPLY_STRING ? id->str : NULL;
+        /* Cut short or at a NUL, it would name another batch's keys. */
+        if (!batch || id->len == 0 || id->len >= sizeof(c->batch[0]) || strlen(batch) != id->len)
             continue;
         int known = 0;
         for (int b = 0; b < c->nbatch; b++)
@@ -301,12 +296,12 @@ int sfl_dashboard_results(sfl_store *st, int limit, sfl_dashboard_data_fn *fn, v
     c->fn = fn;
     c->arg = arg;
     c->limit = limit;
-    char key[160], count[24];
-    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-    snprintf(count, sizeof(count), "%d", 2 * SFL_RECENT_RESULTS_MAX);
-    const char *argv[6] = {"XREVRANGE", key, "+", "-", "COUNT", count};
+    char key[160], last[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "batches");
+    snprintf(last, sizeof(last), "%d", 2 * RECENT_BATCHES - 1); /* room for repeats */
+    const char *argv[4] = {"LRANGE", key, "0", last};
     c->owed = 1;
-    if (sfl_store_command(st, on_recent_jobs, c, 6, argv) < 0) {
+    if (sfl_store_command(st, on_recent_batches, c, 4, argv) < 0) {
         free(c);
         return -1;
     }

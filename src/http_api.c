@@ -644,13 +644,11 @@ static void on_metrics_accounts(cJSON *doc, const char *err, void *arg)
     metrics_finish(p);
 }
 
-static void on_metrics_xinfo(sfl_store *st, redisReply *r, void *arg)
+static void on_metrics_depth(int ok, long long depth, long long pend, void *arg)
 {
     pending *p = arg;
-    UNUSED(st);
-    long long lag, pend;
-    if (sfl_queue_decode_groups(r, &lag, &pend) == 0) {
-        p->xinfo_lag = lag;
+    if (ok) {
+        p->xinfo_lag = depth;
         p->xinfo_pending = pend;
     }
     metrics_finish(p);
@@ -672,11 +670,8 @@ static void route_metrics(sfl_http *h, struct evhttp_request *req)
         p->owed++;
         if (sfl_accounts_fetch(st, on_metrics_accounts, p) < 0)
             p->owed--;
-        char key[160];
-        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-        const char *argv[3] = {"XINFO", "GROUPS", key};
         p->owed++;
-        if (sfl_store_command(st, on_metrics_xinfo, p, 3, argv) < 0)
+        if (sfl_queue_depth(st, on_metrics_depth, p) < 0)
             p->owed--;
     }
     metrics_finish(p);

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-const double sfl_wait_bounds[SFL_WAIT_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                                                  1,     5,     10,   30,   60,  300};
+const double sfl_wait_bounds[SFL_WAIT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300};
 
 void sfl_histogram_observe(sfl_histogram *h, double seconds)
 {

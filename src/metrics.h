@@ -7,9 +7,12 @@
 
 struct evbuffer;
 
-#define SFL_WAIT_BUCKETS 12
+#define SFL_WAIT_BUCKETS 18
 
-/* Lease waits in seconds: cumulative buckets, as Prometheus wants them. */
+/* Lease waits in seconds: cumulative buckets, as Prometheus wants them.
+ * The edges (sfl_wait_bounds) run from 1 ms to 300 s in steps of x2 to
+ * x2.5 (1, 2.5, 5 per decade, then 10, 20, 30, 60, 120, 300 s), so a
+ * quantile read from them is never off by more than one such step. */
 typedef struct sfl_histogram {
     uint64_t bucket[SFL_WAIT_BUCKETS]; /* counts <= bound[i] */
     uint64_t count;

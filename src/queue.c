@@ -12,6 +12,14 @@
  * Reads never block (a blocking XREADGROUP would hold up the lease
  * renewals on the same connection); nodes are told of new work by a
  * message on <ns>:jobs:new and read again on a slow fallback timer.
+ *
+ * The stream keeps only work not done: result.lua stores a result, then
+ * XACKs and XDELs its entry in the same script (an entry carries its
+ * stream's URL, credentials included). XDEL rather than XTRIM MINID: it
+ * removes exactly the entry whose result is stored, needs no look at the
+ * pending list, and a stuck entry holds back nothing after it. Consumers
+ * of stopped nodes leave the group (reap.lua) once they hold nothing
+ * pending: XGROUP DELCONSUMER would drop their pending entries unacked.
  */
 #include "queue.h"
 
@@ -129,8 +137,10 @@ void sfl_queue_ack(sfl_store *st, const char *entry_id)
 {
     char key[160];
     sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-    const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, entry_id};
-    sfl_store_command(st, fire_and_forget, NULL, 4, argv);
+    const char *ack[4] = {"XACK", key, SFL_QUEUE_GROUP, entry_id};
+    const char *del[3] = {"XDEL", key, entry_id};
+    if (sfl_store_command(st, fire_and_forget, NULL, 4, ack) == 0)
+        sfl_store_command(st, fire_and_forget, NULL, 3, del);
 }
 
 void sfl_queue_touch(sfl_store *st, const char *consumer, const char *const *ids, size_t n,
@@ -299,26 +309,14 @@ int sfl_queue_claim(sfl_store *st, const char *consumer, int64_t min_idle_ms, si
 
 /*--- Results and batches ---------------------------------------------------*/
 
-typedef struct result_ctx {
-    done_ctx *d;
-    char entry[48];
-} result_ctx;
-
 static void on_result_reply(sfl_store *st, redisReply *r, void *arg)
 {
-    result_ctx *c = arg;
-    done_ctx *d = c->d;
+    done_ctx *d = arg;
+    UNUSED(st);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         d->ok = 0;
         snprintf(d->err, sizeof(d->err), "%s", r && r->str ? r->str : "no answer from Redis");
-    } else {
-        /* Stored (or already there): now the entry may go. */
-        char key[160];
-        sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
-        const char *argv[4] = {"XACK", key, SFL_QUEUE_GROUP, c->entry};
-        done_send(d, st, 4, argv);
     }
-    free(c);
     done_step(d);
 }
 
@@ -326,29 +324,21 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
                            int64_t ttl_ms, const char *entry_id, sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
-    char hash[200], results[200], sid[24], ttl[24];
+    char hash[200], results[200], jobs[160], sid[24], ttl[24];
     sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
     sfl_queue_key(results, sizeof(results), ns, batch, "results");
+    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
     snprintf(sid, sizeof(sid), "%lld", stream_id);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *keys[2] = {hash, results};
-    const char *args[4] = {sid, json, ttl, hash};
+    const char *keys[3] = {hash, results, jobs};
+    const char *args[6] = {sid, json, ttl, hash, SFL_QUEUE_GROUP, entry_id};
     done_ctx *d = done_new(fn, arg);
-    result_ctx *c = malloc(sizeof(*c));
-    if (!d || !c) {
-        free(d);
-        free(c);
+    if (!d)
         return -1;
-    }
-    c->d = d;
-    snprintf(c->entry, sizeof(c->entry), "%s", entry_id);
-    d->owed++;
-    if (sfl_store_eval(st, "result", 2, keys, 4, args, on_result_reply, c) < 0) {
-        free(c);
+    if (sfl_store_eval(st, "result", 3, keys, 6, args, on_result_reply, d) < 0) {
         free(d);
         return -1;
     }
-    done_step(d);
     return 0;
 }
 
@@ -356,9 +346,11 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
                      sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
-    char hash[200], jobs[160], channel[160], total[24], ttl[24];
+    char hash[200], jobs[160], recent[160], channel[160], total[24], ttl[24], keep[24];
     sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
     sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
+    sfl_queue_key(recent, sizeof(recent), ns, NULL, "batches");
+    snprintf(keep, sizeof(keep), "%d", SFL_QUEUE_RECENT_BATCHES - 1);
     sfl_queue_key(channel, sizeof(channel), ns, NULL, "jobs:new");
     snprintf(total, sizeof(total), "%zu", streams->n);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
@@ -369,7 +361,14 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
         return -1;
     const char *hset[8] = {"HSET", hash, "total", total, "done", "0", "created", now};
     const char *expire[3] = {"PEXPIRE", hash, ttl};
-    if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0) {
+    /* The newest batches, newest first: the queue's entries are gone once
+     * done, so this is where the dashboard finds them. */
+    const char *push[3] = {"LPUSH", recent, batch};
+    const char *trim[4] = {"LTRIM", recent, "0", keep};
+    const char *expire_recent[3] = {"PEXPIRE", recent, ttl};
+    if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0 ||
+        done_send(d, st, 3, push) < 0 || done_send(d, st, 4, trim) < 0 ||
+        done_send(d, st, 3, expire_recent) < 0) {
         done_step(d);
         return 0;
     }
@@ -393,6 +392,141 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
     return 0;
 }
 
+/*--- Consumers of stopped nodes --------------------------------------------*/
+
+int sfl_queue_decode_consumers(const redisReply *r, sfl_queue_consumer **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    if (r->elements == 0)
+        return 0;
+    sfl_queue_consumer *v = calloc(r->elements, sizeof(*v));
+    if (!v)
+        return 0;
+    size_t k = 0;
+    for (size_t c = 0; c < r->elements; c++) {
+        const redisReply *e = r->element[c];
+        sfl_queue_consumer one = {.pending = -1, .idle_ms = -1};
+        int named = 0;
+        for (size_t i = 0; e->type == REDIS_REPLY_ARRAY && i + 1 < e->elements; i += 2) {
+            const redisReply *f = e->element[i], *val = e->element[i + 1];
+            if (f->type != REDIS_REPLY_STRING && f->type != REDIS_REPLY_STATUS)
+                continue;
+            if (strcmp(f->str, "name") == 0 && val->type == REDIS_REPLY_STRING) {
+                /* Cut short or at a NUL it would name another consumer. */
+                if (val->len == 0 || val->len >= sizeof(one.name) ||
+                    memchr(val->str, '\0', val->len))
+                    break;
+                memcpy(one.name, val->str, val->len + 1);
+                named = 1;
+            } else if (strcmp(f->str, "pending") == 0 && val->type == REDIS_REPLY_INTEGER) {
+                one.pending = val->integer;
+            } else if (strcmp(f->str, "idle") == 0 && val->type == REDIS_REPLY_INTEGER) {
+                one.idle_ms = val->integer;
+            }
+        }
+        if (named && one.pending >= 0 && one.idle_ms >= 0)
+            v[k++] = one;
+    }
+    if (k == 0) {
+        free(v);
+        v = NULL;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+typedef struct reap_ctx {
+    sfl_queue_reaped_fn *fn;
+    void *arg;
+    char name[128]; /* the consumer one script call is about */
+    char self[128];
+    int64_t claim_idle_ms;
+} reap_ctx;
+
+static void on_reap_script(sfl_store *st, redisReply *r, void *arg)
+{
+    reap_ctx *c = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        sfl_warn("queue: reap.lua: %s", r->str);
+    else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1 && c->fn)
+        c->fn(c->name, c->arg);
+    free(c);
+}
+
+/* reap.lua for one consumer; its own copy of c's callback. */
+static void reap_one(sfl_store *st, const reap_ctx *from, const char *name, int64_t gone_idle_ms)
+{
+    const char *ns = sfl_store_ns(st);
+    char jobs[160], node[300], idle[24];
+    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
+    snprintf(node, sizeof(node), "%s:node:%s", ns, name); /* the node registry (cmd_node.c) */
+    snprintf(idle, sizeof(idle), "%" PRId64, gone_idle_ms);
+    reap_ctx *c = malloc(sizeof(*c));
+    if (!c)
+        return;
+    *c = *from;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    const char *keys[2] = {jobs, node};
+    const char *args[3] = {SFL_QUEUE_GROUP, name, idle};
+    if (sfl_store_eval(st, "reap", 2, keys, 3, args, on_reap_script, c) < 0)
+        free(c);
+}
+
+static void on_consumers(sfl_store *st, redisReply *r, void *arg)
+{
+    reap_ctx *c = arg;
+    sfl_queue_consumer *v;
+    size_t n;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) != 0)
+        sfl_warn("queue: %s", r->str);
+    if (r && sfl_queue_decode_consumers(r, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++)
+            /* Nothing pending and quiet for a claim time: maybe stopped;
+             * reap.lua decides, atomically. */
+            if (v[i].pending == 0 && v[i].idle_ms >= c->claim_idle_ms &&
+                strcmp(v[i].name, c->self) != 0)
+                reap_one(st, c, v[i].name, c->claim_idle_ms * SFL_QUEUE_GONE_IDLES);
+        free(v);
+    }
+    free(c);
+}
+
+int sfl_queue_reap(sfl_store *st, const char *self, int64_t claim_idle_ms, sfl_queue_reaped_fn *fn,
+                   void *arg)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    reap_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    c->fn = fn;
+    c->arg = arg;
+    c->claim_idle_ms = claim_idle_ms;
+    snprintf(c->self, sizeof(c->self), "%s", self ? self : "");
+    const char *argv[4] = {"XINFO", "CONSUMERS", key, SFL_QUEUE_GROUP};
+    if (sfl_store_command(st, on_consumers, c, 4, argv) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int sfl_queue_leave(sfl_store *st, const char *consumer, sfl_queue_reaped_fn *fn, void *arg)
+{
+    if (!sfl_store_ready(st))
+        return -1;
+    reap_ctx c = {.fn = fn, .arg = arg};
+    reap_one(st, &c, consumer, 0);
+    return 0;
+}
+
+/*--- Queue depth -----------------------------------------------------------*/
+
 int sfl_queue_decode_groups(const redisReply *r, long long *lag, long long *pending)
 {
     for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
@@ -412,10 +546,77 @@ int sfl_queue_decode_groups(const redisReply *r, long long *lag, long long *pend
                 p = v->integer;
         }
         if (ours) {
-            *lag = l < 0 ? 0 : l;
+            *lag = l;
             *pending = p;
             return 0;
         }
     }
     return -1;
+}
+
+typedef struct depth_ctx {
+    sfl_queue_depth_fn *fn;
+    void *arg;
+    int owed;
+    int ok;
+    long long lag, pending, len;
+} depth_ctx;
+
+static void depth_step(depth_ctx *c)
+{
+    if (--c->owed > 0)
+        return;
+    long long depth = c->lag;
+    if (c->ok && depth < 0) {
+        /* Every entry delivered and acknowledged has been deleted (result.lua):
+         * what the stream holds beyond the pending ones is undelivered. */
+        depth = c->len - c->pending;
+        if (depth < 0)
+            depth = 0;
+    }
+    c->fn(c->ok, depth, c->pending, c->arg);
+    free(c);
+}
+
+static void on_depth_groups(sfl_store *st, redisReply *r, void *arg)
+{
+    depth_ctx *c = arg;
+    UNUSED(st);
+    if (sfl_queue_decode_groups(r, &c->lag, &c->pending) < 0)
+        c->ok = 0;
+    depth_step(c);
+}
+
+static void on_depth_len(sfl_store *st, redisReply *r, void *arg)
+{
+    depth_ctx *c = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        c->len = r->integer;
+    else
+        c->ok = 0;
+    depth_step(c);
+}
+
+int sfl_queue_depth(sfl_store *st, sfl_queue_depth_fn *fn, void *arg)
+{
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, "jobs");
+    depth_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    *c = (depth_ctx){.fn = fn, .arg = arg, .owed = 1, .ok = 1, .lag = -1};
+    const char *groups[3] = {"XINFO", "GROUPS", key};
+    const char *len[2] = {"XLEN", key};
+    if (sfl_store_command(st, on_depth_groups, c, 3, groups) < 0) {
+        free(c);
+        return -1;
+    }
+    /* Sent right after, so answered right after: both describe one moment. */
+    c->owed++;
+    if (sfl_store_command(st, on_depth_len, c, 2, len) < 0) {
+        c->owed--;
+        c->ok = 0;
+    }
+    return 0;
 }

@@ -199,7 +199,8 @@ static void drop_all(acct *a, sfl_drop_reason why)
     while (a->n > 0) {
         qjob j = heap_pop(a);
         s->queued--;
-        s->hooks.drop(j.job, a->id, why, a->error[0] ? a->error : NULL, s->hooks.arg);
+        s->hooks.drop(j.job, a->id, why, a->error[0] ? a->error : NULL, sfl_mono_ms() - j.added_ms,
+                      s->hooks.arg);
     }
 }
 

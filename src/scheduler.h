@@ -32,8 +32,10 @@ typedef struct sfl_sched_hooks {
      * caller's (release it when the check ends). Call sfl_sched_done after. */
     void (*start)(void *job, long long account, sfl_lease *lease, int64_t wait_ms, void *arg);
     /* The job will never start. detail: the last Redis error seen for the
-     * account (valid during the call), or NULL. */
-    void (*drop)(void *job, long long account, sfl_drop_reason why, const char *detail, void *arg);
+     * account (valid during the call), or NULL. waited_ms: from its
+     * sfl_sched_add to now. */
+    void (*drop)(void *job, long long account, sfl_drop_reason why, const char *detail,
+                 int64_t waited_ms, void *arg);
     void *arg;
 } sfl_sched_hooks;
 

@@ -40,6 +40,8 @@ struct sfl_worker {
     sfl_check_env env;
     sfl_worker_done_fn *fn;
     void *arg;
+    sfl_worker_wait_fn *wait_fn;
+    void *wait_arg;
     wjob *running;
     int cancelled;
 };
@@ -93,6 +95,8 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
 {
     wjob *j = jp;
     sfl_worker *w = arg;
+    if (w->wait_fn)
+        w->wait_fn(j->stream, wait_ms, 1, w->wait_arg);
     j->lease = lease;
     if (lease)
         sfl_lease_on_lost(lease, on_lease_lost, j);
@@ -110,7 +114,8 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
     SFL_LIST_PUSH(w->running, j);
 }
 
-static void on_drop(void *jp, long long account, sfl_drop_reason why, const char *detail, void *arg)
+static void on_drop(void *jp, long long account, sfl_drop_reason why, const char *detail,
+                    int64_t waited_ms, void *arg)
 {
     wjob *j = jp;
     sfl_worker *w = arg;
@@ -118,6 +123,8 @@ static void on_drop(void *jp, long long account, sfl_drop_reason why, const char
     sfl_status st = SFL_STATUS_CANCELLED;
     const char *msg = "cancelled";
     if (why == SFL_DROP_NOSLOT) {
+        if (w->wait_fn)
+            w->wait_fn(j->stream, waited_ms, 0, w->wait_arg);
         st = SFL_STATUS_NOSLOT;
         snprintf(err, sizeof(err), "no slot of account %lld within %g s%s%s", account,
                  w->app->conf->acquire_timeout, detail ? "; Redis said: " : "",
@@ -156,6 +163,12 @@ sfl_worker *sfl_worker_new(sfl_app *app, sfl_worker_done_fn *fn, void *arg)
         return NULL;
     }
     return w;
+}
+
+void sfl_worker_on_wait(sfl_worker *w, sfl_worker_wait_fn *fn, void *arg)
+{
+    w->wait_fn = fn;
+    w->wait_arg = arg;
 }
 
 void sfl_worker_free(sfl_worker *w)

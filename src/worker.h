@@ -15,11 +15,20 @@ typedef struct sfl_worker sfl_worker;
 typedef void sfl_worker_done_fn(void *ctx, const sfl_stream *stream, cJSON *result,
                                 sfl_status status, int started, void *arg);
 
+/* A stream's wait for its slot ended: granted (its check starts now; for a
+ * custom stream, its global slot) or not (NoSlot). wait_ms runs from
+ * sfl_worker_add. Streams cancelled or of an unknown account are not
+ * reported. */
+typedef void sfl_worker_wait_fn(const sfl_stream *stream, int64_t wait_ms, int granted, void *arg);
+
 /* Scheduler, runner and check settings from app->conf; app must outlive it.
  * NULL when out of memory. */
 sfl_worker *sfl_worker_new(sfl_app *app, sfl_worker_done_fn *fn, void *arg);
 /* Kills what still runs (no results) and frees. NULL is a no-op. */
 void sfl_worker_free(sfl_worker *w);
+/* fn is called at the end of every wait, before the stream's check starts or
+ * its NoSlot result is reported; NULL: nobody is told. */
+void sfl_worker_on_wait(sfl_worker *w, sfl_worker_wait_fn *fn, void *arg);
 
 /* Queues stream (it must outlive its result). ctx comes back with the result.
  * 0, or -1 when out of memory or cancelled. */

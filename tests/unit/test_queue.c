@@ -1,6 +1,8 @@
 /* test_queue.c - sfl_queue_decode_entries(): XREADGROUP and XAUTOCLAIM
- * answers of the shared queue become entries, malformed ones carry an error.
- * The replies are built by hand, in the shapes Redis 7 sends. */
+ * answers of the shared queue become entries, malformed ones carry an error;
+ * sfl_queue_decode_consumers(): XINFO CONSUMERS answers, which decide which
+ * consumers of stopped nodes are looked at. The replies are built by hand,
+ * in the shapes Redis 7 sends. */
 #include "queue.h"
 #include "streams.h"
 
@@ -187,4 +189,90 @@ Test(queue, empty_and_failed_answers)
     cr_expect_null(v, "no entry among the elements");
     cr_expect_eq(n, 0);
     drop(junk);
+}
+
+static redisReply *num(long long v)
+{
+    redisReply *r = node(REDIS_REPLY_INTEGER);
+    r->integer = v;
+    return r;
+}
+
+/* Redis 7.0: [name, N, pending, N, idle, N] per consumer (7.2 adds
+ * inactive, skipped here). */
+Test(queue, xinfo_consumers_answer)
+{
+    char long_name[200];
+    memset(long_name, 'n', sizeof(long_name) - 1);
+    long_name[199] = '\0';
+    redisReply *r =
+        arr(6, arr(6, str("node1"), num(3), str("pending"), num(0), str("idle"), num(0)),
+            arr(6, str("name"), str("node1"), str("pending"), num(2), str("idle"), num(150)),
+            arr(8, str("name"), str("node2"), str("pending"), num(0), str("idle"), num(61000),
+                str("inactive"), num(-1)),
+            arr(6, str("name"), str(long_name), str("pending"), num(0), str("idle"), num(9)),
+            arr(6, str("name"), str_n("no\0de", 5), str("pending"), num(0), str("idle"), num(9)),
+            arr(4, str("name"), str("node3"), str("pending"), num(0)));
+    sfl_queue_consumer *v;
+    size_t n;
+    cr_assert_eq(sfl_queue_decode_consumers(r, &v, &n), 0);
+    cr_assert_eq(n, 2, "only the complete, well-named consumers: %zu", n);
+    cr_expect_str_eq(v[0].name, "node1");
+    cr_expect_eq(v[0].pending, 2);
+    cr_expect_eq(v[0].idle_ms, 150);
+    cr_expect_str_eq(v[1].name, "node2");
+    cr_expect_eq(v[1].pending, 0);
+    cr_expect_eq(v[1].idle_ms, 61000);
+    free(v);
+    drop(r);
+}
+
+Test(queue, xinfo_consumers_empty_and_failed)
+{
+    sfl_queue_consumer *v = (sfl_queue_consumer *)&v;
+    size_t n = 9;
+    cr_expect_eq(sfl_queue_decode_consumers(NULL, &v, &n), -1);
+    cr_expect_null(v);
+    cr_expect_eq(n, 0);
+    redisReply *err = node(REDIS_REPLY_ERROR);
+    err->str = strdup("NOGROUP No such consumer group");
+    err->len = strlen(err->str);
+    cr_expect_eq(sfl_queue_decode_consumers(err, &v, &n), -1);
+    drop(err);
+    redisReply *none = arr(0);
+    cr_expect_eq(sfl_queue_decode_consumers(none, &v, &n), 0);
+    cr_expect_null(v);
+    cr_expect_eq(n, 0);
+    drop(none);
+    redisReply *junk = arr(2, str("x"), arr(1, num(1)));
+    cr_expect_eq(sfl_queue_decode_consumers(junk, &v, &n), 0);
+    cr_expect_null(v, "no consumer among the elements");
+    cr_expect_eq(n, 0);
+    drop(junk);
+}
+
+/* XINFO GROUPS: lag as a number, as nil (Redis cannot tell once entries
+ * were deleted behind the last delivered one: -1, for the caller to count
+ * otherwise), and another group's figures never taken for ours. */
+Test(queue, xinfo_groups_answer)
+{
+    redisReply *r = arr(2,
+                        arr(8, str("name"), str("others"), str("pending"), num(7), str("lag"),
+                            num(9), str("consumers"), num(1)),
+                        arr(8, str("name"), str(SFL_QUEUE_GROUP), str("pending"), num(3),
+                            str("lag"), num(2), str("last-delivered-id"), str("4-0")));
+    long long lag = 0, pending = 0;
+    cr_assert_eq(sfl_queue_decode_groups(r, &lag, &pending), 0);
+    cr_expect_eq(lag, 2);
+    cr_expect_eq(pending, 3);
+    drop(r->element[1]->element[5]);
+    r->element[1]->element[5] = node(REDIS_REPLY_NIL);
+    cr_assert_eq(sfl_queue_decode_groups(r, &lag, &pending), 0);
+    cr_expect_eq(lag, -1, "a nil lag is unknown, not 0");
+    cr_expect_eq(pending, 3);
+    drop(r);
+    r = arr(1, arr(4, str("name"), str("others"), str("lag"), num(1)));
+    cr_expect_eq(sfl_queue_decode_groups(r, &lag, &pending), -1);
+    drop(r);
+    cr_expect_eq(sfl_queue_decode_groups(NULL, &lag, &pending), -1);
 }
