@@ -837,3 +837,51 @@ int th_exit_code(int status)
 {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+/*--- The Dispatcharr client on a loop ---------------------------------------*/
+
+#include "conf.h"
+#include "dispatcharr.h"
+#include "log.h"
+
+struct sfl_dispatcharr *th_dispatcharr_client(struct event_base *base,
+                                              const sfl_test_dispatcharr *d, const char *password)
+{
+    sfl_log_set_level(SFL_LOG_WARN); /* debug is for the children */
+    sfl_conf *c = sfl_conf_new();
+    char url[64], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", d->port);
+    c->dispatcharr_url = strdup(url);
+    c->dispatcharr_username = strdup("admin");
+    c->dispatcharr_password = strdup(password);
+    sfl_dispatcharr *dc = sfl_dispatcharr_new(base, c, err, sizeof(err));
+    sfl_conf_free(c);
+    cr_assert_not_null(dc, "%s", err);
+    return dc;
+}
+
+void th_fetch_cb(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
+{
+    th_fetch *r = arg;
+    r->calls++;
+    r->n = n;
+    r->max7 = -1;
+    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+    for (size_t i = 0; i < n; i++)
+        if (accs[i].id == 7)
+            r->max7 = accs[i].max_streams;
+}
+
+int th_fetch_done(void *arg)
+{
+    return ((th_fetch *)arg)->calls > 0;
+}
+
+void th_fetch_once(struct event_base *base, sfl_dispatcharr *dc, th_fetch *r)
+{
+    memset(r, 0, sizeof(*r));
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, th_fetch_cb, r), 0, "%s", sfl_dispatcharr_errstr(dc));
+    cr_assert_eq(r->calls, 0, "the callback ran inside sfl_dispatcharr_fetch");
+    cr_assert(th_loop_until(base, th_fetch_done, r, 30000), "no answer");
+    cr_assert_eq(r->calls, 1);
+}

@@ -112,6 +112,29 @@ long th_dispatcharr_stat(const sfl_test_dispatcharr *d, const char *name);
 /* Serves accounts_json from now on (rewrites the file, POST /fixture/reload). */
 void th_dispatcharr_set_accounts(const sfl_test_dispatcharr *d, const char *accounts_json);
 
+struct sfl_account_conf;
+struct sfl_dispatcharr;
+/* The Dispatcharr client (src/dispatcharr.c) on a test's own loop, logged
+ * in as "admin" with password to the fake d. Aborts the test when it cannot
+ * be made; free with sfl_dispatcharr_free. */
+struct sfl_dispatcharr *th_dispatcharr_client(struct event_base *base,
+                                              const sfl_test_dispatcharr *d, const char *password);
+/* What one fetch answered: calls (1 once answered), how many accounts, the
+ * max_streams of account 7 (-1 if absent) and the error ("" if none). */
+typedef struct th_fetch {
+    int calls;
+    size_t n;
+    long long max7;
+    char err[512];
+} th_fetch;
+/* The fetch callback filling a th_fetch (arg), and a th_loop_until
+ * condition that it has been called. */
+void th_fetch_cb(const struct sfl_account_conf *accs, size_t n, const char *err, void *arg);
+int th_fetch_done(void *arg);
+/* One fetch, answered within 30 s: asserts the callback does not run inside
+ * sfl_dispatcharr_fetch and runs exactly once. */
+void th_fetch_once(struct event_base *base, struct sfl_dispatcharr *dc, th_fetch *r);
+
 /*--- A blocking HTTP client (the node's API, on loopback) ------------------*/
 
 typedef struct th_http_resp {

@@ -381,64 +381,16 @@ Test(dispatcharr, without_url_the_config_accounts_are_synced)
 
 /*--- The client on a loop: what the node's periodic sync relies on ------------*/
 
-typedef struct fetch_result {
-    int calls;
-    size_t n;
-    long long max7;
-    char err[512];
-} fetch_result;
-
-static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
-{
-    fetch_result *r = arg;
-    r->calls++;
-    r->n = n;
-    r->max7 = -1;
-    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
-    for (size_t i = 0; i < n; i++)
-        if (accs[i].id == 7)
-            r->max7 = accs[i].max_streams;
-}
-
-static int fetched(void *arg)
-{
-    return ((fetch_result *)arg)->calls > 0;
-}
-
-static sfl_dispatcharr *client_new(struct event_base *base)
-{
-    sfl_log_set_level(SFL_LOG_WARN); /* debug is for the children */
-    sfl_conf *c = sfl_conf_new();
-    char url[64], err[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
-    c->dispatcharr_url = strdup(url);
-    c->dispatcharr_username = strdup("admin");
-    c->dispatcharr_password = strdup(PASSWORD);
-    sfl_dispatcharr *dc = sfl_dispatcharr_new(base, c, err, sizeof(err));
-    sfl_conf_free(c);
-    cr_assert_not_null(dc, "%s", err);
-    return dc;
-}
-
-static void fetch_once(struct event_base *base, sfl_dispatcharr *dc, fetch_result *r)
-{
-    memset(r, 0, sizeof(*r));
-    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, r), 0, "%s", sfl_dispatcharr_errstr(dc));
-    cr_assert_eq(r->calls, 0, "the callback ran inside sfl_dispatcharr_fetch");
-    cr_assert(th_loop_until(base, fetched, r, 15000), "no answer");
-    cr_assert_eq(r->calls, 1);
-}
-
 /* Five fetches in a row cost one login (the route allows 3 a minute); an
  * expired access token costs one refresh, not a login. */
 Test(dispatcharr, client_caches_token_and_refreshes)
 {
     fake_start(NULL);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
-    fetch_result r;
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
+    th_fetch r;
     for (int i = 0; i < 5; i++) {
-        fetch_once(base, dc, &r);
+        th_fetch_once(base, dc, &r);
         cr_assert_str_eq(r.err, "", "fetch %d: %s", i, r.err);
         cr_assert_eq(r.max7, 2);
         cr_assert_eq(r.n, 2);
@@ -447,7 +399,7 @@ Test(dispatcharr, client_caches_token_and_refreshes)
     cr_assert_eq(stat_of("accounts_gets"), 5);
 
     free(fake_call("POST", "/fixture/expire"));
-    fetch_once(base, dc, &r);
+    th_fetch_once(base, dc, &r);
     cr_assert_str_eq(r.err, "", "%s", r.err);
     cr_assert_eq(r.max7, 2);
     cr_assert_eq(stat_of("refreshes"), 1, "an expired token is refreshed");
@@ -455,11 +407,11 @@ Test(dispatcharr, client_caches_token_and_refreshes)
     cr_assert_eq(stat_of("accounts_gets"), 7, "one 401 and one retry");
 
     /* A second fetch while one is in flight is refused, the first goes on. */
-    fetch_result r2 = {0};
-    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r), 0);
-    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r2), -1);
+    th_fetch r2 = {0};
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, th_fetch_cb, &r), 0);
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, th_fetch_cb, &r2), -1);
     cr_assert(strstr(sfl_dispatcharr_errstr(dc), "in flight"));
-    cr_assert(th_loop_until(base, fetched, &r, 15000));
+    cr_assert(th_loop_until(base, th_fetch_done, &r, 15000));
     cr_assert_eq(r2.calls, 0);
     sfl_dispatcharr_free(dc);
     event_base_free(base);
@@ -471,12 +423,12 @@ Test(dispatcharr, client_logs_in_again_when_refresh_is_refused)
     const char *extra[] = {"--refresh-ttl-s", "0", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
-    fetch_result r;
-    fetch_once(base, dc, &r);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
+    th_fetch r;
+    th_fetch_once(base, dc, &r);
     cr_assert_str_eq(r.err, "", "%s", r.err);
     free(fake_call("POST", "/fixture/expire"));
-    fetch_once(base, dc, &r);
+    th_fetch_once(base, dc, &r);
     cr_assert_str_eq(r.err, "", "%s", r.err);
     cr_assert_eq(r.max7, 2);
     cr_assert_eq(stat_of("refreshes"), 1);
@@ -498,9 +450,9 @@ Test(dispatcharr, client_free_drops_fetch_in_flight)
     const char *extra[] = {"--mode", "slow", "--slow-ms", "2000", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
-    fetch_result r = {0};
-    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, &r), 0);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
+    th_fetch r = {0};
+    cr_assert_eq(sfl_dispatcharr_fetch(dc, th_fetch_cb, &r), 0);
     /* In flight: the fake holds the accounts request (after the login). */
     cr_assert(th_loop_until(base, accounts_asked, NULL, 5000), "the fetch never reached the fake");
     sfl_dispatcharr_free(dc);

@@ -223,57 +223,10 @@ Test(dispatcharr_conn, node_keeps_syncing_against_http10_server)
 
 /*--- The client on a loop ---------------------------------------------------------*/
 
-typedef struct fetch_result {
-    int calls;
-    size_t n;
-    long long max7;
-    char err[512];
-} fetch_result;
-
-static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
-{
-    fetch_result *r = arg;
-    r->calls++;
-    r->n = n;
-    r->max7 = -1;
-    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
-    for (size_t i = 0; i < n; i++)
-        if (accs[i].id == 7)
-            r->max7 = accs[i].max_streams;
-}
-
-static int fetched(void *arg)
-{
-    return ((fetch_result *)arg)->calls > 0;
-}
-
-static sfl_dispatcharr *client_new(struct event_base *base)
-{
-    sfl_log_set_level(SFL_LOG_WARN); /* debug is for the children */
-    sfl_conf *c = sfl_conf_new();
-    char url[64], err[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
-    c->dispatcharr_url = strdup(url);
-    c->dispatcharr_username = strdup("admin");
-    c->dispatcharr_password = strdup(PASSWORD);
-    sfl_dispatcharr *dc = sfl_dispatcharr_new(base, c, err, sizeof(err));
-    sfl_conf_free(c);
-    cr_assert_not_null(dc, "%s", err);
-    return dc;
-}
-
-static void fetch_once(struct event_base *base, sfl_dispatcharr *dc, fetch_result *r)
-{
-    memset(r, 0, sizeof(*r));
-    cr_assert_eq(sfl_dispatcharr_fetch(dc, on_fetched, r), 0, "%s", sfl_dispatcharr_errstr(dc));
-    cr_assert(th_loop_until(base, fetched, r, 30000), "no answer");
-    cr_assert_eq(r->calls, 1);
-}
-
 static void fetch_ok(struct event_base *base, sfl_dispatcharr *dc, const char *what)
 {
-    fetch_result r;
-    fetch_once(base, dc, &r);
+    th_fetch r;
+    th_fetch_once(base, dc, &r);
     cr_assert_str_eq(r.err, "", "%s: %s", what, r.err);
     cr_assert_eq(r.max7, 2, "%s", what);
     cr_assert_eq(r.n, 2, "%s", what);
@@ -286,7 +239,7 @@ Test(dispatcharr_conn, client_http10_through_a_refresh)
     const char *extra[] = {"--connection", "http10", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
     fetch_ok(base, dc, "first fetch");
     free(th_dispatcharr_call(&fake, "POST", "/fixture/expire"));
     fetch_ok(base, dc, "fetch with an expired token");
@@ -337,12 +290,12 @@ Test(dispatcharr_conn, client_notices_idle_close_it_did_not_read)
     const char *extra[] = {"--idle-close-ms", "200", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
     fetch_ok(base, dc, "first fetch");
     usleep(600 * 1000); /* the loop does not run: the close goes unread */
     log_capture_start();
-    fetch_result r;
-    fetch_once(base, dc, &r);
+    th_fetch r;
+    th_fetch_once(base, dc, &r);
     char *log = log_capture_end();
     cr_assert_str_eq(r.err, "", "fetch after the idle close: %s", r.err);
     cr_assert_eq(r.max7, 2);
@@ -367,9 +320,9 @@ Test(dispatcharr_conn, client_retries_a_get_once)
     const char *extra[] = {"--drop-gets", "3", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
-    fetch_result r;
-    fetch_once(base, dc, &r);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
+    th_fetch r;
+    th_fetch_once(base, dc, &r);
     cr_assert(strstr(r.err, "closed the connection during GET /api/m3u/accounts/"), "%s", r.err);
     assert_no_secret("the error", r.err);
     cr_assert_eq(stat_of("accounts_gets"), 2, "one GET and one retry");
@@ -388,7 +341,7 @@ Test(dispatcharr_conn, client_retries_a_refresh_once)
     const char *extra[] = {"--drop-refreshes", "1", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
     fetch_ok(base, dc, "first fetch");
     free(th_dispatcharr_call(&fake, "POST", "/fixture/expire"));
     fetch_ok(base, dc, "fetch with an expired token, refresh dropped once");
@@ -406,9 +359,9 @@ Test(dispatcharr_conn, client_never_repeats_a_login)
     const char *extra[] = {"--drop-logins", "1", NULL};
     fake_start(extra);
     struct event_base *base = event_base_new();
-    sfl_dispatcharr *dc = client_new(base);
-    fetch_result r;
-    fetch_once(base, dc, &r);
+    sfl_dispatcharr *dc = th_dispatcharr_client(base, &fake, PASSWORD);
+    th_fetch r;
+    th_fetch_once(base, dc, &r);
     cr_assert(strstr(r.err, "closed the connection during POST /api/accounts/token/"), "%s", r.err);
     assert_no_secret("the error", r.err);
     th_loop_for(base, 300);
