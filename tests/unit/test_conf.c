@@ -104,6 +104,12 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
                           c->accounts[i].max_streams);
         return;
     }
+    if (strcmp(key, "check.schemes") == 0) { /* elements joined by spaces */
+        for (size_t i = 0; i < c->check_nschemes; i++)
+            o += snprintf(buf + o, len - o, "%s%s", i ? " " : "", c->check_schemes[i]);
+        cr_assert_null(c->check_schemes[c->check_nschemes], "the list must end in NULL");
+        return;
+    }
     if (strcmp(key, "check.command") == 0) { /* elements joined by spaces */
         for (size_t i = 0; i < c->check_argc; i++)
             o += snprintf(buf + o, len - o, "%s%s", i ? " " : "", c->check_command[i]);
@@ -202,6 +208,18 @@ static const struct bad_case bad_cases[] = {
      "unknown key"},
     {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": 7}]}", "accounts[0].name",
      "expected a string or null, got 7"},
+    {"{\"check\": {\"schemes\": []}}", "check.schemes", "non-empty array of strings, got []"},
+    {"{\"check\": {\"schemes\": \"http\"}}", "check.schemes", "got \"http\""},
+    {"{\"check\": {\"schemes\": null}}", "check.schemes", "got null"},
+    {"{\"check\": {\"schemes\": [\"http\", 5]}}", "check.schemes[1]", "expected a string, got 5"},
+    {"{\"check\": {\"schemes\": [\"http\", \"\"]}}", "check.schemes[1]", "expected a URL scheme"},
+    {"{\"check\": {\"schemes\": [\"http://\"]}}", "check.schemes[0]", "got \"http://\""},
+    {"{\"check\": {\"schemes\": [\"ht tp\"]}}", "check.schemes[0]", "got \"ht tp\""},
+    {"{\"check\": {\"schemes\": [\"1http\"]}}", "check.schemes[0]", "expected a URL scheme"},
+    {"{\"check\": {\"schemes\": [\"a23456789012345678901234567890123\"]}}", "check.schemes[0]",
+     "at most 32"},
+    {"{\"check\": {\"schemes\": [\"http\", \"udp\", \"HTTP\"]}}", "check.schemes[2]",
+     "\"HTTP\" given twice (also at check.schemes[0])"},
     {"{\"check\": {\"command\": []}}", "check.command", "non-empty array"},
     {"{\"check\": {\"command\": \"ffmpeg -i {url}\"}}", "check.command",
      "expected a non-empty array of strings"},
@@ -338,6 +356,7 @@ static const struct good_case good_cases[] = {
       "lease.acquire_timeout=300",
       "accounts=",
       "check.command=" DEFAULT_COMMAND,
+      "check.schemes=http https rtmp rtsp udp rtp srt",
       "check.parser=ffmpeg",
       "check.timeout=70",
       "stream_analysis.ffmpeg_duration=30",
@@ -435,6 +454,10 @@ static const struct good_case good_cases[] = {
      {NULL},
      {"accounts=9007199254740991:(null):1", NULL}},
     {"{\"redis\": {\"url\": \"embedded\"}}", {NULL}, {"redis.url=embedded", NULL}},
+    /* Schemes as given (matched without regard to case). */
+    {"{\"check\": {\"schemes\": [\"HTTPS\", \"rtmps\", \"svn+ssh\"]}}",
+     {NULL},
+     {"check.schemes=HTTPS rtmps svn+ssh", NULL}},
     /* Environment overrides win over the file. */
     {"{\"node_id\": \"file-node\", \"redis\": {\"url\": \"redis://a:1/2\"}, "
      "\"http\": {\"listen\": \"127.0.0.1:1\", \"token\": \"file\"}}",
