@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "json.h"
 #include "streams.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -284,6 +285,10 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
         if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->max_streams) < 0)
             return -1;
+        char why[96];
+        snprintf(path, sizeof(path), "accounts[%zu].name", i);
+        if (sfl_text_check(a->name, why, sizeof(why)) < 0)
+            return sfl_json_fail(e, path, "%s", why);
     }
 
     if (c->check_argc == 0 || !c->check_command)

@@ -208,6 +208,17 @@ static const struct bad_case bad_cases[] = {
      "unknown key"},
     {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": 7}]}", "accounts[0].name",
      "expected a string or null, got 7"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"\\u001b[31mred\"}]}",
+     "accounts[0].name", "contains a control character (U+001B at byte 0)"},
+    {"{\"accounts\": [{\"id\": 1, \"max_streams\": 1}, {\"id\": 3, \"max_streams\": 1, "
+     "\"name\": \"bell\\u0007\"}]}",
+     "accounts[1].name", "contains a control character (U+0007 at byte 4)"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"a\\r\\nb\"}]}",
+     "accounts[0].name", "control character (U+000D"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"\\u009b2J\"}]}",
+     "accounts[0].name", "control character (U+009B"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"x\xff\"}]}", "accounts[0].name",
+     "is not valid UTF-8 (byte 0xFF at 1)"},
     {"{\"check\": {\"schemes\": []}}", "check.schemes", "non-empty array of strings, got []"},
     {"{\"check\": {\"schemes\": \"http\"}}", "check.schemes", "got \"http\""},
     {"{\"check\": {\"schemes\": null}}", "check.schemes", "got null"},
@@ -454,10 +465,11 @@ static const struct good_case good_cases[] = {
      {NULL},
      {"accounts=9007199254740991:(null):1", NULL}},
     {"{\"redis\": {\"url\": \"embedded\"}}", {NULL}, {"redis.url=embedded", NULL}},
-    /* Schemes as given (matched without regard to case). */
-    {"{\"check\": {\"schemes\": [\"HTTPS\", \"rtmps\", \"svn+ssh\"]}}",
+    /* Schemes as given (matched without regard to case); names in any script. */
+    {"{\"check\": {\"schemes\": [\"HTTPS\", \"rtmps\", \"svn+ssh\"]}, \"accounts\": [{\"id\": 4, "
+     "\"name\": \"Caf\u00e9 \\u20ac\", \"max_streams\": 1}]}",
      {NULL},
-     {"check.schemes=HTTPS rtmps svn+ssh", NULL}},
+     {"check.schemes=HTTPS rtmps svn+ssh", "accounts=4:Caf\u00e9 \u20ac:1", NULL}},
     /* Environment overrides win over the file. */
     {"{\"node_id\": \"file-node\", \"redis\": {\"url\": \"redis://a:1/2\"}, "
      "\"http\": {\"listen\": \"127.0.0.1:1\", \"token\": \"file\"}}",
