@@ -44,20 +44,25 @@
  *   - "-v verbose": with "-f null" ffmpeg's progress line says bitrate=N/A,
  *     and the "Statistics: N bytes read" line that gives the bitrate is only
  *     printed at verbose level.
- *   - "{input_options}": "-seekable 0" for http(s):// URLs (nothing for
- *     others; src/check.c), so that a check is one connection, as the lease
- *     counts. Without it ffmpeg asks for "Range: bytes=0-", and when the
- *     server answers with byte ranges (a VOD file; some live servers too) it
- *     opens a second connection to read the end of the file (an MPEG-TS's
- *     last timestamps, an MP4's index when it is at the end) and a third to
- *     come back, while it still holds the first: 3 requests per check for
- *     both, 1 with this option (tests/integration/test_check_conn.c).
+ *   - "{input_options}": "-protocol_whitelist" with the protocols the
+ *     URL's scheme needs (http,https,tcp,tls,crypto for http(s); see
+ *     add_input_options in src/check.c), so that what ffmpeg reads (a
+ *     playlist, an SDP) cannot make it open files or other protocols; and
+ *     "-seekable 0" for http(s):// URLs only, so that a check is one
+ *     connection, as the lease counts. Without -seekable 0 ffmpeg asks for
+ *     "Range: bytes=0-", and when the server answers with byte ranges (a
+ *     VOD file; some live servers too) it opens a second connection to read
+ *     the end of the file (an MPEG-TS's last timestamps, an MP4's index
+ *     when it is at the end) and a third to come back, while it still holds
+ *     the first: 3 requests per check for both, 1 with this option
+ *     (tests/integration/test_check_conn.c).
  *     ffmpeg's -reconnect options are off by default, so a cut connection is
  *     not reopened either. The price: an MP4 whose index (moov) is at the
  *     end cannot be read in one pass (ffmpeg reads it through and fails).
  *     -seekable is an option of http(s) and file inputs only: given for
  *     udp://, rtmp:// or rtsp://, ffmpeg stops with "Option seekable not
- *     found.", hence a placeholder and not the option itself. */
+ *     found.", and the whitelist differs per scheme, hence a placeholder
+ *     and not the options themselves. */
 static const char *const default_command[] = {
     "ffmpeg", "-hide_banner", "-nostdin", "-v",  "verbose",    "-user_agent", "{user_agent}",
     "{input_options}", "-i",  "{url}",    "-t",  "{duration}", "-f",          "null",
