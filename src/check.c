@@ -284,8 +284,12 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
     const sfl_conf *conf = c->env.conf;
     size_t argc = 0, max = 0;
     /* The last guard: whoever handed this stream over should have refused it. */
-    if (sfl_url_allowed(c->stream->url, conf->check_schemes, conf->check_nschemes, err, errlen) < 0)
+    char why[400];
+    if (sfl_url_allowed(c->stream->url, conf->check_schemes, conf->check_nschemes, why,
+                        sizeof(why)) < 0) {
+        snprintf(err, errlen, "not checked: URL %s", why);
         return -1;
+    }
     for (size_t i = 0; i < conf->check_argc; i++)
         max += strcmp(conf->check_command[i], INPUT_OPTIONS) == 0 ? INPUT_OPTIONS_MAX : 1;
     char **argv = calloc(max + 1, sizeof(char *));

@@ -307,7 +307,9 @@ static void route_post_checks(sfl_http *h, struct evhttp_request *req)
         reply_error(req, 503, "out of memory");
         return;
     }
-    sfl_streams *streams = sfl_http_parse_checks_body(text, len, err, sizeof(err));
+    const sfl_conf *conf = h->node.app->conf;
+    sfl_streams *streams = sfl_http_parse_checks_body(text, len, conf->check_schemes,
+                                                      conf->check_nschemes, err, sizeof(err));
     free(text);
     if (!streams) {
         reply_error(req, 400, "%s", err);

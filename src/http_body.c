@@ -138,12 +138,17 @@ done:
     return rc;
 }
 
-sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen)
+sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *const *schemes,
+                                        size_t n, char *err, size_t errlen)
 {
     sfl_streams *s = sfl_streams_parse(body, len, "body", err, errlen);
     if (s && s->n == 0) {
         sfl_streams_free(s);
         snprintf(err, errlen, "body: no streams");
+        return NULL;
+    }
+    if (s && sfl_streams_allowed(s, schemes, n, "body", err, errlen) < 0) {
+        sfl_streams_free(s);
         return NULL;
     }
     return s;

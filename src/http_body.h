@@ -37,7 +37,10 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
                                 size_t errlen);
 
 /* POST /v1/checks: a streams document (sfl_streams_parse, named "body") with
- * at least one stream. The caller frees the batch; NULL with err. */
-sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen);
+ * at least one stream, each URL's scheme one of the n in schemes
+ * (check.schemes; sfl_streams_allowed). The caller frees the batch; NULL
+ * with err. */
+sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *const *schemes,
+                                        size_t n, char *err, size_t errlen);
 
 #endif

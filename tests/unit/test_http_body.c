@@ -156,16 +156,34 @@ Test(http_body, account_name_length)
 Test(http_body, checks_body)
 {
     char err[512] = "";
-    const char *ok = "{\"streams\": [{\"id\": 1, \"url\": \"u\", \"m3u_account\": 2}]}";
-    sfl_streams *s = sfl_http_parse_checks_body(ok, strlen(ok), err, sizeof(err));
+    char *const schemes[] = {"http", "udp"};
+    const char *ok = "{\"streams\": [{\"id\": 1, \"url\": \"UDP://@239.0.0.1:1\", \"m3u_account\": "
+                     "2}]}";
+    sfl_streams *s = sfl_http_parse_checks_body(ok, strlen(ok), schemes, 2, err, sizeof(err));
     cr_assert_not_null(s, "%s", err);
     cr_expect_eq(s->n, 1);
     cr_expect_eq(s->v[0].account, 2);
     sfl_streams_free(s);
 
-    cr_expect_null(sfl_http_parse_checks_body("[]", 2, err, sizeof(err)));
+    cr_expect_null(sfl_http_parse_checks_body("[]", 2, schemes, 2, err, sizeof(err)));
     cr_expect_str_eq(err, "body: no streams");
     const char *bad = "[{\"id\": \"one\", \"url\": \"u\"}]";
-    cr_expect_null(sfl_http_parse_checks_body(bad, strlen(bad), err, sizeof(err)));
+    cr_expect_null(sfl_http_parse_checks_body(bad, strlen(bad), schemes, 2, err, sizeof(err)));
     cr_expect_str_eq(err, "body: [0].id: expected an integer, got \"one\"");
+    /* What a check may open: refused as bad input, naming the element. */
+    const char *refused[][2] = {
+        {"[{\"id\": 5, \"url\": \"http://p/1\"}, {\"id\": 6, \"url\": \"file:///etc/passwd\"}]",
+         "body: [1].url (stream 6): scheme \"file\" is not allowed (check.schemes: http, udp)"},
+        {"[{\"id\": 5, \"url\": \"-\"}]",
+         "body: [0].url (stream 5): has no scheme:// in front (check.schemes: http, udp)"},
+        {"{\"streams\": [{\"id\": 5, \"url\": \"pipe:0\"}]}",
+         "body: streams[0].url (stream 5): has no scheme:// in front (check.schemes: http, udp)"},
+        {"[{\"id\": 5, \"url\": \"FILE:///x\"}]",
+         "body: [0].url (stream 5): scheme \"FILE\" is not allowed (check.schemes: http, udp)"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        cr_expect_null(sfl_http_parse_checks_body(refused[i][0], strlen(refused[i][0]), schemes, 2,
+                                                  err, sizeof(err)));
+        cr_expect_str_eq(err, refused[i][1]);
+    }
 }
