@@ -5,6 +5,7 @@
 
 #include "json.h"
 #include "streams.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -125,8 +126,13 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
         goto done;
     }
     if (cJSON_IsString(name)) {
+        char why[96];
         if (strlen(name->valuestring) >= sizeof(out->name)) {
             snprintf(err, errlen, "name: longer than %zu characters", sizeof(out->name) - 1);
+            goto done;
+        }
+        if (sfl_text_check(name->valuestring, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "name: %s", why);
             goto done;
         }
         out->has_name = 1;

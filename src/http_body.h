@@ -27,7 +27,8 @@ int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *
  * then survives a JSON number exactly). 0, or -1 (out untouched). */
 int sfl_http_parse_id(const char *s, size_t n, long long *out);
 
-/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}. */
+/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}; a name
+ * with a control character or invalid UTF-8 is refused (sfl_text_check). */
 typedef struct sfl_http_account_put {
     long long max_streams; /* 0 (unlimited) .. 1000000, required */
     int has_name;          /* name given as a string */
