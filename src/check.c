@@ -2,11 +2,13 @@
  *
  * The command comes from check.command, an argv array whose elements may
  * hold {url} {id} {name} {account} {duration} {user_agent}, or be
- * {input_options} (zero or more arguments: see add_input_options); it runs without
- * a shell, in a clean environment plus SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT
- * and SFL_STREAM_ID, with check.timeout. Its output is read by the parser:
- * ffmpeg (analysis.c), json (stdout is an object merged into the result) or
- * none (exit status only).
+ * {input_options} (the input's -protocol_whitelist, and -seekable 0 for
+ * http(s): see add_input_options); it runs without a shell, in a clean
+ * environment plus SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT and SFL_STREAM_ID,
+ * with check.timeout. Its output is read by the parser: ffmpeg
+ * (analysis.c), json (stdout is an object merged into the result) or none
+ * (exit status only). A URL whose scheme check.schemes does not allow is
+ * never run: the check ends at once with Error.
  *
  * Retries (stream_analysis.retries, retry_delay) are new attempts under the
  * SAME lease, as StreamFlow retries inside one semaphore hold: the stream
@@ -27,6 +29,7 @@
 #include "streams.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <event2/event.h>
 #include <math.h>
 #include <stdio.h>
@@ -194,22 +197,83 @@ static char *expand(const char *tmpl, const sfl_check *c)
 }
 
 /* {input_options}, an argument of its own, stands for the input options
- * that keep ffmpeg and ffprobe to one connection: "-seekable 0" for
- * http(s):// URLs (no probing of the end of a seekable input on a second
- * connection), nothing for other protocols, whose inputs have no such
- * option and would make ffmpeg stop ("Option seekable not found."). */
+ * (ffmpeg and ffprobe 5.1) that keep a check to what its lease counts and
+ * to what its URL names:
+ *
+ *   - "-protocol_whitelist P": the protocols ffmpeg may open for this input,
+ *     the URL's own and those it needs underneath, nothing else. A stream
+ *     URL chooses the first protocol, but what ffmpeg reads there may make
+ *     it open more: an HLS playlist names its segments and keys, an SDP file
+ *     (served over http, say) names RTP addresses. Without this option
+ *     ffmpeg's http input allows http,https,tls,rtp,tcp,udp,crypto,
+ *     httpproxy,data underneath, and rtsp, rtmp, udp, rtp and srt inputs
+ *     allow everything (file included). The lists, found by trying each
+ *     against a real server (README, "Custom checks"):
+ *       http, https  http,https,tcp,tls,crypto: a redirect from http to
+ *                    https needs tls, a playlist on one may name segments
+ *                    on the other, and AES-128 HLS reads crypto+http://;
+ *       rtmp         rtmp,tcp;
+ *       rtsp         tcp,rtp,udp: the control connection and interleaved
+ *                    media are tcp, media over UDP is rtp on udp;
+ *       udp          udp;
+ *       rtp          rtp,udp;
+ *       srt          srt (libsrt opens its own socket).
+ *     A scheme the config allows beyond these gets the scheme alone: a
+ *     command for such a stream names its own -protocol_whitelist.
+ *   - "-seekable 0" for http(s) only: no probing of the end of a seekable
+ *     input on a second connection. Other inputs have no such option and
+ *     would make ffmpeg stop ("Option seekable not found.").
+ *
+ * Never reached with a URL whose scheme check.schemes does not allow
+ * (attempt() refuses first). */
 #define INPUT_OPTIONS "{input_options}"
+#define INPUT_OPTIONS_MAX 4 /* arguments it may stand for */
+
+static const struct {
+    const char *scheme, *protocols;
+    int seekable;
+} input_protocols[] = {
+    {"http", "http,https,tcp,tls,crypto", 1},
+    {"https", "http,https,tcp,tls,crypto", 1},
+    {"rtmp", "rtmp,tcp", 0},
+    {"rtsp", "tcp,rtp,udp", 0},
+    {"udp", "udp", 0},
+    {"rtp", "rtp,udp", 0},
+    {"srt", "srt", 0},
+};
+
+static int add_arg(char **argv, size_t *argc, const char *arg)
+{
+    if (!(argv[*argc] = strdup(arg)))
+        return -1;
+    (*argc)++;
+    return 0;
+}
 
 static int add_input_options(char **argv, size_t *argc, const char *url)
 {
-    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
-        return 0;
-    if (!(argv[*argc] = strdup("-seekable")))
+    size_t k = sfl_scheme_span(url);
+    char own[SFL_SCHEME_MAX + 1];
+    const char *protocols = NULL;
+    int seekable = 0;
+    if (k == 0 || k > SFL_SCHEME_MAX)
+        return 0; /* not reached: attempt() refuses such a URL */
+    for (size_t i = 0; i < sizeof(input_protocols) / sizeof(input_protocols[0]); i++)
+        if (strlen(input_protocols[i].scheme) == k &&
+            strncasecmp(input_protocols[i].scheme, url, k) == 0) {
+            protocols = input_protocols[i].protocols;
+            seekable = input_protocols[i].seekable;
+        }
+    if (!protocols) {
+        for (size_t i = 0; i < k; i++)
+            own[i] = (char)tolower((unsigned char)url[i]);
+        own[k] = '\0';
+        protocols = own;
+    }
+    if (add_arg(argv, argc, "-protocol_whitelist") < 0 || add_arg(argv, argc, protocols) < 0)
         return -1;
-    (*argc)++;
-    if (!(argv[*argc] = strdup("0")))
+    if (seekable && (add_arg(argv, argc, "-seekable") < 0 || add_arg(argv, argc, "0") < 0))
         return -1;
-    (*argc)++;
     return 0;
 }
 
@@ -219,8 +283,15 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
 {
     const sfl_conf *conf = c->env.conf;
     size_t argc = 0, max = 0;
+    /* The last guard: whoever handed this stream over should have refused it. */
+    char why[400];
+    if (sfl_url_allowed(c->stream->url, conf->check_schemes, conf->check_nschemes, why,
+                        sizeof(why)) < 0) {
+        snprintf(err, errlen, "not checked: URL %s", why);
+        return -1;
+    }
     for (size_t i = 0; i < conf->check_argc; i++)
-        max += strcmp(conf->check_command[i], INPUT_OPTIONS) == 0 ? 2 : 1;
+        max += strcmp(conf->check_command[i], INPUT_OPTIONS) == 0 ? INPUT_OPTIONS_MAX : 1;
     char **argv = calloc(max + 1, sizeof(char *));
     int rc = -1;
     if (!argv) {

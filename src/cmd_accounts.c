@@ -5,6 +5,9 @@
  * limits is accounts.c's; fetching them from Dispatcharr and writing them
  * is the sync's (dispatcharr_sync.c). This file only decides what to do and
  * says what happened; it never builds a Redis key or a command itself.
+ * Names are text from people and other programs: a --name with a control
+ * character is refused, and whatever Redis holds (it may have been written
+ * by hand) is printed escaped (text.c), --json as valid UTF-8.
  */
 #include "cmd_accounts.h"
 
@@ -16,6 +19,7 @@
 #include "dispatcharr_sync.h"
 #include "log.h"
 #include "store.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -44,6 +48,20 @@ typedef struct cli_run {
 
 /*--- Showing and setting limits --------------------------------------------*/
 
+/* A string member of o made safe for a terminal (control characters and
+ * bytes that are not UTF-8 escaped: Redis may hold anything written by
+ * hand), at most len - 1 bytes, never cut inside a character; "?" when it
+ * is not a string. Returns buf. */
+static const char *shown(const cJSON *o, const char *key, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsString(v))
+        snprintf(buf, len, "?");
+    else
+        sfl_text_escape(v->valuestring, buf, len);
+    return buf;
+}
+
 static void print_table(cJSON *doc, int holders)
 {
     cJSON *list = cJSON_GetObjectItem(doc, "accounts");
@@ -52,6 +70,7 @@ static void print_table(cJSON *doc, int holders)
     cJSON *a;
     cJSON_ArrayForEach(a, list)
     {
+        char name[25], node[200], stream[200];
         long long max = (long long)cJSON_GetObjectItem(a, "max_streams")->valuedouble;
         char limit[24];
         if (max < 0)
@@ -60,9 +79,9 @@ static void print_table(cJSON *doc, int holders)
             snprintf(limit, sizeof(limit), "unlim");
         else
             snprintf(limit, sizeof(limit), "%lld", max);
-        printf("%-8lld %-24.24s %6s %7lld %7lld ",
+        printf("%-8lld %-24s %6s %7lld %7lld ",
                (long long)cJSON_GetObjectItem(a, "id")->valuedouble,
-               cJSON_GetObjectItem(a, "name")->valuestring, limit,
+               shown(a, "name", name, sizeof(name)), limit,
                (long long)cJSON_GetObjectItem(a, "in_use")->valuedouble,
                (long long)cJSON_GetObjectItem(a, "waiting")->valuedouble);
         long long rec = (long long)cJSON_GetObjectItem(a, "recovering_ms")->valuedouble;
@@ -71,11 +90,9 @@ static void print_table(cJSON *doc, int holders)
         cJSON *h, *hl = holders ? cJSON_GetObjectItem(a, "holders") : NULL;
         cJSON_ArrayForEach(h, hl)
         {
-            cJSON *node = cJSON_GetObjectItem(h, "node"),
-                  *stream = cJSON_GetObjectItem(h, "stream");
             cJSON *age = cJSON_GetObjectItem(h, "age_ms"), *fence = cJSON_GetObjectItem(h, "fence");
-            printf(" %s/%s %.1fs #%.0f", cJSON_IsString(node) ? node->valuestring : "?",
-                   cJSON_IsString(stream) ? stream->valuestring : "?",
+            printf(" %s/%s %.1fs #%.0f", shown(h, "node", node, sizeof(node)),
+                   shown(h, "stream", stream, sizeof(stream)),
                    cJSON_IsNumber(age) ? age->valuedouble / 1000.0 : 0.0,
                    cJSON_IsNumber(fence) ? fence->valuedouble : 0.0);
         }
@@ -91,8 +108,11 @@ static void on_fetched(cJSON *doc, const char *err, void *arg)
         return;
     }
     if (run->json) {
+        /* UTF-8 whatever Redis holds: a name written there by hand may not be. */
         char *text = cJSON_PrintUnformatted(doc);
-        printf("%s\n", text);
+        char *valid = text ? sfl_text_utf8_valid(text, strlen(text), NULL) : NULL;
+        printf("%s\n", valid ? valid : "");
+        free(valid);
         free(text);
     } else {
         if (run->watch) {
@@ -148,13 +168,6 @@ static void on_written(int ok, const char *err, void *arg)
 
 /*--- `sflimit accounts sync` from Dispatcharr ------------------------------*/
 
-/* Names come from Dispatcharr: print them without control characters. */
-static void print_name(const char *name)
-{
-    for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p; p++)
-        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
-}
-
 static void on_synced(const sfl_account_conf *accs, const long long *was, size_t n, const char *err,
                       void *arg)
 {
@@ -166,9 +179,10 @@ static void on_synced(const sfl_account_conf *accs, const long long *was, size_t
     if (n == 0)
         fprintf(stderr, "sflimit: dispatcharr: no active M3U accounts; nothing written\n");
     for (size_t i = 0; i < n; i++) {
-        printf("account %lld (", accs[i].id);
-        print_name(accs[i].name);
-        printf("): max_streams %lld", accs[i].max_streams);
+        char *name = sfl_text_escape_dup(accs[i].name ? accs[i].name : "");
+        printf("account %lld (%s): max_streams %lld", accs[i].id, name ? name : "?",
+               accs[i].max_streams);
+        free(name);
         if (was[i] < 0)
             printf(" (new)\n");
         else if (was[i] == accs[i].max_streams)
@@ -343,6 +357,12 @@ int sfl_cmd_accounts(int argc, char **argv)
         }
         if (sfl_cli_integer("accounts set: ID", pos[0], 0, &run.one.id) < 0 ||
             sfl_cli_integer("accounts set: MAX", pos[1], 0, &run.one.max_streams) < 0) {
+            sfl_conf_free(conf);
+            return SFL_EXIT_USAGE;
+        }
+        char why[96];
+        if (name && sfl_text_check(name, why, sizeof(why)) < 0) {
+            fprintf(stderr, "sflimit: accounts set: --name %s\n", why);
             sfl_conf_free(conf);
             return SFL_EXIT_USAGE;
         }

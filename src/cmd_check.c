@@ -1,11 +1,12 @@
 /* cmd_check.c - `sflimit check [STREAMS.json | -]`: StreamFlow's job, through
  * leases shared in Redis.
  *
- * Reads and validates the config and the streams first (exit 2 on any
- * error, nothing written to Redis), then writes the config's account limits,
- * queues every stream in the scheduler and writes one JSON line per stream
- * as it ends. Every stream gets exactly one result: checked ones their
- * status, the others NoSlot, Cancelled or Error.
+ * Reads and validates the config and the streams first, each URL's scheme
+ * against check.schemes too (exit 2 on any error, nothing written to
+ * Redis), then writes the config's account limits, queues every stream in
+ * the scheduler and writes one JSON line per stream as it ends. Every
+ * stream gets exactly one result: checked ones their status, the others
+ * NoSlot, Cancelled or Error.
  *
  * SIGINT/SIGTERM: nothing new starts, running checks are stopped, queued
  * streams get Cancelled, every lease is released, exit 130/143.
@@ -377,8 +378,11 @@ int sfl_cmd_check(int argc, char **argv)
         return SFL_EXIT_USAGE;
     char err[512];
     b.streams = sfl_streams_load(in, err, sizeof(err));
-    if (!b.streams) {
+    if (!b.streams ||
+        sfl_streams_allowed(b.streams, conf->check_schemes, conf->check_nschemes,
+                            strcmp(in, "-") == 0 ? "(stdin)" : in, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
+        sfl_streams_free(b.streams);
         sfl_conf_free(conf);
         return SFL_EXIT_USAGE;
     }

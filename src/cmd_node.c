@@ -3,7 +3,9 @@
  * Takes work from the shared queue (queue.c) no faster than it can start
  * it (global_limit running plus node.lookahead waiting), runs it through
  * the worker (scheduler, leases, checks), stores each result in its batch
- * and only then acknowledges the entry. Entries it holds are kept fresh
+ * and only then acknowledges the entry. An entry whose URL check.schemes
+ * does not allow (from an older node, or added by hand) is never run: it
+ * gets an Error result naming why. Entries it holds are kept fresh
  * (their idle time reset) so nobody claims live work; entries a dead node
  * held go idle and this node claims them. Storing a result also deletes its
  * entry from the queue. Every claim time it removes from the queue's group
@@ -229,8 +231,19 @@ static void on_entries(int ok, sfl_queue_entry *entries, size_t count, void *arg
         h->e = *e;
         SFL_LIST_PUSH(n->held, h);
         n->nheld++;
-        if (sfl_worker_add(n->worker, &h->e.stream->v[0], h) < 0)
+        const sfl_stream *s = &h->e.stream->v[0];
+        char why[400], msg[480];
+        if (sfl_url_allowed(s->url, n->app.conf->check_schemes, n->app.conf->check_nschemes, why,
+                            sizeof(why)) < 0) {
+            /* Put there by an older node or by hand: never run, but its
+             * batch still gets a result for it. */
+            snprintf(msg, sizeof(msg), "not checked: URL %s", why);
+            sfl_warn("queue: stream %lld (batch %s): %s", s->id, h->e.batch, msg);
+            on_result(h, s, sfl_result_new(s, n->app.conf->node_id, SFL_STATUS_ERROR, msg),
+                      SFL_STATUS_ERROR, 0, n);
+        } else if (sfl_worker_add(n->worker, s, h) < 0) {
             entry_hand_back(h);
+        }
     }
     free(entries);
     /* A full answer: more may be waiting. */

@@ -1,11 +1,11 @@
 /* cmd_submit.c - `sflimit submit [--wait] STREAMS.json`.
  *
- * Validates the streams (exit 2 on any error, nothing written), puts one
- * queue entry per stream under a new batch id and prints the id. With
- * --wait it follows the batch: woken by the batch's progress messages (and
- * a slow fallback timer, since pub/sub can drop them), it prints each new
- * result as a JSON line, in the same format as `sflimit check`, until every
- * stream has one.
+ * Validates the streams, each URL's scheme against check.schemes too (exit
+ * 2 on any error, nothing written), puts one queue entry per stream under a
+ * new batch id and prints the id. With --wait it follows the batch: woken
+ * by the batch's progress messages (and a slow fallback timer, since
+ * pub/sub can drop them), it prints each new result as a JSON line, in the
+ * same format as `sflimit check`, until every stream has one.
  */
 #include "cmd_submit.h"
 
@@ -205,9 +205,13 @@ int sfl_cmd_submit(int argc, char **argv)
         return SFL_EXIT_USAGE;
     }
     char err[512];
-    s.streams = sfl_streams_load(argv[optind], err, sizeof(err));
-    if (!s.streams) {
+    const char *in = argv[optind];
+    s.streams = sfl_streams_load(in, err, sizeof(err));
+    if (!s.streams ||
+        sfl_streams_allowed(s.streams, conf->check_schemes, conf->check_nschemes,
+                            strcmp(in, "-") == 0 ? "(stdin)" : in, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
+        sfl_streams_free(s.streams);
         sfl_conf_free(conf);
         return SFL_EXIT_USAGE;
     }

@@ -21,6 +21,8 @@
 
 #include "addr.h"
 #include "json.h"
+#include "streams.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define CONF_MAX_BYTES (1024 * 1024)
@@ -41,20 +44,25 @@
  *   - "-v verbose": with "-f null" ffmpeg's progress line says bitrate=N/A,
  *     and the "Statistics: N bytes read" line that gives the bitrate is only
  *     printed at verbose level.
- *   - "{input_options}": "-seekable 0" for http(s):// URLs (nothing for
- *     others; src/check.c), so that a check is one connection, as the lease
- *     counts. Without it ffmpeg asks for "Range: bytes=0-", and when the
- *     server answers with byte ranges (a VOD file; some live servers too) it
- *     opens a second connection to read the end of the file (an MPEG-TS's
- *     last timestamps, an MP4's index when it is at the end) and a third to
- *     come back, while it still holds the first: 3 requests per check for
- *     both, 1 with this option (tests/integration/test_check_conn.c).
+ *   - "{input_options}": "-protocol_whitelist" with the protocols the
+ *     URL's scheme needs (http,https,tcp,tls,crypto for http(s); see
+ *     add_input_options in src/check.c), so that what ffmpeg reads (a
+ *     playlist, an SDP) cannot make it open files or other protocols; and
+ *     "-seekable 0" for http(s):// URLs only, so that a check is one
+ *     connection, as the lease counts. Without -seekable 0 ffmpeg asks for
+ *     "Range: bytes=0-", and when the server answers with byte ranges (a
+ *     VOD file; some live servers too) it opens a second connection to read
+ *     the end of the file (an MPEG-TS's last timestamps, an MP4's index
+ *     when it is at the end) and a third to come back, while it still holds
+ *     the first: 3 requests per check for both, 1 with this option
+ *     (tests/integration/test_check_conn.c).
  *     ffmpeg's -reconnect options are off by default, so a cut connection is
  *     not reopened either. The price: an MP4 whose index (moov) is at the
  *     end cannot be read in one pass (ffmpeg reads it through and fails).
  *     -seekable is an option of http(s) and file inputs only: given for
  *     udp://, rtmp:// or rtsp://, ffmpeg stops with "Option seekable not
- *     found.", hence a placeholder and not the option itself. */
+ *     found.", and the whitelist differs per scheme, hence a placeholder
+ *     and not the options themselves. */
 static const char *const default_command[] = {
     "ffmpeg",
     "-hide_banner",
@@ -72,6 +80,10 @@ static const char *const default_command[] = {
     "null",
     "-",
 };
+/* What a check may open by default: the protocols of IPTV streams. Not
+ * file (a node's own files), not pipe or "-" (its stdin), nor the many
+ * others ffmpeg knows (ftp, sftp, unix, concat, subfile, data, ...). */
+static const char *const default_schemes[] = {"http", "https", "rtmp", "rtsp", "udp", "rtp", "srt"};
 static const char *const placeholders[] = {"url",      "id",         "name",          "account",
                                            "duration", "user_agent", "input_options", NULL};
 
@@ -214,6 +226,33 @@ static int check_placeholders(const sfl_json_ctx *e, const char *path, const cha
     return 0;
 }
 
+/* check.schemes: at least one; each a URL scheme's syntax, not given twice
+ * (in any case: the match is case-insensitive). */
+static int check_schemes(const sfl_json_ctx *e, char *const *schemes, size_t n)
+{
+    char path[64], q[64];
+    if (n == 0 || !schemes)
+        return sfl_json_fail(e, "check.schemes", "must name at least one URL scheme, got []");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "check.schemes[%zu]", i);
+        const char *s = schemes[i] ? schemes[i] : "";
+        size_t len = strlen(s);
+        if (len == 0 || sfl_scheme_span(s) != len || len > SFL_SCHEME_MAX) {
+            sfl_json_quote(s, q, sizeof(q));
+            return sfl_json_fail(e, path,
+                                 "expected a URL scheme (a letter, then letters, digits, + - ., "
+                                 "at most %d; no \"://\"), got %s",
+                                 SFL_SCHEME_MAX, q);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(schemes[j], s) == 0) {
+                sfl_json_quote(s, q, sizeof(q));
+                return sfl_json_fail(e, path, "%s given twice (also at check.schemes[%zu])", q, j);
+            }
+    }
+    return 0;
+}
+
 /*--- Validation ---*/
 
 static int validate(const sfl_conf *c, const sfl_json_ctx *e)
@@ -263,6 +302,10 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
         if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->max_streams) < 0)
             return -1;
+        char why[96];
+        snprintf(path, sizeof(path), "accounts[%zu].name", i);
+        if (sfl_text_check(a->name, why, sizeof(why)) < 0)
+            return sfl_json_fail(e, path, "%s", why);
     }
 
     if (c->check_argc == 0 || !c->check_command)
@@ -274,6 +317,8 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         if (check_placeholders(e, path, c->check_command[i]) < 0)
             return -1;
     }
+    if (check_schemes(e, c->check_schemes, c->check_nschemes) < 0)
+        return -1;
     if (!c->check_parser ||
         (strcmp(c->check_parser, "ffmpeg") != 0 && strcmp(c->check_parser, "json") != 0 &&
          strcmp(c->check_parser, "none") != 0)) {
@@ -334,6 +379,7 @@ sfl_conf *sfl_conf_new(void)
     if (!c)
         return NULL;
     size_t argc = sizeof(default_command) / sizeof(default_command[0]);
+    size_t nschemes = sizeof(default_schemes) / sizeof(default_schemes[0]);
     c->node_id = default_node_id();
     c->redis_url = strdup("redis://127.0.0.1:6379/0");
     c->redis_namespace = strdup("sfl");
@@ -347,6 +393,7 @@ sfl_conf *sfl_conf_new(void)
     c->lease_handoff_ms = 250;
     c->acquire_timeout = 300;
     c->check_command = calloc(argc + 1, sizeof(char *));
+    c->check_schemes = calloc(nschemes + 1, sizeof(char *));
     c->check_parser = strdup("ffmpeg");
     c->check_timeout = 70;
     c->ffmpeg_duration = 30;
@@ -360,10 +407,13 @@ sfl_conf *sfl_conf_new(void)
     c->node_claim_idle = 15;
     c->node_batch_ttl = 86400;
     if (!c->node_id || !c->redis_url || !c->redis_namespace || !c->check_command ||
-        !c->check_parser || !c->user_agent || !c->http_listen)
+        !c->check_schemes || !c->check_parser || !c->user_agent || !c->http_listen)
         goto err;
     for (c->check_argc = 0; c->check_argc < argc; c->check_argc++)
         if (!(c->check_command[c->check_argc] = strdup(default_command[c->check_argc])))
+            goto err;
+    for (c->check_nschemes = 0; c->check_nschemes < nschemes; c->check_nschemes++)
+        if (!(c->check_schemes[c->check_nschemes] = strdup(default_schemes[c->check_nschemes])))
             goto err;
     return c;
 err:
@@ -384,6 +434,7 @@ void sfl_conf_free(sfl_conf *c)
         free(c->accounts[i].name);
     free(c->accounts);
     free_argv(c->check_command, c->check_argc);
+    free_argv(c->check_schemes, c->check_nschemes);
     free(c->check_parser);
     free(c->user_agent);
     free(c->http_listen);
@@ -416,7 +467,7 @@ static const char *const conc_keys[] = {"enabled", "global_limit", "stagger_dela
 static const char *const lease_keys[] = {"ttl_ms",          "renew_ms",   "safety_ms",
                                          "acquire_timeout", "handoff_ms", NULL};
 static const char *const account_keys[] = {"id", "name", "max_streams", NULL};
-static const char *const check_section_keys[] = {"command", "parser", "timeout", NULL};
+static const char *const check_section_keys[] = {"command", "parser", "timeout", "schemes", NULL};
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
                                             "retry_delay",     "user_agent", NULL};
 static const char *const http_keys[] = {"listen", "token", "max_body", NULL};
@@ -527,36 +578,38 @@ static int parse_accounts(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
     return 0;
 }
 
-static int parse_command(const sfl_json_ctx *e, const cJSON *arr, sfl_conf *c)
+/* A non-empty array of strings (check.command, check.schemes) at path; it
+ * replaces *list (freed) and *count, NULL-terminated. */
+static int parse_strings(const sfl_json_ctx *e, const cJSON *arr, const char *path, char ***list,
+                         size_t *count)
 {
-    char path[64], got[64];
+    char elem[64], got[64];
     if (!cJSON_IsArray(arr)) {
         sfl_json_describe(arr, got, sizeof(got));
-        return sfl_json_fail(e, "check.command", "expected a non-empty array of strings, got %s",
-                             got);
+        return sfl_json_fail(e, path, "expected a non-empty array of strings, got %s", got);
     }
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n == 0)
-        return sfl_json_fail(e, "check.command", "expected a non-empty array of strings, got []");
+        return sfl_json_fail(e, path, "expected a non-empty array of strings, got []");
     char **argv = calloc(n + 1, sizeof(char *));
     if (!argv)
-        return sfl_json_fail(e, "check.command", "out of memory");
+        return sfl_json_fail(e, path, "out of memory");
     size_t i = 0;
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        snprintf(path, sizeof(path), "check.command[%zu]", i);
+        snprintf(elem, sizeof(elem), "%s[%zu]", path, i);
         if (!cJSON_IsString(it) || !it->valuestring) {
             sfl_json_describe(it, got, sizeof(got));
-            sfl_json_fail(e, path, "expected a string, got %s", got);
+            sfl_json_fail(e, elem, "expected a string, got %s", got);
             goto err;
         }
         if (!(argv[i] = strdup(it->valuestring))) {
-            sfl_json_fail(e, path, "out of memory");
+            sfl_json_fail(e, elem, "out of memory");
             goto err;
         }
     }
-    free_argv(c->check_command, c->check_argc);
-    c->check_command = argv;
-    c->check_argc = n;
+    free_argv(*list, *count);
+    *list = argv;
+    *count = n;
     return 0;
 err:
     free_argv(argv, n);
@@ -572,7 +625,11 @@ static int parse_check(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
     if (sfl_json_check_keys(e, o, "check", check_section_keys) < 0)
         return -1;
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
-    if (cmd && parse_command(e, cmd, c) < 0)
+    if (cmd && parse_strings(e, cmd, "check.command", &c->check_command, &c->check_argc) < 0)
+        return -1;
+    const cJSON *schemes = cJSON_GetObjectItemCaseSensitive(o, "schemes");
+    if (schemes &&
+        parse_strings(e, schemes, "check.schemes", &c->check_schemes, &c->check_nschemes) < 0)
         return -1;
     if (sfl_json_get_string(e, o, "parser", "check.parser", 0, &c->check_parser) < 0 ||
         sfl_json_get_double(e, o, "timeout", "check.timeout", &NS_POS_NUM, &c->check_timeout) < 0)

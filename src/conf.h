@@ -35,6 +35,9 @@ typedef struct sfl_conf {
     size_t naccounts;
     char **check_command; /* argv template, check_argc elements plus a NULL */
     size_t check_argc;
+    char **check_schemes; /* URL schemes a check may open (any case), check_nschemes of them;
+                             default http https rtmp rtsp udp rtp srt */
+    size_t check_nschemes;
     char *check_parser;      /* "ffmpeg" | "json" | "none" */
     double check_timeout;    /* 70 s */
     double ffmpeg_duration;  /* 30 */

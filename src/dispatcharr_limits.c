@@ -6,13 +6,17 @@
  * profile with 0 makes it unlimited; with no active profile the account's
  * own max_streams counts. Every shape it relies on is checked, and a wrong
  * one is an error naming the JSON path: a half-read answer must never become
- * limits in Redis. No I/O, no globals: the client (dispatcharr.c), the unit
- * tests and the fuzz target call it alike.
+ * limits in Redis. A name is only shown, so an odd one is no reason to
+ * refuse the answer: its control characters and bytes that are not UTF-8
+ * are kept as visible escapes (text.c), as every other entry refuses them.
+ * No I/O, no globals: the client (dispatcharr.c), the unit tests and the
+ * fuzz target call it alike.
  */
 #include "dispatcharr_limits.h"
 
 #include "conf.h"
 #include "json.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -126,8 +130,11 @@ static int account_limit(const cJSON *a, size_t idx, sfl_account_conf *acc, char
     }
     acc->id = id;
     acc->max_streams = nactive == 0 ? own : unlimited ? 0 : sum;
+    /* A name with control characters (or bytes that are not UTF-8) is kept
+     * escaped, "\x1b[31m" for ESC [31m: refusing the whole sync for one odd
+     * name would leave every limit stale. */
     acc->name = NULL;
-    if (cJSON_IsString(name) && !(acc->name = strdup(name->valuestring))) {
+    if (cJSON_IsString(name) && !(acc->name = sfl_text_escape_dup(name->valuestring))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -12,6 +12,8 @@ typedef struct sfl_account_conf sfl_account_conf;
  * max_streams is the sum of its active profiles' max_streams, 0 (unlimited)
  * when any active profile has 0, and the account's own max_streams when it
  * has no profiles array or no active profile. Inactive accounts are left out.
+ * A name's control characters and invalid UTF-8 come out escaped
+ * (sfl_text_escape: ESC as \x1b), never raw.
  * On success *out is a malloc'd array of *n entries (NULL when *n is 0) that
  * the caller frees with sfl_dispatcharr_accounts_free(). On failure -1,
  * *out = NULL, *n = 0 and err names the JSON path and what is wrong

@@ -29,6 +29,7 @@
 #include "sidecar.h"
 #include "store.h"
 #include "streams.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -100,9 +101,14 @@ static const char *reason(int code)
     }
 }
 
+/* Every answer is valid UTF-8, whatever its strings came from (a request
+ * path, a name written into Redis by hand, a stored result): cJSON copies
+ * bytes >= 0x80 as they are, so those that are not UTF-8 become U+FFFD. */
 static void reply_json(struct evhttp_request *req, int code, cJSON *doc)
 {
-    char *text = cJSON_PrintUnformatted(doc);
+    char *printed = cJSON_PrintUnformatted(doc);
+    char *text = printed ? sfl_text_utf8_valid(printed, strlen(printed), NULL) : NULL;
+    free(printed);
     struct evbuffer *buf = evbuffer_new();
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
@@ -307,7 +313,9 @@ static void route_post_checks(sfl_http *h, struct evhttp_request *req)
         reply_error(req, 503, "out of memory");
         return;
     }
-    sfl_streams *streams = sfl_http_parse_checks_body(text, len, err, sizeof(err));
+    const sfl_conf *conf = h->node.app->conf;
+    sfl_streams *streams = sfl_http_parse_checks_body(text, len, conf->check_schemes,
+                                                      conf->check_nschemes, err, sizeof(err));
     free(text);
     if (!streams) {
         reply_error(req, 400, "%s", err);

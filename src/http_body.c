@@ -5,6 +5,7 @@
 
 #include "json.h"
 #include "streams.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -125,8 +126,13 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
         goto done;
     }
     if (cJSON_IsString(name)) {
+        char why[96];
         if (strlen(name->valuestring) >= sizeof(out->name)) {
             snprintf(err, errlen, "name: longer than %zu characters", sizeof(out->name) - 1);
+            goto done;
+        }
+        if (sfl_text_check(name->valuestring, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "name: %s", why);
             goto done;
         }
         out->has_name = 1;
@@ -138,12 +144,17 @@ done:
     return rc;
 }
 
-sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen)
+sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *const *schemes,
+                                        size_t n, char *err, size_t errlen)
 {
     sfl_streams *s = sfl_streams_parse(body, len, "body", err, errlen);
     if (s && s->n == 0) {
         sfl_streams_free(s);
         snprintf(err, errlen, "body: no streams");
+        return NULL;
+    }
+    if (s && sfl_streams_allowed(s, schemes, n, "body", err, errlen) < 0) {
+        sfl_streams_free(s);
         return NULL;
     }
     return s;

@@ -27,7 +27,8 @@ int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *
  * then survives a JSON number exactly). 0, or -1 (out untouched). */
 int sfl_http_parse_id(const char *s, size_t n, long long *out);
 
-/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}. */
+/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}; a name
+ * with a control character or invalid UTF-8 is refused (sfl_text_check). */
 typedef struct sfl_http_account_put {
     long long max_streams; /* 0 (unlimited) .. 1000000, required */
     int has_name;          /* name given as a string */
@@ -37,7 +38,10 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
                                 size_t errlen);
 
 /* POST /v1/checks: a streams document (sfl_streams_parse, named "body") with
- * at least one stream. The caller frees the batch; NULL with err. */
-sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *err, size_t errlen);
+ * at least one stream, each URL's scheme one of the n in schemes
+ * (check.schemes; sfl_streams_allowed). The caller frees the batch; NULL
+ * with err. */
+sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *const *schemes,
+                                        size_t n, char *err, size_t errlen);
 
 #endif

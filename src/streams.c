@@ -7,6 +7,14 @@
  * sfl_stream or the whole batch is refused with a message naming the element
  * and the field: a batch is never half-taken.
  *
+ * What a check may open is a second, separate step (sfl_streams_allowed):
+ * every URL must begin with "<scheme>://" and the scheme must be one the
+ * config allows (check.schemes), so that a token holder cannot make a node
+ * read file:///etc/passwd or stdin ("-", "pipe:0") with ffmpeg. The parse
+ * itself knows no config: the queue decoder, the fuzzers and the tests use
+ * it alone, and each place streams come in (check, submit, POST /v1/checks,
+ * a node taking a queue entry) asks both.
+ *
  * Never: print, touch Redis, or put a URL into an error message (URLs carry
  * provider credentials). */
 #include "streams.h"
@@ -21,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define STREAMS_MAX_BYTES (256u * 1024 * 1024)
 #define MAX_SAFE_INT 9007199254740991.0 /* 2^53 - 1 */
@@ -249,6 +258,7 @@ sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, c
         fail(&p, -1, NULL, "out of memory");
         goto err;
     }
+    ss->wrapped = cJSON_IsObject(root);
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n > 0 && !(ss->v = calloc(n, sizeof(*ss->v)))) {
         fail(&p, -1, NULL, "out of memory");
@@ -291,6 +301,67 @@ sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen)
         sfl_streams_parse(text, len, strcmp(path, "-") == 0 ? "(stdin)" : path, err, errlen);
     free(text);
     return s;
+}
+
+/*--- What a check may open ---*/
+
+size_t sfl_scheme_span(const char *s)
+{
+    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+        return 0;
+    size_t n = 1;
+    while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+           (s[n] >= '0' && s[n] <= '9') || s[n] == '+' || s[n] == '-' || s[n] == '.')
+        n++;
+    return n;
+}
+
+/* "http, https, ..." into buf. */
+static void scheme_list(char *const *schemes, size_t n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", schemes[i]);
+        used += w < 0 ? 0 : (size_t)w;
+    }
+}
+
+int sfl_url_allowed(const char *url, char *const *schemes, size_t n, char *why, size_t whylen)
+{
+    size_t k = sfl_scheme_span(url);
+    if (k > 0 && k <= SFL_SCHEME_MAX && strncmp(url + k, "://", 3) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (strlen(schemes[i]) == k && strncasecmp(schemes[i], url, k) == 0)
+                return 0;
+    if (why && whylen) {
+        char list[256];
+        scheme_list(schemes, n, list, sizeof(list));
+        if (k == 0 || strncmp(url + k, "://", 3) != 0)
+            snprintf(why, whylen, "has no scheme:// in front (check.schemes: %s)", list);
+        else if (k > SFL_SCHEME_MAX)
+            snprintf(why, whylen, "has a scheme longer than %d characters (check.schemes: %s)",
+                     SFL_SCHEME_MAX, list);
+        else
+            snprintf(why, whylen, "scheme \"%.*s\" is not allowed (check.schemes: %s)", (int)k, url,
+                     list);
+    }
+    return -1;
+}
+
+int sfl_streams_allowed(const sfl_streams *s, char *const *schemes, size_t n, const char *name,
+                        char *err, size_t errlen)
+{
+    for (size_t i = 0; s && i < s->n; i++) {
+        char why[400];
+        if (sfl_url_allowed(s->v[i].url, schemes, n, why, sizeof(why)) == 0)
+            continue;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s[%zu].url (stream %lld): %s", name ? name : "(streams)",
+                     s->wrapped ? "streams" : "", i, s->v[i].id, why);
+        return -1;
+    }
+    return 0;
 }
 
 int sfl_stream_json_add_id(cJSON *obj, const char *key, long long id)

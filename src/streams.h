@@ -18,6 +18,7 @@ typedef struct sfl_stream {
 typedef struct sfl_streams {
     sfl_stream *v; /* in input order; NULL when n == 0 */
     size_t n;
+    int wrapped; /* came as {"streams": [...]}: paths in messages read streams[i] */
 } sfl_streams;
 
 /* Parses len bytes of JSON (need not be NUL-terminated). Returns a batch the
@@ -33,6 +34,26 @@ sfl_streams *sfl_streams_parse(const char *json, size_t len, const char *name, c
 sfl_streams *sfl_streams_load(const char *path, char *err, size_t errlen);
 /* NULL is a no-op. */
 void sfl_streams_free(sfl_streams *s);
+
+/*--- What a check may open ---*/
+
+#define SFL_SCHEME_MAX 32 /* longer schemes are refused (config) or not taken as one (URL) */
+
+/* The length of the longest prefix of s that has a URL scheme's syntax (RFC
+ * 3986: a letter, then letters, digits, '+', '-' and '.'); 0 when s does not
+ * begin with a letter. */
+size_t sfl_scheme_span(const char *s);
+/* 0 when url begins with "<scheme>://" and that scheme is one of the n in
+ * schemes (compared without regard to ASCII case); else -1 with why, e.g.
+ * "scheme "file" is not allowed (check.schemes: http, https)" or "has no
+ * scheme:// (check.schemes: http, https)". why never holds more of url than
+ * its scheme (a URL carries credentials). */
+int sfl_url_allowed(const char *url, char *const *schemes, size_t n, char *why, size_t whylen);
+/* Every stream's url by sfl_url_allowed: 0, or -1 with the first refusal in
+ * err naming the source, the element and the stream: "<name>: [3].url
+ * (stream 104): scheme "file" is not allowed (check.schemes: ...)". */
+int sfl_streams_allowed(const sfl_streams *s, char *const *schemes, size_t n, const char *name,
+                        char *err, size_t errlen);
 
 /* The stream as JSON text ({"id","name","url","m3u_account","priority"}),
  * which sfl_streams_parse reads back exactly. Caller frees. NULL when out of

@@ -7,8 +7,9 @@
  * (sfl_http_parse_checks_body); any other byte picks by its value mod 3. The
  * rest is the body, not NUL-terminated. Checked: a refusal carries a message
  * (the 400 reply's text); an accepted body gives values within the ranges
- * http_body.h states; an accepted lease or account body, written back as JSON,
- * parses to the same values. */
+ * http_body.h states (a checks body: every URL of an allowed scheme); an
+ * accepted lease or account body, written back as JSON, parses to the same
+ * values. */
 #include "http_body.h"
 #include "streams.h"
 
@@ -110,12 +111,14 @@ static void checks(const char *body, size_t len)
 {
     char err[512];
     memset(err, 'x', sizeof(err));
-    sfl_streams *s = sfl_http_parse_checks_body(body, len, err, sizeof(err));
+    static char *const schemes[] = {"http", "https", "rtmp", "rtsp", "udp", "rtp", "srt"};
+    sfl_streams *s = sfl_http_parse_checks_body(body, len, schemes, 7, err, sizeof(err));
     if (!s) {
         check_refusal(err, sizeof(err));
         return;
     }
     CHECK(s->n >= 1 && s->v != NULL);
+    CHECK(sfl_streams_allowed(s, schemes, 7, "body", NULL, 0) == 0);
     sfl_streams_free(s);
 }
 

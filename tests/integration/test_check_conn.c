@@ -271,10 +271,11 @@ Test(check_conn, mp4_moov_at_end_with_ranges_one_connection_and_error)
     th_results_free(&r);
 }
 
-/* {input_options} becomes -seekable 0 for an http(s) URL and nothing for
- * other protocols (ffmpeg refuses -seekable on udp:// rtmp:// rtsp://): a
+/* {input_options} becomes the input's -protocol_whitelist (what the URL's
+ * scheme needs underneath, nothing more) and, for an http(s) URL only,
+ * -seekable 0 (ffmpeg refuses -seekable on udp:// rtmp:// rtsp://): a
  * command that writes down the arguments it got shows which. */
-Test(check_conn, input_options_only_for_http)
+Test(check_conn, input_options_per_scheme)
 {
     char config[256], streams[256], args[256];
     snprintf(args, sizeof(args), "%s/args.txt", dir);
@@ -296,6 +297,12 @@ Test(check_conn, input_options_only_for_http)
                   " {\"id\": 3, \"name\": \"u\", \"url\": \"udp://239.0.0.1:1234\","
                   " \"m3u_account\": null},\n"
                   " {\"id\": 4, \"name\": \"r\", \"url\": \"rtmp://127.0.0.1/live/z\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 5, \"name\": \"t\", \"url\": \"Rtsp://127.0.0.1/cam\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 6, \"name\": \"p\", \"url\": \"rtp://239.0.0.2:5004\","
+                  " \"m3u_account\": null},\n"
+                  " {\"id\": 7, \"name\": \"c\", \"url\": \"srt://127.0.0.1:9000\","
                   " \"m3u_account\": null}]\n",
                   streams, sizeof(streams));
     snprintf(results_path, sizeof(results_path), "%s/results.jsonl", dir);
@@ -307,13 +314,23 @@ Test(check_conn, input_options_only_for_http)
               err_text());
     char *got = th_read_file(args);
     cr_assert_not_null(got, "the check command never ran");
-    cr_expect(strstr(got, "-seekable|0|http://127.0.0.1:9/x.ts|\n") != NULL, "%s", got);
-    cr_expect(strstr(got, "-seekable|0|HTTPS://127.0.0.1:9/y.ts|\n") != NULL, "%s", got);
-    cr_expect(strstr(got, "\nudp://239.0.0.1:1234|\n") != NULL || strncmp(got, "udp:", 4) == 0,
-              "%s", got);
-    cr_expect(strstr(got, "\nrtmp://127.0.0.1/live/z|\n") != NULL || strncmp(got, "rtmp:", 5) == 0,
-              "%s", got);
-    cr_expect_eq(strstr(got, "-seekable|0|udp") == NULL && strstr(got, "-seekable|0|rtmp") == NULL,
-                 1, "-seekable given to a non-http input: %s", got);
+    /* One line per check, in any order (one at a time, but priorities tie). */
+    const char *lines[] = {
+        "-protocol_whitelist|http,https,tcp,tls,crypto|-seekable|0|http://127.0.0.1:9/x.ts|\n",
+        "-protocol_whitelist|http,https,tcp,tls,crypto|-seekable|0|HTTPS://127.0.0.1:9/y.ts|\n",
+        "-protocol_whitelist|udp|udp://239.0.0.1:1234|\n",
+        "-protocol_whitelist|rtmp,tcp|rtmp://127.0.0.1/live/z|\n",
+        "-protocol_whitelist|tcp,rtp,udp|Rtsp://127.0.0.1/cam|\n",
+        "-protocol_whitelist|rtp,udp|rtp://239.0.0.2:5004|\n",
+        "-protocol_whitelist|srt|srt://127.0.0.1:9000|\n",
+    };
+    int nlines = 0;
+    for (const char *q = got; (q = strchr(q, '\n')) != NULL; q++)
+        nlines++;
+    cr_expect_eq(nlines, 7, "%d checks ran for 7 streams:\n%s", nlines, got);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        const char *at = strstr(got, lines[i]);
+        cr_expect(at && (at == got || at[-1] == '\n'), "no line %s in:\n%s", lines[i], got);
+    }
     free(got);
 }

@@ -10,16 +10,23 @@
  *
  * Needs /usr/bin/chromium (Debian: apt-get install chromium; SFL_CHROMIUM
  * names another binary). Without it the tests skip, or fail when
- * SFL_REQUIRE_CHROMIUM=1 (CI sets it). */
+ * SFL_REQUIRE_CHROMIUM=1 (CI sets it).
+ *
+ * The token a dashboard is opened with (/?token=...) must leave the address
+ * bar once the page has it: Chromium's DevTools list of targets tells which
+ * address a tab shows. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -485,4 +492,115 @@ Test(dashboard, renders_accounts_holders_nodes_and_results_without_token)
     token = NULL;
     scene();
     render_and_check(SFL_TOOLS_DIR "/dashboard-open.png");
+}
+
+/* Chromium's DevTools list of targets (GET /json/list on its DevTools
+ * port), or NULL. Its server keeps connections open and says how long its
+ * answer is, so the answer is read up to Content-Length, not to EOF. */
+static cJSON *devtools_targets(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    char req[128], buf[65536];
+    size_t n = 0;
+    cJSON *list = NULL;
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int len =
+        snprintf(req, sizeof(req), "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || send(fd, req, (size_t)len, 0) != len)
+        goto done;
+    for (;;) {
+        ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = '\0';
+        const char *body = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "Content-Length:");
+        if (body && cl && cl < body &&
+            (size_t)(buf + n - (body + 4)) >= strtoul(cl + 15, NULL, 10)) {
+            list = cJSON_Parse(body + 4);
+            break;
+        }
+        if (n + 1 >= sizeof(buf))
+            break;
+    }
+done:
+    close(fd);
+    return list;
+}
+
+/* Opened as /?token=...&view=all: the page keeps the token (its calls carry
+ * it, as the tests above show) and takes it out of the address bar, leaving
+ * the rest of the address as it was. */
+Test(dashboard, token_leaves_the_address_bar)
+{
+    need_chromium();
+    token = TOKEN;
+    node_start(&nodes[0]);
+    char profile[128], prof_flag[200], url[256], err_path[256], port_file[200], want[128];
+    th_tmpdir(profile, sizeof(profile));
+    snprintf(prof_flag, sizeof(prof_flag), "--user-data-dir=%s", profile);
+    snprintf(port_file, sizeof(port_file), "%s/DevToolsActivePort", profile);
+    snprintf(err_path, sizeof(err_path), "%s/chromium-address.err", dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s&view=all", nodes[0].port, TOKEN);
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/?view=all", nodes[0].port);
+    const char *argv[] = {chromium,
+                          "--headless",
+                          "--no-sandbox",
+                          "--disable-gpu",
+                          "--no-first-run",
+                          "--disable-background-networking",
+                          "--disable-component-update",
+                          "--disable-sync",
+                          "--disable-dev-shm-usage",
+                          prof_flag,
+                          "--remote-debugging-port=0",
+                          "--window-size=1100,800",
+                          url,
+                          NULL};
+    browser_pid = th_spawn((char *const *)argv, NULL, err_path);
+
+    /* Chromium writes the port it took for DevTools into the profile. */
+    int devtools = 0;
+    int64_t until = th_now_ms() + CHROMIUM_TIMEOUT_MS;
+    while (!devtools && th_now_ms() < until && th_alive(browser_pid)) {
+        char *text = th_read_file(port_file);
+        if (text)
+            devtools = atoi(text);
+        free(text);
+        if (!devtools)
+            usleep(50000);
+    }
+    char *err = th_read_file(err_path);
+    cr_assert_gt(devtools, 0, "chromium gave no DevTools port; stderr:\n%s", err ? err : "");
+    free(err);
+
+    /* The page's address, as the tab shows it, until the token is gone. */
+    char address[512] = "";
+    until = th_now_ms() + 30000;
+    while (th_now_ms() < until) {
+        cJSON *list = devtools_targets(devtools);
+        const cJSON *t;
+        cJSON_ArrayForEach(t, list)
+        {
+            const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(t, "type"));
+            const char *at = cJSON_GetStringValue(cJSON_GetObjectItem(t, "url"));
+            if (type && at && strcmp(type, "page") == 0 && strstr(at, "127.0.0.1"))
+                snprintf(address, sizeof(address), "%s", at);
+        }
+        cJSON_Delete(list);
+        if (strcmp(address, want) == 0)
+            break;
+        usleep(100000);
+    }
+    reap(&browser_pid, 1);
+    nftw(profile, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    cr_assert_null(strstr(address, "token"), "the address bar still shows the token: %s", address);
+    cr_assert_str_eq(address, want, "the page's address after it read the token");
 }

@@ -11,6 +11,9 @@
  *     find the problem (the file, the JSON path or stream index, the option,
  *     the value),
  *   - print nothing on stdout (no results, no batch id),
+ *   - run no check: the suite's check command writes a line to a marker
+ *     file, which must not exist afterwards (a stream URL the config does
+ *     not allow, file:///etc/passwd or "-", is refused before anything runs),
  *   - leave Redis exactly as it was: same keys, same types, same DUMP of
  *     every value, same TTL presence, and no write counted by Redis at all
  *     (rdb_changes_since_last_save), so even a write of an equal value shows.
@@ -32,7 +35,7 @@ static char dir[128];
 static pid_t child;
 
 typedef struct paths {
-    char config[256], streams[256], missing[256], out[256], err[256];
+    char config[256], streams[256], missing[256], out[256], err[256], ran[256];
 } paths;
 static paths files; /* removed by teardown: some are 20 MB */
 
@@ -52,7 +55,7 @@ static void teardown(void)
     }
     child = 0;
     th_redis_stop(&redis);
-    const char *made[] = {files.config, files.streams, files.out, files.err};
+    const char *made[] = {files.config, files.streams, files.out, files.err, files.ran};
     for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
         if (*made[i])
             unlink(made[i]);
@@ -245,6 +248,23 @@ static const input_case cases[] = {
      {"@config", "check.command", "null"}},
     {"config_null_in_command", {CHECK}, TEXT("{\"check\": {\"command\": [\"ffmpeg\", null]}}"),
      {0}, NULL, {"@config", "check.command[1]", "null"}},
+    {"config_schemes_empty", {CHECK}, TEXT("{\"check\": {\"schemes\": []}}"), {0}, NULL,
+     {"@config", "check.schemes", "[]"}},
+    {"config_schemes_with_slashes", {CHECK}, TEXT("{\"check\": {\"schemes\": [\"http://\"]}}"),
+     {0}, NULL, {"@config", "check.schemes[0]", "\"http://\""}},
+    {"config_schemes_twice", {CHECK}, TEXT("{\"check\": {\"schemes\": [\"udp\", \"UDP\"]}}"),
+     {0}, NULL, {"@config", "check.schemes[1]", "twice"}},
+    {"config_schemes_number", {CHECK}, TEXT("{\"check\": {\"schemes\": [\"http\", 1]}}"), {0},
+     NULL, {"@config", "check.schemes[1]", "1"}},
+    {"config_account_name_escape", {CHECK},
+     TEXT("{\"accounts\": [{\"id\": 1, \"name\": \"\\u001b[31mred\", \"max_streams\": 1}]}"),
+     {0}, NULL, {"@config", "accounts[0].name", "control character (U+001B"}},
+    {"config_account_name_bell", {CHECK},
+     TEXT("{\"accounts\": [{\"id\": 1, \"name\": \"ding\\u0007\", \"max_streams\": 1}]}"),
+     {0}, NULL, {"@config", "accounts[0].name", "U+0007"}},
+    {"config_account_name_crlf", {"accounts", "sync", "-c", "@config", "--redis", "@redis"},
+     TEXT("{\"accounts\": [{\"id\": 1, \"name\": \"a\\r\\nb\", \"max_streams\": 1}]}"),
+     {0}, NULL, {"@config", "accounts[0].name", "U+000D"}},
     {"config_unknown_key", {CHECK}, TEXT("{\"concurent_streams\": {}}"), {0}, NULL,
      {"@config", "concurent_streams", "unknown key"}},
     {"config_unknown_nested_key", {CHECK}, TEXT("{\"lease\": {\"ttl\": 5000}}"), {0}, NULL,
@@ -379,6 +399,39 @@ static const input_case cases[] = {
     {"streams_url_raw_nul", {CHECK}, {0},
      TEXT("[{\"id\": 4, \"url\": \"http://127.0.0.1:1/4.ts\0@other\", \"m3u_account\": 1}]"), NULL,
      {"@streams", "[0].url|not valid JSON"}},
+    /* What a check may open: only URLs of check.schemes (default http https
+     * rtmp rtsp udp rtp srt), never a file, stdin or another protocol */
+    {"streams_url_file_etc_passwd", {CHECK}, {0},
+     TEXT("[" THREE_OK "{\"id\": 4, \"url\": \"file:///etc/passwd\", \"m3u_account\": 1}]"),
+     NULL, {"@streams", "[3].url (stream 4)", "scheme \"file\" is not allowed (check.schemes: http"}},
+    {"streams_url_dash_stdin", {CHECK}, {0},
+     TEXT("[{\"id\": 4, \"url\": \"-\", \"m3u_account\": 1}]"), NULL,
+     {"@streams", "[0].url (stream 4)", "no scheme://"}},
+    {"streams_url_pipe_0", {CHECK}, {0},
+     TEXT("{\"streams\": [{\"id\": 4, \"url\": \"pipe:0\", \"m3u_account\": null}]}"), NULL,
+     {"@streams", "streams[0].url (stream 4)", "no scheme://"}},
+    {"streams_url_file_upper_case", {CHECK}, {0},
+     TEXT("[" THREE_OK "{\"id\": 4, \"url\": \"FILE:///x\", \"m3u_account\": 1}]"), NULL,
+     {"@streams", "[3].url (stream 4)", "scheme \"FILE\""}},
+    {"streams_url_no_scheme_path", {CHECK}, {0},
+     TEXT("[{\"id\": 4, \"url\": \"/etc/passwd\"}]"), NULL,
+     {"@streams", "[0].url (stream 4)", "no scheme://"}},
+    {"streams_url_concat", {CHECK}, {0},
+     TEXT("[{\"id\": 4, \"url\": \"concat:http://h/1.ts|file:///etc/passwd\"}]"), NULL,
+     {"@streams", "[0].url (stream 4)", "no scheme://"}},
+    {"streams_url_scheme_not_in_config", {CHECK},
+     TEXT("{\"check\": {\"schemes\": [\"rtmp\", \"srt\"]}}"), {0}, NULL,
+     {"@streams", "[0].url (stream 1)", "scheme \"http\" is not allowed (check.schemes: rtmp, srt)"}},
+    {"submit_url_file_etc_passwd", {"submit", "-c", "@config", "--redis", "@redis", "@streams"}, {0},
+     TEXT("[" THREE_OK "{\"id\": 4, \"url\": \"file:///etc/passwd\", \"m3u_account\": 1}]"),
+     NULL, {"@streams", "[3].url (stream 4)", "\"file\""}},
+    {"submit_wait_url_dash", {"submit", "--wait", "-c", "@config", "--redis", "@redis", "@streams"},
+     {0}, TEXT("[{\"id\": 5, \"url\": \"-\"}]"), NULL, {"@streams", "[0].url (stream 5)"}},
+    {"submit_url_pipe_0", {"submit", "-c", "@config", "--redis", "@redis", "@streams"}, {0},
+     TEXT("[{\"id\": 6, \"url\": \"pipe:0\"}]"), NULL, {"@streams", "[0].url (stream 6)"}},
+    {"submit_url_file_upper_case", {"submit", "-c", "@config", "--redis", "@redis", "@streams"},
+     {0}, TEXT("[{\"id\": 7, \"url\": \"FILE:///x\"}]"), NULL,
+     {"@streams", "[0].url (stream 7)", "\"FILE\""}},
     {"streams_account_string", {CHECK}, {0},
      TEXT("[{\"id\": 4, \"url\": \"http://127.0.0.1:1/4.ts\", \"m3u_account\": \"x\"}]"), NULL,
      {"@streams", "[0].m3u_account", "\"x\""}},
@@ -488,6 +541,18 @@ static const input_case cases[] = {
     {"accounts_set_name_missing_argument",
      {"accounts", "set", "1", "2", "-c", "@config", "--redis", "@redis", "--name"}, {0}, {0}, NULL,
      {"requires an argument", "name"}},
+    {"accounts_set_name_escape",
+     {"accounts", "set", "1", "2", "--name", "\033[31mred", "-c", "@config", "--redis", "@redis"},
+     {0}, {0}, NULL, {"--name", "control character (U+001B at byte 0)"}},
+    {"accounts_set_name_bell",
+     {"accounts", "set", "1", "2", "--name", "ding\a", "-c", "@config", "--redis", "@redis"}, {0},
+     {0}, NULL, {"--name", "U+0007"}},
+    {"accounts_set_name_crlf",
+     {"accounts", "set", "1", "2", "--name", "a\r\nb", "-c", "@config", "--redis", "@redis"}, {0},
+     {0}, NULL, {"--name", "U+000D"}},
+    {"accounts_set_name_not_utf8",
+     {"accounts", "set", "1", "2", "--name", "x\xff\xfe", "-c", "@config", "--redis", "@redis"},
+     {0}, {0}, NULL, {"--name", "not valid UTF-8"}},
     {"accounts_unknown_verb", {"accounts", "bogus", "-c", "@config", "--redis", "@redis"}, {0},
      {0}, NULL, {"'bogus'"}},
     {"check_config_nonexistent_absolute",
@@ -720,6 +785,7 @@ static void prepare(paths *p, char *good_config, size_t len)
     snprintf(p->missing, sizeof(p->missing), "%s/missing", dir);
     snprintf(p->out, sizeof(p->out), "%s/stdout", dir);
     snprintf(p->err, sizeof(p->err), "%s/stderr", dir);
+    snprintf(p->ran, sizeof(p->ran), "%s/check-ran", dir);
     files = *p;
 
     th_account(&redis, 1, 2);
@@ -732,9 +798,10 @@ static void prepare(paths *p, char *good_config, size_t len)
              " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500,"
              " \"acquire_timeout\": 2},\n"
              " \"accounts\": [{\"id\": 1, \"max_streams\": 5}, {\"id\": 7, \"max_streams\": 9}],\n"
-             " \"check\": {\"command\": [\"true\"], \"parser\": \"none\", \"timeout\": 5},\n"
+             " \"check\": {\"command\": [\"sh\", \"-c\", \"echo ran >> %s\"], \"parser\": \"none\","
+             " \"timeout\": 5},\n"
              " \"http\": {\"listen\": \"127.0.0.1:0\"}}\n",
-             redis.url);
+             redis.url, p->ran);
 }
 
 /* The control: the valid config and streams the rows start from are
@@ -765,6 +832,12 @@ Test(input, valid_inputs_are_taken)
         lines++;
     cr_expect_eq(lines, 3, "%d result lines for 3 streams:\n%s", lines,
                  clip(out, buf, sizeof(buf)));
+    char *ran = th_read_file(p.ran);
+    int runs = 0;
+    for (const char *q = ran ? ran : ""; (q = strchr(q, '\n')) != NULL; q++)
+        runs++;
+    cr_expect_eq(runs, 3, "the check command ran %d times for 3 streams", runs);
+    free(ran);
     char *after = snapshot();
     cr_expect_str_neq(after, before, "a batch that ran left no trace in Redis");
     cr_expect_eq(th_redis_int(&redis, "HGET sfl:{a:1}:conf max_streams"), 5,
@@ -839,6 +912,7 @@ ParameterizedTest(size_t *row, input, refused)
               err ? strlen(err) : 0);
     cr_expect(!out || !*out, "[%s] stdout of refused input:\n%s", c->name,
               clip(out, buf, sizeof(buf)));
+    cr_expect(access(p.ran, F_OK) != 0, "[%s] the check command ran", c->name);
 
     char *after = snapshot();
     if (strcmp(after, before) != 0) {

@@ -104,6 +104,12 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
                           c->accounts[i].max_streams);
         return;
     }
+    if (strcmp(key, "check.schemes") == 0) { /* elements joined by spaces */
+        for (size_t i = 0; i < c->check_nschemes; i++)
+            o += snprintf(buf + o, len - o, "%s%s", i ? " " : "", c->check_schemes[i]);
+        cr_assert_null(c->check_schemes[c->check_nschemes], "the list must end in NULL");
+        return;
+    }
     if (strcmp(key, "check.command") == 0) { /* elements joined by spaces */
         for (size_t i = 0; i < c->check_argc; i++)
             o += snprintf(buf + o, len - o, "%s%s", i ? " " : "", c->check_command[i]);
@@ -202,6 +208,29 @@ static const struct bad_case bad_cases[] = {
      "unknown key"},
     {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": 7}]}", "accounts[0].name",
      "expected a string or null, got 7"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"\\u001b[31mred\"}]}",
+     "accounts[0].name", "contains a control character (U+001B at byte 0)"},
+    {"{\"accounts\": [{\"id\": 1, \"max_streams\": 1}, {\"id\": 3, \"max_streams\": 1, "
+     "\"name\": \"bell\\u0007\"}]}",
+     "accounts[1].name", "contains a control character (U+0007 at byte 4)"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"a\\r\\nb\"}]}",
+     "accounts[0].name", "control character (U+000D"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"\\u009b2J\"}]}",
+     "accounts[0].name", "control character (U+009B"},
+    {"{\"accounts\": [{\"id\": 3, \"max_streams\": 1, \"name\": \"x\xff\"}]}", "accounts[0].name",
+     "is not valid UTF-8 (byte 0xFF at 1)"},
+    {"{\"check\": {\"schemes\": []}}", "check.schemes", "non-empty array of strings, got []"},
+    {"{\"check\": {\"schemes\": \"http\"}}", "check.schemes", "got \"http\""},
+    {"{\"check\": {\"schemes\": null}}", "check.schemes", "got null"},
+    {"{\"check\": {\"schemes\": [\"http\", 5]}}", "check.schemes[1]", "expected a string, got 5"},
+    {"{\"check\": {\"schemes\": [\"http\", \"\"]}}", "check.schemes[1]", "expected a URL scheme"},
+    {"{\"check\": {\"schemes\": [\"http://\"]}}", "check.schemes[0]", "got \"http://\""},
+    {"{\"check\": {\"schemes\": [\"ht tp\"]}}", "check.schemes[0]", "got \"ht tp\""},
+    {"{\"check\": {\"schemes\": [\"1http\"]}}", "check.schemes[0]", "expected a URL scheme"},
+    {"{\"check\": {\"schemes\": [\"a23456789012345678901234567890123\"]}}", "check.schemes[0]",
+     "at most 32"},
+    {"{\"check\": {\"schemes\": [\"http\", \"udp\", \"HTTP\"]}}", "check.schemes[2]",
+     "\"HTTP\" given twice (also at check.schemes[0])"},
     {"{\"check\": {\"command\": []}}", "check.command", "non-empty array"},
     {"{\"check\": {\"command\": \"ffmpeg -i {url}\"}}", "check.command",
      "expected a non-empty array of strings"},
@@ -339,6 +368,7 @@ static const struct good_case good_cases[] = {
       "lease.acquire_timeout=300",
       "accounts=",
       "check.command=" DEFAULT_COMMAND,
+      "check.schemes=http https rtmp rtsp udp rtp srt",
       "check.parser=ffmpeg",
       "check.timeout=70",
       "stream_analysis.ffmpeg_duration=30",
@@ -436,6 +466,11 @@ static const struct good_case good_cases[] = {
      {NULL},
      {"accounts=9007199254740991:(null):1", NULL}},
     {"{\"redis\": {\"url\": \"embedded\"}}", {NULL}, {"redis.url=embedded", NULL}},
+    /* Schemes as given (matched without regard to case); names in any script. */
+    {"{\"check\": {\"schemes\": [\"HTTPS\", \"rtmps\", \"svn+ssh\"]}, \"accounts\": [{\"id\": 4, "
+     "\"name\": \"Caf\u00e9 \\u20ac\", \"max_streams\": 1}]}",
+     {NULL},
+     {"check.schemes=HTTPS rtmps svn+ssh", "accounts=4:Caf\u00e9 \u20ac:1", NULL}},
     /* Environment overrides win over the file. */
     {"{\"node_id\": \"file-node\", \"redis\": {\"url\": \"redis://a:1/2\"}, "
      "\"http\": {\"listen\": \"127.0.0.1:1\", \"token\": \"file\"}}",

@@ -113,6 +113,27 @@ Test(dispatcharr, names_are_copied)
     sfl_dispatcharr_accounts_free(accs, n);
 }
 
+/* Names with control characters are kept, escaped: one odd name does not
+ * stop the sync (every other entry refuses them; nothing prints them raw). */
+Test(dispatcharr, names_with_control_characters_come_out_escaped)
+{
+    const char json[] = "[{\"id\": 4, \"name\": \"\\u001b[31mRed\\u0007\", \"max_streams\": 1},"
+                        " {\"id\": 5, \"name\": \"Two\\r\\nLines \xff\", \"max_streams\": 2},"
+                        " {\"id\": 6, \"name\": \"Caf\u00e9 \\\\ ok\", \"max_streams\": 3}]";
+    sfl_account_conf *accs;
+    size_t n;
+    char err[256];
+    cr_assert_eq(
+        sfl_dispatcharr_limits_from_json(json, sizeof(json) - 1, &accs, &n, err, sizeof(err)), 0,
+        "%s", err);
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(accs[0].name, "\\x1b[31mRed\\x07");
+    cr_expect_str_eq(accs[1].name, "Two\\x0d\\x0aLines \\xff");
+    cr_expect_str_eq(accs[2].name, "Caf\u00e9 \\ ok");
+    cr_expect_eq(accs[1].max_streams, 2);
+    sfl_dispatcharr_accounts_free(accs, n);
+}
+
 /*--- Limits: wrong shapes ---------------------------------------------------*/
 
 struct shape_case {

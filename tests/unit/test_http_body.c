@@ -106,6 +106,15 @@ static const struct account_case account_cases[] = {
     {"{\"max_streams\": -1}", "max_streams: expected an integer from 0 to 1000000", 0},
     {"{\"max_streams\": \"3\"}", "max_streams: expected an integer", 0},
     {"{\"max_streams\": 3, \"name\": 7}", "name: expected a string", 0},
+    {"{\"max_streams\": 3, \"name\": \"Caf\u00e9 \\u20ac\"}", "3|1|Caf\u00e9 \u20ac", 1},
+    {"{\"max_streams\": 3, \"name\": \"\\u001b[31mred\"}",
+     "name: contains a control character (U+001B at byte 0)", 0},
+    {"{\"max_streams\": 3, \"name\": \"bell\\u0007\"}",
+     "name: contains a control character (U+0007 at byte 4)", 0},
+    {"{\"max_streams\": 3, \"name\": \"a\\r\\nb\"}",
+     "name: contains a control character (U+000D at byte 1)", 0},
+    {"{\"max_streams\": 3, \"name\": \"x\xff\xfe\"}", "name: is not valid UTF-8 (byte 0xFF at 1)",
+     0},
     {"{\"max_streams\": 3, \"limit\": 7}", "limit: unknown field", 0},
     {"{\"max_streams\": 3, \"max_streams\": 4}", "max_streams: given twice", 0},
     {"{\"max_streams\": 3,", "body: not valid JSON", 0},
@@ -155,16 +164,34 @@ Test(http_body, account_name_length)
 Test(http_body, checks_body)
 {
     char err[512] = "";
-    const char *ok = "{\"streams\": [{\"id\": 1, \"url\": \"u\", \"m3u_account\": 2}]}";
-    sfl_streams *s = sfl_http_parse_checks_body(ok, strlen(ok), err, sizeof(err));
+    char *const schemes[] = {"http", "udp"};
+    const char *ok = "{\"streams\": [{\"id\": 1, \"url\": \"UDP://@239.0.0.1:1\", \"m3u_account\": "
+                     "2}]}";
+    sfl_streams *s = sfl_http_parse_checks_body(ok, strlen(ok), schemes, 2, err, sizeof(err));
     cr_assert_not_null(s, "%s", err);
     cr_expect_eq(s->n, 1);
     cr_expect_eq(s->v[0].account, 2);
     sfl_streams_free(s);
 
-    cr_expect_null(sfl_http_parse_checks_body("[]", 2, err, sizeof(err)));
+    cr_expect_null(sfl_http_parse_checks_body("[]", 2, schemes, 2, err, sizeof(err)));
     cr_expect_str_eq(err, "body: no streams");
     const char *bad = "[{\"id\": \"one\", \"url\": \"u\"}]";
-    cr_expect_null(sfl_http_parse_checks_body(bad, strlen(bad), err, sizeof(err)));
+    cr_expect_null(sfl_http_parse_checks_body(bad, strlen(bad), schemes, 2, err, sizeof(err)));
     cr_expect_str_eq(err, "body: [0].id: expected an integer, got \"one\"");
+    /* What a check may open: refused as bad input, naming the element. */
+    const char *refused[][2] = {
+        {"[{\"id\": 5, \"url\": \"http://p/1\"}, {\"id\": 6, \"url\": \"file:///etc/passwd\"}]",
+         "body: [1].url (stream 6): scheme \"file\" is not allowed (check.schemes: http, udp)"},
+        {"[{\"id\": 5, \"url\": \"-\"}]",
+         "body: [0].url (stream 5): has no scheme:// in front (check.schemes: http, udp)"},
+        {"{\"streams\": [{\"id\": 5, \"url\": \"pipe:0\"}]}",
+         "body: streams[0].url (stream 5): has no scheme:// in front (check.schemes: http, udp)"},
+        {"[{\"id\": 5, \"url\": \"FILE:///x\"}]",
+         "body: [0].url (stream 5): scheme \"FILE\" is not allowed (check.schemes: http, udp)"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        cr_expect_null(sfl_http_parse_checks_body(refused[i][0], strlen(refused[i][0]), schemes, 2,
+                                                  err, sizeof(err)));
+        cr_expect_str_eq(err, refused[i][1]);
+    }
 }

@@ -212,6 +212,88 @@ Test(streams, many_streams)
     free(json);
 }
 
+/*--- What a check may open ---*/
+
+static char *const default_schemes[] = {"http", "https", "rtmp", "rtsp", "udp", "rtp", "srt"};
+#define NDEFAULT (sizeof(default_schemes) / sizeof(default_schemes[0]))
+#define DEFAULT_LIST "(check.schemes: http, https, rtmp, rtsp, udp, rtp, srt)"
+
+struct url_case {
+    const char *url;
+    const char *why; /* NULL: allowed */
+};
+
+static const struct url_case url_cases[] = {
+    {"http://p/live/u/p/1.ts", NULL},
+    {"HTTPS://p/1.m3u8", NULL},
+    {"Rtmp://p/live/x", NULL},
+    {"rtsp://cam/1", NULL},
+    {"udp://@239.0.0.1:1234", NULL},
+    {"rtp://239.0.0.1:5004", NULL},
+    {"srt://p:9000?mode=caller", NULL},
+    {"file:///etc/passwd", "scheme \"file\" is not allowed " DEFAULT_LIST},
+    {"FILE:///x", "scheme \"FILE\" is not allowed " DEFAULT_LIST},
+    {"-", "has no scheme:// in front " DEFAULT_LIST},
+    {"pipe:0", "has no scheme:// in front " DEFAULT_LIST},
+    {"/etc/passwd", "has no scheme:// in front " DEFAULT_LIST},
+    {"http:/p/1.ts", "has no scheme:// in front " DEFAULT_LIST},
+    {"concat:http://p/1.ts|file:///etc/passwd", "has no scheme:// in front " DEFAULT_LIST},
+    {"subfile,,start,0,end,0,,:http://p/1", "has no scheme:// in front " DEFAULT_LIST},
+    {"crypto+http://p/1.ts", "scheme \"crypto+http\" is not allowed " DEFAULT_LIST},
+    {"httpproxy://p/1", "scheme \"httpproxy\" is not allowed " DEFAULT_LIST},
+    {" http://p/1", "has no scheme:// in front " DEFAULT_LIST},
+    {"a23456789012345678901234567890123://x",
+     "has a scheme longer than 32 characters " DEFAULT_LIST},
+};
+
+ParameterizedTestParameters(streams, url_allowed)
+{
+    INDEX_PARAMS(url_cases);
+}
+
+ParameterizedTest(size_t *i, streams, url_allowed)
+{
+    const struct url_case *uc = &url_cases[*i];
+    char why[400] = "";
+    int rc = sfl_url_allowed(uc->url, default_schemes, NDEFAULT, why, sizeof(why));
+    if (uc->why) {
+        cr_assert_eq(rc, -1, "%s allowed", uc->url);
+        cr_assert_str_eq(why, uc->why);
+    } else {
+        cr_assert_eq(rc, 0, "%s refused: %s", uc->url, why);
+    }
+}
+
+Test(streams, allowed_names_the_element_and_the_stream_not_the_url)
+{
+    const char *json = "{\"streams\": [{\"id\": 1, \"url\": \"http://p/1\"},"
+                       " {\"id\": 42, \"url\": \"file:///home/u:hunter2/x\"}]}";
+    char err[512] = "";
+    sfl_streams *ss = sfl_streams_parse(json, strlen(json), "s.json", err, sizeof(err));
+    cr_assert_not_null(ss, "%s", err);
+    cr_assert_eq(sfl_streams_allowed(ss, default_schemes, NDEFAULT, "s.json", err, sizeof(err)),
+                 -1);
+    cr_expect_str_eq(
+        err, "s.json: streams[1].url (stream 42): scheme \"file\" is not allowed " DEFAULT_LIST);
+    cr_expect_null(strstr(err, "hunter2"), "%s", err);
+    /* Only the schemes the config names. */
+    char *const own[] = {"file"};
+    cr_assert_eq(sfl_streams_allowed(ss, own, 1, "s.json", err, sizeof(err)), -1);
+    cr_expect_str_eq(err, "s.json: streams[0].url (stream 1): scheme \"http\" is not allowed "
+                          "(check.schemes: file)");
+    sfl_streams_free(ss);
+
+    json = "[{\"id\": 7, \"url\": \"rtsp://cam\"}, {\"id\": 8, \"url\": \"-\"}]";
+    ss = sfl_streams_parse(json, strlen(json), "b", err, sizeof(err));
+    cr_assert_not_null(ss, "%s", err);
+    cr_assert_eq(sfl_streams_allowed(ss, default_schemes, NDEFAULT, "body", err, sizeof(err)), -1);
+    cr_expect_str_eq(err, "body: [1].url (stream 8): has no scheme:// in front " DEFAULT_LIST);
+    ss->n = 1;
+    cr_expect_eq(sfl_streams_allowed(ss, default_schemes, NDEFAULT, "body", err, sizeof(err)), 0);
+    ss->n = 2;
+    sfl_streams_free(ss);
+}
+
 /*--- Back to JSON ---*/
 
 /* The text of sfl_stream_to_json for ids around cJSON's 15-digit rounding
