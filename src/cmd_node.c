@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define REGISTRY_MS 2000
@@ -593,6 +594,37 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     sfl_info("SIGHUP: account limits reloaded (%zu accounts)", n->app.conf->naccounts);
 }
 
+/*--- Descriptors -----------------------------------------------------------*/
+
+/* The soft RLIMIT_NOFILE up to the hard one (to fs.nr_open when the hard one
+ * is unlimited): connections, checks' pipes and Redis share it. The limit
+ * in force, and the one found (*was). */
+static long long raise_nofile(long long *was)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        *was = -1;
+        return -1;
+    }
+    *was = (long long)rl.rlim_cur;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long n = 0;
+        if (!f || fscanf(f, "%llu", &n) != 1 || n == 0)
+            n = 1 << 20;
+        if (f)
+            fclose(f);
+        want = (rlim_t)n;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
+}
+
 /*--- Command ---------------------------------------------------------------*/
 
 static const char usage[] =
@@ -657,6 +689,7 @@ int sfl_cmd_node(int argc, char **argv)
         }
     }
 
+    long long nofile_was, nofile = raise_nofile(&nofile_was);
     node n = {.exit_code = SFL_EXIT_OK};
     char err[512];
     char channel[160];
@@ -721,9 +754,16 @@ int sfl_cmd_node(int argc, char **argv)
     n.app.arg = &n;
     const char *listen_at = n.app.conf->http_listen;
     const char *colon = strrchr(listen_at, ':');
-    sfl_info("node %s: http on %.*s:%d, capacity %zu (global_limit %d + lookahead %d)",
+    int max_conns = sfl_http_max_connections(n.http);
+    if (n.app.conf->http_max_connections > max_conns)
+        sfl_warn("http.max_connections %lld is more than the descriptor limit (%lld) leaves "
+                 "once the checks and Redis have theirs: %d",
+                 (long long)n.app.conf->http_max_connections, nofile, max_conns);
+    sfl_info("node %s: http on %.*s:%d (at most %d connections), capacity %zu (global_limit %d "
+             "+ lookahead %d), descriptors %lld%s",
              n.app.conf->node_id, colon ? (int)(colon - listen_at) : (int)strlen(listen_at),
-             listen_at, sfl_http_port(n.http), n.capacity, n.app.conf->global_limit, lookahead);
+             listen_at, sfl_http_port(n.http), max_conns, n.capacity, n.app.conf->global_limit,
+             lookahead, nofile, nofile > nofile_was ? " (soft limit raised to the hard one)" : "");
     sfl_app_start(&n.app, 0);
     event_base_dispatch(base);
     sfl_info("node %s: stopped (checks: OK %" PRIu64 ", Timeout %" PRIu64 ", Error %" PRIu64
