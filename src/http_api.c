@@ -454,6 +454,9 @@ static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, v
         cJSON_AddNumberToObject(doc, "ttl_ms", (double)p->ttl_ms);
         reply_json(p->req, 200, doc);
         cJSON_Delete(doc);
+    } else if (st == SFL_SIDECAR_TIMEOUT && !sfl_store_ready(p->h->node.app->store)) {
+        /* Not a full account: nobody could say. */
+        reply_error(p->req, 503, "Redis is not reachable: no slot within wait_ms");
     } else if (st == SFL_SIDECAR_TIMEOUT) {
         reply_error(p->req, 408, "no slot within wait_ms");
     } else {
@@ -476,6 +479,8 @@ static void route_post_lease(sfl_http *h, struct evhttp_request *req)
     free(text);
     if (bad) {
         reply_error(req, 400, "%s", err);
+    } else if (!sfl_store_ready(h->node.app->store)) {
+        reply_error(req, 503, "Redis is not reachable");
     } else {
         pending *p = pending_new(h, req);
         if (p) {
