@@ -547,6 +547,19 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
         sfl_timer_in(n->exit_timer, 5000); /* whatever happens */
 }
 
+/* Takes no new work, hands back what waits, gives running checks the grace. */
+static void node_stop(node *n, const char *why)
+{
+    n->stopping = 1;
+    sfl_info("node %s: %s: taking no new work; %d check(s) running get %g s to finish",
+             n->app.conf->node_id, why, sfl_worker_running(n->worker),
+             n->app.conf->node_shutdown_grace);
+    sfl_worker_drain(n->worker);
+    sfl_timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
+    on_registry_timer(-1, 0, n);
+    maybe_exit(n);
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     node *n = arg;
@@ -557,14 +570,25 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         sfl_timer_in(n->grace_timer, 0);
         return;
     }
-    n->stopping = 1;
-    sfl_info("node %s: signal %d: taking no new work; %d check(s) running get %g s to finish",
-             n->app.conf->node_id, (int)sig, sfl_worker_running(n->worker),
-             n->app.conf->node_shutdown_grace);
-    sfl_worker_drain(n->worker);
-    sfl_timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
-    on_registry_timer(-1, 0, n);
-    maybe_exit(n);
+    char why[32];
+    snprintf(why, sizeof(why), "signal %d", (int)sig);
+    node_stop(n, why);
+}
+
+/* Redis keeps refusing the password (or wants one): the config is wrong, and
+ * a supervisor restarting the node with a fixed one is the way out. */
+static void on_auth_refused(sfl_app *app, void *arg)
+{
+    node *n = arg;
+    int64_t since;
+    int tries = sfl_store_auth_refused(app->store, &since);
+    sfl_error("node %s: Redis refused authentication %d time(s) in a row over %.1f s, stopping "
+              "(exit 1): %s",
+              app->conf->node_id, tries, (double)(sfl_mono_ms() - since) / 1000.0,
+              sfl_store_errstr(app->store));
+    n->exit_code = SFL_EXIT_FAIL;
+    if (!n->stopping)
+        node_stop(n, "Redis refused authentication");
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -751,6 +775,7 @@ int sfl_cmd_node(int argc, char **argv)
     }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
+    n.app.on_auth_refused = on_auth_refused;
     n.app.arg = &n;
     const char *listen_at = n.app.conf->http_listen;
     const char *colon = strrchr(listen_at, ':');
