@@ -7,9 +7,9 @@
  *
  * It also owns what every command's run has in common: SIGINT and SIGTERM
  * as libevent signal events (so a handler runs from the loop, never from a
- * signal context), giving up on a Redis that cannot be reached, ending with
- * a message and an exit code. What a signal means, and every other message,
- * stays with the command.
+ * signal context), giving up on a Redis that cannot be reached (or that
+ * keeps refusing the password), ending with a message and an exit code.
+ * What a signal means, and every other message, stays with the command.
  */
 #include "app.h"
 
@@ -47,6 +47,45 @@ static void on_store_down(sfl_store *st, const char *why, void *arg)
     sfl_warn("redis: %s; reconnecting", why);
     if (app->lim)
         sfl_limiter_on_down(app->lim);
+}
+
+/* How long authentication has been refused for the policy to call it
+ * lasting: 0 when it is, else what is left (ms), or -1 when it is not
+ * being refused. */
+static int64_t auth_refused_left(const sfl_app *app)
+{
+    int64_t since;
+    int tries = sfl_store_auth_refused(app->store, &since);
+    if (tries == 0)
+        return -1;
+    int64_t left = since + SFL_APP_AUTH_TRIES * app->conf->connect_timeout_ms - sfl_mono_ms();
+    if (left > 0)
+        return left;
+    return tries >= SFL_APP_AUTH_TRIES ? 0 : 100; /* a few more tries first */
+}
+
+static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(fd);
+    UNUSED(what);
+    int64_t left = auth_refused_left(app);
+    if (left == 0 && app->on_auth_refused) {
+        sfl_app_fn *fn = app->on_auth_refused;
+        app->on_auth_refused = NULL; /* once */
+        fn(app, app->arg);
+    } else if (left > 0) {
+        sfl_timer_in(app->auth_timer, left);
+    }
+}
+
+static void on_store_refused(sfl_store *st, const char *why, void *arg)
+{
+    sfl_app *app = arg;
+    UNUSED(st);
+    UNUSED(why);
+    if (app->on_auth_refused && app->auth_timer && !evtimer_pending(app->auth_timer, NULL))
+        on_auth_timer(-1, 0, app);
 }
 
 static void on_store_message(sfl_store *st, const char *channel, const char *msg, void *arg)
@@ -110,6 +149,7 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
         .channels = subs,
         .on_ready = on_store_ready,
         .on_down = on_store_down,
+        .on_refused = on_store_refused,
         .on_message = on_store_message,
         .arg = app,
     };
@@ -134,7 +174,8 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
             sfl_limiter_hint_limit(app->lim, conf->accounts[i].id, conf->accounts[i].max_streams);
     }
     app->connect_deadline = evtimer_new(app->base, on_connect_deadline, app);
-    if (!app->connect_deadline) {
+    app->auth_timer = evtimer_new(app->base, on_auth_timer, app);
+    if (!app->connect_deadline || !app->auth_timer) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -261,6 +302,9 @@ void sfl_app_close(sfl_app *app)
     if (app->connect_deadline)
         event_free(app->connect_deadline);
     app->connect_deadline = NULL;
+    if (app->auth_timer)
+        event_free(app->auth_timer);
+    app->auth_timer = NULL;
     if (app->finish_timer)
         event_free(app->finish_timer);
     app->finish_timer = NULL;

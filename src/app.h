@@ -28,6 +28,9 @@ struct sfl_app {
     int ready_count;            /* how many times the store became ready */
     sfl_app_fn *on_ready;       /* after the limiter has seen it; every (re)connect */
     sfl_app_fn *on_unreachable; /* no first connection within the connect deadline */
+    /* Redis refused authentication (WRONGPASS, NOAUTH...) on every try, SFL_APP_AUTH_TRIES
+     * or more, for SFL_APP_AUTH_TRIES x redis.connect_timeout_ms; once. NULL: retry forever. */
+    sfl_app_fn *on_auth_refused;
     /* A message on one of the extra channels given to sfl_app_open. */
     void (*on_message)(sfl_app *app, const char *channel, const char *msg, void *arg);
     /* SIGINT and SIGTERM while sfl_app_run runs, from the loop; NULL: both
@@ -39,10 +42,15 @@ struct sfl_app {
     char released_channel[80];
     void *arg;
     struct event *connect_deadline;
+    struct event *auth_timer;
     struct event *finish_timer;
     struct event *sigint, *sigterm;
     int64_t finish_until_ms; /* 0: not finishing */
 };
+
+/* How many refused tries, and connect timeouts, make an authentication
+ * error one that will not go away by itself. */
+#define SFL_APP_AUTH_TRIES 3
 
 /* Takes ownership of conf. Starts the embedded Redis when the URL says so.
  * with_limiter: also the limiter and the released subscription. channels:

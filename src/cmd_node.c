@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define REGISTRY_MS 2000
@@ -591,6 +592,19 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
         sfl_timer_in(n->exit_timer, 5000); /* whatever happens */
 }
 
+/* Takes no new work, hands back what waits, gives running checks the grace. */
+static void node_stop(node *n, const char *why)
+{
+    n->stopping = 1;
+    sfl_info("node %s: %s: taking no new work; %d check(s) running get %g s to finish",
+             n->app.conf->node_id, why, sfl_worker_running(n->worker),
+             n->app.conf->node_shutdown_grace);
+    sfl_worker_drain(n->worker);
+    sfl_timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
+    on_registry_timer(-1, 0, n);
+    maybe_exit(n);
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     node *n = arg;
@@ -601,14 +615,25 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         sfl_timer_in(n->grace_timer, 0);
         return;
     }
-    n->stopping = 1;
-    sfl_info("node %s: signal %d: taking no new work; %d check(s) running get %g s to finish",
-             n->app.conf->node_id, (int)sig, sfl_worker_running(n->worker),
-             n->app.conf->node_shutdown_grace);
-    sfl_worker_drain(n->worker);
-    sfl_timer_in(n->grace_timer, (int64_t)llround(n->app.conf->node_shutdown_grace * 1000));
-    on_registry_timer(-1, 0, n);
-    maybe_exit(n);
+    char why[32];
+    snprintf(why, sizeof(why), "signal %d", (int)sig);
+    node_stop(n, why);
+}
+
+/* Redis keeps refusing the password (or wants one): the config is wrong, and
+ * a supervisor restarting the node with a fixed one is the way out. */
+static void on_auth_refused(sfl_app *app, void *arg)
+{
+    node *n = arg;
+    int64_t since;
+    int tries = sfl_store_auth_refused(app->store, &since);
+    sfl_error("node %s: Redis refused authentication %d time(s) in a row over %.1f s, stopping "
+              "(exit 1): %s",
+              app->conf->node_id, tries, (double)(sfl_mono_ms() - since) / 1000.0,
+              sfl_store_errstr(app->store));
+    n->exit_code = SFL_EXIT_FAIL;
+    if (!n->stopping)
+        node_stop(n, "Redis refused authentication");
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -636,6 +661,37 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->naccounts = nold;
     sfl_conf_free(c);
     sfl_info("SIGHUP: account limits reloaded (%zu accounts)", n->app.conf->naccounts);
+}
+
+/*--- Descriptors -----------------------------------------------------------*/
+
+/* The soft RLIMIT_NOFILE up to the hard one (to fs.nr_open when the hard one
+ * is unlimited): connections, checks' pipes and Redis share it. The limit
+ * in force, and the one found (*was). */
+static long long raise_nofile(long long *was)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        *was = -1;
+        return -1;
+    }
+    *was = (long long)rl.rlim_cur;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long n = 0;
+        if (!f || fscanf(f, "%llu", &n) != 1 || n == 0)
+            n = 1 << 20;
+        if (f)
+            fclose(f);
+        want = (rlim_t)n;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long long)rl.rlim_cur;
 }
 
 /*--- Command ---------------------------------------------------------------*/
@@ -711,6 +767,7 @@ int sfl_cmd_node(int argc, char **argv)
         }
     }
 
+    long long nofile_was, nofile = raise_nofile(&nofile_was);
     node n = {.exit_code = SFL_EXIT_OK};
     char err[512];
     char channel[160];
@@ -776,12 +833,20 @@ int sfl_cmd_node(int argc, char **argv)
     }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
+    n.app.on_auth_refused = on_auth_refused;
     n.app.arg = &n;
     const char *listen_at = n.app.conf->http_listen;
     const char *colon = strrchr(listen_at, ':');
-    sfl_info("node %s: http on %.*s:%d, capacity %zu (global_limit %d + lookahead %d)",
+    int max_conns = sfl_http_max_connections(n.http);
+    if (n.app.conf->http_max_connections > max_conns)
+        sfl_warn("http.max_connections %lld is more than the descriptor limit (%lld) leaves "
+                 "once the checks and Redis have theirs: %d",
+                 (long long)n.app.conf->http_max_connections, nofile, max_conns);
+    sfl_info("node %s: http on %.*s:%d (at most %d connections), capacity %zu (global_limit %d "
+             "+ lookahead %d), descriptors %lld%s",
              n.app.conf->node_id, colon ? (int)(colon - listen_at) : (int)strlen(listen_at),
-             listen_at, sfl_http_port(n.http), n.capacity, n.app.conf->global_limit, lookahead);
+             listen_at, sfl_http_port(n.http), max_conns, n.capacity, n.app.conf->global_limit,
+             lookahead, nofile, nofile > nofile_was ? " (soft limit raised to the hard one)" : "");
     sfl_app_start(&n.app, 0);
     event_base_dispatch(base);
     sfl_info("node %s: stopped (checks: OK %" PRIu64 ", Timeout %" PRIu64 ", Error %" PRIu64

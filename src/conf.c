@@ -98,6 +98,8 @@ static const sfl_json_numspec NS_RETRIES = {1, 0, 0, INT_MAX, 0};
 static const sfl_json_numspec NS_TTL = {1, 100, 0, TTL_MAX_MS, 1};
 static const sfl_json_numspec NS_HANDOFF = {1, 1, 0, 60000, 1};
 static const sfl_json_numspec NS_MAX_BODY = {1, 1024, 0, 64 * 1024 * 1024, 1};
+static const sfl_json_numspec NS_MAX_CONNECTIONS = {1, 1, 0, 1000000, 1};
+static const sfl_json_numspec NS_HTTP_TIMEOUT = {0, 0, 1, 86400, 1};  /* seconds, > 0 */
 static const sfl_json_numspec NS_POS_NUM = {0, 0, 1, HUGE_VAL, 0};    /* > 0 */
 static const sfl_json_numspec NS_NONNEG_NUM = {0, 0, 0, HUGE_VAL, 0}; /* >= 0 */
 
@@ -273,7 +275,13 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         sfl_json_check_num(e, "lease.safety_ms", &NS_NONNEG_INT64, (double)c->lease_safety_ms) <
             0 ||
         sfl_json_check_num(e, "lease.handoff_ms", &NS_HANDOFF, (double)c->lease_handoff_ms) < 0 ||
-        sfl_json_check_num(e, "http.max_body", &NS_MAX_BODY, (double)c->http_max_body) < 0)
+        sfl_json_check_num(e, "http.max_body", &NS_MAX_BODY, (double)c->http_max_body) < 0 ||
+        (c->http_max_connections != 0 &&
+         sfl_json_check_num(e, "http.max_connections", &NS_MAX_CONNECTIONS,
+                            (double)c->http_max_connections) < 0) ||
+        sfl_json_check_num(e, "http.idle_timeout", &NS_HTTP_TIMEOUT, c->http_idle_timeout) < 0 ||
+        sfl_json_check_num(e, "http.request_timeout", &NS_HTTP_TIMEOUT, c->http_request_timeout) <
+            0)
         return -1;
 
     /* A renewal sent at renew_ms must be able to land before the node's own
@@ -403,6 +411,8 @@ sfl_conf *sfl_conf_new(void)
     c->user_agent = strdup("VLC/3.0.14");
     c->http_listen = strdup("127.0.0.1:8470");
     c->http_max_body = 1024 * 1024;
+    c->http_idle_timeout = 60;
+    c->http_request_timeout = 10;
     c->node_shutdown_grace = 10;
     c->node_claim_idle = 15;
     c->node_batch_ttl = 86400;
@@ -470,7 +480,8 @@ static const char *const account_keys[] = {"id", "name", "max_streams", NULL};
 static const char *const check_section_keys[] = {"command", "parser", "timeout", "schemes", NULL};
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
                                             "retry_delay",     "user_agent", NULL};
-static const char *const http_keys[] = {"listen", "token", "max_body", NULL};
+static const char *const http_keys[] = {
+    "listen", "token", "max_body", "max_connections", "idle_timeout", "request_timeout", NULL};
 static const char *const dispatcharr_keys[] = {"url",     "username",      "password",
                                                "api_key", "sync_interval", NULL};
 
@@ -667,7 +678,14 @@ static int parse_http(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
     if (sfl_json_check_keys(e, o, "http", http_keys) < 0 ||
         sfl_json_get_string(e, o, "listen", "http.listen", 0, &c->http_listen) < 0 ||
         sfl_json_get_string(e, o, "token", "http.token", 1, &c->http_token) < 0 ||
-        sfl_json_get_int64(e, o, "max_body", "http.max_body", &NS_MAX_BODY, &c->http_max_body) < 0)
+        sfl_json_get_int64(e, o, "max_body", "http.max_body", &NS_MAX_BODY, &c->http_max_body) <
+            0 ||
+        sfl_json_get_int64(e, o, "max_connections", "http.max_connections", &NS_MAX_CONNECTIONS,
+                           &c->http_max_connections) < 0 ||
+        sfl_json_get_double(e, o, "idle_timeout", "http.idle_timeout", &NS_HTTP_TIMEOUT,
+                            &c->http_idle_timeout) < 0 ||
+        sfl_json_get_double(e, o, "request_timeout", "http.request_timeout", &NS_HTTP_TIMEOUT,
+                            &c->http_request_timeout) < 0)
         return -1;
     return 0;
 }

@@ -48,6 +48,10 @@ typedef struct sfl_conf {
     char *http_listen;       /* "127.0.0.1:8470" */
     char *http_token;        /* NULL */
     int64_t http_max_body;   /* 1048576: larger request bodies get 413 */
+    /* The node's HTTP connections (http_conns.c): */
+    int64_t http_max_connections; /* 0: sized to the descriptor limit at start (http_api.c) */
+    double http_idle_timeout;     /* 60 s: a connection with no request in progress closes */
+    double http_request_timeout;  /* 10 s: a request (line, headers, body) must arrive by then */
     char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
         *dispatcharr_api_key;         /* NULL */
     double dispatcharr_sync_interval; /* 0 = the node does not sync; else seconds */

@@ -13,6 +13,9 @@
  * wrong methods 405. With http.token set, every route but /healthz needs
  * "Authorization: Bearer <token>", compared in constant time; a listen
  * address other than loopback without a token is refused at start.
+ * Connections are counted and limited by http_conns.c (http.max_connections,
+ * sized to the descriptor limit by default; http.request_timeout); silence
+ * is evhttp's timeout (http.idle_timeout).
  */
 #include "http_api.h"
 
@@ -22,6 +25,7 @@
 #include "conf.h"
 #include "dashboard.h"
 #include "dashboard_data.h"
+#include "http_conns.h"
 #include "limiter.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,11 +48,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 struct sfl_http {
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
+    sfl_http_conns *conns;
+    int max_connections;
     char *token;
     sfl_http_node node;
     sfl_sidecar *sidecar;
@@ -139,7 +147,7 @@ static void reply_error(struct evhttp_request *req, int code, const char *fmt, .
 
 /*--- Pending requests ------------------------------------------------------*/
 
-static void on_conn_close(struct evhttp_connection *conn, void *arg)
+static void on_conn_gone(struct evhttp_connection *conn, void *arg)
 {
     pending *p = arg;
     UNUSED(conn);
@@ -158,7 +166,7 @@ static pending *pending_new(sfl_http *h, struct evhttp_request *req)
         return NULL;
     p->h = h;
     p->req = req;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, p);
+    sfl_http_conns_watch(h->conns, req, on_conn_gone, p);
     return p;
 }
 
@@ -166,7 +174,7 @@ static pending *pending_new(sfl_http *h, struct evhttp_request *req)
 static void pending_free(pending *p)
 {
     if (!p->gone && p->req)
-        evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+        sfl_http_conns_watch(p->h->conns, p->req, NULL, NULL);
     cJSON_Delete(p->doc);
     if (p->text)
         evbuffer_free(p->text);
@@ -454,6 +462,9 @@ static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, v
         cJSON_AddNumberToObject(doc, "ttl_ms", (double)p->ttl_ms);
         reply_json(p->req, 200, doc);
         cJSON_Delete(doc);
+    } else if (st == SFL_SIDECAR_TIMEOUT && !sfl_store_ready(p->h->node.app->store)) {
+        /* Not a full account: nobody could say. */
+        reply_error(p->req, 503, "Redis is not reachable: no slot within wait_ms");
     } else if (st == SFL_SIDECAR_TIMEOUT) {
         reply_error(p->req, 408, "no slot within wait_ms");
     } else {
@@ -476,6 +487,8 @@ static void route_post_lease(sfl_http *h, struct evhttp_request *req)
     free(text);
     if (bad) {
         reply_error(req, 400, "%s", err);
+    } else if (!sfl_store_ready(h->node.app->store)) {
+        reply_error(req, 503, "Redis is not reachable");
     } else {
         pending *p = pending_new(h, req);
         if (p) {
@@ -728,6 +741,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     const char *seg;
     size_t n;
+    sfl_http_conns_request(h->conns, req);
     if (!path || !*path) {
         reply_error(req, 400, "bad request line");
         return;
@@ -814,6 +828,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /*--- Lifecycle -------------------------------------------------------------*/
 
+/* http.max_connections when the config leaves it to the descriptor limit. */
+#define HTTP_MAX_CONNECTIONS 1024
+
 static int is_loopback(const char *host)
 {
     if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
@@ -860,7 +877,11 @@ sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err,
     }
     evhttp_set_max_body_size(h->http, (ev_ssize_t)conf->http_max_body);
     evhttp_set_max_headers_size(h->http, 16 * 1024);
-    evhttp_set_timeout(h->http, 3700); /* a sidecar ask may wait up to an hour */
+    /* Silence on a connection, reading or writing. A request with the
+     * handler is not read meanwhile: a sidecar ask may wait an hour. */
+    double idle = conf->http_idle_timeout;
+    struct timeval tv = {(time_t)idle, (suseconds_t)((idle - floor(idle)) * 1e6)};
+    evhttp_set_timeout_tv(h->http, &tv);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(h->http, on_request, h);
@@ -875,6 +896,16 @@ sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err,
     if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &len) == 0)
         h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+    struct rlimit rl;
+    long long nofile = getrlimit(RLIMIT_NOFILE, &rl) < 0 ? 1024
+                       : rl.rlim_cur == RLIM_INFINITY    ? 1 << 20
+                                                         : (long long)rl.rlim_cur;
+    h->max_connections = sfl_http_conns_room(nofile, conf->global_limit, conf->http_max_connections,
+                                             HTTP_MAX_CONNECTIONS);
+    sfl_http_conns_opts co = {h->max_connections, conf->http_request_timeout};
+    h->conns = sfl_http_conns_new(node->app->base, h->http, h->sock, &co, err, errlen);
+    if (!h->conns)
+        goto fail;
     return h;
 fail:
     sfl_http_free(h);
@@ -885,8 +916,10 @@ void sfl_http_free(sfl_http *h)
 {
     if (!h)
         return;
+    sfl_http_conns_stop(h->conns);
     if (h->http)
-        evhttp_free(h->http);
+        evhttp_free(h->http); /* closes the connections */
+    sfl_http_conns_free(h->conns);
     sfl_sidecar_free(h->sidecar);
     free(h->token);
     free(h);
@@ -895,6 +928,11 @@ void sfl_http_free(sfl_http *h)
 int sfl_http_port(const sfl_http *h)
 {
     return h->port;
+}
+
+int sfl_http_max_connections(const sfl_http *h)
+{
+    return h->max_connections;
 }
 
 int sfl_http_sidecar_leases(const sfl_http *h)

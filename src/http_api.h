@@ -32,6 +32,9 @@ sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err,
 void sfl_http_free(sfl_http *h);
 /* The port actually bound (listen may say 0). */
 int sfl_http_port(const sfl_http *h);
+/* Connections served at once: http.max_connections, or what the descriptor
+ * limit leaves (http_conns.h) when that is less or the config says none. */
+int sfl_http_max_connections(const sfl_http *h);
 int sfl_http_sidecar_leases(const sfl_http *h);
 
 #include "http_body.h" /* the request bodies, parsed */

@@ -47,6 +47,7 @@ typedef struct conn {
     int ready;
     int loads_pending; /* setup replies still owed before ready */
     int setup_failed;  /* Redis refused the setup (AUTH...): errstr says why */
+    int auth_refused;  /* ...for authentication (AUTH answered an error, or NOAUTH) */
     int pending;       /* replies owed */
     int64_t last_progress_ms;
     int64_t connect_started_ms;
@@ -67,7 +68,12 @@ struct sfl_store {
     int freeing;
     char errstr[256];
     sfl_store_stats stats;
+    int auth_streak; /* command connection tries refused for authentication in a row */
+    int64_t auth_since_ms;
 };
+
+/* The privdata of the AUTH setup command, to tell its answer from the others. */
+static const char auth_tag[] = "AUTH";
 
 typedef struct req {
     sfl_store *st;
@@ -363,6 +369,14 @@ static void schedule_retry(conn *c)
 static void conn_lost(conn *c, const char *why)
 {
     int was_ready = c->ready;
+    int refused = c->auth_refused;
+    c->auth_refused = 0;
+    if (!c->is_sub) {
+        if (refused && c->st->auth_streak++ == 0)
+            c->st->auth_since_ms = sfl_mono_ms();
+        else if (!refused)
+            c->st->auth_streak = 0;
+    }
     c->ac = NULL;
     c->ready = 0;
     c->connected = 0;
@@ -374,6 +388,8 @@ static void conn_lost(conn *c, const char *why)
     schedule_retry(c);
     if (!c->is_sub && was_ready && c->st->opts.on_down)
         c->st->opts.on_down(c->st, c->st->errstr, c->st->opts.arg);
+    if (!c->is_sub && refused && c->st->opts.on_refused)
+        c->st->opts.on_refused(c->st, c->st->errstr, c->st->opts.arg);
 }
 
 /* Drops a live context from outside hiredis's callbacks (watchdog, timeout). */
@@ -422,6 +438,7 @@ static void setup_done(conn *c)
     c->backoff_ms = 0;
     if (c->is_sub)
         return;
+    c->st->auth_streak = 0;
     c->st->stats.reconnects++;
     if (c->st->opts.on_ready)
         c->st->opts.on_ready(c->st, c->st->opts.arg);
@@ -433,7 +450,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     conn *c = ac->data;
     redisReply *rep = reply;
-    const sfl_script *s = privdata;
+    const sfl_script *s = privdata == auth_tag ? NULL : privdata;
     if (c->pending > 0)
         c->pending--;
     c->last_progress_ms = sfl_mono_ms();
@@ -447,6 +464,8 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         sfl_warn("redis: setup failed: %s", why);
         snprintf(c->st->errstr, sizeof(c->st->errstr), "%s", why);
         c->setup_failed = 1;
+        c->auth_refused = privdata == auth_tag || strncmp(rep->str, "NOAUTH", 6) == 0 ||
+                          strncmp(rep->str, "WRONGPASS", 9) == 0;
         redisAsyncDisconnect(ac); /* on_disconnect schedules the next try */
         return;
     }
@@ -528,7 +547,7 @@ static void conn_connect(conn *c)
     if (st->url.password) {
         const char *argv[3] = {"AUTH", st->url.user ? st->url.user : st->url.password,
                                st->url.password};
-        setup_send(c, on_setup_reply, NULL, st->url.user ? 3 : 2, argv);
+        setup_send(c, on_setup_reply, (void *)auth_tag, st->url.user ? 3 : 2, argv);
     }
     if (c->is_sub) {
         const char *argv[64] = {"SUBSCRIBE"};
@@ -704,6 +723,13 @@ int sfl_store_ready(const sfl_store *st)
 const char *sfl_store_errstr(const sfl_store *st)
 {
     return st->errstr;
+}
+
+int sfl_store_auth_refused(const sfl_store *st, int64_t *since_ms)
+{
+    if (since_ms)
+        *since_ms = st->auth_since_ms;
+    return st->auth_streak;
 }
 
 const char *sfl_store_ns(const sfl_store *st)

@@ -27,6 +27,9 @@ typedef struct sfl_store_opts {
     void (*on_ready)(sfl_store *st, void *arg);
     /* The command connection went away; reconnection is already scheduled. */
     void (*on_down)(sfl_store *st, const char *why, void *arg);
+    /* Redis refused a try of the command connection for authentication
+     * (AUTH answered an error, or NOAUTH); the next try is scheduled. */
+    void (*on_refused)(sfl_store *st, const char *why, void *arg);
     /* A message on one of the channels (both NUL-terminated, valid during the call). */
     void (*on_message)(sfl_store *st, const char *channel, const char *msg, void *arg);
     void *arg;
@@ -44,6 +47,10 @@ void sfl_store_start(sfl_store *st);
 int sfl_store_ready(const sfl_store *st);
 /* The last connection error, for messages. */
 const char *sfl_store_errstr(const sfl_store *st);
+/* How many tries of the command connection in a row Redis refused for
+ * authentication (0 after any other outcome), the first at *since_ms
+ * (sfl_mono_ms; may be NULL). */
+int sfl_store_auth_refused(const sfl_store *st, int64_t *since_ms);
 const char *sfl_store_ns(const sfl_store *st);
 
 /* Runs an embedded script (lua/<name>.lua) with EVALSHA; on NOSCRIPT it is

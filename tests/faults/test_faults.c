@@ -727,6 +727,45 @@ Test(faults, redis_auth_password_and_acl_user)
             (long long)bad_ms);
 }
 
+/* `sflimit node` whose password Redis refuses (WRONGPASS), or that gives
+ * none where one is needed (NOAUTH): it retries for a few connect timeouts
+ * (a password can be fixed live), then exits 1 naming Redis's answer and
+ * never the password. */
+Test(faults, node_refused_by_redis_auth_exits_1)
+{
+    th_redis_start(&redis, NULL);
+    redisReply *cs = th_redis(&redis, "CONFIG SET requirepass pw1");
+    cr_assert_eq(cs->type, REDIS_REPLY_STATUS);
+    freeReplyObject(cs);
+    char config[256], bad[200], none[200];
+    write_config(&(cfg){0}, config, sizeof(config));
+    snprintf(bad, sizeof(bad), "redis://:wrongPW77@127.0.0.1:%d/0", redis.port);
+    snprintf(none, sizeof(none), "redis://127.0.0.1:%d/0", redis.port);
+    const char *urls[2] = {bad, none};
+    const char *names[2] = {"WRONGPASS", "NOAUTH"};
+    int64_t took[2];
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {SFL_BIN, "node",     "-c",          config, "--redis",
+                              urls[i], "--listen", "127.0.0.1:0", NULL};
+        int64_t t0 = th_now_ms();
+        th_run_start(&run, dir, argv);
+        int st = th_run_wait(&run, 10000); /* fails the test if still running */
+        took[i] = th_now_ms() - t0;
+        cr_assert_eq(th_exit_code(st), 1, "node with %s: exit %d; stderr:\n%s", names[i],
+                     th_exit_code(st), th_run_stderr(&run));
+        char *err = th_read_file(run.err);
+        cr_assert_not_null(err);
+        cr_assert_null(strstr(err, "wrongPW77"), "stderr carries the password:\n%s", err);
+        const char *last = strstr(err, "authentication");
+        cr_assert(last && strstr(last, names[i]), "no final word naming %s:\n%s", names[i], err);
+        free(err);
+    }
+    summary("node_refused_by_redis_auth_exits_1",
+            "wrong password: node exit 1 after %lld ms naming WRONGPASS; no password: exit 1 "
+            "after %lld ms naming NOAUTH; the password never printed",
+            (long long)took[0], (long long)took[1]);
+}
+
 /*--- 8. kill -9 of a node, ten times (or SFL_FAULT_ROUNDS) -----------------*/
 
 /* A node is killed at a random moment; its checks die with it

@@ -998,6 +998,45 @@ Test(http, redis_down_shows_in_healthz_and_metrics)
     resp_free(&r);
 }
 
+/* POST /v1/leases tells an outage from a full account: 408 while Redis
+ * answers "full", 503 naming Redis when Redis is gone, whether it went away
+ * during the wait or was gone before the ask. */
+Test(http, lease_ask_while_redis_is_down_is_503)
+{
+    th_account(&redis, 3, 1);
+    node_start();
+    char *held = post_lease(3, 1000, 200);
+    resp r = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 300}");
+    expect_error(&r, 408, "wait_ms", "a full account");
+    resp_free(&r);
+
+    const char *ask = "{\"account\": 3, \"wait_ms\": 1500}";
+    int fd = th_http_send(node_port, "POST", "/v1/leases", TOKEN, ask, strlen(ask));
+    cr_assert_geq(fd, 0);
+    usleep(300000);
+    th_redis_stop(&redis);
+    cr_assert_eq(th_http_read(fd, &r), 0, "no answer to a wait Redis left during");
+    expect_error(&r, 503, "Redis", "Redis gone during the wait");
+    resp_free(&r);
+
+    int64_t until = th_now_ms() + 10000;
+    int st = 0;
+    while (st != 503 && th_now_ms() < until) {
+        r = call_as(NULL, "GET", "/healthz", NULL);
+        st = r.status;
+        resp_free(&r);
+        if (st != 503)
+            usleep(50000);
+    }
+    cr_assert_eq(st, 503, "/healthz never saw Redis gone");
+    r = call("POST", "/v1/leases", "{\"account\": 3, \"wait_ms\": 2000}");
+    expect_error(&r, 503, "Redis", "Redis gone before the ask");
+    cr_assert_lt(r.ms, 1000, "the 503 came after %lld ms: it should not wait", (long long)r.ms);
+    resp_free(&r);
+    cr_assert(th_alive(node_pid));
+    free(held);
+}
+
 /*--- sflimit status --------------------------------------------------------*/
 
 /* Runs `sflimit status ARGS -c sflimit.json`; returns stdout (caller frees). */

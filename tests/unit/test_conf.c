@@ -88,6 +88,9 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
     S("stream_analysis.user_agent", c->user_agent);
     S("http.listen", c->http_listen);
     S("http.token", c->http_token);
+    I("http.max_connections", c->http_max_connections);
+    D("http.idle_timeout", c->http_idle_timeout);
+    D("http.request_timeout", c->http_request_timeout);
     S("dispatcharr.url", c->dispatcharr_url);
     S("dispatcharr.username", c->dispatcharr_username);
     S("dispatcharr.password", c->dispatcharr_password);
@@ -269,6 +272,15 @@ static const struct bad_case bad_cases[] = {
     {"{\"lease\": {\"handoff_ms\": 60001}}", "lease.handoff_ms", "60000"},
     {"{\"http\": {\"max_body\": 1e12}}", "http.max_body", "67108864"},
     {"{\"http\": {\"max_body\": \"1M\"}}", "http.max_body", "expected"},
+    {"{\"http\": {\"max_connections\": 0}}", "http.max_connections", "got 0"},
+    {"{\"http\": {\"max_connections\": 1000001}}", "http.max_connections", "1000000"},
+    {"{\"http\": {\"max_connections\": 2.5}}", "http.max_connections", "integer"},
+    {"{\"http\": {\"max_connections\": \"100\"}}", "http.max_connections", "expected"},
+    {"{\"http\": {\"idle_timeout\": 0}}", "http.idle_timeout", "got 0"},
+    {"{\"http\": {\"idle_timeout\": -1}}", "http.idle_timeout", "got -1"},
+    {"{\"http\": {\"idle_timeout\": 86401}}", "http.idle_timeout", "86400"},
+    {"{\"http\": {\"request_timeout\": 0}}", "http.request_timeout", "got 0"},
+    {"{\"http\": {\"request_timeout\": null}}", "http.request_timeout", "expected"},
     {"{\"dispatcharr\": {\"url\": \"ftp://x\"}}", "dispatcharr.url", "http:// or https://"},
     {"{\"dispatcharr\": {\"api_key\": true}}", "dispatcharr.api_key",
      "expected a string or null, got true"},
@@ -471,6 +483,13 @@ static const struct good_case good_cases[] = {
      "\"name\": \"Caf\u00e9 \\u20ac\", \"max_streams\": 1}]}",
      {NULL},
      {"check.schemes=HTTPS rtmps svn+ssh", "accounts=4:Caf\u00e9 \u20ac:1", NULL}},
+    /* The HTTP side's limits: 0 connections = sized to the descriptor limit at start. */
+    {"{}",
+     {NULL},
+     {"http.max_connections=0", "http.idle_timeout=60", "http.request_timeout=10", NULL}},
+    {"{\"http\": {\"max_connections\": 300, \"idle_timeout\": 2.5, \"request_timeout\": 1}}",
+     {NULL},
+     {"http.max_connections=300", "http.idle_timeout=2.5", "http.request_timeout=1", NULL}},
     /* Environment overrides win over the file. */
     {"{\"node_id\": \"file-node\", \"redis\": {\"url\": \"redis://a:1/2\"}, "
      "\"http\": {\"listen\": \"127.0.0.1:1\", \"token\": \"file\"}}",
