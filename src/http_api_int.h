@@ -38,7 +38,7 @@ typedef struct pending {
     int owed;
     cJSON *doc;
     struct evbuffer *text;
-    long long xinfo_lag, xinfo_pending;
+    long long queue_depth, queue_pending;
     char batch[64];
     int64_t ttl_ms;
 } pending;

@@ -471,13 +471,13 @@ static void metrics_finish(pending *p)
             account_gauge(out, list, "sfl_account_in_use",
                           "leases of the account held now, all nodes", "in_use");
         }
-        if (p->xinfo_lag >= 0) {
+        if (p->queue_depth >= 0) {
             sfl_metrics_family(out, "sfl_queue_depth", "gauge",
                                "shared queue entries not yet delivered to any node");
-            sfl_metrics_sample(out, "sfl_queue_depth", "", (double)p->xinfo_lag);
+            sfl_metrics_sample(out, "sfl_queue_depth", "", (double)p->queue_depth);
             sfl_metrics_family(out, "sfl_queue_pending", "gauge",
                                "shared queue entries delivered and not yet acknowledged");
-            sfl_metrics_sample(out, "sfl_queue_pending", "", (double)p->xinfo_pending);
+            sfl_metrics_sample(out, "sfl_queue_pending", "", (double)p->queue_pending);
         }
         if (h->node.metrics)
             h->node.metrics(out, h->node.arg);
@@ -505,8 +505,8 @@ static void on_metrics_depth(int ok, long long depth, long long pend, void *arg)
 {
     pending *p = arg;
     if (ok) {
-        p->xinfo_lag = depth;
-        p->xinfo_pending = pend;
+        p->queue_depth = depth;
+        p->queue_pending = pend;
     }
     metrics_finish(p);
 }
@@ -520,7 +520,7 @@ void sfl_http_route_metrics(sfl_http *h, struct evhttp_request *req)
         sfl_http_reply_error(req, 503, "out of memory");
         return;
     }
-    p->xinfo_lag = -1;
+    p->queue_depth = -1;
     p->owed = 1;
     sfl_store *st = h->node.app->store;
     if (sfl_store_ready(st)) {

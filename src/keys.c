@@ -11,11 +11,6 @@ void sfl_account_key(char *buf, size_t len, const char *ns, long long account, c
     snprintf(buf, len, "%s:{a:%lld}:%s", ns, account, suffix);
 }
 
-const char *sfl_account_key_suffix(sfl_account_key_kind kind)
-{
-    return kind >= 0 && kind < SFL_ACCOUNT_NKEYS ? suffixes[kind] : "";
-}
-
 void sfl_account_keys_init(sfl_account_keys *k, const char *ns, long long account)
 {
     for (int i = 0; i < SFL_ACCOUNT_NKEYS; i++) {

@@ -23,8 +23,6 @@ typedef enum {
 
 /* Writes "<ns>:{a:<id>}:<suffix>" into buf (suffix "leases", "conf", ...). */
 void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);
-/* The suffix of one kind ("leases", ..., "waiters:exp"). */
-const char *sfl_account_key_suffix(sfl_account_key_kind kind);
 
 /* Every key of one account, in script order: pass .argv as a script's KEYS. */
 typedef struct sfl_account_keys {
