@@ -190,6 +190,14 @@ void th_account(const sfl_test_redis *r, long long id, long long max_streams)
     freeReplyObject(rep);
 }
 
+long long th_account_limit(const sfl_test_redis *r, long long id)
+{
+    redisReply *rep = th_redis(r, "HGET sfl:{a:%lld}:conf max_streams", id);
+    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
+    freeReplyObject(rep);
+    return v;
+}
+
 /* SFL_TEST_WRAP (say "valgrind -q --error-exitcode=99 ..."): words put in
  * front of the argv of every sflimit the tests start, so that the integration
  * suites run it under a checker. Split on blanks, no quoting. Runs in the

@@ -186,14 +186,6 @@ static void assert_not_in_redis(const char *secret)
     freeReplyObject(keys);
 }
 
-static long long conf_max(long long id)
-{
-    redisReply *rep = th_redis(&redis, "HGET sfl:{a:%lld}:conf max_streams", id);
-    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
-    freeReplyObject(rep);
-    return v;
-}
-
 /*--- Sync through the command -----------------------------------------------*/
 
 /* The issue's figure: 2 in Redis for the account with two active profiles of
@@ -206,8 +198,8 @@ Test(dispatcharr, sync_sums_active_profiles_with_one_login)
     write_config(config, sizeof(config), 0, 0, PASSWORD);
     run_result r = run_sync(config);
     cr_assert_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-    cr_assert_eq(conf_max(7), 2, "account 7 has two active profiles of 1");
-    cr_assert_eq(conf_max(9), 4, "account 9 has no profiles: its own limit");
+    cr_assert_eq(th_account_limit(&redis, 7), 2, "account 7 has two active profiles of 1");
+    cr_assert_eq(th_account_limit(&redis, 9), 4, "account 9 has no profiles: its own limit");
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:8}:conf"), 0, "inactive account 8 written");
     cr_assert_eq(th_redis_int(&redis, "SISMEMBER sfl:accounts 7"), 1);
     cr_assert_str_eq(r.out, "account 7 (Provider A): max_streams 2 (new)\n"
@@ -236,7 +228,7 @@ Test(dispatcharr, sync_reports_previous_limits)
     cr_assert_str_eq(r.out, "account 7 (Provider A): max_streams 2 (was 1)\n"
                             "account 9 (Bare): max_streams 4 (unchanged)\n");
     cr_assert(strstr(r.err, "account 7: max_streams was 1 in Redis, now 2"), "%s", r.err);
-    cr_assert_eq(conf_max(7), 2);
+    cr_assert_eq(th_account_limit(&redis, 7), 2);
     run_free(&r);
 }
 
@@ -247,7 +239,7 @@ Test(dispatcharr, api_key_does_no_login)
     write_config(config, sizeof(config), 0, 1, NULL);
     run_result r = run_sync(config);
     cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
-    cr_assert_eq(conf_max(7), 2);
+    cr_assert_eq(th_account_limit(&redis, 7), 2);
     cr_assert_eq(stat_of("logins"), 0, "an API key needs no login");
     cr_assert_eq(stat_of("accounts_gets"), 1);
     cr_assert_eq(stat_of("unauthorized"), 0);
@@ -270,7 +262,7 @@ static void expect_failure(const char *config, const char *want)
     cr_assert(strstr(r.err, want), "stderr lacks \"%s\":\n%s", want, r.err);
     cr_assert_str_eq(r.out, "", "printed accounts on failure");
     cr_assert_eq(th_redis_int(&redis, "DBSIZE"), before, "the failed sync changed Redis");
-    cr_assert_eq(conf_max(7), 1);
+    cr_assert_eq(th_account_limit(&redis, 7), 1);
     assert_no_secret(&r);
     run_free(&r);
 }
@@ -375,7 +367,7 @@ Test(dispatcharr, without_url_the_config_accounts_are_synced)
     th_write_file(dir, "sflimit.json", text, config, sizeof(config));
     run_result r = run_sync(config);
     cr_assert_eq(r.code, 0, "stderr:\n%s", r.err);
-    cr_assert_eq(conf_max(3), 2);
+    cr_assert_eq(th_account_limit(&redis, 3), 2);
     run_free(&r);
 }
 
@@ -511,8 +503,8 @@ Test(dispatcharr, node_syncs_every_interval_with_one_login)
     cr_assert(th_until(gets_at_least_4, NULL, 15000), "fewer than 4 syncs in 15 s");
     node_stop();
     cr_assert_eq(stat_of("logins"), 1, "one login for every sync of the node");
-    cr_assert_eq(conf_max(7), 2, "account 7 has two active profiles of 1");
-    cr_assert_eq(conf_max(9), 4);
+    cr_assert_eq(th_account_limit(&redis, 7), 2, "account 7 has two active profiles of 1");
+    cr_assert_eq(th_account_limit(&redis, 9), 4);
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:8}:conf"), 0, "inactive account 8 written");
     char *log = th_read_file(node_err);
     cr_assert_not_null(log);
@@ -538,7 +530,7 @@ Test(dispatcharr, node_sync_failure_changes_nothing)
     cr_assert(th_until(gets_at_least_4, NULL, 15000), "fewer than 4 syncs in 15 s");
     cr_assert(th_alive(node_pid), "the node died of a bad sync");
     node_stop();
-    cr_assert_eq(conf_max(7), 1, "a failed sync changed account 7");
+    cr_assert_eq(th_account_limit(&redis, 7), 1, "a failed sync changed account 7");
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:9}:conf"), 0, "a failed sync wrote 9");
     char *log = th_read_file(node_err);
     cr_assert_not_null(log);

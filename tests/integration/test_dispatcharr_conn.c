@@ -74,14 +74,6 @@ static long stat_of(const char *name)
     return th_dispatcharr_stat(&fake, name);
 }
 
-static long long conf_max(long long id)
-{
-    redisReply *rep = th_redis(&redis, "HGET sfl:{a:%lld}:conf max_streams", id);
-    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
-    freeReplyObject(rep);
-    return v;
-}
-
 /* Neither the password nor a token of the fake ("acc.", "rfr.") in text. */
 static void assert_no_secret(const char *what, const char *text)
 {
@@ -126,8 +118,8 @@ static void sync_one_answer_per_connection(const char *const *extra)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr:\n%s", st, e);
     cr_assert_str_eq(o, "account 7 (Provider A): max_streams 2 (new)\n"
                         "account 9 (Bare): max_streams 4 (new)\n");
-    cr_assert_eq(conf_max(7), 2);
-    cr_assert_eq(conf_max(9), 4);
+    cr_assert_eq(th_account_limit(&redis, 7), 2);
+    cr_assert_eq(th_account_limit(&redis, 9), 4);
     cr_assert_eq(stat_of("logins"), 1, "exactly one login request");
     cr_assert_eq(stat_of("accounts_gets"), 1);
     cr_assert_eq(stat_of("connections"), 2, "the login and the GET each on a connection");
@@ -165,7 +157,7 @@ static int gets_at_least_4(void *arg)
 static int account_9_is_6(void *arg)
 {
     (void)arg;
-    return conf_max(9) == 6;
+    return th_account_limit(&redis, 9) == 6;
 }
 
 /* `sflimit node` syncing every 2 s from the fake started with extra, until
@@ -195,7 +187,7 @@ static void node_keeps_syncing(const char *const *extra, long extra_conns)
     cr_assert_eq(stat_of("refreshes"), 0);
     cr_assert_eq(stat_of("unauthorized"), 0);
     cr_assert_eq(conns, gets + extra_conns, "%ld connections for %ld GETs", conns, gets);
-    cr_assert_eq(conf_max(7), 2);
+    cr_assert_eq(th_account_limit(&redis, 7), 2);
     char *log = th_read_file(log_path);
     cr_assert_not_null(log);
     cr_assert_null(strstr(log, "WARN - dispatcharr sync"), "a sync failed:\n%s", log);
