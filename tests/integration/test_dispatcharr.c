@@ -116,20 +116,16 @@ typedef struct run_result {
     int64_t ms;
 } run_result;
 
-static int run_n;
-
 /* Runs `sflimit accounts sync -c config`; the caller frees out and err. */
 static run_result run_sync(const char *config)
 {
-    char out[256], err[256];
-    snprintf(out, sizeof(out), "%s/out%d", dir, run_n);
-    snprintf(err, sizeof(err), "%s/err%d", dir, run_n++);
     const char *argv[] = {SFL_BIN, "accounts", "sync", "-c", config, NULL};
     int64_t t0 = th_now_ms();
-    int st = th_wait(th_spawn((char *const *)argv, out, err), 60000);
-    cr_assert_neq(st, -1, "sflimit accounts sync did not end");
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), th_read_file(out),
-                    th_read_file(err), th_now_ms() - t0};
+    th_run run;
+    th_run_start(&run, dir, argv);
+    int st = th_run_wait(&run, 60000); /* fails the test if it does not end */
+    run_result r = {th_exit_code(st), th_read_file(run.out), th_read_file(run.err),
+                    th_now_ms() - t0};
     cr_assert(r.out && r.err);
     return r;
 }

@@ -52,11 +52,6 @@ static pid_t run_exec(long long account, const char *const *extra, const char *c
     return th_spawn((char *const *)argv, NULL, err);
 }
 
-static int exit_code(int status)
-{
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* Five execs at once at max_streams 2, each holding a real 1.5 s connection:
  * the provider never sees more than 2, all exit 0, three rounds in all. */
 Test(exec, five_at_limit_two)
@@ -74,7 +69,7 @@ Test(exec, five_at_limit_two)
     for (int i = 0; i < 5; i++) {
         int st = th_wait(pids[i], 60000);
         cr_assert_neq(st, -1, "exec %d did not end", i);
-        cr_assert_eq(exit_code(st), 0, "exec %d exited %d", i, exit_code(st));
+        cr_assert_eq(th_exit_code(st), 0, "exec %d exited %d", i, th_exit_code(st));
     }
     int64_t elapsed = th_now_ms() - t0;
     cr_assert_eq(th_provider_stat(&provider, "users.u7.max_seen"), 2);
@@ -123,7 +118,7 @@ Test(exec, kill9_stops_child_and_slot_returns_after_ttl)
     int64_t t0 = th_now_ms();
     pid_t next = run_exec(8, extra, cmd2, 1);
     int st = th_wait(next, 30000);
-    cr_assert_eq(exit_code(st), 0);
+    cr_assert_eq(th_exit_code(st), 0);
     cr_assert_geq(th_now_ms() - killed, 1000, "the slot came back before the lease TTL");
     (void)t0;
 }
@@ -139,14 +134,14 @@ Test(exec, no_slot_in_time_exits_75)
     const char *extra[] = {"--timeout", "0.5", NULL};
     const char *cmd[] = {"true", NULL};
     int st = th_wait(run_exec(9, extra, cmd, 1), 20000);
-    cr_assert_eq(exit_code(st), 75);
+    cr_assert_eq(th_exit_code(st), 75);
     char path[200];
     snprintf(path, sizeof(path), "%s/err1", dir);
     char *err = th_read_file(path);
     cr_assert(err && strstr(err, "no slot of account 9"), "stderr: %s", err ? err : "");
     free(err);
     kill(holder, SIGTERM);
-    cr_assert_eq(exit_code(th_wait(holder, 10000)), 128 + SIGTERM,
+    cr_assert_eq(th_exit_code(th_wait(holder, 10000)), 128 + SIGTERM,
                  "SIGTERM was not passed on to the command");
 }
 
@@ -154,27 +149,27 @@ Test(exec, exit_status_is_the_commands)
 {
     th_account(&redis, 10, 1);
     const char *cmd[] = {"sh", "-c", "exit 7", NULL};
-    cr_assert_eq(exit_code(th_wait(run_exec(10, NULL, cmd, 0), 20000)), 7);
+    cr_assert_eq(th_exit_code(th_wait(run_exec(10, NULL, cmd, 0), 20000)), 7);
     const char *env[] = {"sh", "-c",
                          "test -n \"$SFL_LEASE_ID\" && test \"$SFL_ACCOUNT\" = 10 && "
                          "test \"$SFL_FENCE\" -gt 0",
                          NULL};
-    cr_assert_eq(exit_code(th_wait(run_exec(10, NULL, env, 1), 20000)), 0,
+    cr_assert_eq(th_exit_code(th_wait(run_exec(10, NULL, env, 1), 20000)), 0,
                  "SFL_* variables missing from the command's environment");
 }
 
 Test(exec, usage_errors_exit_2_and_touch_nothing)
 {
     const char *cmd[] = {"true", NULL};
-    cr_assert_eq(exit_code(th_wait(run_exec(11, NULL, cmd, 0), 20000)), 2,
+    cr_assert_eq(th_exit_code(th_wait(run_exec(11, NULL, cmd, 0), 20000)), 2,
                  "an account with no limit anywhere must be a usage error");
     const char *argv1[] = {SFL_BIN, "exec", "-c", config, "-a", "x", "--", "true", NULL};
-    cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv1, NULL, NULL), 20000)), 2);
+    cr_assert_eq(th_exit_code(th_wait(th_spawn((char *const *)argv1, NULL, NULL), 20000)), 2);
     const char *argv2[] = {SFL_BIN, "exec", "-c", config, "-a", "1", NULL};
-    cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv2, NULL, NULL), 20000)), 2);
+    cr_assert_eq(th_exit_code(th_wait(th_spawn((char *const *)argv2, NULL, NULL), 20000)), 2);
     const char *argv3[] = {SFL_BIN, "exec", "-c", "/nonexistent.json", "-a", "1",
                            "--",    "true", NULL};
-    cr_assert_eq(exit_code(th_wait(th_spawn((char *const *)argv3, NULL, NULL), 20000)), 2);
+    cr_assert_eq(th_exit_code(th_wait(th_spawn((char *const *)argv3, NULL, NULL), 20000)), 2);
     cr_assert_eq(th_redis_int(&redis, "DBSIZE"), 0, "a failed start wrote to Redis");
 }
 
@@ -208,7 +203,7 @@ Test(exec, frozen_redis_stops_command_before_deadline)
     cr_assert_lt(stopped, 1500, "stopped %lld ms after the freeze: past the 1500 ms TTL",
                  (long long)stopped);
     int st = th_wait(ex, 10000);
-    cr_assert_eq(exit_code(st), 1);
+    cr_assert_eq(th_exit_code(st), 1);
     char path[200];
     snprintf(path, sizeof(path), "%s/err0", dir);
     char *err = th_read_file(path);

@@ -54,11 +54,6 @@ static void teardown(void)
 
 TestSuite(http, .init = setup, .fini = teardown, .timeout = 120);
 
-static int exit_code(int status)
-{
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /*--- Requests (the harness's blocking HTTP client) -------------------------*/
 
 typedef th_http_resp resp;
@@ -831,7 +826,7 @@ Test(http, non_loopback_without_token_exits_2)
     int st = th_wait(node_pid, 20000);
     cr_assert_neq(st, -1, "the node kept running on 0.0.0.0 without a token");
     node_pid = 0;
-    cr_assert_eq(exit_code(st), 2);
+    cr_assert_eq(th_exit_code(st), 2);
     char *log = node_log();
     cr_assert(strstr(log, "http.token"), "stderr does not mention the token: %s", log);
     free(log);
@@ -849,7 +844,7 @@ Test(http, sigterm_releases_sidecar_leases_and_exits_0)
     int st = th_wait(node_pid, 20000);
     cr_assert_neq(st, -1, "the node did not stop within 20 s of SIGTERM");
     node_pid = 0;
-    cr_assert_eq(exit_code(st), 0);
+    cr_assert_eq(th_exit_code(st), 0);
     cr_assert_eq(zcard(3), 0, "sidecar leases outlived the node");
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:node:h1"), 0, "the node is still registered");
     free(a);
@@ -1050,7 +1045,8 @@ static char *run_status(const char *a1, const char *a2)
     int st = th_wait(th_spawn((char *const *)argv, out, err), 20000);
     cr_assert_neq(st, -1, "sflimit status did not end");
     char *text = th_read_file(out), *etext = th_read_file(err);
-    cr_assert_eq(exit_code(st), 0, "sflimit status: exit %d, stderr:\n%s", exit_code(st), etext);
+    cr_assert_eq(th_exit_code(st), 0, "sflimit status: exit %d, stderr:\n%s", th_exit_code(st),
+                 etext);
     free(etext);
     return text;
 }
@@ -1212,7 +1208,7 @@ Test(http, status_table_json_and_watch)
     kill(watch, SIGINT);
     int st = th_wait(watch, 5000);
     cr_assert_neq(st, -1, "status --watch did not stop on SIGINT");
-    cr_assert_eq(exit_code(st), 0, "status --watch: exit %d", exit_code(st));
+    cr_assert_eq(th_exit_code(st), 0, "status --watch: exit %d", th_exit_code(st));
     char *text = th_read_file(out);
     int frames = 0;
     for (const char *p = text; (p = strstr(p, "\033[H\033[J")); p++)

@@ -177,11 +177,8 @@ typedef struct run_result {
 /* Runs `sflimit <args...> -c config`; the caller frees out and err. */
 static run_result run_cli(const char *const *args)
 {
-    static int n;
-    char config[256], out[256], err[256];
+    char config[256];
     write_config(config, sizeof(config));
-    snprintf(out, sizeof(out), "%s/cli%d.out", dir, n);
-    snprintf(err, sizeof(err), "%s/cli%d.err", dir, n++);
     const char *argv[16] = {SFL_BIN};
     int k = 1;
     for (int i = 0; args[i] && k < 13; i++)
@@ -189,10 +186,10 @@ static run_result run_cli(const char *const *args)
     argv[k++] = "-c";
     argv[k++] = config;
     argv[k] = NULL;
-    int st = th_wait(th_spawn((char *const *)argv, out, err), 30000);
-    cr_assert_neq(st, -1, "sflimit %s did not end in 30 s", args[0]);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), th_read_file(out),
-                    th_read_file(err)};
+    th_run run;
+    th_run_start(&run, dir, argv);
+    int st = th_run_wait(&run, 30000); /* fails the test if it does not end */
+    run_result r = {th_exit_code(st), th_read_file(run.out), th_read_file(run.err)};
     cr_assert(r.out && r.err);
     return r;
 }
