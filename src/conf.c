@@ -441,7 +441,7 @@ void sfl_conf_free(sfl_conf *c)
     free(c->redis_password);
     free(c->redis_namespace);
     for (size_t i = 0; i < c->naccounts; i++)
-        free(c->accounts[i].name);
+        sfl_account_conf_clear(&c->accounts[i]);
     free(c->accounts);
     free_argv(c->check_command, c->check_argc);
     free_argv(c->check_schemes, c->check_nschemes);
@@ -454,6 +454,22 @@ void sfl_conf_free(sfl_conf *c)
     free(c->dispatcharr_password);
     free(c->dispatcharr_api_key);
     free(c);
+}
+
+void sfl_account_conf_clear(sfl_account_conf *a)
+{
+    if (!a)
+        return;
+    free(a->name);
+    for (size_t i = 0; i < a->nlogins; i++) {
+        free(a->logins[i].id);
+        free(a->logins[i].search);
+        free(a->logins[i].replace);
+    }
+    free(a->logins);
+    a->name = NULL;
+    a->logins = NULL;
+    a->nlogins = 0;
 }
 
 const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)

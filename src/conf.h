@@ -10,10 +10,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A provider login (server + username): what the provider limits. A stream
+ * of its account is checked through it with its URL rewritten (search ->
+ * replace, as Dispatcharr's profiles do; no search = the URL as given). */
+typedef struct sfl_login_conf {
+    char *id;              /* [A-Za-z0-9._-]{1,64}; names it in Redis and results, never a
+                              credential. One id in two accounts is one login. */
+    long long max_streams; /* 0 = unlimited */
+    char *search;          /* regex (sfl_rewrite syntax), or NULL: the URL as given */
+    char *replace;         /* with $1-style groups; set exactly when search is */
+} sfl_login_conf;
+
 typedef struct sfl_account_conf {
     long long id;          /* >= 0, unique within the config */
     char *name;            /* may be NULL */
-    long long max_streams; /* 0 = unlimited */
+    long long max_streams; /* 0 = unlimited; with logins: their sum (0 if one is 0) */
+    sfl_login_conf *logins; /* in route order (default first); NULL when nlogins is 0: */
+    size_t nlogins;         /* 0 = one login, id = the account id, max_streams above,
+                               the URL as given (every config before logins) */
 } sfl_account_conf;
 
 typedef struct sfl_conf {
@@ -89,5 +103,7 @@ int sfl_conf_validate(const sfl_conf *c, char *err, size_t errlen);
 
 /* The account entry with that id, or NULL. Valid while c lives. */
 const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id);
+/* Frees an entry's name and logins (the entry itself is the caller's). */
+void sfl_account_conf_clear(sfl_account_conf *a);
 
 #endif

@@ -191,6 +191,6 @@ void sfl_dispatcharr_accounts_free(sfl_account_conf *accs, size_t n)
     if (!accs)
         return;
     for (size_t i = 0; i < n; i++)
-        free(accs[i].name);
+        sfl_account_conf_clear(&accs[i]);
     free(accs);
 }

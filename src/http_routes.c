@@ -116,7 +116,7 @@ void sfl_http_route_put_account(sfl_http *h, struct evhttp_request *req, long lo
             sfl_http_reply_error(req, 503, "out of memory");
         } else {
             c->p = p;
-            c->acc = (sfl_account_conf){id, c->name, max};
+            c->acc = (sfl_account_conf){.id = id, .name = c->name, .max_streams = max};
             sfl_limiter_hint_limit(h->node.app->lim, id, max);
             if (sfl_accounts_write(h->node.app->store, &c->acc, 1, h->node.app->recovery_ms,
                                    on_account_written, c) < 0) {
