@@ -437,7 +437,7 @@ static int parse_replace(sfl_rewrite *rw, const char *r, const xlate *x, char *e
     for (size_t i = 0; i < n;) {
         char c = r[i], d = r[i + 1];
         if ((c == '$' || c == '\\') && d >= '0' && d <= '9') { /* Dispatcharr: $N -> \N */
-            size_t end;
+            size_t end = i; /* set by group_ref when it succeeds */
             int g = group_ref(r, i, i + 1, x, &end, err, errlen);
             if (g < 0)
                 return -1;
