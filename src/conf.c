@@ -18,6 +18,7 @@
  * keys, wrong types, fractions where an integer is expected and numbers past
  * 2^53 are errors. Nothing here touches Redis or the network. */
 #include "conf.h"
+#include "conf_int.h"
 
 #include "addr.h"
 #include "json.h"
@@ -298,23 +299,8 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
     if (sfl_json_check_num(e, "lease.acquire_timeout", &NS_NONNEG_NUM, c->acquire_timeout) < 0)
         return -1;
 
-    for (size_t i = 0; i < c->naccounts; i++) {
-        const sfl_account_conf *a = &c->accounts[i];
-        snprintf(path, sizeof(path), "accounts[%zu].id", i);
-        if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->id) < 0)
-            return -1;
-        for (size_t j = 0; j < i; j++)
-            if (c->accounts[j].id == a->id)
-                return sfl_json_fail(e, path, "duplicate id %lld (also at accounts[%zu])", a->id,
-                                     j);
-        snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
-        if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->max_streams) < 0)
-            return -1;
-        char why[96];
-        snprintf(path, sizeof(path), "accounts[%zu].name", i);
-        if (sfl_text_check(a->name, why, sizeof(why)) < 0)
-            return sfl_json_fail(e, path, "%s", why);
-    }
+    if (sfl_conf_validate_accounts(c, e) < 0)
+        return -1;
 
     if (c->check_argc == 0 || !c->check_command)
         return sfl_json_fail(e, "check.command", "must be a non-empty array of strings");
@@ -456,32 +442,6 @@ void sfl_conf_free(sfl_conf *c)
     free(c);
 }
 
-void sfl_account_conf_clear(sfl_account_conf *a)
-{
-    if (!a)
-        return;
-    free(a->name);
-    for (size_t i = 0; i < a->nlogins; i++) {
-        free(a->logins[i].id);
-        free(a->logins[i].search);
-        free(a->logins[i].replace);
-    }
-    free(a->logins);
-    a->name = NULL;
-    a->logins = NULL;
-    a->nlogins = 0;
-}
-
-const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)
-{
-    for (size_t i = 0; c && i < c->naccounts; i++)
-        if (c->accounts[i].id == id)
-            return &c->accounts[i];
-    return NULL;
-}
-
-/*--- Parsing ---*/
-
 static const char *const top_keys[] = {
     "node_id",         "redis", "concurrent_streams", "lease", "accounts", "check",
     "stream_analysis", "http",  "dispatcharr",        "node",  NULL};
@@ -492,7 +452,6 @@ static const char *const redis_keys[] = {"url", "password", "namespace", "connec
 static const char *const conc_keys[] = {"enabled", "global_limit", "stagger_delay", NULL};
 static const char *const lease_keys[] = {"ttl_ms",          "renew_ms",   "safety_ms",
                                          "acquire_timeout", "handoff_ms", NULL};
-static const char *const account_keys[] = {"id", "name", "max_streams", NULL};
 static const char *const check_section_keys[] = {"command", "parser", "timeout", "schemes", NULL};
 static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "retries",
                                             "retry_delay",     "user_agent", NULL};
@@ -557,51 +516,6 @@ static int parse_lease(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
         c->lease_renew_ms = c->lease_ttl_ms / 3;
     if (!safety_set)
         c->lease_safety_ms = c->lease_ttl_ms / 3 < 2000 ? c->lease_ttl_ms / 3 : 2000;
-    return 0;
-}
-
-static int parse_accounts(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
-{
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "accounts");
-    char path[64], got[64];
-    if (!arr)
-        return 0;
-    if (!cJSON_IsArray(arr)) {
-        sfl_json_describe(arr, got, sizeof(got));
-        return sfl_json_fail(e, "accounts", "expected an array, got %s", got);
-    }
-    size_t n = (size_t)cJSON_GetArraySize(arr);
-    if (n > 0 && !(c->accounts = calloc(n, sizeof(*c->accounts))))
-        return sfl_json_fail(e, "accounts", "out of memory");
-    size_t i = 0;
-    for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        sfl_account_conf *a = &c->accounts[i];
-        c->naccounts = i + 1;
-        snprintf(path, sizeof(path), "accounts[%zu]", i);
-        if (!cJSON_IsObject(it)) {
-            sfl_json_describe(it, got, sizeof(got));
-            return sfl_json_fail(e, path, "expected an object, got %s", got);
-        }
-        if (sfl_json_check_keys(e, it, path, account_keys) < 0)
-            return -1;
-        double d;
-        int rc;
-        snprintf(path, sizeof(path), "accounts[%zu].id", i);
-        if ((rc = sfl_json_get_num(e, it, "id", path, &NS_NONNEG_INT64, &d)) < 0)
-            return -1;
-        if (rc == 0)
-            return sfl_json_fail(e, path, "missing");
-        a->id = (long long)d;
-        snprintf(path, sizeof(path), "accounts[%zu].name", i);
-        if (sfl_json_get_string(e, it, "name", path, 1, &a->name) < 0)
-            return -1;
-        snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
-        if ((rc = sfl_json_get_num(e, it, "max_streams", path, &NS_NONNEG_INT64, &d)) < 0)
-            return -1;
-        if (rc == 0)
-            return sfl_json_fail(e, path, "missing");
-        a->max_streams = (long long)d;
-    }
     return 0;
 }
 
@@ -769,7 +683,7 @@ sfl_conf *sfl_conf_parse(const char *json, size_t len, const char *name, char *e
     if (sfl_json_check_keys(&e, root, "", top_keys) < 0 ||
         sfl_json_get_string(&e, root, "node_id", "node_id", 0, &c->node_id) < 0 ||
         parse_redis(&e, root, c) < 0 || parse_concurrent(&e, root, c) < 0 ||
-        parse_lease(&e, root, c) < 0 || parse_accounts(&e, root, c) < 0 ||
+        parse_lease(&e, root, c) < 0 || sfl_conf_parse_accounts(&e, root, c) < 0 ||
         parse_check(&e, root, c) < 0 || parse_analysis(&e, root, c) < 0 ||
         parse_http(&e, root, c) < 0 || parse_dispatcharr(&e, root, c) < 0 ||
         parse_node(&e, root, c) < 0 || validate(c, &e) < 0)

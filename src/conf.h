@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cJSON;
+
 /* A provider login (server + username): what the provider limits. A stream
  * of its account is checked through it with its URL rewritten (search ->
  * replace, as Dispatcharr's profiles do; no search = the URL as given). */
@@ -22,9 +24,9 @@ typedef struct sfl_login_conf {
 } sfl_login_conf;
 
 typedef struct sfl_account_conf {
-    long long id;          /* >= 0, unique within the config */
-    char *name;            /* may be NULL */
-    long long max_streams; /* 0 = unlimited; with logins: their sum (0 if one is 0) */
+    long long id;           /* >= 0, unique within the config */
+    char *name;             /* may be NULL */
+    long long max_streams;  /* 0 = unlimited; with logins: their sum (0 if one is 0) */
     sfl_login_conf *logins; /* in route order (default first); NULL when nlogins is 0: */
     size_t nlogins;         /* 0 = one login, id = the account id, max_streams above,
                                the URL as given (every config before logins) */
@@ -103,6 +105,12 @@ int sfl_conf_validate(const sfl_conf *c, char *err, size_t errlen);
 
 /* The account entry with that id, or NULL. Valid while c lives. */
 const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id);
+/* obj's "logins" (absent: none; a's fields untouched) into a->logins, with
+ * the config's rules; a->max_streams (set it first, -1 when not given)
+ * becomes their sum, and must equal it if given. -1 with err naming the
+ * path ("body: logins[1].id: ..."); a's logins are then a's to clear. */
+int sfl_account_logins_parse(const struct cJSON *obj, sfl_account_conf *a, char *err,
+                             size_t errlen);
 /* Frees an entry's name and logins (the entry itself is the caller's). */
 void sfl_account_conf_clear(sfl_account_conf *a);
 

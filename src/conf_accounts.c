@@ -1,0 +1,199 @@
+/* conf_accounts.c - the "accounts" section of the config (DESIGN §4, §10):
+ * each account's id, name and limit, or its logins (id, max_streams, the
+ * URL rewrite), parsed and checked; part of conf (conf_int.h). */
+#include "conf.h"
+#include "conf_int.h"
+
+#include "json.h"
+#include "rewrite.h"
+#include "text.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const sfl_json_numspec NS_NONNEG_INT64 = {1, 0, 0, SFL_JSON_MAX_SAFE_INT, 0}; /* >= 0 */
+static const char *const account_keys[] = {"id", "name", "max_streams", "logins", NULL};
+static const char *const login_keys[] = {"id", "max_streams", "search", "replace", NULL};
+
+void sfl_account_conf_clear(sfl_account_conf *a)
+{
+    if (!a)
+        return;
+    free(a->name);
+    for (size_t i = 0; i < a->nlogins; i++) {
+        free(a->logins[i].id);
+        free(a->logins[i].search);
+        free(a->logins[i].replace);
+    }
+    free(a->logins);
+    a->name = NULL;
+    a->logins = NULL;
+    a->nlogins = 0;
+}
+
+const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)
+{
+    for (size_t i = 0; c && i < c->naccounts; i++)
+        if (c->accounts[i].id == id)
+            return &c->accounts[i];
+    return NULL;
+}
+
+/*--- Parsing ---*/
+
+/* accounts[i].logins, if there: each login's id, limit and rewrite; the
+ * account's max_streams becomes their sum (0 if one is unlimited). */
+static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
+                        sfl_account_conf *a)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(acc, "logins");
+    char path[96], got[64];
+    snprintf(path, sizeof(path), "%slogins", at);
+    if (!arr)
+        return 0;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+        sfl_json_describe(arr, got, sizeof(got));
+        return sfl_json_fail(e, path, "expected a non-empty array of logins, got %s", got);
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr), k = 0;
+    if (!(a->logins = calloc(n, sizeof(*a->logins))))
+        return sfl_json_fail(e, path, "out of memory");
+    long long sum = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, k++) {
+        sfl_login_conf *l = &a->logins[k];
+        a->nlogins = k + 1;
+        snprintf(path, sizeof(path), "%slogins[%zu]", at, k);
+        if (!cJSON_IsObject(it)) {
+            sfl_json_describe(it, got, sizeof(got));
+            return sfl_json_fail(e, path, "expected an object, got %s", got);
+        }
+        if (sfl_json_check_keys(e, it, path, login_keys) < 0)
+            return -1;
+        snprintf(path, sizeof(path), "%slogins[%zu].id", at, k);
+        if (sfl_json_get_string(e, it, "id", path, 0, &l->id) < 0)
+            return -1;
+        size_t len = l->id ? strlen(l->id) : 0;
+        if (!l->id || len == 0 || len > 64 ||
+            strspn(l->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+                len)
+            return sfl_json_fail(e, path, "%s",
+                                 l->id ? "must be 1 to 64 of A-Z a-z 0-9 . _ -" : "missing");
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(a->logins[j].id, l->id) == 0)
+                return sfl_json_fail(e, path, "duplicate login %s (also at logins[%zu])", l->id, j);
+        double d;
+        snprintf(path, sizeof(path), "%slogins[%zu].max_streams", at, k);
+        int rc = sfl_json_get_num(e, it, "max_streams", path, &NS_NONNEG_INT64, &d);
+        if (rc <= 0)
+            return rc < 0 ? -1 : sfl_json_fail(e, path, "missing");
+        l->max_streams = (long long)d;
+        sum = sum < 0 || l->max_streams == 0 ? -1 : sum + l->max_streams;
+        snprintf(path, sizeof(path), "%slogins[%zu].search", at, k);
+        if (sfl_json_get_string(e, it, "search", path, 0, &l->search) < 0)
+            return -1;
+        snprintf(path, sizeof(path), "%slogins[%zu].replace", at, k);
+        if (sfl_json_get_string(e, it, "replace", path, 1, &l->replace) < 0)
+            return -1;
+        if (!l->search != !l->replace) {
+            snprintf(path, sizeof(path), "%slogins[%zu].%s", at, k,
+                     l->search ? "replace" : "search");
+            return sfl_json_fail(e, path, "missing (search and replace come together)");
+        }
+        char why[192];
+        sfl_rewrite *rw =
+            l->search ? sfl_rewrite_new(l->search, l->replace, why, sizeof(why)) : NULL;
+        if (l->search && !rw) {
+            snprintf(path, sizeof(path), "%slogins[%zu].search", at, k);
+            return sfl_json_fail(e, path, "%s", why);
+        }
+        sfl_rewrite_free(rw);
+    }
+    sum = sum < 0 ? 0 : sum;
+    snprintf(path, sizeof(path), "%smax_streams", at);
+    if (a->max_streams >= 0 && a->max_streams != sum)
+        return sfl_json_fail(e, path, "%lld, but its logins add up to %lld%s: leave it out",
+                             a->max_streams, sum, sum == 0 ? " (unlimited)" : "");
+    a->max_streams = sum;
+    return 0;
+}
+
+int sfl_conf_parse_accounts(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "accounts");
+    char path[64], got[64];
+    if (!arr)
+        return 0;
+    if (!cJSON_IsArray(arr)) {
+        sfl_json_describe(arr, got, sizeof(got));
+        return sfl_json_fail(e, "accounts", "expected an array, got %s", got);
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n > 0 && !(c->accounts = calloc(n, sizeof(*c->accounts))))
+        return sfl_json_fail(e, "accounts", "out of memory");
+    size_t i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        sfl_account_conf *a = &c->accounts[i];
+        c->naccounts = i + 1;
+        snprintf(path, sizeof(path), "accounts[%zu]", i);
+        if (!cJSON_IsObject(it)) {
+            sfl_json_describe(it, got, sizeof(got));
+            return sfl_json_fail(e, path, "expected an object, got %s", got);
+        }
+        if (sfl_json_check_keys(e, it, path, account_keys) < 0)
+            return -1;
+        double d;
+        int rc;
+        snprintf(path, sizeof(path), "accounts[%zu].id", i);
+        if ((rc = sfl_json_get_num(e, it, "id", path, &NS_NONNEG_INT64, &d)) < 0)
+            return -1;
+        if (rc == 0)
+            return sfl_json_fail(e, path, "missing");
+        a->id = (long long)d;
+        snprintf(path, sizeof(path), "accounts[%zu].name", i);
+        if (sfl_json_get_string(e, it, "name", path, 1, &a->name) < 0)
+            return -1;
+        snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
+        if ((rc = sfl_json_get_num(e, it, "max_streams", path, &NS_NONNEG_INT64, &d)) < 0)
+            return -1;
+        a->max_streams = rc ? (long long)d : -1;
+        char at[48];
+        snprintf(at, sizeof(at), "accounts[%zu].", i);
+        if (parse_logins(e, it, at, a) < 0)
+            return -1;
+        if (rc == 0 && a->nlogins == 0)
+            return sfl_json_fail(e, path, "missing");
+    }
+    return 0;
+}
+
+int sfl_account_logins_parse(const cJSON *obj, sfl_account_conf *a, char *err, size_t errlen)
+{
+    sfl_json_ctx e = {"body", err, errlen};
+    return parse_logins(&e, obj, "", a);
+}
+
+int sfl_conf_validate_accounts(const sfl_conf *c, const sfl_json_ctx *e)
+{
+    char path[64];
+    for (size_t i = 0; i < c->naccounts; i++) {
+        const sfl_account_conf *a = &c->accounts[i];
+        snprintf(path, sizeof(path), "accounts[%zu].id", i);
+        if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->id) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (c->accounts[j].id == a->id)
+                return sfl_json_fail(e, path, "duplicate id %lld (also at accounts[%zu])", a->id,
+                                     j);
+        snprintf(path, sizeof(path), "accounts[%zu].max_streams", i);
+        if (sfl_json_check_num(e, path, &NS_NONNEG_INT64, (double)a->max_streams) < 0)
+            return -1;
+        char why[96];
+        snprintf(path, sizeof(path), "accounts[%zu].name", i);
+        if (sfl_text_check(a->name, why, sizeof(why)) < 0)
+            return sfl_json_fail(e, path, "%s", why);
+    }
+
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* conf_int.h - conf's insides, shared by its two files: conf.c (the
+ * schema, loading, validation) and conf_accounts.c (the accounts section).
+ * Everyone else uses conf.h. */
+#ifndef SFL_CONF_INT_H
+#define SFL_CONF_INT_H
+
+#include "conf.h"
+#include "json.h"
+
+struct cJSON;
+
+/* Reads root's "accounts" (absent: none) into c->accounts. */
+int sfl_conf_parse_accounts(const sfl_json_ctx *e, const struct cJSON *root, sfl_conf *c);
+/* Checks c->accounts: ids unique and >= 0, limits >= 0, names printable. */
+int sfl_conf_validate_accounts(const sfl_conf *c, const sfl_json_ctx *e);
+
+#endif
