@@ -1,4 +1,5 @@
--- acquire.lua - take one slot of an account's limit, or queue for one.
+-- acquire.lua - take one slot of one of an account's logins (the first with
+-- room, in route order), or queue for one.
 --
 -- KEYS: 1 sfl:{a:<id>}:leases       ZSET  lease id -> deadline (ms, Redis server time)
 --       2 sfl:{a:<id>}:holders      HASH  lease id -> {"node","stream","since_ms","fence"}
@@ -6,6 +7,9 @@
 --       4 sfl:{a:<id>}:fence        STRING grant counter (fencing token)
 --       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival (ms, to the us), served in that order
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry (ms); refreshed by every ask
+--       1-4 are the account's first login; an account of several logins adds
+--       4 keys per further login in route order (leases, holders, conf, fence
+--       of login 2 at 7-10, ...). src/routes.h names them.
 -- ARGV: 1 lease id = the node's ticket while it waits (asking again with the same id
 --         is idempotent, and takes over a slot handed to this ticket)
 --       2 ttl ms
@@ -21,14 +25,25 @@
 --       9 account id
 --      10 hand-off ms (optional, default 250): how long a slot handed to a
 --         ticket is held for its node to take it over
--- returns: {1, fence, deadline_ms, in_use, limit}                granted (or taken over)
+--      11, 12 ... with several logins: login k's id at 9+2k (for hand-off
+--         announcements) and the max_streams the node last knew for it at
+--         10+2k (login 1's is ARGV 5)
+-- returns: {1, fence, deadline_ms, in_use, limit, k}             granted (or taken over)
+--                                                  on login k (1 = the first); in_use
+--                                                  and limit are that login's
 --          {0, retry_ms, in_use, limit, "full"|"recovering", position, now_ms}  denied;
+--                                                  in_use and limit summed over the
+--                                                  logins (limit 0 if one is unlimited);
 --                                                  position is the ticket's place (1 = next),
 --                                                  now_ms the Redis time of the answer
 --          {-1, "unknown account"}                           no conf and no limit known
+--          {-1, "moved to the keys of account <G>"}          KEYS 3 is an account's own conf
+--                                                  whose logins live under G's keys
+--                                                  (account.lua): the caller's route is old
 --
 -- Fairness: while tickets wait, a free slot goes to the oldest live ticket
--- (its lease is made here or in release.lua), never to whoever asks first.
+-- of the account (its lease is made here or in release.lua), never to
+-- whoever asks first.
 -- Time comes only from TIME. Expired leases are reaped before anything is
 -- counted; expired tickets before a free slot is given to a ticket.
 --
@@ -40,117 +55,151 @@
 --
 -- Built with prelude.lua in front (redis_now, restore_conf, next_fence,
 -- holder_json, keep_keys, reap_leases, reap_tickets, pop_ticket, hand_off).
-local FETCH = 8 -- leases read in one call; an account with more is counted instead
+local FETCH = 8 -- leases read in one call; a login with more is counted instead
 
 local now, t = redis_now()
 local id, ttl, ticket_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[7])
 local handoff = tonumber(ARGV[10]) or 250
 local now_s = fmt('%d', now)
+local W = 5                   -- the account's tickets
+local n = (#KEYS - 2) / 4     -- its logins
 
--- in_use, the earliest deadline, and this id's deadline (nil if not a lease).
-local function read_leases()
-    local r = redis.call('ZRANGE', KEYS[1], 0, FETCH - 1, 'WITHSCORES')
-    local n, cur = #r / 2, nil
-    if n < FETCH then
+local function base(k)
+    return k == 1 and 1 or 4 * k - 1
+end
+
+-- in_use, the earliest deadline, and this id's deadline (nil if not a lease)
+-- of the login at b.
+local function read_leases(b)
+    local r = redis.call('ZRANGE', KEYS[b], 0, FETCH - 1, 'WITHSCORES')
+    local c, cur = #r / 2, nil
+    if c < FETCH then
         for i = 1, #r, 2 do
             if r[i] == id then
                 cur = tonumber(r[i + 1])
             end
         end
     else
-        n = redis.call('ZCARD', KEYS[1])
-        cur = tonumber(redis.call('ZSCORE', KEYS[1], id))
+        c = redis.call('ZCARD', KEYS[b])
+        cur = tonumber(redis.call('ZSCORE', KEYS[b], id))
     end
-    return n, tonumber(r[2]), cur
+    return c, tonumber(r[2]), cur
 end
 
-local in_use, first, current = read_leases()
-if first and first <= now then
-    reap_leases(now_s)
-    in_use, first, current = read_leases()
-end
-
-local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms')
-local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
-if limit == nil then
-    -- No conf: restore the limit the node knew and wait out one lease TTL,
-    -- in which only leases that already existed can be re-taken (renew.lua).
-    limit = restore_conf(now, ARGV[5], ARGV[6])
+-- Every login's count and limit; a lease of this id (a lost answer, or a
+-- slot handed to this ticket) is taken over with this node's ttl and label.
+local L = {}
+for k = 1, n do
+    local b = base(k)
+    local in_use, first, current = read_leases(b)
+    if first and first <= now then
+        reap_leases(now_s, b)
+        in_use, first, current = read_leases(b)
+    end
+    local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group')
+    if conf[3] then
+        -- The account's keys are another account's group's now (account.lua):
+        -- this node takes it for a lone login. Never count it here.
+        return {-1, 'moved to the keys of account ' .. conf[3]}
+    end
+    local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
     if limit == nil then
-        return {-1, 'unknown account'}
+        -- No conf: restore the limit the node knew and wait out one lease TTL,
+        -- in which only leases that already existed can be re-taken (renew.lua).
+        limit = restore_conf(now, k == 1 and ARGV[5] or ARGV[10 + 2 * k], ARGV[6], b)
+        if limit == nil then
+            return {-1, 'unknown account'}
+        end
+        recover_until = now + tonumber(ARGV[6])
     end
-    recover_until = now + tonumber(ARGV[6])
+    if current then
+        local holder = cjson.decode(redis.call('HGET', KEYS[b + 1], id) or '{"fence":0}')
+        local fence = holder.fence or 0
+        if holder.stream == '' or holder.stream == nil then
+            redis.call('HSET', KEYS[b + 1], id, holder_json(ARGV[3], ARGV[4], now, fence))
+        end
+        local deadline = now + ttl
+        redis.call('ZADD', KEYS[b], fmt('%d', deadline), id)
+        keep_keys(now, deadline, KEYS[b], false, b, W)
+        return {1, fence, deadline, in_use, limit, k}
+    end
+    L[k] = {b = b, in_use = in_use, first = first, limit = limit, recover_until = recover_until}
 end
 
-if current then
-    -- The same grant asked again (a lost answer), or a slot handed to this
-    -- ticket: take it over with this node's ttl and label.
-    local holder = cjson.decode(redis.call('HGET', KEYS[2], id) or '{"fence":0}')
-    local fence = holder.fence or 0
-    if holder.stream == '' or holder.stream == nil then
-        redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
+-- The first login with a free slot, or nil.
+local function room()
+    for k = 1, n do
+        local l = L[k]
+        if now >= l.recover_until and (l.limit == 0 or l.in_use < l.limit) then
+            return k
+        end
     end
-    local deadline = now + ttl
-    redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
-    keep_keys(now, deadline, KEYS[1], false)
-    return {1, fence, deadline, in_use, limit}
+    return nil
 end
 
-local granted = false
-local last = 0       -- the latest hand-off deadline written below, 0 if none
-local fresh = false  -- the fence counter was new: its key has no TTL yet
-if now >= recover_until and (limit == 0 or in_use < limit) then
+local granted = room()
+local last = 0 -- the latest hand-off deadline written below, 0 if none
+if granted then
     -- A slot is free. It goes to the oldest live ticket (this ask may be it).
-    reap_tickets(now_s)
-    while limit == 0 or in_use < limit do
-        local head = pop_ticket()
+    reap_tickets(now_s, W)
+    while granted do
+        local head = pop_ticket(W)
         if not head or head == id then
             break -- none queued, or this ask is the oldest: it takes the slot below
         end
         -- A slot freed without a release (an expiry, a raised limit): the
         -- oldest ticket gets it, held for its node to take over.
-        local new
-        last, new = hand_off(head, now, handoff, ARGV[8], ARGV[9])
-        fresh = fresh or new
-        in_use = in_use + 1
+        local l = L[granted]
+        local deadline, fresh = hand_off(head, now, handoff, ARGV[8], ARGV[9], l.b,
+                                         ARGV[9 + 2 * granted])
+        keep_keys(now, deadline, KEYS[l.b], fresh, l.b, W)
+        last = math.max(last, deadline)
+        l.in_use = l.in_use + 1
+        granted = room()
     end
     -- Room left means the queue is empty now, or this id was its head: if
     -- it was queued further back, the loop went on until it came out or
     -- the room ran out.
-    granted = limit == 0 or in_use < limit
 end
 
 if not granted then
-    local reason, retry = 'full', nil
-    if now < recover_until then
-        reason, retry = 'recovering', recover_until - now
-    else
-        local soonest = first
-        if last > 0 and (not soonest or last < soonest) then
-            soonest = last
+    local in_use, limit, recovering, soonest = 0, 0, true, nil
+    for k = 1, n do
+        local l = L[k]
+        in_use = in_use + l.in_use
+        limit = (limit == 0 and k > 1 or l.limit == 0) and 0 or limit + l.limit
+        local at = l.first
+        if now < l.recover_until then
+            at = l.recover_until
+        else
+            recovering = false
         end
-        retry = soonest and math.max(1, soonest - now) or 1
+        if at and (not soonest or at < soonest) then
+            soonest = at
+        end
     end
+    if last > 0 and (not soonest or last < soonest) then
+        soonest = last
+    end
+    local retry = soonest and math.max(1, soonest - now) or 1
     local position = 0
     if ticket_ttl > 0 then
         -- Arrival in ms to the microsecond: tickets of one millisecond are
         -- served in the order they came, not in the order of their names.
         local us = tonumber(t[2])
-        redis.call('ZADD', KEYS[5], 'NX', fmt('%s%03d.%03d', t[1], math.floor(us / 1000), us % 1000),
+        redis.call('ZADD', KEYS[W], 'NX', fmt('%s%03d.%03d', t[1], math.floor(us / 1000), us % 1000),
                    id)
-        redis.call('ZADD', KEYS[6], fmt('%d', now + ticket_ttl), id)
-        position = redis.call('ZRANK', KEYS[5], id) + 1
-        keep_keys(now, now + ticket_ttl, KEYS[5], last > 0)
-    elseif last > 0 then
-        keep_keys(now, last, KEYS[1], true)
+        redis.call('ZADD', KEYS[W + 1], fmt('%d', now + ticket_ttl), id)
+        position = redis.call('ZRANK', KEYS[W], id) + 1
+        keep_keys(now, now + ticket_ttl, KEYS[W], false, 1, W)
     end
-    return {0, retry, in_use, limit, reason, position, now}
+    return {0, retry, in_use, limit, recovering and 'recovering' or 'full', position, now}
 end
 
-local fence, new = next_fence(now)
-in_use = in_use + 1
+local l = L[granted]
+local fence, fresh = next_fence(now, l.b)
 local deadline = now + ttl
-redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
-redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
-keep_keys(now, math.max(deadline, last), KEYS[1], fresh or new)
-return {1, fence, deadline, in_use, limit}
+redis.call('HSET', KEYS[l.b + 1], id, holder_json(ARGV[3], ARGV[4], now, fence))
+redis.call('ZADD', KEYS[l.b], fmt('%d', deadline), id)
+keep_keys(now, deadline, KEYS[l.b], fresh, l.b, W)
+return {1, fence, deadline, l.in_use + 1, l.limit, granted}

@@ -4,17 +4,20 @@
 -- text Redis runs (and what `redis-cli --eval` takes). It only defines
 -- things: it calls nothing, so a script pays only for what it uses.
 --
--- An account's keys come in one order in every lease script (acquire,
--- renew, release; src/keys.h builds them):
---   KEYS[1] sfl:{a:<id>}:leases       ZSET   lease id -> deadline (ms, Redis time)
---   KEYS[2] sfl:{a:<id>}:holders      HASH   lease id -> {"node","stream","since_ms","fence"}
---   KEYS[3] sfl:{a:<id>}:conf         HASH   max_streams, name, updated_ms, epoch_ms,
---                                            recover_until_ms
---   KEYS[4] sfl:{a:<id>}:fence        STRING grant counter (fencing token)
---   KEYS[5] sfl:{a:<id>}:waiters      ZSET   ticket -> arrival (ms, to the us)
---   KEYS[6] sfl:{a:<id>}:waiters:exp  ZSET   ticket -> expiry (ms)
--- The functions below that touch an account's keys take them from KEYS in
--- that order.
+-- A login's keys come in one order in every lease script (acquire, renew,
+-- release; src/lease_script.c builds them), at a base index b, and an
+-- account's waiting tickets at an index w:
+--   KEYS[b]   <login>leases        ZSET   lease id -> deadline (ms, Redis time)
+--   KEYS[b+1] <login>holders       HASH   lease id -> {"node","stream","since_ms","fence"}
+--   KEYS[b+2] <login>conf          HASH   max_streams, name, updated_ms, epoch_ms,
+--                                          recover_until_ms
+--   KEYS[b+3] <login>fence         STRING grant counter (fencing token)
+--   KEYS[w]   <account>waiters     ZSET   ticket -> arrival (ms, to the us)
+--   KEYS[w+1] <account>waiters:exp ZSET   ticket -> expiry (ms)
+-- The first login is always at b = 1 and its account's tickets at w = 5:
+-- for an account with one login these are the six keys sfl:{a:<id>}:leases,
+-- holders, conf, fence, waiters, waiters:exp (src/routes.h says where the
+-- keys of other logins are).
 local fmt = string.format -- numbers go to Redis as '%d': tostring's '%.14g' costs more
 local KEEP_MS = 10000     -- idle keys outlive the last deadline or ticket by this much
 local SLACK_MS = 500      -- ... plus up to this, so that most calls need not touch TTLs
@@ -29,23 +32,23 @@ end
 -- Redis lost its data while leases may still be in use): the limit comes
 -- back and a recovery window of window_ms opens, in which only leases that
 -- already existed can be re-taken. The limit, or nil when the node knew none.
-local function restore_conf(now, known, window_ms)
+local function restore_conf(now, known, window_ms, b)
     known = tonumber(known)
     if known == nil or known < 0 then
         return nil
     end
-    redis.call('HSET', KEYS[3], 'max_streams', known, 'updated_ms', now, 'epoch_ms', now,
+    redis.call('HSET', KEYS[b + 2], 'max_streams', known, 'updated_ms', now, 'epoch_ms', now,
                'recover_until_ms', now + tonumber(window_ms))
     return known
 end
 
 -- The next fencing token; true as second value if the counter was new (its
 -- key has no TTL yet: keep_keys must be forced).
-local function next_fence(now)
-    local f = redis.call('INCR', KEYS[4])
+local function next_fence(now, b)
+    local f = redis.call('INCR', KEYS[b + 3])
     if f == 1 then
-        -- The counter expired with the idle account: start above any token it gave.
-        redis.call('SET', KEYS[4], fmt('%d', now))
+        -- The counter expired with the idle login: start above any token it gave.
+        redis.call('SET', KEYS[b + 3], fmt('%d', now))
         return now, true
     end
     return f, false
@@ -57,68 +60,78 @@ local function holder_json(node, stream, now, fence)
 end
 
 -- Idle keys expire KEEP_MS after the last deadline and the last ticket
--- expiry; conf stays. `last` is the latest time this call wrote into a key
+-- expiry; conf stays. The login at b and the tickets at w (nil: none) are
+-- kept together. `last` is the latest time this call wrote into a key
 -- whose TTL pttl_key tells. The TTL is read, never assumed: whoever wrote
 -- the keys before (another version of these scripts too), no key is given
 -- an expiry earlier than its data needs; and it is pushed out only when it
 -- would fall short, not on every call.
-local function keep_keys(now, last, pttl_key, force)
+local function keep_keys(now, last, pttl_key, force, b, w)
     if not force then
         local left = redis.call('PTTL', pttl_key)
         if left >= 0 and now + left >= last + KEEP_MS then
             return
         end
     end
-    local l = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) or 0
-    local w = tonumber(redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')[2]) or 0
-    local at = fmt('%d', math.max(last, l, w) + KEEP_MS + SLACK_MS)
-    for _, k in ipairs({KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6]}) do
-        redis.call('PEXPIREAT', k, at)
+    local l = tonumber(redis.call('ZRANGE', KEYS[b], -1, -1, 'WITHSCORES')[2]) or 0
+    local t = w and tonumber(redis.call('ZRANGE', KEYS[w + 1], -1, -1, 'WITHSCORES')[2]) or 0
+    local at = fmt('%d', math.max(last, l, t) + KEEP_MS + SLACK_MS)
+    redis.call('PEXPIREAT', KEYS[b], at)
+    redis.call('PEXPIREAT', KEYS[b + 1], at)
+    redis.call('PEXPIREAT', KEYS[b + 3], at)
+    if w then
+        redis.call('PEXPIREAT', KEYS[w], at)
+        redis.call('PEXPIREAT', KEYS[w + 1], at)
     end
 end
 
 -- Drops the leases past their deadline (and their holders); how many went.
-local function reap_leases(now_s)
-    local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s)
+local function reap_leases(now_s, b)
+    local expired = redis.call('ZRANGEBYSCORE', KEYS[b], '-inf', now_s)
     if #expired > 0 then
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_s)
-        redis.call('HDEL', KEYS[2], unpack(expired))
+        redis.call('ZREMRANGEBYSCORE', KEYS[b], '-inf', now_s)
+        redis.call('HDEL', KEYS[b + 1], unpack(expired))
     end
     return #expired
 end
 
 -- Drops the tickets past their expiry from the queue.
-local function reap_tickets(now_s)
-    local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now_s)
+local function reap_tickets(now_s, w)
+    local stale = redis.call('ZRANGEBYSCORE', KEYS[w + 1], '-inf', now_s)
     if #stale > 0 then
-        redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_s)
-        redis.call('ZREM', KEYS[5], unpack(stale))
+        redis.call('ZREMRANGEBYSCORE', KEYS[w + 1], '-inf', now_s)
+        redis.call('ZREM', KEYS[w], unpack(stale))
     end
 end
 
 -- Takes the oldest ticket out of the queue; nil when none is queued. Call
 -- reap_tickets first: a dead node's ticket must not get a slot.
-local function pop_ticket()
-    local head = redis.call('ZPOPMIN', KEYS[5])[1]
+local function pop_ticket(w)
+    local head = redis.call('ZPOPMIN', KEYS[w])[1]
     if head then
-        redis.call('ZREM', KEYS[6], head)
+        redis.call('ZREM', KEYS[w + 1], head)
     end
     return head
 end
 
--- Hands a free slot to ticket: a lease of the ticket held handoff_ms for its
--- node to take over (acquire.lua with the ticket as lease id), and the
--- announcement "<account> <ticket> <deadline_ms> <fence>" on
+-- Hands a free slot of the login at b to ticket: a lease of the ticket held
+-- handoff_ms for its node to take over (acquire.lua with the ticket as lease
+-- id), and the announcement "<account> <ticket> <deadline_ms> <fence>", with
+-- " <login>" when login is given (an account of several logins), on
 -- <channel>:<node>, the node being the ticket up to its last ':'. Short, so
 -- that a ticket whose node died keeps the slot only briefly. Returns the
 -- hold's deadline, and whether the fence counter was new.
-local function hand_off(ticket, now, handoff_ms, channel, account)
+local function hand_off(ticket, now, handoff_ms, channel, account, b, login)
     local node = string.match(ticket, '^(.*):[^:]*$') or ticket
-    local fence, fresh = next_fence(now)
+    local fence, fresh = next_fence(now, b)
     local deadline = now + handoff_ms
-    redis.call('ZADD', KEYS[1], fmt('%d', deadline), ticket)
-    redis.call('HSET', KEYS[2], ticket, holder_json(node, '', now, fence))
-    redis.call('PUBLISH', channel .. ':' .. node, fmt('%s %s %d %d', account, ticket, deadline, fence))
+    redis.call('ZADD', KEYS[b], fmt('%d', deadline), ticket)
+    redis.call('HSET', KEYS[b + 1], ticket, holder_json(node, '', now, fence))
+    local msg = fmt('%s %s %d %d', account, ticket, deadline, fence)
+    if login and login ~= '' then
+        msg = msg .. ' ' .. login
+    end
+    redis.call('PUBLISH', channel .. ':' .. node, msg)
     return deadline, fresh
 end
 

@@ -3,19 +3,25 @@
 -- releasing twice, or a lease that already expired, frees nothing and
 -- announces nothing.
 --
--- KEYS: 1 sfl:{a:<id>}:leases       ZSET
+-- KEYS: 1 sfl:{a:<id>}:leases       ZSET   of the lease's login
 --       2 sfl:{a:<id>}:holders      HASH
 --       3 sfl:{a:<id>}:conf         HASH  (max_streams, recover_until_ms)
 --       4 sfl:{a:<id>}:fence        STRING
---       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival
+--       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival, of the lease's account
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry
+--       7, 8 ... the waiters and waiters:exp of every other account that uses
+--         the login (a login shared by accounts): the slot goes to the oldest
+--         ticket of them all
 -- ARGV: 1 lease id, or a ticket to withdraw
 --       2 channel for announcements (sfl:released; a hand-off goes to
 --         sfl:released:<node of the ticket>)
---       3 account id
+--       3 account id (of KEYS 5-6)
 --       4 hand-off ms: a slot handed to a ticket is held this long for its node
 --         to take it over (acquire.lua with the ticket as lease id); short, so
 --         that a ticket whose node died keeps the slot only briefly
+--       5 login id, announced with a hand-off ("" or absent: an account of one
+--         login, announced without)
+--       6 ... the account ids of KEYS 7-8, 9-10, ...
 -- returns: 1 if the lease was held and is now removed, 0 if it was not held
 --
 -- Built with prelude.lua in front: the hand-off (hand_off) is the one
@@ -51,10 +57,23 @@ local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
 if not limit or now < recover_until or (limit > 0 and live >= limit) then
     return 1
 end
-reap_tickets(now_s)
-local head = pop_ticket()
+-- The oldest live ticket of the accounts that use the login.
+local w, account = 5, ARGV[3]
+if #KEYS > 6 then
+    local oldest
+    for j = 5, #KEYS, 2 do
+        reap_tickets(now_s, j)
+        local h = redis.call('ZRANGE', KEYS[j], 0, 0, 'WITHSCORES')
+        if h[2] and (not oldest or tonumber(h[2]) < oldest) then
+            oldest, w, account = tonumber(h[2]), j, j == 5 and ARGV[3] or ARGV[6 + (j - 7) / 2]
+        end
+    end
+else
+    reap_tickets(now_s, w)
+end
+local head = pop_ticket(w)
 if head then
-    local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], ARGV[3])
-    keep_keys(now, deadline, KEYS[1], fresh)
+    local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
+    keep_keys(now, deadline, KEYS[1], fresh, 1, w)
 end
 return 1

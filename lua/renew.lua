@@ -1,8 +1,9 @@
 -- renew.lua - extend a held lease; if Redis no longer has it, re-take it only
--- where the account has room.
+-- where its login has room.
 --
--- KEYS: 1-6 an account's keys, as acquire.lua (leases, holders, conf, fence,
---       waiters, waiters:exp); the waiters are only given their expiry
+-- KEYS: 1-4 the lease's login (leases, holders, conf, fence), 5-6 its
+--       account's waiters and waiters:exp, as acquire.lua; the waiters are
+--       only given their expiry
 -- ARGV: 1 lease id
 --       2 ttl ms
 --       3 node id
@@ -15,8 +16,9 @@
 --                                                  a new fence
 --          {0, 0, in_use, limit, reason, 0, now_ms} lost: gone and no room ("full"),
 --                                                  or no limit known ("unknown account",
---                                                  limit -1); the shape of acquire.lua's
---                                                  denial
+--                                                  limit -1), or the account's keys moved
+--                                                  to a group's ("moved ...", limit -1);
+--                                                  the shape of acquire.lua's denial
 --
 -- Built with prelude.lua in front.
 --
@@ -27,9 +29,14 @@ local now = redis_now()
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local now_s = fmt('%d', now)
 
-local limit = tonumber(redis.call('HGET', KEYS[3], 'max_streams'))
+local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'group')
+if conf[2] then
+    -- Its keys moved to a group's (account.lua): this lease is counted nowhere.
+    return {0, 0, 0, -1, 'moved to the keys of account ' .. conf[2], 0, now}
+end
+local limit = tonumber(conf[1])
 if limit == nil then
-    limit = restore_conf(now, ARGV[5], ARGV[6])
+    limit = restore_conf(now, ARGV[5], ARGV[6], 1)
     if limit == nil then
         return {0, 0, redis.call('ZCARD', KEYS[1]), -1, 'unknown account', 0, now}
     end
@@ -40,17 +47,17 @@ local current = tonumber(redis.call('ZSCORE', KEYS[1], id))
 if current and current > now then
     fence = cjson.decode(redis.call('HGET', KEYS[2], id) or '{}').fence or 0
 else
-    reap_leases(now_s)
+    reap_leases(now_s, 1)
     local held = redis.call('ZCARD', KEYS[1])
     if limit > 0 and held >= limit then
         return {0, 0, held, limit, 'full', 0, now}
     end
     status = 2
-    fence, fresh = next_fence(now)
+    fence, fresh = next_fence(now, 1)
     redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
 end
 local deadline = now + ttl
 redis.call('ZADD', KEYS[1], fmt('%d', deadline), id)
 local in_use = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf')
-keep_keys(now, deadline, KEYS[1], fresh)
+keep_keys(now, deadline, KEYS[1], fresh, 1, 5)
 return {status, fence, deadline, in_use, limit}

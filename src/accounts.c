@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "keys.h"
 #include "log.h"
+#include "routes.h"
 #include "store.h"
 
 #include <cjson/cJSON.h>
@@ -38,6 +39,7 @@ typedef struct write_one {
     write_op *op;
     long long id;
     long long max;
+    char login[SFL_LOGIN_ID_LEN]; /* "" when the account has one login */
 } write_one;
 
 static void write_done_one(write_op *op)
@@ -64,12 +66,17 @@ static void on_conf_reply(sfl_store *st, redisReply *r, void *arg)
     UNUSED(st);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         long long prev = r->element[0]->integer;
+        char who[96];
+        if (w->login[0])
+            snprintf(who, sizeof(who), "account %lld, login %s", w->id, w->login);
+        else
+            snprintf(who, sizeof(who), "account %lld", w->id);
         if (prev >= 0 && prev != w->max)
-            sfl_info("account %lld: max_streams was %lld in Redis, now %lld", w->id, prev, w->max);
+            sfl_info("%s: max_streams was %lld in Redis, now %lld", who, prev, w->max);
         if (r->element[1]->integer > 0)
-            sfl_info("account %lld: new in this Redis; new leases wait %lld ms in case its "
+            sfl_info("%s: new in this Redis; new leases wait %lld ms in case its "
                      "data was lost while checks ran",
-                     w->id, r->element[1]->integer);
+                     who, r->element[1]->integer);
     }
     write_step(w->op, r, "writing account limits");
     free(w);
@@ -81,14 +88,94 @@ static void on_sadd_reply(sfl_store *st, redisReply *r, void *arg)
     write_step(arg, r, "adding accounts");
 }
 
-int sfl_accounts_write(sfl_store *st, const sfl_account_conf *acc, size_t n, int64_t recovery_ms,
-                       sfl_accounts_done_fn *fn, void *arg)
+/* conf.lua for one login's conf; 0 sent, -1 not. */
+static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t i, const char *name,
+                       const char *rec)
+{
+    const sfl_login *lg = rt->logins[i];
+    char key[SFL_KEY_LEN], max[24];
+    snprintf(key, sizeof(key), "%sconf", lg->prefix);
+    snprintf(max, sizeof(max), "%lld", lg->max_streams);
+    const char *keys[1] = {key};
+    const char *args[3] = {max, name, rec};
+    write_one *w = malloc(sizeof(*w));
+    if (!w)
+        return -1;
+    *w = (write_one){.op = op, .id = rt->account, .max = lg->max_streams};
+    if (rt->nlogins > 1 || lg->naccounts > 1)
+        snprintf(w->login, sizeof(w->login), "%s", lg->id);
+    op->owed++;
+    if (sfl_store_eval(st, "conf", 1, keys, 3, args, on_conf_reply, w) < 0) {
+        op->owed--;
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_describe_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    UNUSED(st);
+    write_step(arg, r, "describing account logins");
+}
+
+/* account.lua: the route of an account of several logins (or of one under
+ * a group's keys) in its own conf, for status readers and as a fence
+ * against nodes that take it for a lone login. 0 sent, -1 not. */
+static int describe(sfl_store *st, write_op *op, const sfl_route *rt, const char *name,
+                    const char *base)
+{
+    char key[SFL_KEY_LEN], group[24] = "";
+    snprintf(key, sizeof(key), "%sconf", base);
+    if (rt->group != rt->account)
+        snprintf(group, sizeof(group), "%lld", rt->group);
+    char *logins = NULL;
+    if (rt->nlogins > 1 || strcmp(rt->logins[0]->prefix, base) != 0) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t k = 0; arr && k < rt->nlogins; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", rt->logins[k]->id);
+            cJSON_AddNumberToObject(o, "max_streams", (double)rt->logins[k]->max_streams);
+            cJSON_AddStringToObject(o, "keys", rt->logins[k]->prefix);
+            cJSON_AddItemToArray(arr, o);
+        }
+        logins = arr ? cJSON_PrintUnformatted(arr) : NULL;
+        cJSON_Delete(arr);
+        if (!logins)
+            return -1;
+    }
+    const char *keys[1] = {key};
+    const char *args[4] = {name ? name : "", logins ? logins : "", logins ? rt->waiters : "",
+                           group};
+    op->owed++;
+    int rc = sfl_store_eval(st, "account", 1, keys, 4, args, on_describe_reply, op);
+    if (rc < 0)
+        op->owed--;
+    cJSON_free(logins);
+    return rc;
+}
+
+int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf *acc, size_t n,
+                       int64_t recovery_ms, sfl_accounts_done_fn *fn, void *arg)
 {
     if (!sfl_store_ready(st))
         return -1;
+    sfl_routes *own = NULL;
+    char err[256];
+    if (!routes) {
+        /* The logins of just these accounts. */
+        own = sfl_routes_new(sfl_store_ns(st));
+        if (!own || sfl_routes_set(own, acc, n, err, sizeof(err)) < 0) {
+            sfl_routes_free(own);
+            return -1;
+        }
+        routes = own;
+    }
     write_op *op = calloc(1, sizeof(*op));
-    if (!op)
+    if (!op) {
+        sfl_routes_free(own);
         return -1;
+    }
     op->fn = fn;
     op->arg = arg;
     op->ok = 1;
@@ -99,30 +186,29 @@ int sfl_accounts_write(sfl_store *st, const sfl_account_conf *acc, size_t n, int
     char setkey[160];
     snprintf(setkey, sizeof(setkey), "%s:accounts", ns);
     for (size_t i = 0; i < n; i++) {
-        char key[160], max[24], id[24];
-        sfl_account_key(key, sizeof(key), ns, acc[i].id, "conf");
-        snprintf(max, sizeof(max), "%lld", acc[i].max_streams);
+        char id[24], base[SFL_KEY_PREFIX_LEN];
         snprintf(id, sizeof(id), "%lld", acc[i].id);
-        const char *keys[1] = {key};
-        const char *args[3] = {max, acc[i].name ? acc[i].name : "", rec};
-        write_one *w = malloc(sizeof(*w));
-        if (w) {
-            *w = (write_one){op, acc[i].id, acc[i].max_streams};
-            op->owed++;
-            if (sfl_store_eval(st, "conf", 1, keys, 3, args, on_conf_reply, w) < 0) {
-                op->owed--;
-                free(w);
-                w = NULL;
-            }
+        snprintf(base, sizeof(base), "%s:{a:%lld}:", ns, acc[i].id);
+        const sfl_route *rt = sfl_routes_get(routes, acc[i].id);
+        int ok = rt != NULL;
+        /* Each login's limit in its conf; the account's name where its own
+         * conf is (its first login's, unless it shares a group's keys). */
+        for (size_t k = 0; ok && k < rt->nlogins; k++) {
+            const char *name =
+                strcmp(rt->logins[k]->prefix, base) == 0 && acc[i].name ? acc[i].name : "";
+            ok = write_login(st, op, rt, k, name, rec) == 0;
         }
+        if (ok)
+            ok = describe(st, op, rt, acc[i].name, base) == 0;
         const char *sadd[3] = {"SADD", setkey, id};
         op->owed++;
-        if (!w || sfl_store_command(st, on_sadd_reply, op, 3, sadd) < 0) {
+        if (!ok || sfl_store_command(st, on_sadd_reply, op, 3, sadd) < 0) {
             op->owed--;
             op->ok = 0;
             snprintf(op->err, sizeof(op->err), "Redis went away while writing account limits");
         }
     }
+    sfl_routes_free(own);
     write_done_one(op);
     return 0;
 }
@@ -138,10 +224,18 @@ typedef struct fetch_op {
     int failed;
 } fetch_op;
 
+/* One account: its description (account.lua), then status.lua per login. */
 typedef struct fetch_one {
     fetch_op *op;
     cJSON *entry;
+    cJSON *logins; /* entry's "logins": one object per login, filled by its status */
+    int owed;      /* status answers still to come */
 } fetch_one;
+
+typedef struct fetch_login {
+    fetch_one *f;
+    cJSON *login;
+} fetch_login;
 
 static void fetch_step(fetch_op *op)
 {
@@ -211,14 +305,139 @@ int sfl_accounts_status_decode(const redisReply *r, cJSON *e)
     return 0;
 }
 
-static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
+static double num_of(const cJSON *o, const char *key)
 {
-    fetch_one *f = arg;
-    UNUSED(st);
-    if (sfl_accounts_status_decode(r, f->entry) < 0)
-        f->op->failed = 1;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* The account as the sum of its logins: max_streams (0 if one is unlimited,
+ * -1 if one has no conf), in_use, recovering_ms (the longest), waiting and
+ * every holder, each naming its login. */
+static void account_total(fetch_one *f)
+{
+    double max = 0, in_use = 0, recovering = 0, waiting = 0;
+    int unlimited = 0, unknown = 0;
+    cJSON *holders = cJSON_CreateArray();
+    const cJSON *l;
+    cJSON_ArrayForEach(l, f->logins)
+    {
+        double m = num_of(l, "max_streams");
+        unlimited |= m == 0;
+        unknown |= m < 0;
+        max += m;
+        in_use += num_of(l, "in_use");
+        if (num_of(l, "recovering_ms") > recovering)
+            recovering = num_of(l, "recovering_ms");
+        waiting = num_of(l, "waiting");
+        const cJSON *h;
+        cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(l, "holders"))
+        {
+            cJSON *copy = cJSON_Duplicate(h, 1);
+            if (copy) {
+                set_member(copy, "login",
+                           cJSON_CreateString(
+                               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"))));
+                cJSON_AddItemToArray(holders, copy);
+            }
+        }
+    }
+    set_member(f->entry, "max_streams", cJSON_CreateNumber(unknown ? -1 : unlimited ? 0 : max));
+    set_member(f->entry, "in_use", cJSON_CreateNumber(in_use));
+    set_member(f->entry, "recovering_ms", cJSON_CreateNumber(recovering));
+    set_member(f->entry, "waiting", cJSON_CreateNumber(waiting));
+    set_member(f->entry, "holders", holders ? holders : cJSON_CreateArray());
+    cJSON *e;
+    cJSON_ArrayForEach(e, f->logins)
+    {
+        drop_member(e, "name"); /* the account's, as its tickets are */
+        drop_member(e, "waiting");
+    }
+    cJSON_AddItemToObject(f->entry, "logins", f->logins);
+    f->logins = NULL;
+}
+
+static void fetch_one_done(fetch_one *f)
+{
+    if (--f->owed > 0)
+        return;
+    account_total(f);
     fetch_step(f->op);
     free(f);
+}
+
+static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    fetch_login *fl = arg;
+    UNUSED(st);
+    if (sfl_accounts_status_decode(r, fl->login) < 0)
+        fl->f->op->failed = 1;
+    fetch_one_done(fl->f);
+    free(fl);
+}
+
+/* status.lua for one login (its keys at prefix; the account's tickets at
+ * waiters). 0 sent. */
+static int status_login(sfl_store *st, fetch_one *f, const char *id, const char *prefix,
+                        const char *waiters)
+{
+    char keys[4][SFL_KEY_LEN];
+    snprintf(keys[0], sizeof(keys[0]), "%sleases", prefix);
+    snprintf(keys[1], sizeof(keys[1]), "%sholders", prefix);
+    snprintf(keys[2], sizeof(keys[2]), "%sconf", prefix);
+    snprintf(keys[3], sizeof(keys[3]), "%swaiters:exp", waiters);
+    const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
+    fetch_login *fl = malloc(sizeof(*fl));
+    cJSON *login = cJSON_CreateObject();
+    if (!fl || !login) {
+        free(fl);
+        cJSON_Delete(login);
+        return -1;
+    }
+    cJSON_AddStringToObject(login, "id", id);
+    cJSON_AddItemToArray(f->logins, login);
+    *fl = (fetch_login){f, login};
+    f->owed++;
+    if (sfl_store_eval(st, "status", 4, kv, 0, NULL, on_status_reply, fl) < 0) {
+        f->owed--;
+        free(fl);
+        return -1;
+    }
+    return 0;
+}
+
+/* The account's description came: its name, and where its logins are. */
+static void on_describe(sfl_store *st, redisReply *r, void *arg)
+{
+    fetch_one *f = arg;
+    long long id = (long long)num_of(f->entry, "id");
+    char base[SFL_KEY_PREFIX_LEN], self[24];
+    snprintf(base, sizeof(base), "%s:{a:%lld}:", sfl_store_ns(st), id);
+    snprintf(self, sizeof(self), "%lld", id);
+    f->owed = 1; /* held while sending */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        f->op->failed = 1;
+        fetch_one_done(f);
+        return;
+    }
+    const redisReply *name = r->element[0], *logins = r->element[1], *waiters = r->element[2];
+    cJSON_AddStringToObject(f->entry, "name", name->type == REDIS_REPLY_STRING ? name->str : "");
+    cJSON *desc = logins->type == REDIS_REPLY_STRING ? cJSON_Parse(logins->str) : NULL;
+    const char *wp = waiters->type == REDIS_REPLY_STRING ? waiters->str : base;
+    int sent = 0;
+    const cJSON *l;
+    const cJSON *list = cJSON_IsArray(desc) ? desc : NULL;
+    cJSON_ArrayForEach(l, list)
+    {
+        const char *lid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
+        const char *keys = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "keys"));
+        if (lid && keys && strlen(keys) < SFL_KEY_PREFIX_LEN)
+            sent += status_login(st, f, lid, keys, wp) == 0;
+    }
+    if (!sent && status_login(st, f, self, base, base) < 0)
+        f->op->failed = 1;
+    cJSON_Delete(desc);
+    fetch_one_done(f);
 }
 
 static int cmp_ll(const void *a, const void *b)
@@ -246,13 +465,10 @@ static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
     }
     qsort(ids, n, sizeof(*ids), cmp_ll);
     for (size_t i = 0; i < n; i++) {
-        char keys[4][160];
-        sfl_account_key(keys[0], 160, sfl_store_ns(st), ids[i], "leases");
-        sfl_account_key(keys[1], 160, sfl_store_ns(st), ids[i], "holders");
-        sfl_account_key(keys[2], 160, sfl_store_ns(st), ids[i], "conf");
-        sfl_account_key(keys[3], 160, sfl_store_ns(st), ids[i], "waiters:exp");
-        const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
-        fetch_one *f = malloc(sizeof(*f));
+        char key[SFL_KEY_LEN];
+        sfl_account_key(key, sizeof(key), sfl_store_ns(st), ids[i], "conf");
+        const char *argv[5] = {"HMGET", key, "name", "logins", "waiters"};
+        fetch_one *f = calloc(1, sizeof(*f));
         if (!f) {
             op->failed = 1;
             break;
@@ -261,10 +477,12 @@ static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
         f->entry = cJSON_CreateObject();
         cJSON_AddNumberToObject(f->entry, "id", (double)ids[i]);
         cJSON_AddItemToArray(op->list, f->entry);
+        f->logins = cJSON_CreateArray(); /* added to entry last, by account_total */
         op->owed++;
-        if (sfl_store_eval(st, "status", 4, kv, 0, NULL, on_status_reply, f) < 0) {
+        if (sfl_store_command(st, on_describe, f, 5, argv) < 0) {
             op->owed--;
             op->failed = 1;
+            cJSON_Delete(f->logins);
             free(f);
             break;
         }

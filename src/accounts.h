@@ -8,6 +8,7 @@
 
 typedef struct sfl_store sfl_store;
 typedef struct sfl_account_conf sfl_account_conf;
+typedef struct sfl_routes sfl_routes;
 typedef struct cJSON cJSON;
 struct redisReply;
 
@@ -17,12 +18,15 @@ typedef void sfl_accounts_done_fn(int ok, const char *err, void *arg);
  * only during the call; NULL with err on failure. */
 typedef void sfl_accounts_fetch_fn(cJSON *doc, const char *err, void *arg);
 
-/* Writes the limits (conf.lua) and adds the ids to <ns>:accounts. A limit
- * that differs from the one Redis had is logged. recovery_ms: the window a
- * newly created conf opens. fn is called once, from the loop. -1 if Redis is
- * not ready (fn not called). */
-int sfl_accounts_write(sfl_store *st, const sfl_account_conf *acc, size_t n, int64_t recovery_ms,
-                       sfl_accounts_done_fn *fn, void *arg);
+/* Writes the limits of the accounts' logins (conf.lua, each login's conf
+ * key as routes names it) and adds the ids to <ns>:accounts. A limit that
+ * differs from the one Redis had is logged. routes: the node's table, set
+ * with these accounts already (so that logins shared with other accounts
+ * land on the group's keys); NULL: the logins of just these accounts.
+ * recovery_ms: the window a newly created conf opens. fn is called once,
+ * from the loop. -1 if Redis is not ready (fn not called). */
+int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf *acc, size_t n,
+                       int64_t recovery_ms, sfl_accounts_done_fn *fn, void *arg);
 /* Reads every account of <ns>:accounts with status.lua. */
 int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
 /* Adds what status.lua answered for one account (r) to its entry object e:

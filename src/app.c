@@ -170,8 +170,8 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        for (size_t i = 0; i < conf->naccounts; i++)
-            sfl_limiter_hint_limit(app->lim, conf->accounts[i].id, conf->accounts[i].max_streams);
+        if (sfl_limiter_set_accounts(app->lim, conf->accounts, conf->naccounts, err, errlen) < 0)
+            goto fail;
     }
     app->connect_deadline = evtimer_new(app->base, on_connect_deadline, app);
     app->auth_timer = evtimer_new(app->base, on_auth_timer, app);

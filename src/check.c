@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "limiter.h"
 #include "log.h"
+#include "routes.h"
 #include "runner.h"
 #include "streams.h"
 
@@ -58,6 +59,7 @@ struct sfl_check {
     int attempts;
     int64_t started_mono;
     char started_at[32];
+    char *url; /* the URL the check opens: the stream's, through its lease's login */
     cJSON *result;
 };
 
@@ -85,6 +87,7 @@ cJSON *sfl_result_new(const sfl_stream *s, const char *node, sfl_status status, 
     cJSON_AddNullToObject(r, "fps");
     cJSON_AddNullToObject(r, "bitrate_kbps");
     cJSON_AddStringToObject(r, "node", node ? node : "");
+    cJSON_AddNullToObject(r, "login");
     cJSON_AddNullToObject(r, "lease_wait_ms");
     cJSON_AddNullToObject(r, "started_at");
     cJSON_AddNullToObject(r, "duration_ms");
@@ -147,7 +150,7 @@ static char *expand(const char *tmpl, const sfl_check *c)
     snprintf(duration, sizeof(duration), "%g", conf->ffmpeg_duration);
     const struct {
         const char *key, *value;
-    } subs[] = {{"{url}", c->stream->url},
+    } subs[] = {{"{url}", c->url},
                 {"{id}", id},
                 {"{name}", c->stream->name ? c->stream->name : ""},
                 {"{account}", account},
@@ -285,8 +288,7 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
     size_t argc = 0, max = 0;
     /* The last guard: whoever handed this stream over should have refused it. */
     char why[400];
-    if (sfl_url_allowed(c->stream->url, conf->check_schemes, conf->check_nschemes, why,
-                        sizeof(why)) < 0) {
+    if (sfl_url_allowed(c->url, conf->check_schemes, conf->check_nschemes, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "not checked: URL %s", why);
         return -1;
     }
@@ -300,7 +302,7 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
     }
     for (size_t i = 0; i < conf->check_argc; i++) {
         if (strcmp(conf->check_command[i], INPUT_OPTIONS) == 0) {
-            if (add_input_options(argv, &argc, c->stream->url) < 0) {
+            if (add_input_options(argv, &argc, c->url) < 0) {
                 snprintf(err, errlen, "out of memory");
                 goto done;
             }
@@ -348,6 +350,7 @@ static void finish(sfl_check *c, sfl_status status, const char *error)
     c->fn(c, result, c->arg);
     if (c->retry_timer)
         event_free(c->retry_timer);
+    free(c->url);
     free(c);
 }
 
@@ -463,6 +466,19 @@ static void on_child_done(sfl_child *child, const sfl_child_result *res, void *a
     finish(c, st, error[0] ? error : NULL);
 }
 
+/* The URL a check under lease opens: the stream's, rewritten for the login
+ * the lease holds a slot of (routes.h). malloc'd; NULL when out of memory. */
+static char *login_url(const sfl_check_env *env, const sfl_stream *stream, const sfl_lease *lease)
+{
+    if (!lease || !env->routes)
+        return strdup(stream->url);
+    const sfl_route *rt = sfl_routes_get(env->routes, sfl_lease_account(lease));
+    size_t idx;
+    if (!rt || !sfl_route_login(rt, sfl_lease_login(lease), &idx))
+        return strdup(stream->url);
+    return sfl_route_url(rt, idx, stream->url);
+}
+
 sfl_check *sfl_check_start(const sfl_check_env *env, const sfl_stream *stream, sfl_lease *lease,
                            int64_t wait_ms, sfl_check_done_fn *fn, void *arg, char *err,
                            size_t errlen)
@@ -488,12 +504,20 @@ sfl_check *sfl_check_start(const sfl_check_env *env, const sfl_stream *stream, s
     }
     set_num(c->result, "lease_wait_ms", (double)wait_ms);
     set_str(c->result, "started_at", c->started_at);
-    if (lease)
+    if (lease) {
         cJSON_AddNumberToObject(c->result, "fence", (double)sfl_lease_fence(lease));
+        set_str(c->result, "login", sfl_lease_login(lease));
+    }
+    c->url = login_url(env, stream, lease);
+    if (!c->url) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (attempt(c, err, errlen) < 0)
         goto fail;
     return c;
 fail:
+    free(c->url);
     cJSON_Delete(c->result);
     if (c->retry_timer)
         event_free(c->retry_timer);

@@ -9,6 +9,7 @@ typedef struct cJSON cJSON;
 typedef struct sfl_conf sfl_conf;
 typedef struct sfl_stream sfl_stream;
 typedef struct sfl_runner sfl_runner;
+typedef struct sfl_routes sfl_routes;
 typedef struct sfl_lease sfl_lease;
 typedef struct sfl_check sfl_check;
 
@@ -30,6 +31,7 @@ typedef struct sfl_check_env {
     struct event_base *base;
     sfl_runner *runner;
     const sfl_conf *conf;
+    sfl_routes *routes; /* a lease's login -> the URL to open; NULL: the URL as given */
 } sfl_check_env;
 
 /* result belongs to the callee: a JSON object of DESIGN §5. The check is

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "dispatcharr_sync.h"
+#include "keys.h"
 #include "log.h"
 #include "store.h"
 #include "text.h"
@@ -25,6 +26,7 @@
 #include <ctype.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,36 @@ static const char *shown(const cJSON *o, const char *key, char *buf, size_t len)
     return buf;
 }
 
+static void limit_text(double max, char *buf, size_t len)
+{
+    if (max < 0)
+        snprintf(buf, len, "?");
+    else if (max == 0)
+        snprintf(buf, len, "unlim");
+    else
+        snprintf(buf, len, "%.0f", max);
+}
+
+/* Under an account of several logins (or one not named after it), a line
+ * per login: its id, limit and use. */
+static void print_logins(const cJSON *a)
+{
+    const cJSON *logins = cJSON_GetObjectItem(a, "logins"), *l;
+    const cJSON *first = logins ? logins->child : NULL;
+    char self[24], id[80], limit[24];
+    snprintf(self, sizeof(self), "%.0f", cJSON_GetObjectItem(a, "id")->valuedouble);
+    if (!first || (!first->next && strcmp(shown(first, "id", id, sizeof(id)), self) == 0))
+        return;
+    cJSON_ArrayForEach(l, logins)
+    {
+        const cJSON *max = cJSON_GetObjectItem(l, "max_streams"),
+                    *use = cJSON_GetObjectItem(l, "in_use");
+        limit_text(cJSON_IsNumber(max) ? max->valuedouble : -1, limit, sizeof(limit));
+        printf("  login %-26s %6s %7.0f\n", shown(l, "id", id, sizeof(id)), limit,
+               cJSON_IsNumber(use) ? use->valuedouble : 0.0);
+    }
+}
+
 static void print_table(cJSON *doc, int holders)
 {
     cJSON *list = cJSON_GetObjectItem(doc, "accounts");
@@ -71,14 +103,8 @@ static void print_table(cJSON *doc, int holders)
     cJSON_ArrayForEach(a, list)
     {
         char name[25], node[200], stream[200];
-        long long max = (long long)cJSON_GetObjectItem(a, "max_streams")->valuedouble;
         char limit[24];
-        if (max < 0)
-            snprintf(limit, sizeof(limit), "?");
-        else if (max == 0)
-            snprintf(limit, sizeof(limit), "unlim");
-        else
-            snprintf(limit, sizeof(limit), "%lld", max);
+        limit_text(cJSON_GetObjectItem(a, "max_streams")->valuedouble, limit, sizeof(limit));
         printf("%-8lld %-24s %6s %7lld %7lld ",
                (long long)cJSON_GetObjectItem(a, "id")->valuedouble,
                shown(a, "name", name, sizeof(name)), limit,
@@ -97,6 +123,7 @@ static void print_table(cJSON *doc, int holders)
                    cJSON_IsNumber(fence) ? fence->valuedouble : 0.0);
         }
         printf("\n");
+        print_logins(a);
     }
 }
 
@@ -194,6 +221,30 @@ static void on_synced(const sfl_account_conf *accs, const long long *was, size_t
     sfl_app_exit(&run->app, SFL_EXIT_OK);
 }
 
+/* accounts set ID MAX makes the account one login: refused for an account
+ * whose logins Redis describes (account.lua), which would otherwise be
+ * flattened behind the back of the nodes that route it through them. */
+static void on_described(sfl_store *st, redisReply *r, void *arg)
+{
+    cli_run *run = arg;
+    UNUSED(st);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        sfl_app_fail(&run->app, "Redis went away");
+        return;
+    }
+    if (r->element[0]->type == REDIS_REPLY_STRING || r->element[1]->type == REDIS_REPLY_STRING) {
+        fprintf(stderr,
+                "sflimit: accounts set: account %lld has logins (sflimit status shows them): "
+                "change them in the config or with PUT /v1/accounts/%lld {\"logins\": [...]}\n",
+                run->one.id, run->one.id);
+        sfl_app_exit(&run->app, SFL_EXIT_USAGE);
+        return;
+    }
+    if (sfl_accounts_write(run->app.store, NULL, run->accs, run->naccs,
+                           run->fresh ? 0 : run->app.recovery_ms, on_written, run) < 0)
+        sfl_app_fail(&run->app, "Redis went away");
+}
+
 /*--- The loop --------------------------------------------------------------*/
 
 static void on_ready(sfl_app *app, void *arg)
@@ -208,9 +259,14 @@ static void on_ready(sfl_app *app, void *arg)
             sfl_app_fail(app, "dispatcharr: %s", sfl_dispatcharr_sync_errstr(run->sync));
         return;
     }
-    if (run->is_set)
-        r = sfl_accounts_write(app->store, run->accs, run->naccs, run->fresh ? 0 : app->recovery_ms,
-                               on_written, run);
+    if (run->is_set && run->accs == &run->one) {
+        char key[SFL_KEY_LEN];
+        sfl_account_key(key, sizeof(key), sfl_store_ns(app->store), run->one.id, "conf");
+        const char *argv[4] = {"HMGET", key, "logins", "group"};
+        r = sfl_store_command(app->store, on_described, run, 4, argv);
+    } else if (run->is_set)
+        r = sfl_accounts_write(app->store, NULL, run->accs, run->naccs,
+                               run->fresh ? 0 : app->recovery_ms, on_written, run);
     else if (run->watch && app->ready_count > 1)
         return; /* the watch timer is already running */
     else

@@ -216,6 +216,11 @@ static void read_limits(batch *b)
 {
     b->limits_owed = 1;
     for (size_t i = 0; i < b->naccounts; i++) {
+        if (sfl_conf_account(b->app.conf, b->accounts[i])) {
+            /* Configured: its logins' limits, as just written. */
+            b->limits[i] = sfl_limiter_known_limit(b->app.lim, b->accounts[i]);
+            continue;
+        }
         char key[160];
         sfl_account_key(key, sizeof(key), sfl_store_ns(b->app.store), b->accounts[i], "conf");
         const char *argv[3] = {"HGET", key, "max_streams"};
@@ -251,8 +256,8 @@ static void on_ready(sfl_app *app, void *arg)
             return;
     }
     if (app->conf->naccounts == 0 ||
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
-                           on_accounts_written, b) < 0)
+        sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), app->conf->accounts,
+                           app->conf->naccounts, app->recovery_ms, on_accounts_written, b) < 0)
         on_accounts_written(1, NULL, b);
 }
 

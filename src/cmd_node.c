@@ -475,8 +475,8 @@ static void on_ready(sfl_app *app, void *arg)
     else
         sfl_worker_kick(n->worker);
     if (app->conf->naccounts > 0)
-        sfl_accounts_write(app->store, app->conf->accounts, app->conf->naccounts, app->recovery_ms,
-                           on_accounts_written, n);
+        sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), app->conf->accounts,
+                           app->conf->naccounts, app->recovery_ms, on_accounts_written, n);
     /* The stream and its group may be gone with a restarted Redis. */
     n->group_ready = 0;
     n->reading = 0;
@@ -509,11 +509,12 @@ static void on_synced(const sfl_account_conf *accs, const long long *was, size_t
         sfl_warn("dispatcharr sync: %s; limits unchanged", err);
         return;
     }
+    char why[256];
+    if (sfl_limiter_set_accounts(n->app.lim, accs, count, why, sizeof(why)) < 0)
+        sfl_warn("dispatcharr sync: %s; logins unchanged", why);
     size_t changed = 0;
-    for (size_t i = 0; i < count; i++) {
-        sfl_limiter_hint_limit(n->app.lim, accs[i].id, accs[i].max_streams);
+    for (size_t i = 0; i < count; i++)
         changed += was[i] != accs[i].max_streams;
-    }
     sfl_info("dispatcharr sync: %zu account(s), %zu changed", count, changed);
 }
 
@@ -647,10 +648,14 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         sfl_error("SIGHUP: config not reloaded: %s", err);
         return;
     }
-    for (size_t i = 0; i < c->naccounts; i++)
-        sfl_limiter_hint_limit(n->app.lim, c->accounts[i].id, c->accounts[i].max_streams);
-    if (c->naccounts > 0 && sfl_accounts_write(n->app.store, c->accounts, c->naccounts,
-                                               n->app.recovery_ms, on_accounts_written, n) < 0)
+    if (sfl_limiter_set_accounts(n->app.lim, c->accounts, c->naccounts, err, sizeof(err)) < 0) {
+        sfl_error("SIGHUP: config not reloaded: %s", err);
+        sfl_conf_free(c);
+        return;
+    }
+    if (c->naccounts > 0 &&
+        sfl_accounts_write(n->app.store, sfl_limiter_routes(n->app.lim), c->accounts, c->naccounts,
+                           n->app.recovery_ms, on_accounts_written, n) < 0)
         sfl_warn("SIGHUP: Redis is away; limits will be written on reconnect");
     /* Keep the new accounts for the next connect. */
     sfl_account_conf *old = n->app.conf->accounts;

@@ -3,6 +3,7 @@
  * a refusal is the message of the 400 reply, naming "body" or the field. */
 #include "http_body.h"
 
+#include "conf.h"
 #include "json.h"
 #include "streams.h"
 #include "text.h"
@@ -106,7 +107,7 @@ done:
 int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out, char *err,
                                 size_t errlen)
 {
-    static const char *const keys[] = {"max_streams", "name", NULL};
+    static const char *const keys[] = {"max_streams", "name", "logins", NULL};
     memset(out, 0, sizeof(*out));
     cJSON *doc = parse_object(body, len, err, errlen);
     if (!doc)
@@ -117,8 +118,16 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
         goto done;
     if ((r = json_int(doc, "max_streams", 0, 1000000, &out->max_streams, err, errlen)) < 0)
         goto done;
-    if (r == 1) {
-        snprintf(err, errlen, "max_streams: required (0 = unlimited)");
+    if (cJSON_GetObjectItemCaseSensitive(doc, "logins")) {
+        sfl_account_conf a = {.max_streams = r == 1 ? -1 : out->max_streams};
+        int bad = sfl_account_logins_parse(doc, &a, err, errlen) < 0;
+        out->logins = a.logins;
+        out->nlogins = a.nlogins;
+        out->max_streams = a.max_streams;
+        if (bad)
+            goto done;
+    } else if (r == 1) {
+        snprintf(err, errlen, "max_streams: required (0 = unlimited), or logins");
         goto done;
     }
     if (name && !cJSON_IsString(name) && !cJSON_IsNull(name)) {
@@ -142,6 +151,14 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
 done:
     cJSON_Delete(doc);
     return rc;
+}
+
+void sfl_http_account_put_clear(sfl_http_account_put *p)
+{
+    sfl_account_conf a = {.logins = p->logins, .nlogins = p->nlogins};
+    sfl_account_conf_clear(&a);
+    p->logins = NULL;
+    p->nlogins = 0;
 }
 
 sfl_streams *sfl_http_parse_checks_body(const char *body, size_t len, char *const *schemes,

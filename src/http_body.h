@@ -27,15 +27,22 @@ int sfl_http_parse_lease_body(const char *body, size_t len, sfl_http_lease_ask *
  * then survives a JSON number exactly). 0, or -1 (out untouched). */
 int sfl_http_parse_id(const char *s, size_t n, long long *out);
 
-/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null}; a name
- * with a control character or invalid UTF-8 is refused (sfl_text_check). */
+/* PUT /v1/accounts/{id}: {"max_streams": N, "name": "..." or null} for an
+ * account of one login, or {"logins": [...], "name": ...} (the config's
+ * logins: sfl_account_logins_parse; max_streams may then be left out, and
+ * must be their sum if given); a name with a control character or invalid
+ * UTF-8 is refused (sfl_text_check). */
 typedef struct sfl_http_account_put {
-    long long max_streams; /* 0 (unlimited) .. 1000000, required */
+    long long max_streams; /* 0 (unlimited) .. 1000000; with logins their sum */
     int has_name;          /* name given as a string */
     char name[201];
+    struct sfl_login_conf *logins; /* owned: sfl_http_account_put_clear */
+    size_t nlogins;
 } sfl_http_account_put;
 int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_put *out, char *err,
                                 size_t errlen);
+/* Frees the logins (also after a failed parse). */
+void sfl_http_account_put_clear(sfl_http_account_put *p);
 
 /* POST /v1/checks: a streams document (sfl_streams_parse, named "body") with
  * at least one stream, each URL's scheme one of the n in schemes

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
+#include "routes.h"
 #include "store.h"
 #include "streams.h"
 
@@ -64,8 +65,7 @@ void sfl_http_route_accounts(sfl_http *h, struct evhttp_request *req)
 
 typedef struct put_ctx {
     pending *p;
-    sfl_account_conf acc;
-    char *name;
+    sfl_account_conf acc; /* owned */
 } put_ctx;
 
 static void on_account_written(int ok, const char *err, void *arg)
@@ -79,14 +79,21 @@ static void on_account_written(int ok, const char *err, void *arg)
             cJSON *doc = cJSON_CreateObject();
             cJSON_AddNumberToObject(doc, "id", (double)c->acc.id);
             cJSON_AddNumberToObject(doc, "max_streams", (double)c->acc.max_streams);
-            if (c->name)
-                cJSON_AddStringToObject(doc, "name", c->name);
+            if (c->acc.name)
+                cJSON_AddStringToObject(doc, "name", c->acc.name);
+            cJSON *logins = c->acc.nlogins ? cJSON_AddArrayToObject(doc, "logins") : NULL;
+            for (size_t i = 0; logins && i < c->acc.nlogins; i++) {
+                cJSON *l = cJSON_CreateObject();
+                cJSON_AddStringToObject(l, "id", c->acc.logins[i].id);
+                cJSON_AddNumberToObject(l, "max_streams", (double)c->acc.logins[i].max_streams);
+                cJSON_AddItemToArray(logins, l);
+            }
             sfl_http_reply_json(p->req, 200, doc);
             cJSON_Delete(doc);
         }
     }
     sfl_http_pending_free(p);
-    free(c->name);
+    sfl_account_conf_clear(&c->acc);
     free(c);
 }
 
@@ -102,30 +109,56 @@ void sfl_http_route_put_account(sfl_http *h, struct evhttp_request *req, long lo
     }
     int bad = sfl_http_parse_account_body(text, len, &put, err, sizeof(err)) < 0;
     free(text);
-    long long max = put.max_streams;
     if (bad) {
+        sfl_http_account_put_clear(&put);
         sfl_http_reply_error(req, 400, "%s", err);
-    } else {
-        put_ctx *c = calloc(1, sizeof(*c));
-        pending *p = c ? sfl_http_pending_new(h, req) : NULL;
-        if (c && put.has_name)
-            c->name = strdup(put.name);
-        if (!p) {
-            free(c ? c->name : NULL);
-            free(c);
-            sfl_http_reply_error(req, 503, "out of memory");
-        } else {
-            c->p = p;
-            c->acc = (sfl_account_conf){.id = id, .name = c->name, .max_streams = max};
-            sfl_limiter_hint_limit(h->node.app->lim, id, max);
-            if (sfl_accounts_write(h->node.app->store, &c->acc, 1, h->node.app->recovery_ms,
-                                   on_account_written, c) < 0) {
-                sfl_http_pending_free(p);
-                free(c->name);
-                free(c);
-                sfl_http_reply_error(req, 503, "Redis is not reachable");
-            }
+        return;
+    }
+    if (put.nlogins == 0) {
+        /* {"max_streams"} makes the account one login: not behind the back
+         * of the logins this node routes it through. */
+        const sfl_route *rt = sfl_routes_get(sfl_limiter_routes(h->node.app->lim), id);
+        char self[24];
+        snprintf(self, sizeof(self), "%lld", id);
+        if (rt && rt->configured && (rt->nlogins > 1 || strcmp(rt->logins[0]->id, self) != 0)) {
+            sfl_http_reply_error(
+                req, 400, "account %lld has logins: PUT {\"logins\": [...]} to change them", id);
+            return;
         }
+    }
+    put_ctx *c = calloc(1, sizeof(*c));
+    pending *p = c ? sfl_http_pending_new(h, req) : NULL;
+    if (c) {
+        c->acc = (sfl_account_conf){.id = id,
+                                    .name = put.has_name ? strdup(put.name) : NULL,
+                                    .max_streams = put.max_streams,
+                                    .logins = put.logins,
+                                    .nlogins = put.nlogins};
+        put.logins = NULL;
+        put.nlogins = 0;
+    }
+    sfl_http_account_put_clear(&put);
+    if (!p || (put.has_name && !c->acc.name)) {
+        if (p)
+            sfl_http_pending_free(p);
+        if (c)
+            sfl_account_conf_clear(&c->acc);
+        free(c);
+        sfl_http_reply_error(req, 503, "out of memory");
+        return;
+    }
+    c->p = p;
+    /* This node routes the account through its new logins at once; the
+     * others when they are given them (config, sync) — until then they use
+     * its first login only, or none if it moved to a group's keys. */
+    sfl_app *app = h->node.app;
+    if (sfl_limiter_set_accounts(app->lim, &c->acc, 1, err, sizeof(err)) < 0 ||
+        sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), &c->acc, 1, app->recovery_ms,
+                           on_account_written, c) < 0) {
+        sfl_http_pending_free(p);
+        sfl_account_conf_clear(&c->acc);
+        free(c);
+        sfl_http_reply_error(req, 503, "Redis is not reachable");
     }
 }
 
@@ -457,6 +490,28 @@ static void account_gauge(struct evbuffer *out, cJSON *list, const char *name, c
     }
 }
 
+/* The same per login, labelled with its account and its id. */
+static void login_gauge(struct evbuffer *out, cJSON *list, const char *name, const char *help,
+                        const char *field)
+{
+    sfl_metrics_family(out, name, "gauge", help);
+    cJSON *a, *l;
+    cJSON_ArrayForEach(a, list)
+    {
+        cJSON_ArrayForEach(l, cJSON_GetObjectItem(a, "logins"))
+        {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(l, "id"));
+            const cJSON *v = cJSON_GetObjectItem(l, field);
+            if (!id || !cJSON_IsNumber(v))
+                continue;
+            char labels[160];
+            snprintf(labels, sizeof(labels), "account=\"%.0f\",login=\"%s\"",
+                     cJSON_GetObjectItem(a, "id")->valuedouble, id);
+            sfl_metrics_sample(out, name, labels, v->valuedouble);
+        }
+    }
+}
+
 static void metrics_finish(pending *p)
 {
     if (--p->owed > 0)
@@ -470,6 +525,11 @@ static void metrics_finish(pending *p)
                           "max_streams of the account in Redis (0 = unlimited)", "max_streams");
             account_gauge(out, list, "sfl_account_in_use",
                           "leases of the account held now, all nodes", "in_use");
+            login_gauge(out, list, "sfl_login_limit",
+                        "max_streams of a provider login of the account (0 = unlimited)",
+                        "max_streams");
+            login_gauge(out, list, "sfl_login_in_use",
+                        "leases of the login held now, all nodes and accounts", "in_use");
         }
         if (p->queue_depth >= 0) {
             sfl_metrics_family(out, "sfl_queue_depth", "gauge",

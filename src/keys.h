@@ -19,7 +19,8 @@ typedef enum {
     SFL_ACCOUNT_NKEYS
 } sfl_account_key_kind;
 
-#define SFL_KEY_LEN 160
+#define SFL_KEY_LEN 256
+#define SFL_KEY_PREFIX_LEN 224 /* a key name without its last part ("leases", "waiters:exp") */
 
 /* Writes "<ns>:{a:<id>}:<suffix>" into buf (suffix "leases", "conf", ...). */
 void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);

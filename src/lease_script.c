@@ -8,6 +8,7 @@
 #include "lease_script.h"
 
 #include "keys.h"
+#include "routes.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -61,6 +62,9 @@ void sfl_lease_answer_decode(const redisReply *r, sfl_lease_answer *a)
         a->deadline_ms = el_int(r, 2);
         a->in_use = el_int(r, 3);
         a->limit = el_int(r, 4);
+        a->login = r->elements > 5 ? el_int(r, 5) - 1 : 0;
+        if (a->login < 0)
+            a->login = 0;
         break;
     case 0:
         if (r->elements < 7)
@@ -83,44 +87,157 @@ void sfl_lease_answer_decode(const redisReply *r, sfl_lease_answer *a)
 
 /*--- Calls -----------------------------------------------------------------*/
 
-/* acquire.lua's ARGV; renew.lua takes the first six. */
-static int send_call(sfl_store *st, const char *script, int nargs, long long account,
-                     const sfl_lease_call *c, sfl_store_reply_fn *fn, void *arg)
+static const char *const login_suffixes[4] = {"leases", "holders", "conf", "fence"};
+
+/* The keys and arguments of one call, on the heap when an account has many
+ * logins. */
+typedef struct call_buf {
+    char (*keys)[SFL_KEY_LEN];
+    const char **kv;
+    char (*nums)[24];
+    const char **av;
+    int nkeys, nargs;
+} call_buf;
+
+static int call_buf_init(call_buf *b, int nkeys, int nargs)
 {
-    sfl_account_keys keys;
-    sfl_account_keys_init(&keys, sfl_store_ns(st), account);
-    char ttl[24], known[24], recovery[24], ticket[24], acc[24], handoff[24];
-    snprintf(ttl, sizeof(ttl), "%" PRId64, c->ttl_ms);
-    snprintf(known, sizeof(known), "%lld", c->known_limit);
-    snprintf(recovery, sizeof(recovery), "%" PRId64, c->recovery_ms);
-    snprintf(ticket, sizeof(ticket), "%" PRId64, c->ticket_ttl_ms);
-    snprintf(acc, sizeof(acc), "%lld", account);
-    snprintf(handoff, sizeof(handoff), "%" PRId64, c->handoff_ms);
-    const char *av[10] = {c->id,    ttl,    c->node,    c->label, known,
-                          recovery, ticket, c->channel, acc,      handoff};
-    return sfl_store_eval(st, script, SFL_ACCOUNT_NKEYS, keys.argv, nargs, av, fn, arg);
+    b->keys = calloc(nkeys, sizeof(*b->keys));
+    b->kv = calloc(nkeys, sizeof(*b->kv));
+    b->nums = calloc(nargs, sizeof(*b->nums));
+    b->av = calloc(nargs, sizeof(*b->av));
+    b->nkeys = b->nargs = 0;
+    return b->keys && b->kv && b->nums && b->av ? 0 : -1;
 }
 
-int sfl_lease_script_acquire(sfl_store *st, long long account, const sfl_lease_call *c,
+static void call_buf_free(call_buf *b)
+{
+    free(b->keys);
+    free(b->kv);
+    free(b->nums);
+    free(b->av);
+}
+
+static void add_key(call_buf *b, const char *prefix, const char *suffix)
+{
+    snprintf(b->keys[b->nkeys], SFL_KEY_LEN, "%s%s", prefix, suffix);
+    b->kv[b->nkeys] = b->keys[b->nkeys];
+    b->nkeys++;
+}
+
+static void add_login(call_buf *b, const char *prefix)
+{
+    for (int i = 0; i < 4; i++)
+        add_key(b, prefix, login_suffixes[i]);
+}
+
+static void add_waiters(call_buf *b, const char *prefix)
+{
+    add_key(b, prefix, "waiters");
+    add_key(b, prefix, "waiters:exp");
+}
+
+static void add_arg(call_buf *b, const char *s)
+{
+    b->av[b->nargs++] = s;
+}
+
+static void add_num(call_buf *b, long long v)
+{
+    snprintf(b->nums[b->nargs], sizeof(b->nums[0]), "%lld", v);
+    add_arg(b, b->nums[b->nargs]);
+}
+
+/* acquire.lua's and renew.lua's first ten arguments (renew takes six). */
+static void add_call_args(call_buf *b, long long account, long long known, const sfl_lease_call *c,
+                          int nargs)
+{
+    add_arg(b, c->id);
+    add_num(b, c->ttl_ms);
+    add_arg(b, c->node);
+    add_arg(b, c->label);
+    add_num(b, known);
+    add_num(b, c->recovery_ms);
+    if (nargs > 6) {
+        add_num(b, c->ticket_ttl_ms);
+        add_arg(b, c->channel);
+        add_num(b, account);
+        add_num(b, c->handoff_ms);
+    }
+}
+
+int sfl_lease_script_acquire(sfl_store *st, const sfl_route *rt, const sfl_lease_call *c,
                              sfl_store_reply_fn *fn, void *arg)
 {
-    return send_call(st, "acquire", 10, account, c, fn, arg);
+    int n = (int)rt->nlogins, nargs = n > 1 ? 10 + 2 * n : 10;
+    call_buf b;
+    if (call_buf_init(&b, 2 + 4 * n, nargs) < 0) {
+        call_buf_free(&b);
+        return -1;
+    }
+    add_login(&b, rt->logins[0]->prefix);
+    add_waiters(&b, rt->waiters);
+    for (int k = 1; k < n; k++)
+        add_login(&b, rt->logins[k]->prefix);
+    add_call_args(&b, rt->account, rt->logins[0]->known, c, 10);
+    for (int k = 0; n > 1 && k < n; k++) {
+        add_arg(&b, rt->logins[k]->id);
+        add_num(&b, rt->logins[k]->known);
+    }
+    int rc = sfl_store_eval(st, "acquire", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
+    call_buf_free(&b);
+    return rc;
 }
 
-int sfl_lease_script_renew(sfl_store *st, long long account, const sfl_lease_call *c,
-                           sfl_store_reply_fn *fn, void *arg)
+int sfl_lease_script_renew(sfl_store *st, const sfl_route *rt, size_t login,
+                           const sfl_lease_call *c, sfl_store_reply_fn *fn, void *arg)
 {
-    return send_call(st, "renew", 6, account, c, fn, arg);
+    call_buf b;
+    if (login >= rt->nlogins || call_buf_init(&b, 6, 6) < 0) {
+        if (login < rt->nlogins)
+            call_buf_free(&b);
+        return -1;
+    }
+    add_login(&b, rt->logins[login]->prefix);
+    add_waiters(&b, rt->waiters);
+    add_call_args(&b, rt->account, rt->logins[login]->known, c, 6);
+    int rc = sfl_store_eval(st, "renew", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
+    call_buf_free(&b);
+    return rc;
 }
 
-int sfl_lease_script_release(sfl_store *st, long long account, const char *id, const char *channel,
-                             int64_t handoff_ms, sfl_store_reply_fn *fn, void *arg)
+int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route *rt, size_t login,
+                             const char *id, const char *channel, int64_t handoff_ms,
+                             sfl_store_reply_fn *fn, void *arg)
 {
-    sfl_account_keys keys;
-    sfl_account_keys_init(&keys, sfl_store_ns(st), account);
-    char acc[24], handoff[24];
-    snprintf(acc, sizeof(acc), "%lld", account);
-    snprintf(handoff, sizeof(handoff), "%" PRId64, handoff_ms);
-    const char *av[4] = {id, channel, acc, handoff};
-    return sfl_store_eval(st, "release", SFL_ACCOUNT_NKEYS, keys.argv, 4, av, fn, arg);
+    if (login >= rt->nlogins)
+        return -1;
+    const sfl_login *lg = rt->logins[login];
+    int others = lg->naccounts > 1 ? (int)lg->naccounts - 1 : 0;
+    call_buf b;
+    if (call_buf_init(&b, 6 + 2 * others, 5 + others) < 0) {
+        call_buf_free(&b);
+        return -1;
+    }
+    add_login(&b, lg->prefix);
+    add_waiters(&b, rt->waiters);
+    add_arg(&b, id);
+    add_arg(&b, channel);
+    add_num(&b, rt->account);
+    add_num(&b, handoff_ms);
+    add_arg(&b, rt->nlogins > 1 || others ? lg->id : "");
+    /* Copied first: sfl_routes_get may add a route, which moves nothing of
+     * rt's but may grow the table. */
+    for (size_t i = 0; others && i < lg->naccounts; i++) {
+        long long acc = lg->accounts[i];
+        if (acc == rt->account)
+            continue;
+        const sfl_route *o = sfl_routes_get(routes, acc);
+        if (!o)
+            continue;
+        add_waiters(&b, o->waiters);
+        add_num(&b, acc);
+    }
+    int rc = sfl_store_eval(st, "release", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
+    call_buf_free(&b);
+    return rc;
 }

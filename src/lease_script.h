@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "routes.h"
 #include "store.h"
 
 struct redisReply;
@@ -30,6 +31,7 @@ typedef struct sfl_lease_answer {
     long long deadline_ms; /* granted, retaken: Redis time */
     long long in_use;
     long long limit;    /* -1 when not given */
+    long long login;    /* granted: the index of the login in the account's route (0 = first) */
     long long retry_ms; /* denied: when a slot may be free again */
     long long position; /* denied: the ticket's place in the queue (1 = next), 0 if none */
     long long now_ms;   /* denied: Redis time of the answer; -1 when not given */
@@ -55,15 +57,19 @@ typedef struct sfl_lease_call {
     int64_t handoff_ms;    /* how long a handed slot is held for its node */
 } sfl_lease_call;
 
-/* Each sends its script for one account on st, with the store's calling
- * rules (0 sent, -1 not: Redis away or out of memory; fn not called then). */
-int sfl_lease_script_acquire(sfl_store *st, long long account, const sfl_lease_call *c,
+/* Each sends its script with the store's calling rules (0 sent, -1 not:
+ * Redis away or out of memory; fn not called then). acquire asks over all of
+ * the route's logins; renew and release act on its login `login` (an index
+ * into rt->logins). */
+int sfl_lease_script_acquire(sfl_store *st, const sfl_route *rt, const sfl_lease_call *c,
                              sfl_store_reply_fn *fn, void *arg);
-int sfl_lease_script_renew(sfl_store *st, long long account, const sfl_lease_call *c,
-                           sfl_store_reply_fn *fn, void *arg);
-/* Gives back id (a lease, or a queued ticket); a freed slot goes to the
- * oldest ticket, held handoff_ms, announced on <channel>:<node>. */
-int sfl_lease_script_release(sfl_store *st, long long account, const char *id, const char *channel,
-                             int64_t handoff_ms, sfl_store_reply_fn *fn, void *arg);
+int sfl_lease_script_renew(sfl_store *st, const sfl_route *rt, size_t login,
+                           const sfl_lease_call *c, sfl_store_reply_fn *fn, void *arg);
+/* Gives back id (a lease, or a queued ticket) on that login; a freed slot
+ * goes to the oldest ticket of the accounts that use the login (routes
+ * names them), held handoff_ms, announced on <channel>:<node>. */
+int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route *rt, size_t login,
+                             const char *id, const char *channel, int64_t handoff_ms,
+                             sfl_store_reply_fn *fn, void *arg);
 
 #endif

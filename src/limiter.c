@@ -54,6 +54,7 @@ typedef struct renew_ctx {
 
 typedef struct pending_release {
     long long account;
+    char login[SFL_LOGIN_ID_LEN]; /* "" = every login of the account */
     char id[ID_LEN];
     struct pending_release *next;
 } pending_release;
@@ -75,39 +76,59 @@ uint64_t sfl_limiter_rand(void)
 
 void sfl_limiter_hint_limit(sfl_limiter *lim, long long account, long long max_streams)
 {
-    long long *k = sfl_idmap_get(lim->known, account);
-    if (!k) {
-        k = malloc(sizeof(*k));
-        if (!k || sfl_idmap_put(lim->known, account, k) < 0) {
-            free(k);
-            return; /* only a hint */
-        }
-    }
-    *k = max_streams;
+    const sfl_route *rt = sfl_routes_get(lim->routes, account);
+    if (rt && rt->nlogins == 1)
+        sfl_routes_hint(lim->routes, account, 0, max_streams);
 }
 
 long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account)
 {
-    long long *k = sfl_idmap_get(lim->known, account);
-    return k ? *k : -1;
+    const sfl_route *rt = sfl_routes_get(lim->routes, account);
+    if (!rt)
+        return -1;
+    long long sum = 0;
+    for (size_t i = 0; i < rt->nlogins; i++) {
+        if (rt->logins[i]->known < 0)
+            return -1;
+        if (rt->logins[i]->known == 0)
+            return 0;
+        sum += rt->logins[i]->known;
+    }
+    return sum;
 }
 
-/* Sends acquire.lua or renew.lua for (account, id). */
-int sfl_limiter_send(sfl_limiter *lim, const char *script, long long account, const char *id,
+int sfl_limiter_set_accounts(sfl_limiter *lim, const sfl_account_conf *accs, size_t n, char *err,
+                             size_t errlen)
+{
+    return sfl_routes_set(lim->routes, accs, n, err, errlen);
+}
+
+sfl_routes *sfl_limiter_routes(const sfl_limiter *lim)
+{
+    return lim ? lim->routes : NULL;
+}
+
+int sfl_limiter_send(sfl_limiter *lim, long long account, const char *login, const char *id,
                      const char *label, int64_t ticket_ttl, sfl_store_reply_fn *fn, void *arg)
 {
+    const sfl_route *rt = sfl_routes_get(lim->routes, account);
+    if (!rt)
+        return -1;
     sfl_lease_call c = {.id = id,
                         .node = lim->node_id,
                         .label = label,
                         .channel = lim->channel,
                         .ttl_ms = lim->opts.ttl_ms,
-                        .known_limit = sfl_limiter_known_limit(lim, account),
                         .recovery_ms = lim->opts.recovery_ms,
                         .ticket_ttl_ms = ticket_ttl,
                         .handoff_ms = lim->opts.handoff_ms};
-    if (strcmp(script, "renew") == 0)
-        return sfl_lease_script_renew(lim->store, account, &c, fn, arg);
-    return sfl_lease_script_acquire(lim->store, account, &c, fn, arg);
+    if (login) {
+        size_t idx;
+        if (!sfl_route_login(rt, login, &idx))
+            return -1;
+        return sfl_lease_script_renew(lim->store, rt, idx, &c, fn, arg);
+    }
+    return sfl_lease_script_acquire(lim->store, rt, &c, fn, arg);
 }
 
 /*--- Redis time on the local clock -----------------------------------------*/
@@ -201,37 +222,61 @@ static void on_release_reply_untracked(sfl_store *st, redisReply *r, void *arg)
     release_answered(arg, r);
 }
 
-/* 1 if the release went out now, 0 if it waits for Redis to come back. */
-int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *id)
+/* Sends release.lua for id on login idx of the route; 0 sent, -1 not. */
+static int release_send(sfl_limiter *lim, const sfl_route *rt, size_t idx, const char *id)
 {
     release_ctx *c = malloc(sizeof(*c));
     int rc;
     lim->releases_owed++;
     if (c) {
-        *c = (release_ctx){lim, account, NULL};
-        rc = sfl_lease_script_release(lim->store, account, id, lim->channel, lim->opts.handoff_ms,
-                                      on_release_reply, c);
+        *c = (release_ctx){lim, rt->account, NULL};
+        rc = sfl_lease_script_release(lim->store, lim->routes, rt, idx, id, lim->channel,
+                                      lim->opts.handoff_ms, on_release_reply, c);
         if (rc == 0) {
             if (lim->sent_tail)
                 lim->sent_tail->next = c;
             else
                 lim->sent_head = c;
             lim->sent_tail = c;
-            return 1;
+            return 0;
         }
         free(c);
     } else {
-        rc = sfl_lease_script_release(lim->store, account, id, lim->channel, lim->opts.handoff_ms,
-                                      on_release_reply_untracked, lim);
+        rc = sfl_lease_script_release(lim->store, lim->routes, rt, idx, id, lim->channel,
+                                      lim->opts.handoff_ms, on_release_reply_untracked, lim);
         if (rc == 0)
-            return 1;
+            return 0;
     }
     lim->releases_owed--;
+    return -1;
+}
+
+/* 1 if the release went out now, 0 if it waits for Redis to come back. */
+int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *login, const char *id)
+{
+    const sfl_route *rt = sfl_routes_get(lim->routes, account);
+    size_t idx = 0;
+    int sent = 0;
+    if (rt && login && login[0]) {
+        if (!sfl_route_login(rt, login, &idx)) {
+            sfl_warn("lease %s: login %s is no longer one of account %lld's; it expires", id, login,
+                     account);
+            return 1;
+        }
+        sent = release_send(lim, rt, idx, id) == 0;
+    } else if (rt) {
+        sent = 1;
+        for (size_t i = 0; i < rt->nlogins && sent; i++)
+            sent = release_send(lim, rt, i, id) == 0;
+    }
+    if (sent)
+        return 1;
     /* Redis is away: give it back when it returns (or let the TTL do it). */
     pending_release *p = calloc(1, sizeof(*p));
     if (!p)
         return 0;
     p->account = account;
+    snprintf(p->login, sizeof(p->login), "%s", login ? login : "");
     snprintf(p->id, sizeof(p->id), "%s", id);
     p->next = lim->to_release;
     lim->to_release = p;
@@ -244,7 +289,7 @@ static void flush_releases(sfl_limiter *lim)
     lim->to_release = NULL;
     while (p) {
         pending_release *next = p->next;
-        sfl_limiter_release_id(lim, p->account, p->id);
+        sfl_limiter_release_id(lim, p->account, p->login[0] ? p->login : NULL, p->id);
         free(p);
         p = next;
     }
@@ -272,7 +317,7 @@ static void lease_lose(sfl_lease *l, const char *why)
     l->lost = 1;
     evtimer_del(l->safety);
     l->lim->stats.lost++;
-    sfl_warn("lease %s of account %lld lost: %s", l->id, l->account, why);
+    sfl_warn("lease %s of account %lld (login %s) lost: %s", l->id, l->account, l->login, why);
     if (l->lost_fn)
         l->lost_fn(l, why, l->lost_arg);
 }
@@ -325,7 +370,7 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
              * that had to wait for Redis: give it back again. A release sent
              * behind it on the same connection already took it. */
             if (held && !l->release_sent)
-                sfl_limiter_release_id(lim, l->account, l->id);
+                sfl_limiter_release_id(lim, l->account, l->login, l->id);
             lease_free(l);
         }
         return;
@@ -341,7 +386,7 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
         if (l->lost) {
             /* Declared lost meanwhile; its check is being stopped. Do not
              * keep a slot nobody uses. */
-            sfl_limiter_release_id(lim, l->account, l->id);
+            sfl_limiter_release_id(lim, l->account, l->login, l->id);
         } else {
             if (a.status == SFL_ANSWER_RETAKEN) {
                 lim->stats.retaken++;
@@ -349,7 +394,9 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
                          a.fence);
             }
             lease_confirm(l, sent, a.fence);
-            sfl_limiter_hint_limit(lim, l->account, a.limit);
+            size_t idx;
+            if (sfl_route_login(sfl_routes_get(lim->routes, l->account), l->login, &idx))
+                sfl_routes_hint(lim->routes, l->account, idx, a.limit);
         }
     } else {
         lim->stats.renew_failed++;
@@ -370,10 +417,14 @@ static void renew_one(sfl_lease *l)
         return;
     ctx->lease = l;
     ctx->sent_ms = sfl_mono_ms();
-    if (sfl_limiter_send(l->lim, "renew", l->account, l->id, l->label, 0, on_renew_reply, ctx) <
+    if (sfl_limiter_send(l->lim, l->account, l->login, l->id, l->label, 0, on_renew_reply, ctx) <
         0) {
         free(ctx);
         retake_done(l);
+        if (!sfl_route_login(sfl_routes_get(l->lim->routes, l->account), l->login, NULL)) {
+            l->gone = 1;
+            lease_lose(l, "its login is no longer one of the account's");
+        }
         return;
     }
     l->inflight++;
@@ -408,7 +459,7 @@ void sfl_lease_release(sfl_lease *l)
     evtimer_del(l->safety);
     retake_done(l);
     l->released = 1;
-    l->release_sent = sfl_limiter_release_id(lim, l->account, l->id);
+    l->release_sent = sfl_limiter_release_id(lim, l->account, l->login, l->id);
     if (l->inflight == 0)
         lease_free(l);
 }
@@ -421,6 +472,11 @@ const char *sfl_lease_id(const sfl_lease *l)
 long long sfl_lease_account(const sfl_lease *l)
 {
     return l->account;
+}
+
+const char *sfl_lease_login(const sfl_lease *l)
+{
+    return l->login;
 }
 
 long long sfl_lease_fence(const sfl_lease *l)
@@ -447,13 +503,15 @@ int64_t sfl_lease_wait_ms(const sfl_lease *l)
 }
 
 /* A new held lease, not yet timed. NULL when out of memory. */
-static sfl_lease *lease_new(sfl_limiter *lim, long long account, const char *id, const char *label)
+static sfl_lease *lease_new(sfl_limiter *lim, long long account, const char *login, const char *id,
+                            const char *label)
 {
     sfl_lease *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
     l->lim = lim;
     l->account = account;
+    snprintf(l->login, sizeof(l->login), "%s", login);
     snprintf(l->id, sizeof(l->id), "%s", id);
     snprintf(l->label, sizeof(l->label), "%s", label);
     l->safety = evtimer_new(lim->base, on_safety, l);
@@ -472,11 +530,14 @@ static sfl_lease *lease_new(sfl_limiter *lim, long long account, const char *id,
 sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,
                                  const char *label, int64_t asked_ms, const sfl_lease_answer *a)
 {
-    sfl_lease *l = lease_new(lim, account, id, label);
+    const sfl_route *rt = sfl_routes_get(lim->routes, account);
+    if (!rt || a->login < 0 || (size_t)a->login >= rt->nlogins)
+        return NULL; /* the caller gives the id back, on every login */
+    sfl_lease *l = lease_new(lim, account, rt->logins[a->login]->id, id, label);
     if (!l)
         return NULL;
     lease_confirm(l, asked_ms, a->fence);
-    sfl_limiter_hint_limit(lim, account, a->limit);
+    sfl_routes_hint(lim->routes, account, (size_t)a->login, a->limit);
     return l;
 }
 
@@ -489,7 +550,13 @@ sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char 
     int64_t local = clock_local_at(lim, h->deadline_ms);
     if (local < 0 || local - now < 2 * margin)
         return NULL; /* late, or no mapping: the owner asks instead */
-    sfl_lease *l = lease_new(lim, h->account, h->ticket, label ? label : "");
+    const sfl_route *rt = sfl_routes_get(lim->routes, h->account);
+    const sfl_login *lg = !rt        ? NULL
+                          : h->login ? sfl_route_login(rt, h->login, NULL)
+                                     : rt->logins[0];
+    if (!lg)
+        return NULL; /* a login this node does not route the account through: ask */
+    sfl_lease *l = lease_new(lim, h->account, lg->id, h->ticket, label ? label : "");
     renew_ctx *ctx = malloc(sizeof(*ctx));
     if (!l || !ctx) {
         if (l) {
@@ -508,8 +575,7 @@ sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char 
      * lease (its answer is handled as a renewal's); it never queues. */
     ctx->lease = l;
     ctx->sent_ms = now;
-    if (sfl_limiter_send(lim, "acquire", h->account, h->ticket, l->label, 0, on_renew_reply, ctx) <
-        0) {
+    if (sfl_limiter_send(lim, h->account, NULL, h->ticket, l->label, 0, on_renew_reply, ctx) < 0) {
         free(ctx);
         lease_unlink(l);
         lease_free(l);
@@ -572,13 +638,14 @@ void sfl_limiter_on_down(sfl_limiter *lim)
 void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
 {
     /* "<account>": a slot is free for anyone; "<account> <ticket> <deadline>
-     * <fence>": it was handed to that ticket, and only its owner needs to
-     * act: start on it if the deadline allows, else ask. */
+     * <fence> [<login>]": it was handed to that ticket (on that login of an
+     * account of several), and only its owner needs to act: start on it if
+     * the deadline allows, else ask. */
     char *end;
     sfl_handoff h = {.account = strtoll(msg, &end, 10)};
     if (end == msg)
         return;
-    char ticket[ID_LEN];
+    char ticket[ID_LEN], login[SFL_LOGIN_ID_LEN];
     if (*end == ' ') {
         const char *t = end + 1;
         size_t n = strcspn(t, " ");
@@ -587,8 +654,13 @@ void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
         memcpy(ticket, t, n);
         ticket[n] = '\0';
         h.ticket = ticket;
-        if (t[n] == ' ' && sscanf(t + n + 1, "%" SCNd64 " %lld", &h.deadline_ms, &h.fence) != 2)
+        int got = 0;
+        if (t[n] == ' ')
+            got = sscanf(t + n + 1, "%" SCNd64 " %lld %64s", &h.deadline_ms, &h.fence, login);
+        if (got < 2)
             h.deadline_ms = 0;
+        if (got == 3)
+            h.login = login;
     }
     sfl_limiter_waits_on_handoff(lim, &h);
     if (lim->release_seen)
@@ -615,11 +687,11 @@ sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
     if (lim->opts.handoff_ms <= 0)
         lim->opts.handoff_ms = SFL_HANDOFF_MS;
     rng_state ^= sfl_random64();
-    lim->known = sfl_idmap_new();
+    lim->routes = sfl_routes_new(sfl_store_ns(store));
     lim->node_id = strdup(opts->node_id ? opts->node_id : "node");
     snprintf(lim->channel, sizeof(lim->channel), "%s:released", sfl_store_ns(store));
     lim->renew_timer = event_new(base, -1, EV_PERSIST, on_renew_tick, lim);
-    if (!lim->node_id || !lim->renew_timer || !lim->known) {
+    if (!lim->node_id || !lim->renew_timer || !lim->routes) {
         sfl_limiter_free(lim);
         return NULL;
     }
@@ -633,13 +705,6 @@ void sfl_limiter_release_all(sfl_limiter *lim)
         sfl_wait_cancel(lim->waits);
     while (lim->leases)
         sfl_lease_release(lim->leases);
-}
-
-static void free_value(long long id, void *value, void *arg)
-{
-    UNUSED(id);
-    UNUSED(arg);
-    free(value);
 }
 
 void sfl_limiter_free(sfl_limiter *lim)
@@ -659,10 +724,7 @@ void sfl_limiter_free(sfl_limiter *lim)
     }
     if (lim->renew_timer)
         event_free(lim->renew_timer);
-    if (lim->known) {
-        sfl_idmap_each(lim->known, free_value, NULL);
-        sfl_idmap_free(lim->known);
-    }
+    sfl_routes_free(lim->routes);
     free(lim->node_id);
     free(lim);
 }

@@ -12,6 +12,8 @@
 
 struct event_base;
 typedef struct sfl_store sfl_store;
+typedef struct sfl_account_conf sfl_account_conf;
+typedef struct sfl_routes sfl_routes;
 typedef struct sfl_limiter sfl_limiter;
 typedef struct sfl_lease sfl_lease;
 typedef struct sfl_wait sfl_wait;
@@ -59,10 +61,20 @@ void sfl_limiter_on_ready(sfl_limiter *lim);
 void sfl_limiter_on_down(sfl_limiter *lim);
 void sfl_limiter_on_released(sfl_limiter *lim, const char *msg);
 
-/* The limit this node believes an account has (from config or an earlier
- * answer): used to restore conf if Redis lost it. */
+/* The accounts' logins (routes.h): which logins a check of each goes
+ * through, with their limits (used to restore conf if Redis lost it).
+ * Accounts not set here have one login, the account id. 0, or -1 with err
+ * (sfl_routes_set). */
+int sfl_limiter_set_accounts(sfl_limiter *lim, const sfl_account_conf *accs, size_t n, char *err,
+                             size_t errlen);
+/* The route table, for whoever turns a lease into a URL or shows logins. */
+sfl_routes *sfl_limiter_routes(const sfl_limiter *lim);
+/* The limit this node believes an account of one login has (from an answer,
+ * say): used to restore conf if Redis lost it. Ignored for an account of
+ * several logins (set them with sfl_limiter_set_accounts). */
 void sfl_limiter_hint_limit(sfl_limiter *lim, long long account, long long max_streams);
-/* -1 if never seen. */
+/* The account's limit as this node knows it: the sum of its logins' (0 if
+ * one is unlimited); -1 if one was never seen. */
 long long sfl_limiter_known_limit(const sfl_limiter *lim, long long account);
 
 /* Waits for one slot of account; timeout_ms < 0 waits forever. label names
@@ -87,7 +99,7 @@ typedef struct sfl_try_result {
     int64_t retry_ms; /* DENIED */
     long long in_use;
     long long limit;
-    const char *error; /* FAILED with a Redis error; valid during the callback */
+    const char *error; /* FAILED: a Redis error; UNKNOWN_ACCOUNT: why. Valid during the callback */
 } sfl_try_result;
 
 typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
@@ -115,6 +127,7 @@ void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len);
 typedef struct sfl_handoff {
     long long account;
     const char *ticket;  /* NULL: the slot is free for anyone */
+    const char *login;   /* the login of the slot; NULL: the account's first */
     int64_t deadline_ms; /* Redis time; 0 if the message had none */
     long long fence;
 } sfl_handoff;
@@ -140,6 +153,8 @@ void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);
 void sfl_lease_release(sfl_lease *lease);
 const char *sfl_lease_id(const sfl_lease *lease);
 long long sfl_lease_account(const sfl_lease *lease);
+/* The id of the login the lease holds a slot of. */
+const char *sfl_lease_login(const sfl_lease *lease);
 long long sfl_lease_fence(const sfl_lease *lease);
 int sfl_lease_is_lost(const sfl_lease *lease);
 /* After a loss: how long the owner may take to stop its check, so that it is

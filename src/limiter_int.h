@@ -8,6 +8,7 @@
 #include "limiter.h"
 
 #include "lease_script.h"
+#include "routes.h"
 
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ typedef struct sfl_idmap sfl_idmap;
 struct sfl_lease {
     sfl_limiter *lim;
     long long account;
+    char login[SFL_LOGIN_ID_LEN]; /* the login it holds a slot of */
     char id[ID_LEN];
     char label[LABEL_LEN];
     long long fence;
@@ -69,7 +71,7 @@ struct sfl_limiter {
     struct try_ctx *tries; /* in flight */
     int retaking;          /* re-takes owed after a reconnect: new asks wait for them */
     struct event *renew_timer;
-    sfl_idmap *known; /* account -> long long: the limit last seen */
+    sfl_routes *routes; /* accounts -> logins -> keys, and each login's limit last seen */
     struct pending_release *to_release;
     int releases_owed;
     struct release_ctx *sent_head, *sent_tail; /* releases sent, in order, unanswered */
@@ -85,16 +87,20 @@ struct sfl_limiter {
 
 /* The next number of the limiter's id and jitter sequence. */
 uint64_t sfl_limiter_rand(void);
-/* Sends acquire.lua (ticket_ttl > 0: a denial queues the id) or renew.lua
- * for (account, id); 0 or -1 as sfl_store_eval. */
-int sfl_limiter_send(sfl_limiter *lim, const char *script, long long account, const char *id,
+/* Sends acquire.lua over the account's logins (ticket_ttl > 0: a denial
+ * queues the id), or with login set renew.lua on that login of the account,
+ * for id; 0 or -1 as sfl_store_eval (-1 too when the login is no longer in
+ * the account's route). */
+int sfl_limiter_send(sfl_limiter *lim, long long account, const char *login, const char *id,
                      const char *label, int64_t ticket_ttl, sfl_store_reply_fn *fn, void *arg);
 /* Learns Redis time from an answer to a script sent at local sent_ms. */
 void sfl_limiter_clock_from_answer(sfl_limiter *lim, int64_t sent_ms, const sfl_lease_answer *a);
 /* 1 while a release of account sent by this limiter is unanswered. */
 int sfl_limiter_release_in_flight(const sfl_limiter *lim, long long account);
-/* Gives back id (a lease or a ticket): 1 sent now, 0 queued until Redis is back. */
-int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *id);
+/* Gives back id (a lease or a ticket) on that login of the account, or on
+ * every login of it when login is NULL (a ticket may hold a slot handed to
+ * it on any): 1 sent now, 0 queued until Redis is back. */
+int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *login, const char *id);
 /* A granted acquire answer becomes a held lease, its local deadline counted
  * from asked_ms. NULL when out of memory. */
 sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,

@@ -325,9 +325,14 @@ static void on_try(const sfl_try_result *res, void *arg)
         break;
     }
     case SFL_TRY_UNKNOWN_ACCOUNT:
-        sfl_error("Account %lld has no max_streams in Redis and none in the config: its "
-                  "streams are not checked",
-                  a->id);
+        if (res->error && strncmp(res->error, "moved", 5) == 0)
+            sfl_error("Account %lld: Redis says its logins are %s, which this node was not "
+                      "given (config or Dispatcharr sync): its streams are not checked here",
+                      a->id, res->error);
+        else
+            sfl_error("Account %lld has no max_streams in Redis and none in the config: its "
+                      "streams are not checked",
+                      a->id);
         drop_all(a, SFL_DROP_UNKNOWN_ACCOUNT);
         break;
     case SFL_TRY_FAILED:

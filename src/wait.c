@@ -54,7 +54,7 @@ static void try_unlink(try_ctx *t)
 
 void sfl_limiter_withdraw(sfl_limiter *lim, long long account, const char *id)
 {
-    sfl_limiter_release_id(lim, account, id);
+    sfl_limiter_release_id(lim, account, NULL, id);
 }
 
 void sfl_limiter_cancel_tries(sfl_limiter *lim, void *arg)
@@ -72,7 +72,7 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
     try_unlink(t);
     if (!t->fn) {
         /* Its asker is gone: whatever the answer, give the id back. */
-        sfl_limiter_release_id(lim, t->account, t->id);
+        sfl_limiter_release_id(lim, t->account, NULL, t->id);
         free(t);
         return;
     }
@@ -88,7 +88,7 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
             res.in_use = a.in_use;
             res.limit = a.limit;
         } else {
-            sfl_limiter_release_id(lim, t->account, t->id);
+            sfl_limiter_release_id(lim, t->account, NULL, t->id);
         }
     } else if (a.status == SFL_ANSWER_DENIED) {
         lim->stats.denied++;
@@ -99,13 +99,14 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
         sfl_limiter_hint_limit(lim, t->account, res.limit);
     } else if (a.status == SFL_ANSWER_UNKNOWN) {
         res.status = SFL_TRY_UNKNOWN_ACCOUNT;
+        res.error = a.reason;
     } else {
         if (a.error) {
             sfl_warn("acquire for account %lld: %s", t->account, a.error);
             res.error = a.error;
         }
         /* The answer is lost: the ask may have taken a slot. Give it back. */
-        sfl_limiter_release_id(lim, t->account, t->id);
+        sfl_limiter_release_id(lim, t->account, NULL, t->id);
     }
     t->fn(&res, t->arg);
     free(t);
@@ -114,8 +115,8 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
 static int try_send(try_ctx *t)
 {
     t->asked_ms = sfl_mono_ms();
-    return sfl_limiter_send(t->lim, "acquire", t->account, t->id, t->label,
-                            t->lim->opts.ticket_ttl_ms, on_try_reply, t);
+    return sfl_limiter_send(t->lim, t->account, NULL, t->id, t->label, t->lim->opts.ticket_ttl_ms,
+                            on_try_reply, t);
 }
 
 /* A deferred try whose release was answered: sent now, or failed. */
@@ -127,7 +128,7 @@ static void try_resume(try_ctx *t)
         return;
     try_unlink(t);
     if (!t->fn) {
-        sfl_limiter_release_id(lim, t->account, t->id); /* its ticket, from an earlier ask */
+        sfl_limiter_release_id(lim, t->account, NULL, t->id); /* its ticket, from an earlier ask */
     } else {
         sfl_try_result res = {.status = SFL_TRY_FAILED, .limit = -1};
         t->fn(&res, t->arg);
@@ -210,7 +211,7 @@ static void wait_finish(sfl_wait *w, sfl_wait_status status, sfl_lease *lease)
     /* Not granted: withdraw the ticket, or a release would hand the slot to
      * a wait that is gone (and it would sit idle until the hand-off time). */
     if (status != SFL_WAIT_GRANTED && (w->asked || w->uncertain))
-        sfl_limiter_release_id(w->lim, w->account, w->id);
+        sfl_limiter_release_id(w->lim, w->account, NULL, w->id);
     w->fn(w, status, lease, w->arg);
     wait_free(w);
 }
@@ -233,7 +234,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
     UNUSED(st);
     w->inflight = 0;
     if (w->cancelled) {
-        sfl_limiter_release_id(lim, w->account, w->id); /* a slot, or a queued ticket */
+        sfl_limiter_release_id(lim, w->account, NULL, w->id); /* a slot, or a queued ticket */
         wait_free(w);
         return;
     }
@@ -295,7 +296,7 @@ static void wait_attempt(sfl_wait *w)
         return;
     }
     w->asked_ms = sfl_mono_ms();
-    if (sfl_limiter_send(lim, "acquire", w->account, w->id, w->label, lim->opts.ticket_ttl_ms,
+    if (sfl_limiter_send(lim, w->account, NULL, w->id, w->label, lim->opts.ticket_ttl_ms,
                          on_acquire_reply, w) < 0) {
         wait_sleep(w, NOT_READY_RETRY_MS);
         return;
@@ -352,7 +353,7 @@ void sfl_wait_cancel(sfl_wait *w)
         return;
     }
     if (w->asked || w->uncertain)
-        sfl_limiter_release_id(w->lim, w->account, w->id);
+        sfl_limiter_release_id(w->lim, w->account, NULL, w->id);
     wait_free(w);
 }
 

@@ -132,7 +132,9 @@ static void on_drop(void *jp, long long account, sfl_drop_reason why, const char
         msg = err;
     } else if (why == SFL_DROP_UNKNOWN_ACCOUNT) {
         st = SFL_STATUS_ERROR;
-        snprintf(err, sizeof(err), "account %lld has no max_streams in Redis or the config",
+        snprintf(err, sizeof(err),
+                 "account %lld has no max_streams in Redis or the config, or logins this node "
+                 "was not given",
                  account);
         msg = err;
     }
@@ -149,7 +151,7 @@ sfl_worker *sfl_worker_new(sfl_app *app, sfl_worker_done_fn *fn, void *arg)
     w->fn = fn;
     w->arg = arg;
     w->runner = sfl_runner_new(app->base);
-    w->env = (sfl_check_env){app->base, w->runner, conf};
+    w->env = (sfl_check_env){app->base, w->runner, conf, sfl_limiter_routes(app->lim)};
     sfl_sched_opts so = {
         .global_limit = conf->concurrent_enabled ? conf->global_limit : 1,
         .stagger_ms = (int64_t)llround(conf->stagger_delay * 1000),
