@@ -63,6 +63,7 @@ typedef struct cl_opts {
     int ttl_ms, renew_ms, safety_ms;
     int allow_netns;
     const char *check_cmd[NNODES]; /* JSON argv per node; NULL = curl */
+    const char *accounts_json;     /* the nodes' "accounts"; NULL = from acc */
 } cl_opts;
 
 typedef struct cl_node {
@@ -622,12 +623,18 @@ static void write_node_conf(const cl_opts *o, int i, const char *path)
     fprintf(f, " \"node\": {\"claim_idle\": 4, \"shutdown_grace\": 1");
     if (o->lookahead > 0)
         fprintf(f, ", \"lookahead\": %d", o->lookahead);
-    fprintf(f, "},\n \"accounts\": [");
-    for (size_t a = 0; a < o->nacc; a++)
-        fprintf(f, "%s{\"id\": %lld, \"name\": \"acc%lld\", \"max_streams\": %lld}", a ? ", " : "",
-                o->acc[a].id, o->acc[a].id, o->acc[a].limit);
+    fprintf(f, "},\n \"accounts\": ");
+    if (o->accounts_json)
+        fputs(o->accounts_json, f);
+    else {
+        fputc('[', f);
+        for (size_t a = 0; a < o->nacc; a++)
+            fprintf(f, "%s{\"id\": %lld, \"name\": \"acc%lld\", \"max_streams\": %lld}",
+                    a ? ", " : "", o->acc[a].id, o->acc[a].id, o->acc[a].limit);
+        fputc(']', f);
+    }
     fprintf(f,
-            "],\n"
+            ",\n"
             " \"check\": {\"command\": %s, \"parser\": \"none\", \"timeout\": 60},\n"
             " \"stream_analysis\": {\"retries\": 0},\n"
             " \"http\": {\"listen\": \"127.0.0.1:%d\"}}\n",
@@ -742,6 +749,7 @@ typedef struct cl_result {
     char status[16];
     char node[32];
     char error[160];
+    char login[72]; /* "" when missing */
     double wait_ms; /* NAN when null */
 } cl_result;
 
@@ -777,6 +785,8 @@ static int load_results(const char *path, cl_result *out, int max)
         const cJSON *nd = cJSON_GetObjectItem(r, "node");
         const cJSON *w = cJSON_GetObjectItem(r, "lease_wait_ms");
         const cJSON *e = cJSON_GetObjectItem(r, "error");
+        const cJSON *l = cJSON_GetObjectItem(r, "login");
+        snprintf(x->login, sizeof(x->login), "%s", cJSON_IsString(l) ? l->valuestring : "");
         snprintf(x->error, sizeof(x->error), "%s", cJSON_IsString(e) ? e->valuestring : "");
         cr_assert(cJSON_IsNumber(id) && cJSON_IsString(st), "bad result: %s", line);
         x->id = (long long)id->valuedouble;
@@ -1306,4 +1316,64 @@ Test(cluster, single_stream_not_starved)
     cr_assert_geq(ok, 1, "A checked nothing");
     cr_assert_geq(cancelled, 1, "A had nothing left queued to cancel");
     cr_assert_eq(other, 0, "A: %d result(s) neither OK nor Cancelled", other);
+}
+
+/* One provider login shared by two accounts (issue #13): accounts 41 and 42
+ * both list login "shared" (limit 1). 41's streams are the login's own URLs
+ * (user u41); 42's are rewritten from user u42 to u41, the same provider
+ * user. Six streams of 1 s, three of each account, on the three nodes: one
+ * limit over both accounts and all nodes, so the provider sees u41 at most
+ * once at a time, never u42, refuses nothing, and the batch cannot end
+ * before six checks one after another; every result names "shared". */
+Test(cluster, shared_login_across_accounts)
+{
+    static const cl_account acc[] = {{41, 1, 1}, {42, 1, 1}};
+    cl_opts o = batch_opts();
+    o.acc = acc;
+    o.nacc = 2;
+    o.accounts_json = "[{\"id\": 41, \"name\": \"acc41\", \"logins\":"
+                      " [{\"id\": \"shared\", \"max_streams\": 1}]},"
+                      " {\"id\": 42, \"name\": \"acc42\", \"logins\":"
+                      " [{\"id\": \"shared\", \"max_streams\": 1,"
+                      " \"search\": \"/live/u42/p42/\", \"replace\": \"/live/u41/p41/\"}]}]";
+    cl_up(&o);
+    long long s[MAX_STREAMS][3];
+    const long long hold = 1000;
+    int ns = make_batch(s, &o, 3, hold);
+    char streams[200], results[200];
+    snprintf(streams, sizeof(streams), "%s/streams.json", cl.dir);
+    snprintf(results, sizeof(results), "%s/results.jsonl", cl.dir);
+    write_streams(streams, (const long long(*)[3])s, ns);
+
+    int64_t t0 = th_now_ms();
+    submit_start(streams, results);
+    submit_finish(90000);
+    int64_t makespan = th_now_ms() - t0;
+
+    cl_result r[MAX_STREAMS];
+    int n = load_results(results, r, MAX_STREAMS);
+    assert_one_each(r, n, (const long long(*)[3])s, ns);
+    int per_node[NNODES] = {0};
+    for (int j = 0; j < n; j++) {
+        cr_assert_str_eq(r[j].status, "OK", "stream %lld: %s on %s (%s)", r[j].id, r[j].status,
+                         r[j].node, r[j].error);
+        cr_assert_str_eq(r[j].login, "shared", "stream %lld names login \"%s\"", r[j].id,
+                         r[j].login);
+        for (int i = 0; i < NNODES; i++)
+            per_node[i] += strcmp(r[j].node, cl.nodes[i].id) == 0;
+    }
+    fprintf(stderr,
+            "cluster: shared_login_across_accounts (%s): makespan %lld ms; checks per node "
+            "%d/%d/%d\n",
+            cl.netns ? "namespaces" : "loopback", (long long)makespan, per_node[0], per_node[1],
+            per_node[2]);
+    assert_provider_clean(&o, "after the batch");
+    cr_assert_eq(th_provider_stat(&cl.prov, "refused"), 0, "the provider refused a request");
+    cr_assert_eq(th_provider_stat(&cl.prov, "users.u41.max_seen"), 1);
+    cr_assert_eq(th_provider_stat(&cl.prov, "users.u41.requests"), ns,
+                 "not every check reached the shared login's user u41");
+    cr_assert_eq(th_provider_stat(&cl.prov, "users.u42.requests"), 0,
+                 "account 42's rewrite to the shared login's user was not applied");
+    cr_assert_geq(makespan, (double)ns * hold, "faster than one login of 1 allows: %lld ms",
+                  (long long)makespan);
 }
