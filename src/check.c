@@ -311,7 +311,7 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
             goto done;
         }
     }
-    char e_lease[160], e_fence[48], e_account[48], e_stream[48];
+    char e_lease[160], e_fence[48], e_account[48], e_stream[48], e_login[96];
     snprintf(e_lease, sizeof(e_lease), "SFL_LEASE_ID=%s", c->lease ? sfl_lease_id(c->lease) : "");
     snprintf(e_fence, sizeof(e_fence), "SFL_FENCE=%lld", c->lease ? sfl_lease_fence(c->lease) : 0);
     if (c->stream->account >= 0)
@@ -319,7 +319,8 @@ static int attempt(sfl_check *c, char *err, size_t errlen)
     else
         snprintf(e_account, sizeof(e_account), "SFL_ACCOUNT=");
     snprintf(e_stream, sizeof(e_stream), "SFL_STREAM_ID=%lld", c->stream->id);
-    char *env[] = {e_lease, e_fence, e_account, e_stream, NULL};
+    snprintf(e_login, sizeof(e_login), "SFL_LOGIN=%s", c->lease ? sfl_lease_login(c->lease) : "");
+    char *env[] = {e_lease, e_fence, e_account, e_stream, e_login, NULL};
     sfl_child_opts opts = {
         .argv = argv,
         .env = env,

@@ -117,12 +117,13 @@ static void on_slot(sfl_wait *w, sfl_wait_status status, sfl_lease *lease, void 
     sfl_debug("exec: slot of account %lld after %" PRId64 " ms (lease %s, fence %lld)",
               run->account, sfl_lease_wait_ms(lease), sfl_lease_id(lease), sfl_lease_fence(lease));
 
-    char env_lease[160], env_fence[48], env_account[48], env_stream[160];
+    char env_lease[160], env_fence[48], env_account[48], env_stream[160], env_login[96];
     snprintf(env_lease, sizeof(env_lease), "SFL_LEASE_ID=%s", sfl_lease_id(lease));
     snprintf(env_fence, sizeof(env_fence), "SFL_FENCE=%lld", sfl_lease_fence(lease));
     snprintf(env_account, sizeof(env_account), "SFL_ACCOUNT=%lld", run->account);
     snprintf(env_stream, sizeof(env_stream), "SFL_STREAM_ID=%s", run->label);
-    char *env[] = {env_lease, env_fence, env_account, env_stream, NULL};
+    snprintf(env_login, sizeof(env_login), "SFL_LOGIN=%s", sfl_lease_login(lease));
+    char *env[] = {env_lease, env_fence, env_account, env_stream, env_login, NULL};
     sfl_child_opts opts = {
         .argv = run->cmd,
         .env = env,
@@ -174,7 +175,7 @@ static const char exec_usage[] =
     "Runs CMD (no shell) while holding one lease of ACCOUNT, shared through Redis\n"
     "with every other sflimit: a distributed flock. Waits up to --timeout seconds\n"
     "(default: lease.acquire_timeout of the config) for a slot.\n"
-    "CMD gets SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT, SFL_STREAM_ID in its environment.\n"
+    "CMD gets SFL_LEASE_ID, SFL_FENCE, SFL_ACCOUNT, SFL_STREAM_ID, SFL_LOGIN in its environment.\n"
     "Exit: CMD's status; 75 if no slot came in time; 1 if the lease was lost\n"
     "(CMD is stopped first); 2 for usage errors.\n";
 

@@ -303,7 +303,8 @@ void sfl_http_route_get_batch(sfl_http *h, struct evhttp_request *req, const cha
 
 /*--- Sidecar leases --------------------------------------------------------*/
 
-static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, void *arg)
+static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, const char *login,
+                       void *arg)
 {
     pending *p = arg;
     p->ask = NULL;
@@ -327,6 +328,7 @@ static void on_sidecar(sfl_sidecar_status st, const char *id, long long fence, v
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "lease_id", id);
         cJSON_AddNumberToObject(doc, "fence", (double)fence);
+        cJSON_AddStringToObject(doc, "login", login ? login : "");
         cJSON_AddNumberToObject(doc, "ttl_ms", (double)p->ttl_ms);
         sfl_http_reply_json(p->req, 200, doc);
         cJSON_Delete(doc);

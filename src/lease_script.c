@@ -62,9 +62,9 @@ void sfl_lease_answer_decode(const redisReply *r, sfl_lease_answer *a)
         a->deadline_ms = el_int(r, 2);
         a->in_use = el_int(r, 3);
         a->limit = el_int(r, 4);
-        a->login = r->elements > 5 ? el_int(r, 5) - 1 : 0;
-        if (a->login < 0)
-            a->login = 0;
+        a->login = r->elements > 5 ? el_int(r, 5) - 1 : -1;
+        if (a->login < -1)
+            a->login = -1;
         break;
     case 0:
         if (r->elements < 7)

@@ -31,7 +31,8 @@ typedef struct sfl_lease_answer {
     long long deadline_ms; /* granted, retaken: Redis time */
     long long in_use;
     long long limit;    /* -1 when not given */
-    long long login;    /* granted: the index of the login in the account's route (0 = first) */
+    long long login;    /* acquire granted: the index of the login in the account's route (0 =
+                           first); -1 when not given (renew's answers, older scripts) */
     long long retry_ms; /* denied: when a slot may be free again */
     long long position; /* denied: the ticket's place in the queue (1 = next), 0 if none */
     long long now_ms;   /* denied: Redis time of the answer; -1 when not given */

@@ -394,9 +394,25 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
                          a.fence);
             }
             lease_confirm(l, sent, a.fence);
+            const sfl_route *rt = sfl_routes_get(lim->routes, l->account);
             size_t idx;
-            if (sfl_route_login(sfl_routes_get(lim->routes, l->account), l->login, &idx))
+            if (rt && a.login >= 0 && (size_t)a.login < rt->nlogins) {
+                /* A take-over (acquire.lua) says where the slot is. A hand-off
+                 * that lapsed may have been granted again on another login,
+                 * while the check already opened the first login's URL: the
+                 * slot it uses is no longer counted. Stop it. */
+                int moved = strcmp(l->login, rt->logins[a.login]->id) != 0;
+                snprintf(l->login, sizeof(l->login), "%s", rt->logins[a.login]->id);
+                sfl_routes_hint(lim->routes, l->account, (size_t)a.login, a.limit);
+                if (moved) {
+                    retake_done(l);
+                    l->gone = 1;
+                    lease_lose(l, "its hand-off lapsed and the slot came on another login");
+                    return;
+                }
+            } else if (sfl_route_login(rt, l->login, &idx)) {
                 sfl_routes_hint(lim->routes, l->account, idx, a.limit);
+            }
         }
     } else {
         lim->stats.renew_failed++;
@@ -531,13 +547,14 @@ sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char
                                  const char *label, int64_t asked_ms, const sfl_lease_answer *a)
 {
     const sfl_route *rt = sfl_routes_get(lim->routes, account);
-    if (!rt || a->login < 0 || (size_t)a->login >= rt->nlogins)
+    size_t idx = a->login < 0 ? 0 : (size_t)a->login;
+    if (!rt || idx >= rt->nlogins)
         return NULL; /* the caller gives the id back, on every login */
-    sfl_lease *l = lease_new(lim, account, rt->logins[a->login]->id, id, label);
+    sfl_lease *l = lease_new(lim, account, rt->logins[idx]->id, id, label);
     if (!l)
         return NULL;
     lease_confirm(l, asked_ms, a->fence);
-    sfl_routes_hint(lim->routes, account, (size_t)a->login, a->limit);
+    sfl_routes_hint(lim->routes, account, idx, a->limit);
     return l;
 }
 

@@ -91,7 +91,7 @@ static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg
     ask_unlink(a);
     if (st != SFL_WAIT_GRANTED) {
         a->fn(st == SFL_WAIT_TIMEOUT ? SFL_SIDECAR_TIMEOUT : SFL_SIDECAR_UNKNOWN_ACCOUNT, NULL, 0,
-              a->arg);
+              NULL, a->arg);
         free(a);
         return;
     }
@@ -101,7 +101,7 @@ static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg
     if (!h || !h->client_deadline) {
         free(h);
         sfl_lease_release(lease);
-        a->fn(SFL_SIDECAR_TIMEOUT, NULL, 0, a->arg);
+        a->fn(SFL_SIDECAR_TIMEOUT, NULL, 0, NULL, a->arg);
         free(a);
         return;
     }
@@ -111,7 +111,8 @@ static void on_slot(sfl_wait *w, sfl_wait_status st, sfl_lease *lease, void *arg
     SFL_LIST_PUSH(s->held, h);
     s->nheld++;
     arm(h);
-    a->fn(SFL_SIDECAR_GRANTED, sfl_lease_id(lease), sfl_lease_fence(lease), a->arg);
+    a->fn(SFL_SIDECAR_GRANTED, sfl_lease_id(lease), sfl_lease_fence(lease), sfl_lease_login(lease),
+          a->arg);
     free(a);
 }
 

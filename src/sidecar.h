@@ -16,7 +16,9 @@ typedef enum {
 } sfl_sidecar_status;
 
 /* id and fence valid during the call. */
-typedef void sfl_sidecar_fn(sfl_sidecar_status st, const char *id, long long fence, void *arg);
+/* id, fence and login (the provider login the slot is of) when granted. */
+typedef void sfl_sidecar_fn(sfl_sidecar_status st, const char *id, long long fence,
+                            const char *login, void *arg);
 
 /* client_ttl_ms: a client that does not renew within this long loses its
  * lease (it crashed); the node renews the lease in Redis meanwhile. */
