@@ -66,6 +66,7 @@ static void set_prefixes(const char *ns, sfl_route *rt)
 
 typedef struct pair {
     const char *login; /* id */
+    long long id;      /* the account's */
     size_t acc;        /* index into the build's accounts */
     size_t pos;        /* place in that account's route */
 } pair;
@@ -76,7 +77,7 @@ static int pair_cmp(const void *a, const void *b)
     int c = strcmp(x->login, y->login);
     if (c)
         return c;
-    return x->acc < y->acc ? -1 : x->acc > y->acc;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* One account as the build sees it. */
@@ -185,7 +186,7 @@ static int build(const sfl_routes *r, sfl_idmap **map_out, sfl_login ***logins_o
     npairs = 0;
     for (size_t i = 0; i < c.n; i++)
         for (size_t p = 0; p < accs[i].nlogins; p++)
-            pairs[npairs++] = (pair){login_id_of(&accs[i], p), i, p};
+            pairs[npairs++] = (pair){login_id_of(&accs[i], p), accs[i].id, i, p};
     qsort(pairs, npairs, sizeof(*pairs), pair_cmp);
     /* Routes, then one login per run of equal ids. */
     for (size_t i = 0; i < c.n; i++) {

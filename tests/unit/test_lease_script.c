@@ -43,6 +43,17 @@ Test(lease_script, granted)
     cr_assert_eq(a.in_use, 2);
     cr_assert_eq(a.limit, 3);
     cr_assert_eq(a.now_ms, -1, "a grant carries no Redis time of its own");
+    cr_assert_eq(a.login, -1, "five elements: no login named (renew, or one login)");
+}
+
+Test(lease_script, granted_on_a_login)
+{
+    /* {1, fence, deadline_ms, in_use, limit, k}: k counts logins from 1 */
+    sfl_lease_answer a = decode("*6\r\n:1\r\n:42\r\n:1700000015000\r\n:1\r\n:1\r\n:2\r\n");
+    cr_assert_eq(a.status, SFL_ANSWER_GRANTED);
+    cr_assert_eq(a.login, 1, "the second login: index 1");
+    a = decode("*6\r\n:1\r\n:42\r\n:1700000015000\r\n:1\r\n:1\r\n:0\r\n");
+    cr_assert_eq(a.login, -1, "no login 0: read as none");
 }
 
 Test(lease_script, retaken)
