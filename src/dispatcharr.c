@@ -611,7 +611,7 @@ static void on_accounts_answer(fetch_op *op)
     char err[300];
     size_t n = evbuffer_get_length(op->body);
     if (sfl_dispatcharr_limits_from_json((const char *)evbuffer_pullup(op->body, -1), n, &op->accs,
-                                         &op->n, err, sizeof(err)) < 0) {
+                                         &op->n, NULL, NULL, err, sizeof(err)) < 0) {
         op_finish(op, "unexpected answer to %s: %s", route_of(op->step), err);
         return;
     }
