@@ -37,7 +37,8 @@
  *
  * It knows nothing of Redis: writing what it fetched is the sync's
  * (dispatcharr_sync.c), and this file must never include accounts.h or
- * store.h, nor print.
+ * store.h, nor print. It logs (log.h) its steps at debug level and, as a
+ * warning, profiles that share a login but disagree on its max_streams.
  *
  * Plain http:// only. https:// would need libevent_openssl (and OpenSSL),
  * which the design card does not list as a dependency, so an https URL is
@@ -576,6 +577,24 @@ static void on_refresh_answer(fetch_op *op)
     op_send(op, STEP_ACCOUNTS);
 }
 
+/* Profiles that are one provider login but say different max_streams: the
+ * login got the smallest (dispatcharr_limits.h); the operator should make
+ * them agree. Ids and numbers only, never a credential. */
+static void log_conflicts(const sfl_dispatcharr_conflict *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char who[64];
+        if (c[i].profile_id >= 0)
+            snprintf(who, sizeof(who), "profile %lld", c[i].profile_id);
+        else
+            snprintf(who, sizeof(who), "the account's own limit");
+        sfl_warn("dispatcharr: login %s is shared, but %s of account %lld says max_streams "
+                 "%lld%s; the smallest of the login's, %lld, counts",
+                 c[i].login, who, c[i].account_id, c[i].max_streams,
+                 c[i].max_streams == 0 ? " (unlimited)" : "", c[i].used);
+    }
+}
+
 static void on_accounts_answer(fetch_op *op)
 {
     sfl_dispatcharr *dc = op->dc;
@@ -609,12 +628,15 @@ static void on_accounts_answer(fetch_op *op)
         return;
     }
     char err[300];
-    size_t n = evbuffer_get_length(op->body);
+    size_t n = evbuffer_get_length(op->body), nconf;
+    sfl_dispatcharr_conflict *conf;
     if (sfl_dispatcharr_limits_from_json((const char *)evbuffer_pullup(op->body, -1), n, &op->accs,
-                                         &op->n, err, sizeof(err)) < 0) {
+                                         &op->n, &conf, &nconf, err, sizeof(err)) < 0) {
         op_finish(op, "unexpected answer to %s: %s", route_of(op->step), err);
         return;
     }
+    log_conflicts(conf, nconf);
+    free(conf);
     op_finish(op, NULL);
 }
 

@@ -108,6 +108,29 @@ static void on_hget(sfl_store *st, redisReply *r, void *arg)
         op_write(op);
 }
 
+/* dst (zeroed) becomes a deep copy of src: name and logins are its own,
+ * freed by sfl_account_conf_clear even when this fails half way. */
+static int account_copy(sfl_account_conf *dst, const sfl_account_conf *src)
+{
+    dst->id = src->id;
+    dst->max_streams = src->max_streams;
+    if (src->name && !(dst->name = strdup(src->name)))
+        return -1;
+    if (src->nlogins == 0)
+        return 0;
+    if (!(dst->logins = calloc(src->nlogins, sizeof(*dst->logins))))
+        return -1;
+    for (size_t i = 0; i < src->nlogins; i++) {
+        const sfl_login_conf *l = &src->logins[i];
+        sfl_login_conf *c = &dst->logins[dst->nlogins++];
+        c->max_streams = l->max_streams;
+        if (!(c->id = strdup(l->id)) || (l->search && !(c->search = strdup(l->search))) ||
+            (l->replace && !(c->replace = strdup(l->replace))))
+            return -1;
+    }
+    return 0;
+}
+
 static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
 {
     sync_op *op = arg;
@@ -129,11 +152,9 @@ static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, 
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        op->accs[i] = accs[i];
-        op->accs[i].name = NULL;
         op->was[i] = -1;
         op->n = i + 1;
-        if (accs[i].name && !(op->accs[i].name = strdup(accs[i].name))) {
+        if (account_copy(&op->accs[i], &accs[i]) < 0) {
             op_fail(op, "out of memory");
             return;
         }

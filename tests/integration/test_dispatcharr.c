@@ -228,6 +228,40 @@ Test(dispatcharr, sync_reports_previous_limits)
     run_free(&r);
 }
 
+/* Two accounts whose default profiles are one XC login (same host, same
+ * username) but say 2 and 1: one login, the smaller counts for both, and the
+ * command warns, naming ids only, never the login's password. */
+static const char shared_login_json[] =
+    "[{\"id\": 10, \"name\": \"Shared A\", \"server_url\": \"http://p.example\", "
+    "\"max_streams\": 2, \"is_active\": true, \"account_type\": \"XC\", \"username\": \"xc\", "
+    "\"password\": \"Xc-Secret-9\", \"server_group\": null, \"profiles\": [{\"id\": 100, "
+    "\"max_streams\": 2, \"is_active\": true, \"is_default\": true, \"search_pattern\": "
+    "\"^(.*)$\", \"replace_pattern\": \"$1\"}]},\n"
+    " {\"id\": 11, \"name\": \"Shared B\", \"server_url\": \"http://P.example:80/\", "
+    "\"max_streams\": 1, \"is_active\": true, \"account_type\": \"XC\", \"username\": \"XC\", "
+    "\"password\": \"Xc-Secret-9\", \"server_group\": null, \"profiles\": [{\"id\": 101, "
+    "\"max_streams\": 1, \"is_active\": true, \"is_default\": true, \"search_pattern\": "
+    "\"^(.*)$\", \"replace_pattern\": \"$1\"}]}]\n";
+
+Test(dispatcharr, sync_warns_of_a_shared_login_that_disagrees)
+{
+    th_dispatcharr_start(&fake, dir, shared_login_json, PASSWORD, API_KEY, NULL);
+    char config[256];
+    write_config(config, sizeof(config), 0, 1, NULL);
+    run_result r = run_sync(config);
+    cr_assert_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+    cr_assert_eq(th_account_limit(&redis, 10), 1, "the shared login's smaller limit counts");
+    cr_assert_eq(th_account_limit(&redis, 11), 1);
+    cr_assert(strstr(r.err, "login d100 is shared, but profile 100 of account 10 says "
+                            "max_streams 2; the smallest of the login's, 1, counts"),
+              "stderr:\n%s", r.err);
+    cr_assert_null(strstr(r.err, "profile 101"), "profile 101 agrees:\n%s", r.err);
+    cr_assert_null(strstr(r.err, "Xc-Secret-9"), "stderr shows the login's password:\n%s", r.err);
+    cr_assert_null(strstr(r.out, "Xc-Secret-9"));
+    assert_not_in_redis("Xc-Secret-9");
+    run_free(&r);
+}
+
 Test(dispatcharr, api_key_does_no_login)
 {
     fake_start(NULL);
