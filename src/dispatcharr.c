@@ -584,6 +584,12 @@ static void log_conflicts(const sfl_dispatcharr_conflict *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char who[64];
+        if (c[i].why[0]) {
+            sfl_warn("dispatcharr: profile %lld of account %lld left out: sfl cannot run its "
+                     "search_pattern/replace_pattern (%s)",
+                     c[i].profile_id, c[i].account_id, c[i].why);
+            continue;
+        }
         if (c[i].profile_id >= 0)
             snprintf(who, sizeof(who), "profile %lld", c[i].profile_id);
         else

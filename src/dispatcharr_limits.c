@@ -47,6 +47,7 @@
 #include "conf.h"
 #include "dispatcharr_login.h"
 #include "json.h"
+#include "rewrite.h"
 #include "text.h"
 
 #include <cjson/cJSON.h>
@@ -79,9 +80,17 @@ typedef struct parsed_acc {
     size_t first, count;
 } parsed_acc;
 
+typedef struct dropped {
+    long long account_id, profile_id;
+    char why[112];
+} dropped;
+
 typedef struct reader {
     route *routes;
     size_t nroutes, rcap;
+    dropped *dropped; /* profiles left out: a rewrite sfl cannot run */
+    size_t ndropped;
+    long long reading; /* the id of the account being read */
     parsed_acc *accs;
     size_t naccs;
     char *err;
@@ -206,6 +215,22 @@ static int read_profile(reader *r, const cJSON *pr, const char *p, size_t acc, s
         json_text(pr, "search_pattern", p, &search, r->err, r->errlen) < 0 ||
         json_text(pr, "replace_pattern", p, &replace, r->err, r->errlen) < 0)
         return -1;
+    if (!sfl_dispatcharr_is_identity(search, replace)) {
+        /* A pattern sfl cannot run is a login it cannot use: left out (and
+         * reported), not a reason to refuse every other account's limits. */
+        char why[112];
+        sfl_rewrite *rw = sfl_rewrite_new(search, replace ? replace : "", why, sizeof(why));
+        if (!rw) {
+            dropped *d = realloc(r->dropped, (r->ndropped + 1) * sizeof(*d));
+            if (!d)
+                return oom(r);
+            r->dropped = d;
+            d[r->ndropped] = (dropped){r->reading, pid, ""};
+            snprintf(d[r->ndropped++].why, sizeof(d->why), "%s", why);
+            return 0;
+        }
+        sfl_rewrite_free(rw);
+    }
     route *rt = new_route(r);
     if (!rt)
         return oom(r);
@@ -277,6 +302,7 @@ static int read_account(reader *r, const cJSON *a, size_t idx)
         int pactive;
         if (json_flag(pr, "is_active", 1, p, &pactive, r->err, r->errlen) < 0)
             return -1;
+        r->reading = id;
         if (pactive && read_profile(r, pr, p, r->naccs, j, xc, group, url, user, pass) < 0)
             return -1;
         j++;
@@ -439,7 +465,7 @@ static void resolve(reader *r, login_set *sets)
 static int list_conflicts(reader *r, const login_set *sets, sfl_dispatcharr_conflict **out,
                           size_t *nout)
 {
-    size_t k = 0;
+    size_t k = r->ndropped;
     for (size_t i = 0; i < r->nroutes; i++)
         k += r->routes[i].max != sets[find(r->routes, i)].max;
     if (k == 0)
@@ -459,6 +485,11 @@ static int list_conflicts(reader *r, const login_set *sets, sfl_dispatcharr_conf
         c[k].max_streams = rt->max;
         c[k].used = s->max;
         k++;
+    }
+    for (size_t i = 0; i < r->ndropped; i++, k++) {
+        c[k].account_id = r->dropped[i].account_id;
+        c[k].profile_id = r->dropped[i].profile_id;
+        snprintf(c[k].why, sizeof(c[k].why), "%s", r->dropped[i].why);
     }
     *out = c;
     *nout = k;
@@ -568,6 +599,7 @@ done:
     for (i = 0; i < r.nroutes; i++)
         sfl_dispatcharr_login_clear(&r.routes[i].login);
     free(r.routes);
+    free(r.dropped);
     free(r.accs);
     free(tmp);
     free(sets);

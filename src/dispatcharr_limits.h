@@ -17,6 +17,9 @@ typedef struct sfl_dispatcharr_conflict {
     long long max_streams; /* what it says (0 = unlimited) */
     long long used;        /* what the login got: the smallest its profiles say, where 0
                               (unlimited) is the largest */
+    char why[112];         /* non-empty: the profile was left out, its search/replace being
+                              one sfl cannot run (rewrite.h's reason: a construct and its
+                              offset, never the pattern); login is then empty */
 } sfl_dispatcharr_conflict;
 
 /* Reads the body of GET /api/m3u/accounts/ (len bytes, need not be

@@ -7,14 +7,11 @@
  * apps/m3u/credentials.py); this file does the same, so that sfl sees the
  * logins Dispatcharr sees.
  *
- * The patterns are Python regexes, and the regex engine is rewrite.c's: this
- * file stays free of it and applies only the identity and simple patterns -
- * plain characters, '.', and punctuation escaped with a backslash, replaced
- * by plain text (no $1 or backslash) - which is how a profile that swaps
- * "user/pass" for "user2/pass2" is written. Those it applies exactly as
- * re.sub would (every non-overlapping match, left to right); any other
- * pattern gives no login rather than a guess. A '.' facing a byte that is
- * not ASCII gives none too: Python's '.' takes a whole code point.
+ * The patterns are Python regexes, run with rewrite.c (as Python's re.sub
+ * would, every non-overlapping match, left to right); a pattern it refuses
+ * gives no login rather than a guess, and so does a made-up URL with bytes
+ * past ASCII when the search has '.', a class or a bracket (rewrite.c
+ * matches bytes, Python code points).
  *
  * Normalized as Dispatcharr's credential fingerprint is (connection_pool.py:
  * the username trimmed and lower-cased, the password trimmed); the host is
@@ -22,6 +19,8 @@
  * never shown: it holds credentials.
  */
 #include "dispatcharr_login.h"
+
+#include "rewrite.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -76,77 +75,26 @@ static char *host_of(const char *url, int *oomp)
     return norm(p, h, 1, oomp);
 }
 
-/* A search that is plain characters, '.' (any character but a newline) and
- * a backslash before a character that is neither a letter nor a digit (that
- * character), with a replacement that has no '$' or backslash: it means the
- * same in every regex dialect, and matches a fixed length. pat[k] is the character,
- * any[k] 1 for a '.'. 1 when it is such a pattern, 0 when not. */
-static int simple_pattern(const char *search, const char *replace, char *pat, char *any, size_t *n)
+/* s rewritten by the profile's search/replace (rewrite.h: as Python's
+ * re.sub); NULL when the pattern is one sfl cannot run (the profile is then
+ * its own login) or out of memory (*oomp set). */
+static char *profile_sub(const char *s, const char *search, const char *replace, int *oomp)
 {
-    if (replace[strcspn(replace, "\\$")] != '\0')
-        return 0;
-    size_t k = 0;
-    for (const char *s = search; *s; s++, k++) {
-        any[k] = *s == '.';
-        pat[k] = *s;
-        if (*s == '\\') {
-            if (!s[1] || isalnum((unsigned char)s[1]) || (unsigned char)s[1] >= 0x80)
-                return 0;
-            pat[k] = *++s;
-        } else if (strchr("^$*+?()[]{}|", *s)) {
-            return 0;
-        }
-    }
-    *n = k;
-    return k > 0;
-}
-
-static int matches_at(const char *s, const char *pat, const char *any, size_t n)
-{
-    for (size_t k = 0; k < n; k++)
-        if (!s[k] || (any[k] ? s[k] == '\n' : s[k] != pat[k]))
-            return 0;
-    return 1;
-}
-
-/* s with every non-overlapping match of the simple pattern search replaced by
- * replace, left to right, as Python's re.sub; NULL when the pattern is not
- * simple, or has a '.' and s has a byte that is not ASCII (Python's '.' takes
- * a whole code point), or out of memory (*oomp set). */
-static char *simple_sub(const char *s, const char *search, const char *replace, int *oomp)
-{
-    size_t sl = strlen(search), len = strlen(s), rl = strlen(replace), n;
-    char *pat = malloc(sl + 1), *any = malloc(sl + 1), *out = NULL;
-    if (!pat || !any) {
-        *oomp = 1;
-        goto done;
-    }
-    if (!simple_pattern(search, replace, pat, any, &n))
-        goto done;
-    if (memchr(any, 1, n))
+    /* rewrite.c matches bytes; Python's '.', classes and brackets take a
+     * whole code point. Past ASCII only a literal search means the same. */
+    if (strpbrk(search, ".[\\")) {
         for (const char *p = s; *p; p++)
             if ((unsigned char)*p >= 0x80)
-                goto done;
-    /* At most len / n matches, each growing s by rl - n at most. */
-    size_t cap = len + 1 + (rl > n ? (len / n) * (rl - n) : 0);
-    if (!(out = malloc(cap))) {
+                return NULL;
+    }
+    char err[160];
+    sfl_rewrite *rw = sfl_rewrite_new(search, replace, err, sizeof(err));
+    if (!rw)
+        return NULL;
+    char *out = sfl_rewrite_apply(rw, s);
+    sfl_rewrite_free(rw);
+    if (!out)
         *oomp = 1;
-        goto done;
-    }
-    char *o = out;
-    while (*s) {
-        if (matches_at(s, pat, any, n)) {
-            memcpy(o, replace, rl);
-            o += rl;
-            s += n;
-        } else {
-            *o++ = *s++;
-        }
-    }
-    *o = '\0';
-done:
-    free(pat);
-    free(any);
     return out;
 }
 
@@ -221,7 +169,7 @@ int sfl_dispatcharr_login_of(const char *server_url, const char *username, const
             memcpy(o, password, pl);
             o += pl;
             memcpy(o, "/1234.ts", sizeof("/1234.ts"));
-            rw = simple_sub(url, search, replace ? replace : "", &oomp);
+            rw = profile_sub(url, search, replace ? replace : "", &oomp);
             free(url);
         } else {
             oomp = 1;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "store.h"
 
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,12 +97,31 @@ static void on_hget(sfl_store *st, redisReply *r, void *arg)
     limit_read *rd = arg;
     sync_op *op = rd->op;
     UNUSED(st);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
         op->failed = 1;
-    } else if (r->type == REDIS_REPLY_STRING && r->str) {
+    } else if (r->element[1]->type == REDIS_REPLY_STRING) {
+        /* An account of several logins (account.lua): the sum of theirs. */
+        cJSON *logins = cJSON_Parse(r->element[1]->str);
+        long long sum = cJSON_IsArray(logins) ? 0 : -1;
+        int unlimited = 0;
+        const cJSON *l, *list = cJSON_IsArray(logins) ? logins : NULL;
+        cJSON_ArrayForEach(l, list)
+        {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(l, "max_streams");
+            if (!cJSON_IsNumber(m) || m->valuedouble < 0) {
+                sum = -1;
+                break;
+            }
+            unlimited |= m->valuedouble == 0;
+            sum += (long long)m->valuedouble;
+        }
+        cJSON_Delete(logins);
+        op->was[rd->i] = sum < 0 ? -1 : unlimited ? 0 : sum;
+    } else if (r->element[0]->type == REDIS_REPLY_STRING) {
+        const char *txt = r->element[0]->str;
         char *end;
-        long long v = strtoll(r->str, &end, 10);
-        op->was[rd->i] = *r->str && !*end && v >= 0 ? v : -1;
+        long long v = strtoll(txt, &end, 10);
+        op->was[rd->i] = *txt && !*end && v >= 0 ? v : -1;
     }
     free(rd);
     if (--op->owed == 0)
@@ -163,7 +183,7 @@ static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, 
     for (size_t i = 0; i < n && !op->failed; i++) {
         char key[160];
         sfl_account_key(key, sizeof(key), sfl_store_ns(op->st), op->accs[i].id, "conf");
-        const char *argv[3] = {"HGET", key, "max_streams"};
+        const char *argv[4] = {"HMGET", key, "max_streams", "logins"};
         limit_read *rd = malloc(sizeof(*rd));
         if (!rd) {
             op->failed = 1;
@@ -171,7 +191,7 @@ static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, 
         }
         *rd = (limit_read){op, i};
         op->owed++;
-        if (sfl_store_command(op->st, on_hget, rd, 3, argv) < 0) {
+        if (sfl_store_command(op->st, on_hget, rd, 4, argv) < 0) {
             op->owed--;
             op->failed = 1;
             free(rd);

@@ -12,6 +12,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -190,12 +191,45 @@ void th_account(const sfl_test_redis *r, long long id, long long max_streams)
     freeReplyObject(rep);
 }
 
-long long th_account_limit(const sfl_test_redis *r, long long id)
+/* One conf hash's max_streams, -1 when there is none. */
+static long long conf_max(const sfl_test_redis *r, const char *key)
 {
-    redisReply *rep = th_redis(r, "HGET sfl:{a:%lld}:conf max_streams", id);
+    redisReply *rep = th_redis(r, "HGET %s max_streams", key);
     long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
     freeReplyObject(rep);
     return v;
+}
+
+long long th_account_limit(const sfl_test_redis *r, long long id)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "sfl:{a:%lld}:conf", id);
+    redisReply *rep = th_redis(r, "HGET %s logins", key);
+    cJSON *logins = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
+    freeReplyObject(rep);
+    if (!cJSON_IsArray(logins)) {
+        cJSON_Delete(logins);
+        return conf_max(r, key);
+    }
+    /* An account of several logins (account.lua): the sum of theirs. */
+    long long sum = 0;
+    int unlimited = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, logins)
+    {
+        const char *prefix = cJSON_GetStringValue(cJSON_GetObjectItem(l, "keys"));
+        char conf[256];
+        snprintf(conf, sizeof(conf), "%sconf", prefix ? prefix : "?");
+        long long v = conf_max(r, conf);
+        if (v < 0) {
+            sum = -1;
+            break;
+        }
+        unlimited |= v == 0;
+        sum += v;
+    }
+    cJSON_Delete(logins);
+    return sum < 0 ? -1 : unlimited ? 0 : sum;
 }
 
 /* SFL_TEST_WRAP (say "valgrind -q --error-exitcode=99 ..."): words put in

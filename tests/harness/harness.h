@@ -31,7 +31,9 @@ redisReply *th_redis(const sfl_test_redis *r, const char *fmt, ...);
 long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...);
 /* Writes an account's conf as `sflimit accounts set ID MAX --fresh` would. */
 void th_account(const sfl_test_redis *r, long long id, long long max_streams);
-/* An account's max_streams as its conf in Redis holds it; -1 when it has none. */
+/* An account's max_streams as Redis holds it: its conf's, or for an account
+ * whose conf describes logins (account.lua) the sum of their confs' (0 if one
+ * is unlimited); -1 when one has none. */
 long long th_account_limit(const sfl_test_redis *r, long long id);
 
 /* Spawns argv (argv[0] a path) with stdout/stderr to the given files (NULL =

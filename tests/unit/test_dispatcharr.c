@@ -154,11 +154,20 @@ static struct logins_case logins_cases[] = {
              "{\"id\": 3, \"max_streams\": 1, \"search_pattern\": null}, "
              "{\"id\": 4, \"max_streams\": 1}") "]",
      "7:4{d1=1 d2=1 d3=1 d4=1}", ""},
-    {"a rewrite that is not worked out here is kept as given, a login of its own",
+    {"a rewrite with groups is worked out: here onto the account's own login, one route",
      "[" XC(7, 1, "http://p.example", "u", "pw",
             DEF(1, 1) ", " P(2, 1, true, false, "^(.*)/live/[^/]+/[^/]+/(.*)$",
                                 "$1/live/u/pw/$2")) "]",
-     "7:2{d1=1 d2=1[^(.*)/live/[^/]+/[^/]+/(.*)$>$1/live/u/pw/$2]}", ""},
+     "7:1{d1=1}", ""},
+    {"a rewrite with groups onto other credentials is another login",
+     "[" XC(7, 1, "http://p.example", "u", "pw",
+            DEF(1, 1) ", " P(2, 1, true, false, "^(.*)/live/[^/]+/[^/]+/(.*)$",
+                                "$1/live/v/pw2/$2")) "]",
+     "7:2{d1=1 d2=1[^(.*)/live/[^/]+/[^/]+/(.*)$>$1/live/v/pw2/$2]}", ""},
+    {"a profile whose search sfl cannot run is left out, and reported",
+     "[" XC(7, 1, "http://p.example", "u", "pw",
+            DEF(1, 1) ", " P(2, 1, true, false, "u(?=/)", "v")) "]",
+     "7:1{d1=1}", "left out p2 a7"},
     {"a profile of 0 is unlimited, and so is its account",
      "[" XC(7, 3, "http://p.example", "u", "pw",
             DEF(1, 0) ", " P(2, 2, true, false, "/u/pw/", "/v/pw/")) "]",
@@ -275,8 +284,13 @@ ParameterizedTest(struct logins_case *c, dispatcharr, logins)
     size_t o = 0;
     gotc[0] = '\0';
     for (size_t i = 0; i < nconf; i++)
-        APPEND(gotc, sizeof(gotc), o, "%s%s p%lld a%lld %lld>%lld", i ? "; " : "", conf[i].login,
-               conf[i].profile_id, conf[i].account_id, conf[i].max_streams, conf[i].used);
+        if (conf[i].why[0])
+            APPEND(gotc, sizeof(gotc), o, "%sleft out p%lld a%lld", i ? "; " : "",
+                   conf[i].profile_id, conf[i].account_id);
+        else
+            APPEND(gotc, sizeof(gotc), o, "%s%s p%lld a%lld %lld>%lld", i ? "; " : "",
+                   conf[i].login, conf[i].profile_id, conf[i].account_id, conf[i].max_streams,
+                   conf[i].used);
     cr_expect_str_eq(gotc, c->conflicts, "%s", c->what);
     cr_expect_eq(nconf == 0, conf == NULL);
     free(conf);

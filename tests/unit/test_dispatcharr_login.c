@@ -1,7 +1,7 @@
 /* test_dispatcharr_login.c - which provider login a Dispatcharr profile is:
  * the account's own for the identity rewrite, the rewritten made-up XC URL
- * read back for simple patterns (as Python's re.sub and Dispatcharr's
- * credentials.py would), nothing for what is not worked out. */
+ * read back (as Python's re.sub and Dispatcharr's credentials.py would),
+ * nothing for what is not worked out. */
 #include "dispatcharr_login.h"
 
 #include <criterion/criterion.h>
@@ -43,14 +43,18 @@ static struct login_case login_cases[] = {
      "jane", "p.example|jane|pw"},
     {"a '.' facing a byte that is not ASCII is not worked out", "http://p.example",
      "j\xc3\xb6hn", "pw", 1, "j.hn", "jane", "-|-|-"},
-    {"groups are not worked out", "http://p.example", "u", "pw", 1, "^(.*)/u/(.*)$", "$1/v/$2",
-     "-|-|-"},
-    {"a class escape is not worked out", "http://p.example", "u1", "pw", 1, "u\\d", "v",
-     "-|-|-"},
-    {"a $ in the replacement is not worked out", "http://p.example", "u", "pw", 1, "/u/",
-     "/$/", "-|-|-"},
-    {"a backslash in the replacement is not worked out", "http://p.example", "u", "pw", 1,
-     "/u/", "/\\\\/", "-|-|-"},
+    {"groups are worked out", "http://p.example", "u", "pw", 1, "^(.*)/u/(.*)$", "$1/v/$2",
+     "p.example|v|pw"},
+    {"a class escape is worked out", "http://p.example", "u1", "pw", 1, "u\\d", "v",
+     "p.example|v|pw"},
+    {"a class past ASCII is not worked out", "http://p.example", "j\xc3\xb6", "pw", 1, "[a-z]",
+     "v", "-|-|-"},
+    {"a search rewrite.c refuses gives no login", "http://p.example", "u", "pw", 1, "u(?=/)",
+     "v", "-|-|-"},
+    {"a $ not before a digit is that character", "http://p.example", "u", "pw", 1, "/u/",
+     "/$/", "p.example|$|pw"},
+    {"two backslashes in the replacement are one", "http://p.example", "u", "pw", 1,
+     "/u/", "/\\\\/", "p.example|\\|pw"},
     {"an STD account's rewrite is not worked out", "http://p.example", "u", "pw", 0, "/u/",
      "/v/", "-|-|-"},
     {"a rewrite without the password is not worked out", "http://p.example", "u", "-", 1, "/u/",
