@@ -52,7 +52,7 @@ typedef struct held_lease {
 static sfl_test_redis redis;
 static char dir[128];
 static test_node nodes[2];
-static held_lease leases[2];
+static held_lease leases[4];
 static int nleases;
 static pid_t browser_pid;
 static int waiter_fd = -1;
@@ -151,6 +151,7 @@ static void take_lease(test_node *n, long long account, const char *label)
     const cJSON *id = cJSON_GetObjectItem(r.json, "lease_id");
     const cJSON *fence = cJSON_GetObjectItem(r.json, "fence");
     cr_assert(cJSON_IsString(id) && cJSON_IsNumber(fence), "%s", r.body);
+    cr_assert_lt(nleases, (int)(sizeof(leases) / sizeof(leases[0])), "too many leases");
     held_lease *l = &leases[nleases++];
     l->node = n;
     snprintf(l->id, sizeof(l->id), "%s", id->valuestring);
@@ -492,6 +493,67 @@ Test(dashboard, renders_accounts_holders_nodes_and_results_without_token)
     token = NULL;
     scene();
     render_and_check(SFL_TOOLS_DIR "/dashboard-open.png");
+}
+
+/* An account of two provider logins (44: d-main 1 slot, d-alt 2) with a
+ * lease on each, beside a plain account (45) with one: the card of 44 lists
+ * each login with its use ("in use / limit", full when it is) and its
+ * holders table has a Login column naming each holder's login; the card of
+ * 45 has neither. */
+Test(dashboard, renders_each_login_of_an_account_of_two)
+{
+    need_chromium();
+    token = TOKEN;
+    node_start(&nodes[0]);
+    th_http_resp r = call(&nodes[0], "PUT", "/v1/accounts/44",
+                          "{\"name\": \"Two Logins\", \"logins\": ["
+                          "{\"id\": \"d-main\", \"max_streams\": 1},"
+                          " {\"id\": \"d-alt\", \"max_streams\": 2}]}");
+    cr_assert_eq(r.status, 200, "PUT /v1/accounts/44: %d %s", r.status, r.body);
+    th_http_free(&r);
+    r = call(&nodes[0], "PUT", "/v1/accounts/45", "{\"max_streams\": 2, \"name\": \"Plain\"}");
+    cr_assert_eq(r.status, 200, "PUT /v1/accounts/45: %d %s", r.status, r.body);
+    th_http_free(&r);
+    /* The first login with room: d-main, then d-alt. */
+    take_lease(&nodes[0], 44, "rec-a");
+    take_lease(&nodes[0], 44, "rec-b");
+    take_lease(&nodes[0], 45, "rec-c");
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:44}:leases"), 1, "d-main's one slot");
+
+    char dom_path[256];
+    snprintf(dom_path, sizeof(dom_path), "%s/dom-logins.html", dir);
+    run_chromium("--dump-dom", dom_path, 2);
+    char *dom = th_read_file(dom_path);
+    cr_assert_not_null(dom, "chromium wrote no DOM");
+    has(dom, "<span id=\"state\" class=\"\">redis up", "the state line (redis up, reachable)");
+
+    char *card = element(dom, "section", "data-account=\"44\"");
+    has(card, "<span class=\"in-use\">2 / 3 in use</span>", "the account's use over its logins");
+    has(card, "<div class=\"logins\">", "the logins box");
+    char *row = element(card, "div", "data-login=\"d-main\"");
+    has(row, "<span class=\"login-id\">d-main</span>", "d-main's id");
+    has(row, "<span class=\"login-use full\">1 / 1</span>", "d-main full");
+    free(row);
+    row = element(card, "div", "data-login=\"d-alt\"");
+    has(row, "<span class=\"login-id\">d-alt</span>", "d-alt's id");
+    has(row, "<span class=\"login-use\">1 / 2</span>", "d-alt's use");
+    free(row);
+    cr_assert(strstr(card, "data-login=\"d-main\"") < strstr(card, "data-login=\"d-alt\""),
+              "the logins are not in route order:\n%s", card);
+    has(card,
+        "<thead><tr><th>Node</th><th>Stream</th><th>Login</th><th class=\"num\">Held for</th>"
+        "<th class=\"num\">Expires in</th></tr></thead>",
+        "the holder table's header with a Login column");
+    has(card, "<td>dash1</td><td>rec-a</td><td>d-main</td>", "rec-a's row names d-main");
+    has(card, "<td>dash1</td><td>rec-b</td><td>d-alt</td>", "rec-b's row names d-alt");
+    free(card);
+
+    card = element(dom, "section", "data-account=\"45\"");
+    cr_assert_null(strstr(card, "class=\"logins\""), "a logins box on a plain account:\n%s", card);
+    cr_assert_null(strstr(card, "<th>Login</th>"), "a Login column on a plain account:\n%s", card);
+    has(card, "<td>dash1</td><td>rec-c</td><td class=\"num\">", "rec-c's row, no login cell");
+    free(card);
+    free(dom);
 }
 
 /* Chromium's DevTools list of targets (GET /json/list on its DevTools
