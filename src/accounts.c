@@ -113,24 +113,39 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
     return 0;
 }
 
+typedef struct describe_ctx {
+    write_op *op;
+    long long id;
+} describe_ctx;
+
 static void on_describe_reply(sfl_store *st, redisReply *r, void *arg)
 {
+    describe_ctx *d = arg;
     UNUSED(st);
-    write_step(arg, r, "describing account logins");
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        sfl_warn("account %lld: Redis describes logins for it that this config does not give "
+                 "(sflimit status shows them); a node that takes it for one login is refused "
+                 "until the configs agree, or a PUT /v1/accounts/%lld replaces them",
+                 d->id, d->id);
+    write_step(d->op, r, "describing account logins");
+    free(d);
 }
 
 /* account.lua: the route of an account of several logins (or of one under
  * a group's keys) in its own conf, for status readers and as a fence
  * against nodes that take it for a lone login. 0 sent, -1 not. */
 static int describe(sfl_store *st, write_op *op, const sfl_route *rt, const char *name,
-                    const char *base)
+                    const char *base, int replace)
 {
     char key[SFL_KEY_LEN], group[24] = "";
     snprintf(key, sizeof(key), "%sconf", base);
     if (rt->group != rt->account)
         snprintf(group, sizeof(group), "%lld", rt->group);
-    char *logins = NULL;
-    if (rt->nlogins > 1 || strcmp(rt->logins[0]->prefix, base) != 0) {
+    char *logins = NULL, self[24];
+    snprintf(self, sizeof(self), "%lld", rt->account);
+    /* Described unless it is one login named after it under its own keys. */
+    if (rt->nlogins > 1 || strcmp(rt->logins[0]->prefix, base) != 0 ||
+        strcmp(rt->logins[0]->id, self) != 0) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t k = 0; arr && k < rt->nlogins; k++) {
             cJSON *o = cJSON_CreateObject();
@@ -145,18 +160,25 @@ static int describe(sfl_store *st, write_op *op, const sfl_route *rt, const char
             return -1;
     }
     const char *keys[1] = {key};
-    const char *args[4] = {name ? name : "", logins ? logins : "", logins ? rt->waiters : "",
-                           group};
-    op->owed++;
-    int rc = sfl_store_eval(st, "account", 1, keys, 4, args, on_describe_reply, op);
-    if (rc < 0)
-        op->owed--;
+    const char *args[5] = {name ? name : "", logins ? logins : "", logins ? rt->waiters : "", group,
+                           replace ? "replace" : ""};
+    describe_ctx *d = malloc(sizeof(*d));
+    int rc = -1;
+    if (d) {
+        *d = (describe_ctx){op, rt->account};
+        op->owed++;
+        rc = sfl_store_eval(st, "account", 1, keys, 5, args, on_describe_reply, d);
+        if (rc < 0) {
+            op->owed--;
+            free(d);
+        }
+    }
     cJSON_free(logins);
     return rc;
 }
 
 int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf *acc, size_t n,
-                       int64_t recovery_ms, sfl_accounts_done_fn *fn, void *arg)
+                       int64_t recovery_ms, unsigned flags, sfl_accounts_done_fn *fn, void *arg)
 {
     if (!sfl_store_ready(st))
         return -1;
@@ -199,7 +221,7 @@ int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf
             ok = write_login(st, op, rt, k, name, rec) == 0;
         }
         if (ok)
-            ok = describe(st, op, rt, acc[i].name, base) == 0;
+            ok = describe(st, op, rt, acc[i].name, base, (flags & SFL_ACCOUNTS_REPLACE) != 0) == 0;
         const char *sadd[3] = {"SADD", setkey, id};
         op->owed++;
         if (!ok || sfl_store_command(st, on_sadd_reply, op, 3, sadd) < 0) {

@@ -26,7 +26,13 @@ typedef void sfl_accounts_fetch_fn(cJSON *doc, const char *err, void *arg);
  * recovery_ms: the window a newly created conf opens. fn is called once,
  * from the loop. -1 if Redis is not ready (fn not called). */
 int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf *acc, size_t n,
-                       int64_t recovery_ms, sfl_accounts_done_fn *fn, void *arg);
+                       int64_t recovery_ms, unsigned flags, sfl_accounts_done_fn *fn, void *arg);
+/* flags: an operator's explicit change (PUT): what Redis describes of the
+ * accounts' logins becomes exactly what is written, even one login again.
+ * Without it (configs, syncs), a description this write leaves out stays
+ * (lua/account.lua), with a warning: a node started with an older config
+ * must not lift the fence of a group. */
+#define SFL_ACCOUNTS_REPLACE 1u
 /* Reads every account of <ns>:accounts with status.lua. */
 int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
 /* Adds what status.lua answered for one account (r) to its entry object e:

@@ -241,7 +241,7 @@ static void on_described(sfl_store *st, redisReply *r, void *arg)
         return;
     }
     if (sfl_accounts_write(run->app.store, NULL, run->accs, run->naccs,
-                           run->fresh ? 0 : run->app.recovery_ms, on_written, run) < 0)
+                           run->fresh ? 0 : run->app.recovery_ms, 0, on_written, run) < 0)
         sfl_app_fail(&run->app, "Redis went away");
 }
 
@@ -266,7 +266,7 @@ static void on_ready(sfl_app *app, void *arg)
         r = sfl_store_command(app->store, on_described, run, 4, argv);
     } else if (run->is_set)
         r = sfl_accounts_write(app->store, NULL, run->accs, run->naccs,
-                               run->fresh ? 0 : app->recovery_ms, on_written, run);
+                               run->fresh ? 0 : app->recovery_ms, 0, on_written, run);
     else if (run->watch && app->ready_count > 1)
         return; /* the watch timer is already running */
     else

@@ -257,7 +257,7 @@ static void on_ready(sfl_app *app, void *arg)
     }
     if (app->conf->naccounts == 0 ||
         sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), app->conf->accounts,
-                           app->conf->naccounts, app->recovery_ms, on_accounts_written, b) < 0)
+                           app->conf->naccounts, app->recovery_ms, 0, on_accounts_written, b) < 0)
         on_accounts_written(1, NULL, b);
 }
 

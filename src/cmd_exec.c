@@ -152,7 +152,7 @@ static void on_ready(sfl_app *app, void *arg)
 {
     if (app->conf->naccounts > 0)
         sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), app->conf->accounts,
-                           app->conf->naccounts, app->recovery_ms, on_accounts_written, arg);
+                           app->conf->naccounts, app->recovery_ms, 0, on_accounts_written, arg);
 }
 
 static void on_signal(sfl_app *app, int sig, void *arg)

@@ -476,7 +476,7 @@ static void on_ready(sfl_app *app, void *arg)
         sfl_worker_kick(n->worker);
     if (app->conf->naccounts > 0)
         sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), app->conf->accounts,
-                           app->conf->naccounts, app->recovery_ms, on_accounts_written, n);
+                           app->conf->naccounts, app->recovery_ms, 0, on_accounts_written, n);
     /* The stream and its group may be gone with a restarted Redis. */
     n->group_ready = 0;
     n->reading = 0;
@@ -655,7 +655,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     }
     if (c->naccounts > 0 &&
         sfl_accounts_write(n->app.store, sfl_limiter_routes(n->app.lim), c->accounts, c->naccounts,
-                           n->app.recovery_ms, on_accounts_written, n) < 0)
+                           n->app.recovery_ms, 0, on_accounts_written, n) < 0)
         sfl_warn("SIGHUP: Redis is away; limits will be written on reconnect");
     /* Keep the new accounts for the next connect. */
     sfl_account_conf *old = n->app.conf->accounts;

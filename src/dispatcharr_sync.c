@@ -83,7 +83,7 @@ static void op_write(sync_op *op)
         op_fail(op, "no answer from Redis while reading the current limits");
         return;
     }
-    if (sfl_accounts_write(op->st, NULL, op->accs, op->n, op->recovery_ms, on_written, op) < 0)
+    if (sfl_accounts_write(op->st, NULL, op->accs, op->n, op->recovery_ms, 0, on_written, op) < 0)
         op_fail(op, "Redis went away before the limits were written");
 }
 

@@ -154,7 +154,7 @@ void sfl_http_route_put_account(sfl_http *h, struct evhttp_request *req, long lo
     sfl_app *app = h->node.app;
     if (sfl_limiter_set_accounts(app->lim, &c->acc, 1, err, sizeof(err)) < 0 ||
         sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), &c->acc, 1, app->recovery_ms,
-                           on_account_written, c) < 0) {
+                           SFL_ACCOUNTS_REPLACE, on_account_written, c) < 0) {
         sfl_http_pending_free(p);
         sfl_account_conf_clear(&c->acc);
         free(c);
