@@ -96,7 +96,8 @@ for k = 1, n do
         reap_leases(now_s, b)
         in_use, first, current = read_leases(b)
     end
-    local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group')
+    local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group',
+                            'reserve')
     if conf[3] then
         -- The account's keys are another account's group's now (account.lua):
         -- this node takes it for a lone login. Never count it here.
@@ -121,9 +122,11 @@ for k = 1, n do
         local deadline = now + ttl
         redis.call('ZADD', KEYS[b], fmt('%d', deadline), id)
         keep_keys(now, deadline, KEYS[b], false, b, W)
-        return {1, fence, deadline, in_use, limit, k}
+        return {1, fence, deadline, in_use + (tonumber(conf[4]) or 0), limit, k}
     end
-    L[k] = {b = b, in_use = in_use, first = first, limit = limit, recover_until = recover_until}
+    -- Slots kept for connections sfl cannot see count as taken.
+    L[k] = {b = b, in_use = in_use + (tonumber(conf[4]) or 0), first = first, limit = limit,
+            recover_until = recover_until}
 end
 
 -- The first login with a free slot, or nil.

@@ -1,11 +1,17 @@
--- conf.lua - set an account's limit (and name).
+-- conf.lua - set a login's limit (and name): an account's first login's conf
+-- is the account's own.
 --
--- KEYS: 1 sfl:{a:<id>}:conf  HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms
+-- KEYS: 1 sfl:{a:<id>}:conf  HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms,
+--                                  reserve, cooldown_ms
 -- ARGV: 1 max_streams (integer >= 0; 0 = unlimited)
 --       2 name ("" keeps the current one)
 --       3 recovery window ms, opened if conf did not exist: Redis cannot tell a
 --         new account from one whose data it lost while leases were in use,
 --         so new leases wait one TTL (0 when the caller knows no lease exists)
+--       4 reserve (optional; 0 removes it): slots kept for connections sfl cannot
+--         see; acquire.lua grants while leases + reserve < max_streams
+--       5 cooldown_ms (optional; 0 removes it): release.lua keeps a freed slot
+--         counted this long
 -- returns: {previous max_streams (-1 if none), recovering ms}
 --
 -- Built with prelude.lua in front.
@@ -14,6 +20,14 @@ local prev = tonumber(redis.call('HGET', KEYS[1], 'max_streams')) or -1
 redis.call('HSET', KEYS[1], 'max_streams', ARGV[1], 'updated_ms', now)
 if ARGV[2] ~= '' then
     redis.call('HSET', KEYS[1], 'name', ARGV[2])
+end
+for i, field in ipairs({'reserve', 'cooldown_ms'}) do
+    local v = tonumber(ARGV[3 + i])
+    if v and v > 0 then
+        redis.call('HSET', KEYS[1], field, ARGV[3 + i])
+    elseif v then
+        redis.call('HDEL', KEYS[1], field)
+    end
 end
 if redis.call('HEXISTS', KEYS[1], 'epoch_ms') == 0 then
     redis.call('HSET', KEYS[1], 'epoch_ms', now, 'recover_until_ms', now + tonumber(ARGV[3]))

@@ -22,7 +22,8 @@
 --       5 login id, announced with a hand-off ("" or absent: an account of one
 --         login, announced without)
 --       6 ... the account ids of KEYS 7-8, 9-10, ...
--- returns: 1 if the lease was held and is now removed, 0 if it was not held
+-- returns: 1 if the lease was held and is now removed (or cooling down: below),
+--          0 if it was not held
 --
 -- Built with prelude.lua in front: the hand-off (hand_off) is the one
 -- acquire.lua makes of a slot freed without a release.
@@ -49,10 +50,25 @@ if redis.call('ZREM', KEYS[1], id) == 0 then
     redis.call('HDEL', KEYS[2], id)
     return 0
 end
+local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms', 'reserve',
+                        'cooldown_ms')
+local cooldown = tonumber(conf[4]) or 0
+if cooldown > 0 then
+    -- The provider counts a closed connection a while longer (conf.lua's
+    -- cooldown_ms): the slot stays taken, as "cooldown:<id>", until then;
+    -- the next ask after that (every waiting node asks again by then: a
+    -- denial's retry_ms is the soonest deadline) hands it to the oldest ticket.
+    local holder = redis.call('HGET', KEYS[2], id)
+    redis.call('HDEL', KEYS[2], id)
+    local until_ms = now + cooldown
+    redis.call('ZADD', KEYS[1], fmt('%d', until_ms), 'cooldown:' .. id)
+    redis.call('HSET', KEYS[2], 'cooldown:' .. id, holder or '{}')
+    keep_keys(now, until_ms, KEYS[1], false, 1, 5)
+    return 1
+end
 redis.call('HDEL', KEYS[2], id)
 
-local live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf')
-local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms')
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') + (tonumber(conf[3]) or 0)
 local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
 if not limit or now < recover_until or (limit > 0 and live >= limit) then
     return 1

@@ -93,11 +93,13 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
                        const char *rec)
 {
     const sfl_login *lg = rt->logins[i];
-    char key[SFL_KEY_LEN], max[24];
+    char key[SFL_KEY_LEN], max[24], reserve[24], cooldown[24];
     snprintf(key, sizeof(key), "%sconf", lg->prefix);
     snprintf(max, sizeof(max), "%lld", lg->max_streams);
+    snprintf(reserve, sizeof(reserve), "%lld", lg->reserve);
+    snprintf(cooldown, sizeof(cooldown), "%lld", lg->cooldown_ms);
     const char *keys[1] = {key};
-    const char *args[3] = {max, name, rec};
+    const char *args[5] = {max, name, rec, reserve, cooldown};
     write_one *w = malloc(sizeof(*w));
     if (!w)
         return -1;
@@ -105,7 +107,7 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
     if (rt->nlogins > 1 || lg->naccounts > 1)
         snprintf(w->login, sizeof(w->login), "%s", lg->id);
     op->owed++;
-    if (sfl_store_eval(st, "conf", 1, keys, 3, args, on_conf_reply, w) < 0) {
+    if (sfl_store_eval(st, "conf", 1, keys, 5, args, on_conf_reply, w) < 0) {
         op->owed--;
         free(w);
         return -1;
@@ -145,12 +147,15 @@ static int describe(sfl_store *st, write_op *op, const sfl_route *rt, const char
     snprintf(self, sizeof(self), "%lld", rt->account);
     /* Described unless it is one login named after it under its own keys. */
     if (rt->nlogins > 1 || strcmp(rt->logins[0]->prefix, base) != 0 ||
-        strcmp(rt->logins[0]->id, self) != 0) {
+        strcmp(rt->logins[0]->id, self) != 0 || rt->logins[0]->reserve > 0 ||
+        rt->logins[0]->cooldown_ms > 0) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t k = 0; arr && k < rt->nlogins; k++) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "id", rt->logins[k]->id);
             cJSON_AddNumberToObject(o, "max_streams", (double)rt->logins[k]->max_streams);
+            cJSON_AddNumberToObject(o, "reserve", (double)rt->logins[k]->reserve);
+            cJSON_AddNumberToObject(o, "cooldown_ms", (double)rt->logins[k]->cooldown_ms);
             cJSON_AddStringToObject(o, "keys", rt->logins[k]->prefix);
             cJSON_AddItemToArray(arr, o);
         }
@@ -399,9 +404,9 @@ static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
 }
 
 /* status.lua for one login (its keys at prefix; the account's tickets at
- * waiters). 0 sent. */
+ * waiters); desc: its entry in the account's description, or NULL. 0 sent. */
 static int status_login(sfl_store *st, fetch_one *f, const char *id, const char *prefix,
-                        const char *waiters)
+                        const char *waiters, const cJSON *desc)
 {
     char keys[4][SFL_KEY_LEN];
     snprintf(keys[0], sizeof(keys[0]), "%sleases", prefix);
@@ -417,6 +422,8 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
         return -1;
     }
     cJSON_AddStringToObject(login, "id", id);
+    cJSON_AddNumberToObject(login, "reserve", num_of(desc, "reserve"));
+    cJSON_AddNumberToObject(login, "cooldown_ms", num_of(desc, "cooldown_ms"));
     cJSON_AddItemToArray(f->logins, login);
     *fl = (fetch_login){f, login};
     f->owed++;
@@ -454,9 +461,9 @@ static void on_describe(sfl_store *st, redisReply *r, void *arg)
         const char *lid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
         const char *keys = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "keys"));
         if (lid && keys && strlen(keys) < SFL_KEY_PREFIX_LEN)
-            sent += status_login(st, f, lid, keys, wp) == 0;
+            sent += status_login(st, f, lid, keys, wp, l) == 0;
     }
-    if (!sent && status_login(st, f, self, base, base) < 0)
+    if (!sent && status_login(st, f, self, base, base, NULL) < 0)
         f->op->failed = 1;
     cJSON_Delete(desc);
     fetch_one_done(f);

@@ -21,6 +21,8 @@ typedef struct sfl_login_conf {
     long long max_streams; /* 0 = unlimited */
     char *search;          /* regex (sfl_rewrite syntax), or NULL: the URL as given */
     char *replace;         /* with $1-style groups; set exactly when search is */
+    long long reserve;     /* slots kept for connections sfl cannot see (0..max_streams) */
+    long long cooldown_ms; /* a freed slot stays counted this long (0..600000) */
 } sfl_login_conf;
 
 typedef struct sfl_account_conf {

@@ -15,7 +15,9 @@
 
 static const sfl_json_numspec NS_NONNEG_INT64 = {1, 0, 0, SFL_JSON_MAX_SAFE_INT, 0}; /* >= 0 */
 static const char *const account_keys[] = {"id", "name", "max_streams", "logins", NULL};
-static const char *const login_keys[] = {"id", "max_streams", "search", "replace", NULL};
+static const char *const login_keys[] = {"id",      "max_streams", "search", "replace",
+                                         "reserve", "cooldown_ms", NULL};
+static const sfl_json_numspec NS_COOLDOWN = {1, 0, 0, 600000, 1};
 
 void sfl_account_conf_clear(sfl_account_conf *a)
 {
@@ -90,6 +92,18 @@ static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
             return rc < 0 ? -1 : sfl_json_fail(e, path, "missing");
         l->max_streams = (long long)d;
         sum = sum < 0 || l->max_streams == 0 ? -1 : sum + l->max_streams;
+        snprintf(path, sizeof(path), "%slogins[%zu].reserve", at, k);
+        if ((rc = sfl_json_get_num(e, it, "reserve", path, &NS_NONNEG_INT64, &d)) < 0)
+            return -1;
+        l->reserve = rc ? (long long)d : 0;
+        if (l->reserve > 0 && (l->max_streams == 0 || l->reserve > l->max_streams))
+            return sfl_json_fail(e, path, "%lld, more than the login's max_streams (%lld%s)",
+                                 l->reserve, l->max_streams,
+                                 l->max_streams == 0 ? ": unlimited, nothing to keep" : "");
+        snprintf(path, sizeof(path), "%slogins[%zu].cooldown_ms", at, k);
+        if ((rc = sfl_json_get_num(e, it, "cooldown_ms", path, &NS_COOLDOWN, &d)) < 0)
+            return -1;
+        l->cooldown_ms = rc ? (long long)d : 0;
         snprintf(path, sizeof(path), "%slogins[%zu].search", at, k);
         if (sfl_json_get_string(e, it, "search", path, 0, &l->search) < 0)
             return -1;

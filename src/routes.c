@@ -230,6 +230,13 @@ static int build(const sfl_routes *r, sfl_idmap **map_out, sfl_login ***logins_o
             }
             if (m >= 0)
                 lg->max_streams = m;
+            if (b->spec && b->spec->nlogins) {
+                const sfl_login_conf *lc = &b->spec->logins[pairs[k].pos];
+                if (lc->reserve > lg->reserve)
+                    lg->reserve = lc->reserve;
+                if (lc->cooldown_ms > lg->cooldown_ms)
+                    lg->cooldown_ms = lc->cooldown_ms;
+            }
             lg->accounts[lg->naccounts++] = b->id;
             b->rt->logins[pairs[k].pos] = lg;
             if (k > i)
@@ -343,6 +350,8 @@ static int spec_copy(sfl_account_conf *out, const sfl_account_conf *a)
         for (size_t i = 0; i < a->nlogins; i++) {
             const sfl_login_conf *l = &a->logins[i];
             out->logins[i] = (sfl_login_conf){.max_streams = l->max_streams,
+                                              .reserve = l->reserve,
+                                              .cooldown_ms = l->cooldown_ms,
                                               .id = strdup(l->id),
                                               .search = dup_or_null(l->search),
                                               .replace = dup_or_null(l->replace)};

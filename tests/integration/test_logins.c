@@ -245,6 +245,81 @@ Test(logins, rewrite_with_groups)
 
 /*--- An account without logins ----------------------------------------------*/
 
+/*--- What a login keeps for others, and how long a slot lingers -----------*/
+
+/* A login of 3 that keeps 1 for connections sfl cannot see: the provider,
+ * which here allows the user 2 (the third being the one sfl must leave for
+ * others), never sees a third; six streams of 1 s run two at a time. */
+Test(logins, reserve_keeps_slots_for_others)
+{
+    const char *users[] = {"u1:p1:2", NULL};
+    th_provider_start(&provider, users, 1000, NULL);
+    char config[256], streams[256];
+    write_config(&(th_config){.accounts = "[{\"id\": 5, \"logins\": [{\"id\": \"r\", "
+                                          "\"max_streams\": 3, \"reserve\": 1}]}]"},
+                 config, sizeof(config));
+    th_streams sb;
+    th_streams_init(&sb);
+    long long ids[] = {1, 2, 3, 4, 5, 6};
+    for (int i = 0; i < 6; i++)
+        th_streams_add(&sb, provider.port, ids[i], NULL, 5, "u1", "p1");
+    th_streams_write(&sb, dir, "streams.json", streams, sizeof(streams));
+    cr_assert_eq(run_check(&runs[0], config, streams), 0, "stderr:\n%s", th_run_stderr(&runs[0]));
+    th_results r;
+    th_results_read(&r, runs[0].out);
+    expect_all_ok(&r, ids, 6, &runs[0]);
+    cr_assert_eq(th_provider_stat(&provider, "violations"), 0, "sfl used the slot kept for others");
+    cr_assert_eq(th_provider_stat(&provider, "refused"), 0);
+    cr_assert_eq(th_provider_stat(&provider, "users.u1.max_seen"), 2,
+                 "3 - 1 kept: two at once, no more and no fewer");
+    cr_assert_eq(count_login(&r, "r"), 6);
+    th_results_free(&r);
+}
+
+/* cooldown_ms 1500 on a login of 1: between the end of one check and the
+ * start of the next there are at least 1.5 s (on the node's clock: the
+ * provider's connection closed before the check ended, and the next opens
+ * after it started, so the provider's gap is at least as long). */
+Test(logins, cooldown_keeps_a_freed_slot_counted)
+{
+    const char *users[] = {"u1:p1:1", NULL};
+    th_provider_start(&provider, users, 300, NULL);
+    char config[256], streams[256];
+    write_config(&(th_config){.accounts = "[{\"id\": 6, \"logins\": [{\"id\": \"c\", "
+                                          "\"max_streams\": 1, \"cooldown_ms\": 1500}]}]"},
+                 config, sizeof(config));
+    th_streams sb;
+    th_streams_init(&sb);
+    long long ids[] = {1, 2, 3};
+    for (int i = 0; i < 3; i++)
+        th_streams_add(&sb, provider.port, ids[i], NULL, 6, "u1", "p1");
+    th_streams_write(&sb, dir, "streams.json", streams, sizeof(streams));
+    cr_assert_eq(run_check(&runs[0], config, streams), 0, "stderr:\n%s", th_run_stderr(&runs[0]));
+    th_results r;
+    th_results_read(&r, runs[0].out);
+    expect_all_ok(&r, ids, 3, &runs[0]);
+    cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
+    cr_assert_eq(th_provider_stat(&provider, "users.u1.max_seen"), 1);
+    long long start[3], end[3];
+    for (int i = 0; i < 3; i++) {
+        start[i] = started_ms(r.v[i]);
+        end[i] = start[i] + (long long)th_num_of(r.v[i], "duration_ms");
+    }
+    /* In start order; 2 ms for the rounding of two ms figures. */
+    for (int i = 0; i < 3; i++)
+        for (int k = i + 1; k < 3; k++)
+            if (start[k] < start[i]) {
+                long long t = start[i], e = end[i];
+                start[i] = start[k], end[i] = end[k];
+                start[k] = t, end[k] = e;
+            }
+    for (int i = 0; i + 1 < 3; i++)
+        cr_assert_geq(start[i + 1] - end[i], 1498,
+                      "check %d started %lld ms after the end of the one before", i + 2,
+                      start[i + 1] - end[i]);
+    th_results_free(&r);
+}
+
 /* Its one login is the account: "login" is the account id as a string, and
  * the rest is as before (limit 1 kept, one result each, OK). */
 Test(logins, account_without_logins_names_itself)
@@ -397,6 +472,27 @@ Test(logins, refused_max_streams_negative)
 {
     const char *paths[] = {"accounts[0].logins[1].max_streams", NULL};
     expect_config_refused(WITH_BAD_LOGIN("{\"id\": \"p-alt\", \"max_streams\": -1}"), paths);
+}
+
+Test(logins, refused_reserve_over_max_streams)
+{
+    const char *paths[] = {"accounts[0].logins[1].reserve", NULL};
+    expect_config_refused(WITH_BAD_LOGIN("{\"id\": \"p-alt\", \"max_streams\": 1, \"reserve\": 2}"),
+                          paths);
+}
+
+Test(logins, refused_reserve_on_an_unlimited_login)
+{
+    const char *paths[] = {"accounts[0].logins[1].reserve", NULL};
+    expect_config_refused(WITH_BAD_LOGIN("{\"id\": \"p-alt\", \"max_streams\": 0, \"reserve\": 1}"),
+                          paths);
+}
+
+Test(logins, refused_cooldown_past_ten_minutes)
+{
+    const char *paths[] = {"accounts[0].logins[1].cooldown_ms", NULL};
+    expect_config_refused(
+        WITH_BAD_LOGIN("{\"id\": \"p-alt\", \"max_streams\": 1, \"cooldown_ms\": 600001}"), paths);
 }
 
 Test(logins, refused_max_streams_fraction)

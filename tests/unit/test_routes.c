@@ -14,7 +14,8 @@ TestSuite(routes);
 
 static sfl_login_conf L(const char *id, long long max, const char *search, const char *replace)
 {
-    return (sfl_login_conf){(char *)id, max, (char *)search, (char *)replace};
+    return (sfl_login_conf){
+        .id = (char *)id, .max_streams = max, .search = (char *)search, .replace = (char *)replace};
 }
 
 static const sfl_login *login_of(sfl_routes *r, long long account, const char *id)
