@@ -97,7 +97,7 @@ for k = 1, n do
         in_use, first, current = read_leases(b)
     end
     local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group',
-                            'reserve')
+                            'reserve', 'external', 'external_at_ms', 'max_age_ms')
     if conf[3] then
         -- The account's keys are another account's group's now (account.lua):
         -- this node takes it for a lone login. Never count it here.
@@ -124,16 +124,21 @@ for k = 1, n do
         keep_keys(now, deadline, KEYS[b], false, b, W)
         return {1, fence, deadline, in_use + (tonumber(conf[4]) or 0), limit, k}
     end
-    -- Slots kept for connections sfl cannot see count as taken.
-    L[k] = {b = b, in_use = in_use + (tonumber(conf[4]) or 0), first = first, limit = limit,
-            recover_until = recover_until}
+    -- Slots kept for connections sfl cannot see, and the connections others
+    -- hold (others.lua), count as taken. A login whose others' figure comes
+    -- from a source and is older than max_age_ms grants nothing: no slot
+    -- rather than a guess of zero viewers.
+    local max_age = tonumber(conf[7]) or 0
+    local stale = max_age > 0 and now - (tonumber(conf[6]) or 0) > max_age
+    L[k] = {b = b, in_use = in_use + (tonumber(conf[4]) or 0) + (tonumber(conf[5]) or 0),
+            first = first, limit = limit, recover_until = recover_until, stale = stale}
 end
 
 -- The first login with a free slot, or nil.
 local function room()
     for k = 1, n do
         local l = L[k]
-        if now >= l.recover_until and (l.limit == 0 or l.in_use < l.limit) then
+        if now >= l.recover_until and not l.stale and (l.limit == 0 or l.in_use < l.limit) then
             return k
         end
     end
@@ -166,7 +171,7 @@ if granted then
 end
 
 if not granted then
-    local in_use, limit, recovering, soonest = 0, 0, true, nil
+    local in_use, limit, recovering, stale, soonest = 0, 0, true, true, nil
     for k = 1, n do
         local l = L[k]
         in_use = in_use + l.in_use
@@ -176,6 +181,11 @@ if not granted then
             at = l.recover_until
         else
             recovering = false
+            if l.stale then
+                at = now + 250 -- a fresh figure may come any time
+            else
+                stale = false
+            end
         end
         if at and (not soonest or at < soonest) then
             soonest = at
@@ -196,7 +206,8 @@ if not granted then
         position = redis.call('ZRANK', KEYS[W], id) + 1
         keep_keys(now, now + ticket_ttl, KEYS[W], false, 1, W)
     end
-    return {0, retry, in_use, limit, recovering and 'recovering' or 'full', position, now}
+    local reason = recovering and 'recovering' or stale and 'stale' or 'full'
+    return {0, retry, in_use, limit, reason, position, now}
 end
 
 local l = L[granted]

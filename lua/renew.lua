@@ -29,7 +29,7 @@ local now = redis_now()
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local now_s = fmt('%d', now)
 
-local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'group', 'reserve')
+local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'group', 'reserve', 'external')
 if conf[2] then
     -- Its keys moved to a group's (account.lua): this lease is counted nowhere.
     return {0, 0, 0, -1, 'moved to the keys of account ' .. conf[2], 0, now}
@@ -48,7 +48,7 @@ if current and current > now then
     fence = cjson.decode(redis.call('HGET', KEYS[2], id) or '{}').fence or 0
 else
     reap_leases(now_s, 1)
-    local held = redis.call('ZCARD', KEYS[1]) + (tonumber(conf[3]) or 0)
+    local held = redis.call('ZCARD', KEYS[1]) + (tonumber(conf[3]) or 0) + (tonumber(conf[4]) or 0)
     if limit > 0 and held >= limit then
         return {0, 0, held, limit, 'full', 0, now}
     end

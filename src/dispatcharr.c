@@ -1,12 +1,10 @@
-/* dispatcharr.c - account limits from Dispatcharr (DISPATCHARR.md).
+/* dispatcharr.c - GETs of Dispatcharr's API (DISPATCHARR.md): the accounts
+ * (read by dispatcharr_limits.c, pure), the proxy's viewers (viewers.c).
  *
- * The client: the limit computation it hands its answer to is
- * dispatcharr_limits.c (pure).
- *
- *   - one evhttp connection on the caller's loop, kept alive
- *     between fetches, with the access token cached in the client. A fetch is
- *     a small state machine of at most four requests (login, accounts, and on
- *     a 401 one refresh and one retry); the login route is throttled to 3 a
+ *   - one evhttp connection on the caller's loop, kept alive between GETs,
+ *     with the access token cached in the client. A GET is a small state
+ *     machine of at most four requests (login, the GET, and on a 401 one
+ *     refresh and one retry); the login route is throttled to 3 a
  *     minute by Dispatcharr, so it is only used when there is no token or a
  *     refresh was refused. Each request has its own deadline timer, on top of
  *     evhttp's inactivity timeout, so a server that trickles bytes cannot hold
@@ -88,7 +86,7 @@
 
 /*--- The client: types --------------------------------------------------------*/
 
-typedef enum { STEP_LOGIN, STEP_REFRESH, STEP_ACCOUNTS } dc_step;
+typedef enum { STEP_LOGIN, STEP_REFRESH, STEP_GET } dc_step;
 
 typedef struct fetch_op fetch_op;
 
@@ -110,14 +108,16 @@ struct sfl_dispatcharr {
 
 struct fetch_op {
     sfl_dispatcharr *dc; /* NULL once detached for delivery */
-    sfl_dispatcharr_fetch_fn *fn;
+    sfl_dispatcharr_body_fn *fn;
     void *arg;
+    char route[96];                /* of the GET: ROUTE_ACCOUNTS, "/proxy/ts/status", ... */
+    char what[104];                /* "GET <route>", for messages */
     sfl_dispatcharr_drop_fn *drop; /* instead of fn when the client is freed first */
     struct event *wake;            /* runs on_wake from a clean stack */
     struct event *deadline;        /* this request's hard deadline */
     struct evhttp_request *req;    /* in flight; owned by evhttp */
     dc_step step;
-    int retried;   /* the accounts request was already answered 401 once */
+    int retried;   /* the GET was already answered 401 once */
     int resent;    /* this request was sent again after a close before its answer */
     int answering; /* the headers of an answer to this request arrived */
     int fresh;     /* the access token came from this fetch's login or refresh */
@@ -130,8 +130,6 @@ struct fetch_op {
     int64_t sent_ms;
     char retry_after[16];
     struct evbuffer *body;
-    sfl_account_conf *accs;
-    size_t n;
     char err[400];
 };
 
@@ -170,11 +168,11 @@ static void scrub(const sfl_dispatcharr *dc, char *s)
     sfl_redact(s);
 }
 
-static const char *route_of(dc_step step)
+static const char *route_of(const fetch_op *op)
 {
-    return step == STEP_LOGIN     ? "POST " ROUTE_TOKEN
-           : step == STEP_REFRESH ? "POST " ROUTE_REFRESH
-                                  : "GET " ROUTE_ACCOUNTS;
+    return op->step == STEP_LOGIN     ? "POST " ROUTE_TOKEN
+           : op->step == STEP_REFRESH ? "POST " ROUTE_REFRESH
+                                      : op->what;
 }
 
 /* ": <detail>" from a DRF error body ({"detail": "..."}), or "". */
@@ -205,7 +203,6 @@ static void op_free(fetch_op *op)
         event_free(op->deadline);
     if (op->body)
         evbuffer_free(op->body);
-    sfl_dispatcharr_accounts_free(op->accs, op->n);
     free(op);
 }
 
@@ -220,9 +217,6 @@ static void op_finish(fetch_op *op, const char *fmt, ...)
         vsnprintf(op->err, sizeof(op->err), fmt, ap);
         va_end(ap);
         scrub(op->dc, op->err);
-        sfl_dispatcharr_accounts_free(op->accs, op->n);
-        op->accs = NULL;
-        op->n = 0;
     }
     op->done = 1;
     event_active(op->wake, 0, 0);
@@ -313,7 +307,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     dc->conn_stale = 1;
     if (op->connected)
         op_finish(op, "no answer from Dispatcharr at %s:%d within %lld ms (%s)", dc->host, dc->port,
-                  (long long)dc->timeout_ms, route_of(op->step));
+                  (long long)dc->timeout_ms, route_of(op));
     else
         op_finish(op, "cannot connect to Dispatcharr at %s:%d: no connection within %lld ms",
                   dc->host, dc->port, (long long)dc->timeout_ms);
@@ -384,7 +378,7 @@ static int op_send(fetch_op *op, dc_step step)
     if (step == STEP_LOGIN && dc->conn)
         dc->conn_stale = 1; /* never resent: not where a close may be on its way */
     char *body = NULL;
-    if (step != STEP_ACCOUNTS) {
+    if (step != STEP_GET) {
         cJSON *o = cJSON_CreateObject();
         int ok = o != NULL;
         if (step == STEP_LOGIN)
@@ -412,7 +406,7 @@ static int op_send(fetch_op *op, dc_step step)
     int hok = evhttp_add_header(h, "Host", dc->host_header) == 0 &&
               evhttp_add_header(h, "Accept", "application/json") == 0 &&
               evhttp_add_header(h, "User-Agent", "sflimit") == 0;
-    if (step == STEP_ACCOUNTS) {
+    if (step == STEP_GET) {
         if (dc->api_key) {
             hok = hok && evhttp_add_header(h, "X-API-Key", dc->api_key) == 0;
         } else {
@@ -433,15 +427,15 @@ static int op_send(fetch_op *op, dc_step step)
     char uri[512];
     const char *route = step == STEP_LOGIN     ? ROUTE_TOKEN
                         : step == STEP_REFRESH ? ROUTE_REFRESH
-                                               : ROUTE_ACCOUNTS;
+                                               : op->route;
     snprintf(uri, sizeof(uri), "%s%s", dc->prefix, route);
-    sfl_debug("dispatcharr: %s", route_of(step));
+    sfl_debug("dispatcharr: %s", route_of(op));
     op->req = req;
-    if (evhttp_make_request(dc->conn, req, step == STEP_ACCOUNTS ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
+    if (evhttp_make_request(dc->conn, req, step == STEP_GET ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
                             uri) < 0) {
         op->req = NULL; /* freed by evhttp */
         dc->conn_stale = 1;
-        op_finish(op, "cannot send %s to Dispatcharr at %s:%d", route_of(step), dc->host, dc->port);
+        op_finish(op, "cannot send %s to Dispatcharr at %s:%d", route_of(op), dc->host, dc->port);
         return -1;
     }
     struct timeval tv = {dc->timeout_ms / 1000, (dc->timeout_ms % 1000) * 1000};
@@ -459,7 +453,7 @@ static int op_send(fetch_op *op, dc_step step)
 static void op_transport_error(fetch_op *op)
 {
     sfl_dispatcharr *dc = op->dc;
-    const char *route = route_of(op->step);
+    const char *route = route_of(op);
     int e = op->http_err - 1;
     struct bufferevent *bev = dc->conn ? evhttp_connection_get_bufferevent(dc->conn) : NULL;
     int dns = bev ? bufferevent_socket_get_dns_error(bev) : 0;
@@ -512,7 +506,7 @@ static void on_login_answer(fetch_op *op)
         op_finish(op,
                   "login refused: Dispatcharr throttles logins (3 a minute), HTTP 429 from "
                   "%s%s%s%s",
-                  route_of(op->step), op->retry_after[0] ? "; retry after " : "", op->retry_after,
+                  route_of(op), op->retry_after[0] ? "; retry after " : "", op->retry_after,
                   op->retry_after[0] ? " s" : "");
         return;
     }
@@ -520,11 +514,11 @@ static void on_login_answer(fetch_op *op)
         op_finish(op,
                   "login failed: Dispatcharr rejected the username or password (HTTP %d from "
                   "%s%s)",
-                  op->code, route_of(op->step), detail);
+                  op->code, route_of(op), detail);
         return;
     }
     if (op->code < 200 || op->code > 299) {
-        op_finish(op, "login failed: HTTP %d from %s%s", op->code, route_of(op->step), detail);
+        op_finish(op, "login failed: HTTP %d from %s%s", op->code, route_of(op), detail);
         return;
     }
     size_t n = evbuffer_get_length(op->body);
@@ -535,12 +529,12 @@ static void on_login_answer(fetch_op *op)
     cJSON_Delete(doc);
     evbuffer_drain(op->body, n); /* it held the tokens */
     if (!ok) {
-        op_finish(op, "login: the answer to %s has no access token", route_of(op->step));
+        op_finish(op, "login: the answer to %s has no access token", route_of(op));
         return;
     }
     sfl_debug("dispatcharr: logged in");
     op->fresh = 1;
-    op_send(op, STEP_ACCOUNTS);
+    op_send(op, STEP_GET);
 }
 
 static void on_refresh_answer(fetch_op *op)
@@ -557,8 +551,7 @@ static void on_refresh_answer(fetch_op *op)
     if (op->code < 200 || op->code > 299) {
         char detail[160];
         detail_of(op, detail, sizeof(detail));
-        op_finish(op, "token refresh failed: HTTP %d from %s%s", op->code, route_of(op->step),
-                  detail);
+        op_finish(op, "token refresh failed: HTTP %d from %s%s", op->code, route_of(op), detail);
         return;
     }
     size_t n = evbuffer_get_length(op->body);
@@ -569,12 +562,12 @@ static void on_refresh_answer(fetch_op *op)
     cJSON_Delete(doc);
     evbuffer_drain(op->body, n);
     if (!ok) {
-        op_finish(op, "token refresh: the answer to %s has no access token", route_of(op->step));
+        op_finish(op, "token refresh: the answer to %s has no access token", route_of(op));
         return;
     }
     sfl_debug("dispatcharr: token refreshed");
     op->fresh = 1;
-    op_send(op, STEP_ACCOUNTS);
+    op_send(op, STEP_GET);
 }
 
 /* Profiles that are one provider login but say different max_streams: the
@@ -601,7 +594,7 @@ static void log_conflicts(const sfl_dispatcharr_conflict *c, size_t n)
     }
 }
 
-static void on_accounts_answer(fetch_op *op)
+static void on_get_answer(fetch_op *op)
 {
     sfl_dispatcharr *dc = op->dc;
     char detail[160];
@@ -616,12 +609,10 @@ static void on_accounts_answer(fetch_op *op)
     if (op->code == 401 || op->code == 403) {
         detail_of(op, detail, sizeof(detail));
         if (dc->api_key) {
-            op_finish(op, "API key rejected (HTTP %d from %s%s)", op->code, route_of(op->step),
-                      detail);
+            op_finish(op, "API key rejected (HTTP %d from %s%s)", op->code, route_of(op), detail);
         } else {
             wipe(&dc->access);
-            op_finish(op, "token rejected (HTTP %d from %s%s)%s", op->code, route_of(op->step),
-                      detail,
+            op_finish(op, "token rejected (HTTP %d from %s%s)%s", op->code, route_of(op), detail,
                       op->code == 403 ? "; does the user have access to M3U accounts?"
                       : op->fresh     ? " right after a new token was issued"
                                       : "");
@@ -630,20 +621,10 @@ static void on_accounts_answer(fetch_op *op)
     }
     if (op->code < 200 || op->code > 299) {
         detail_of(op, detail, sizeof(detail));
-        op_finish(op, "HTTP %d from %s%s", op->code, route_of(op->step), detail);
+        op_finish(op, "HTTP %d from %s%s", op->code, route_of(op), detail);
         return;
     }
-    char err[300];
-    size_t n = evbuffer_get_length(op->body), nconf;
-    sfl_dispatcharr_conflict *conf;
-    if (sfl_dispatcharr_limits_from_json((const char *)evbuffer_pullup(op->body, -1), n, &op->accs,
-                                         &op->n, &conf, &nconf, err, sizeof(err)) < 0) {
-        op_finish(op, "unexpected answer to %s: %s", route_of(op->step), err);
-        return;
-    }
-    log_conflicts(conf, nconf);
-    free(conf);
-    op_finish(op, NULL);
+    op_finish(op, NULL); /* the body goes to fn */
 }
 
 /* The connection of an established request was closed (EOF or reset)
@@ -664,7 +645,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         /* Detach first: fn may free the client or start the next fetch. */
         op->dc->op = NULL;
         op->dc = NULL;
-        op->fn(op->accs, op->n, op->err[0] ? op->err : NULL, op->arg);
+        if (op->err[0])
+            op->fn(NULL, 0, op->err, op->arg);
+        else
+            op->fn((const char *)evbuffer_pullup(op->body, -1), evbuffer_get_length(op->body), NULL,
+                   op->arg);
         op_free(op);
         return;
     }
@@ -676,7 +661,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             /* A GET or a refresh, once: see the top of this file. */
             sfl_debug("dispatcharr: the connection closed before an answer to %s; sending it "
                       "again on a new connection",
-                      route_of(op->step));
+                      route_of(op));
             op->dc->conn_stale = 1;
             if (op_send(op, op->step) == 0)
                 op->resent = 1;
@@ -685,7 +670,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         op_transport_error(op);
         return;
     }
-    sfl_debug("dispatcharr: %s -> HTTP %d", route_of(op->step), op->code);
+    sfl_debug("dispatcharr: %s -> HTTP %d", route_of(op), op->code);
     switch (op->step) {
     case STEP_LOGIN:
         on_login_answer(op);
@@ -693,8 +678,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     case STEP_REFRESH:
         on_refresh_answer(op);
         break;
-    case STEP_ACCOUNTS:
-        on_accounts_answer(op);
+    case STEP_GET:
+        on_get_answer(op);
         break;
     }
 }
@@ -833,11 +818,11 @@ const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc)
     return dc->errstr;
 }
 
-int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
-                                sfl_dispatcharr_drop_fn *drop, void *arg)
+int sfl_dispatcharr_get(sfl_dispatcharr *dc, const char *route, sfl_dispatcharr_body_fn *fn,
+                        sfl_dispatcharr_drop_fn *drop, void *arg)
 {
     if (dc->op) {
-        snprintf(dc->errstr, sizeof(dc->errstr), "a Dispatcharr fetch is already in flight");
+        snprintf(dc->errstr, sizeof(dc->errstr), "a Dispatcharr request is already in flight");
         return -1;
     }
     fetch_op *op = calloc(1, sizeof(*op));
@@ -851,10 +836,60 @@ int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *f
     op->fn = fn;
     op->arg = arg;
     op->drop = drop;
+    snprintf(op->route, sizeof(op->route), "%s", route);
+    snprintf(op->what, sizeof(op->what), "GET %s", route);
     dc->op = op;
     /* A failure to send finishes the op; fn still comes from the loop. */
-    op_send(op, dc->api_key || dc->access ? STEP_ACCOUNTS : STEP_LOGIN);
+    op_send(op, dc->api_key || dc->access ? STEP_GET : STEP_LOGIN);
     return 0;
+}
+
+/* The accounts fetch: a GET of the accounts, read by dispatcharr_limits.c. */
+typedef struct accounts_get {
+    sfl_dispatcharr_fetch_fn *fn;
+    sfl_dispatcharr_drop_fn *drop;
+    void *arg;
+} accounts_get;
+
+static void on_accounts_body(const char *body, size_t len, const char *err, void *arg)
+{
+    accounts_get *g = arg;
+    sfl_account_conf *accs = NULL;
+    sfl_dispatcharr_conflict *conf = NULL;
+    size_t n = 0, nconf = 0;
+    char why[300], msg[420];
+    if (!err && sfl_dispatcharr_limits_from_json(body, len, &accs, &n, &conf, &nconf, why,
+                                                 sizeof(why)) < 0) {
+        snprintf(msg, sizeof(msg), "unexpected answer to GET " ROUTE_ACCOUNTS ": %s", why);
+        err = msg;
+    }
+    log_conflicts(conf, nconf);
+    g->fn(err ? NULL : accs, err ? 0 : n, err, g->arg);
+    free(conf);
+    sfl_dispatcharr_accounts_free(accs, n);
+    free(g);
+}
+
+static void on_accounts_drop(void *arg)
+{
+    accounts_get *g = arg;
+    if (g->drop)
+        g->drop(g->arg);
+    free(g);
+}
+
+int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
+                                sfl_dispatcharr_drop_fn *drop, void *arg)
+{
+    accounts_get *g = malloc(sizeof(*g));
+    if (g)
+        *g = (accounts_get){fn, drop, arg};
+    else
+        snprintf(dc->errstr, sizeof(dc->errstr), "out of memory");
+    if (g && sfl_dispatcharr_get(dc, ROUTE_ACCOUNTS, on_accounts_body, on_accounts_drop, g) == 0)
+        return 0;
+    free(g);
+    return -1;
 }
 
 int sfl_dispatcharr_fetch(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn, void *arg)

@@ -57,6 +57,14 @@ typedef void sfl_dispatcharr_drop_fn(void *arg);
  * called as there, or drop(arg) instead when the client is freed first. */
 int sfl_dispatcharr_fetch_owned(sfl_dispatcharr *dc, sfl_dispatcharr_fetch_fn *fn,
                                 sfl_dispatcharr_drop_fn *drop, void *arg);
+/* Any GET of Dispatcharr's API (route: "/proxy/ts/status", ...), with the
+ * same authentication, retries and manners as the accounts fetch (which is
+ * one of these): fn gets the body of a 2xx answer (valid during the call;
+ * len bytes, not NUL-terminated), or NULL and err. One request in flight per
+ * client: -1 with errstr set otherwise. */
+typedef void sfl_dispatcharr_body_fn(const char *body, size_t len, const char *err, void *arg);
+int sfl_dispatcharr_get(sfl_dispatcharr *dc, const char *route, sfl_dispatcharr_body_fn *fn,
+                        sfl_dispatcharr_drop_fn *drop, void *arg);
 /* The last reason sfl_dispatcharr_fetch returned -1. Valid while dc lives. */
 const char *sfl_dispatcharr_errstr(const sfl_dispatcharr *dc);
 
