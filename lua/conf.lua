@@ -12,6 +12,9 @@
 --         see; acquire.lua grants while leases + reserve < max_streams
 --       5 cooldown_ms (optional; 0 removes it): release.lua keeps a freed slot
 --         counted this long
+--       6 max_age_ms (optional; 0 removes it): others' connections on the login
+--         come from a source (others.lua); acquire.lua grants nothing while
+--         their figure is older than this, or there is none yet
 -- returns: {previous max_streams (-1 if none), recovering ms}
 --
 -- Built with prelude.lua in front.
@@ -21,7 +24,7 @@ redis.call('HSET', KEYS[1], 'max_streams', ARGV[1], 'updated_ms', now)
 if ARGV[2] ~= '' then
     redis.call('HSET', KEYS[1], 'name', ARGV[2])
 end
-for i, field in ipairs({'reserve', 'cooldown_ms'}) do
+for i, field in ipairs({'reserve', 'cooldown_ms', 'max_age_ms'}) do
     local v = tonumber(ARGV[3 + i])
     if v and v > 0 then
         redis.call('HSET', KEYS[1], field, ARGV[3 + i])

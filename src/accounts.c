@@ -17,6 +17,7 @@
 #include "log.h"
 #include "routes.h"
 #include "store.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
@@ -93,13 +94,14 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
                        const char *rec)
 {
     const sfl_login *lg = rt->logins[i];
-    char key[SFL_KEY_LEN], max[24], reserve[24], cooldown[24];
+    char key[SFL_KEY_LEN], max[24], reserve[24], cooldown[24], max_age[24];
     snprintf(key, sizeof(key), "%sconf", lg->prefix);
     snprintf(max, sizeof(max), "%lld", lg->max_streams);
     snprintf(reserve, sizeof(reserve), "%lld", lg->reserve);
     snprintf(cooldown, sizeof(cooldown), "%lld", lg->cooldown_ms);
+    snprintf(max_age, sizeof(max_age), "%lld", lg->max_age_ms);
     const char *keys[1] = {key};
-    const char *args[5] = {max, name, rec, reserve, cooldown};
+    const char *args[6] = {max, name, rec, reserve, cooldown, max_age};
     write_one *w = malloc(sizeof(*w));
     if (!w)
         return -1;
@@ -107,7 +109,7 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
     if (rt->nlogins > 1 || lg->naccounts > 1)
         snprintf(w->login, sizeof(w->login), "%s", lg->id);
     op->owed++;
-    if (sfl_store_eval(st, "conf", 1, keys, 5, args, on_conf_reply, w) < 0) {
+    if (sfl_store_eval(st, "conf", 1, keys, 6, args, on_conf_reply, w) < 0) {
         op->owed--;
         free(w);
         return -1;
@@ -262,6 +264,9 @@ typedef struct fetch_one {
 typedef struct fetch_login {
     fetch_one *f;
     cJSON *login;
+    int owed; /* answers to come: status.lua's and the conf's others' figure */
+    double now, external, at, max_age;
+    char source[32];
 } fetch_login;
 
 static void fetch_step(fetch_op *op)
@@ -393,14 +398,56 @@ static void fetch_one_done(fetch_one *f)
     free(f);
 }
 
+/* Both answers of a login are in: its others' figure goes with its status;
+ * external_age_ms is counted on Redis's time of the status answer, and is
+ * null when no source ever wrote a figure. */
+static void login_done(fetch_login *fl)
+{
+    if (--fl->owed > 0)
+        return;
+    cJSON *l = fl->login;
+    if (fl->now > 0) {
+        cJSON_AddNumberToObject(l, "external", fl->external);
+        if (fl->at > 0)
+            cJSON_AddNumberToObject(l, "external_age_ms", fl->now - fl->at);
+        else
+            cJSON_AddNullToObject(l, "external_age_ms");
+        if (fl->source[0])
+            cJSON_AddStringToObject(l, "external_source", fl->source);
+        else
+            cJSON_AddNullToObject(l, "external_source");
+        cJSON_AddNumberToObject(l, "max_age_ms", fl->max_age);
+        cJSON_AddBoolToObject(l, "stale",
+                              fl->max_age > 0 && (fl->at <= 0 || fl->now - fl->at > fl->max_age));
+    }
+    fetch_one_done(fl->f);
+    free(fl);
+}
+
+static void on_others_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    fetch_login *fl = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4) {
+        double *v[3] = {&fl->external, &fl->at, &fl->max_age};
+        for (size_t i = 0; i < 3; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                *v[i] = strtod(r->element[i]->str, NULL);
+        if (r->element[3]->type == REDIS_REPLY_STRING)
+            sfl_text_escape(r->element[3]->str, fl->source, sizeof(fl->source));
+    }
+    login_done(fl);
+}
+
 static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
 {
     fetch_login *fl = arg;
     UNUSED(st);
     if (sfl_accounts_status_decode(r, fl->login) < 0)
         fl->f->op->failed = 1;
-    fetch_one_done(fl->f);
-    free(fl);
+    else
+        fl->now = (double)rep_int(r->element[4]);
+    login_done(fl);
 }
 
 /* status.lua for one login (its keys at prefix; the account's tickets at
@@ -425,13 +472,18 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
     cJSON_AddNumberToObject(login, "reserve", num_of(desc, "reserve"));
     cJSON_AddNumberToObject(login, "cooldown_ms", num_of(desc, "cooldown_ms"));
     cJSON_AddItemToArray(f->logins, login);
-    *fl = (fetch_login){f, login};
+    *fl = (fetch_login){.f = f, .login = login, .owed = 1};
     f->owed++;
     if (sfl_store_eval(st, "status", 4, kv, 0, NULL, on_status_reply, fl) < 0) {
         f->owed--;
         free(fl);
         return -1;
     }
+    const char *hmget[6] = {"HMGET", keys[2], "external", "external_at_ms", "max_age_ms",
+                            "external_source"};
+    fl->owed++;
+    if (sfl_store_command(st, on_others_reply, fl, 6, hmget) < 0)
+        fl->owed--;
     return 0;
 }
 

@@ -37,6 +37,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "streams.h"
+#include "viewers.h"
 #include "worker.h"
 
 #include <cjson/cJSON.h>
@@ -84,6 +85,7 @@ typedef struct node {
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer, *reap_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
     sfl_dispatcharr_sync *sync; /* periodic limit sync, when dispatcharr.sync_interval is set */
+    sfl_viewers *viewers;       /* Dispatcharr's viewers counted, when dispatcharr.viewers */
 } node;
 
 static void pull(node *n);
@@ -466,6 +468,8 @@ static void on_accounts_written(int ok, const char *err, void *arg)
         sfl_warn("%s", err);
 }
 
+static void on_sync_timer(evutil_socket_t fd, short what, void *arg);
+
 static void on_ready(sfl_app *app, void *arg)
 {
     node *n = arg;
@@ -481,6 +485,9 @@ static void on_ready(sfl_app *app, void *arg)
     n->group_ready = 0;
     n->reading = 0;
     sfl_queue_ensure_group(app->store, on_group, n);
+    sfl_viewers_on_ready(n->viewers);
+    if (app->ready_count == 1 && n->viewers)
+        on_sync_timer(-1, 0, n); /* the viewers need the logins now, not in an interval */
     for (nentry *h = n->held; h; h = h->next)
         store_result(h);
     on_registry_timer(-1, 0, n);
@@ -512,6 +519,8 @@ static void on_synced(const sfl_account_conf *accs, const long long *was, size_t
     char why[256];
     if (sfl_limiter_set_accounts(n->app.lim, accs, count, why, sizeof(why)) < 0)
         sfl_warn("dispatcharr sync: %s; logins unchanged", why);
+    else if (n->viewers)
+        sfl_viewers_set_logins(n->viewers, sfl_limiter_routes(n->app.lim), accs, count);
     size_t changed = 0;
     for (size_t i = 0; i < count; i++)
         changed += was[i] != accs[i].max_streams;
@@ -835,6 +844,13 @@ int sfl_cmd_node(int argc, char **argv)
             goto done;
         }
         sfl_timer_in(n.sync_timer, (int64_t)llround(n.app.conf->dispatcharr_sync_interval * 1000));
+        if (n.app.conf->dispatcharr_viewers &&
+            !(n.viewers = sfl_viewers_new(base, n.app.store, n.app.conf, n.app.conf->node_id, err,
+                                          sizeof(err)))) {
+            fprintf(stderr, "sflimit: dispatcharr: %s\n", err);
+            n.exit_code = SFL_EXIT_USAGE;
+            goto done;
+        }
     }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
@@ -871,7 +887,8 @@ done:
     sfl_worker_free(n.worker); /* kills what still runs, cancels tries in flight */
     n.worker = NULL;
     sfl_dispatcharr_sync_free(n.sync);
-    sfl_app_disconnect(&n.app); /* pending callbacks see held entries still alive */
+    sfl_viewers_free(n.viewers); /* gives the poller role up while Redis is there */
+    sfl_app_disconnect(&n.app);  /* pending callbacks see held entries still alive */
     while (n.held)
         entry_forget(n.held);
     sfl_app_close(&n.app);

@@ -332,6 +332,16 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         check_token(e, "http.token", c->http_token) < 0 ||
         check_http_url(e, "dispatcharr.url", c->dispatcharr_url) < 0)
         return -1;
+    /* The viewers are counted per profile; the sync says which login each
+     * profile is. */
+    if (c->dispatcharr_viewers && (!c->dispatcharr_url || c->dispatcharr_sync_interval <= 0))
+        return sfl_json_fail(e, "dispatcharr.viewers",
+                             "needs dispatcharr.url and dispatcharr.sync_interval (the sync "
+                             "says which login each profile is)");
+    if (c->dispatcharr_viewers && c->dispatcharr_max_age_ms <= c->dispatcharr_poll_ms)
+        return sfl_json_fail(
+            e, "dispatcharr.max_age_ms", "must be above dispatcharr.poll_ms (%lld), got %lld",
+            (long long)c->dispatcharr_poll_ms, (long long)c->dispatcharr_max_age_ms);
     return 0;
 }
 
@@ -385,6 +395,8 @@ sfl_conf *sfl_conf_new(void)
     c->lease_renew_ms = 5000;
     c->lease_safety_ms = 2000;
     c->lease_handoff_ms = 250;
+    c->dispatcharr_poll_ms = 1000;
+    c->dispatcharr_max_age_ms = 5000;
     c->acquire_timeout = 300;
     c->check_command = calloc(argc + 1, sizeof(char *));
     c->check_schemes = calloc(nschemes + 1, sizeof(char *));
@@ -458,7 +470,9 @@ static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "re
 static const char *const http_keys[] = {
     "listen", "token", "max_body", "max_connections", "idle_timeout", "request_timeout", NULL};
 static const char *const dispatcharr_keys[] = {"url",     "username",      "password",
-                                               "api_key", "sync_interval", NULL};
+                                               "api_key", "sync_interval", "viewers",
+                                               "poll_ms", "max_age_ms",    NULL};
+static const sfl_json_numspec NS_POLL_MS = {1, 100, 0, 3600000, 1};
 
 static int parse_redis(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
 {
@@ -635,7 +649,12 @@ static int parse_dispatcharr(const sfl_json_ctx *e, const cJSON *root, sfl_conf 
         sfl_json_get_string(e, o, "api_key", "dispatcharr.api_key", 1, &c->dispatcharr_api_key) <
             0 ||
         sfl_json_get_double(e, o, "sync_interval", "dispatcharr.sync_interval", &NS_NONNEG_NUM,
-                            &c->dispatcharr_sync_interval) < 0)
+                            &c->dispatcharr_sync_interval) < 0 ||
+        sfl_json_get_bool(e, o, "viewers", "dispatcharr.viewers", &c->dispatcharr_viewers) < 0 ||
+        sfl_json_get_int64(e, o, "poll_ms", "dispatcharr.poll_ms", &NS_POLL_MS,
+                           &c->dispatcharr_poll_ms) < 0 ||
+        sfl_json_get_int64(e, o, "max_age_ms", "dispatcharr.max_age_ms", &NS_POLL_MS,
+                           &c->dispatcharr_max_age_ms) < 0)
         return -1;
     return 0;
 }

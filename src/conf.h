@@ -23,6 +23,10 @@ typedef struct sfl_login_conf {
     char *replace;         /* with $1-style groups; set exactly when search is */
     long long reserve;     /* slots kept for connections sfl cannot see (0..max_streams) */
     long long cooldown_ms; /* a freed slot stays counted this long (0..600000) */
+    long long max_age_ms;  /* > 0: a source counts others' connections on it (viewers.c),
+                              and a figure older than this stops its grants; 0: none */
+    long long *profiles;   /* the Dispatcharr profiles that are this login (sync only) */
+    size_t nprofiles;
 } sfl_login_conf;
 
 typedef struct sfl_account_conf {
@@ -73,6 +77,11 @@ typedef struct sfl_conf {
     char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
         *dispatcharr_api_key;         /* NULL */
     double dispatcharr_sync_interval; /* 0 = the node does not sync; else seconds */
+    /* Viewers (viewers.c): Dispatcharr's proxy connections count on their
+     * logins; one node of the cluster polls. */
+    int dispatcharr_viewers;        /* 0 */
+    int64_t dispatcharr_poll_ms;    /* 1000 */
+    int64_t dispatcharr_max_age_ms; /* 5000: older, the logins it governs grant nothing */
     /* node: the daemon and the shared queue */
     double node_shutdown_grace; /* 10 s: running checks may finish before they are stopped */
     double node_claim_idle;     /* 15 s: a queue entry idle this long (its node is gone) is
@@ -113,6 +122,9 @@ const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id);
  * path ("body: logins[1].id: ..."); a's logins are then a's to clear. */
 int sfl_account_logins_parse(const struct cJSON *obj, sfl_account_conf *a, char *err,
                              size_t errlen);
+/* dst becomes a deep copy of src (dst's old content is not freed). -1 when
+ * out of memory, dst then empty. */
+int sfl_account_conf_copy(sfl_account_conf *dst, const sfl_account_conf *src);
 /* Frees an entry's name and logins (the entry itself is the caller's). */
 void sfl_account_conf_clear(sfl_account_conf *a);
 

@@ -28,6 +28,7 @@ void sfl_account_conf_clear(sfl_account_conf *a)
         free(a->logins[i].id);
         free(a->logins[i].search);
         free(a->logins[i].replace);
+        free(a->logins[i].profiles);
     }
     free(a->logins);
     a->name = NULL;
@@ -180,6 +181,42 @@ int sfl_conf_parse_accounts(const sfl_json_ctx *e, const cJSON *root, sfl_conf *
             return sfl_json_fail(e, path, "missing");
     }
     return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int sfl_account_conf_copy(sfl_account_conf *dst, const sfl_account_conf *src)
+{
+    *dst = (sfl_account_conf){.id = src->id, .max_streams = src->max_streams};
+    if ((src->name && !(dst->name = strdup(src->name))) ||
+        (src->nlogins && !(dst->logins = calloc(src->nlogins, sizeof(*dst->logins)))))
+        goto oom;
+    for (size_t i = 0; i < src->nlogins; i++) {
+        const sfl_login_conf *l = &src->logins[i];
+        sfl_login_conf *c = &dst->logins[dst->nlogins++];
+        *c = (sfl_login_conf){.max_streams = l->max_streams,
+                              .reserve = l->reserve,
+                              .cooldown_ms = l->cooldown_ms,
+                              .max_age_ms = l->max_age_ms,
+                              .id = strdup(l->id),
+                              .search = dup_or_null(l->search),
+                              .replace = dup_or_null(l->replace)};
+        if (!c->id || (l->search && !c->search) || (l->replace && !c->replace))
+            goto oom;
+        if (l->nprofiles) {
+            if (!(c->profiles = malloc(l->nprofiles * sizeof(*c->profiles))))
+                goto oom;
+            memcpy(c->profiles, l->profiles, l->nprofiles * sizeof(*c->profiles));
+            c->nprofiles = l->nprofiles;
+        }
+    }
+    return 0;
+oom:
+    sfl_account_conf_clear(dst);
+    return -1;
 }
 
 int sfl_account_logins_parse(const cJSON *obj, sfl_account_conf *a, char *err, size_t errlen)

@@ -524,6 +524,17 @@ static int build_account(reader *r, size_t ai, login_set *sets, sfl_account_conf
         if (!(l->id = strdup(id)) || (rt->search && !(l->search = strdup(rt->search))) ||
             (rt->search && !(l->replace = strdup(rt->replace))))
             return oom(r);
+        /* Every profile that is this login, in any account: their viewers
+         * are its others' connections (viewers.c). */
+        size_t set = find(r->routes, i);
+        for (size_t j = 0; j < r->nroutes; j++)
+            l->nprofiles += r->routes[j].pid >= 0 && find(r->routes, j) == set;
+        if (l->nprofiles && !(l->profiles = calloc(l->nprofiles, sizeof(*l->profiles))))
+            return oom(r);
+        l->nprofiles = 0;
+        for (size_t j = 0; j < r->nroutes; j++)
+            if (r->routes[j].pid >= 0 && find(r->routes, j) == set)
+                l->profiles[l->nprofiles++] = r->routes[j].pid;
         if (s->max == 0)
             unlimited = 1;
         else

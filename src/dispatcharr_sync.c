@@ -33,6 +33,7 @@
 
 struct sfl_dispatcharr_sync {
     sfl_dispatcharr *dc;
+    int64_t max_age_ms; /* dispatcharr.viewers: every synced login is governed; else 0 */
     char errstr[256];
 };
 
@@ -41,6 +42,7 @@ typedef struct sync_op {
     int64_t recovery_ms;
     sfl_dispatcharr_sync_fn *fn;
     void *arg;
+    int64_t max_age_ms;
     sfl_account_conf *accs;
     long long *was;
     size_t n;
@@ -128,29 +130,6 @@ static void on_hget(sfl_store *st, redisReply *r, void *arg)
         op_write(op);
 }
 
-/* dst (zeroed) becomes a deep copy of src: name and logins are its own,
- * freed by sfl_account_conf_clear even when this fails half way. */
-static int account_copy(sfl_account_conf *dst, const sfl_account_conf *src)
-{
-    dst->id = src->id;
-    dst->max_streams = src->max_streams;
-    if (src->name && !(dst->name = strdup(src->name)))
-        return -1;
-    if (src->nlogins == 0)
-        return 0;
-    if (!(dst->logins = calloc(src->nlogins, sizeof(*dst->logins))))
-        return -1;
-    for (size_t i = 0; i < src->nlogins; i++) {
-        const sfl_login_conf *l = &src->logins[i];
-        sfl_login_conf *c = &dst->logins[dst->nlogins++];
-        c->max_streams = l->max_streams;
-        if (!(c->id = strdup(l->id)) || (l->search && !(c->search = strdup(l->search))) ||
-            (l->replace && !(c->replace = strdup(l->replace))))
-            return -1;
-    }
-    return 0;
-}
-
 static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, void *arg)
 {
     sync_op *op = arg;
@@ -174,10 +153,14 @@ static void on_fetched(const sfl_account_conf *accs, size_t n, const char *err, 
     for (size_t i = 0; i < n; i++) {
         op->was[i] = -1;
         op->n = i + 1;
-        if (account_copy(&op->accs[i], &accs[i]) < 0) {
+        if (sfl_account_conf_copy(&op->accs[i], &accs[i]) < 0) {
             op_fail(op, "out of memory");
             return;
         }
+        /* Dispatcharr's viewers count on its logins: a figure older than
+         * this stops their grants (viewers.c polls). */
+        for (size_t k = 0; k < op->accs[i].nlogins; k++)
+            op->accs[i].logins[k].max_age_ms = op->max_age_ms;
     }
     op->owed = 1; /* held until every read is sent */
     for (size_t i = 0; i < n && !op->failed; i++) {
@@ -211,6 +194,7 @@ sfl_dispatcharr_sync *sfl_dispatcharr_sync_new(struct event_base *base, const sf
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->max_age_ms = conf->dispatcharr_viewers ? conf->dispatcharr_max_age_ms : 0;
     s->dc = sfl_dispatcharr_new(base, conf, err, errlen);
     if (!s->dc) {
         free(s);
@@ -235,7 +219,8 @@ int sfl_dispatcharr_sync_run(sfl_dispatcharr_sync *s, sfl_store *st, int64_t rec
         snprintf(s->errstr, sizeof(s->errstr), "out of memory");
         return -1;
     }
-    *op = (sync_op){.st = st, .recovery_ms = recovery_ms, .fn = fn, .arg = arg};
+    *op = (sync_op){
+        .st = st, .recovery_ms = recovery_ms, .fn = fn, .arg = arg, .max_age_ms = s->max_age_ms};
     if (sfl_dispatcharr_fetch_owned(s->dc, on_fetched, op_free, op) < 0) {
         snprintf(s->errstr, sizeof(s->errstr), "%s", sfl_dispatcharr_errstr(s->dc));
         free(op);

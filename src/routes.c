@@ -236,6 +236,8 @@ static int build(const sfl_routes *r, sfl_idmap **map_out, sfl_login ***logins_o
                     lg->reserve = lc->reserve;
                 if (lc->cooldown_ms > lg->cooldown_ms)
                     lg->cooldown_ms = lc->cooldown_ms;
+                if (lc->max_age_ms > 0 && (lg->max_age_ms == 0 || lc->max_age_ms < lg->max_age_ms))
+                    lg->max_age_ms = lc->max_age_ms;
             }
             lg->accounts[lg->naccounts++] = b->id;
             b->rt->logins[pairs[k].pos] = lg;
@@ -332,42 +334,6 @@ void sfl_routes_free(sfl_routes *r)
     free(r);
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* A deep copy of a into *out; -1 when out of memory (out cleared). */
-static int spec_copy(sfl_account_conf *out, const sfl_account_conf *a)
-{
-    *out = (sfl_account_conf){.id = a->id, .max_streams = a->max_streams};
-    out->name = dup_or_null(a->name);
-    if (a->nlogins) {
-        out->logins = calloc(a->nlogins, sizeof(*out->logins));
-        if (!out->logins)
-            goto oom;
-        out->nlogins = a->nlogins;
-        for (size_t i = 0; i < a->nlogins; i++) {
-            const sfl_login_conf *l = &a->logins[i];
-            out->logins[i] = (sfl_login_conf){.max_streams = l->max_streams,
-                                              .reserve = l->reserve,
-                                              .cooldown_ms = l->cooldown_ms,
-                                              .id = strdup(l->id),
-                                              .search = dup_or_null(l->search),
-                                              .replace = dup_or_null(l->replace)};
-            if (!out->logins[i].id || (l->search && !out->logins[i].search) ||
-                (l->replace && !out->logins[i].replace))
-                goto oom;
-        }
-    }
-    if (a->name && !out->name)
-        goto oom;
-    return 0;
-oom:
-    sfl_account_conf_clear(out);
-    return -1;
-}
-
 int sfl_routes_set(sfl_routes *r, const sfl_account_conf *accs, size_t n, char *err, size_t errlen)
 {
     sfl_account_conf *specs = calloc(r->nspecs + n + 1, sizeof(*specs));
@@ -378,14 +344,14 @@ int sfl_routes_set(sfl_routes *r, const sfl_account_conf *accs, size_t n, char *
         int replaced = 0;
         for (size_t j = 0; j < n && !replaced; j++)
             replaced = accs[j].id == r->specs[i].id;
-        if (!replaced && spec_copy(&specs[ns++], &r->specs[i]) < 0)
+        if (!replaced && sfl_account_conf_copy(&specs[ns++], &r->specs[i]) < 0)
             goto oom;
     }
     for (size_t j = 0; j < n; j++) {
         int dup = 0;
         for (size_t k = j + 1; k < n && !dup; k++)
             dup = accs[k].id == accs[j].id; /* the last entry of an id wins */
-        if (!dup && spec_copy(&specs[ns++], &accs[j]) < 0)
+        if (!dup && sfl_account_conf_copy(&specs[ns++], &accs[j]) < 0)
             goto oom;
     }
     sfl_account_conf *old_specs = r->specs;

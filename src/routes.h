@@ -31,10 +31,12 @@ typedef struct sfl_routes sfl_routes;
 
 typedef struct sfl_login {
     char id[SFL_LOGIN_ID_LEN];
-    long long max_streams;           /* configured (0 = unlimited), or -1: not configured */
-    long long known;                 /* the limit last seen in Redis, or max_streams; -1 if none */
-    long long reserve;               /* slots kept for others (the largest any account says) */
-    long long cooldown_ms;           /* a freed slot stays counted this long (the longest said) */
+    long long max_streams; /* configured (0 = unlimited), or -1: not configured */
+    long long known;       /* the limit last seen in Redis, or max_streams; -1 if none */
+    long long reserve;     /* slots kept for others (the largest any account says) */
+    long long cooldown_ms; /* a freed slot stays counted this long (the longest said) */
+    long long max_age_ms;  /* > 0: others' connections come from a source, and a figure older
+                              than this stops grants (the shortest said) */
     char prefix[SFL_KEY_PREFIX_LEN]; /* its keys: prefix + "leases", "holders", "conf", "fence" */
     long long *accounts;             /* the accounts that use it, ascending */
     size_t naccounts;
