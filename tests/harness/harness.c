@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -478,9 +479,18 @@ void th_dispatcharr_start(sfl_test_dispatcharr *d, const char *dir, const char *
     th_write_file(dir, "accounts.json", accounts_json, d->accounts, sizeof(d->accounts));
     snprintf(portfile, sizeof(portfile), "%s/fake.port", dir);
     snprintf(log, sizeof(log), "%s/fake.log", dir);
+    snprintf(d->viewers, sizeof(d->viewers), "%s/viewers.json", dir);
+    /* A restart in the same dir must not read the last run's port, nor
+     * serve its viewers. */
+    cr_assert(unlink(portfile) == 0 || errno == ENOENT, "cannot remove %s: %s", portfile,
+              strerror(errno));
+    cr_assert(unlink(d->viewers) == 0 || errno == ENOENT, "cannot remove %s: %s", d->viewers,
+              strerror(errno));
     const char *argv[48] = {SFL_TOOLS_DIR "/sfl-fake-dispatcharr", "--port-file", portfile,
                             "--accounts", d->accounts};
     int n = 5;
+    argv[n++] = "--viewers";
+    argv[n++] = d->viewers;
     if (password) {
         argv[n++] = "--username";
         argv[n++] = "admin";
@@ -510,20 +520,56 @@ void th_dispatcharr_start(sfl_test_dispatcharr *d, const char *dir, const char *
 void th_dispatcharr_stop(sfl_test_dispatcharr *d)
 {
     if (d->pid > 0) {
+        /* SIGKILL ends a stopped process too; the SIGCONT first is so that
+         * nothing is left stopped should the kill ever be anything else. */
+        kill(d->pid, SIGCONT);
         kill(d->pid, SIGKILL);
         waitpid(d->pid, NULL, 0);
         d->pid = 0;
     }
+    d->paused = 0;
+}
+
+/* The fake is a child of this process (th_spawn, its own process group), so
+ * waitpid(WUNTRACED) tells when the SIGSTOP has taken effect. Should this
+ * process die with it stopped, its orphaned process group gets SIGHUP and
+ * SIGCONT from the kernel, and the SIGHUP ends it: nothing lingers. */
+void th_dispatcharr_pause(sfl_test_dispatcharr *d)
+{
+    cr_assert(d->pid > 0 && !d->paused, "the fake Dispatcharr is not running, or paused already");
+    cr_assert_eq(kill(d->pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(d->pid, &st, WUNTRACED)) < 0 && errno == EINTR)
+        ;
+    if (r == d->pid && WIFSTOPPED(st)) {
+        d->paused = 1;
+        return;
+    }
+    if (r == d->pid)
+        d->pid = 0; /* it died, and is reaped */
+    cr_assert_fail("the fake Dispatcharr did not stop (wait status %d)", st);
+}
+
+void th_dispatcharr_resume(sfl_test_dispatcharr *d)
+{
+    cr_assert(d->pid > 0 && d->paused, "the fake Dispatcharr is not paused");
+    cr_assert_eq(kill(d->pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+    d->paused = 0;
 }
 
 char *th_dispatcharr_call(const sfl_test_dispatcharr *d, const char *method, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_not(d->paused, "%s %s: the fake Dispatcharr is paused", method, path);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons(d->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
               "cannot reach the fake Dispatcharr");
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     char req[256];
     int len = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                        method, path);
@@ -564,6 +610,23 @@ void th_dispatcharr_set_accounts(const sfl_test_dispatcharr *d, const char *acco
     char *body = th_dispatcharr_call(d, "POST", "/fixture/reload");
     cr_assert_str_eq(body, "{}", "the fake Dispatcharr did not reload: %s", body);
     free(body);
+}
+
+void th_dispatcharr_viewers(const sfl_test_dispatcharr *d, const char *json)
+{
+    cr_assert(d->viewers[0], "the fake Dispatcharr was not started by th_dispatcharr_start");
+    if (!json) {
+        cr_assert(unlink(d->viewers) == 0 || errno == ENOENT, "cannot remove %s: %s", d->viewers,
+                  strerror(errno));
+        return;
+    }
+    char tmp[300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->viewers);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f, "cannot write %s", tmp);
+    fputs(json, f);
+    cr_assert_eq(fclose(f), 0, "cannot write %s", tmp);
+    cr_assert_eq(rename(tmp, d->viewers), 0, "cannot rename %s: %s", tmp, strerror(errno));
 }
 
 /*--- A blocking HTTP client ------------------------------------------------*/
@@ -680,6 +743,276 @@ void th_http_free(th_http_resp *r)
     free(r->raw);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof(*r));
+}
+
+int th_dispatcharr_get(const sfl_test_dispatcharr *d, const char *path, const char *header,
+                       th_http_resp *out)
+{
+    cr_assert_not(d->paused, "GET %s: the fake Dispatcharr is paused", path);
+    memset(out, 0, sizeof(*out));
+    int64_t t0 = th_now_ms();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)d->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s\r\n", path,
+                     d->port, header ? header : "", header ? "\r\n" : "");
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || n >= (int)sizeof(head) ||
+        send_all(fd, head, (size_t)n) < 0) {
+        close(fd);
+        return -1;
+    }
+    int rc = th_http_read(fd, out);
+    out->ms = th_now_ms() - t0;
+    return rc;
+}
+
+/*--- Viewers as Dispatcharr describes them ---------------------------------*/
+
+#define TH_VIEWER_UPTIME 12.3 /* s, of every channel and session */
+#define TH_VIEWER_KBPS 4000   /* the average bitrate of every channel */
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void th_viewers_init(th_viewers *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->doc = cJSON_CreateObject();
+    cJSON *ts = cJSON_AddObjectToObject(v->doc, "ts_status");
+    cJSON *st = cJSON_AddObjectToObject(v->doc, "stats");
+    cr_assert(ts && st && cJSON_AddArrayToObject(ts, "channels") &&
+              cJSON_AddNumberToObject(ts, "count", 0) && cJSON_AddArrayToObject(st, "live") &&
+              cJSON_AddArrayToObject(st, "vod") && cJSON_AddArrayToObject(st, "catchup") &&
+              cJSON_AddNumberToObject(st, "timestamp", wall_s()));
+}
+
+/* The list member of the document's answer (asserted to be there). */
+static cJSON *viewers_list(const th_viewers *v, const char *answer, const char *list)
+{
+    cr_assert_not_null(v->doc, "th_viewers_init first");
+    cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(v->doc, answer), list);
+    cr_assert(cJSON_IsArray(l));
+    return l;
+}
+
+void th_viewers_live(th_viewers *v, const th_live *c)
+{
+    cJSON *channels = viewers_list(v, "ts_status", "channels");
+    cJSON *live = viewers_list(v, "stats", "live");
+    int n = ++v->n;
+    double now = wall_s();
+    char id[48], host[32], user[64], pass[64], url[512], name[64];
+    snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", n);
+    snprintf(host, sizeof(host), c->provider_port ? "127.0.0.1:%d" : "provider.invalid",
+             c->provider_port);
+    snprintf(user, sizeof(user), "user%lld", c->profile);
+    snprintf(pass, sizeof(pass), "pass%lld", c->profile);
+    snprintf(url, sizeof(url), "http://%s/live/%s/%s/%lld.ts", host, c->user ? c->user : user,
+             c->pass ? c->pass : pass, c->stream);
+    snprintf(name, sizeof(name), "Stream %lld", c->stream);
+    double total = TH_VIEWER_KBPS * 1000.0 / 8 * TH_VIEWER_UPTIME;
+    cJSON *ch = cJSON_CreateObject();
+    cJSON *clients = ch ? cJSON_CreateArray() : NULL;
+    cr_assert(clients && cJSON_AddStringToObject(ch, "channel_id", id) &&
+              cJSON_AddStringToObject(ch, "state", c->state ? c->state : "active") &&
+              cJSON_AddStringToObject(ch, "url", url) &&
+              cJSON_AddStringToObject(ch, "stream_profile", "1") &&
+              cJSON_AddStringToObject(ch, "owner", "fake-dispatcharr-worker") &&
+              cJSON_AddNumberToObject(ch, "buffer_index", 42) &&
+              (c->profile == 0 || cJSON_AddNumberToObject(ch, "m3u_profile_id", c->profile)) &&
+              cJSON_AddNumberToObject(ch, "stream_id", (double)c->stream) &&
+              cJSON_AddStringToObject(ch, "stream_name", name) &&
+              cJSON_AddNumberToObject(ch, "client_count", c->clients));
+    for (int i = 1; i <= c->clients && i <= 10; i++) {
+        char cid[48], ip[32];
+        snprintf(cid, sizeof(cid), "client_%d_%d", n, i);
+        snprintf(ip, sizeof(ip), "10.0.%d.%d", n % 250 + 1, i);
+        cJSON *cl = cJSON_CreateObject();
+        cr_assert(cl && cJSON_AddStringToObject(cl, "client_id", cid) &&
+                  cJSON_AddStringToObject(cl, "user_agent", "VLC/3.0.20 LibVLC/3.0.20") &&
+                  cJSON_AddStringToObject(cl, "ip_address", ip) &&
+                  cJSON_AddNumberToObject(cl, "connected_at", now - TH_VIEWER_UPTIME + i) &&
+                  cJSON_AddStringToObject(cl, "user_id", "0"));
+        cJSON_AddItemToArray(clients, cl);
+    }
+    cJSON_AddItemToObject(ch, "clients", clients);
+    cr_assert(cJSON_AddNumberToObject(ch, "started_at", now - TH_VIEWER_UPTIME) &&
+              cJSON_AddNumberToObject(ch, "uptime", TH_VIEWER_UPTIME) &&
+              cJSON_AddNumberToObject(ch, "total_bytes", total) &&
+              cJSON_AddNumberToObject(ch, "avg_bitrate_kbps", TH_VIEWER_KBPS) &&
+              cJSON_AddStringToObject(ch, "avg_bitrate", "4.00 Mbps") &&
+              cJSON_AddBoolToObject(ch, "is_timeshift", 0));
+    cJSON *copy = cJSON_Duplicate(ch, 1);
+    cr_assert_not_null(copy);
+    cJSON_AddItemToArray(channels, ch);
+    cJSON_AddItemToArray(live, copy);
+    cJSON_SetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(v->doc, "ts_status"), "count"),
+                         cJSON_GetArraySize(channels));
+}
+
+static void viewers_session(th_viewers *v, const char *list, const th_session *s, const char *type)
+{
+    cJSON *l = viewers_list(v, "stats", list);
+    int n = ++v->n;
+    char id[48], content[48], name[64], ip[32];
+    snprintf(id, sizeof(id), "00000000-0000-4000-9000-%012d", n);
+    snprintf(content, sizeof(content), "00000000-0000-4000-a000-%012d", n);
+    snprintf(name, sizeof(name), "%s %d", strcmp(list, "vod") == 0 ? "Movie" : "Catch-up", n);
+    snprintf(ip, sizeof(ip), "10.0.2.%d", n % 250 + 1);
+    cJSON *o = cJSON_CreateObject();
+    cr_assert(
+        o && cJSON_AddStringToObject(o, "session_id", id) &&
+        cJSON_AddStringToObject(o, "content_type", s->content_type ? s->content_type : type) &&
+        cJSON_AddStringToObject(o, "content_uuid", content) &&
+        cJSON_AddStringToObject(o, "content_name", name) &&
+        (s->profile == 0 || cJSON_AddNumberToObject(o, "m3u_profile_id", s->profile)) &&
+        (s->stream == 0 || cJSON_AddNumberToObject(o, "stream_id", (double)s->stream)) &&
+        cJSON_AddStringToObject(o, "client_ip", s->client_ip ? s->client_ip : ip) &&
+        cJSON_AddStringToObject(o, "user_agent", "VLC/3.0.20 LibVLC/3.0.20") &&
+        cJSON_AddNumberToObject(o, "connected_at", wall_s() - TH_VIEWER_UPTIME) &&
+        cJSON_AddNumberToObject(o, "duration", TH_VIEWER_UPTIME));
+    cJSON_AddItemToArray(l, o);
+}
+
+void th_viewers_vod(th_viewers *v, const th_session *s)
+{
+    viewers_session(v, "vod", s, "movie");
+}
+
+void th_viewers_catchup(th_viewers *v, const th_session *s)
+{
+    viewers_session(v, "catchup", s, "catchup");
+}
+
+const char *th_viewers_json(const th_viewers *v, char *buf, size_t len)
+{
+    cr_assert_not_null(v->doc, "th_viewers_init first");
+    char *text = cJSON_PrintUnformatted(v->doc);
+    cr_assert_not_null(text);
+    size_t n = strlen(text);
+    cr_assert_lt(n, len, "the viewers document (%zu bytes) does not fit in %zu", n, len);
+    memcpy(buf, text, n + 1);
+    cJSON_free(text);
+    return buf;
+}
+
+void th_viewers_free(th_viewers *v)
+{
+    if (!v)
+        return;
+    cJSON_Delete(v->doc);
+    memset(v, 0, sizeof(*v));
+}
+
+/*--- A viewer: one real connection held to the fake provider ---------------*/
+
+/* RFC 3986 unreserved characters as they are, the others as %XX. */
+static void pct_encode(char *out, size_t len, const char *in)
+{
+    size_t n = 0;
+    for (; *in && n + 4 < len; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+            out[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out + n, len - n, "%%%02X", c);
+    }
+    out[n] = '\0';
+}
+
+int th_viewer_start(th_viewer *v, int provider_port, const char *user, const char *pass,
+                    long long stream)
+{
+    memset(v, 0, sizeof(*v));
+    v->fd = -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)provider_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return 0;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    char u[256], p[256], req[768], buf[8192];
+    pct_encode(u, sizeof(u), user);
+    pct_encode(p, sizeof(p), pass);
+    /* hold_ms: the provider's longest hold, which no test outlives. Should
+     * the stream end all the same, "Connection: close" makes the provider
+     * close the connection, which th_viewer_alive sees. */
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET /live/%s/%s/%lld.ts?hold_ms=2147483647 HTTP/1.1\r\n"
+                 "Host: 127.0.0.1:%d\r\nUser-Agent: sfl-test-viewer\r\nConnection: close\r\n\r\n",
+                 u, p, stream, provider_port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || n >= (int)sizeof(req) ||
+        send_all(fd, req, (size_t)n) < 0) {
+        close(fd);
+        return 0;
+    }
+    size_t got = 0;
+    char *end = NULL;
+    while (!end && got < sizeof(buf) - 1) {
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    buf[got] = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", &v->status) != 1)
+        v->status = 0;
+    if (v->status != 200 || !end) {
+        close(fd);
+        return v->status;
+    }
+    v->fd = fd;
+    v->held = 1;
+    v->bytes = (long long)(got - (size_t)(end + 4 - buf));
+    return 200;
+}
+
+int th_viewer_alive(th_viewer *v)
+{
+    char buf[65536];
+    /* Bounded: the provider sends ~0.5 MB/s, this drains faster. */
+    for (int i = 0; v->held && i < 10000; i++) {
+        ssize_t r = recv(v->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r > 0) {
+            v->bytes += r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        th_viewer_stop(v); /* EOF or an error: the provider let it go */
+        v->ended = 1;
+    }
+    return v->held;
+}
+
+void th_viewer_stop(th_viewer *v)
+{
+    if (v->held)
+        close(v->fd);
+    v->held = 0;
+    v->fd = -1;
 }
 
 /*--- Results ---------------------------------------------------------------*/

@@ -97,24 +97,160 @@ void th_write_file(const char *dir, const char *name, const char *text, char *bu
 typedef struct sfl_test_dispatcharr {
     pid_t pid;
     int port;
+    int paused;         /* between th_dispatcharr_pause and _resume */
     char accounts[256]; /* the file it serves */
+    char viewers[256];  /* its --viewers file: dir/viewers.json */
 } sfl_test_dispatcharr;
 
 /* Starts it on a free loopback port, serving accounts_json (written to
  * dir/accounts.json) to the login "admin"/password and to api_key (either
- * may be NULL); extra: more arguments (NULL-terminated, may be NULL). Its
+ * may be NULL); extra: more arguments (NULL-terminated, may be NULL; not
+ * --viewers). It is given --viewers dir/viewers.json, removed first: it
+ * starts with no viewers (and a restart in dir reads its own port). Its
  * output goes to dir/fake.log. Aborts the test when it does not start. */
 void th_dispatcharr_start(sfl_test_dispatcharr *d, const char *dir, const char *accounts_json,
                           const char *password, const char *api_key, const char *const *extra);
-/* SIGKILL and reap. Idempotent. */
+/* SIGCONT (it may be paused), SIGKILL and reap. Idempotent. */
 void th_dispatcharr_stop(sfl_test_dispatcharr *d);
+/* Dispatcharr unreachable: SIGSTOP, returning once it has stopped. From
+ * then on connections to it are accepted by the kernel and hang with no
+ * answer, as with a dead host, until th_dispatcharr_resume (SIGCONT), after
+ * which it answers the requests that waited. Meanwhile th_dispatcharr_call,
+ * _stat and _set_accounts fail the test rather than hang with it;
+ * th_dispatcharr_viewers works. */
+void th_dispatcharr_pause(sfl_test_dispatcharr *d);
+void th_dispatcharr_resume(sfl_test_dispatcharr *d);
 /* One HTTP/1.0 request without a body on a connection of its own; the body
- * of the answer (caller frees). Aborts the test when there is no answer. */
+ * of the answer (caller frees). Aborts the test when there is no answer
+ * within 30 s, or at once when it is paused. */
 char *th_dispatcharr_call(const sfl_test_dispatcharr *d, const char *method, const char *path);
-/* A counter of GET /fixture/stats: "logins", "accounts_gets", "connections", ... */
+/* A counter of GET /fixture/stats: "logins", "accounts_gets", "connections",
+ * "ts_status_gets", "stats_gets", ... */
 long th_dispatcharr_stat(const sfl_test_dispatcharr *d, const char *name);
 /* Serves accounts_json from now on (rewrites the file, POST /fixture/reload). */
 void th_dispatcharr_set_accounts(const sfl_test_dispatcharr *d, const char *accounts_json);
+/* What GET /proxy/ts/status and GET /proxy/stats/ answer from its next
+ * request on: json is the --viewers document (see fake_dispatcharr.c; one
+ * is built by th_viewers_json), written to a temporary file and renamed
+ * over d->viewers, so the fake never reads half of it. NULL removes the
+ * file: both routes answer empty again. Works while it is paused. */
+void th_dispatcharr_viewers(const sfl_test_dispatcharr *d, const char *json);
+struct th_http_resp;
+/* GET path with one more header line (e.g. "X-API-Key: K", "Authorization:
+ * Bearer T"; NULL: none) on a connection of its own; 0 and *out filled
+ * (th_http_free), or -1 with *out zeroed when no HTTP answer came. */
+int th_dispatcharr_get(const sfl_test_dispatcharr *d, const char *path, const char *header,
+                       struct th_http_resp *out);
+
+/*--- Viewers as Dispatcharr describes them (the --viewers document) ---------*/
+
+/* A builder of the document th_dispatcharr_viewers takes:
+ *
+ *   th_viewers v;
+ *   th_viewers_init(&v);
+ *   th_viewers_live(&v, &(th_live){.profile = 70, .stream = 5, .clients = 2});
+ *   th_viewers_vod(&v, &(th_session){.profile = 71});
+ *   char buf[16384];
+ *   th_dispatcharr_viewers(&fake, th_viewers_json(&v, buf, sizeof(buf)));
+ *   th_viewers_free(&v);
+ *
+ * gives the fake's /proxy/ts/status
+ *
+ *   {"channels": [{"channel_id": "00000000-0000-4000-8000-000000000001",
+ *                  "state": "active",
+ *                  "url": "http://provider.invalid/live/user70/pass70/5.ts",
+ *                  "stream_profile": "1", "owner": "fake-dispatcharr-worker",
+ *                  "buffer_index": 42, "m3u_profile_id": 70, "stream_id": 5,
+ *                  "stream_name": "Stream 5", "client_count": 2,
+ *                  "clients": [{"client_id": "client_1_1",
+ *                               "user_agent": "VLC/3.0.20 LibVLC/3.0.20",
+ *                               "ip_address": "10.0.2.1", "connected_at": T,
+ *                               "user_id": "0"}, ...],
+ *                  "started_at": T, "uptime": 12.3, "total_bytes": 6150000,
+ *                  "avg_bitrate_kbps": 4000, "avg_bitrate": "4.00 Mbps",
+ *                  "is_timeshift": false}],
+ *    "count": 1}
+ *
+ * and its /proxy/stats/
+ *
+ *   {"live": [<the same channel>],
+ *    "vod": [{"session_id": "00000000-0000-4000-9000-000000000002",
+ *             "content_type": "movie",
+ *             "content_uuid": "00000000-0000-4000-a000-000000000002",
+ *             "content_name": "Movie 2", "m3u_profile_id": 71,
+ *             "client_ip": "10.0.2.3", "user_agent": "VLC/3.0.20 LibVLC/3.0.20",
+ *             "connected_at": T, "duration": 12.3}],
+ *    "catchup": [], "timestamp": T}
+ *
+ * (T: the wall clock when built, in seconds). Every live channel is one
+ * provider connection of its profile, whatever its client_count; every VOD
+ * or catch-up session is one too. */
+typedef struct th_viewers {
+    struct cJSON *doc;
+    int n; /* entries added: their ids */
+} th_viewers;
+
+/* One channel playing in Dispatcharr's proxy. */
+typedef struct th_live {
+    long long profile; /* m3u_profile_id; 0: the member is left out, as
+                          Dispatcharr does when it does not know it */
+    long long stream;  /* stream_id */
+    const char *user;  /* the login in its url; NULL: "user<profile>" */
+    const char *pass;  /* NULL: "pass<profile>" */
+    int provider_port; /* its url's host: 127.0.0.1:port; 0: provider.invalid */
+    const char *state; /* NULL: "active" */
+    int clients;       /* client_count; at most 10 of them listed */
+} th_live;
+
+/* One VOD or catch-up session. */
+typedef struct th_session {
+    long long profile;        /* m3u_profile_id; 0: left out */
+    long long stream;         /* catch-up: its stream_id (0: left out) */
+    const char *content_type; /* NULL: "movie" (VOD), "catchup" */
+    const char *client_ip;    /* NULL: "10.0.2.x" */
+} th_session;
+
+void th_viewers_init(th_viewers *v);
+void th_viewers_live(th_viewers *v, const th_live *c);
+void th_viewers_vod(th_viewers *v, const th_session *s);
+void th_viewers_catchup(th_viewers *v, const th_session *s);
+/* The document into buf (asserted to fit); returns buf. */
+const char *th_viewers_json(const th_viewers *v, char *buf, size_t len);
+/* NULL-safe; leaves *v zeroed. */
+void th_viewers_free(th_viewers *v);
+
+/*--- A viewer: one real connection held to the fake provider ---------------*/
+
+/* Viewers in tests are real connections held to the fake provider, so the
+ * provider's count is the ground truth. A zeroed th_viewer is a stopped one. */
+typedef struct th_viewer {
+    int fd;
+    int held;        /* 1 while its connection is open */
+    int status;      /* the provider's answer: 200; 403 over the limit, 401; 0 none */
+    int ended;       /* 1 once the provider closed it (it was killed, ...) */
+    long long bytes; /* of the stream read so far (th_viewer_alive reads) */
+} th_viewer;
+
+/* Opens one connection to the fake provider on 127.0.0.1:provider_port,
+ * sends GET /live/USER/PASS/STREAM.ts?hold_ms=2147483647 (the provider
+ * then streams until the client leaves, whatever its --hold-ms; not for a
+ * --ranges provider) and reads the answer's head (10 s at most). Returns
+ * the status: 200 and the connection is held until th_viewer_stop, the
+ * provider counting it in its "current" for user; any other (403 over the
+ * limit, 401, 0 for no answer) and it is closed. It reads no more unless
+ * th_viewer_alive is called: the provider then stops sending once the
+ * buffers are full, and keeps the connection (an hour at most). Never
+ * fails the test itself; overwrites *v (stop a held one first). user and
+ * pass are percent-encoded. The socket is close-on-exec: children started
+ * meanwhile do not hold it. */
+int th_viewer_start(th_viewer *v, int provider_port, const char *user, const char *pass,
+                    long long stream);
+/* 1 while the connection is held: reads what has come without waiting,
+ * and on EOF or an error closes it, sets ended and returns 0. */
+int th_viewer_alive(th_viewer *v);
+/* Closes the connection (the provider counts it down as soon as it sees
+ * it go: wait for that on its /stats). Idempotent; a no-op when zeroed. */
+void th_viewer_stop(th_viewer *v);
 
 struct sfl_account_conf;
 struct sfl_dispatcharr;

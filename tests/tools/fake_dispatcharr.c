@@ -1,6 +1,6 @@
 /* fake_dispatcharr.c - a stand-in for Dispatcharr's REST API, for tests.
  *
- * It serves the three routes sfl uses, with the shapes and the behaviour of
+ * It serves the routes sfl uses, with the shapes and the behaviour of
  * Dispatcharr (DISPATCHARR.md), and counts what it was asked so that tests
  * can assert on the client's manners rather than only on its results:
  *
@@ -11,12 +11,36 @@
  *                                      "Authorization: Bearer <access>", or the
  *                                      --api-key as "X-API-Key: K" or
  *                                      "Authorization: ApiKey K"; else 401
+ *   GET  /proxy/ts/status              the live channels of Dispatcharr's proxy:
+ *                                      {"channels": [...], "count": N}
+ *   GET  /proxy/stats/                 {"live": [...], "vod": [...],
+ *                                      "catchup": [...], "timestamp": T}
+ *
+ * The two viewer routes are authenticated exactly as the account list is
+ * (the same credentials, the same 401s, --mode unauthorized too). What they
+ * answer is the --viewers file, read again on every request so that a test
+ * makes viewers come and go by replacing it (write a temporary file, rename
+ * it over): a JSON object
+ *
+ *   {"ts_status": <the whole /proxy/ts/status answer>,
+ *    "stats": <the whole /proxy/stats/ answer>,
+ *    "ts_status_code": N, "stats_code": N}
+ *
+ * where every member is optional. A missing answer (or file, or no
+ * --viewers at all) is the empty one: {"channels": [], "count": 0} and
+ * {"live": [], "vod": [], "catchup": [], "timestamp": 0}. An answer given as
+ * a JSON string is sent as its bytes, unparsed (a malformed answer); a
+ * *_code member (100-599) is the HTTP status to send instead of 200, with
+ * the same body. A file that is not a JSON object gets 500 on both routes. The
+ * fixture serves what it is given, checking nothing of its shape: the test
+ * describes what Dispatcharr knows (each channel its "m3u_profile_id",
+ * "url" with the provider's credentials, "client_count", "clients"...).
  *
  * and for the tests themselves:
  *
  *   GET  /fixture/stats   {"logins", "logins_ok", "throttled", "refreshes",
  *                          "accounts_gets", "unauthorized", "connections",
- *                          "dropped"}
+ *                          "dropped", "ts_status_gets", "stats_gets"}
  *   POST /fixture/expire  every access token expires now (the refresh path)
  *   POST /fixture/reload  reads the --accounts file again (a limit changed)
  *
@@ -26,9 +50,10 @@
  * throttle, as DRF's throttle counts requests, not successes.
  *
  * --mode changes what GET /api/m3u/accounts/ does once authenticated:
- * ok (the file), unauthorized (401 whatever the credentials), malformed
- * (the first half of the file: not valid JSON), not-array (the file wrapped
- * in a paginated object), slow (the answer after --slow-ms, default 60000).
+ * ok (the file), unauthorized (401 whatever the credentials, on the viewer
+ * routes too), malformed (the first half of the file: not valid JSON),
+ * not-array (the file wrapped in a paginated object), slow (the answer after
+ * --slow-ms, default 60000).
  *
  * How it treats connections, for clients that must survive servers that
  * close them (every route, the fixture ones too):
@@ -50,7 +75,14 @@
  *
  * "connections" counts the connections API requests came on (the
  * /fixture/ routes are left out: a test asking for the stats must not
- * change them).
+ * change them). "ts_status_gets" and "stats_gets" count every request of
+ * their route, authorized or not, as "accounts_gets" does.
+ *
+ * Dispatcharr unreachable: the harness stops this process (SIGSTOP) and
+ * continues it (SIGCONT). Stopped, it answers nothing: connections are
+ * still accepted by the kernel's backlog and then hang, as with a host
+ * that is gone behind a proxy; continued, it answers what it was sent
+ * meanwhile. Nothing here needs to know.
  *
  * It never prints anything beyond the listening line: tests read its
  * stderr. Every evhttp handler ends in exactly one evhttp_send_reply or
@@ -105,7 +137,8 @@ typedef struct fd_server {
     struct event *sigint, *sigterm;
     const char *username, *password, *api_key;
     const char *accounts_path;
-    char *accounts; /* the file's bytes */
+    const char *viewers_path; /* NULL: the viewer routes answer empty */
+    char *accounts;           /* the file's bytes */
     size_t accounts_len;
     fd_mode mode;
     fd_conn conn;
@@ -119,7 +152,7 @@ typedef struct fd_server {
     size_t nlogin_times;
     fd_slow *slow;
     long logins, logins_ok, throttled, refreshes, accounts_gets, unauthorized;
-    long connections, dropped;
+    long connections, dropped, ts_status_gets, stats_gets;
 } fd_server;
 
 /*--- Replies ----------------------------------------------------------------*/
@@ -267,6 +300,35 @@ static void drop_connection(fd_server *srv, struct evhttp_request *req)
     evhttp_send_error(req, 500, "dropped");
 }
 
+/* 1 when the request carries valid credentials: a live access token as
+ * "Authorization: Bearer T", or the API key as "X-API-Key: K" or
+ * "Authorization: ApiKey K". Otherwise answers 401 as DRF does and returns
+ * 0: the caller must not answer again. --mode unauthorized refuses all. */
+static int authorized(fd_server *srv, struct evhttp_request *req)
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(h, "Authorization");
+    const char *key = evhttp_find_header(h, "X-API-Key");
+    int ok = 0;
+    if (srv->mode == MODE_UNAUTHORIZED) {
+        ok = 0;
+    } else if (srv->api_key && key) {
+        ok = strcmp(key, srv->api_key) == 0;
+    } else if (auth && strncmp(auth, "ApiKey ", 7) == 0) {
+        ok = srv->api_key && strcmp(auth + 7, srv->api_key) == 0;
+    } else if (auth && strncmp(auth, "Bearer ", 7) == 0) {
+        ok = token_check(srv, auth + 7, 0) == 1;
+    }
+    if (ok)
+        return 1;
+    srv->unauthorized++;
+    if (!auth && !key)
+        reply_unauthorized(req, "Authentication credentials were not provided.", 0);
+    else
+        reply_unauthorized(req, "Given token not valid for any token type", 1);
+    return 0;
+}
+
 /*--- Routes -----------------------------------------------------------------*/
 
 static void on_login(fd_server *srv, struct evhttp_request *req)
@@ -402,27 +464,8 @@ static void on_accounts(fd_server *srv, struct evhttp_request *req)
         drop_connection(srv, req);
         return;
     }
-    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const char *auth = evhttp_find_header(h, "Authorization");
-    const char *key = evhttp_find_header(h, "X-API-Key");
-    int ok = 0;
-    if (srv->mode == MODE_UNAUTHORIZED) {
-        ok = 0;
-    } else if (srv->api_key && key) {
-        ok = strcmp(key, srv->api_key) == 0;
-    } else if (auth && strncmp(auth, "ApiKey ", 7) == 0) {
-        ok = srv->api_key && strcmp(auth + 7, srv->api_key) == 0;
-    } else if (auth && strncmp(auth, "Bearer ", 7) == 0) {
-        ok = token_check(srv, auth + 7, 0) == 1;
-    }
-    if (!ok) {
-        srv->unauthorized++;
-        if (!auth && !key)
-            reply_unauthorized(req, "Authentication credentials were not provided.", 0);
-        else
-            reply_unauthorized(req, "Given token not valid for any token type", 1);
+    if (!authorized(srv, req))
         return;
-    }
     if (srv->mode != MODE_SLOW) {
         send_accounts(srv, req);
         return;
@@ -441,15 +484,87 @@ static void on_accounts(fd_server *srv, struct evhttp_request *req)
     evtimer_add(s->timer, &tv);
 }
 
+/*--- Viewers ----------------------------------------------------------------*/
+
+static char *read_all(const char *path, size_t *len);
+
+typedef enum { VIEW_TS_STATUS, VIEW_STATS } fd_view;
+
+static const struct {
+    const char *member, *code_member, *empty;
+} views[] = {
+    [VIEW_TS_STATUS] = {"ts_status", "ts_status_code", "{\"channels\": [], \"count\": 0}"},
+    [VIEW_STATS] = {"stats", "stats_code",
+                    "{\"live\": [], \"vod\": [], \"catchup\": [], \"timestamp\": 0}"},
+};
+
+/* Answers one viewer route from the --viewers file as it is now. */
+static void send_viewers(fd_server *srv, struct evhttp_request *req, fd_view which)
+{
+    size_t len = 0;
+    char *text = srv->viewers_path ? read_all(srv->viewers_path, &len) : NULL;
+    if (!text && srv->viewers_path && errno != ENOENT) {
+        reply_json(req, 500, "Internal Server Error",
+                   "{\"detail\": \"fixture: cannot read the viewers file\"}");
+        return;
+    }
+    int have_file = text != NULL;
+    cJSON *doc = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    if (have_file && !cJSON_IsObject(doc)) {
+        cJSON_Delete(doc);
+        reply_json(req, 500, "Internal Server Error",
+                   "{\"detail\": \"fixture: the viewers file is not a JSON object\"}");
+        return;
+    }
+    const cJSON *answer = cJSON_GetObjectItemCaseSensitive(doc, views[which].member);
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, views[which].code_member);
+    int status = 200;
+    if (cJSON_IsNumber(code) && code->valuedouble >= 100 && code->valuedouble <= 599)
+        status = (int)code->valuedouble;
+    char *printed = NULL;
+    const char *body = views[which].empty;
+    if (cJSON_IsString(answer))
+        body = answer->valuestring;
+    else if (answer && !(body = printed = cJSON_PrintUnformatted(answer)))
+        body = views[which].empty;
+    struct evbuffer *out = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    if (out)
+        evbuffer_add(out, body, strlen(body));
+    evhttp_send_reply(req, status, NULL, out); /* NULL: evhttp's reason phrase */
+    if (out)
+        evbuffer_free(out);
+    cJSON_free(printed);
+    cJSON_Delete(doc);
+}
+
+static void on_ts_status(fd_server *srv, struct evhttp_request *req)
+{
+    srv->ts_status_gets++;
+    if (authorized(srv, req))
+        send_viewers(srv, req, VIEW_TS_STATUS);
+}
+
+static void on_proxy_stats(fd_server *srv, struct evhttp_request *req)
+{
+    srv->stats_gets++;
+    if (authorized(srv, req))
+        send_viewers(srv, req, VIEW_STATS);
+}
+
+/*--- Fixture routes ---------------------------------------------------------*/
+
 static void on_stats(fd_server *srv, struct evhttp_request *req)
 {
-    char body[384];
+    char body[512];
     snprintf(body, sizeof(body),
              "{\"logins\": %ld, \"logins_ok\": %ld, \"throttled\": %ld, \"refreshes\": %ld, "
              "\"accounts_gets\": %ld, \"unauthorized\": %ld, \"connections\": %ld, "
-             "\"dropped\": %ld}",
+             "\"dropped\": %ld, \"ts_status_gets\": %ld, \"stats_gets\": %ld}",
              srv->logins, srv->logins_ok, srv->throttled, srv->refreshes, srv->accounts_gets,
-             srv->unauthorized, srv->connections, srv->dropped);
+             srv->unauthorized, srv->connections, srv->dropped, srv->ts_status_gets,
+             srv->stats_gets);
     reply_json(req, 200, "OK", body);
 }
 
@@ -461,8 +576,6 @@ static void on_expire(fd_server *srv, struct evhttp_request *req)
             srv->tokens[i].expires_ms = now;
     reply_json(req, 200, "OK", "{}");
 }
-
-static char *read_all(const char *path, size_t *len);
 
 static void on_reload(fd_server *srv, struct evhttp_request *req)
 {
@@ -495,6 +608,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         {"/api/accounts/token/", EVHTTP_REQ_POST, on_login},
         {"/api/accounts/token/refresh/", EVHTTP_REQ_POST, on_refresh},
         {"/api/m3u/accounts/", EVHTTP_REQ_GET, on_accounts},
+        {"/proxy/ts/status", EVHTTP_REQ_GET, on_ts_status},
+        {"/proxy/stats/", EVHTTP_REQ_GET, on_proxy_stats},
         {"/fixture/stats", EVHTTP_REQ_GET, on_stats},
         {"/fixture/expire", EVHTTP_REQ_POST, on_expire},
         {"/fixture/reload", EVHTTP_REQ_POST, on_reload},
@@ -602,14 +717,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sfl-fake-dispatcharr --accounts FILE [--port-file FILE] [--listen HOST:PORT]\n"
-            "           [--username U --password P] [--api-key K]\n"
+            "           [--username U --password P] [--api-key K] [--viewers FILE]\n"
             "           [--mode ok|unauthorized|malformed|slow|not-array] [--slow-ms N]\n"
             "           [--token-ttl-s N] [--refresh-ttl-s N] [--login-limit N]\n"
             "           [--connection keep-alive|close|http10] [--idle-close-ms N]\n"
             "           [--drop-logins N] [--drop-refreshes N] [--drop-gets N]\n"
             "routes: POST /api/accounts/token/, POST /api/accounts/token/refresh/,\n"
-            "        GET /api/m3u/accounts/, GET /fixture/stats, POST /fixture/expire,\n"
-            "        POST /fixture/reload\n");
+            "        GET /api/m3u/accounts/, GET /proxy/ts/status, GET /proxy/stats/,\n"
+            "        GET /fixture/stats, POST /fixture/expire, POST /fixture/reload\n"
+            "--viewers: {\"ts_status\": {...}, \"stats\": {...}}, read on every request\n");
 }
 
 static long parse_num(const char *s, long max)
@@ -659,6 +775,7 @@ int main(int argc, char **argv)
         OPT_PASS,
         OPT_KEY,
         OPT_ACCOUNTS,
+        OPT_VIEWERS,
         OPT_MODE,
         OPT_TTL,
         OPT_RTTL,
@@ -678,6 +795,7 @@ int main(int argc, char **argv)
         {"password", required_argument, NULL, OPT_PASS},
         {"api-key", required_argument, NULL, OPT_KEY},
         {"accounts", required_argument, NULL, OPT_ACCOUNTS},
+        {"viewers", required_argument, NULL, OPT_VIEWERS},
         {"mode", required_argument, NULL, OPT_MODE},
         {"token-ttl-s", required_argument, NULL, OPT_TTL},
         {"refresh-ttl-s", required_argument, NULL, OPT_RTTL},
@@ -725,6 +843,9 @@ int main(int argc, char **argv)
             break;
         case OPT_ACCOUNTS:
             accounts = optarg;
+            break;
+        case OPT_VIEWERS:
+            srv.viewers_path = optarg;
             break;
         case OPT_MODE: {
             size_t i = 0;
