@@ -82,15 +82,32 @@ static void print_logins(const cJSON *a)
     const cJSON *first = logins ? logins->child : NULL;
     char self[24], id[80], limit[24];
     snprintf(self, sizeof(self), "%.0f", cJSON_GetObjectItem(a, "id")->valuedouble);
-    if (!first || (!first->next && strcmp(shown(first, "id", id, sizeof(id)), self) == 0))
+    const cJSON *fx = first ? cJSON_GetObjectItem(first, "external") : NULL,
+                *fr = first ? cJSON_GetObjectItem(first, "reserve") : NULL;
+    int plain = first && !(cJSON_IsNumber(fx) && fx->valuedouble > 0) &&
+                !(cJSON_IsNumber(fr) && fr->valuedouble > 0) &&
+                !cJSON_IsTrue(cJSON_GetObjectItem(first, "stale"));
+    if (!first || (!first->next && plain && strcmp(shown(first, "id", id, sizeof(id)), self) == 0))
         return;
     cJSON_ArrayForEach(l, logins)
     {
         const cJSON *max = cJSON_GetObjectItem(l, "max_streams"),
                     *use = cJSON_GetObjectItem(l, "in_use");
         limit_text(cJSON_IsNumber(max) ? max->valuedouble : -1, limit, sizeof(limit));
-        printf("  login %-26s %6s %7.0f\n", shown(l, "id", id, sizeof(id)), limit,
+        printf("  login %-26s %6s %7.0f", shown(l, "id", id, sizeof(id)), limit,
                cJSON_IsNumber(use) ? use->valuedouble : 0.0);
+        /* What else counts on it: others' connections, slots kept. */
+        const cJSON *ext = cJSON_GetObjectItem(l, "external"),
+                    *res = cJSON_GetObjectItem(l, "reserve");
+        char src[40];
+        if (cJSON_IsNumber(ext) && ext->valuedouble > 0)
+            printf("  +%.0f others (%s)", ext->valuedouble,
+                   shown(l, "external_source", src, sizeof(src)));
+        if (cJSON_IsNumber(res) && res->valuedouble > 0)
+            printf("  +%.0f kept", res->valuedouble);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(l, "stale")))
+            printf("  [no fresh viewer count: no new checks]");
+        printf("\n");
     }
 }
 

@@ -504,12 +504,13 @@ static void login_gauge(struct evbuffer *out, cJSON *list, const char *name, con
         {
             const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(l, "id"));
             const cJSON *v = cJSON_GetObjectItem(l, field);
-            if (!id || !cJSON_IsNumber(v))
+            if (!id || !(cJSON_IsNumber(v) || cJSON_IsBool(v)))
                 continue;
             char labels[160];
             snprintf(labels, sizeof(labels), "account=\"%.0f\",login=\"%s\"",
                      cJSON_GetObjectItem(a, "id")->valuedouble, id);
-            sfl_metrics_sample(out, name, labels, v->valuedouble);
+            sfl_metrics_sample(out, name, labels,
+                               cJSON_IsBool(v) ? cJSON_IsTrue(v) : v->valuedouble);
         }
     }
 }
@@ -532,6 +533,14 @@ static void metrics_finish(pending *p)
                         "max_streams");
             login_gauge(out, list, "sfl_login_in_use",
                         "leases of the login held now, all nodes and accounts", "in_use");
+            login_gauge(out, list, "sfl_login_external",
+                        "connections others hold on the login (viewers), as its source last "
+                        "saw them",
+                        "external");
+            login_gauge(out, list, "sfl_login_stale",
+                        "1 while the login's others' figure is older than its max_age_ms: no "
+                        "new grants",
+                        "stale");
         }
         if (p->queue_depth >= 0) {
             sfl_metrics_family(out, "sfl_queue_depth", "gauge",
