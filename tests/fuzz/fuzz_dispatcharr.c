@@ -47,8 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK((l->search == NULL) == (l->replace == NULL));
         }
     }
+    /* A conflict names its login and differs; a profile left out (a pattern
+     * sfl cannot run) says why instead, and names no login. */
     for (size_t i = 0; i < nconf; i++)
-        CHECK(conf[i].login[0] != '\0' && conf[i].max_streams != conf[i].used);
+        CHECK(conf[i].why[0] ? conf[i].login[0] == '\0'
+                             : conf[i].login[0] != '\0' && conf[i].max_streams != conf[i].used);
     free(conf);
     sfl_dispatcharr_accounts_free(accs, n);
     return 0;
