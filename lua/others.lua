@@ -4,6 +4,7 @@
 -- KEYS: 1 the login's conf    HASH  gains external, external_at_ms, external_source,
 --                                   max_age_ms
 --       2 the login's leases  ZSET  (read: this cluster's checks on it now)
+--       3 the login's holders HASH  (a lease that gives way is marked)
 -- ARGV: 1 count (integer >= 0)
 --       2 source ("dispatcharr", "xtream", ...; never a credential)
 --       3 max_age_ms: the figure is good this long after now; acquire.lua
@@ -12,7 +13,17 @@
 --         cluster's checks included (a panel's active_cons): the leases live
 --         now are taken off, never below 0; anything else: count is others'
 --         alone (Dispatcharr's proxy)
--- returns: {external, leases live now, max_streams (-1 if none), reserve}
+--       5 channel for preemptions (sfl:released; each goes to
+--         sfl:released:<node of the lease> as "! <lease id>")
+-- returns: {external, leases live now, max_streams (-1 if none), reserve,
+--           lease id preempted, ...}
+--
+-- Viewers first: when leases + external + reserve go over max_streams, the
+-- youngest checks (latest since_ms) give way: their holder entry is marked
+-- "preempted" (renew.lua then answers their node that the lease is lost)
+-- and their node is told at once. They stay counted until their node gives
+-- them back, having stopped the check. Leases already marked, and slots
+-- cooling down (cooldown:<id>), are not checks to stop.
 --
 -- Built with prelude.lua in front. The figure is written with Redis time,
 -- never a node's clock.
@@ -26,4 +37,31 @@ end
 redis.call('HSET', KEYS[1], 'external', external, 'external_at_ms', now, 'external_source',
            ARGV[2], 'max_age_ms', tonumber(ARGV[3]) or 0)
 local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve')
-return {external, live, tonumber(conf[1]) or -1, tonumber(conf[2]) or 0}
+local limit, reserve = tonumber(conf[1]) or -1, tonumber(conf[2]) or 0
+local out = {external, live, limit, reserve}
+local over = limit > 0 and live + external + reserve - limit or 0
+if over <= 0 then
+    return out
+end
+local holders = KEYS[3]
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. fmt('%d', now), '+inf')
+local running = {}
+for _, id in ipairs(ids) do
+    if string.sub(id, 1, 9) ~= 'cooldown:' then
+        local h = cjson.decode(redis.call('HGET', holders, id) or '{}')
+        if h.preempted then
+            over = over - 1 -- already giving way
+        elseif h.stream and h.stream ~= '' then
+            running[#running + 1] = {id = id, h = h}
+        end
+    end
+end
+table.sort(running, function(a, b) return (a.h.since_ms or 0) > (b.h.since_ms or 0) end)
+for i = 1, math.min(over, #running) do
+    local r = running[i]
+    r.h.preempted = true
+    redis.call('HSET', holders, r.id, cjson.encode(r.h))
+    redis.call('PUBLISH', ARGV[5] .. ':' .. (r.h.node or ''), '! ' .. r.id)
+    out[#out + 1] = r.id
+end
+return out

@@ -17,7 +17,9 @@
 --          {0, 0, in_use, limit, reason, 0, now_ms} lost: gone and no room ("full"),
 --                                                  or no limit known ("unknown account",
 --                                                  limit -1), or the account's keys moved
---                                                  to a group's ("moved ...", limit -1);
+--                                                  to a group's ("moved ...", limit -1),
+--                                                  or others' connections need its slot
+--                                                  ("preempted": others.lua marked it);
 --                                                  the shape of acquire.lua's denial
 --
 -- Built with prelude.lua in front.
@@ -45,7 +47,13 @@ end
 local status, fence, fresh = 1, nil, false
 local current = tonumber(redis.call('ZSCORE', KEYS[1], id))
 if current and current > now then
-    fence = cjson.decode(redis.call('HGET', KEYS[2], id) or '{}').fence or 0
+    local holder = cjson.decode(redis.call('HGET', KEYS[2], id) or '{}')
+    if holder.preempted then
+        -- Others' connections need its slot (others.lua): it stays counted
+        -- until its node, told so here, stops the check and gives it back.
+        return {0, 0, redis.call('ZCARD', KEYS[1]), limit, 'preempted', 0, now}
+    end
+    fence = holder.fence or 0
 else
     reap_leases(now_s, 1)
     local held = redis.call('ZCARD', KEYS[1]) + (tonumber(conf[3]) or 0) + (tonumber(conf[4]) or 0)

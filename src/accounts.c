@@ -479,8 +479,8 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
         free(fl);
         return -1;
     }
-    const char *hmget[6] = {"HMGET", keys[2], "external", "external_at_ms", "max_age_ms",
-                            "external_source"};
+    const char *hmget[6] = {"HMGET",          keys[2],      "external",
+                            "external_at_ms", "max_age_ms", "external_source"};
     fl->owed++;
     if (sfl_store_command(st, on_others_reply, fl, 6, hmget) < 0)
         fl->owed--;

@@ -38,8 +38,17 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const status_names[SFL_STATUS_COUNT] = {"OK",        "Timeout", "Error",
-                                                           "LeaseLost", "NoSlot",  "Cancelled"};
+static const char *const status_names[SFL_STATUS_COUNT] = {
+    "OK", "Timeout", "Error", "LeaseLost", "NoSlot", "Cancelled", "Preempted"};
+
+/* The error of a check stopped for why. */
+static const char *stopped_because(sfl_status why)
+{
+    return why == SFL_STATUS_LEASE_LOST
+               ? "lease lost: the check was stopped before the slot could go to anyone else"
+           : why == SFL_STATUS_PREEMPTED ? "preempted: viewers needed its slot"
+                                         : "cancelled";
+}
 
 const char *sfl_status_name(sfl_status st)
 {
@@ -362,7 +371,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     UNUSED(what);
     char err[256];
     if (c->stopped != SFL_STATUS_OK) {
-        finish(c, c->stopped, c->stopped == SFL_STATUS_LEASE_LOST ? "lease lost" : "cancelled");
+        finish(c, c->stopped, stopped_because(c->stopped));
         return;
     }
     if (attempt(c, err, sizeof(err)) < 0)
@@ -446,10 +455,7 @@ static void on_child_done(sfl_child *child, const sfl_child_result *res, void *a
     UNUSED(child);
     c->child = NULL;
     if (c->stopped != SFL_STATUS_OK) {
-        finish(c, c->stopped,
-               c->stopped == SFL_STATUS_LEASE_LOST
-                   ? "lease lost: the check was stopped before the slot could go to anyone else"
-                   : "cancelled");
+        finish(c, c->stopped, stopped_because(c->stopped));
         return;
     }
     char error[512];
@@ -528,7 +534,7 @@ fail:
 
 void sfl_check_stop(sfl_check *c, sfl_status why)
 {
-    if (why == SFL_STATUS_LEASE_LOST && c->child && c->lease) {
+    if ((why == SFL_STATUS_LEASE_LOST || why == SFL_STATUS_PREEMPTED) && c->child && c->lease) {
         /* Dead before the slot could go to anyone else, even if the command
          * ignores SIGTERM (and even if a cancel is already stopping it more
          * gently). */

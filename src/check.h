@@ -20,6 +20,7 @@ typedef enum {
     SFL_STATUS_LEASE_LOST,
     SFL_STATUS_NOSLOT,
     SFL_STATUS_CANCELLED,
+    SFL_STATUS_PREEMPTED, /* gave way to viewers: the stream is checked again later */
     SFL_STATUS_COUNT
 } sfl_status;
 

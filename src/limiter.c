@@ -420,6 +420,10 @@ static void on_renew_reply(sfl_store *st, redisReply *r, void *arg)
         snprintf(why, sizeof(why), "gone from Redis and no room to re-take (%s)", a.reason);
         retake_done(l);
         l->gone = 1;
+        if (strcmp(a.reason, "preempted") == 0) {
+            l->preempted = 1;
+            snprintf(why, sizeof(why), "preempted: others' connections need its slot");
+        }
         lease_lose(l, why); /* last: the owner may release l from its callback */
         return;
     }
@@ -503,6 +507,11 @@ long long sfl_lease_fence(const sfl_lease *l)
 int sfl_lease_is_lost(const sfl_lease *l)
 {
     return l->lost;
+}
+
+int sfl_lease_is_preempted(const sfl_lease *l)
+{
+    return l->preempted;
 }
 
 int64_t sfl_lease_stop_within_ms(const sfl_lease *l)
@@ -652,8 +661,25 @@ void sfl_limiter_on_down(sfl_limiter *lim)
              lim->nleases);
 }
 
+/* "! <lease id>" (others.lua): viewers need that lease's slot; its check
+ * stops at once. */
+static void on_preempt(sfl_limiter *lim, const char *id)
+{
+    for (sfl_lease *l = lim->leases; l; l = l->next)
+        if (strcmp(l->id, id) == 0 && !l->lost) {
+            l->gone = 1;
+            l->preempted = 1;
+            lease_lose(l, "preempted: others' connections need its slot");
+            return;
+        }
+}
+
 void sfl_limiter_on_released(sfl_limiter *lim, const char *msg)
 {
+    if (msg[0] == '!' && msg[1] == ' ') {
+        on_preempt(lim, msg + 2);
+        return;
+    }
     /* "<account>": a slot is free for anyone; "<account> <ticket> <deadline>
      * <fence> [<login>]": it was handed to that ticket (on that login of an
      * account of several), and only its owner needs to act: start on it if

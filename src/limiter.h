@@ -157,6 +157,9 @@ long long sfl_lease_account(const sfl_lease *lease);
 const char *sfl_lease_login(const sfl_lease *lease);
 long long sfl_lease_fence(const sfl_lease *lease);
 int sfl_lease_is_lost(const sfl_lease *lease);
+/* Lost because others' connections (viewers) need its slot: the owner's
+ * check gives way (status Preempted) rather than failing. */
+int sfl_lease_is_preempted(const sfl_lease *lease);
 /* After a loss: how long the owner may take to stop its check, so that it is
  * dead before Redis could hand the slot on. Half the time left to the local
  * deadline; 0 (kill at once) when Redis said the lease is gone, since its slot

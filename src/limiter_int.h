@@ -29,6 +29,7 @@ struct sfl_lease {
     int64_t wait_ms;
     int lost;
     int gone;         /* Redis said it no longer holds the lease */
+    int preempted;    /* ... because others' connections need the slot (others.lua) */
     int released;     /* owner let go; freed when no reply is owed */
     int release_sent; /* ... and the release went out behind every reply owed */
     int inflight;     /* renew replies owed */

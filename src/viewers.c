@@ -142,14 +142,17 @@ static void write_figures(sfl_viewers *v, const char *stats, size_t len)
                                  "expected");
             return;
         }
-        char conf[SFL_KEY_LEN], leases[SFL_KEY_LEN], count[24], age[24];
+        char conf[SFL_KEY_LEN], leases[SFL_KEY_LEN], holders[SFL_KEY_LEN], count[24], age[24],
+            channel[96];
         snprintf(conf, sizeof(conf), "%sconf", l->prefix);
         snprintf(leases, sizeof(leases), "%sleases", l->prefix);
+        snprintf(holders, sizeof(holders), "%sholders", l->prefix);
         snprintf(count, sizeof(count), "%lld", n);
         snprintf(age, sizeof(age), "%lld", (long long)v->max_age_ms);
-        const char *keys[2] = {conf, leases};
-        const char *args[4] = {count, "dispatcharr", age, "others"};
-        sfl_store_eval(v->store, "others", 2, keys, 4, args, on_written, NULL);
+        snprintf(channel, sizeof(channel), "%s:released", sfl_store_ns(v->store));
+        const char *keys[3] = {conf, leases, holders};
+        const char *args[5] = {count, "dispatcharr", age, "others", channel};
+        sfl_store_eval(v->store, "others", 3, keys, 5, args, on_written, NULL);
     }
 }
 

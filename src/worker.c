@@ -30,8 +30,11 @@ typedef struct wjob {
     void *ctx;
     sfl_lease *lease;
     sfl_check *check;
+    int preempted;            /* times it gave way to viewers: the third is its result */
     struct wjob *prev, *next; /* started ones, for cancel */
 } wjob;
+
+#define PREEMPT_TRIES 3
 
 struct sfl_worker {
     sfl_app *app;
@@ -79,16 +82,29 @@ static void on_check_done(sfl_check *c, cJSON *result, void *arg)
         j->lease = NULL;
     }
     sfl_sched_done(w->sched, j->stream->account);
-    job_finish(j, result, status_of(result), 1);
+    sfl_status st = status_of(result);
+    if (st == SFL_STATUS_PREEMPTED && ++j->preempted < PREEMPT_TRIES && !w->cancelled) {
+        /* Viewers came first: checked again later, without spending a
+         * retry; it queues behind the account's other streams. */
+        char label[64];
+        snprintf(label, sizeof(label), "%lld", j->stream->id);
+        if (sfl_sched_add(w->sched, j, j->stream->account, j->stream->priority, label) == 0) {
+            sfl_info("stream %lld gave way to viewers (%d of %d); checked again later",
+                     j->stream->id, j->preempted, PREEMPT_TRIES);
+            cJSON_Delete(result);
+            return;
+        }
+    }
+    job_finish(j, result, st, 1);
 }
 
 static void on_lease_lost(sfl_lease *lease, const char *why, void *arg)
 {
     wjob *j = arg;
-    UNUSED(lease);
     UNUSED(why);
     if (j->check)
-        sfl_check_stop(j->check, SFL_STATUS_LEASE_LOST);
+        sfl_check_stop(j->check, sfl_lease_is_preempted(lease) ? SFL_STATUS_PREEMPTED
+                                                               : SFL_STATUS_LEASE_LOST);
 }
 
 static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait_ms, void *arg)
