@@ -19,14 +19,17 @@
 
 static const char usage[] =
     "usage: sflimit-bench lease --redis URL --procs P --workers W --limit L\n"
-    "                           --hold-ms H --seconds T [--account ID] [--warmup S]\n"
+    "                           --hold-ms H --seconds T [--logins N] [--account ID]\n"
+    "                           [--warmup S]\n"
     "\n"
     "Lease benchmark: P processes, each with W workers on its own event loop; every\n"
     "worker is an independent node (its own Redis connections, node id b<p>w<w>)\n"
     "that loops: wait for a slot of ACCOUNT -> hold it H ms -> release -> ask again.\n"
     "The account's limit is set to L in Redis first (its leases and waiters are\n"
     "cleared, no recovery window). Nothing is recorded during the warm-up (default\n"
-    "1 s); then T seconds are measured.\n"
+    "1 s); then T seconds are measured. With N logins the account is logins l1..lN\n"
+    "sharing L as evenly as they can (every URL as given), each its own limit in\n"
+    "Redis, and every ask goes over all of them in route order.\n"
     "\n"
     "  --redis URL     redis://[user:pass@]host:port/db or unix:///path\n"
     "  --procs P       processes (1..64)\n"
@@ -34,10 +37,12 @@ static const char usage[] =
     "  --limit L       the account's max_streams (>= 1)\n"
     "  --hold-ms H     how long a slot is held; 0 = released in the next loop turn\n"
     "  --seconds T     measured window, seconds (> 0)\n"
+    "  --logins N      the account's logins, 1..min(L, 64) (default 1: none configured,\n"
+    "                  the one login and keys an account had before logins)\n"
     "  --account ID    account id (default 990001; its leases are cleared!)\n"
     "  --warmup S      warm-up seconds (default 1)\n"
     "\n"
-    "Prints one JSON line on stdout: procs, workers (total), limit, hold_ms, cycles,\n"
+    "Prints one JSON line on stdout: procs, workers (total), limit, logins, hold_ms, cycles,\n"
     "cycles_per_s, handoff_ms_p50/p90/p99, wait_ms_p50/p99/max, jain_fairness,\n"
     "max_concurrent_seen, redis_commands_per_cycle; a summary on stderr.\n"
     "Exit codes: 0 done, 1 runtime failure, 2 usage error.\n";
@@ -250,7 +255,7 @@ static int parse_opts(int argc, char **argv, const bench_opt *table, size_t n, c
 
 static int lease_main(int argc, char **argv)
 {
-    bench_lease_opts o = {.warmup = 1.0, .account = 990001};
+    bench_lease_opts o = {.warmup = 1.0, .account = 990001, .logins = 1};
     const bench_opt table[] = {
         {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
         {"procs", OPT_INT, 1, 64, "expected an integer 1..64", &o.procs, 1},
@@ -258,11 +263,19 @@ static int lease_main(int argc, char **argv)
         {"limit", OPT_LL, 1, 1000000, "expected an integer 1..1000000", &o.limit, 1},
         {"hold-ms", OPT_I64, 0, 3600000, "expected milliseconds 0..3600000", &o.hold_ms, 1},
         {"seconds", OPT_DOUBLE, 0.001, 86400, "expected seconds > 0", &o.seconds, 1},
+        {"logins", OPT_INT, 1, BENCH_MAX_LOGINS, "expected an integer 1..64", &o.logins, 0},
         {"account", OPT_LL, 0, 999999999999LL, "expected an account id >= 0", &o.account, 0},
         {"warmup", OPT_DOUBLE, 0, 3600, "expected seconds >= 0", &o.warmup, 0},
     };
     int rc = parse_opts(argc, argv, table, OPTS_N(table), usage);
-    return rc >= 0 ? rc : bench_lease_run(&o);
+    if (rc >= 0)
+        return rc;
+    if (o.logins > o.limit) {
+        char v[24];
+        snprintf(v, sizeof(v), "%d", o.logins);
+        return bad("logins", v, "more logins than --limit (each needs a slot: 0 is unlimited)");
+    }
+    return bench_lease_run(&o);
 }
 
 static int makespan_main(int argc, char **argv)

@@ -12,6 +12,7 @@
 
 struct redisContext;
 typedef struct sfl_streams sfl_streams;
+typedef struct sfl_account_conf sfl_account_conf;
 
 #define BENCH_EXIT_OK 0
 #define BENCH_EXIT_FAIL 1
@@ -22,6 +23,7 @@ typedef struct bench_lease_opts {
     int procs;       /* processes */
     int workers;     /* logical workers per process */
     long long limit; /* the account's max_streams, >= 1 */
+    int logins;      /* the account's logins, 1..limit; 1: none configured (as before logins) */
     int64_t hold_ms; /* 0: release in the next loop turn */
     double seconds;  /* measured window */
     double warmup;   /* seconds before the window; nothing in it is reported */
@@ -73,6 +75,16 @@ int64_t bench_now_ns(void);
  * on stdout and a summary on stderr. Returns the exit code. */
 int bench_lease_run(const bench_lease_opts *o);
 
+#define BENCH_MAX_LOGINS 64
+/* The account of a run with o->logins > 1: logins "l1".."l<N>", o->limit
+ * split over them as evenly as possible (the first ones get what is left
+ * over; the sum is o->limit), every URL as given. NULL when out of memory
+ * (or o->logins is 1: the account has no logins configured). The caller
+ * frees it with bench_lease_account_free. */
+sfl_account_conf *bench_lease_account_new(const bench_lease_opts *o);
+/* NULL is a no-op. */
+void bench_lease_account_free(sfl_account_conf *acc);
+
 /*--- The lease benchmark's shared memory (parent <-> children) ------------*/
 
 #define BENCH_NS "sfl"
@@ -101,8 +113,10 @@ typedef struct bench_shm {
 
 /* A child: connects its workers, adds itself to shm->ready, blocks until
  * go_fd reaches EOF, runs the workers until end_ns, gives everything back.
- * Returns the exit code (bench_worker.c). */
-int bench_worker_main(const bench_lease_opts *o, bench_shm *shm, int index, int go_fd);
+ * acc: the account's logins, given to every worker's limiter; NULL: none
+ * (one login, the account id). Returns the exit code (bench_worker.c). */
+int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, bench_shm *shm,
+                      int index, int go_fd);
 
 /*--- The makespan and scale benchmarks ------------------------------------*/
 
@@ -164,6 +178,12 @@ int bench_redis_scan(struct redisContext *c, const char *pattern,
  * leases, holders, fence and waiters cleared. */
 int bench_accounts_write(struct redisContext *c, const long long *ids, const int *limits, size_t n,
                          char *err, size_t errlen);
+/* The same for accounts of several logins, through their routes (routes.h):
+ * each login's conf {its max_streams, updated_ms 0, epoch_ms 0,
+ * recover_until_ms 0}, the ids in <ns>:accounts, and every login's leases,
+ * holders and fence and the account's waiters cleared. */
+int bench_logins_write(struct redisContext *c, const sfl_account_conf *accs, size_t n, char *err,
+                       size_t errlen);
 /* Every key of the accounts, conf included, and their <ns>:accounts ids. */
 int bench_accounts_clean(struct redisContext *c, const long long *ids, size_t n, char *err,
                          size_t errlen);

@@ -3,7 +3,10 @@
  *
  * Phases, all on CLOCK_MONOTONIC (one clock for every process here):
  *  1. the parent writes the account's limit straight into Redis (hiredis
- *     sync) and clears its leases, holders and waiters: no recovery window;
+ *     sync) and clears its leases, holders and waiters: no recovery window.
+ *     With --logins N > 1 the account is N logins sharing the limit (routes.h
+ *     names their keys): each login's limit is written and its keys cleared,
+ *     and every worker's limiter is given the logins;
  *  2. each child connects all its workers, says "ready" in shared memory and
  *     blocks on a pipe; when all are ready the parent fixes go/start/end
  *     times and closes the pipe: everyone starts together;
@@ -16,6 +19,8 @@
  *     line on stdout and a summary on stderr.
  */
 #include "bench.h"
+
+#include "conf.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -33,10 +38,50 @@
 
 #define RECS_PER_SEC 150000 /* record capacity per process and second of the run */
 
-/* The account's limit, straight into Redis; its leases, holders, fence and
- * waiters cleared: no recovery window, nobody ahead. */
-static int account_setup(redisContext *c, const bench_lease_opts *o, char *err, size_t errlen)
+sfl_account_conf *bench_lease_account_new(const bench_lease_opts *o)
 {
+    int n = o->logins; /* 2..limit, checked by the parser */
+    if (n <= 1)
+        return NULL;
+    sfl_account_conf *acc = calloc(1, sizeof(*acc));
+    if (!acc)
+        return NULL;
+    acc->id = o->account;
+    acc->max_streams = o->limit;
+    acc->logins = calloc((size_t)n, sizeof(*acc->logins));
+    if (!acc->logins)
+        goto fail;
+    acc->nlogins = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof(id), "l%d", i + 1);
+        acc->logins[i].id = strdup(id);
+        acc->logins[i].max_streams = o->limit / n + (i < o->limit % n);
+        if (!acc->logins[i].id)
+            goto fail;
+    }
+    return acc;
+fail:
+    bench_lease_account_free(acc);
+    return NULL;
+}
+
+void bench_lease_account_free(sfl_account_conf *acc)
+{
+    if (!acc)
+        return;
+    sfl_account_conf_clear(acc);
+    free(acc);
+}
+
+/* The account's limit, straight into Redis; its leases, holders, fence and
+ * waiters cleared: no recovery window, nobody ahead. acc: its logins (each
+ * its share of the limit), or NULL: none, the keys it had before logins. */
+static int account_setup(redisContext *c, const bench_lease_opts *o, const sfl_account_conf *acc,
+                         char *err, size_t errlen)
+{
+    if (acc)
+        return bench_logins_write(c, acc, 1, err, errlen);
     int limit = (int)o->limit; /* 1..1000000, checked by the parser */
     return bench_accounts_write(c, &o->account, &limit, 1, err, errlen);
 }
@@ -92,8 +137,9 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
                    uint64_t not_granted, double client_cpu_us)
 {
     int n = o->procs * o->workers;
-    printf("{\"procs\":%d,\"workers\":%d,\"limit\":%lld,\"hold_ms\":%" PRId64 ",\"cycles\":%lld,",
-           o->procs, n, o->limit, o->hold_ms, f->cycles);
+    printf("{\"procs\":%d,\"workers\":%d,\"limit\":%lld,\"logins\":%d,\"hold_ms\":%" PRId64
+           ",\"cycles\":%lld,",
+           o->procs, n, o->limit, o->logins, o->hold_ms, f->cycles);
     printf("\"cycles_per_s\":%.1f,", f->cycles_per_s);
     json_num("handoff_ms_p50", f->handoff_p50, 0);
     json_num("handoff_ms_p90", f->handoff_p90, 0);
@@ -108,7 +154,7 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
 
     double c = f->cycles > 0 ? (double)f->cycles : NAN;
     fprintf(stderr,
-            "lease: %d procs x %d workers (%d nodes), limit %lld, hold %" PRId64
+            "lease: %d procs x %d workers (%d nodes), limit %lld over %d login%s, hold %" PRId64
             " ms, %.1f s measured\n"
             "  cycles        %lld (%.1f/s)\n"
             "  hand-off ms   p50 %.3f  p90 %.3f  p99 %.3f  (%lld hand-offs%s)\n"
@@ -121,11 +167,11 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             "                denied asks %.2f\n"
             "  cpu/cycle     redis-server %.1f us (user + system, in the window);\n"
             "                benchmark processes %.1f us (whole run, warm-up included)\n",
-            o->procs, o->workers, n, o->limit, o->hold_ms, o->seconds, f->cycles, f->cycles_per_s,
-            f->handoff_p50, f->handoff_p90, f->handoff_p99, f->handoffs,
-            f->negative_handoffs ? ", SOME NEGATIVE" : "", f->announce_p50, f->announce_p90,
-            f->takeover_p50, f->takeover_p90, f->announced, f->wait_p50, f->wait_p99, f->wait_max,
-            f->jain, f->max_concurrent, o->limit,
+            o->procs, o->workers, n, o->limit, o->logins, o->logins == 1 ? "" : "s", o->hold_ms,
+            o->seconds, f->cycles, f->cycles_per_s, f->handoff_p50, f->handoff_p90, f->handoff_p99,
+            f->handoffs, f->negative_handoffs ? ", SOME NEGATIVE" : "", f->announce_p50,
+            f->announce_p90, f->takeover_p50, f->takeover_p90, f->announced, f->wait_p50,
+            f->wait_p99, f->wait_max, f->jain, f->max_concurrent, o->limit,
             f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "", cmds_per_cycle,
             (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
             (double)client_cmds / c, (double)denied / c, d->cpu_s * 1e6 / c, client_cpu_us);
@@ -145,6 +191,7 @@ int bench_lease_run(const bench_lease_opts *o)
     int go[2] = {-1, -1};
     int forked = 0;
     bench_rec *all = NULL;
+    sfl_account_conf *acc = NULL;
 
     signal(SIGPIPE, SIG_IGN);
     redisContext *rc_sync = bench_redis_open(o->redis_url, err, sizeof(err));
@@ -154,7 +201,11 @@ int bench_lease_run(const bench_lease_opts *o)
         fprintf(stderr, "sflimit-bench lease: --redis %s: %s\n", shown, err);
         return BENCH_EXIT_FAIL;
     }
-    if (account_setup(rc_sync, o, err, sizeof(err)) < 0) {
+    if (o->logins > 1 && !(acc = bench_lease_account_new(o))) {
+        fprintf(stderr, "sflimit-bench lease: out of memory\n");
+        goto done;
+    }
+    if (account_setup(rc_sync, o, acc, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit-bench lease: account setup: %s\n", err);
         goto done;
     }
@@ -186,8 +237,10 @@ int bench_lease_run(const bench_lease_opts *o)
         }
         if (pids[i] == 0) {
             close(go[1]);
-            int code = bench_worker_main(o, h, i, go[0]);
-            free(pids); /* the parent's, freed here too so leak checkers see a clean child */
+            int code = bench_worker_main(o, acc, h, i, go[0]);
+            /* The parent's, freed here too so leak checkers see a clean child. */
+            free(pids);
+            bench_lease_account_free(acc);
             redisFree(rc_sync);
             _exit(code);
         }
@@ -298,6 +351,7 @@ done:
     }
     free(all);
     free(pids);
+    bench_lease_account_free(acc);
     redisFree(rc_sync);
     return rc;
 }

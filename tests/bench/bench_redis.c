@@ -9,9 +9,11 @@
 #include "bench.h"
 
 #include "addr.h"
+#include "conf.h"
 #include "keys.h"
 #include "limiter.h"
 #include "log.h"
+#include "routes.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -181,6 +183,80 @@ int bench_accounts_write(redisContext *c, const long long *ids, const int *limit
         }
     }
     return bench_redis_drain(c, owed, err, errlen);
+}
+
+/* One account of several logins: each login's conf, the id, and one DEL of
+ * every login's leases, holders, fence and the account's waiters. Appended,
+ * not read; how many replies are owed goes to *owed. 0, or -1 (out of memory). */
+static int append_route(redisContext *c, const sfl_route *rt, size_t *owed)
+{
+    int rc = -1;
+    size_t nkeys = 3 * rt->nlogins + 2;
+    char(*keys)[SFL_KEY_LEN] = calloc(nkeys, sizeof(*keys));
+    const char **del = calloc(1 + nkeys, sizeof(*del));
+    if (!keys || !del)
+        goto done;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", rt->account);
+    del[0] = "DEL";
+    size_t k = 0;
+    for (size_t i = 0; i < rt->nlogins; i++) {
+        const sfl_login *lg = rt->logins[i];
+        char conf[SFL_KEY_LEN], lim[24];
+        snprintf(conf, sizeof(conf), "%sconf", lg->prefix);
+        snprintf(lim, sizeof(lim), "%lld", lg->max_streams);
+        const char *hset[] = {"HSET",     conf, "max_streams",      lim, "updated_ms", "0",
+                              "epoch_ms", "0",  "recover_until_ms", "0"};
+        if (bench_redis_append(c, 10, hset) < 0)
+            goto done;
+        (*owed)++;
+        snprintf(keys[k++], SFL_KEY_LEN, "%sleases", lg->prefix);
+        snprintf(keys[k++], SFL_KEY_LEN, "%sholders", lg->prefix);
+        snprintf(keys[k++], SFL_KEY_LEN, "%sfence", lg->prefix);
+    }
+    snprintf(keys[k++], SFL_KEY_LEN, "%swaiters", rt->waiters);
+    snprintf(keys[k++], SFL_KEY_LEN, "%swaiters:exp", rt->waiters);
+    for (size_t i = 0; i < k; i++)
+        del[1 + i] = keys[i];
+    const char *sadd[] = {"SADD", BENCH_NS ":accounts", id};
+    if (bench_redis_append(c, 3, sadd) < 0 || bench_redis_append(c, (int)(1 + k), del) < 0)
+        goto done;
+    *owed += 2;
+    rc = 0;
+done:
+    free(keys);
+    free(del);
+    return rc;
+}
+
+int bench_logins_write(redisContext *c, const sfl_account_conf *accs, size_t n, char *err,
+                       size_t errlen)
+{
+    int rc = -1;
+    size_t owed = 0;
+    sfl_routes *r = sfl_routes_new(BENCH_NS);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (sfl_routes_set(r, accs, n, err, errlen) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const sfl_route *rt = sfl_routes_get(r, accs[i].id);
+        if (!rt || append_route(c, rt, &owed) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        if (owed >= 3000) {
+            if (bench_redis_drain(c, owed, err, errlen) < 0)
+                goto done;
+            owed = 0;
+        }
+    }
+    rc = bench_redis_drain(c, owed, err, errlen);
+done:
+    sfl_routes_free(r);
+    return rc;
 }
 
 int bench_accounts_clean(redisContext *c, const long long *ids, size_t n, char *err, size_t errlen)

@@ -18,6 +18,11 @@
  * processes of the machine. Store/limiter counters are summed at the start
  * and at the end of the window.
  *
+ * Logins: with --logins N > 1 every limiter is given the account's logins
+ * (sfl_limiter_set_accounts), as a node is by its config, so every ask
+ * goes over all of them in route order; with 1 it is given nothing and
+ * the account keeps the one login, and the keys, it had before logins.
+ *
  * Workers use only the public limiter API, as the node does: the benchmark
  * must never change what it measures.
  */
@@ -315,7 +320,8 @@ static void proc_free(bproc *p)
         event_base_free(p->base);
 }
 
-int bench_worker_main(const bench_lease_opts *o, bench_shm *h, int index, int go_fd)
+int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, bench_shm *h,
+                      int index, int go_fd)
 {
     bproc p = {.o = o, .h = h, .area = &h->procs[index], .nw = o->workers};
     int rc = 1;
@@ -366,6 +372,10 @@ int bench_worker_main(const bench_lease_opts *o, bench_shm *h, int index, int go
         w->hold = evtimer_new(p.base, on_hold, w);
         if (!w->lim || !w->hold) {
             proc_fail(&p, "out of memory%s", NULL);
+            goto done;
+        }
+        if (acc && sfl_limiter_set_accounts(w->lim, acc, 1, err, sizeof(err)) < 0) {
+            proc_fail(&p, "logins: %s", err);
             goto done;
         }
         sfl_store_start(w->st);

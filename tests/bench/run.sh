@@ -6,7 +6,8 @@
 # Builds sflimit and sflimit-bench (RelWithDebInfo, in build-bench), starts a
 # private redis-server on a free loopback port (no persistence), runs
 #   - lease:    2 processes x 8 workers on one account of limit 2, hold 20 ms
-#               and hold 0, 10 s measured, 3 runs each;
+#               and hold 0, 10 s measured, 3 runs each (and the same with
+#               the account made of N logins, for each N of SFL_BENCH_LOGINS);
 #   - makespan: 3 nodes, 20 accounts, 300 streams of 2000 ms, 3 runs;
 #   - scale:    100/1000, 1000/10000, 10000/100000 accounts/streams, 1 run each;
 # prints a Markdown table (median and min-max over the runs), stops Redis.
@@ -19,7 +20,13 @@
 # SFL_BENCH_BUILD=DIR (build directory, default build-bench),
 # SFL_BENCH_ONLY=lease (the lease runs only), SFL_BENCH_COMPARE=PATH (another
 # sflimit-bench, e.g. built from an older tree: its lease runs alternate with
-# ours, on the same Redis, and get a column of their own).
+# ours, on the same Redis, and get a column of their own), SFL_BENCH_LIMIT (2:
+# the lease account's limit), SFL_BENCH_LOGINS ("1": the lease account's
+# logins; "1 4" also runs it as 4 logins sharing the limit (--logins 4, which
+# needs a limit of 4 or more), alternating, a column each; 1 is the account
+# without logins, the only one the SFL_BENCH_COMPARE binary is run with).
+# With a compare binary or several logins, a second table gives ratios of
+# medians, per hold: this binary / the compare one, N logins / 1.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,8 +36,16 @@ only=${SFL_BENCH_ONLY:-}
 compare=${SFL_BENCH_COMPARE:-}
 check_ms=${SFL_BENCH_CHECK_MS:-2000}
 scale_sizes=${SFL_BENCH_SCALE:-"100:1000 1000:10000 10000:100000"}
+limit=${SFL_BENCH_LIMIT:-2}
+logins=${SFL_BENCH_LOGINS:-1}
 out=${1:-"$build/bench-results/$(date -u +%Y%m%dT%H%M%SZ)"}
 failed=0
+for n in $logins; do
+    if ! [ "$n" -ge 1 ] 2>/dev/null || [ "$n" -gt "$limit" ]; then
+        echo "run.sh: SFL_BENCH_LOGINS: '$n' is not a number of logins 1..$limit (SFL_BENCH_LIMIT)" >&2
+        exit 2
+    fi
+done
 
 if [ "${SFL_BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSFL_TESTS=OFF >/dev/null &&
@@ -88,11 +103,25 @@ run() {
     fi
 }
 
+# The lease runs' variants, in column order: "" (our binary, no logins),
+# "-compare", "-logins<N>".
+variants=
+for n in $logins; do
+    if [ "$n" = 1 ]; then
+        variants="$variants _ ${compare:+-compare}"
+    else
+        variants="$variants -logins$n"
+    fi
+done
 for hold in 20 0; do
     for i in $(seq "$runs"); do
-        for suffix in "" ${compare:+-compare}; do
-            run "lease-hold$hold$suffix" lease --redis "$url" --procs 2 --workers 8 --limit 2 \
-                --hold-ms "$hold" --seconds 10
+        for v in $variants; do
+            v=${v#_}
+            extra=
+            [ "$v" != "${v#-logins}" ] && extra="--logins ${v#-logins}"
+            # shellcheck disable=SC2086 # extra is empty or two words
+            run "lease-hold$hold$v" lease --redis "$url" --procs 2 --workers 8 --limit "$limit" \
+                --hold-ms "$hold" --seconds 10 $extra
         done
     done
 done
@@ -130,30 +159,89 @@ summary() {
         }' "$file"
 }
 
+# median FILE FIELD: the median of a numeric field over the JSON lines, or "".
+median() {
+    local m
+    m=$(summary "$1" "$2")
+    m=${m%% *}
+    [ "$m" = - ] || echo "$m"
+}
+
+# ratio FILE BASEFILE FIELD: median in FILE / median in BASEFILE, or "-".
+ratio() {
+    local a b
+    a=$(median "$1" "$3")
+    b=$(median "$2" "$3")
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.3f\n", a / b }'
+}
+
 {
     echo
     echo "### sflimit-bench on $(uname -n), $(nproc) cores, $(date -u +%Y-%m-%d)"
     echo
     echo "Median (min-max) over $runs runs; commands in \`$out/commands.txt\`."
     echo
-    if [ -n "$compare" ]; then
-        echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 20 ms, compare | hold 0 | hold 0, compare |"
-        echo "|---|---|---|---|---|"
-    else
-        echo "| lease, 2 procs x 8 workers, limit 2 | hold 20 ms | hold 0 |"
-        echo "|---|---|---|"
-    fi
+    header="| lease, 2 procs x 8 workers, limit $limit |"
+    rule="|---|"
+    for hold in 20 0; do
+        for v in $variants; do
+            v=${v#_}
+            case $v in
+            "") header="$header hold $hold ms |" ;;
+            -compare) header="$header hold $hold ms, compare |" ;;
+            *) header="$header hold $hold ms, ${v#-logins} logins |" ;;
+            esac
+            rule="$rule---|"
+        done
+    done
+    echo "$header"
+    echo "$rule"
     for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 wait_ms_max \
         jain_fairness max_concurrent_seen redis_commands_per_cycle; do
-        if [ -n "$compare" ]; then
-            echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) |" \
-                "$(summary "$out/lease-hold20-compare.jsonl" $f) |" \
-                "$(summary "$out/lease-hold0.jsonl" $f) |" \
-                "$(summary "$out/lease-hold0-compare.jsonl" $f) |"
-        else
-            echo "| $f | $(summary "$out/lease-hold20.jsonl" $f) | $(summary "$out/lease-hold0.jsonl" $f) |"
-        fi
+        row="| $f |"
+        for hold in 20 0; do
+            for v in $variants; do
+                row="$row $(summary "$out/lease-hold$hold${v#_}.jsonl" $f) |"
+            done
+        done
+        echo "$row"
     done
+    # Ratios of medians, per hold: this binary / the compare one, and N
+    # logins / the account without logins (both of this binary).
+    pairs=
+    for v in $variants; do
+        case $v in
+        -compare) pairs="$pairs :-compare:this/compare" ;;
+        -logins*) pairs="$pairs $v::${v#-logins}-logins/1" ;;
+        esac
+    done
+    if [ -n "$pairs" ] && [ -n "$(echo " $logins " | grep ' 1 ')" ]; then
+        echo
+        header="| ratio of medians |"
+        rule="|---|"
+        for hold in 20 0; do
+            for p in $pairs; do
+                header="$header hold $hold ms, ${p##*:} |"
+                rule="$rule---|"
+            done
+        done
+        echo "$header"
+        echo "$rule"
+        for f in cycles_per_s handoff_ms_p50 handoff_ms_p99 redis_commands_per_cycle; do
+            row="| $f |"
+            for hold in 20 0; do
+                for p in $pairs; do
+                    num=${p%%:*}
+                    den=${p#*:}
+                    den=${den%%:*}
+                    row="$row $(ratio "$out/lease-hold$hold$num.jsonl" \
+                        "$out/lease-hold$hold$den.jsonl" $f) |"
+                done
+            done
+            echo "$row"
+        done
+    fi
     [ -n "$compare" ] && echo && echo "compare: $compare"
     [ "$only" = lease ] && exit 0
     echo
