@@ -338,10 +338,12 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         return sfl_json_fail(e, "dispatcharr.viewers",
                              "needs dispatcharr.url and dispatcharr.sync_interval (the sync "
                              "says which login each profile is)");
-    if (c->dispatcharr_viewers && c->dispatcharr_max_age_ms <= c->dispatcharr_poll_ms)
-        return sfl_json_fail(
-            e, "dispatcharr.max_age_ms", "must be above dispatcharr.poll_ms (%lld), got %lld",
-            (long long)c->dispatcharr_poll_ms, (long long)c->dispatcharr_max_age_ms);
+    /* Room for a dead poller's successor to take over (viewers.c). */
+    if (c->dispatcharr_viewers && c->dispatcharr_max_age_ms < 3 * c->dispatcharr_poll_ms)
+        return sfl_json_fail(e, "dispatcharr.max_age_ms",
+                             "must be at least 3 x dispatcharr.poll_ms (%lld), got %lld",
+                             (long long)(3 * c->dispatcharr_poll_ms),
+                             (long long)c->dispatcharr_max_age_ms);
     return 0;
 }
 

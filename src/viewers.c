@@ -270,7 +270,13 @@ sfl_viewers *sfl_viewers_new(struct event_base *base, sfl_store *store, const sf
     v->store = store;
     v->poll_ms = conf->dispatcharr_poll_ms;
     v->max_age_ms = conf->dispatcharr_max_age_ms;
-    v->role_ttl_ms = conf->lease_ttl_ms;
+    /* A dead poller's successor must be polling before the figures go
+     * stale: the key outlives its holder by up to a TTL, the others ask
+     * every third of one, and the first poll takes up to poll_ms. So
+     * TTL + TTL/3 + poll_ms < max_age_ms, with a poll to spare. */
+    v->role_ttl_ms = (conf->dispatcharr_max_age_ms - 2 * conf->dispatcharr_poll_ms) * 3 / 4;
+    if (v->role_ttl_ms < 300)
+        v->role_ttl_ms = 300;
     snprintf(v->node, sizeof(v->node), "%s", node_id);
     snprintf(v->role_key, sizeof(v->role_key), "%s:role:dispatcharr", sfl_store_ns(store));
     v->role_timer = evtimer_new(base, on_role_timer, v);

@@ -6,9 +6,10 @@
  * node of the cluster polls GET /proxy/ts/status and GET /proxy/stats/ every
  * dispatcharr.poll_ms and writes each governed login's count into Redis
  * (lua/others.lua), where acquire.lua counts it beside the leases. The role
- * is held by lua/role.lua under sfl:role:dispatcharr for one lease TTL and
- * renewed every third of it: when its node dies another takes it within a
- * TTL. A login the sync marked governed (max_age_ms) whose figure grows
+ * is held by lua/role.lua under sfl:role:dispatcharr for a TTL of
+ * 3/4 (max_age_ms - 2 poll_ms), renewed (and asked for by the others) every
+ * third of it: when its node dies another takes it and polls before the
+ * figures grow max_age_ms old. A login the sync marked governed (max_age_ms) whose figure grows
  * older than dispatcharr.max_age_ms grants nothing: while Dispatcharr
  * cannot be read, no new check starts on its logins. */
 #ifndef SFL_VIEWERS_H
