@@ -74,7 +74,7 @@ static void on_conf_reply(sfl_store *st, redisReply *r, void *arg)
             snprintf(who, sizeof(who), "account %lld", w->id);
         if (prev >= 0 && prev != w->max)
             sfl_info("%s: max_streams was %lld in Redis, now %lld", who, prev, w->max);
-        if (r->element[1]->integer > 0)
+        if (prev < 0 && r->element[1]->integer > 0)
             sfl_info("%s: new in this Redis; new leases wait %lld ms in case its "
                      "data was lost while checks ran",
                      who, r->element[1]->integer);
