@@ -826,7 +826,7 @@ static int waiters_at_least(void *p)
 
 /* A slot handed to a node whose global slots are all busy is passed on at
  * once, not kept idle for it. Node x (global_limit 1) queues for account 1,
- * then runs a 6 s check of account 2; node y queues for account 1 after it.
+ * then runs an 8 s check of account 2; node y queues for account 1 after it.
  * When account 1's holder lets go, its slot goes to x's ticket first: x is
  * full and must give it on, so y runs account 1 while x's check of account 2
  * still runs. (Kept for x instead, with lease.handoff_ms 20000, y would wait
@@ -836,7 +836,10 @@ Test(check, handoff_to_a_full_node_is_passed_on)
     th_account(&redis, 1, 1);
     th_account(&redis, 2, 1);
     const char *accounts = "[{\"id\": 1, \"max_streams\": 1}, {\"id\": 2, \"max_streams\": 1}]";
-    const char *sleep6 = "[\"sleep\", \"6\"]";
+    /* Room for a slow start (valgrind, a busy machine): y must queue while z
+     * still holds account 1 (4 s), and get it while x's check of account 2
+     * still runs (8 s). */
+    const char *sleep8 = "[\"sleep\", \"8\"]";
     char cz[256], cx[256], cy[256], sx[256], sy[256];
     /* The releaser's handoff_ms sets how long a handed slot is kept. */
     write_config(&(cfg){.accounts = accounts,
@@ -848,13 +851,13 @@ Test(check, handoff_to_a_full_node_is_passed_on)
                         .node_id = "x",
                         .file = "x.json",
                         .global_limit = 1,
-                        .command = sleep6,
+                        .command = sleep8,
                         .lease = TH_LEASE ", \"handoff_ms\": 20000"},
                  cx, sizeof(cx));
     write_config(&(cfg){.accounts = accounts,
                         .node_id = "y",
                         .file = "y.json",
-                        .command = sleep6,
+                        .command = sleep8,
                         .lease = TH_LEASE ", \"handoff_ms\": 20000"},
                  cy, sizeof(cy));
     th_write_file(dir, "x-streams.json",
@@ -866,7 +869,7 @@ Test(check, handoff_to_a_full_node_is_passed_on)
 
     char zerr[256];
     snprintf(zerr, sizeof(zerr), "%s/z.err", dir);
-    const char *zargv[] = {SFL_BIN, "exec", "-c", cz, "-a", "1", "--", "sleep", "2", NULL};
+    const char *zargv[] = {SFL_BIN, "exec", "-c", cz, "-a", "1", "--", "sleep", "4", NULL};
     pid_t z = th_spawn((char *const *)zargv, NULL, zerr);
     holder_arg z1 = {1, "z", 1};
     cr_assert(th_until(node_holds, &z1, 20000), "z never held account 1");
