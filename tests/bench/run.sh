@@ -18,7 +18,11 @@
 # Knobs (environment): SFL_BENCH_RUNS (3), SFL_BENCH_CHECK_MS (2000),
 # SFL_BENCH_SCALE ("100:1000 1000:10000 10000:100000"), SFL_BENCH_SKIP_BUILD=1,
 # SFL_BENCH_BUILD=DIR (build directory, default build-bench),
-# SFL_BENCH_ONLY=lease (the lease runs only), SFL_BENCH_COMPARE=PATH (another
+# SFL_BENCH_ONLY=lease (the lease runs only), SFL_BENCH_ONLY=viewers (only
+# sflimit-bench-viewers: a viewer arriving while checks fill a login, issue
+# #14; SFL_BENCH_RUNS runs, 20 by default here; it starts a redis-server of
+# its own per run and is built with SFL_TESTS=ON, so needs Criterion; its
+# table is all that is printed), SFL_BENCH_COMPARE=PATH (another
 # sflimit-bench, e.g. built from an older tree: its lease runs alternate with
 # ours, on the same Redis, and get a column of their own), SFL_BENCH_LIMIT (2:
 # the lease account's limit), SFL_BENCH_LOGINS ("1": the lease account's
@@ -31,8 +35,9 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${SFL_BENCH_BUILD:-"$root/build-bench"}
-runs=${SFL_BENCH_RUNS:-3}
 only=${SFL_BENCH_ONLY:-}
+runs=${SFL_BENCH_RUNS:-3}
+[ "$only" = viewers ] && runs=${SFL_BENCH_RUNS:-20}
 compare=${SFL_BENCH_COMPARE:-}
 check_ms=${SFL_BENCH_CHECK_MS:-2000}
 scale_sizes=${SFL_BENCH_SCALE:-"100:1000 1000:10000 10000:100000"}
@@ -47,10 +52,47 @@ for n in $logins; do
     fi
 done
 
+# The viewers benchmark: one program that makes each run's world itself.
+if [ "$only" = viewers ]; then
+    if [ "${SFL_BENCH_SKIP_BUILD:-0}" != 1 ]; then
+        if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSFL_TESTS=ON >/dev/null &&
+            cmake --build "$build" -j2 --target sflimit-bench-viewers >/dev/null; }; then
+            echo "run.sh: build failed" >&2
+            exit 1
+        fi
+    fi
+    mkdir -p "$out" || exit 1
+    echo "+ SFL_BENCH_RUNS=$runs $build/sflimit-bench-viewers --jobs=1" >>"$out/commands.txt"
+    echo "run.sh: viewers: $runs runs; results in $out" >&2
+    SFL_BENCH_RUNS=$runs "$build/sflimit-bench-viewers" --jobs=1 >"$out/viewers.jsonl" \
+        2>"$out/viewers.log"
+    rc=$?
+    grep '"viewers"' "$out/viewers.jsonl"
+    sum=$(grep '"viewers-summary"' "$out/viewers.jsonl")
+    # field NAME: a number of the summary line.
+    field() { echo "$sum" | grep -o "\"$1\": [0-9-]*" | grep -o '[0-9-]*$'; }
+    {
+        echo
+        echo "### sflimit-bench-viewers on $(uname -n), $(nproc) cores, $(date -u +%Y-%m-%d)"
+        echo
+        echo "| viewer arrives, login of 2 filled, poll_ms $(field poll_ms), $(field runs) runs | ms |"
+        echo "|---|---|"
+        for f in min p50 p90 max; do
+            echo "| provider saw u1 over 2, $f | $(field over_ms_$f) |"
+        done
+        echo "| runs over poll_ms + 500 ($(field bound_ms) ms) | $(field runs_over_bound) |"
+        echo "| runs whose checks went wrong | $(field runs_not_good) |"
+    } | tee "$out/table.md"
+    [ "$rc" = 0 ] || echo "run.sh: viewers: FAILED (see $out/viewers.log)" >&2
+    exit "$rc"
+fi
+
 if [ "${SFL_BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSFL_TESTS=OFF >/dev/null &&
-        cmake --build "$build" -j2 --target sflimit sflimit-bench >/dev/null ||
-        { echo "run.sh: build failed" >&2; exit 1; }
+    if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSFL_TESTS=OFF >/dev/null &&
+        cmake --build "$build" -j2 --target sflimit sflimit-bench >/dev/null; }; then
+        echo "run.sh: build failed" >&2
+        exit 1
+    fi
 fi
 bench="$build/sflimit-bench"
 mkdir -p "$out" || exit 1
@@ -114,7 +156,7 @@ for n in $logins; do
     fi
 done
 for hold in 20 0; do
-    for i in $(seq "$runs"); do
+    for _ in $(seq "$runs"); do
         for v in $variants; do
             v=${v#_}
             extra=
@@ -126,7 +168,7 @@ for hold in 20 0; do
     done
 done
 [ "$only" = lease ] && scale_sizes=
-for i in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     [ "$only" = lease ] && break
     run makespan makespan --redis "$url" --nodes 3 --accounts 20 --streams 300 \
         --check-ms "$check_ms" --seed 1
@@ -216,7 +258,7 @@ ratio() {
         -logins*) pairs="$pairs $v::${v#-logins}-logins/1" ;;
         esac
     done
-    if [ -n "$pairs" ] && [ -n "$(echo " $logins " | grep ' 1 ')" ]; then
+    if [ -n "$pairs" ] && echo " $logins " | grep -q ' 1 '; then
         echo
         header="| ratio of medians |"
         rule="|---|"
