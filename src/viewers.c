@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "dispatcharr.h"
 #include "log.h"
+#include "role.h"
 #include "routes.h"
 #include "store.h"
 
@@ -20,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct role_ask role_ask;
 
 typedef struct vlogin {
     char prefix[SFL_KEY_PREFIX_LEN];
@@ -33,15 +32,11 @@ struct sfl_viewers {
     struct event_base *base;
     sfl_store *store;
     sfl_dispatcharr *dc;
-    char node[96];
-    char role_key[128];
-    int64_t poll_ms, max_age_ms, role_ttl_ms;
-    struct event *role_timer, *poll_timer;
-    int holder;         /* the last role.lua said this node holds the role */
-    int64_t held_until; /* local monotonic: polling stops past it unless renewed */
-    role_ask *asking;   /* a role.lua in flight for the role, or NULL */
-    int polling;        /* a poll in flight */
-    char *ts_body;      /* /proxy/ts/status, kept until /proxy/stats/ comes */
+    int64_t poll_ms, max_age_ms;
+    sfl_role *role; /* the poller's: only its holder polls */
+    struct event *poll_timer;
+    int polling;   /* a poll in flight */
+    char *ts_body; /* /proxy/ts/status, kept until /proxy/stats/ comes */
     size_t ts_len;
     vlogin *logins;
     size_t nlogins;
@@ -162,7 +157,7 @@ static void on_stats(const char *body, size_t len, const char *err, void *arg)
     v->polling = 0;
     if (err)
         warn_once_in_a_while(v, "GET /proxy/stats/", err);
-    else if (v->holder && sfl_mono_ms() < v->held_until)
+    else if (sfl_role_held(v->role))
         write_figures(v, body, len);
     free(v->ts_body);
     v->ts_body = NULL;
@@ -190,8 +185,8 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
     sfl_viewers *v = arg;
     UNUSED(fd);
     UNUSED(what);
-    if (!v->holder || sfl_mono_ms() >= v->held_until)
-        return; /* the role timer starts polling again when it is ours */
+    if (!sfl_role_held(v->role))
+        return; /* on_role starts polling again when it is ours */
     sfl_timer_in(v->poll_timer, v->poll_ms);
     if (v->polling || v->nlogins == 0 || !sfl_store_ready(v->store))
         return;
@@ -199,61 +194,11 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
         v->polling = 1;
 }
 
-/*--- The role ----------------------------------------------------------------*/
-
-struct role_ask {
-    sfl_viewers *v; /* NULL: a give-up, or the viewers were freed meanwhile */
-    int64_t sent_ms;
-};
-
-static void on_role(sfl_store *st, redisReply *r, void *arg)
-{
-    role_ask *a = arg;
-    sfl_viewers *v = a->v;
-    UNUSED(st);
-    if (v) {
-        v->asking = NULL;
-        int held = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        if (held != v->holder)
-            sfl_info("viewers: %s the Dispatcharr poller role", held ? "took" : "do not hold");
-        v->holder = held;
-        if (held) {
-            /* Counted from the send: Redis may let it go that long after. */
-            v->held_until = a->sent_ms + v->role_ttl_ms;
-            if (!evtimer_pending(v->poll_timer, NULL))
-                sfl_timer_in(v->poll_timer, 0);
-        }
-    }
-    free(a);
-}
-
-static void ask_role(sfl_viewers *v, int64_t ttl_ms)
-{
-    if ((ttl_ms > 0 && v->asking) || !sfl_store_ready(v->store))
-        return;
-    role_ask *a = malloc(sizeof(*a));
-    if (!a)
-        return;
-    *a = (role_ask){ttl_ms > 0 ? v : NULL, sfl_mono_ms()};
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
-    const char *keys[1] = {v->role_key};
-    const char *args[2] = {v->node, ttl};
-    if (sfl_store_eval(v->store, "role", 1, keys, 2, args, on_role, a) < 0) {
-        free(a);
-        return;
-    }
-    if (ttl_ms > 0)
-        v->asking = a;
-}
-
-static void on_role_timer(evutil_socket_t fd, short what, void *arg)
+static void on_role(int held, void *arg)
 {
     sfl_viewers *v = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    sfl_timer_in(v->role_timer, v->role_ttl_ms / 3);
-    ask_role(v, v->role_ttl_ms);
+    if (held && !evtimer_pending(v->poll_timer, NULL))
+        sfl_timer_in(v->poll_timer, 0);
 }
 
 /*--- Life --------------------------------------------------------------------*/
@@ -274,21 +219,15 @@ sfl_viewers *sfl_viewers_new(struct event_base *base, sfl_store *store, const sf
      * stale: the key outlives its holder by up to a TTL, the others ask
      * every third of one, and the first poll takes up to poll_ms. So
      * TTL + TTL/3 + poll_ms < max_age_ms, with a poll to spare. */
-    v->role_ttl_ms = (conf->dispatcharr_max_age_ms - 2 * conf->dispatcharr_poll_ms) * 3 / 4;
-    if (v->role_ttl_ms < 300)
-        v->role_ttl_ms = 300;
-    snprintf(v->node, sizeof(v->node), "%s", node_id);
-    snprintf(v->role_key, sizeof(v->role_key), "%s:role:dispatcharr", sfl_store_ns(store));
-    v->role_timer = evtimer_new(base, on_role_timer, v);
+    int64_t ttl = (conf->dispatcharr_max_age_ms - 2 * conf->dispatcharr_poll_ms) * 3 / 4;
     v->poll_timer = evtimer_new(base, on_poll_timer, v);
-    if (!v->role_timer || !v->poll_timer ||
-        !(v->dc = sfl_dispatcharr_new(base, conf, err, errlen))) {
-        if (!v->role_timer || !v->poll_timer)
+    v->role = sfl_role_new(base, store, "dispatcharr", node_id, ttl, on_role, v);
+    if (!v->poll_timer || !v->role || !(v->dc = sfl_dispatcharr_new(base, conf, err, errlen))) {
+        if (!v->poll_timer || !v->role)
             snprintf(err, errlen, "out of memory");
         sfl_viewers_free(v);
         return NULL;
     }
-    sfl_timer_in(v->role_timer, 0);
     return v;
 }
 
@@ -305,13 +244,8 @@ void sfl_viewers_free(sfl_viewers *v)
 {
     if (!v)
         return;
-    if (v->asking)
-        v->asking->v = NULL; /* its answer finds nobody */
-    if (v->holder)
-        ask_role(v, 0); /* give it up: another node need not wait a TTL */
+    sfl_role_free(v->role); /* gives it up: another node need not wait a TTL */
     sfl_dispatcharr_free(v->dc);
-    if (v->role_timer)
-        event_free(v->role_timer);
     if (v->poll_timer)
         event_free(v->poll_timer);
     free(v->ts_body);
@@ -352,10 +286,10 @@ void sfl_viewers_set_logins(sfl_viewers *v, sfl_routes *routes, const sfl_accoun
 void sfl_viewers_on_ready(sfl_viewers *v)
 {
     if (v)
-        sfl_timer_in(v->role_timer, 0);
+        sfl_role_kick(v->role);
 }
 
 int sfl_viewers_polling(const sfl_viewers *v)
 {
-    return v && v->holder && sfl_mono_ms() < v->held_until;
+    return v && sfl_role_held(v->role);
 }
