@@ -11,8 +11,10 @@
 --         grants nothing on the login once it is older (0: it never ages)
 --       4 "total" when count is every connection on the login, this
 --         cluster's checks included (a panel's active_cons): the leases live
---         now are taken off, never below 0; anything else: count is others'
---         alone (Dispatcharr's proxy)
+--         now are taken off, never below 0; "closed" when the source says the
+--         login cannot be used (a panel's Expired, Banned, auth 0): the login
+--         is counted full; anything else: count is others' alone
+--         (Dispatcharr's proxy)
 --       5 channel for preemptions (sfl:released; each goes to
 --         sfl:released:<node of the lease> as "! <lease id>")
 -- returns: {external, leases live now, max_streams (-1 if none), reserve,
@@ -30,18 +32,20 @@
 local now = redis_now()
 local count = math.max(0, math.floor(tonumber(ARGV[1]) or 0))
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. fmt('%d', now), '+inf')
+local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve')
+local limit, reserve = tonumber(conf[1]) or -1, tonumber(conf[2]) or 0
 local external = count
 if ARGV[4] == 'total' then
     external = math.max(0, count - live)
+elseif ARGV[4] == 'closed' then
+    external = math.max(limit, 1)
 end
 redis.call('HSET', KEYS[1], 'external', external, 'external_at_ms', now, 'external_source',
            ARGV[2], 'max_age_ms', tonumber(ARGV[3]) or 0)
-local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve')
-local limit, reserve = tonumber(conf[1]) or -1, tonumber(conf[2]) or 0
 local out = {external, live, limit, reserve}
 local over = limit > 0 and live + external + reserve - limit or 0
-if over <= 0 then
-    return out
+if over <= 0 or ARGV[4] == 'closed' then
+    return out -- a closed login's checks are not stopped: it only grants no more
 end
 local holders = KEYS[3]
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. fmt('%d', now), '+inf')

@@ -35,9 +35,9 @@
 #include "metrics.h"
 #include "queue.h"
 #include "scheduler.h"
+#include "sources.h"
 #include "store.h"
 #include "streams.h"
-#include "viewers.h"
 #include "worker.h"
 
 #include <cjson/cJSON.h>
@@ -85,7 +85,7 @@ typedef struct node {
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer, *reap_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
     sfl_dispatcharr_sync *sync; /* periodic limit sync, when dispatcharr.sync_interval is set */
-    sfl_viewers *viewers;       /* Dispatcharr's viewers counted, when dispatcharr.viewers */
+    sfl_sources *sources;       /* others' connections: viewers, panels (NULL: none) */
 } node;
 
 static void pull(node *n);
@@ -485,8 +485,8 @@ static void on_ready(sfl_app *app, void *arg)
     n->group_ready = 0;
     n->reading = 0;
     sfl_queue_ensure_group(app->store, on_group, n);
-    sfl_viewers_on_ready(n->viewers);
-    if (app->ready_count == 1 && n->viewers)
+    sfl_sources_on_ready(n->sources);
+    if (app->ready_count == 1 && sfl_sources_want_sync(n->sources))
         on_sync_timer(-1, 0, n); /* the viewers need the logins now, not in an interval */
     for (nentry *h = n->held; h; h = h->next)
         store_result(h);
@@ -519,8 +519,8 @@ static void on_synced(const sfl_account_conf *accs, const long long *was, size_t
     char why[256];
     if (sfl_limiter_set_accounts(n->app.lim, accs, count, why, sizeof(why)) < 0)
         sfl_warn("dispatcharr sync: %s; logins unchanged", why);
-    else if (n->viewers)
-        sfl_viewers_set_logins(n->viewers, sfl_limiter_routes(n->app.lim), accs, count);
+    else
+        sfl_sources_synced(n->sources, sfl_limiter_routes(n->app.lim), accs, count);
     size_t changed = 0;
     for (size_t i = 0; i < count; i++)
         changed += was[i] != accs[i].max_streams;
@@ -674,6 +674,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     c->accounts = old;
     c->naccounts = nold;
     sfl_conf_free(c);
+    sfl_sources_configured(n->sources, sfl_limiter_routes(n->app.lim), n->app.conf->accounts,
+                           n->app.conf->naccounts);
     sfl_info("SIGHUP: account limits reloaded (%zu accounts)", n->app.conf->naccounts);
 }
 
@@ -844,13 +846,13 @@ int sfl_cmd_node(int argc, char **argv)
             goto done;
         }
         sfl_timer_in(n.sync_timer, (int64_t)llround(n.app.conf->dispatcharr_sync_interval * 1000));
-        if (n.app.conf->dispatcharr_viewers &&
-            !(n.viewers = sfl_viewers_new(base, n.app.store, n.app.conf, n.app.conf->node_id, err,
-                                          sizeof(err)))) {
-            fprintf(stderr, "sflimit: dispatcharr: %s\n", err);
-            n.exit_code = SFL_EXIT_USAGE;
-            goto done;
-        }
+    }
+    n.sources = sfl_sources_new(base, n.app.store, sfl_limiter_routes(n.app.lim), n.app.conf, err,
+                                sizeof(err));
+    if (!n.sources && err[0]) {
+        fprintf(stderr, "sflimit: %s\n", err);
+        n.exit_code = SFL_EXIT_USAGE;
+        goto done;
     }
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
@@ -887,7 +889,7 @@ done:
     sfl_worker_free(n.worker); /* kills what still runs, cancels tries in flight */
     n.worker = NULL;
     sfl_dispatcharr_sync_free(n.sync);
-    sfl_viewers_free(n.viewers); /* gives the poller role up while Redis is there */
+    sfl_sources_free(n.sources); /* gives the poller roles up while Redis is there */
     sfl_app_disconnect(&n.app);  /* pending callbacks see held entries still alive */
     while (n.held)
         entry_forget(n.held);

@@ -27,6 +27,10 @@ typedef struct sfl_login_conf {
                               and a figure older than this stops its grants; 0: none */
     long long *profiles;   /* the Dispatcharr profiles that are this login (sync only) */
     size_t nprofiles;
+    /* An Xtream Codes panel that counts this login's connections (xtream.c):
+     * its base URL and the login's credentials, or NULL. */
+    char *xtream_url, *xtream_username, *xtream_password;
+    long long xtream_poll_ms; /* 60000 */
 } sfl_login_conf;
 
 typedef struct sfl_account_conf {

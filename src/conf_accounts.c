@@ -16,7 +16,11 @@
 static const sfl_json_numspec NS_NONNEG_INT64 = {1, 0, 0, SFL_JSON_MAX_SAFE_INT, 0}; /* >= 0 */
 static const char *const account_keys[] = {"id", "name", "max_streams", "logins", NULL};
 static const char *const login_keys[] = {"id",      "max_streams", "search", "replace",
-                                         "reserve", "cooldown_ms", NULL};
+                                         "reserve", "cooldown_ms", "xtream", NULL};
+static const char *const xtream_keys[] = {"url",    "username",   "password",
+                                          "poll_s", "max_age_ms", NULL};
+static const sfl_json_numspec NS_POLL_S = {0, 1, 0, 86400, 1};
+static const sfl_json_numspec NS_MAX_AGE = {1, 1000, 0, 86400000, 1};
 static const sfl_json_numspec NS_COOLDOWN = {1, 0, 0, 600000, 1};
 
 void sfl_account_conf_clear(sfl_account_conf *a)
@@ -29,6 +33,9 @@ void sfl_account_conf_clear(sfl_account_conf *a)
         free(a->logins[i].search);
         free(a->logins[i].replace);
         free(a->logins[i].profiles);
+        free(a->logins[i].xtream_url);
+        free(a->logins[i].xtream_username);
+        free(a->logins[i].xtream_password);
     }
     free(a->logins);
     a->name = NULL;
@@ -45,6 +52,56 @@ const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)
 }
 
 /*--- Parsing ---*/
+
+/* logins[k].xtream, if there: the panel that counts the login's
+ * connections (player_api.php), polled every poll_s (60); its figure is good
+ * max_age_ms (3 polls). */
+static int parse_xtream(const sfl_json_ctx *e, const cJSON *login, const char *at, size_t k,
+                        sfl_login_conf *l)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(login, "xtream");
+    char path[128], got[64];
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream", at, k);
+    if (!o)
+        return 0;
+    if (!cJSON_IsObject(o)) {
+        sfl_json_describe(o, got, sizeof(got));
+        return sfl_json_fail(e, path,
+                             "expected an object {\"url\", \"username\", \"password\"}, "
+                             "got %s",
+                             got);
+    }
+    if (sfl_json_check_keys(e, o, path, xtream_keys) < 0)
+        return -1;
+    static const char *const fields[] = {"url", "username", "password"};
+    char **dst[] = {&l->xtream_url, &l->xtream_username, &l->xtream_password};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%slogins[%zu].xtream.%s", at, k, fields[i]);
+        if (sfl_json_get_string(e, o, fields[i], path, 0, dst[i]) < 0)
+            return -1;
+        if (!*dst[i] || !**dst[i])
+            return sfl_json_fail(e, path, "missing");
+    }
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.url", at, k);
+    if (strncmp(l->xtream_url, "http://", 7) != 0)
+        return sfl_json_fail(e, path, "must begin with http:// (https is not supported yet)");
+    double d = 60;
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.poll_s", at, k);
+    if (sfl_json_get_num(e, o, "poll_s", path, &NS_POLL_S, &d) < 0)
+        return -1;
+    l->xtream_poll_ms = (long long)(d * 1000);
+    l->max_age_ms = 3 * l->xtream_poll_ms;
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.max_age_ms", at, k);
+    int rc = sfl_json_get_num(e, o, "max_age_ms", path, &NS_MAX_AGE, &d);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        l->max_age_ms = (long long)d;
+    if (l->max_age_ms < 2 * l->xtream_poll_ms)
+        return sfl_json_fail(e, path, "must be at least 2 x poll_s (%lld ms), got %lld",
+                             2 * l->xtream_poll_ms, l->max_age_ms);
+    return 0;
+}
 
 /* accounts[i].logins, if there: each login's id, limit and rewrite; the
  * account's max_streams becomes their sum (0 if one is unlimited). */
@@ -105,6 +162,8 @@ static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
         if ((rc = sfl_json_get_num(e, it, "cooldown_ms", path, &NS_COOLDOWN, &d)) < 0)
             return -1;
         l->cooldown_ms = rc ? (long long)d : 0;
+        if (parse_xtream(e, it, at, k, l) < 0)
+            return -1;
         snprintf(path, sizeof(path), "%slogins[%zu].search", at, k);
         if (sfl_json_get_string(e, it, "search", path, 0, &l->search) < 0)
             return -1;
@@ -203,8 +262,14 @@ int sfl_account_conf_copy(sfl_account_conf *dst, const sfl_account_conf *src)
                               .max_age_ms = l->max_age_ms,
                               .id = strdup(l->id),
                               .search = dup_or_null(l->search),
-                              .replace = dup_or_null(l->replace)};
-        if (!c->id || (l->search && !c->search) || (l->replace && !c->replace))
+                              .replace = dup_or_null(l->replace),
+                              .xtream_url = dup_or_null(l->xtream_url),
+                              .xtream_username = dup_or_null(l->xtream_username),
+                              .xtream_password = dup_or_null(l->xtream_password),
+                              .xtream_poll_ms = l->xtream_poll_ms};
+        if (!c->id || (l->search && !c->search) || (l->replace && !c->replace) ||
+            (l->xtream_url && !c->xtream_url) || (l->xtream_username && !c->xtream_username) ||
+            (l->xtream_password && !c->xtream_password))
             goto oom;
         if (l->nprofiles) {
             if (!(c->profiles = malloc(l->nprofiles * sizeof(*c->profiles))))
