@@ -460,6 +460,42 @@ long long th_provider_stat(const sfl_test_provider *p, const char *path)
     return out;
 }
 
+static void pct_encode(char *out, size_t len, const char *in);
+static int send_all(int fd, const char *p, size_t n);
+
+const char *th_provider_panel(const sfl_test_provider *p, const char *user, const char *pass,
+                              char *buf, size_t len)
+{
+    char u[256], pw[256], req[768], ans[65536];
+    pct_encode(u, sizeof(u), user);
+    pct_encode(pw, sizeof(pw), pass);
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET /player_api.php?username=%s&password=%s HTTP/1.0\r\nHost: x\r\n\r\n", u, pw);
+    cr_assert(n > 0 && n < (int)sizeof(req));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+    cr_assert_eq(inet_pton(AF_INET, p->host, &a.sin_addr), 1, "bad provider address '%s'", p->host);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+              "cannot reach the fake provider at %s:%d", p->host, p->port);
+    cr_assert(send_all(fd, req, (size_t)n) == 0, "cannot ask the fake provider's panel");
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof(ans) - 1 && (r = read(fd, ans + got, sizeof(ans) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    ans[got] = '\0';
+    int status = 0;
+    char *body = strstr(ans, "\r\n\r\n");
+    cr_assert(sscanf(ans, "HTTP/1.%*d %d", &status) == 1 && status == 200 && body,
+              "player_api.php for %s: bad answer: %s", user, ans);
+    snprintf(buf, len, "%s", body + 4);
+    return buf;
+}
+
 void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s", dir, name);

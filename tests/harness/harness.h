@@ -89,6 +89,18 @@ struct cJSON *th_provider_stats(const sfl_test_provider *p);
 /* A number from /stats: "violations", "max_concurrent", "requests", "refused",
  * or "users.NAME.max_seen" etc. */
 long long th_provider_stat(const sfl_test_provider *p, const char *path);
+/* The provider's Xtream Codes panel API (see fake_provider.c): GETs
+ * /player_api.php?username=USER&password=PASS (both percent-encoded) and
+ * copies the answer's body into buf (truncated to len - 1 bytes); returns
+ * buf. Fails the test unless the provider answers 200. Each call counts in
+ * users.USER.panel_requests of /stats. Per-user variations are options of
+ * the provider, given to th_provider_start_args, e.g.
+ *   {"--panel", "u1:status=Expired", "--panel", "u1:numbers=1", NULL}
+ * (status=Active|Expired|Banned|Disabled, numbers=0|1: active_cons and
+ * max_connections as JSON numbers, not strings; auth=0|1: 0 answers
+ * {"user_info": {"auth": 0}} even to the right password; exp=null|UNIX). */
+const char *th_provider_panel(const sfl_test_provider *p, const char *user, const char *pass,
+                              char *buf, size_t len);
 /* Writes text to a new file in dir; returns the path in buf. */
 void th_write_file(const char *dir, const char *name, const char *text, char *buf, size_t len);
 

@@ -14,6 +14,19 @@
  * range past the end), so a test can tell how many connections a check made.
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
  *
+ * It also answers the Xtream Codes panel API as a panel does,
+ *
+ *     GET /player_api.php?username=U&password=P
+ *
+ * with 200 and {"user_info": {...}, "server_info": {...}}: active_cons is the
+ * account's live "current" at that moment, max_connections its limit, both
+ * as strings (panels mostly send strings), the password echoed. An unknown
+ * user or a wrong password gets {"user_info": {"auth": 0}}, still 200.
+ * --panel USER:KEY=VALUE varies one account's answer (status=Expired|Banned|
+ * Disabled|Active, numbers=1, auth=0, exp=null|UNIX); it only changes what
+ * the panel says, never what /live serves. Each such request naming a known
+ * account counts in its "panel_requests", not in "requests".
+ *
  * A connection is open for its account from the moment its request is
  * admitted until the last byte of its response has been handed to the kernel
  * (evhttp's on-complete callback) or the client goes away (the connection's
@@ -72,6 +85,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 /*--- Data types -------------------------------------------------------------*/
@@ -80,7 +94,29 @@
 #define FP_MAX_BACKLOG (4u << 20) /* skip a slice if this much is unsent */
 #define FP_TS_PACKET 188
 #define FP_FILLER_PACKETS 256
-#define FP_CONN_TIMEOUT_S 3600 /* evhttp's default 50 s would cut long holds */
+#define FP_CONN_TIMEOUT_S 3600       /* evhttp's default 50 s would cut long holds */
+#define FP_PANEL_EXP 4102444800L     /* exp_date by default: 2100-01-01 UTC, never past */
+#define FP_PANEL_CREATED 1704067200L /* created_at: 2024-01-01 UTC */
+
+/* user_info.status as a panel spells it (fp_status_names). */
+typedef enum {
+    FP_STATUS_ACTIVE,
+    FP_STATUS_EXPIRED,
+    FP_STATUS_BANNED,
+    FP_STATUS_DISABLED,
+    FP_STATUS_COUNT
+} fp_panel_status;
+
+static const char *const fp_status_names[FP_STATUS_COUNT] = {"Active", "Expired", "Banned",
+                                                             "Disabled"};
+
+/* How player_api.php describes one account (--panel). */
+typedef struct fp_panel {
+    fp_panel_status status;
+    bool numbers;  /* active_cons and max_connections as JSON numbers */
+    bool refuse;   /* auth=0: {"user_info": {"auth": 0}} even to the right password */
+    long exp_date; /* -1: null */
+} fp_panel;
 
 typedef struct fp_user {
     char *name;
@@ -93,6 +129,8 @@ typedef struct fp_user {
     long refused;  /* requests not served: over the limit, bad password, bad range */
     long violations;
     long auth_failures;
+    long panel_requests; /* GET /player_api.php naming this user */
+    fp_panel panel;
 } fp_user;
 
 typedef enum {
@@ -131,6 +169,8 @@ typedef struct fp_config {
     bool ranges;
     fp_user *users;
     size_t nusers;
+    const char **panels; /* --panel specs, applied once every --user is known */
+    size_t npanels;
 } fp_config;
 
 typedef struct fp_server {
@@ -151,6 +191,8 @@ typedef struct fp_server {
     long max_concurrent;
     unsigned long next_id;
     fp_stream *streams; /* every stream we still hold memory for */
+    char host[64];      /* where we listen: player_api.php's server_info */
+    int port;
 } fp_server;
 
 /*--- Users --------------------------------------------------------------------*/
@@ -386,7 +428,7 @@ static cJSON *fp_stats_json(const fp_server *srv)
     cJSON *users = root ? cJSON_AddObjectToObject(root, "users") : NULL;
     if (users == NULL)
         goto err;
-    long violations = 0, requests = 0, refused = 0;
+    long violations = 0, requests = 0, refused = 0, panel_requests = 0;
     for (size_t i = 0; i < srv->nusers; i++) {
         const fp_user *u = &srv->users[i];
         cJSON *o = cJSON_AddObjectToObject(users, u->name);
@@ -397,9 +439,11 @@ static cJSON *fp_stats_json(const fp_server *srv)
             !cJSON_AddNumberToObject(o, "requests", (double)u->requests) ||
             !cJSON_AddNumberToObject(o, "refused", (double)u->refused) ||
             !cJSON_AddNumberToObject(o, "violations", (double)u->violations) ||
-            !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures))
+            !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures) ||
+            !cJSON_AddNumberToObject(o, "panel_requests", (double)u->panel_requests))
             goto err;
         violations += u->violations;
+        panel_requests += u->panel_requests;
         requests += u->requests;
         refused += u->refused;
     }
@@ -407,7 +451,8 @@ static cJSON *fp_stats_json(const fp_server *srv)
         !cJSON_AddNumberToObject(root, "max_concurrent", (double)srv->max_concurrent) ||
         !cJSON_AddNumberToObject(root, "current", (double)srv->current) ||
         !cJSON_AddNumberToObject(root, "requests", (double)requests) ||
-        !cJSON_AddNumberToObject(root, "refused", (double)refused))
+        !cJSON_AddNumberToObject(root, "refused", (double)refused) ||
+        !cJSON_AddNumberToObject(root, "panel_requests", (double)panel_requests))
         goto err;
     return root;
 err:
@@ -415,9 +460,9 @@ err:
     return NULL;
 }
 
-static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
+/* Answers 200 with doc (consumed; NULL: out of memory, 500). */
+static void fp_send_json(struct evhttp_request *req, cJSON *doc)
 {
-    cJSON *doc = fp_stats_json(srv);
     char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     if (text == NULL || evbuffer_add_printf(out, "%s\n", text) < 0) {
@@ -429,6 +474,11 @@ static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
     }
     cJSON_free(text);
     cJSON_Delete(doc);
+}
+
+static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
+{
+    fp_send_json(req, fp_stats_json(srv));
 }
 
 /* Zeroes the counters. The maxima restart from what is open now, so that
@@ -443,6 +493,7 @@ static void fp_reset(fp_server *srv)
         u->refused = 0;
         u->violations = 0;
         u->auth_failures = 0;
+        u->panel_requests = 0;
     }
     srv->max_concurrent = srv->current;
     sfl_debug("counters reset");
@@ -628,6 +679,99 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
     fp_stream_tick(-1, 0, s); /* first slice now; s may be gone after this */
 }
 
+/*--- Panel API (player_api.php) --------------------------------------------*/
+
+/* Adds key: n as a string ("2"), or as a number with numbers. */
+static bool fp_panel_add_count(cJSON *o, const char *key, long n, bool numbers)
+{
+    char text[24];
+    if (numbers)
+        return cJSON_AddNumberToObject(o, key, (double)n) != NULL;
+    snprintf(text, sizeof(text), "%ld", n);
+    return cJSON_AddStringToObject(o, key, text) != NULL;
+}
+
+/* The answer to an account's own credentials; the caller frees it with
+ * cJSON_Delete(). NULL when out of memory. */
+static cJSON *fp_panel_json(const fp_server *srv, const fp_user *u)
+{
+    static const char *const formats[] = {"m3u8", "ts"};
+    char text[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *ui = root ? cJSON_AddObjectToObject(root, "user_info") : NULL;
+    cJSON *si = root ? cJSON_AddObjectToObject(root, "server_info") : NULL;
+    if (ui == NULL || si == NULL)
+        goto err;
+    if (!cJSON_AddStringToObject(ui, "username", u->name) ||
+        !cJSON_AddStringToObject(ui, "password", u->pass) ||
+        !cJSON_AddStringToObject(ui, "message", "") || !cJSON_AddNumberToObject(ui, "auth", 1) ||
+        !cJSON_AddStringToObject(ui, "status", fp_status_names[u->panel.status]))
+        goto err;
+    snprintf(text, sizeof(text), "%ld", u->panel.exp_date);
+    if ((u->panel.exp_date < 0 ? cJSON_AddNullToObject(ui, "exp_date")
+                               : cJSON_AddStringToObject(ui, "exp_date", text)) == NULL)
+        goto err;
+    snprintf(text, sizeof(text), "%ld", FP_PANEL_CREATED);
+    if (!cJSON_AddStringToObject(ui, "is_trial", "0") ||
+        !fp_panel_add_count(ui, "active_cons", u->current, u->panel.numbers) ||
+        !cJSON_AddStringToObject(ui, "created_at", text) ||
+        !fp_panel_add_count(ui, "max_connections", u->limit, u->panel.numbers) ||
+        !cJSON_AddItemToObject(ui, "allowed_output_formats", cJSON_CreateStringArray(formats, 2)))
+        goto err;
+    snprintf(text, sizeof(text), "%d", srv->port);
+    if (!cJSON_AddStringToObject(si, "url", srv->host) ||
+        !cJSON_AddStringToObject(si, "port", text) ||
+        !cJSON_AddStringToObject(si, "https_port", "") ||
+        !cJSON_AddStringToObject(si, "server_protocol", "http") ||
+        !cJSON_AddStringToObject(si, "rtmp_port", "") ||
+        !cJSON_AddStringToObject(si, "timezone", "UTC") ||
+        !cJSON_AddNumberToObject(si, "timestamp_now", (double)now))
+        goto err;
+    if (gmtime_r(&now, &tm) == NULL || strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        text[0] = '\0';
+    if (!cJSON_AddStringToObject(si, "time_now", text))
+        goto err;
+    return root;
+err:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* GET /player_api.php?username=U&password=P. Panels answer a bad login with
+ * 200 and auth 0, not with an HTTP error. */
+static void fp_serve_panel(fp_server *srv, struct evhttp_request *req)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq params;
+    /* evhttp_parse_query_str() initialises params, and clears them on error. */
+    bool parsed = query != NULL && evhttp_parse_query_str(query, &params) == 0;
+    const char *name = parsed ? evhttp_find_header(&params, "username") : NULL;
+    const char *pass = parsed ? evhttp_find_header(&params, "password") : NULL;
+    fp_user *u = name ? fp_user_find(srv, name) : NULL;
+    cJSON *doc;
+
+    if (u != NULL)
+        u->panel_requests++;
+    if (u != NULL && pass != NULL && strcmp(u->pass, pass) == 0 && !u->panel.refuse) {
+        doc = fp_panel_json(srv, u);
+    } else {
+        sfl_debug("panel: no login for %s", name ? name : "(none)");
+        doc = cJSON_CreateObject();
+        cJSON *ui = doc ? cJSON_AddObjectToObject(doc, "user_info") : NULL;
+        if (ui == NULL || !cJSON_AddNumberToObject(ui, "auth", 0)) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+    }
+    if (parsed)
+        evhttp_clear_headers(&params);
+    fp_send_json(req, doc);
+}
+
+/*--- Routing ------------------------------------------------------------------*/
+
 static void fp_on_request(struct evhttp_request *req, void *arg)
 {
     fp_server *srv = arg;
@@ -642,6 +786,8 @@ static void fp_on_request(struct evhttp_request *req, void *arg)
     bool get = method == EVHTTP_REQ_GET;
     if (get && strncmp(path, "/live/", 6) == 0) {
         fp_serve_live(srv, req, path + 6);
+    } else if (get && strcmp(path, "/player_api.php") == 0) {
+        fp_serve_panel(srv, req);
     } else if (get && strcmp(path, "/stats") == 0) {
         fp_send_stats(srv, req);
     } else if ((get || method == EVHTTP_REQ_POST) && strcmp(path, "/reset") == 0) {
@@ -792,6 +938,8 @@ static fp_server *fp_server_new(fp_config *cfg)
         sfl_error("cannot write %s: %s", cfg->port_file, strerror(errno));
         goto err;
     }
+    snprintf(srv->host, sizeof(srv->host), "%s", cfg->host);
+    srv->port = port;
     bool v6 = strchr(cfg->host, ':') != NULL;
     fprintf(stderr, "listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->host, v6 ? "]" : "", port);
     return srv;
@@ -829,6 +977,7 @@ static void fp_usage(FILE *out)
     fprintf(out, "usage: sfl-fake-provider [--listen HOST:PORT] [--port-file FILE]\n"
                  "                         [--user NAME:PASS:LIMIT]... [--hold-ms N]\n"
                  "                         [--file TS_FILE] [--rate-kbps N] [--ranges]\n"
+                 "                         [--panel USER:KEY=VALUE]...\n"
                  "  --listen     address to bind (default 127.0.0.1:0, port 0 = any free port)\n"
                  "  --port-file  write the bound port there (atomically) once listening\n"
                  "  --user       a provider account; LIMIT 0 = unlimited (repeatable)\n"
@@ -838,7 +987,11 @@ static void fp_usage(FILE *out)
                  "  --rate-kbps  pacing of the body (default 4000)\n"
                  "  --ranges     serve --file as a seekable file: Accept-Ranges, Content-Length,\n"
                  "               206 for a Range, each reply one pass (no --hold-ms)\n"
-                 "routes: GET /live/USER/PASS/STREAM[.ts], GET /stats, POST|GET /reset\n");
+                 "  --panel      how player_api.php describes USER (a --user; repeatable):\n"
+                 "               status=Active|Expired|Banned|Disabled, numbers=0|1 (counts as\n"
+                 "               JSON numbers), auth=0|1 (0: always auth 0), exp=null|UNIX\n"
+                 "routes: GET /live/USER/PASS/STREAM[.ts], GET /player_api.php?username=U&\n"
+                 "        password=P, GET /stats, POST|GET /reset\n");
 }
 
 /* Parses a non-negative decimal number in [0, max]; -1 when invalid. */
@@ -884,7 +1037,53 @@ static int fp_config_add_user(fp_config *cfg, const char *spec)
     users[cfg->nusers].name = name;
     users[cfg->nusers].pass = pass;
     users[cfg->nusers].limit = limit;
+    users[cfg->nusers].panel.exp_date = FP_PANEL_EXP;
     cfg->nusers++;
+    return 0;
+}
+
+/* USER:KEY=VALUE for a --user account, e.g. "alice:status=Expired". */
+static int fp_config_apply_panel(fp_config *cfg, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    const char *eq = colon ? strchr(colon, '=') : NULL;
+    if (colon == NULL || eq == NULL || colon == spec)
+        return -1;
+    fp_user *u = NULL;
+    size_t nlen = (size_t)(colon - spec);
+    for (size_t i = 0; i < cfg->nusers && u == NULL; i++)
+        if (strlen(cfg->users[i].name) == nlen && strncmp(cfg->users[i].name, spec, nlen) == 0)
+            u = &cfg->users[i];
+    if (u == NULL)
+        return -1;
+    const char *key = colon + 1, *val = eq + 1;
+    size_t klen = (size_t)(eq - key);
+    if (klen == 6 && strncmp(key, "status", klen) == 0) {
+        for (int s = 0; s < FP_STATUS_COUNT; s++) {
+            if (strcmp(val, fp_status_names[s]) == 0) {
+                u->panel.status = (fp_panel_status)s;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    if (klen == 3 && strncmp(key, "exp", klen) == 0) {
+        bool null = strcmp(val, "null") == 0;
+        long exp = null ? -1 : fp_parse_num(val, LONG_MAX);
+        if (exp < 0 && !null)
+            return -1;
+        u->panel.exp_date = exp;
+        return 0;
+    }
+    bool on = strcmp(val, "1") == 0;
+    if (!on && strcmp(val, "0") != 0)
+        return -1;
+    if (klen == 7 && strncmp(key, "numbers", klen) == 0)
+        u->panel.numbers = on;
+    else if (klen == 4 && strncmp(key, "auth", klen) == 0)
+        u->panel.refuse = !on;
+    else
+        return -1;
     return 0;
 }
 
@@ -922,6 +1121,7 @@ int main(int argc, char **argv)
         OPT_FILE,
         OPT_RATE,
         OPT_RANGES,
+        OPT_PANEL,
         OPT_HELP
     };
     static const struct option opts[] = {
@@ -932,6 +1132,7 @@ int main(int argc, char **argv)
         {"file", required_argument, NULL, OPT_FILE},
         {"rate-kbps", required_argument, NULL, OPT_RATE},
         {"ranges", no_argument, NULL, OPT_RANGES},
+        {"panel", required_argument, NULL, OPT_PANEL},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -977,6 +1178,14 @@ int main(int argc, char **argv)
         case OPT_RANGES:
             cfg.ranges = true;
             break;
+        case OPT_PANEL: {
+            const char **panels = realloc(cfg.panels, (cfg.npanels + 1) * sizeof(*panels));
+            if (panels == NULL)
+                goto done;
+            cfg.panels = panels;
+            cfg.panels[cfg.npanels++] = optarg;
+            break;
+        }
         case OPT_HELP:
             fp_usage(stdout);
             rc = 0;
@@ -994,6 +1203,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "--ranges needs --file (a seekable file has a size)\n");
         goto done;
     }
+    for (size_t i = 0; i < cfg.npanels; i++) {
+        if (fp_config_apply_panel(&cfg, cfg.panels[i]) != 0) {
+            fprintf(stderr, "bad --panel %s (want USER:KEY=VALUE for a --user)\n", cfg.panels[i]);
+            goto done;
+        }
+    }
 
     /* A client that vanishes mid-write must cost an EPIPE, not the process. */
     struct sigaction sa;
@@ -1010,6 +1225,7 @@ int main(int argc, char **argv)
     fp_server_free(srv);
 done:
     fp_users_free(cfg.users, cfg.nusers);
+    free(cfg.panels);
     free(cfg.host);
     return rc;
 }
