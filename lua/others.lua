@@ -10,8 +10,11 @@
 --       3 max_age_ms: the figure is good this long after now; acquire.lua
 --         grants nothing on the login once it is older (0: it never ages)
 --       4 "total" when count is every connection on the login, this
---         cluster's checks included (a panel's active_cons): the leases live
---         now are taken off, never below 0; "closed" when the source says the
+--         cluster's checks included (a panel's active_cons): the checks that
+--         have held their lease at least 2 s are taken off, never below 0 (a
+--         younger one may not have opened its connection when the panel
+--         counted: taking it off could let one check too many in; leaving it
+--         counts it twice for a poll, which only wastes a slot); "closed" when the source says the
 --         login cannot be used (a panel's Expired, Banned, auth 0): the login
 --         is counted full; anything else: count is others' alone
 --         (Dispatcharr's proxy)
@@ -35,15 +38,27 @@ local live = redis.call('ZCOUNT', KEYS[2], '(' .. fmt('%d', now), '+inf')
 local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve')
 local limit, reserve = tonumber(conf[1]) or -1, tonumber(conf[2]) or 0
 local external = count
+local sure = count -- the others' connections surely there: what preemption goes by
 if ARGV[4] == 'total' then
-    external = math.max(0, count - live)
+    -- For preemption every live lease is taken off: a check whose connection
+    -- the panel has not counted yet must not be stopped for it.
+    sure = math.max(0, count - live)
+    local settled = 0
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. fmt('%d', now), '+inf')) do
+        local h = cjson.decode(redis.call('HGET', KEYS[3], id) or '{}')
+        if h.stream and h.stream ~= '' and (h.since_ms or now) <= now - 2000 then
+            settled = settled + 1
+        end
+    end
+    external = math.max(0, count - settled)
 elseif ARGV[4] == 'closed' then
     external = math.max(limit, 1)
+    sure = 0
 end
 redis.call('HSET', KEYS[1], 'external', external, 'external_at_ms', now, 'external_source',
            ARGV[2], 'max_age_ms', tonumber(ARGV[3]) or 0)
 local out = {external, live, limit, reserve}
-local over = limit > 0 and live + external + reserve - limit or 0
+local over = limit > 0 and live + sure + reserve - limit or 0
 if over <= 0 or ARGV[4] == 'closed' then
     return out -- a closed login's checks are not stopped: it only grants no more
 end

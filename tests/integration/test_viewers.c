@@ -730,3 +730,104 @@ Test(viewers, poller_killed_figures_stay_fresh)
                   h.max_age, MAX_AGE_MS, nodes[h.survivor].id, (long long)h.taken_ms, TTL_MS,
                   h.max_age - MAX_AGE_MS);
 }
+
+/*--- Xtream Codes panels ------------------------------------------------------*/
+
+/* Account 9's one login x1 (2 slots) is counted by its panel: the fake
+ * provider's player_api.php for user u2, polled every second. */
+static void panel_account(char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "[{\"id\": 9, \"name\": \"Panel\", \"logins\": [{\"id\": \"x1\", \"max_streams\": 2,"
+             " \"xtream\": {\"url\": \"http://127.0.0.1:%d\", \"username\": \"u2\","
+             " \"password\": \"p2-Secret-panel\", \"poll_s\": 1, \"max_age_ms\": 3000}}]}]",
+             provider.port);
+}
+
+static long long conf9(const char *field)
+{
+    redisReply *r = th_redis(&redis, "HGET sfl:{a:9}:conf %s", field);
+    long long v = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static int panel_figure_is(void *arg)
+{
+    return conf9("external") == *(const long long *)arg && conf9("external_at_ms") > 0;
+}
+
+/* active_cons "1" (a real viewer on u2) on a login of 2: the panel's figure
+ * lands, and four streams of 1 s run one at a time beside the viewer; the
+ * provider never sees u2 over 2. */
+Test(viewers, panel_counts_a_viewer_on_its_login)
+{
+    const char *users[] = {"u1:p1:2", "u2:p2-Secret-panel:2", NULL};
+    th_provider_start(&provider, users, 1000, NULL);
+    fake_start(2);
+    cr_assert_eq(th_viewer_start(&viewer, provider.port, "u2", "p2-Secret-panel", 600), 200);
+    char accounts[1024];
+    panel_account(accounts, sizeof(accounts));
+    node_start(0, accounts, 4);
+    long long one = 1;
+    cr_assert(th_until(panel_figure_is, &one, 15000), "the panel's figure never landed: %lld",
+              conf9("external"));
+
+    char body[4096] = "[", batch[128];
+    for (long long id = 1; id <= 4; id++)
+        stream_add(body, sizeof(body) - 2, id, 9, "u2", "p2-Secret-panel", 0);
+    strcat(body, "]");
+    post_checks(&nodes[0], body, batch, sizeof(batch));
+    batch_want all = {&nodes[0], batch, 4};
+    cr_assert(th_until(batch_has, &all, 40000), "the batch did not finish; stderr:\n%s",
+              node_log(&nodes[0]));
+    cr_assert_eq(th_provider_stat(&provider, "violations"), 0, "u2 went over 2 (max_seen %lld)",
+                 user_stat("u2", "max_seen"));
+    cr_assert_eq(user_stat("u2", "refused"), 0);
+    cr_assert_eq(user_stat("u2", "max_seen"), 2, "the viewer and one check");
+    th_http_resp r = batch_get(&nodes[0], batch);
+    for (int i = 1; i <= 4; i++)
+        expect_ok(result_of(&r, i), "x1");
+    th_http_free(&r);
+    cr_assert_gt(th_provider_stat(&provider, "users.u2.panel_requests"), 0);
+    char *log = th_read_file(nodes[0].err);
+    cr_assert(log && !strstr(log, "p2-Secret-panel"), "the node logged the panel's password");
+    free(log);
+    redisReply *k = th_redis(&redis, "HGETALL sfl:{a:9}:conf");
+    for (size_t i = 0; k->type == REDIS_REPLY_ARRAY && i < k->elements; i++)
+        cr_assert(!strstr(k->element[i]->str, "p2-Secret"), "Redis holds the panel's password");
+    freeReplyObject(k);
+}
+
+/* A panel that says Expired closes the login: no check starts on it (the
+ * provider sees no request), the node says so naming the login and not the
+ * password, and status shows the source's word. */
+Test(viewers, expired_panel_closes_its_login)
+{
+    const char *users[] = {"u1:p1:2", "u2:p2-Secret-panel:2", NULL};
+    const char *args[] = {"--panel", "u2:status=Expired", NULL};
+    th_provider_start_args(&provider, users, 1000, NULL, args);
+    fake_start(2);
+    char accounts[1024];
+    panel_account(accounts, sizeof(accounts));
+    node_start(0, accounts, 4);
+    long long full = 2;
+    cr_assert(th_until(panel_figure_is, &full, 15000), "the closed login is not counted full: %lld",
+              conf9("external"));
+
+    char body[1024] = "[", batch[128];
+    stream_add(body, sizeof(body) - 2, 1, 9, "u2", "p2-Secret-panel", 0);
+    strcat(body, "]");
+    post_checks(&nodes[0], body, batch, sizeof(batch));
+    usleep(2500 * 1000);
+    cr_assert_eq(user_stat("u2", "requests"), 0, "a check started on an expired login");
+    char *log = th_read_file(nodes[0].err);
+    cr_assert(log && strstr(log, "login x1: the panel says status Expired"), "stderr:\n%s",
+              log ? log : "");
+    cr_assert(!strstr(log, "p2-Secret-panel"), "the node logged the panel's password");
+    free(log);
+    th_http_resp r = api(&nodes[0], "GET", "/v1/accounts", NULL, 200);
+    cr_assert(strstr(r.body, "\"external_source\":\"xtream: status Expired\""), "%s", r.body);
+    cr_assert(!strstr(r.body, "p2-Secret"), "the API shows the password");
+    th_http_free(&r);
+}
