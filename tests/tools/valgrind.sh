@@ -17,7 +17,10 @@
 # Left out: the lease suite (the library in-process: valgrind would check the
 # test and Criterion, and its lease-deadline assertions assume native speed;
 # the ASan build covers it), the cluster suite (network namespaces, a
-# makespan bound), and one test whose timing assumes a native sflimit:
+# makespan bound), the viewers, preempt and logins_api suites (pollers every
+# 200 ms against figures that age in 1.5 s, kill -9 handovers: native
+# speed; the ASan build covers them), and one test whose timing assumes a
+# native sflimit:
 #   faults/kill9_rounds: bounds the second node's slot time by its start time
 #     plus lease_wait_ms, leaving out startup (about a second under valgrind).
 # Suppressions: none needed (hiredis, libevent, cJSON come out clean).
@@ -51,7 +54,7 @@ echo "== integration and fault suites, sflimit under memcheck"
 SFL_TEST_WRAP="${vg[*]}" \
 CRITERION_TEST_PATTERN='!(faults/kill9_rounds)' \
     ctest --test-dir "$build" --output-on-failure \
-        -R '^(integration\.(check|check_conn|check_proto|dashboard|dispatcharr|dispatcharr_conn|exec|http|queue|untrusted)|faults\.faults)$' \
+        -R '^(integration\.(check|check_conn|check_proto|dashboard|dispatcharr|dispatcharr_conn|exec|http|logins|queue|untrusted)|faults\.faults)$' \
     || fail "a test failed (exit 99 of an sflimit is a memcheck error; see its report below)"
 
 echo "== check --redis embedded; accounts, submit --wait to a node, status, SIGTERM"
