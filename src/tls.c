@@ -85,15 +85,15 @@ int sfl_tls_error(struct bufferevent *bev, const char *host, char *buf, size_t l
         return 1;
     }
     /* libevent queues SSL_get_error's code first (SSL_ERROR_SSL,
-     * SSL_ERROR_SYSCALL: no reason string), then OpenSSL's errors. */
+     * SSL_ERROR_SYSCALL: no reason string), then OpenSSL's errors. Only the
+     * code (a refused connect, a close) is no TLS failure of its own: the
+     * caller says what the socket did. */
     const char *why = NULL;
-    int any = 0;
-    for (unsigned long e; (e = bufferevent_get_openssl_error(bev)) != 0; any = 1)
+    for (unsigned long e; (e = bufferevent_get_openssl_error(bev)) != 0;)
         if (ERR_reason_error_string(e))
             why = ERR_reason_error_string(e);
-    if (!any)
+    if (!why)
         return 0;
-    snprintf(buf, len, "TLS handshake with %s failed: %s", host,
-             why ? why : "the connection closed (is it a TLS server?)");
+    snprintf(buf, len, "TLS handshake with %s failed: %s", host, why);
     return 1;
 }

@@ -24,7 +24,9 @@ struct bufferevent *sfl_tls_bev(struct event_base *base, struct ssl_ctx_st *ctx,
 
 /* Why the TLS handshake on bev (from sfl_tls_bev) failed, into buf:
  * "certificate verify failed for HOST: <reason>", or "TLS handshake with
- * HOST failed: <reason>". 0 when bev shows no TLS failure (buf untouched). */
+ * HOST failed: <reason>". 0 when bev shows no TLS failure (a refused or
+ * closed connection is the socket's: buf untouched). Reads bev's queue of
+ * OpenSSL errors empty. */
 int sfl_tls_error(struct bufferevent *bev, const char *host, char *buf, size_t len);
 
 #endif
