@@ -3,7 +3,7 @@
 #   docker run --rm sfl sflimit --help
 FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        build-essential cmake pkg-config libhiredis-dev libevent-dev libcjson-dev \
+        build-essential cmake pkg-config libhiredis-dev libevent-dev libcjson-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -16,7 +16,8 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSFL_TESTS=OFF \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libhiredis0.14 libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libcjson1 \
+        libhiredis0.14 libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 \
+        libevent-openssl-2.1-7 libssl3 libcjson1 \
         ffmpeg curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin sfl

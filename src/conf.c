@@ -175,6 +175,19 @@ static int check_http_url(const sfl_json_ctx *e, const char *path, const char *u
     return 0;
 }
 
+int sfl_conf_check_ca_file(const sfl_json_ctx *e, const char *path, const char *file)
+{
+    if (!file)
+        return 0;
+    char q[300];
+    sfl_json_quote(file, q, sizeof(q));
+    if (!*file)
+        return sfl_json_fail(e, path, "must not be empty (use null for the system's CAs)");
+    if (access(file, R_OK) != 0)
+        return sfl_json_fail(e, path, "cannot read %s: %s", q, strerror(errno));
+    return 0;
+}
+
 static int check_printable(const sfl_json_ctx *e, const char *path, const char *s, int allow_empty)
 {
     if (!s)
@@ -330,7 +343,8 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
         check_printable(e, "stream_analysis.user_agent", c->user_agent, 1) < 0 ||
         check_listen(e, "http.listen", c->http_listen) < 0 ||
         check_token(e, "http.token", c->http_token) < 0 ||
-        check_http_url(e, "dispatcharr.url", c->dispatcharr_url) < 0)
+        check_http_url(e, "dispatcharr.url", c->dispatcharr_url) < 0 ||
+        sfl_conf_check_ca_file(e, "dispatcharr.ca_file", c->dispatcharr_ca_file) < 0)
         return -1;
     /* The viewers are counted per profile; the sync says which login each
      * profile is. */
@@ -453,6 +467,7 @@ void sfl_conf_free(sfl_conf *c)
     free(c->dispatcharr_username);
     free(c->dispatcharr_password);
     free(c->dispatcharr_api_key);
+    free(c->dispatcharr_ca_file);
     free(c);
 }
 
@@ -471,9 +486,9 @@ static const char *const analysis_keys[] = {"ffmpeg_duration", "timeout",    "re
                                             "retry_delay",     "user_agent", NULL};
 static const char *const http_keys[] = {
     "listen", "token", "max_body", "max_connections", "idle_timeout", "request_timeout", NULL};
-static const char *const dispatcharr_keys[] = {"url",     "username",      "password",
-                                               "api_key", "sync_interval", "viewers",
-                                               "poll_ms", "max_age_ms",    NULL};
+static const char *const dispatcharr_keys[] = {
+    "url",     "username", "password",   "api_key", "sync_interval",
+    "viewers", "poll_ms",  "max_age_ms", "ca_file", NULL};
 static const sfl_json_numspec NS_POLL_MS = {1, 100, 0, 3600000, 1};
 
 static int parse_redis(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
@@ -647,6 +662,8 @@ static int parse_dispatcharr(const sfl_json_ctx *e, const cJSON *root, sfl_conf 
         sfl_json_get_string(e, o, "username", "dispatcharr.username", 1, &c->dispatcharr_username) <
             0 ||
         sfl_json_get_string(e, o, "password", "dispatcharr.password", 1, &c->dispatcharr_password) <
+            0 ||
+        sfl_json_get_string(e, o, "ca_file", "dispatcharr.ca_file", 1, &c->dispatcharr_ca_file) <
             0 ||
         sfl_json_get_string(e, o, "api_key", "dispatcharr.api_key", 1, &c->dispatcharr_api_key) <
             0 ||

@@ -30,6 +30,7 @@ typedef struct sfl_login_conf {
     /* An Xtream Codes panel that counts this login's connections (xtream.c):
      * its base URL and the login's credentials, or NULL. */
     char *xtream_url, *xtream_username, *xtream_password;
+    char *xtream_ca_file;     /* NULL: an https panel is verified by the system store */
     long long xtream_poll_ms; /* 60000 */
 } sfl_login_conf;
 
@@ -80,6 +81,7 @@ typedef struct sfl_conf {
     double http_request_timeout;  /* 10 s: a request (line, headers, body) must arrive by then */
     char *dispatcharr_url, *dispatcharr_username, *dispatcharr_password,
         *dispatcharr_api_key;         /* NULL */
+    char *dispatcharr_ca_file;        /* NULL: https:// trusts the system store (tls.c) */
     double dispatcharr_sync_interval; /* 0 = the node does not sync; else seconds */
     /* Viewers (viewers.c): Dispatcharr's proxy connections count on their
      * logins; one node of the cluster polls. */

@@ -17,8 +17,8 @@ static const sfl_json_numspec NS_NONNEG_INT64 = {1, 0, 0, SFL_JSON_MAX_SAFE_INT,
 static const char *const account_keys[] = {"id", "name", "max_streams", "logins", NULL};
 static const char *const login_keys[] = {"id",      "max_streams", "search", "replace",
                                          "reserve", "cooldown_ms", "xtream", NULL};
-static const char *const xtream_keys[] = {"url",    "username",   "password",
-                                          "poll_s", "max_age_ms", NULL};
+static const char *const xtream_keys[] = {"url",        "username", "password", "poll_s",
+                                          "max_age_ms", "ca_file",  NULL};
 static const sfl_json_numspec NS_POLL_S = {0, 1, 0, 86400, 1};
 static const sfl_json_numspec NS_MAX_AGE = {1, 1000, 0, 86400000, 1};
 static const sfl_json_numspec NS_COOLDOWN = {1, 0, 0, 600000, 1};
@@ -36,6 +36,7 @@ void sfl_account_conf_clear(sfl_account_conf *a)
         free(a->logins[i].xtream_url);
         free(a->logins[i].xtream_username);
         free(a->logins[i].xtream_password);
+        free(a->logins[i].xtream_ca_file);
     }
     free(a->logins);
     a->name = NULL;
@@ -83,8 +84,12 @@ static int parse_xtream(const sfl_json_ctx *e, const cJSON *login, const char *a
             return sfl_json_fail(e, path, "missing");
     }
     snprintf(path, sizeof(path), "%slogins[%zu].xtream.url", at, k);
-    if (strncmp(l->xtream_url, "http://", 7) != 0)
-        return sfl_json_fail(e, path, "must begin with http:// (https is not supported yet)");
+    if (strncmp(l->xtream_url, "http://", 7) != 0 && strncmp(l->xtream_url, "https://", 8) != 0)
+        return sfl_json_fail(e, path, "must begin with http:// or https://");
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.ca_file", at, k);
+    if (sfl_json_get_string(e, o, "ca_file", path, 0, &l->xtream_ca_file) < 0 ||
+        sfl_conf_check_ca_file(e, path, l->xtream_ca_file) < 0)
+        return -1;
     double d = 60;
     snprintf(path, sizeof(path), "%slogins[%zu].xtream.poll_s", at, k);
     if (sfl_json_get_num(e, o, "poll_s", path, &NS_POLL_S, &d) < 0)
@@ -266,10 +271,12 @@ int sfl_account_conf_copy(sfl_account_conf *dst, const sfl_account_conf *src)
                               .xtream_url = dup_or_null(l->xtream_url),
                               .xtream_username = dup_or_null(l->xtream_username),
                               .xtream_password = dup_or_null(l->xtream_password),
+                              .xtream_ca_file = dup_or_null(l->xtream_ca_file),
                               .xtream_poll_ms = l->xtream_poll_ms};
         if (!c->id || (l->search && !c->search) || (l->replace && !c->replace) ||
             (l->xtream_url && !c->xtream_url) || (l->xtream_username && !c->xtream_username) ||
-            (l->xtream_password && !c->xtream_password))
+            (l->xtream_password && !c->xtream_password) ||
+            (l->xtream_ca_file && !c->xtream_ca_file))
             goto oom;
         if (l->nprofiles) {
             if (!(c->profiles = malloc(l->nprofiles * sizeof(*c->profiles))))

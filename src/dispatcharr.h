@@ -21,8 +21,8 @@ typedef struct sfl_dispatcharr sfl_dispatcharr;
 
 /* Copies what it needs from conf (url, username, password, api_key): conf
  * may be freed afterwards. base must outlive the client. NULL with err set
- * when dispatcharr.url is unset or not http:// (https:// is refused, see
- * dispatcharr.c), or when no credentials are configured. */
+ * when dispatcharr.url is unset or not http(s)://, when dispatcharr.ca_file
+ * cannot be loaded, or when no credentials are configured. */
 sfl_dispatcharr *sfl_dispatcharr_new(struct event_base *base, const sfl_conf *conf, char *err,
                                      size_t errlen);
 /* Drops a fetch in flight (its callback is not called), closes the

@@ -1,6 +1,11 @@
 /* xtream.c - one node per login asks its panel how many connections the
  * login has (xtream.h). A request that fails writes nothing: the figure
- * ages and, past max_age_ms, the login grants nothing. */
+ * ages and, past max_age_ms, the login grants nothing.
+ *
+ * An https:// panel is asked over TLS (tls.c: its certificate verified by
+ * the system's CAs and xtream.ca_file). evhttp would reopen a closed
+ * connection on the same SSL object, which cannot serve a second one, so a
+ * TLS panel gets a new connection for every poll. */
 #include "xtream.h"
 
 #include "clock.h"
@@ -10,6 +15,7 @@
 #include "routes.h"
 #include "store.h"
 #include "text.h"
+#include "tls.h"
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -33,9 +39,10 @@ typedef struct panel {
     sfl_role *role;
     struct event *timer;
     struct evhttp_connection *conn;
-    int asking;        /* a request in flight */
-    char said[64];     /* the last refusal logged ("" = none) */
-    int64_t warned_ms; /* the last failure logged */
+    struct ssl_ctx_st *tls; /* https://, else NULL */
+    int asking;             /* a request in flight */
+    char said[64];          /* the last refusal logged ("" = none) */
+    int64_t warned_ms;      /* the last failure logged */
 } panel;
 
 struct sfl_xtream {
@@ -127,8 +134,10 @@ static void on_answer(struct evhttp_request *req, void *arg)
     p->asking = 0;
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (code != 200) {
-        char what[48];
+        char what[240];
         snprintf(what, sizeof(what), code ? "HTTP %d" : "no answer", code);
+        if (!code && p->tls && p->conn)
+            sfl_tls_error(evhttp_connection_get_bufferevent(p->conn), p->host, what, sizeof(what));
         failed(p, what);
         return;
     }
@@ -158,8 +167,16 @@ static void on_answer(struct evhttp_request *req, void *arg)
 
 static void ask(panel *p)
 {
+    if (p->conn && p->tls) {
+        evhttp_connection_free(p->conn); /* idle: p->asking is 0 */
+        p->conn = NULL;
+    }
     if (!p->conn) {
-        p->conn = evhttp_connection_base_new(p->x->base, NULL, p->host, (unsigned short)p->port);
+        struct bufferevent *bev = p->tls ? sfl_tls_bev(p->x->base, p->tls, p->host) : NULL;
+        if (p->tls && !bev)
+            return;
+        p->conn = evhttp_connection_base_bufferevent_new(p->x->base, NULL, bev, p->host,
+                                                         (unsigned short)p->port);
         if (!p->conn)
             return;
         evhttp_connection_set_timeout(p->conn, PANEL_TIMEOUT_S);
@@ -196,7 +213,8 @@ static void on_role(int held, void *arg)
 /*--- Life --------------------------------------------------------------------*/
 
 /* The panel of login l at prefix: host, port and the request's URI. 0, or
- * -1 (the URL is not http://host[:port][/path]). */
+ * -1 (the URL is not http(s)://host[:port][/path], or its CA file cannot be
+ * loaded: logged). */
 static int panel_init(sfl_xtream *x, panel *p, const sfl_login_conf *l, const char *prefix,
                       const char *node_id)
 {
@@ -212,7 +230,14 @@ static int panel_init(sfl_xtream *x, panel *p, const sfl_login_conf *l, const ch
         return -1;
     }
     snprintf(p->host, sizeof(p->host), "%s", host);
-    p->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+    int https = evhttp_uri_get_scheme(u) && strcmp(evhttp_uri_get_scheme(u), "https") == 0;
+    p->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : https ? 443 : 80;
+    char err[256];
+    if (https && !(p->tls = sfl_tls_ctx_new(l->xtream_ca_file, err, sizeof(err)))) {
+        sfl_error("xtream: login %s: %s", l->id, err);
+        evhttp_uri_free(u);
+        return -1;
+    }
     const char *path = evhttp_uri_get_path(u);
     size_t plen = path ? strlen(path) : 0;
     while (plen > 0 && path[plen - 1] == '/')
@@ -248,6 +273,7 @@ static void panel_clear(panel *p)
         event_free(p->timer);
     if (p->conn)
         evhttp_connection_free(p->conn); /* a request in flight: no callback */
+    sfl_tls_ctx_free(p->tls);
     if (p->uri) {
         memset(p->uri, 0, strlen(p->uri));
         free(p->uri);

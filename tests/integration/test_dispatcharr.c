@@ -374,22 +374,6 @@ Test(dispatcharr, slow_server_times_out)
     cr_assert_lt(ms, SFL_DISPATCHARR_TIMEOUT_MS + 5000, "took %lld ms", (long long)ms);
 }
 
-Test(dispatcharr, https_url_is_a_config_error)
-{
-    char config[256], text[512];
-    snprintf(text, sizeof(text),
-             "{\"redis\": {\"url\": \"%s\"}, \"dispatcharr\": {\"url\": \"https://127.0.0.1:1\", "
-             "\"username\": \"admin\", \"password\": \"%s\"}}\n",
-             redis.url, PASSWORD);
-    th_write_file(dir, "sflimit.json", text, config, sizeof(config));
-    run_result r = run_sync(config);
-    cr_assert_eq(r.code, 2, "stderr:\n%s", r.err);
-    cr_assert(strstr(r.err, "https:// is not supported"), "%s", r.err);
-    cr_assert_eq(th_redis_int(&redis, "DBSIZE"), 0);
-    assert_no_secret(&r);
-    run_free(&r);
-}
-
 /* Without dispatcharr.url, sync still writes the config's accounts. */
 Test(dispatcharr, without_url_the_config_accounts_are_synced)
 {

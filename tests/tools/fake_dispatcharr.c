@@ -68,6 +68,8 @@
  *   --idle-close-ms N        a connection that has sent no request for N ms
  *                            is closed, as a proxy in front of Dispatcharr
  *                            does with idle keep-alive connections
+ *   --tls CERT,KEY           https: TLS (libevent_openssl) with that PEM
+ *                            certificate chain and key
  *   --drop-logins N, --drop-refreshes N, --drop-gets N
  *                            the first N login requests (token refreshes,
  *                            account list GETs) are counted, then their
@@ -94,6 +96,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h> /* the answer's HTTP version, for --connection http10 */
@@ -105,6 +108,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +139,7 @@ typedef struct fd_server {
     struct event_base *base;
     struct evhttp *http;
     struct event *sigint, *sigterm;
+    SSL_CTX *tls; /* --tls, else NULL */
     const char *username, *password, *api_key;
     const char *accounts_path;
     const char *viewers_path; /* NULL: the viewer routes answer empty */
@@ -667,10 +672,45 @@ static void server_free(fd_server *srv)
         event_free(srv->sigterm);
     if (srv->base)
         event_base_free(srv->base);
+    SSL_CTX_free(srv->tls);
     free(srv->tokens);
     free(srv->live);
     free(srv->login_times);
     free(srv->accounts);
+}
+
+/* --tls: every accepted connection speaks TLS, with an SSL object of its own. */
+static struct bufferevent *on_tls_bev(struct event_base *base, void *arg)
+{
+    fd_server *srv = arg;
+    SSL *ssl = SSL_new(srv->tls);
+    struct bufferevent *bev =
+        ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE)
+            : NULL;
+    if (!bev)
+        SSL_free(ssl);
+    return bev;
+}
+
+/* "CERT,KEY" into srv->tls. 0, or -1 (said on stderr). */
+static int tls_setup(fd_server *srv, const char *arg)
+{
+    char cert[512];
+    const char *comma = strchr(arg, ',');
+    if (!comma || (size_t)(comma - arg) >= sizeof(cert)) {
+        fprintf(stderr, "bad --tls %s (want CERT,KEY)\n", arg);
+        return -1;
+    }
+    snprintf(cert, sizeof(cert), "%.*s", (int)(comma - arg), arg);
+    SSL_CTX_free(srv->tls);
+    srv->tls = SSL_CTX_new(TLS_server_method());
+    if (!srv->tls || SSL_CTX_use_certificate_chain_file(srv->tls, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(srv->tls, comma + 1, SSL_FILETYPE_PEM) != 1) {
+        fprintf(stderr, "--tls: cannot load %s and %s\n", cert, comma + 1);
+        return -1;
+    }
+    return 0;
 }
 
 static int server_start(fd_server *srv, const char *host, int port, const char *port_file)
@@ -685,6 +725,8 @@ static int server_start(fd_server *srv, const char *host, int port, const char *
         return -1;
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv->http, on_request, srv);
+    if (srv->tls)
+        evhttp_set_bevcb(srv->http, on_tls_bev, srv);
     if (srv->idle_close_ms > 0) {
         /* evhttp's read timeout of a server connection runs while it waits
          * for the next request: an idle keep-alive connection is closed. */
@@ -722,6 +764,7 @@ static void usage(FILE *out)
             "           [--token-ttl-s N] [--refresh-ttl-s N] [--login-limit N]\n"
             "           [--connection keep-alive|close|http10] [--idle-close-ms N]\n"
             "           [--drop-logins N] [--drop-refreshes N] [--drop-gets N]\n"
+            "           [--tls CERT,KEY]\n"
             "routes: POST /api/accounts/token/, POST /api/accounts/token/refresh/,\n"
             "        GET /api/m3u/accounts/, GET /proxy/ts/status, GET /proxy/stats/,\n"
             "        GET /fixture/stats, POST /fixture/expire, POST /fixture/reload\n"
@@ -786,6 +829,7 @@ int main(int argc, char **argv)
         OPT_DROP_LOGINS,
         OPT_DROP_REFRESHES,
         OPT_DROP_GETS,
+        OPT_TLS,
         OPT_HELP
     };
     static const struct option opts[] = {
@@ -806,6 +850,7 @@ int main(int argc, char **argv)
         {"drop-logins", required_argument, NULL, OPT_DROP_LOGINS},
         {"drop-refreshes", required_argument, NULL, OPT_DROP_REFRESHES},
         {"drop-gets", required_argument, NULL, OPT_DROP_GETS},
+        {"tls", required_argument, NULL, OPT_TLS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -892,6 +937,10 @@ int main(int argc, char **argv)
                                           : &srv.login_limit) = v;
             break;
         }
+        case OPT_TLS:
+            if (tls_setup(&srv, optarg) < 0)
+                goto done;
+            break;
         case OPT_HELP:
             usage(stdout);
             rc = 0;
