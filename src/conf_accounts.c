@@ -54,6 +54,27 @@ const sfl_account_conf *sfl_conf_account(const sfl_conf *c, long long id)
 
 /*--- Parsing ---*/
 
+/* The login's credentials out of its rewrite's target, ".../live/U/P/...":
+ * the URL a check of the login opens names them. 0, or -1 (none there, or
+ * made of the search's groups). */
+static int credentials_of(const char *replace, sfl_login_conf *l)
+{
+    const char *p = replace ? strstr(replace, "/live/") : NULL;
+    if (!p)
+        return -1;
+    p += 6;
+    size_t ul = strcspn(p, "/");
+    size_t pl = p[ul] == '/' ? strcspn(p + ul + 1, "/") : 0;
+    if (ul == 0 || pl == 0 || p[ul + 1 + pl] != '/')
+        return -1;
+    for (size_t i = 0; i < ul + 1 + pl; i++)
+        if (p[i] == '$' || p[i] == '\\')
+            return -1;
+    l->xtream_username = strndup(p, ul);
+    l->xtream_password = strndup(p + ul + 1, pl);
+    return l->xtream_username && l->xtream_password ? 0 : -1;
+}
+
 /* logins[k].xtream, if there: the panel that counts the login's
  * connections (player_api.php), polled every poll_s (60); its figure is good
  * max_age_ms (3 polls). */
@@ -80,9 +101,20 @@ static int parse_xtream(const sfl_json_ctx *e, const cJSON *login, const char *a
         snprintf(path, sizeof(path), "%slogins[%zu].xtream.%s", at, k, fields[i]);
         if (sfl_json_get_string(e, o, fields[i], path, 0, dst[i]) < 0)
             return -1;
-        if (!*dst[i] || !**dst[i])
-            return sfl_json_fail(e, path, "missing");
+        if (*dst[i] && !**dst[i])
+            return sfl_json_fail(e, path, "empty");
     }
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.url", at, k);
+    if (!l->xtream_url)
+        return sfl_json_fail(e, path, "missing");
+    snprintf(path, sizeof(path), "%slogins[%zu].xtream.%s", at, k,
+             l->xtream_username ? "password" : "username");
+    if (!l->xtream_username != !l->xtream_password)
+        return sfl_json_fail(e, path, "missing (username and password come together)");
+    if (!l->xtream_username && credentials_of(l->replace, l) < 0)
+        return sfl_json_fail(e, path,
+                             "missing: give username and password, or a replace with "
+                             "/live/USER/PASS/ to take them from");
     snprintf(path, sizeof(path), "%slogins[%zu].xtream.url", at, k);
     if (strncmp(l->xtream_url, "http://", 7) != 0 && strncmp(l->xtream_url, "https://", 8) != 0)
         return sfl_json_fail(e, path, "must begin with http:// or https://");
@@ -167,8 +199,6 @@ static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
         if ((rc = sfl_json_get_num(e, it, "cooldown_ms", path, &NS_COOLDOWN, &d)) < 0)
             return -1;
         l->cooldown_ms = rc ? (long long)d : 0;
-        if (parse_xtream(e, it, at, k, l) < 0)
-            return -1;
         snprintf(path, sizeof(path), "%slogins[%zu].search", at, k);
         if (sfl_json_get_string(e, it, "search", path, 0, &l->search) < 0)
             return -1;
@@ -188,6 +218,8 @@ static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
             return sfl_json_fail(e, path, "%s", why);
         }
         sfl_rewrite_free(rw);
+        if (parse_xtream(e, it, at, k, l) < 0)
+            return -1;
     }
     sum = sum < 0 ? 0 : sum;
     snprintf(path, sizeof(path), "%smax_streams", at);

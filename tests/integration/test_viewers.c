@@ -831,3 +831,25 @@ Test(viewers, expired_panel_closes_its_login)
     cr_assert(!strstr(r.body, "p2-Secret"), "the API shows the password");
     th_http_free(&r);
 }
+
+/* A panel login without username and password takes them from its rewrite's
+ * /live/USER/PASS/: the panel is asked as u2, and its figure lands. */
+Test(viewers, panel_credentials_from_the_login_rewrite)
+{
+    const char *users[] = {"u1:p1:2", "u2:p2-Secret-panel:2", NULL};
+    th_provider_start(&provider, users, 1000, NULL);
+    fake_start(2);
+    cr_assert_eq(th_viewer_start(&viewer, provider.port, "u2", "p2-Secret-panel", 600), 200);
+    char accounts[1024];
+    snprintf(accounts, sizeof(accounts),
+             "[{\"id\": 9, \"logins\": [{\"id\": \"x1\", \"max_streams\": 2,"
+             " \"search\": \"/live/u1/p1/\", \"replace\": \"/live/u2/p2-Secret-panel/\","
+             " \"xtream\": {\"url\": \"http://127.0.0.1:%d\", \"poll_s\": 1}}]}]",
+             provider.port);
+    node_start(0, accounts, 4);
+    long long one = 1;
+    cr_assert(th_until(panel_figure_is, &one, 15000), "the panel's figure never landed: %lld",
+              conf9("external"));
+    cr_assert_gt(th_provider_stat(&provider, "users.u2.panel_requests"), 0);
+    cr_assert_eq(th_provider_stat(&provider, "users.u1.panel_requests"), 0);
+}
