@@ -324,9 +324,12 @@ int sfl_accounts_status_decode(const redisReply *r, cJSON *e)
                 continue;
         }
         cJSON *since = cJSON_GetObjectItemCaseSensitive(h, "since_ms");
-        if (cJSON_IsNumber(since)) {
+        /* age_ms is ours: computed, or absent (a holder written by hand may
+         * carry any, even twice). */
+        if (cJSON_IsNumber(since))
             set_member(h, "age_ms", cJSON_CreateNumber(now - since->valuedouble));
-        }
+        else
+            drop_member(h, "age_ms");
         drop_member(h, "since_ms");
         set_member(h, "lease",
                    cJSON_CreateString(lease->type == REDIS_REPLY_STRING ? lease->str : ""));

@@ -126,6 +126,10 @@ int sfl_http_parse_account_body(const char *body, size_t len, sfl_http_account_p
         out->max_streams = a.max_streams;
         if (bad)
             goto done;
+        if (a.max_streams > 1000000) {
+            snprintf(err, errlen, "logins: their max_streams add up to more than 1000000");
+            goto done;
+        }
     } else if (r == 1) {
         snprintf(err, errlen, "max_streams: required (0 = unlimited), or logins");
         goto done;
