@@ -22,7 +22,12 @@
 # speed; the ASan build covers them), and one test whose timing assumes a
 # native sflimit:
 #   faults/kill9_rounds: bounds the second node's slot time by its start time
-#     plus lease_wait_ms, leaving out startup (about a second under valgrind).
+#     plus lease_wait_ms, leaving out startup (about a second under valgrind);
+#   faults/unwritable_output: the command gives its releases 2 s
+#     (SFL_APP_RELEASE_WAIT_MS) before it exits, and the test wants no lease
+#     2 s after the exit (the TTL is 3 s); under memcheck the cancelled checks'
+#     releases once came later than that (1 run of 4). Native and ASan runs
+#     keep it.
 # Suppressions: none needed (hiredis, libevent, cJSON come out clean).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,7 +57,7 @@ fail() { echo "valgrind.sh: $1" >&2; status=1; }
 
 echo "== integration and fault suites, sflimit under memcheck"
 SFL_TEST_WRAP="${vg[*]}" \
-CRITERION_TEST_PATTERN='!(faults/kill9_rounds)' \
+CRITERION_TEST_PATTERN='!(faults/kill9_rounds|faults/unwritable_output)' \
     ctest --test-dir "$build" --output-on-failure \
         -R '^(integration\.(check|check_conn|check_proto|dashboard|dispatcharr|dispatcharr_conn|exec|http|logins|queue|untrusted)|faults\.faults)$' \
     || fail "a test failed (exit 99 of an sflimit is a memcheck error; see its report below)"
