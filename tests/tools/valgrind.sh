@@ -63,11 +63,21 @@ CRITERION_TEST_PATTERN='!(faults/kill9_rounds|faults/unwritable_output)' \
     || fail "a test failed (exit 99 of an sflimit is a memcheck error; see its report below)"
 
 echo "== check --redis embedded; accounts, submit --wait to a node, status, SIGTERM"
-port=$(( 20000 + RANDOM % 20000 ))
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning \
-    >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# A random port may be taken: try another until one answers.
+for _ in $(seq 10); do
+    port=$(( 20000 + RANDOM % 20000 ))
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning \
+        >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    up=0
+    for _ in $(seq 100); do
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then up=1; break; fi
+        kill -0 "$redis_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ "$up" = 1 ] && break
+    kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true
+done
 cat >"$work/streams.json" <<'JSON'
 [ {"id": 1, "name": "A1", "url": "http://127.0.0.1:9/live/a/pa/1.ts", "m3u_account": 1},
   {"id": 2, "name": "B1", "url": "http://127.0.0.1:9/live/b/pb/2.ts", "m3u_account": 2},
