@@ -8,6 +8,7 @@
 #include "lease_script.h"
 
 #include "keys.h"
+#include "log.h"
 #include "routes.h"
 
 #include <hiredis/hiredis.h>
@@ -240,4 +241,27 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
     int rc = sfl_store_eval(st, "release", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
     call_buf_free(&b);
     return rc;
+}
+
+static void on_others_written(sfl_store *st, redisReply *r, void *arg)
+{
+    (void)st;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        sfl_warn("writing others' connections (%s): %s", (const char *)arg, r->str);
+}
+
+int sfl_lease_script_others(sfl_store *st, const char *prefix, long long count, const char *source,
+                            long long max_age_ms, const char *mode)
+{
+    char keys[3][SFL_KEY_LEN], n[24], age[24], channel[96];
+    snprintf(keys[0], sizeof(keys[0]), "%sconf", prefix);
+    snprintf(keys[1], sizeof(keys[1]), "%sleases", prefix);
+    snprintf(keys[2], sizeof(keys[2]), "%sholders", prefix);
+    snprintf(n, sizeof(n), "%lld", count);
+    snprintf(age, sizeof(age), "%lld", max_age_ms);
+    snprintf(channel, sizeof(channel), "%s:released", sfl_store_ns(st));
+    const char *kv[3] = {keys[0], keys[1], keys[2]};
+    const char *args[5] = {n, source, age, mode, channel};
+    /* mode is one of the callers' literals: it outlives the call. */
+    return sfl_store_eval(st, "others", 3, kv, 5, args, on_others_written, (void *)mode);
 }

@@ -73,4 +73,11 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
                              const char *id, const char *channel, int64_t handoff_ms,
                              sfl_store_reply_fn *fn, void *arg);
 
+/* others.lua for the login whose keys start with prefix: count others'
+ * connections as source saw them (mode "others", "total" or "closed": see
+ * the script), good for max_age_ms; preemptions go out on <ns>:released.
+ * Fire and forget (an error answer is logged). 0 sent, -1 not. */
+int sfl_lease_script_others(sfl_store *st, const char *prefix, long long count, const char *source,
+                            long long max_age_ms, const char *mode);
+
 #endif

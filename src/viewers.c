@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "dispatcharr.h"
+#include "lease_script.h"
 #include "log.h"
 #include "role.h"
 #include "routes.h"
@@ -17,7 +18,6 @@
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,18 +66,14 @@ static int holds_connection(const cJSON *channel)
     return !state || (strcmp(state, "error") != 0 && strcmp(state, "stopped") != 0);
 }
 
-long long sfl_viewers_count(const char *ts_status, size_t ts_len, const char *stats,
-                            size_t stats_len, long long profile)
+/* The count of profile in the two parsed answers; -1 if not their shape. */
+static long long count_in(const cJSON *ts, const cJSON *st, long long profile)
 {
-    cJSON *ts = cJSON_ParseWithLength(ts_status, ts_len);
-    cJSON *st = cJSON_ParseWithLength(stats, stats_len);
     const cJSON *channels = cJSON_GetObjectItemCaseSensitive(ts, "channels");
-    long long n = -1;
     if (!cJSON_IsArray(channels) || !cJSON_IsObject(st))
-        goto done;
-    n = 0;
+        return -1;
+    long long n = 0, p;
     const cJSON *c;
-    long long p;
     cJSON_ArrayForEach(c, channels)
     {
         if (profile_of(c, &p) == 0 && p == profile && holds_connection(c))
@@ -94,7 +90,15 @@ long long sfl_viewers_count(const char *ts_status, size_t ts_len, const char *st
                 n++;
         }
     }
-done:
+    return n;
+}
+
+long long sfl_viewers_count(const char *ts_status, size_t ts_len, const char *stats,
+                            size_t stats_len, long long profile)
+{
+    cJSON *ts = cJSON_ParseWithLength(ts_status, ts_len);
+    cJSON *st = cJSON_ParseWithLength(stats, stats_len);
+    long long n = count_in(ts, st, profile);
     cJSON_Delete(ts);
     cJSON_Delete(st);
     return n;
@@ -113,42 +117,28 @@ static void warn_once_in_a_while(sfl_viewers *v, const char *what, const char *e
              what, err, (long long)v->max_age_ms);
 }
 
-static void on_written(sfl_store *st, redisReply *r, void *arg)
-{
-    UNUSED(st);
-    UNUSED(arg);
-    if (r && r->type == REDIS_REPLY_ERROR)
-        sfl_warn("viewers: writing a figure: %s", r->str);
-}
-
-/* Both answers are in: one others.lua per login. */
+/* Both answers are in: parsed once, then one others.lua per login. */
 static void write_figures(sfl_viewers *v, const char *stats, size_t len)
 {
+    cJSON *ts = cJSON_ParseWithLength(v->ts_body, v->ts_len);
+    cJSON *st = cJSON_ParseWithLength(stats, len);
     for (size_t i = 0; i < v->nlogins; i++) {
         const vlogin *l = &v->logins[i];
         long long n = 0;
         for (size_t k = 0; k < l->nprofiles && n >= 0; k++) {
-            long long c = sfl_viewers_count(v->ts_body, v->ts_len, stats, len, l->profiles[k]);
+            long long c = count_in(ts, st, l->profiles[k]);
             n = c < 0 ? -1 : n + c;
         }
         if (n < 0) {
             warn_once_in_a_while(v, "Dispatcharr's proxy",
                                  "an answer that is not the JSON "
                                  "expected");
-            return;
+            break;
         }
-        char conf[SFL_KEY_LEN], leases[SFL_KEY_LEN], holders[SFL_KEY_LEN], count[24], age[24],
-            channel[96];
-        snprintf(conf, sizeof(conf), "%sconf", l->prefix);
-        snprintf(leases, sizeof(leases), "%sleases", l->prefix);
-        snprintf(holders, sizeof(holders), "%sholders", l->prefix);
-        snprintf(count, sizeof(count), "%lld", n);
-        snprintf(age, sizeof(age), "%lld", (long long)v->max_age_ms);
-        snprintf(channel, sizeof(channel), "%s:released", sfl_store_ns(v->store));
-        const char *keys[3] = {conf, leases, holders};
-        const char *args[5] = {count, "dispatcharr", age, "others", channel};
-        sfl_store_eval(v->store, "others", 3, keys, 5, args, on_written, NULL);
+        sfl_lease_script_others(v->store, l->prefix, n, "dispatcharr", v->max_age_ms, "others");
     }
+    cJSON_Delete(ts);
+    cJSON_Delete(st);
 }
 
 static void on_stats(const char *body, size_t len, const char *err, void *arg)

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "lease_script.h"
 #include "log.h"
 #include "role.h"
 #include "routes.h"
@@ -21,7 +22,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,30 +94,6 @@ done:
 
 /*--- Asking ------------------------------------------------------------------*/
 
-static void on_written(sfl_store *st, redisReply *r, void *arg)
-{
-    UNUSED(st);
-    UNUSED(arg);
-    if (r && r->type == REDIS_REPLY_ERROR)
-        sfl_warn("xtream: writing a figure: %s", r->str);
-}
-
-/* others.lua for the panel's login: count, "total" (it counts our checks
- * too), or "closed" (the panel refuses the login). */
-static void write_figure(panel *p, long long count, const char *mode, const char *source)
-{
-    char conf[SFL_KEY_LEN], leases[SFL_KEY_LEN], holders[SFL_KEY_LEN], n[24], age[24], channel[96];
-    snprintf(conf, sizeof(conf), "%sconf", p->prefix);
-    snprintf(leases, sizeof(leases), "%sleases", p->prefix);
-    snprintf(holders, sizeof(holders), "%sholders", p->prefix);
-    snprintf(n, sizeof(n), "%lld", count);
-    snprintf(age, sizeof(age), "%lld", p->max_age_ms);
-    snprintf(channel, sizeof(channel), "%s:released", sfl_store_ns(p->x->store));
-    const char *keys[3] = {conf, leases, holders};
-    const char *args[5] = {n, source, age, mode, channel};
-    sfl_store_eval(p->x->store, "others", 3, keys, 5, args, on_written, NULL);
-}
-
 static void failed(panel *p, const char *what)
 {
     int64_t now = sfl_mono_ms();
@@ -156,12 +132,12 @@ static void on_answer(struct evhttp_request *req, void *arg)
         snprintf(p->said, sizeof(p->said), "%s", why);
         char source[96];
         snprintf(source, sizeof(source), "xtream: %s", why);
-        write_figure(p, 0, "closed", source);
+        sfl_lease_script_others(p->x->store, p->prefix, 0, source, p->max_age_ms, "closed");
     } else {
         if (p->said[0])
             sfl_info("xtream: login %s: usable again", p->login);
         p->said[0] = '\0';
-        write_figure(p, cons, "total", "xtream");
+        sfl_lease_script_others(p->x->store, p->prefix, cons, "xtream", p->max_age_ms, "total");
     }
 }
 
