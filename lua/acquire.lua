@@ -3,20 +3,21 @@
 --
 -- KEYS: 1 sfl:{a:<id>}:leases       ZSET  lease id -> deadline (ms, Redis server time)
 --       2 sfl:{a:<id>}:holders      HASH  lease id -> {"node","stream","since_ms","fence"}
---       3 sfl:{a:<id>}:conf         HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms
+--       3 sfl:{a:<id>}:conf         HASH  max_streams, name, updated_ms, ...
 --       4 sfl:{a:<id>}:fence        STRING grant counter (fencing token)
 --       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival (ms, to the us), served in that order
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry (ms); refreshed by every ask
 --       1-4 are the account's first login; an account of several logins adds
 --       4 keys per further login in route order (leases, holders, conf, fence
 --       of login 2 at 7-10, ...). src/routes.h names them.
+--       last: sfl:epoch                  HASH  the namespace's epoch marker (epoch.lua)
 -- ARGV: 1 lease id = the node's ticket while it waits (asking again with the same id
 --         is idempotent, and takes over a slot handed to this ticket)
 --       2 ttl ms
 --       3 node id
 --       4 stream label (never a URL)
 --       5 max_streams the node last knew, -1 if none: restores conf if Redis lost it
---       6 recovery window ms, opened when conf has to be restored
+--       6 recovery window ms, opened when the epoch marker is missing
 --       7 ticket ttl ms: a denied ask queues its id as a ticket for this long
 --         (0: do not queue)
 --       8 channel for hand-off announcements (sfl:released; each goes to
@@ -53,8 +54,13 @@
 -- and rewrites them. Key expiry is pushed out only when a key is new or its
 -- TTL would fall short (keep_keys), not on every call.
 --
--- Built with prelude.lua in front (redis_now, restore_conf, next_fence,
--- holder_json, keep_keys, reap_leases, reap_tickets, pop_ticket, hand_off).
+-- The epoch marker is read only when a slot would be given (a take-over or
+-- a full login needs no window): inside the recovery window nothing new is
+-- granted, on any login of any account.
+--
+-- Built with prelude.lua in front (redis_now, restore_conf, epoch_window,
+-- next_fence, holder_json, keep_keys, reap_leases, reap_tickets, pop_ticket,
+-- hand_off).
 local FETCH = 8 -- leases read in one call; a login with more is counted instead
 
 local now, t = redis_now()
@@ -62,7 +68,7 @@ local id, ttl, ticket_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[7])
 local handoff = tonumber(ARGV[10]) or 250
 local now_s = fmt('%d', now)
 local W = 5                   -- the account's tickets
-local n = (#KEYS - 2) / 4     -- its logins
+local n = (#KEYS - 3) / 4     -- its logins (the last key is the epoch)
 
 local function base(k)
     return k == 1 and 1 or 4 * k - 1
@@ -96,22 +102,21 @@ for k = 1, n do
         reap_leases(now_s, b)
         in_use, first, current = read_leases(b)
     end
-    local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group',
-                            'reserve', 'external', 'external_at_ms', 'max_age_ms')
-    if conf[3] then
+    local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'group', 'reserve', 'external',
+                            'external_at_ms', 'max_age_ms')
+    if conf[2] then
         -- The account's keys are another account's group's now (account.lua):
         -- this node takes it for a lone login. Never count it here.
-        return {-1, 'moved to the keys of account ' .. conf[3]}
+        return {-1, 'moved to the keys of account ' .. conf[2]}
     end
-    local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
+    local limit = tonumber(conf[1])
     if limit == nil then
-        -- No conf: restore the limit the node knew and wait out one lease TTL,
-        -- in which only leases that already existed can be re-taken (renew.lua).
-        limit = restore_conf(now, k == 1 and ARGV[5] or ARGV[10 + 2 * k], ARGV[6], b)
+        -- No conf: restore the limit the node knew. A new account grants at
+        -- once; if Redis lost its data, the epoch went with it (room()).
+        limit = restore_conf(now, k == 1 and ARGV[5] or ARGV[10 + 2 * k], b)
         if limit == nil then
             return {-1, 'unknown account'}
         end
-        recover_until = now + tonumber(ARGV[6])
     end
     if current then
         local holder = cjson.decode(redis.call('HGET', KEYS[b + 1], id) or '{"fence":0}')
@@ -122,23 +127,28 @@ for k = 1, n do
         local deadline = now + ttl
         redis.call('ZADD', KEYS[b], fmt('%d', deadline), id)
         keep_keys(now, deadline, KEYS[b], false, b, W)
-        return {1, fence, deadline, in_use + (tonumber(conf[4]) or 0), limit, k}
+        return {1, fence, deadline, in_use + (tonumber(conf[3]) or 0), limit, k}
     end
     -- Slots kept for connections sfl cannot see, and the connections others
     -- hold (others.lua), count as taken. A login whose others' figure comes
     -- from a source and is older than max_age_ms grants nothing: no slot
     -- rather than a guess of zero viewers.
-    local max_age = tonumber(conf[7]) or 0
-    local stale = max_age > 0 and now - (tonumber(conf[6]) or 0) > max_age
-    L[k] = {b = b, in_use = in_use + (tonumber(conf[4]) or 0) + (tonumber(conf[5]) or 0),
-            first = first, limit = limit, recover_until = recover_until, stale = stale}
+    local max_age = tonumber(conf[6]) or 0
+    local stale = max_age > 0 and now - (tonumber(conf[5]) or 0) > max_age
+    L[k] = {b = b, in_use = in_use + (tonumber(conf[3]) or 0) + (tonumber(conf[4]) or 0),
+            first = first, limit = limit, stale = stale}
 end
 
--- The first login with a free slot, or nil.
+-- The first login with a free slot, or nil; none inside the recovery window.
+local recover_until = nil -- read once, when a slot would be given
 local function room()
     for k = 1, n do
         local l = L[k]
-        if now >= l.recover_until and not l.stale and (l.limit == 0 or l.in_use < l.limit) then
+        if not l.stale and (l.limit == 0 or l.in_use < l.limit) then
+            recover_until = recover_until or epoch_window(now, ARGV[6])
+            if now < recover_until then
+                return nil
+            end
             return k
         end
     end
@@ -171,21 +181,19 @@ if granted then
 end
 
 if not granted then
-    local in_use, limit, recovering, stale, soonest = 0, 0, true, true, nil
+    local in_use, limit, stale, soonest = 0, 0, true, nil
+    local recovering = recover_until ~= nil and now < recover_until
     for k = 1, n do
         local l = L[k]
         in_use = in_use + l.in_use
         limit = (limit == 0 and k > 1 or l.limit == 0) and 0 or limit + l.limit
         local at = l.first
-        if now < l.recover_until then
-            at = l.recover_until
+        if recovering then
+            at = recover_until
+        elseif l.stale then
+            at = now + 250 -- a fresh figure may come any time
         else
-            recovering = false
-            if l.stale then
-                at = now + 250 -- a fresh figure may come any time
-            else
-                stale = false
-            end
+            stale = false
         end
         if at and (not soonest or at < soonest) then
             soonest = at

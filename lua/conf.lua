@@ -1,13 +1,14 @@
 -- conf.lua - set a login's limit (and name): an account's first login's conf
 -- is the account's own.
 --
--- KEYS: 1 sfl:{a:<id>}:conf  HASH  max_streams, name, updated_ms, epoch_ms, recover_until_ms,
---                                  reserve, cooldown_ms
+-- KEYS: 1 sfl:{a:<id>}:conf  HASH  max_streams, name, updated_ms, reserve, cooldown_ms,
+--                                  max_age_ms
+--       2 sfl:epoch         HASH  the namespace's epoch marker (epoch.lua)
 -- ARGV: 1 max_streams (integer >= 0; 0 = unlimited)
 --       2 name ("" keeps the current one)
---       3 recovery window ms, opened if conf did not exist: Redis cannot tell a
---         new account from one whose data it lost while leases were in use,
---         so new leases wait one TTL (0 when the caller knows no lease exists)
+--       3 recovery window ms, opened if the epoch marker is missing (a Redis
+--         that lost its data; 0 when the caller knows no lease exists). A
+--         new account in an intact Redis grants at once.
 --       4 reserve (optional; 0 removes it): slots kept for connections sfl cannot
 --         see; acquire.lua grants while leases + reserve < max_streams
 --       5 cooldown_ms (optional; 0 removes it): release.lua keeps a freed slot
@@ -32,8 +33,5 @@ for i, field in ipairs({'reserve', 'cooldown_ms', 'max_age_ms'}) do
         redis.call('HDEL', KEYS[1], field)
     end
 end
-if redis.call('HEXISTS', KEYS[1], 'epoch_ms') == 0 then
-    redis.call('HSET', KEYS[1], 'epoch_ms', now, 'recover_until_ms', now + tonumber(ARGV[3]))
-end
-local until_ms = tonumber(redis.call('HGET', KEYS[1], 'recover_until_ms')) or 0
+local until_ms = epoch_window(now, ARGV[3])
 return {prev, math.max(0, until_ms - now)}

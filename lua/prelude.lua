@@ -9,8 +9,7 @@
 -- account's waiting tickets at an index w:
 --   KEYS[b]   <login>leases        ZSET   lease id -> deadline (ms, Redis time)
 --   KEYS[b+1] <login>holders       HASH   lease id -> {"node","stream","since_ms","fence"}
---   KEYS[b+2] <login>conf          HASH   max_streams, name, updated_ms, epoch_ms,
---                                          recover_until_ms
+--   KEYS[b+2] <login>conf          HASH   max_streams, name, updated_ms, ...
 --   KEYS[b+3] <login>fence         STRING grant counter (fencing token)
 --   KEYS[w]   <account>waiters     ZSET   ticket -> arrival (ms, to the us)
 --   KEYS[w+1] <account>waiters:exp ZSET   ticket -> expiry (ms)
@@ -18,6 +17,8 @@
 -- for an account with one login these are the six keys sfl:{a:<id>}:leases,
 -- holders, conf, fence, waiters, waiters:exp (src/routes.h says where the
 -- keys of other logins are).
+-- The lease scripts take the namespace's epoch marker as their last key,
+-- KEYS[#KEYS] (epoch.lua says what it is; epoch_window below).
 local fmt = string.format -- numbers go to Redis as '%d': tostring's '%.14g' costs more
 local KEEP_MS = 10000     -- idle keys outlive the last deadline or ticket by this much
 local SLACK_MS = 500      -- ... plus up to this, so that most calls need not touch TTLs
@@ -28,18 +29,48 @@ local function redis_now()
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t
 end
 
--- The conf a node knew, written back when Redis has none (a new account, or
--- Redis lost its data while leases may still be in use): the limit comes
--- back and a recovery window of window_ms opens, in which only leases that
--- already existed can be re-taken. The limit, or nil when the node knew none.
-local function restore_conf(now, known, window_ms, b)
+-- The conf a node knew, written back when Redis has none (a new account,
+-- or Redis lost its data: then the epoch is gone too, and epoch_window
+-- opens the recovery window). The limit, or nil when the node knew none.
+local function restore_conf(now, known, b)
     known = tonumber(known)
     if known == nil or known < 0 then
         return nil
     end
-    redis.call('HSET', KEYS[b + 2], 'max_streams', known, 'updated_ms', now, 'epoch_ms', now,
-               'recover_until_ms', now + tonumber(window_ms))
+    redis.call('HSET', KEYS[b + 2], 'max_streams', known, 'updated_ms', now)
     return known
+end
+
+-- Which Redis process answers, and its replication history: INFO's run_id
+-- (new with every start), master_replid (new with a start, and when a
+-- replica is promoted) and master_replid2 (a promoted replica's: the
+-- replication id of the master it followed).
+local function redis_identity()
+    local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+    local repl = redis.call('INFO', 'replication')
+    return run_id, string.match(repl, 'master_replid:(%x+)') or '',
+           string.match(repl, 'master_replid2:(%x+)') or ''
+end
+
+-- Until when (ms, Redis time) only leases that already existed may be
+-- re-taken: the namespace's recovery window, from its epoch marker
+-- (KEYS[#KEYS]). A missing marker means this Redis holds none of the data
+-- sfl wrote (new, flushed, or restarted without persistence): it is made
+-- here, and the window opens for window_ms, once for every account
+-- (window_ms nil: not made here, and the window counts as open).
+-- lua/epoch.lua (run by every connection first) says more.
+local function epoch_window(now, window_ms)
+    local e = redis.call('HMGET', KEYS[#KEYS], 'created_ms', 'recover_until_ms')
+    if e[1] then
+        return tonumber(e[2]) or 0
+    elseif window_ms == nil then
+        return math.huge
+    end
+    local until_ms = now + (tonumber(window_ms) or 0)
+    local run_id, replid = redis_identity()
+    redis.call('HSET', KEYS[#KEYS], 'created_ms', now, 'opened_ms', now, 'recover_until_ms',
+               until_ms, 'reason', 'missing', 'run_id', run_id, 'replid', replid)
+    return until_ms
 end
 
 -- The next fencing token; true as second value if the counter was new (its

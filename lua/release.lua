@@ -5,13 +5,15 @@
 --
 -- KEYS: 1 sfl:{a:<id>}:leases       ZSET   of the lease's login
 --       2 sfl:{a:<id>}:holders      HASH
---       3 sfl:{a:<id>}:conf         HASH  (max_streams, recover_until_ms)
+--       3 sfl:{a:<id>}:conf         HASH  (max_streams, reserve, ...)
 --       4 sfl:{a:<id>}:fence        STRING
 --       5 sfl:{a:<id>}:waiters      ZSET  ticket -> arrival, of the lease's account
 --       6 sfl:{a:<id>}:waiters:exp  ZSET  ticket -> expiry
 --       7, 8 ... the waiters and waiters:exp of every other account that uses
 --         the login (a login shared by accounts): the slot goes to the oldest
 --         ticket of them all
+--       last: sfl:epoch                  HASH  the namespace's epoch marker
+--         (epoch.lua): no hand-off inside the recovery window
 -- ARGV: 1 lease id, or a ticket to withdraw
 --       2 channel for announcements (sfl:released; a hand-off goes to
 --         sfl:released:<node of the ticket>)
@@ -50,9 +52,9 @@ if redis.call('ZREM', KEYS[1], id) == 0 then
     redis.call('HDEL', KEYS[2], id)
     return 0
 end
-local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'recover_until_ms', 'reserve',
-                        'cooldown_ms', 'external', 'external_at_ms', 'max_age_ms')
-local cooldown = tonumber(conf[4]) or 0
+local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'reserve', 'cooldown_ms', 'external',
+                        'external_at_ms', 'max_age_ms')
+local cooldown = tonumber(conf[3]) or 0
 if cooldown > 0 then
     -- The provider counts a closed connection a while longer (conf.lua's
     -- cooldown_ms): the slot stays taken, as "cooldown:<id>", until then;
@@ -68,19 +70,25 @@ if cooldown > 0 then
 end
 redis.call('HDEL', KEYS[2], id)
 
-local live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') + (tonumber(conf[3]) or 0) +
-                 (tonumber(conf[5]) or 0)
-local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
-local max_age = tonumber(conf[7]) or 0
-local stale = max_age > 0 and now - (tonumber(conf[6]) or 0) > max_age
-if not limit or now < recover_until or stale or (limit > 0 and live >= limit) then
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') + (tonumber(conf[2]) or 0) +
+                 (tonumber(conf[4]) or 0)
+local limit = tonumber(conf[1])
+local max_age = tonumber(conf[6]) or 0
+local stale = max_age > 0 and now - (tonumber(conf[5]) or 0) > max_age
+if not limit or stale or (limit > 0 and live >= limit) then
+    return 1
+end
+-- A Redis that lost its data does not hand a slot out before the window
+-- ends (its waiting nodes ask again then: acquire.lua's retry_ms, which
+-- also makes a missing marker: release knows no window length).
+if now < epoch_window(now, nil) then
     return 1
 end
 -- The oldest live ticket of the accounts that use the login.
 local w, account = 5, ARGV[3]
-if #KEYS > 6 then
+if #KEYS > 7 then
     local oldest
-    for j = 5, #KEYS, 2 do
+    for j = 5, #KEYS - 1, 2 do
         reap_tickets(now_s, j)
         local h = redis.call('ZRANGE', KEYS[j], 0, 0, 'WITHSCORES')
         if h[2] and (not oldest or tonumber(h[2]) < oldest) then

@@ -3,13 +3,14 @@
 --
 -- KEYS: 1-4 the lease's login (leases, holders, conf, fence), 5-6 its
 --       account's waiters and waiters:exp, as acquire.lua; the waiters are
---       only given their expiry
+--       only given their expiry; 7 the namespace's epoch marker (epoch.lua)
 -- ARGV: 1 lease id
 --       2 ttl ms
 --       3 node id
 --       4 stream label
 --       5 max_streams the node last knew, -1 if none (restores a lost conf)
---       6 recovery window ms, opened when conf has to be restored
+--       6 recovery window ms, opened when the conf and the epoch marker are
+--         both missing (Redis lost its data)
 -- returns: {1, fence, deadline_ms, in_use, limit}  renewed
 --          {2, fence, deadline_ms, in_use, limit}  re-taken: the lease had gone (expired,
 --                                                  or Redis lost it) and there was room;
@@ -38,10 +39,13 @@ if conf[2] then
 end
 local limit = tonumber(conf[1])
 if limit == nil then
-    limit = restore_conf(now, ARGV[5], ARGV[6], 1)
+    limit = restore_conf(now, ARGV[5], 1)
     if limit == nil then
         return {0, 0, redis.call('ZCARD', KEYS[1]), -1, 'unknown account', 0, now}
     end
+    -- A lost conf may be a lost Redis: the first script to run after it
+    -- opens the window (this re-take is allowed in it).
+    epoch_window(now, ARGV[6])
 end
 
 local status, fence, fresh = 1, nil, false

@@ -1,8 +1,8 @@
 /* accounts.c - account limits in Redis: writing them, reading them back.
  *
  * Redis is where every node reads limits from (DESIGN §4): this file writes
- * them (conf.lua, which also opens the recovery window when it creates a conf
- * that did not exist) and reads them back with their live holders
+ * them (conf.lua; a new account grants at once, unless the whole Redis is in
+ * its recovery window: epoch.h) and reads them back with their live holders
  * (status.lua). The same JSON document serves `sflimit status --json` and
  * the node's GET /v1/accounts.
  *
@@ -74,10 +74,11 @@ static void on_conf_reply(sfl_store *st, redisReply *r, void *arg)
             snprintf(who, sizeof(who), "account %lld", w->id);
         if (prev >= 0 && prev != w->max)
             sfl_info("%s: max_streams was %lld in Redis, now %lld", who, prev, w->max);
+        /* The recovery window is the whole Redis's (store.c logs why): said
+         * here only for a new account, whose wait is otherwise a surprise. */
         if (prev < 0 && r->element[1]->integer > 0)
-            sfl_info("%s: new in this Redis; new leases wait %lld ms in case its "
-                     "data was lost while checks ran",
-                     who, r->element[1]->integer);
+            sfl_info("%s: new leases wait %lld ms (this Redis's recovery window)", who,
+                     r->element[1]->integer);
     }
     write_step(w->op, r, "writing account limits");
     free(w);
@@ -94,13 +95,14 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
                        const char *rec)
 {
     const sfl_login *lg = rt->logins[i];
-    char key[SFL_KEY_LEN], max[24], reserve[24], cooldown[24], max_age[24];
+    char key[SFL_KEY_LEN], epoch[SFL_KEY_LEN], max[24], reserve[24], cooldown[24], max_age[24];
     snprintf(key, sizeof(key), "%sconf", lg->prefix);
+    sfl_epoch_key(epoch, sizeof(epoch), sfl_store_ns(st));
     snprintf(max, sizeof(max), "%lld", lg->max_streams);
     snprintf(reserve, sizeof(reserve), "%lld", lg->reserve);
     snprintf(cooldown, sizeof(cooldown), "%lld", lg->cooldown_ms);
     snprintf(max_age, sizeof(max_age), "%lld", lg->max_age_ms);
-    const char *keys[1] = {key};
+    const char *keys[2] = {key, epoch};
     const char *args[6] = {max, name, rec, reserve, cooldown, max_age};
     write_one *w = malloc(sizeof(*w));
     if (!w)
@@ -109,7 +111,7 @@ static int write_login(sfl_store *st, write_op *op, const sfl_route *rt, size_t 
     if (rt->nlogins > 1 || lg->naccounts > 1)
         snprintf(w->login, sizeof(w->login), "%s", lg->id);
     op->owed++;
-    if (sfl_store_eval(st, "conf", 1, keys, 6, args, on_conf_reply, w) < 0) {
+    if (sfl_store_eval(st, "conf", 2, keys, 6, args, on_conf_reply, w) < 0) {
         op->owed--;
         free(w);
         return -1;
@@ -458,12 +460,13 @@ static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
 static int status_login(sfl_store *st, fetch_one *f, const char *id, const char *prefix,
                         const char *waiters, const cJSON *desc)
 {
-    char keys[4][SFL_KEY_LEN];
+    char keys[5][SFL_KEY_LEN];
     snprintf(keys[0], sizeof(keys[0]), "%sleases", prefix);
     snprintf(keys[1], sizeof(keys[1]), "%sholders", prefix);
     snprintf(keys[2], sizeof(keys[2]), "%sconf", prefix);
     snprintf(keys[3], sizeof(keys[3]), "%swaiters:exp", waiters);
-    const char *kv[4] = {keys[0], keys[1], keys[2], keys[3]};
+    sfl_epoch_key(keys[4], sizeof(keys[4]), sfl_store_ns(st));
+    const char *kv[5] = {keys[0], keys[1], keys[2], keys[3], keys[4]};
     fetch_login *fl = malloc(sizeof(*fl));
     cJSON *login = cJSON_CreateObject();
     if (!fl || !login) {
@@ -477,7 +480,7 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
     cJSON_AddItemToArray(f->logins, login);
     *fl = (fetch_login){.f = f, .login = login, .owed = 1};
     f->owed++;
-    if (sfl_store_eval(st, "status", 4, kv, 0, NULL, on_status_reply, fl) < 0) {
+    if (sfl_store_eval(st, "status", 5, kv, 0, NULL, on_status_reply, fl) < 0) {
         f->owed--;
         free(fl);
         return -1;

@@ -23,7 +23,8 @@ typedef void sfl_accounts_fetch_fn(cJSON *doc, const char *err, void *arg);
  * differs from the one Redis had is logged. routes: the node's table, set
  * with these accounts already (so that logins shared with other accounts
  * land on the group's keys); NULL: the logins of just these accounts.
- * recovery_ms: the window a newly created conf opens. fn is called once,
+ * recovery_ms: the window opened if the namespace's epoch marker is missing
+ * (a Redis that lost its data since this process connected). fn is called once,
  * from the loop. -1 if Redis is not ready (fn not called). */
 int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf *acc, size_t n,
                        int64_t recovery_ms, unsigned flags, sfl_accounts_done_fn *fn, void *arg);

@@ -138,7 +138,7 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
         if (!app->embedded)
             goto fail;
         url = sfl_embedded_url(app->embedded);
-        app->recovery_ms = 0; /* private and new: nobody can hold a lease in it */
+        app->epoch_mode = SFL_EPOCH_FRESH; /* private and new: nobody can hold a lease in it */
     }
     sfl_store_opts so = {
         .url = url,
@@ -146,6 +146,8 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
         .ns = conf->redis_namespace,
         .connect_timeout_ms = conf->connect_timeout_ms,
         .command_timeout_ms = conf->connect_timeout_ms,
+        .recovery_ms = app->recovery_ms,
+        .epoch_mode = app->epoch_mode,
         .channels = subs,
         .on_ready = on_store_ready,
         .on_down = on_store_down,

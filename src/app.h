@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "epoch.h"
+
 struct event_base;
 struct event;
 typedef struct sfl_conf sfl_conf;
@@ -23,8 +25,11 @@ struct sfl_app {
     sfl_conf *conf; /* owned */
     sfl_embedded *embedded;
     sfl_store *store;
-    sfl_limiter *lim;           /* NULL unless asked for */
-    int64_t recovery_ms;        /* window for restored confs: ttl, or 0 with an embedded Redis */
+    sfl_limiter *lim;    /* NULL unless asked for */
+    int64_t recovery_ms; /* the recovery window a Redis that lost its data opens: ttl */
+    /* How the first epoch check treats a missing marker (epoch.h); set before
+     * sfl_app_open (FRESH with an embedded Redis, whatever it says). */
+    sfl_epoch_mode epoch_mode;
     int ready_count;            /* how many times the store became ready */
     sfl_app_fn *on_ready;       /* after the limiter has seen it; every (re)connect */
     sfl_app_fn *on_unreachable; /* no first connection within the connect deadline */

@@ -296,6 +296,8 @@ static void on_ready(sfl_app *app, void *arg)
 static int cli_run_loop(cli_run *run, sfl_conf *conf)
 {
     char err[512];
+    if (run->fresh)
+        run->app.epoch_mode = SFL_EPOCH_FRESH; /* a missing epoch marker: no window */
     if (sfl_app_open(&run->app, conf, 0, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "sflimit: %s\n", err);
         return SFL_EXIT_FAIL;
@@ -339,10 +341,11 @@ static const char accounts_usage[] =
     "       sflimit accounts list [--json] [-c CONFIG] [--redis URL]\n"
     "       sflimit accounts sync [-c CONFIG] [--redis URL]\n"
     "\n"
-    "set   writes account ID's limit to Redis (MAX 0 = unlimited). On a Redis that\n"
-    "      has never seen the account, new leases wait one lease TTL first: Redis\n"
-    "      cannot tell a new account from one whose data it lost while checks ran.\n"
-    "      --fresh skips that wait: say it only when no sfl node holds leases.\n"
+    "set   writes account ID's limit to Redis (MAX 0 = unlimited); its leases\n"
+    "      grant at once. On a Redis without sfl's epoch marker (new, or it lost\n"
+    "      its data) every account first waits one lease TTL, so that checks\n"
+    "      still running re-take their slots; --fresh (or `sflimit init`) marks\n"
+    "      a Redis no check has used, without that wait.\n"
     "list  shows every account Redis knows, with its limit and use.\n"
     "sync  writes the config's accounts to Redis.\n";
 

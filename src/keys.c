@@ -11,6 +11,11 @@ void sfl_account_key(char *buf, size_t len, const char *ns, long long account, c
     snprintf(buf, len, "%s:{a:%lld}:%s", ns, account, suffix);
 }
 
+void sfl_epoch_key(char *buf, size_t len, const char *ns)
+{
+    snprintf(buf, len, "%s:epoch", ns);
+}
+
 void sfl_account_keys_init(sfl_account_keys *k, const char *ns, long long account)
 {
     for (int i = 0; i < SFL_ACCOUNT_NKEYS; i++) {

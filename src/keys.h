@@ -12,7 +12,7 @@
 typedef enum {
     SFL_KEY_LEASES = 0,  /* ZSET lease id -> deadline (ms, Redis time) */
     SFL_KEY_HOLDERS,     /* HASH lease id -> holder JSON */
-    SFL_KEY_CONF,        /* HASH max_streams, name, updated_ms, epoch_ms, recover_until_ms */
+    SFL_KEY_CONF,        /* HASH max_streams, name, updated_ms, reserve, ... */
     SFL_KEY_FENCE,       /* STRING grant counter */
     SFL_KEY_WAITERS,     /* ZSET ticket -> arrival */
     SFL_KEY_WAITERS_EXP, /* ZSET ticket -> expiry */
@@ -24,6 +24,10 @@ typedef enum {
 
 /* Writes "<ns>:{a:<id>}:<suffix>" into buf (suffix "leases", "conf", ...). */
 void sfl_account_key(char *buf, size_t len, const char *ns, long long account, const char *suffix);
+
+/* Writes "<ns>:epoch", the namespace's epoch marker (lua/epoch.lua): the
+ * last key of every script that grants, and of conf.lua and status.lua. */
+void sfl_epoch_key(char *buf, size_t len, const char *ns);
 
 /* Every key of one account, in script order: pass .argv as a script's KEYS. */
 typedef struct sfl_account_keys {

@@ -137,6 +137,14 @@ static void add_waiters(call_buf *b, const char *prefix)
     add_key(b, prefix, "waiters:exp");
 }
 
+/* The namespace's epoch marker: every lease script's last key. */
+static void add_epoch(call_buf *b, sfl_store *st)
+{
+    snprintf(b->keys[b->nkeys], SFL_KEY_LEN, "%s:epoch", sfl_store_ns(st));
+    b->kv[b->nkeys] = b->keys[b->nkeys];
+    b->nkeys++;
+}
+
 static void add_arg(call_buf *b, const char *s)
 {
     b->av[b->nargs++] = s;
@@ -171,7 +179,7 @@ int sfl_lease_script_acquire(sfl_store *st, const sfl_route *rt, const sfl_lease
 {
     int n = (int)rt->nlogins, nargs = n > 1 ? 10 + 2 * n : 10;
     call_buf b;
-    if (call_buf_init(&b, 2 + 4 * n, nargs) < 0) {
+    if (call_buf_init(&b, 3 + 4 * n, nargs) < 0) {
         call_buf_free(&b);
         return -1;
     }
@@ -179,6 +187,7 @@ int sfl_lease_script_acquire(sfl_store *st, const sfl_route *rt, const sfl_lease
     add_waiters(&b, rt->waiters);
     for (int k = 1; k < n; k++)
         add_login(&b, rt->logins[k]->prefix);
+    add_epoch(&b, st);
     add_call_args(&b, rt->account, rt->logins[0]->known, c, 10);
     for (int k = 0; n > 1 && k < n; k++) {
         add_arg(&b, rt->logins[k]->id);
@@ -193,13 +202,14 @@ int sfl_lease_script_renew(sfl_store *st, const sfl_route *rt, size_t login,
                            const sfl_lease_call *c, sfl_store_reply_fn *fn, void *arg)
 {
     call_buf b;
-    if (login >= rt->nlogins || call_buf_init(&b, 6, 6) < 0) {
+    if (login >= rt->nlogins || call_buf_init(&b, 7, 6) < 0) {
         if (login < rt->nlogins)
             call_buf_free(&b);
         return -1;
     }
     add_login(&b, rt->logins[login]->prefix);
     add_waiters(&b, rt->waiters);
+    add_epoch(&b, st);
     add_call_args(&b, rt->account, rt->logins[login]->known, c, 6);
     int rc = sfl_store_eval(st, "renew", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
     call_buf_free(&b);
@@ -215,7 +225,7 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
     const sfl_login *lg = rt->logins[login];
     int others = lg->naccounts > 1 ? (int)lg->naccounts - 1 : 0;
     call_buf b;
-    if (call_buf_init(&b, 6 + 2 * others, 5 + others) < 0) {
+    if (call_buf_init(&b, 7 + 2 * others, 5 + others) < 0) {
         call_buf_free(&b);
         return -1;
     }
@@ -238,6 +248,7 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
         add_waiters(&b, o->waiters);
         add_num(&b, acc);
     }
+    add_epoch(&b, st);
     int rc = sfl_store_eval(st, "release", b.nkeys, b.kv, b.nargs, b.av, fn, arg);
     call_buf_free(&b);
     return rc;

@@ -53,7 +53,7 @@ typedef struct sfl_lease_call {
     const char *channel; /* hand-off announcements: <channel>:<node> */
     int64_t ttl_ms;
     long long known_limit; /* the limit this node last saw, -1 if none */
-    int64_t recovery_ms;   /* window opened when a lost conf is restored */
+    int64_t recovery_ms;   /* window opened when the epoch marker is missing */
     int64_t ticket_ttl_ms; /* acquire: queue a denied ask this long; 0 = do not queue */
     int64_t handoff_ms;    /* how long a handed slot is held for its node */
 } sfl_lease_call;

@@ -23,7 +23,7 @@ typedef struct sfl_limiter_opts {
     int64_t ttl_ms;        /* lease TTL in Redis */
     int64_t renew_ms;      /* renewal period */
     int64_t safety_ms;     /* stop a check this long before its local deadline */
-    int64_t recovery_ms;   /* window opened when a lost conf is restored; default ttl_ms */
+    int64_t recovery_ms;   /* window opened when the epoch marker is missing; default ttl_ms */
     int64_t fallback_ms;   /* longest wait between two asks when denied (pub/sub can drop
                               messages); default 1000 */
     int64_t ticket_ttl_ms; /* a waiting ticket lives this long unless asked again; default

@@ -3,6 +3,7 @@
 #include "cmd_accounts.h"
 #include "cmd_check.h"
 #include "cmd_exec.h"
+#include "cmd_init.h"
 #include "cmd_node.h"
 #include "cmd_submit.h"
 #include "log.h"
@@ -23,6 +24,7 @@ static const char usage[] =
     "  submit [--wait] STREAMS.json       put a batch on the shared queue for all nodes\n"
     "  accounts set ID MAX | list | sync   account limits in Redis\n"
     "  status [--json]                     limits, use and holders of every account\n"
+    "  init [--force]                     mark a Redis no check has used (no first wait)\n"
     "\n"
     "Every command takes -c/--config FILE (default $SFL_CONFIG, ./sflimit.json,\n"
     "built-in defaults), --redis URL (redis://[user:pass@]host:port/db,\n"
@@ -43,6 +45,7 @@ static const command commands[] = {
     {"submit", sfl_cmd_submit},
     {"accounts", sfl_cmd_accounts},
     {"status", sfl_cmd_status},
+    {"init", sfl_cmd_init},
 };
 /* clang-format on */
 

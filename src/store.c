@@ -8,7 +8,10 @@
  * On every (re)connect the command connection sends AUTH/SELECT when the URL
  * asks for them and SCRIPT LOADs every embedded script, checking that Redis
  * answers with the sha1 computed at build time; only then is the store
- * "ready". Scripts run with EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a
+ * "ready" - after one more step: it runs epoch.lua, which checks the
+ * namespace's epoch marker (epoch.h: a Redis that restarted or failed over
+ * opens the recovery window for every account) before any lease script can
+ * run on the connection. Scripts run with EVALSHA; a NOSCRIPT answer (SCRIPT FLUSH, a
  * restarted Redis) resends the same call as EVAL, which reloads the script:
  * one retry, no extra round trip.
  *
@@ -26,6 +29,7 @@
 
 #include "addr.h"
 #include "clock.h"
+#include "epoch.h"
 #include "log.h"
 #include "scripts.h"
 
@@ -52,6 +56,7 @@ typedef struct conn {
     int64_t last_progress_ms;
     int64_t connect_started_ms;
     int connected;
+    int epoch_sent; /* epoch.lua sent on this connection (the last setup step) */
     int backoff_ms;
     struct event *retry_timer;
 } conn;
@@ -68,6 +73,7 @@ struct sfl_store {
     int freeing;
     char errstr[256];
     sfl_store_stats stats;
+    sfl_epoch epoch; /* the last epoch.lua answer */
     int auth_streak; /* command connection tries refused for authentication in a row */
     int64_t auth_since_ms;
 };
@@ -430,10 +436,16 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     conn_lost(c, why);
 }
 
+static void epoch_send(conn *c);
+
 static void setup_done(conn *c)
 {
     if (--c->loads_pending > 0)
         return;
+    if (!c->is_sub && !c->epoch_sent) {
+        epoch_send(c);
+        return;
+    }
     c->ready = 1;
     c->backoff_ms = 0;
     if (c->is_sub)
@@ -476,6 +488,58 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     setup_done(c);
+}
+
+/* epoch.lua's answer: the last setup step of the command connection. */
+static void on_epoch_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    conn *c = ac->data;
+    redisReply *rep = reply;
+    UNUSED(privdata);
+    if (c->pending > 0)
+        c->pending--;
+    c->last_progress_ms = sfl_mono_ms();
+    if (!rep || ac != c->ac)
+        return;
+    sfl_epoch e;
+    if (sfl_epoch_decode(rep, &e) < 0) {
+        snprintf(c->st->errstr, sizeof(c->st->errstr), "epoch check: %s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "an answer not epoch.lua's");
+        sfl_warn("redis: setup failed: %s", c->st->errstr);
+        c->setup_failed = 1;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    c->st->epoch = e;
+    c->st->opts.epoch_mode = SFL_EPOCH_NORMAL; /* the first check only */
+    char where[160];
+    if (c->st->url.unix_path)
+        snprintf(where, sizeof(where), "%s", c->st->url.unix_path);
+    else
+        snprintf(where, sizeof(where), "%s:%d", c->st->url.host, c->st->url.port);
+    sfl_epoch_log(&e, where);
+    setup_done(c);
+}
+
+/* Checks the namespace's epoch marker (epoch.h). */
+static void epoch_send(conn *c)
+{
+    sfl_store *st = c->st;
+    const sfl_script *s = sfl_script_get("epoch");
+    char key[256], window[24];
+    snprintf(key, sizeof(key), "%s:epoch", st->ns);
+    snprintf(window, sizeof(window), "%lld", (long long)st->opts.recovery_ms);
+    const char *argv[6] = {"EVALSHA", s ? s->sha1 : "", "1",
+                           key,       window,           sfl_epoch_mode_arg(st->opts.epoch_mode)};
+    c->epoch_sent = 1;
+    c->loads_pending = 1;
+    if (!s || redisAsyncCommandArgv(c->ac, on_epoch_reply, NULL, 6, argv, NULL) != REDIS_OK) {
+        snprintf(st->errstr, sizeof(st->errstr), "epoch check: could not send");
+        redisAsyncDisconnect(c->ac);
+        return;
+    }
+    if (c->pending++ == 0)
+        c->last_progress_ms = sfl_mono_ms();
 }
 
 static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
@@ -538,6 +602,7 @@ static void conn_connect(conn *c)
     c->connected = 0;
     c->pending = 0;
     c->loads_pending = 0;
+    c->epoch_sent = 0;
     c->connect_started_ms = sfl_mono_ms();
     c->last_progress_ms = c->connect_started_ms;
     redisAsyncSetConnectCallback(ac, on_connect);
@@ -629,6 +694,13 @@ sfl_store *sfl_store_new(struct event_base *base, const sfl_store_opts *opts, ch
         st->opts.connect_timeout_ms = 2000;
     if (st->opts.command_timeout_ms <= 0)
         st->opts.command_timeout_ms = st->opts.connect_timeout_ms;
+    if (st->opts.recovery_ms <= 0) {
+        /* No default: a window of 0 would let a Redis that lost its data
+         * give running checks' slots away (SFL_EPOCH_FRESH says "no window"). */
+        snprintf(err, errlen, "store: recovery_ms must be > 0 (one lease TTL)");
+        free(st);
+        return NULL;
+    }
     if (sfl_redis_url_parse(opts->url, &st->url, err, errlen) < 0) {
         free(st);
         return NULL;
@@ -730,6 +802,11 @@ int sfl_store_auth_refused(const sfl_store *st, int64_t *since_ms)
     if (since_ms)
         *since_ms = st->auth_since_ms;
     return st->auth_streak;
+}
+
+const sfl_epoch *sfl_store_epoch(const sfl_store *st)
+{
+    return &st->epoch;
 }
 
 const char *sfl_store_ns(const sfl_store *st)

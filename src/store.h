@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "epoch.h"
+
 struct event_base;
 struct redisReply;
 typedef struct sfl_store sfl_store;
@@ -21,9 +23,12 @@ typedef struct sfl_store_opts {
     const char *ns;              /* key namespace, "sfl" */
     int64_t connect_timeout_ms;  /* per connection attempt */
     int64_t command_timeout_ms;  /* a connection with a reply owed longer than this is dropped */
+    int64_t recovery_ms;         /* the recovery window epoch.lua opens (one lease TTL; > 0) */
+    sfl_epoch_mode epoch_mode;   /* how the first epoch check treats a missing marker */
     const char *const *channels; /* NULL-terminated full channel names (copied) kept
                                     subscribed on a second connection; NULL: none */
-    /* Connected, authenticated, scripts loaded. Called after every (re)connect. */
+    /* Connected, authenticated, scripts loaded, epoch checked. Called after
+     * every (re)connect. */
     void (*on_ready)(sfl_store *st, void *arg);
     /* The command connection went away; reconnection is already scheduled. */
     void (*on_down)(sfl_store *st, const char *why, void *arg);
@@ -52,6 +57,9 @@ const char *sfl_store_errstr(const sfl_store *st);
  * (sfl_mono_ms; may be NULL). */
 int sfl_store_auth_refused(const sfl_store *st, int64_t *since_ms);
 const char *sfl_store_ns(const sfl_store *st);
+/* What the last epoch check of the command connection found (epoch.h);
+ * state UNKNOWN before the first. */
+const sfl_epoch *sfl_store_epoch(const sfl_store *st);
 
 /* Runs an embedded script (lua/<name>.lua) with EVALSHA; on NOSCRIPT it is
  * sent again as EVAL (which reloads it), once. Arguments are copied.

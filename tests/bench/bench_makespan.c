@@ -156,6 +156,8 @@ static int run_batch(mk_run *r, double timeout_s)
     sfl_store_opts so = {.url = r->o->redis_url,
                          .ns = BENCH_NS,
                          .connect_timeout_ms = 2000,
+                         .recovery_ms = 15000,
+                         .epoch_mode = SFL_EPOCH_FRESH, /* the bench's own new Redis */
                          .channels = channels,
                          .on_ready = on_ready,
                          .on_message = on_message,

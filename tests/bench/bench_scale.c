@@ -115,6 +115,8 @@ static int hold_open(sc_hold *h, const char *url, int with_limiter)
     sfl_store_opts so = {.url = url,
                          .ns = BENCH_NS,
                          .connect_timeout_ms = 2000,
+                         .recovery_ms = 15000,
+                         .epoch_mode = SFL_EPOCH_FRESH, /* the bench's own new Redis */
                          .on_ready = hold_on_ready,
                          .on_down = hold_on_down,
                          .arg = h};

@@ -352,6 +352,8 @@ int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, be
         sfl_store_opts so = {.url = o->redis_url,
                              .ns = BENCH_NS,
                              .connect_timeout_ms = 2000,
+                             .recovery_ms = 15000,
+                             .epoch_mode = SFL_EPOCH_FRESH, /* the bench's own new Redis */
                              .channels = channels,
                              .on_ready = on_ready,
                              .on_down = on_down,

@@ -331,9 +331,10 @@ static void expect_provider_clean(const char *user, long long limit)
 /*--- 1. Redis restarted mid-batch ------------------------------------------*/
 
 /* Redis loses every key and script while two checks run. The node
- * reconnects, reloads its scripts, restores the account's conf from the limit
- * it knew (opening a recovery window of one TTL) and re-takes its running
- * leases; nobody new gets a slot inside the window. */
+ * reconnects, reloads its scripts, finds the epoch marker gone (a recovery
+ * window of one TTL opens), restores the account's conf from the limit it
+ * knew and re-takes its running leases; nobody new gets a slot inside the
+ * window. */
 Test(faults, redis_restart_mid_batch)
 {
     th_redis_start(&redis, NULL);
@@ -365,7 +366,8 @@ Test(faults, redis_restart_mid_batch)
     int ok = th_count_status(&r, "OK"), lost = th_count_status(&r, "LeaseLost");
     expect_provider_clean("x", 2);
     cr_assert_eq(conf_field(1, "max_streams"), 2, "the account's conf was not restored");
-    cr_assert_gt(conf_field(1, "recover_until_ms"), 0, "no recovery window was opened");
+    cr_assert_gt(th_redis_int(&redis, "HGET sfl:epoch recover_until_ms"), 0,
+                 "no recovery window was opened");
     cr_assert_geq(first_new, 2500,
                   "a new check started %lld ms after Redis lost its data, inside the %d ms "
                   "recovery window",
@@ -401,7 +403,7 @@ Test(faults, script_flush_mid_batch)
     int nbefore = client_ids(ids_before, 16);
     cr_assert_geq(nbefore, 1, "the node has no connection to Redis");
     long long evals_before = info_num("commandstats", "cmdstat_eval:", "calls=");
-    long long recover_before = conf_field(1, "recover_until_ms");
+    long long recover_before = th_redis_int(&redis, "HGET sfl:epoch recover_until_ms");
     long long total_before = stat_of("users.x.total");
     redisReply *fl = th_redis(&redis, "SCRIPT FLUSH");
     cr_assert_eq(fl->type, REDIS_REPLY_STATUS);
@@ -430,7 +432,7 @@ Test(faults, script_flush_mid_batch)
     long long evals = info_num("commandstats", "cmdstat_eval:", "calls=") - evals_before;
     cr_assert_geq(noscript, 1, "no NOSCRIPT answer: the flush was never noticed");
     cr_assert_geq(evals, 1, "no EVAL reloaded a script");
-    cr_assert_eq(conf_field(1, "recover_until_ms"), recover_before,
+    cr_assert_eq(th_redis_int(&redis, "HGET sfl:epoch recover_until_ms"), recover_before,
                  "SCRIPT FLUSH opened a recovery window (data was not lost)");
     acct_arg a = {1};
     cr_assert(th_until(no_leases, &a, 3000), "%lld lease(s) left", leases_of(1));

@@ -179,14 +179,41 @@ long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...)
     return v;
 }
 
+/* The value of "field:" in an INFO section's answer ("" if none). */
+static void info_field(const sfl_test_redis *r, const char *section, const char *field, char *buf,
+                       size_t len)
+{
+    redisReply *info = th_redis(r, "INFO %s", section);
+    char pat[64], fmt[32];
+    snprintf(pat, sizeof(pat), "%s:", field);
+    snprintf(fmt, sizeof(fmt), "%%%zu[0-9a-f]", len - 1);
+    const char *p = info->type == REDIS_REPLY_STRING ? strstr(info->str, pat) : NULL;
+    buf[0] = '\0';
+    if (p)
+        sscanf(p + strlen(pat), fmt, buf);
+    freeReplyObject(info);
+}
+
+void th_epoch_init(const sfl_test_redis *r)
+{
+    if (th_redis_int(r, "EXISTS sfl:epoch"))
+        return;
+    char run_id[64], replid[64];
+    info_field(r, "server", "run_id", run_id, sizeof(run_id));
+    info_field(r, "replication", "master_replid", replid, sizeof(replid));
+    redisReply *rep = th_redis(r,
+                               "HSET sfl:epoch created_ms 0 opened_ms 0 recover_until_ms 0 "
+                               "reason init run_id %s replid %s",
+                               run_id, replid);
+    freeReplyObject(rep);
+}
+
 void th_account(const sfl_test_redis *r, long long id, long long max_streams)
 {
     char key[64];
+    th_epoch_init(r);
     snprintf(key, sizeof(key), "sfl:{a:%lld}:conf", id);
-    redisReply *rep = th_redis(r,
-                               "HSET %s max_streams %lld updated_ms 0 epoch_ms 0 "
-                               "recover_until_ms 0",
-                               key, max_streams);
+    redisReply *rep = th_redis(r, "HSET %s max_streams %lld updated_ms 0", key, max_streams);
     freeReplyObject(rep);
     rep = th_redis(r, "SADD sfl:accounts %lld", id);
     freeReplyObject(rep);

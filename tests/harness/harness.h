@@ -29,7 +29,11 @@ void th_redis_restart(sfl_test_redis *r);
 redisReply *th_redis(const sfl_test_redis *r, const char *fmt, ...);
 /* Integer result of a command (ZCARD, EXISTS, ...), or the integer in a string reply. */
 long long th_redis_int(const sfl_test_redis *r, const char *fmt, ...);
-/* Writes an account's conf as `sflimit accounts set ID MAX --fresh` would. */
+/* Marks the Redis as one no check has used, as `sflimit init` does (the
+ * epoch marker: no recovery window); nothing if it has its marker. */
+void th_epoch_init(const sfl_test_redis *r);
+/* Writes an account's conf as `sflimit accounts set ID MAX --fresh` would
+ * (th_epoch_init included). */
 void th_account(const sfl_test_redis *r, long long id, long long max_streams);
 /* An account's max_streams as Redis holds it: its conf's, or for an account
  * whose conf describes logins (account.lua) the sum of their confs' (0 if one

@@ -224,8 +224,9 @@ Test(dispatcharr, sync_reports_previous_limits)
     cr_assert_str_eq(r.out, "account 7 (Provider A): max_streams 2 (was 1)\n"
                             "account 9 (Bare): max_streams 4 (unchanged)\n");
     /* Its first login keeps the account's conf (1 before, 1 now); the second
-     * is new. */
-    cr_assert(strstr(r.err, "account 7, login d71: new in this Redis"), "%s", r.err);
+     * is new, and in a Redis in use (its epoch marker intact) waits nothing. */
+    cr_assert_eq(th_redis_int(&redis, "HGET sfl:{a:7}:l:d71:conf max_streams"), 1);
+    cr_assert_null(strstr(r.err, "wait"), "a new login in a Redis in use waits: %s", r.err);
     cr_assert_null(strstr(r.err, "account 7: max_streams was"), "%s", r.err);
     cr_assert_eq(th_account_limit(&redis, 7), 2);
     run_free(&r);
@@ -525,7 +526,8 @@ Test(dispatcharr, node_syncs_every_interval_with_one_login)
     cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:8}:conf"), 0, "inactive account 8 written");
     char *log = th_read_file(node_err);
     cr_assert_not_null(log);
-    cr_assert(strstr(log, "account 7, login d71: new in this Redis"), "%s", log);
+    cr_assert_null(strstr(log, "new leases wait"), "a synced login waits in a Redis in use: %s",
+                   log);
     cr_assert(strstr(log, "dispatcharr sync: 2 account(s), 2 changed"), "%s", log);
     cr_assert(strstr(log, "dispatcharr sync: 2 account(s), 0 changed"), "%s", log);
     run_result r = {0, strdup(""), log, 0};

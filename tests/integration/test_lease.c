@@ -114,6 +114,7 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
     sfl_store_opts so = {.url = redis.url,
                          .ns = "sfl",
                          .connect_timeout_ms = 1000,
+                         .recovery_ms = ttl,
                          .channels = channels,
                          .on_ready = tc_ready,
                          .on_down = tc_down,
@@ -425,14 +426,14 @@ static redisReply *script(const char *name, long long account, const char *lease
     sfl_account_keys_init(&k, "sfl", account);
     const char *const *kv = k.argv;
     if (strcmp(name, "release") == 0)
-        return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s sfl:released %lld 4000", s->text,
-                        kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, account);
+        return th_redis(&redis, "EVAL %s 7 %s %s %s %s %s %s sfl:epoch %s sfl:released %lld 4000",
+                        s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, account);
     if (strcmp(name, "renew") == 0)
-        return th_redis(&redis, "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0", s->text, kv[0],
-                        kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl);
-    return th_redis(&redis,
-                    "EVAL %s 6 %s %s %s %s %s %s %s %d crashed t -1 0 4000 sfl:released %lld",
-                    s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl, account);
+        return th_redis(&redis, "EVAL %s 7 %s %s %s %s %s %s sfl:epoch %s %d crashed t -1 0",
+                        s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl);
+    return th_redis(
+        &redis, "EVAL %s 7 %s %s %s %s %s %s sfl:epoch %s %d crashed t -1 0 4000 sfl:released %lld",
+        s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, ttl, account);
 }
 
 Test(lease, expiry_frees_slot)
@@ -773,8 +774,9 @@ Test(lease, expired_ticket_is_skipped)
     freeReplyObject(script("acquire", 21, "a:1", 5000));
     /* a ticket that lives 100 ms (its node then dies) */
     freeReplyObject(th_redis(&redis,
-                             "EVAL %s 6 sfl:{a:21}:leases sfl:{a:21}:holders sfl:{a:21}:conf "
-                             "sfl:{a:21}:fence sfl:{a:21}:waiters sfl:{a:21}:waiters:exp dead:1 "
+                             "EVAL %s 7 sfl:{a:21}:leases sfl:{a:21}:holders sfl:{a:21}:conf "
+                             "sfl:{a:21}:fence sfl:{a:21}:waiters sfl:{a:21}:waiters:exp "
+                             "sfl:epoch dead:1 "
                              "5000 dead t -1 0 100 sfl:released 21",
                              s->text));
     freeReplyObject(script("acquire", 21, "live:1", 5000));
