@@ -63,8 +63,8 @@ struct sfl_sentinel {
 
     /* The +switch-master subscription. */
     int watching;
-    int wat; /* the sentinel it is on */
-    int wconnected;
+    int wat;        /* the sentinel it is on */
+    int wconnected; /* subscribed */
     int wbackoff_ms;
     redisAsyncContext *wac;
     struct event *wtimer; /* connect timeout while connecting; next try while down */
@@ -243,13 +243,8 @@ static void watch_later(sfl_sentinel *s)
 static void on_watch_connect(const redisAsyncContext *ac, int status)
 {
     sfl_sentinel *s = ac->data;
-    if (ac != s->wac)
-        return;
-    if (status == REDIS_OK) {
-        s->wconnected = 1;
-        evtimer_del(s->wtimer); /* the connect timeout */
-        return;
-    }
+    if (ac != s->wac || status == REDIS_OK)
+        return; /* connected: the timer waits for the subscription */
     watch_later(s);
 }
 
@@ -272,6 +267,8 @@ static void on_watch_message(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     if (strcmp(rep->element[0]->str, "subscribe") == 0) {
         s->wbackoff_ms = 0;
+        s->wconnected = 1;
+        evtimer_del(s->wtimer); /* the connect timeout */
         sfl_debug("redis: following failovers through sentinel %s:%d", s->addrs[s->wat].host,
                   s->addrs[s->wat].port);
         return;
@@ -319,7 +316,7 @@ static void watch_connect(sfl_sentinel *s)
     if (s->password)
         redisAsyncCommand(ac, on_watch_auth, NULL, "AUTH %s", s->password);
     redisAsyncCommand(ac, on_watch_message, NULL, "SUBSCRIBE +switch-master");
-    sfl_timer_in(s->wtimer, s->opts.timeout_ms); /* connect timeout */
+    sfl_timer_in(s->wtimer, s->opts.timeout_ms); /* until subscribed */
 }
 
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
@@ -328,7 +325,7 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
     UNUSED(fd);
     UNUSED(what);
     redisAsyncContext *ac = s->wac;
-    if (ac && !s->wconnected) { /* connect timed out */
+    if (ac && !s->wconnected) { /* no subscription in time */
         watch_later(s);
         redisAsyncFree(ac); /* its callbacks see wac != ac */
         return;

@@ -37,8 +37,10 @@ void sfl_sentinel_free(sfl_sentinel *s);
  * skipping those down or silent for timeout_ms, until one names the master;
  * then on_found. A call while a query runs joins it (one on_found). */
 void sfl_sentinel_resolve(sfl_sentinel *s);
-/* Keeps one connection subscribed to +switch-master on some sentinel
- * (moving on to the next one when it is lost), for on_switch. */
+/* Keeps one connection subscribed to +switch-master on some sentinel,
+ * starting with the last one that answered a query (moving on to the next
+ * one when it is lost, or not subscribed within timeout_ms), for
+ * on_switch. Once; later calls change nothing. */
 void sfl_sentinel_watch(sfl_sentinel *s);
 
 #endif

@@ -590,6 +590,7 @@ static void on_master_found(const char *host, int port, const char *why, void *a
     if (host) {
         master_set(st, host, port);
         master_follow(st);
+        sfl_sentinel_watch(st->sentinel);
     }
     for (int i = 0; i < 2; i++) {
         if (!cs[i]->wants_master)
@@ -734,8 +735,6 @@ void sfl_store_start(sfl_store *st)
 {
     struct timeval tv = {0, WATCHDOG_MS * 1000};
     evtimer_add(st->watchdog, &tv);
-    if (st->sentinel)
-        sfl_sentinel_watch(st->sentinel);
     conn_connect(&st->cmd);
     if (st->nchannels > 0)
         conn_connect(&st->sub);
