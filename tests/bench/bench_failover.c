@@ -69,10 +69,10 @@ Test(bench, failover, .timeout = 3600)
         fprintf(stdout,
                 "{\"run\": %d, \"regrant_ms\": %lld, \"switch_ms\": %lld, \"killed_at_ms\": %lld, "
                 "\"makespan_ms\": %lld, \"results\": %d, \"streams\": %d, \"ok\": %d, "
-                "\"one_each\": %s, \"violations\": %lld}\n",
+                "\"one_each\": %s, \"violations\": %lld, \"not_ok\": \"%s\"}\n",
                 i + 1, (long long)r.regrant_ms, (long long)r.switch_ms, (long long)r.killed_at_ms,
                 (long long)r.makespan_ms, r.nresults, r.nstreams, r.ok,
-                r.one_each ? "true" : "false", r.violations);
+                r.one_each ? "true" : "false", r.violations, r.statuses);
         fflush(stdout);
         int ok = r.violations == 0 && r.one_each && r.regrant_ms > 0 && r.regrant_ms <= bound;
         cr_expect(ok, "run %d went wrong (files in %s)", i + 1, r.dir);

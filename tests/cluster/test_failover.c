@@ -31,6 +31,7 @@ static sfl_test_redis plain[2];
 static void fini(void)
 {
     th_ha_stop(&ha);
+    th_ha_failover_cleanup();
     th_redis_stop(&plain[0]);
     th_redis_stop(&plain[1]);
 }

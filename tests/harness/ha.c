@@ -292,6 +292,8 @@ typedef struct scenario {
     pid_t submit;
 } scenario;
 
+static scenario sc; /* static: reachable from th_ha_failover_cleanup after a failed assertion */
+
 static void write_node_conf(const scenario *s, const th_ha_opts *o, int i, char *path, size_t len)
 {
     char text[2048], name[32];
@@ -367,33 +369,38 @@ static void read_results(const char *path, const th_ha_result *out, th_ha_result
     th_results_free(&r);
 }
 
+void th_ha_failover_cleanup(void)
+{
+    scenario_down(&sc);
+}
+
 void th_ha_failover_run(const th_ha_opts *o, th_ha_result *out)
 {
-    static scenario s; /* static: large, and reachable after a failed assertion */
-    memset(&s, 0, sizeof(s));
+    scenario_down(&sc);
+    memset(&sc, 0, sizeof(sc));
     memset(out, 0, sizeof(*out));
     th_clear_env();
-    th_ha_start(&s.ha, o->down_after_ms, o->failover_timeout_ms);
-    snprintf(out->dir, sizeof(out->dir), "%s", s.ha.dir);
+    th_ha_start(&sc.ha, o->down_after_ms, o->failover_timeout_ms);
+    snprintf(out->dir, sizeof(out->dir), "%s", sc.ha.dir);
     const char *users[NACC + 1] = {"u1:p1:1", "u2:p2:2", "u3:p3:3", "u4:p4:1", "u5:p5:0", NULL};
-    th_provider_start(&s.prov, users, o->hold_ms, NULL);
+    th_provider_start(&sc.prov, users, o->hold_ms, NULL);
 
-    sfl_test_redis master = {.port = s.ha.server_port[0]};
+    sfl_test_redis master = {.port = sc.ha.server_port[0]};
     for (int a = 0; a < NACC; a++)
         th_account(&master, a + 1, acc_limit[a]);
 
     char conf[256], log[256];
     for (int i = 0; i < NNODES; i++) {
-        write_node_conf(&s, o, i, conf, sizeof(conf));
-        snprintf(log, sizeof(log), "%s/node%d.log", s.ha.dir, i + 1);
+        write_node_conf(&sc, o, i, conf, sizeof(conf));
+        snprintf(log, sizeof(log), "%s/node%d.log", sc.ha.dir, i + 1);
         const char *argv[] = {SFL_BIN, "node", "-c", conf, NULL};
-        s.node[i] = spawn(argv, log);
+        sc.node[i] = spawn(argv, log);
     }
     int64_t until = th_now_ms() + 20000;
-    while (th_now_ms() < until && !nodes_registered(&s))
+    while (th_now_ms() < until && !nodes_registered(&sc))
         usleep(50000);
-    cr_assert(nodes_registered(&s), "the nodes did not register through the sentinels (%s)",
-              s.ha.dir);
+    cr_assert(nodes_registered(&sc), "the nodes did not register through the sentinels (%s)",
+              sc.ha.dir);
 
     /* 30 streams, 6 per account, interleaved. */
     const int ids0 = 1000;
@@ -406,74 +413,74 @@ void th_ha_failover_run(const th_ha_opts *o, th_ha_result *out)
             snprintf(user, sizeof(user), "u%d", a + 1);
             snprintf(pass, sizeof(pass), "p%d", a + 1);
             snprintf(sid, sizeof(sid), "s%d", b.count);
-            th_streams_add(&b, s.prov.port, ids0 + b.count, sid, a + 1, user, pass);
+            th_streams_add(&b, sc.prov.port, ids0 + b.count, sid, a + 1, user, pass);
         }
     out->nstreams = b.count;
     char streams[256], results[256], sconf[256], text[512];
-    th_streams_write(&b, s.ha.dir, "streams.json", streams, sizeof(streams));
-    snprintf(results, sizeof(results), "%s/results.jsonl", s.ha.dir);
+    th_streams_write(&b, sc.ha.dir, "streams.json", streams, sizeof(streams));
+    snprintf(results, sizeof(results), "%s/results.jsonl", sc.ha.dir);
     snprintf(text, sizeof(text), "{\"node_id\": \"submitter\", \"redis\": {\"url\": \"%s\"}}\n",
-             s.ha.url);
-    th_write_file(s.ha.dir, "submit.json", text, sconf, sizeof(sconf));
-    snprintf(log, sizeof(log), "%s/submit.log", s.ha.dir);
+             sc.ha.url);
+    th_write_file(sc.ha.dir, "submit.json", text, sconf, sizeof(sconf));
+    snprintf(log, sizeof(log), "%s/submit.log", sc.ha.dir);
     const char *sargv[] = {SFL_BIN, "submit", "--wait", "-c", sconf, streams, "-o", results, NULL};
     int64_t t0 = th_now_ms();
-    s.submit = spawn(sargv, log);
+    sc.submit = spawn(sargv, log);
 
     until = th_now_ms() + 60000;
-    while (th_now_ms() < until && th_provider_stat(&s.prov, "requests") < o->kill_after_reqs)
+    while (th_now_ms() < until && th_provider_stat(&sc.prov, "requests") < o->kill_after_reqs)
         usleep(10000);
-    cr_assert_geq(th_provider_stat(&s.prov, "requests"), o->kill_after_reqs,
-                  "the batch did not start (%s)", s.ha.dir);
+    cr_assert_geq(th_provider_stat(&sc.prov, "requests"), o->kill_after_reqs,
+                  "the batch did not start (%s)", sc.ha.dir);
 
-    int old = th_ha_server_of(&s.ha, th_ha_master_port(&s.ha));
-    cr_assert_geq(old, 0, "the sentinels name no master (%s)", s.ha.dir);
+    int old = th_ha_server_of(&sc.ha, th_ha_master_port(&sc.ha));
+    cr_assert_geq(old, 0, "the sentinels name no master (%s)", sc.ha.dir);
     int64_t tk = th_now_ms();
-    th_ha_kill_server(&s.ha, old);
+    th_ha_kill_server(&sc.ha, old);
     out->killed_at_ms = tk - t0;
 
     /* Checks granted before the kill reach the provider within a few ms:
      * count from 300 ms after it. */
     usleep(300000);
-    long long r0 = th_provider_stat(&s.prov, "requests");
+    long long r0 = th_provider_stat(&sc.prov, "requests");
     int restarted = 0;
     until = th_now_ms() + 120000;
     while (th_now_ms() < until && (out->regrant_ms == 0 || out->switch_ms == 0)) {
         int64_t now = th_now_ms();
-        if (out->regrant_ms == 0 && th_provider_stat(&s.prov, "requests") > r0)
+        if (out->regrant_ms == 0 && th_provider_stat(&sc.prov, "requests") > r0)
             out->regrant_ms = now - tk;
         if (out->switch_ms == 0) {
-            int p = th_ha_master_port(&s.ha);
-            if (p > 0 && p != s.ha.server_port[old])
+            int p = th_ha_master_port(&sc.ha);
+            if (p > 0 && p != sc.ha.server_port[old])
                 out->switch_ms = now - tk;
         }
         if (o->restart_old && out->switch_ms > 0 && !restarted) {
-            th_ha_restart_server(&s.ha, old);
+            th_ha_restart_server(&sc.ha, old);
             restarted = 1;
         }
         usleep(10000);
     }
     if (o->restart_old && !restarted && out->switch_ms > 0) {
-        th_ha_restart_server(&s.ha, old);
+        th_ha_restart_server(&sc.ha, old);
         restarted = 1;
     }
 
-    int st = th_wait(s.submit, 180000);
-    s.submit = 0;
+    int st = th_wait(sc.submit, 180000);
+    sc.submit = 0;
     out->makespan_ms = th_now_ms() - t0;
-    cr_assert_neq(st, -1, "submit --wait did not end in 180 s (%s)", s.ha.dir);
+    cr_assert_neq(st, -1, "submit --wait did not end in 180 s (%s)", sc.ha.dir);
     read_results(results, out, out, ids0);
-    out->violations = th_provider_stat(&s.prov, "violations");
+    out->violations = th_provider_stat(&sc.prov, "violations");
 
     if (o->restart_old && restarted) {
-        int newp = th_ha_master_port(&s.ha);
+        int newp = th_ha_master_port(&sc.ha);
         until = th_now_ms() + 30000;
         while (th_now_ms() < until && !out->old_is_replica) {
             int mp = 0;
-            out->old_is_replica = strcmp(th_ha_role(&s.ha, old, &mp), "slave") == 0 && mp == newp;
+            out->old_is_replica = strcmp(th_ha_role(&sc.ha, old, &mp), "slave") == 0 && mp == newp;
             if (!out->old_is_replica)
                 usleep(100000);
         }
     }
-    scenario_down(&s);
+    scenario_down(&sc);
 }

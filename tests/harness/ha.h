@@ -78,5 +78,7 @@ typedef struct th_ha_result {
  * only what keeps the run going (everything starts, the batch ends within
  * a few minutes): the caller judges the figures. */
 void th_ha_failover_run(const th_ha_opts *o, th_ha_result *out);
+/* Stops whatever a run left (after a failed assertion): for a .fini. */
+void th_ha_failover_cleanup(void);
 
 #endif
