@@ -219,11 +219,12 @@ static void judge(const th_ha_opts *o, const th_ha_result *res, const char *name
     fprintf(stderr,
             "failover: %s: master killed at %lld ms; sentinels switched after %lld ms; "
             "granting again after %lld ms (bound %lld = down-after %d + failover-timeout %d + "
-            "TTL %d); makespan %lld ms; %d/%d results, %d OK%s%s; provider violations %lld\n",
+            "TTL %d); makespan %lld ms; %d/%d results, %d OK%s%s; provider violations %lld; "
+            "%d subscribed connections on the new master\n",
             name, (long long)res->killed_at_ms, (long long)res->switch_ms,
             (long long)res->regrant_ms, (long long)bound, o->down_after_ms, o->failover_timeout_ms,
             o->ttl_ms, (long long)res->makespan_ms, res->nresults, res->nstreams, res->ok,
-            res->statuses[0] ? "; others: " : "", res->statuses, res->violations);
+            res->statuses[0] ? "; others: " : "", res->statuses, res->violations, res->subscribed);
     cr_expect_eq(res->violations, 0, "the provider saw %lld violation(s) (files in %s)",
                  res->violations, res->dir);
     cr_expect(res->one_each, "not exactly one result per stream: %d results for %d streams (%s)",
@@ -231,6 +232,9 @@ static void judge(const th_ha_opts *o, const th_ha_result *res, const char *name
     cr_expect_eq(res->nresults, res->nstreams);
     cr_expect_gt(res->switch_ms, 0, "the sentinels never named a new master (%s)", res->dir);
     cr_expect_gt(res->regrant_ms, 0, "no check started after the kill (%s)", res->dir);
+    /* The nodes' subscriptions moved with their command connections. */
+    cr_expect_geq(res->subscribed, 3, "%d subscribed connection(s) on the new master (%s)",
+                  res->subscribed, res->dir);
     cr_expect_leq(res->regrant_ms, bound, "granting again took %lld ms, over %lld (%s)",
                   (long long)res->regrant_ms, (long long)bound, res->dir);
 }

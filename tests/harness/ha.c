@@ -335,6 +335,20 @@ static int nodes_registered(const scenario *s)
     return 1;
 }
 
+/* How many clients of the server on port are subscribed to channels (the
+ * nodes' pub/sub connections): CLIENT LIST's sub=N with N > 0. */
+static int subscribed_at(int port)
+{
+    redisReply *r = cmd_at(port, "CLIENT LIST");
+    int n = 0;
+    for (const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : ""; (p = strstr(p, " sub="));
+         p += 5)
+        n += atoi(p + 5) > 0;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
 static void scenario_down(scenario *s)
 {
     stop_pid(&s->submit);
@@ -471,6 +485,7 @@ void th_ha_failover_run(const th_ha_opts *o, th_ha_result *out)
     cr_assert_neq(st, -1, "submit --wait did not end in 180 s (%s)", sc.ha.dir);
     read_results(results, out, out, ids0);
     out->violations = th_provider_stat(&sc.prov, "violations");
+    out->subscribed = subscribed_at(th_ha_master_port(&sc.ha));
 
     if (o->restart_old && restarted) {
         int newp = th_ha_master_port(&sc.ha);

@@ -68,6 +68,7 @@ typedef struct th_ha_result {
     int64_t switch_ms;    /* from the kill to the sentinels naming the new master */
     int64_t makespan_ms;
     int old_is_replica; /* restart_old: it came back as a replica of the new master */
+    int subscribed;     /* connections subscribed to channels on the new master at the end */
     char dir[128];      /* the run's files (logs) */
 } th_ha_result;
 
