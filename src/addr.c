@@ -3,6 +3,8 @@
  * Shape: both forms come down to one host[:port] splitter (brackets for
  * IPv6, a port range per caller); the Redis URL adds a scheme, %XX-escaped
  * user info and a db, in the path for redis:// and as ?db=N for unix://.
+ * A redis-sentinel:// URL has a comma-separated list of sentinel addresses
+ * where redis:// has one host, and the master's name before the db.
  * Every refusal says what was expected ("bad port \"x\" (expected
  * 1..65535)"), so conf.c can put it after the config path as it is.
  *
@@ -42,6 +44,10 @@ void sfl_redis_url_clear(sfl_redis_url *u)
     free(u->unix_path);
     free(u->user);
     free(u->password);
+    for (int i = 0; u->sentinels && i < u->nsentinels; i++)
+        free(u->sentinels[i].host);
+    free(u->sentinels);
+    free(u->master);
     memset(u, 0, sizeof(*u));
 }
 
@@ -179,12 +185,13 @@ static int parse_db(const char *s, size_t n, int *db, char *err, size_t errlen)
     return 0;
 }
 
-static int parse_tcp_url(const char *rest, sfl_redis_url *u, char *err, size_t errlen)
+/* The user info before the last '@' (so an unescaped '@' or '/' in a
+ * password still works); *hostpart gets what follows it. */
+static int parse_userinfo(const char *rest, sfl_redis_url *u, const char **hostpart, char *err,
+                          size_t errlen)
 {
-    /* The last '@' ends the user info, so an unescaped '@' or '/' in a
-     * password still works. */
     const char *at = strrchr(rest, '@');
-    const char *hostpart = rest;
+    *hostpart = rest;
     if (at) {
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         if (!colon)
@@ -194,8 +201,16 @@ static int parse_tcp_url(const char *rest, sfl_redis_url *u, char *err, size_t e
         if (decode(rest, (size_t)(colon - rest), &u->user, "user name", err, errlen) < 0 ||
             decode(colon + 1, (size_t)(at - colon - 1), &u->password, "password", err, errlen) < 0)
             return -1;
-        hostpart = at + 1;
+        *hostpart = at + 1;
     }
+    return 0;
+}
+
+static int parse_tcp_url(const char *rest, sfl_redis_url *u, char *err, size_t errlen)
+{
+    const char *hostpart;
+    if (parse_userinfo(rest, u, &hostpart, err, errlen) < 0)
+        return -1;
     if (strpbrk(hostpart, "?#"))
         return why(err, errlen,
                    "redis:// URLs take no query or fragment (put the db in the "
@@ -205,6 +220,53 @@ static int parse_tcp_url(const char *rest, sfl_redis_url *u, char *err, size_t e
     if (split_host_port(hostpart, an, 6379, 1, &u->host, &u->port, err, errlen) < 0)
         return -1;
     if (slash && slash[1] && parse_db(slash + 1, strlen(slash + 1), &u->db, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+#define SENTINEL_FORM "redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]"
+
+static int parse_sentinel_url(const char *rest, sfl_redis_url *u, char *err, size_t errlen)
+{
+    const char *hostpart;
+    if (parse_userinfo(rest, u, &hostpart, err, errlen) < 0)
+        return -1;
+    if (strpbrk(hostpart, "?#"))
+        return why(err, errlen, "redis-sentinel:// URLs take no query or fragment (expected %s)",
+                   SENTINEL_FORM);
+    const char *slash = strchr(hostpart, '/');
+    if (!slash)
+        return why(err, errlen, "missing the master's name (expected %s)", SENTINEL_FORM);
+    int n = 1;
+    for (const char *p = hostpart; p < slash; p++)
+        n += *p == ',';
+    if (n > SFL_SENTINELS_MAX)
+        return why(err, errlen, "%d sentinels (at most %d)", n, SFL_SENTINELS_MAX);
+    if (!(u->sentinels = calloc((size_t)n, sizeof(*u->sentinels))))
+        return why(err, errlen, "out of memory");
+    for (const char *p = hostpart; p <= slash; u->nsentinels++) {
+        const char *end = memchr(p, ',', (size_t)(slash - p));
+        if (!end)
+            end = slash;
+        char sub[160];
+        if (split_host_port(p, (size_t)(end - p), 26379, 1, &u->sentinels[u->nsentinels].host,
+                            &u->sentinels[u->nsentinels].port, sub, sizeof(sub)) < 0)
+            return why(err, errlen, "sentinel %d: %s", u->nsentinels + 1, sub);
+        p = end + 1;
+    }
+    const char *name = slash + 1;
+    const char *dbs = strchr(name, '/');
+    size_t nn = dbs ? (size_t)(dbs - name) : strlen(name);
+    if (nn == 0)
+        return why(err, errlen, "missing the master's name (expected %s)", SENTINEL_FORM);
+    if (nn > 128)
+        return why(err, errlen, "master name longer than 128 bytes");
+    for (size_t i = 0; i < nn; i++)
+        if ((unsigned char)name[i] <= 0x20 || name[i] == 0x7f)
+            return why(err, errlen, "bad character in the master name (no spaces or controls)");
+    if (!(u->master = strndup(name, nn)))
+        return why(err, errlen, "out of memory");
+    if (dbs && dbs[1] && parse_db(dbs + 1, strlen(dbs + 1), &u->db, err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -253,15 +315,20 @@ int sfl_redis_url_parse(const char *url, sfl_redis_url *out, char *err, size_t e
         rc = parse_tcp_url(url + 8, out, err, errlen);
     } else if (strncmp(url, "unix://", 7) == 0) {
         rc = parse_unix_url(url + 7, out, err, errlen);
+    } else if (strncmp(url, "redis-sentinel://", 17) == 0) {
+        rc = parse_sentinel_url(url + 17, out, err, errlen);
     } else {
         const char *sep = strstr(url, "://");
         if (sep && sep - url <= 16) {
             int n = (int)(sep - url);
             rc = why(err, errlen,
-                     "unknown scheme \"%.*s\" (expected redis://, unix:// or embedded)", n, url);
+                     "unknown scheme \"%.*s\" (expected redis://, redis-sentinel://, unix:// "
+                     "or embedded)",
+                     n, url);
         } else {
             rc = why(err, errlen,
-                     "expected redis://HOST[:PORT][/DB], unix:///PATH[?db=N] or embedded");
+                     "expected redis://HOST[:PORT][/DB], " SENTINEL_FORM
+                     ", unix:///PATH[?db=N] or embedded");
         }
     }
     if (rc < 0)

@@ -143,6 +143,7 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
     sfl_store_opts so = {
         .url = url,
         .password = conf->redis_password,
+        .sentinel_password = conf->redis_sentinel_password,
         .ns = conf->redis_namespace,
         .connect_timeout_ms = conf->connect_timeout_ms,
         .command_timeout_ms = conf->connect_timeout_ms,

@@ -453,6 +453,7 @@ void sfl_conf_free(sfl_conf *c)
     free(c->node_id);
     free(c->redis_url);
     free(c->redis_password);
+    free(c->redis_sentinel_password);
     free(c->redis_namespace);
     for (size_t i = 0; i < c->naccounts; i++)
         sfl_account_conf_clear(&c->accounts[i]);
@@ -476,8 +477,8 @@ static const char *const top_keys[] = {
     "stream_analysis", "http",  "dispatcharr",        "node",  NULL};
 static const char *const node_keys[] = {"shutdown_grace", "claim_idle", "batch_ttl", "lookahead",
                                         NULL};
-static const char *const redis_keys[] = {"url", "password", "namespace", "connect_timeout_ms",
-                                         NULL};
+static const char *const redis_keys[] = {"url",       "password",           "sentinel_password",
+                                         "namespace", "connect_timeout_ms", NULL};
 static const char *const conc_keys[] = {"enabled", "global_limit", "stagger_delay", NULL};
 static const char *const lease_keys[] = {"ttl_ms",          "renew_ms",   "safety_ms",
                                          "acquire_timeout", "handoff_ms", NULL};
@@ -500,6 +501,8 @@ static int parse_redis(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
     if (sfl_json_check_keys(e, o, "redis", redis_keys) < 0 ||
         sfl_json_get_string(e, o, "url", "redis.url", 0, &c->redis_url) < 0 ||
         sfl_json_get_string(e, o, "password", "redis.password", 1, &c->redis_password) < 0 ||
+        sfl_json_get_string(e, o, "sentinel_password", "redis.sentinel_password", 1,
+                            &c->redis_sentinel_password) < 0 ||
         sfl_json_get_string(e, o, "namespace", "redis.namespace", 0, &c->redis_namespace) < 0 ||
         sfl_json_get_int64(e, o, "connect_timeout_ms", "redis.connect_timeout_ms", &NS_POS_INT64,
                            &c->connect_timeout_ms) < 0)

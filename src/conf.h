@@ -44,20 +44,21 @@ typedef struct sfl_account_conf {
 } sfl_account_conf;
 
 typedef struct sfl_conf {
-    char *path;                 /* file it came from, or NULL for built-in defaults */
-    char *node_id;              /* default: gethostname(), cleaned to [A-Za-z0-9._-]{1,64} */
-    char *redis_url;            /* default "redis://127.0.0.1:6379/0"; "embedded" allowed */
-    char *redis_password;       /* NULL; when set it wins over a password inside the URL */
-    char *redis_namespace;      /* "sfl" */
-    int64_t connect_timeout_ms; /* 2000 */
-    int concurrent_enabled;     /* 1; 0 = one check at a time on this node */
-    int global_limit;           /* 10 */
-    double stagger_delay;       /* 1.0 seconds */
-    int64_t lease_ttl_ms;       /* 15000 */
-    int64_t lease_renew_ms;     /* 5000 (if absent from the file: ttl/3) */
-    int64_t lease_safety_ms;    /* 2000 (if absent from the file: min(2000, ttl/3)) */
-    int64_t lease_handoff_ms;   /* 250: a slot handed to a waiting node is kept for it this long */
-    double acquire_timeout;     /* 300 seconds */
+    char *path;                    /* file it came from, or NULL for built-in defaults */
+    char *node_id;                 /* default: gethostname(), cleaned to [A-Za-z0-9._-]{1,64} */
+    char *redis_url;               /* default "redis://127.0.0.1:6379/0"; "embedded" allowed */
+    char *redis_password;          /* NULL; when set it wins over a password inside the URL */
+    char *redis_sentinel_password; /* NULL; the sentinels' own (redis-sentinel:// URLs) */
+    char *redis_namespace;         /* "sfl" */
+    int64_t connect_timeout_ms;    /* 2000 */
+    int concurrent_enabled;        /* 1; 0 = one check at a time on this node */
+    int global_limit;              /* 10 */
+    double stagger_delay;          /* 1.0 seconds */
+    int64_t lease_ttl_ms;          /* 15000 */
+    int64_t lease_renew_ms;        /* 5000 (if absent from the file: ttl/3) */
+    int64_t lease_safety_ms;       /* 2000 (if absent from the file: min(2000, ttl/3)) */
+    int64_t lease_handoff_ms; /* 250: a slot handed to a waiting node is kept for it this long */
+    double acquire_timeout;   /* 300 seconds */
     sfl_account_conf *accounts;
     size_t naccounts;
     char **check_command; /* argv template, check_argc elements plus a NULL */

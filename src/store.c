@@ -21,17 +21,24 @@
  * Every pending callback then gets reply == NULL. The store never decides
  * anything about leases: a failed command is reported, the limiter judges.
  *
- * hiredis meets libevent through a small glue of our own (not hiredis's
- * adapter): the commands a loop turn queues leave in one write at the end
- * of the turn, and a connection costs no epoll_ctl per command.
+ * Both connections ask ROLE first and use only a master: a replica (a demoted
+ * master, a URL that names the wrong server) is dropped and tried again.
+ * With a redis-sentinel:// URL the address comes from the sentinels
+ * (sentinel.c), asked again whenever a connection to the master we were told
+ * of is lost, and both connections follow +switch-master, so they always end
+ * on the same master.
+ *
+ * hiredis meets libevent through a small glue of our own (glue.c).
  */
 #include "store.h"
 
 #include "addr.h"
 #include "clock.h"
 #include "epoch.h"
+#include "glue.h"
 #include "log.h"
 #include "scripts.h"
+#include "sentinel.h"
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -59,6 +66,8 @@ typedef struct conn {
     int epoch_sent; /* epoch.lua sent on this connection (the last setup step) */
     int backoff_ms;
     struct event *retry_timer;
+    int wants_master; /* waits for the sentinels' answer to connect */
+    char at[280];     /* host:port (or socket path) of the last connect */
 } conn;
 
 struct sfl_store {
@@ -76,6 +85,8 @@ struct sfl_store {
     sfl_epoch epoch; /* the last epoch.lua answer */
     int auth_streak; /* command connection tries refused for authentication in a row */
     int64_t auth_since_ms;
+    sfl_sentinel *sentinel; /* redis-sentinel:// only */
+    char master_at[280];    /* ...and the master it named, "" when it must be asked */
 };
 
 /* The privdata of the AUTH setup command, to tell its answer from the others. */
@@ -92,127 +103,10 @@ typedef struct req {
 } req;
 
 static void conn_connect(conn *c);
-
-/*--- hiredis on the libevent loop ------------------------------------------*/
-
-/* hiredis's own libevent adapter arms a one-shot read event again after
- * every read and asks for writability before every write: four epoll_ctl
- * calls around each round trip, and every command waits a loop iteration
- * for its write. This glue keeps the read event armed (EV_PERSIST) and
- * writes whatever a loop turn queued once, when the turn's callbacks are
- * done (an event made active by hand, no system call), so the commands of
- * one turn still leave as one pipeline. It waits for writability only
- * while connecting and when the socket is full. */
-typedef struct glue {
-    redisAsyncContext *ac;
-    struct event *rev, *wev, *flush;
-    int flush_pending;
-} glue;
-
-static glue *glue_writing; /* whose write is running: one loop, one thread */
-
-static void glue_write(glue *g)
-{
-    glue_writing = g;
-    redisAsyncHandleWrite(g->ac); /* may free g (a write error disconnects) */
-    glue_writing = NULL;
-}
-
-static void glue_on_read(evutil_socket_t fd, short what, void *arg)
-{
-    glue *g = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    redisAsyncHandleRead(g->ac);
-}
-
-static void glue_on_write(evutil_socket_t fd, short what, void *arg)
-{
-    UNUSED(fd);
-    UNUSED(what);
-    glue_write(arg);
-}
-
-static void glue_on_flush(evutil_socket_t fd, short what, void *arg)
-{
-    glue *g = arg;
-    UNUSED(fd);
-    UNUSED(what);
-    g->flush_pending = 0;
-    glue_write(g);
-}
-
-static void glue_add_read(void *arg)
-{
-    glue *g = arg;
-    event_add(g->rev, NULL); /* already armed: nothing to do */
-}
-
-static void glue_del_read(void *arg)
-{
-    glue *g = arg;
-    event_del(g->rev);
-}
-
-static void glue_add_write(void *arg)
-{
-    glue *g = arg;
-    if (glue_writing == g || !(g->ac->c.flags & REDIS_CONNECTED)) {
-        /* The socket took only part of it, or is still connecting. */
-        event_add(g->wev, NULL);
-        return;
-    }
-    if (!g->flush_pending) {
-        g->flush_pending = 1;
-        event_active(g->flush, EV_WRITE, 1);
-    }
-}
-
-static void glue_del_write(void *arg)
-{
-    glue *g = arg;
-    event_del(g->wev);
-}
-
-static void glue_cleanup(void *arg)
-{
-    glue *g = arg;
-    if (glue_writing == g)
-        glue_writing = NULL;
-    event_free(g->rev);
-    event_free(g->wev);
-    event_free(g->flush);
-    free(g);
-}
-
-static int glue_attach(redisAsyncContext *ac, struct event_base *base)
-{
-    glue *g = calloc(1, sizeof(*g));
-    if (!g)
-        return -1;
-    g->ac = ac;
-    g->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, glue_on_read, g);
-    g->wev = event_new(base, ac->c.fd, EV_WRITE, glue_on_write, g);
-    g->flush = event_new(base, -1, 0, glue_on_flush, g);
-    if (!g->rev || !g->wev || !g->flush || event_add(g->rev, NULL) < 0 ||
-        event_add(g->wev, NULL) < 0) {
-        if (g->rev)
-            event_free(g->rev);
-        if (g->wev)
-            event_free(g->wev);
-        if (g->flush)
-            event_free(g->flush);
-        free(g);
-        return -1;
-    }
-    ac->ev.addRead = glue_add_read;
-    ac->ev.delRead = glue_del_read;
-    ac->ev.addWrite = glue_add_write;
-    ac->ev.delWrite = glue_del_write;
-    ac->ev.cleanup = glue_cleanup;
-    ac->ev.data = g;
-    return 0;
-}
+static void conn_drop(conn *c, const char *why);
+static void master_lost(conn *c);
+static int master_wait(conn *c, char *host, size_t hostlen, int *port);
+static void role_send(conn *c);
 
 /*--- Requests --------------------------------------------------------------*/
 
@@ -388,6 +282,7 @@ static void conn_lost(conn *c, const char *why)
     c->connected = 0;
     c->pending = 0;
     c->loads_pending = 0;
+    master_lost(c);
     snprintf(c->st->errstr, sizeof(c->st->errstr), "%s", why ? why : "connection lost");
     if (c->st->freeing)
         return;
@@ -512,12 +407,7 @@ static void on_epoch_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     c->st->epoch = e;
     c->st->opts.epoch_mode = SFL_EPOCH_NORMAL; /* the first check only */
-    char where[160];
-    if (c->st->url.unix_path)
-        snprintf(where, sizeof(where), "%s", c->st->url.unix_path);
-    else
-        snprintf(where, sizeof(where), "%s:%d", c->st->url.host, c->st->url.port);
-    sfl_epoch_log(&e, where);
+    sfl_epoch_log(&e, c->at);
     setup_done(c);
 }
 
@@ -578,10 +468,18 @@ static void conn_connect(conn *c)
 {
     sfl_store *st = c->st;
     redisAsyncContext *ac;
-    if (st->url.unix_path)
+    char host[256];
+    int port = st->url.port;
+    snprintf(host, sizeof(host), "%s", st->url.host ? st->url.host : "");
+    if (st->sentinel && master_wait(c, host, sizeof(host), &port) < 0)
+        return; /* connects when the sentinels answer */
+    if (st->url.unix_path) {
+        snprintf(c->at, sizeof(c->at), "%s", st->url.unix_path);
         ac = redisAsyncConnectUnix(st->url.unix_path);
-    else
-        ac = redisAsyncConnect(st->url.host, st->url.port);
+    } else {
+        snprintf(c->at, sizeof(c->at), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        ac = redisAsyncConnect(host, port);
+    }
     if (!ac || ac->err) {
         char why[200];
         snprintf(why, sizeof(why), "connect: %s", ac ? ac->errstr : "out of memory");
@@ -591,7 +489,7 @@ static void conn_connect(conn *c)
         conn_lost(c, why);
         return;
     }
-    if (glue_attach(ac, st->base) < 0) {
+    if (sfl_glue_attach(ac, st->base) < 0) {
         redisAsyncFree(ac);
         c->ac = NULL;
         conn_lost(c, "connect: out of memory");
@@ -614,6 +512,7 @@ static void conn_connect(conn *c)
                                st->url.password};
         setup_send(c, on_setup_reply, (void *)auth_tag, st->url.user ? 3 : 2, argv);
     }
+    role_send(c);
     if (c->is_sub) {
         const char *argv[64] = {"SUBSCRIBE"};
         int n = 1;
@@ -644,6 +543,149 @@ static void conn_connect(conn *c)
         c->loads_pending = 1;
         setup_done(c);
     }
+}
+
+/*--- A master, and only a master (ROLE, sentinels) -------------------------*/
+
+/* The answer to ROLE, first on both connections: anything but a master is
+ * dropped (and, with sentinels, the master asked for again). Errors (NOAUTH
+ * after a refused AUTH...) are setup errors. */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    conn *c = ac->data;
+    redisReply *rep = reply;
+    if (!rep || ac != c->ac || rep->type == REDIS_REPLY_ERROR) {
+        on_setup_reply(ac, reply, privdata);
+        return;
+    }
+    if (c->pending > 0)
+        c->pending--;
+    c->last_progress_ms = sfl_mono_ms();
+    const char *role = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                               rep->element[0]->type == REDIS_REPLY_STRING
+                           ? rep->element[0]->str
+                           : "?";
+    if (strcmp(role, "master") == 0) {
+        setup_done(c);
+        return;
+    }
+    char why[640];
+    if (strcmp(role, "slave") == 0 && rep->elements >= 3 &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[2]->type == REDIS_REPLY_INTEGER)
+        snprintf(why, sizeof(why), "redis %s is a replica of %s:%lld, not a master", c->at,
+                 rep->element[1]->str, (long long)rep->element[2]->integer);
+    else
+        snprintf(why, sizeof(why), "redis %s is a %s, not a master", c->at, role);
+    sfl_warn("redis: %s%s", why, c->st->sentinel ? "; asking the sentinels again" : "");
+    snprintf(c->st->errstr, sizeof(c->st->errstr), "%.250s", why);
+    c->setup_failed = 1;
+    redisAsyncDisconnect(ac); /* on_disconnect schedules the next try */
+}
+
+static void role_send(conn *c)
+{
+    const char *argv[1] = {"ROLE"};
+    setup_send(c, on_role_reply, NULL, 1, argv);
+}
+
+/* A connection to the master the sentinels named is gone (or never came):
+ * ask them again at the next connect. One to an older master changes
+ * nothing. */
+static void master_lost(conn *c)
+{
+    if (c->st->sentinel && strcmp(c->at, c->st->master_at) == 0)
+        c->st->master_at[0] = '\0';
+}
+
+/* The master's address into host/port: 0, or -1 when the sentinels must be
+ * asked first (the connection is made when they answer). */
+static int master_wait(conn *c, char *host, size_t hostlen, int *port)
+{
+    sfl_store *st = c->st;
+    const char *colon = strrchr(st->master_at, ':');
+    if (st->master_at[0] && colon) {
+        int bracket = st->master_at[0] == '[';
+        size_t n = (size_t)(colon - st->master_at) - (size_t)(bracket ? 2 : 0);
+        snprintf(host, hostlen, "%.*s", (int)n, st->master_at + bracket);
+        *port = atoi(colon + 1);
+        return 0;
+    }
+    c->wants_master = 1;
+    sfl_sentinel_resolve(st->sentinel);
+    return -1;
+}
+
+static void master_set(sfl_store *st, const char *host, int port)
+{
+    snprintf(st->master_at, sizeof(st->master_at), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             port);
+}
+
+/* Both connections on the master now named: one on another server is
+ * dropped and comes back here; one waiting for a retry comes now. */
+static void master_follow(sfl_store *st)
+{
+    conn *cs[2] = {&st->cmd, &st->sub};
+    for (int i = 0; i < (st->nchannels > 0 ? 2 : 1); i++) {
+        conn *c = cs[i];
+        if (c->wants_master)
+            continue;
+        if (c->ac && strcmp(c->at, st->master_at) != 0) {
+            char why[320];
+            snprintf(why, sizeof(why), "master moved to %s", st->master_at);
+            c->backoff_ms = 0;
+            conn_drop(c, why);
+        } else if (!c->ac && evtimer_pending(c->retry_timer, NULL)) {
+            evtimer_del(c->retry_timer);
+            c->backoff_ms = 0;
+            schedule_retry(c);
+        }
+    }
+}
+
+static void on_master_found(const char *host, int port, const char *why, void *arg)
+{
+    sfl_store *st = arg;
+    conn *cs[2] = {&st->cmd, &st->sub};
+    if (host) {
+        master_set(st, host, port);
+        master_follow(st);
+        sfl_sentinel_watch(st->sentinel);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!cs[i]->wants_master)
+            continue;
+        cs[i]->wants_master = 0;
+        if (host)
+            conn_connect(cs[i]);
+        else
+            conn_lost(cs[i], why);
+    }
+}
+
+static void on_master_switch(const char *host, int port, void *arg)
+{
+    sfl_store *st = arg;
+    master_set(st, host, port);
+    master_follow(st);
+}
+
+/* A resolver for a redis-sentinel:// URL. 0, or -1 with err set. */
+static int master_resolver(sfl_store *st, char *err, size_t errlen)
+{
+    sfl_sentinel_opts so = {
+        .sentinels = st->url.sentinels,
+        .nsentinels = st->url.nsentinels,
+        .master = st->url.master,
+        .password = st->opts.sentinel_password,
+        .timeout_ms = st->opts.connect_timeout_ms,
+        .on_found = on_master_found,
+        .on_switch = on_master_switch,
+        .arg = st,
+    };
+    st->opts.sentinel_password = NULL;
+    st->sentinel = sfl_sentinel_new(st->base, &so, err, errlen);
+    return st->sentinel ? 0 : -1;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -716,6 +758,9 @@ sfl_store *sfl_store_new(struct event_base *base, const sfl_store_opts *opts, ch
         snprintf(err, errlen, "redis url: 'embedded' must be resolved before connecting");
         goto fail;
     }
+    if (st->url.nsentinels > 0 && master_resolver(st, err, errlen) < 0)
+        goto fail;
+    st->opts.sentinel_password = NULL;
     st->ns = strdup(opts->ns ? opts->ns : "sfl");
     st->opts.ns = st->ns;
     st->opts.url = NULL;
@@ -779,6 +824,7 @@ void sfl_store_free(sfl_store *st)
     }
     if (st->watchdog)
         event_free(st->watchdog);
+    sfl_sentinel_free(st->sentinel);
     sfl_redis_url_clear(&st->url);
     free(st->ns);
     for (int i = 0; st->channels && i < st->nchannels; i++)

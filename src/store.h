@@ -18,15 +18,16 @@ typedef struct sfl_store sfl_store;
 typedef void sfl_store_reply_fn(sfl_store *st, struct redisReply *reply, void *arg);
 
 typedef struct sfl_store_opts {
-    const char *url;             /* redis://..., unix://... (see addr.h) */
-    const char *password;        /* NULL, or wins over a password in the URL */
-    const char *ns;              /* key namespace, "sfl" */
-    int64_t connect_timeout_ms;  /* per connection attempt */
-    int64_t command_timeout_ms;  /* a connection with a reply owed longer than this is dropped */
-    int64_t recovery_ms;         /* the recovery window epoch.lua opens (one lease TTL; > 0) */
-    sfl_epoch_mode epoch_mode;   /* how the first epoch check treats a missing marker */
-    const char *const *channels; /* NULL-terminated full channel names (copied) kept
-                                    subscribed on a second connection; NULL: none */
+    const char *url;               /* redis://..., redis-sentinel://..., unix://... (addr.h) */
+    const char *password;          /* NULL, or wins over a password in the URL */
+    const char *sentinel_password; /* redis-sentinel:// only: the sentinels' own, or NULL */
+    const char *ns;                /* key namespace, "sfl" */
+    int64_t connect_timeout_ms;    /* per connection attempt */
+    int64_t command_timeout_ms;    /* a connection with a reply owed longer than this is dropped */
+    int64_t recovery_ms;           /* the recovery window epoch.lua opens (one lease TTL; > 0) */
+    sfl_epoch_mode epoch_mode;     /* how the first epoch check treats a missing marker */
+    const char *const *channels;   /* NULL-terminated full channel names (copied) kept
+                                      subscribed on a second connection; NULL: none */
     /* Connected, authenticated, scripts loaded, epoch checked. Called after
      * every (re)connect. */
     void (*on_ready)(sfl_store *st, void *arg);

@@ -30,11 +30,18 @@ static void redis_url(const char *s)
     if (sfl_redis_url_parse(s, &u, err, sizeof(err)) < 0) {
         CHECK(err[0] != '\0');
         CHECK(!u.host && !u.unix_path && !u.user && !u.password && !u.port && !u.db && !u.embedded);
+        CHECK(!u.sentinels && !u.nsentinels && !u.master);
         return;
     }
     if (u.embedded)
         CHECK(!u.host && !u.unix_path && u.port == 0);
-    else if (u.unix_path)
+    else if (u.sentinels) {
+        CHECK(!u.host && !u.unix_path && u.port == 0 && u.master && u.master[0]);
+        CHECK(u.nsentinels >= 1 && u.nsentinels <= SFL_SENTINELS_MAX);
+        for (int i = 0; i < u.nsentinels; i++)
+            CHECK(u.sentinels[i].host && u.sentinels[i].host[0] && u.sentinels[i].port >= 1 &&
+                  u.sentinels[i].port <= 65535);
+    } else if (u.unix_path)
         CHECK(!u.host && u.port == 0 && u.unix_path[0] == '/' && strlen(u.unix_path) < 108);
     else
         CHECK(u.host && u.host[0] && u.port >= 1 && u.port <= 65535);

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <string.h>
 
 TestSuite(addr);
@@ -130,6 +131,80 @@ Test(addr, unix_path_too_long)
     char err[256];
     cr_expect_eq(sfl_redis_url_parse(url, &u, err, sizeof(err)), -1);
     cr_expect_not_null(strstr(err, "longer than 107"), "%s", err);
+}
+
+/*--- redis-sentinel:// URLs ---*/
+
+struct sentinel_case {
+    const char *url;
+    const char *hosts; /* "h1:p1,h2:p2" as parsed, or NULL: must fail */
+    const char *master;
+    const char *user, *password;
+    int db;
+    const char *error; /* must be in the message of a refusal */
+};
+
+static const struct sentinel_case sentinel_cases[] = {
+    {"redis-sentinel://127.0.0.1:26379/mymaster", "127.0.0.1:26379", "mymaster", NULL, NULL, 0,
+     NULL},
+    {"redis-sentinel://s1,s2:26380,[::1]:5/m/3", "s1:26379,s2:26380,::1:5", "m", NULL, NULL, 3,
+     NULL},
+    {"redis-sentinel://:p%40ss@s1:1,s2:2/m/", "s1:1,s2:2", "m", NULL, "p@ss", 0, NULL},
+    {"redis-sentinel://alice:pw@s/m.a-b_c", "s:26379", "m.a-b_c", "alice", "pw", 0, NULL},
+    {"redis-sentinel://s1:1", NULL, NULL, NULL, NULL, 0, "missing the master's name"},
+    {"redis-sentinel://s1:1/", NULL, NULL, NULL, NULL, 0, "missing the master's name"},
+    {"redis-sentinel://s1:1//2", NULL, NULL, NULL, NULL, 0, "missing the master's name"},
+    {"redis-sentinel:///m", NULL, NULL, NULL, NULL, 0, "sentinel 1: missing host"},
+    {"redis-sentinel://s1,/m", NULL, NULL, NULL, NULL, 0, "sentinel 2: missing host"},
+    {"redis-sentinel://s1,s2:0/m", NULL, NULL, NULL, NULL, 0, "sentinel 2: bad port \"0\""},
+    {"redis-sentinel://:hunter2@s1:x/m", NULL, NULL, NULL, NULL, 0, "sentinel 1: bad port"},
+    {"redis-sentinel://s1/m/x", NULL, NULL, NULL, NULL, 0, "db must be a number"},
+    {"redis-sentinel://s1/m?x=1", NULL, NULL, NULL, NULL, 0, "no query"},
+    {"redis-sentinel://s1/m\x01", NULL, NULL, NULL, NULL, 0, "bad character in the master name"},
+    {"redis-sentinel://hunter2@s1/m", NULL, NULL, NULL, NULL, 0, "[USER]:PASSWORD@"},
+    {"redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m", NULL, NULL, NULL, NULL, 0,
+     "17 sentinels (at most 16)"},
+    {"sentinel://s1/m", NULL, NULL, NULL, NULL, 0, "expected redis://, redis-sentinel://"},
+};
+
+ParameterizedTestParameters(addr, sentinel_url)
+{
+    INDEX_PARAMS(sentinel_cases);
+}
+
+ParameterizedTest(size_t *i, addr, sentinel_url)
+{
+    const struct sentinel_case *sc = &sentinel_cases[*i];
+    sfl_redis_url u;
+    char err[256] = "";
+    int rc = sfl_redis_url_parse(sc->url, &u, err, sizeof(err));
+    if (!sc->hosts) {
+        cr_assert_eq(rc, -1, "accepted %s", sc->url);
+        cr_expect_not_null(strstr(err, sc->error), "%s: message \"%s\" lacks \"%s\"", sc->url, err,
+                           sc->error);
+        cr_expect_null(strstr(err, "hunter2"), "%s: message shows the password: %s", sc->url, err);
+        cr_expect_null(u.sentinels);
+        cr_expect_eq(u.nsentinels, 0);
+        cr_expect_null(u.master);
+        cr_expect_null(u.password);
+        return;
+    }
+    cr_assert_eq(rc, 0, "%s: %s", sc->url, err);
+    char hosts[256] = "";
+    for (int k = 0; k < u.nsentinels; k++)
+        snprintf(hosts + strlen(hosts), sizeof(hosts) - strlen(hosts), "%s%s:%d", k ? "," : "",
+                 u.sentinels[k].host, u.sentinels[k].port);
+    cr_expect_str_eq(hosts, sc->hosts, "%s: sentinels %s", sc->url, hosts);
+    expect_str_or_null(u.master, sc->master, "master");
+    expect_str_or_null(u.user, sc->user, "user");
+    expect_str_or_null(u.password, sc->password, "password");
+    cr_expect_eq(u.db, sc->db, "%s: db %d", sc->url, u.db);
+    cr_expect_null(u.host, "a sentinel URL has no master host of its own");
+    cr_expect_eq(u.port, 0);
+    cr_expect_null(u.unix_path);
+    sfl_redis_url_clear(&u);
+    cr_expect_null(u.sentinels);
+    cr_expect_null(u.master);
 }
 
 /*--- http.listen ---*/

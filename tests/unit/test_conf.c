@@ -69,6 +69,7 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
     S("node_id", c->node_id);
     S("redis.url", c->redis_url);
     S("redis.password", c->redis_password);
+    S("redis.sentinel_password", c->redis_sentinel_password);
     S("redis.namespace", c->redis_namespace);
     I("redis.connect_timeout_ms", c->connect_timeout_ms);
     I("concurrent_streams.enabled", c->concurrent_enabled);
@@ -162,6 +163,12 @@ static const struct bad_case bad_cases[] = {
     {"{\"redis\": {\"url\": \"\"}}", "redis.url", "empty"},
     {"{\"redis\": {\"url\": null}}", "redis.url", "expected a string, got null"},
     {"{\"redis\": {\"password\": 5}}", "redis.password", "expected a string or null"},
+    {"{\"redis\": {\"sentinel_password\": 5}}", "redis.sentinel_password",
+     "expected a string or null"},
+    {"{\"redis\": {\"url\": \"redis-sentinel://s1:26379\"}}", "redis.url",
+     "missing the master's name"},
+    {"{\"redis\": {\"url\": \"redis-sentinel://s1,:1/m\"}}", "redis.url",
+     "sentinel 2: missing host"},
     {"{\"redis\": {\"namespace\": \"a{b}\"}}", "redis.namespace", "may contain only"},
     {"{\"redis\": {\"namespace\": \"\"}}", "redis.namespace", "must not be empty"},
     {"{\"redis\": {\"connect_timeout_ms\": 0}}", "redis.connect_timeout_ms",
@@ -420,6 +427,14 @@ static const struct good_case good_cases[] = {
       "check.command=ffmpeg -hide_banner -nostdin -user_agent {user_agent} -i {url} -t "
       "{duration} -f null -",
       "lease.renew_ms=5000", "concurrent_streams.enabled=1", "http.token=(null)", NULL}},
+    {"{\"redis\": {\"url\": \"redis-sentinel://:pw@s1:26379,s2/mymaster/1\", "
+     "\"sentinel_password\": \"spw\"}}",
+     {NULL},
+     {"redis.url=redis-sentinel://:pw@s1:26379,s2/mymaster/1", "redis.sentinel_password=spw",
+      "redis.password=(null)", NULL}},
+    {"{}",
+     {"SFL_REDIS_URL=redis-sentinel://s1,s2:26380/m", NULL},
+     {"redis.url=redis-sentinel://s1,s2:26380/m", "redis.sentinel_password=(null)", NULL}},
     {"{\"node_id\": \"n.1_x-y\", \"redis\": {\"url\": \"unix:///run/redis.sock?db=2\", "
      "\"password\": \"pw\", \"namespace\": \"prod:sfl\", \"connect_timeout_ms\": 500},"
      " \"concurrent_streams\": {\"enabled\": false, \"global_limit\": 3.0, "
