@@ -354,3 +354,59 @@ Test(epoch, replica_taking_over_opens_the_window)
     long long left = epoch_int(&replica, "recover_until_ms") - epoch_int(&replica, "opened_ms");
     cr_assert_eq(left, LONG_TTL_MS, "a window of %lld ms, not one TTL", left);
 }
+
+/* The failover the marker is for: the replica has stopped following (its
+ * link cut: REPLICAOF NO ONE, as a partition and a promotion would leave
+ * it) when a check takes the only slot on the master; the master dies and
+ * the replica, which never got that lease, serves instead. A check started on the promoted replica
+ * must not get the slot while the first one's connection is still open at
+ * the provider: the window (one TTL from the first connect) outlasts the
+ * first check, which cannot renew and stops before its lease's deadline. */
+Test(epoch, lagging_replica_taking_over_gives_nothing_away)
+{
+    th_redis_start(&redis, NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis.port);
+    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
+    th_redis_start(&replica, follow);
+    const char *users[] = {"u1:p1:1", NULL};
+    th_provider_start(&provider, users, 10000, NULL);
+    th_account(&redis, 1, 1);
+    int64_t until = th_now_ms() + 20000;
+    while (!th_redis_int(&replica, "EXISTS sfl:{a:1}:conf") && th_now_ms() < until)
+        usleep(20000);
+    cr_assert_eq(th_redis_int(&replica, "EXISTS sfl:{a:1}:conf"), 1, "nothing replicated");
+    redisReply *r = th_redis(&replica, "REPLICAOF NO ONE");
+    freeReplyObject(r);
+
+    char config[256], rconfig[256], url[128], err1[200], err2[200];
+    write_config(redis.url, SHORT_TTL_MS, NULL, config, sizeof(config));
+    write_config(replica.url, SHORT_TTL_MS, NULL, rconfig, sizeof(rconfig));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/live/u1/p1/1.ts", provider.port);
+    snprintf(err1, sizeof(err1), "%s/first.err", dir);
+    snprintf(err2, sizeof(err2), "%s/second.err", dir);
+    const char *first[] = {SFL_BIN, "exec", "-c", config,      "-a", "1", "--",
+                           "curl",  "-sS",  "-o", "/dev/null", url,  NULL};
+    pid_t p1 = th_spawn((char *const *)first, NULL, err1);
+    until = th_now_ms() + 20000;
+    while (th_provider_stat(&provider, "users.u1.current") < 1 && th_now_ms() < until)
+        usleep(20000);
+    cr_assert_eq(th_provider_stat(&provider, "users.u1.current"), 1, "the first never connected");
+    th_redis_stop(&redis);
+    cr_assert_eq(th_redis_int(&replica, "ZCARD sfl:{a:1}:leases"), 0,
+                 "the replica has the lease: it did not lag");
+    const char *second[] = {SFL_BIN, "exec", "-c", rconfig,     "-a", "1", "--",
+                            "curl",  "-sS",  "-o", "/dev/null", url,  NULL};
+    pid_t p2 = th_spawn((char *const *)second, NULL, err2);
+    int s1 = th_wait(p1, 60000), s2 = th_wait(p2, 60000);
+    cr_assert_neq(s1, -1, "the first exec did not end");
+    cr_assert_eq(th_exit_code(s2), 0, "the second exec: %d", th_exit_code(s2));
+    cr_assert_eq(th_provider_stat(&provider, "users.u1.max_seen"), 1,
+                 "two connections at once on a login of 1 after the failover");
+    cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
+    expect_epoch_reason(&replica, "failover");
+    cr_log_info("lagging replica: first exec exit %d (its Redis died), second exit %d, "
+                "provider max_seen %lld",
+                th_exit_code(s1), th_exit_code(s2),
+                th_provider_stat(&provider, "users.u1.max_seen"));
+}
