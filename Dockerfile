@@ -1,13 +1,18 @@
 # sfl node image: Debian 12 slim, multi-stage, runs as a non-root user (uid 10001).
 #   docker build -t sfl .
 #   docker run --rm sfl --help                  # the entrypoint is sflimit
-#   docker run -d --name sfl-node -p 127.0.0.1:8470:8470 -v "$PWD/deploy:/etc/sfl:ro" \
-#       -e SFL_CONFIG=/etc/sfl/sflimit.json -e SFL_REDIS_URL=redis://HOST:6379/0 \
-#       -e SFL_HTTP_TOKEN="$SFL_HTTP_TOKEN" sfl
+# One node, with a Redis named redis as deploy/sflimit.json says (on another
+# host: -e SFL_REDIS_URL=redis://HOST:6379/0), and SFL_HTTP_TOKEN exported:
+#   docker network create sfl && docker run -d --name redis --network sfl redis:7
+#   docker run -d --name sfl-node --network sfl -p 127.0.0.1:8470:8470 \
+#       -v "$PWD/deploy:/etc/sfl:ro" -e SFL_CONFIG=/etc/sfl/sflimit.json \
+#       -e SFL_NODE_ID=node-1 -e SFL_HTTP_TOKEN sfl
 # The API listens on 0.0.0.0:8470 (EXPOSE), so a node needs a token: without
 # SFL_HTTP_TOKEN (or http.token) it refuses to start and says so. Set
 # SFL_HTTP_LISTEN=127.0.0.1:8470 to keep the API inside the container instead.
-# redis-server is in the image, so `--redis embedded` works for one-off checks.
+# redis-server is in the image, so `--redis embedded` works for one-off checks:
+#   docker run --rm -i -v "$PWD/deploy:/etc/sfl:ro" sfl check -c /etc/sfl/sflimit.json \
+#       --redis embedded - < streams.json
 # /usr/share/sfl/demo.ts is a 4 s test stream (H.264 + AAC in MPEG-TS at a
 # constant 500 kbit/s) that the compose file's demo provider serves.
 FROM debian:12-slim AS build

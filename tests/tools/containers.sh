@@ -19,9 +19,10 @@
 #    streams A1 A2 B1 B2 B3, deploy/streams.json) through node-a with
 #    `submit --wait`. Expected: 5 results, all OK, and the provider's own
 #    counts (the ground truth) A at most 1 at once, B at most 2, 0 violations.
-# 4. Checks what a user meets around it: `docker run --rm sfl --help` as the
-#    Dockerfile writes it, a node given an empty token refusing to start and
-#    naming SFL_HTTP_TOKEN, the API answering on the published port with the
+# 4. Checks what a user meets around it: `docker run --rm sfl --help` and
+#    one node with `docker run` as the Dockerfile writes them, a node given
+#    an empty token refusing to start and naming SFL_HTTP_TOKEN, every
+#    HEALTHCHECK passing, the API answering on the published port with the
 #    token (401 without), and `check --redis embedded` inside the image.
 # 5. Tears everything down, also on failure.
 #
@@ -172,6 +173,43 @@ if [ "$rc" != 2 ] || ! echo "$out" | grep -q SFL_HTTP_TOKEN; then
 fi
 echo "empty token: exit 2, $(echo "$out" | grep SFL_HTTP_TOKEN | head -1)"
 
+step "one node with docker run, as the Dockerfile and README write it"
+# The names are the project's (the line's own are redis, sfl-node, sfl).
+single() {
+    podman rm -f "${project}-node" "${project}-redis" >/dev/null 2>&1 || true
+    podman network rm -f "${project}-net" >/dev/null 2>&1 || true
+}
+trap single EXIT
+single
+if (exec 3<>/dev/tcp/127.0.0.1/8470) 2>/dev/null; then
+    echo "127.0.0.1:8470 is taken: the docker run line publishes it" >&2
+    exit 1
+fi
+podman network create "${project}-net" >/dev/null
+podman run -d --name "${project}-redis" --network "${project}-net" --network-alias redis \
+    redis:7 >/dev/null 2>&1
+podman run -d --name "${project}-node" --network "${project}-net" -p 127.0.0.1:8470:8470 \
+    -v "$repo/deploy:/etc/sfl:ro" -e SFL_CONFIG=/etc/sfl/sflimit.json \
+    -e SFL_NODE_ID=node-1 -e SFL_HTTP_TOKEN localhost/sfl:latest >/dev/null 2>&1
+wait_for() { # CONTAINER URL PATTERN
+    local deadline=$((SECONDS + 120))
+    until curl -fsS -m 2 "$2" 2>/dev/null | grep -q "$3"; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "$1 not ready after 120 s" >&2
+            podman logs --tail 20 "$1" >&2 || true
+            exit 1
+        fi
+        sleep 1
+    done
+}
+wait_for "${project}-node" http://127.0.0.1:8470/healthz '"redis":"up"'
+st=$(podman exec "${project}-node" sflimit status)
+echo "$st"
+echo "$st" | grep -q "Provider B" || { echo "sflimit status: no account from the config" >&2; exit 1; }
+podman healthcheck run "${project}-node" >/dev/null || { echo "its HEALTHCHECK fails" >&2; exit 1; }
+single
+trap - EXIT
+
 compose() { podman-compose -p "$project" -f docker-compose.yml "$@"; }
 teardown() { # podman-compose 1.0.3's down leaves the network
     compose down -v >/dev/null 2>&1 || true
@@ -187,28 +225,18 @@ for port in 8000 8471 8472 8473; do
         exit 1
     fi
 done
-# Named services: podman-compose 1.0.3 would not start `profiles` ones
-# otherwise (it ignores profiles) nor wait for depends_on conditions.
+# The services named: podman-compose 1.0.3 ignores `profiles` and would
+# start every service of the file (another profile's too); it does not wait
+# for depends_on conditions either: the script waits below.
 compose up -d redis node-a node-b node-c provider >"$cache/compose-up.log" 2>&1 || {
     cat "$cache/compose-up.log" >&2
     exit 1
 }
-# Wait for each: Redis answering, every node healthy with Redis up, the provider.
-wait_for() { # SERVICE URL PATTERN
-    local deadline=$((SECONDS + 120))
-    until curl -fsS -m 2 "$2" 2>/dev/null | grep -q "$3"; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "$1 not ready after 120 s" >&2
-            podman logs --tail 20 "${project}_${1}_1" >&2 || true
-            exit 1
-        fi
-        sleep 1
-    done
-}
-wait_for node-a http://127.0.0.1:8471/healthz '"redis":"up"'
-wait_for node-b http://127.0.0.1:8472/healthz '"redis":"up"'
-wait_for node-c http://127.0.0.1:8473/healthz '"redis":"up"'
-wait_for provider http://127.0.0.1:8000/stats '"violations"'
+# Wait for each: every node healthy with Redis up, the provider answering.
+wait_for "${project}_node-a_1" http://127.0.0.1:8471/healthz '"redis":"up"'
+wait_for "${project}_node-b_1" http://127.0.0.1:8472/healthz '"redis":"up"'
+wait_for "${project}_node-c_1" http://127.0.0.1:8473/healthz '"redis":"up"'
+wait_for "${project}_provider_1" http://127.0.0.1:8000/stats '"violations"'
 for svc in node-a node-b node-c provider; do
     podman healthcheck run "${project}_${svc}_1" >/dev/null || {
         echo "$svc: its HEALTHCHECK fails" >&2
