@@ -319,10 +319,14 @@ sfl_http *sfl_http_new(const sfl_http_node *node, const char *listen, char *err,
         return NULL;
     }
     if (!is_loopback(host) && !(token && *token)) {
+        /* Name the variable too: in a container it is the usual way in, and
+         * an empty one (compose's ${SFL_HTTP_TOKEN:-}) counts as not set. */
+        const char *env = getenv("SFL_HTTP_TOKEN");
         snprintf(err, errlen,
-                 "http.listen: %s is not a loopback address and http.token is not set: "
-                 "refusing to serve leases to the network without a token",
-                 listen);
+                 "http.listen: %s is not a loopback address and no token is set%s: set "
+                 "SFL_HTTP_TOKEN (or http.token) to the API's bearer token, or listen on "
+                 "127.0.0.1; refusing to serve leases to the network without a token",
+                 listen, env && !*env ? " (SFL_HTTP_TOKEN is empty)" : "");
         *usage = 1;
         return NULL;
     }

@@ -590,7 +590,10 @@ static const input_case cases[] = {
     {"env_config_nonexistent", {"check", "--redis", "@redis", "@streams"}, {0}, {0},
      "SFL_CONFIG=@missing", {"@missing", "No such file"}},
     {"env_public_listen_without_token", {"node", "-c", "@config", "--redis", "@redis"}, {0}, {0},
-     "SFL_HTTP_LISTEN=0.0.0.0:1", {"0.0.0.0:1", "token"}},
+     "SFL_HTTP_LISTEN=0.0.0.0:1", {"0.0.0.0:1", "SFL_HTTP_TOKEN"}},
+    {"env_public_listen_empty_token",
+     {"node", "-c", "@config", "--redis", "@redis", "--listen", "0.0.0.0:1"}, {0}, {0},
+     "SFL_HTTP_TOKEN=", {"0.0.0.0:1", "SFL_HTTP_TOKEN is empty"}},
 };
 /* clang-format on */
 
