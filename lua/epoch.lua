@@ -19,16 +19,21 @@
 -- modes below, an operator's word that no check used this Redis, make it
 -- here without a window.
 --
--- KEYS: 1 sfl:epoch  HASH  created_ms, opened_ms, recover_until_ms,
+-- KEYS: 1 sfl:epoch  HASH  created_ms, opened_ms, recover_until_ms, ttl_ms,
 --                          reason ("missing", "restart", "failover", "init"),
 --                          run_id, replid (of the Redis that last confirmed it: a
 --                          promoted replica shows that replid as master_replid2)
--- ARGV: 1 recovery window ms
+-- ARGV: 1 recovery window ms (the caller's lease TTL); a window opened here
+--         lasts the marker's ttl_ms, the longest TTL of the processes that
+--         take leases, or this when none is known
 --       2 "" | "fresh": a missing marker is made without a window (a Redis no
 --         check has used: `sflimit init`, `accounts set --fresh`, an embedded
 --         Redis) | "init": as fresh, and a window opened because the marker
 --         was missing is closed; one opened for a restart or a failover
 --         (data known to be lost) is kept | "force": any open window is closed
+--       3 (optional) the lease TTL of a caller that takes leases: kept in
+--         ttl_ms when longer than the one there, so that a window opened by
+--         a process with a shorter TTL still outlasts every lease
 -- returns: {state, recovering ms, reason, created_ms}
 --          state: "missing" (none, and none made), "created" (made without a
 --          window), "changed" (another Redis process: restart or failover;
@@ -36,9 +41,9 @@
 --
 -- Built with prelude.lua in front (redis_now, redis_identity).
 local now = redis_now()
-local window, mode = tonumber(ARGV[1]) or 0, ARGV[2]
+local window, mode, ttl = tonumber(ARGV[1]) or 0, ARGV[2], tonumber(ARGV[3]) or 0
 local e = redis.call('HMGET', KEYS[1], 'created_ms', 'recover_until_ms', 'reason', 'run_id',
-                     'replid')
+                     'replid', 'ttl_ms')
 
 local function answer(state, until_ms, reason, created)
     return {state, math.max(0, until_ms - now), reason, created}
@@ -50,10 +55,18 @@ if not e[1] then
         return answer('missing', 0, '', 0)
     end
     redis.call('HSET', KEYS[1], 'created_ms', now, 'opened_ms', now, 'recover_until_ms', now,
-               'reason', 'init', 'run_id', run_id, 'replid', replid)
+               'reason', 'init', 'run_id', run_id, 'replid', replid, 'ttl_ms', ttl)
     return answer('created', now, 'init', now)
 end
 local created, until_ms, reason = tonumber(e[1]), tonumber(e[2]) or 0, e[3] or ''
+local known_ttl = tonumber(e[6]) or 0
+if ttl > known_ttl then
+    redis.call('HSET', KEYS[1], 'ttl_ms', ttl)
+    known_ttl = ttl
+end
+if known_ttl > 0 then
+    window = known_ttl
+end
 if e[4] ~= run_id then
     -- Another process serves the data: it may lack the newest grants. A
     -- replica promoted keeps its old master's replication id as its second.

@@ -69,7 +69,8 @@ local function epoch_window(now, window_ms)
     local until_ms = now + (tonumber(window_ms) or 0)
     local run_id, replid = redis_identity()
     redis.call('HSET', KEYS[#KEYS], 'created_ms', now, 'opened_ms', now, 'recover_until_ms',
-               until_ms, 'reason', 'missing', 'run_id', run_id, 'replid', replid)
+               until_ms, 'reason', 'missing', 'run_id', run_id, 'replid', replid, 'ttl_ms',
+               tonumber(window_ms) or 0)
     return until_ms
 end
 

@@ -149,6 +149,7 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
         .command_timeout_ms = conf->connect_timeout_ms,
         .recovery_ms = app->recovery_ms,
         .epoch_mode = app->epoch_mode,
+        .takes_leases = with_limiter,
         .channels = subs,
         .on_ready = on_store_ready,
         .on_down = on_store_down,

@@ -419,11 +419,14 @@ static void epoch_send(conn *c)
     char key[256], window[24];
     snprintf(key, sizeof(key), "%s:epoch", st->ns);
     snprintf(window, sizeof(window), "%lld", (long long)st->opts.recovery_ms);
-    const char *argv[6] = {"EVALSHA", s ? s->sha1 : "", "1",
-                           key,       window,           sfl_epoch_mode_arg(st->opts.epoch_mode)};
+    /* A process that takes leases says how long they live (epoch.lua). */
+    const char *ttl = st->opts.takes_leases ? window : "";
+    const char *argv[7] = {"EVALSHA", s ? s->sha1 : "", "1",
+                           key,       window,           sfl_epoch_mode_arg(st->opts.epoch_mode),
+                           ttl};
     c->epoch_sent = 1;
     c->loads_pending = 1;
-    if (!s || redisAsyncCommandArgv(c->ac, on_epoch_reply, NULL, 6, argv, NULL) != REDIS_OK) {
+    if (!s || redisAsyncCommandArgv(c->ac, on_epoch_reply, NULL, 7, argv, NULL) != REDIS_OK) {
         snprintf(st->errstr, sizeof(st->errstr), "epoch check: could not send");
         redisAsyncDisconnect(c->ac);
         return;

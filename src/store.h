@@ -26,8 +26,10 @@ typedef struct sfl_store_opts {
     int64_t command_timeout_ms;    /* a connection with a reply owed longer than this is dropped */
     int64_t recovery_ms;           /* the recovery window epoch.lua opens (one lease TTL; > 0) */
     sfl_epoch_mode epoch_mode;     /* how the first epoch check treats a missing marker */
-    const char *const *channels;   /* NULL-terminated full channel names (copied) kept
-                                      subscribed on a second connection; NULL: none */
+    int takes_leases; /* recovery_ms is the TTL of leases this process takes: the marker keeps
+                         the longest, and every window lasts at least that (epoch.lua) */
+    const char *const *channels; /* NULL-terminated full channel names (copied) kept
+                                    subscribed on a second connection; NULL: none */
     /* Connected, authenticated, scripts loaded, epoch checked. Called after
      * every (re)connect. */
     void (*on_ready)(sfl_store *st, void *arg);

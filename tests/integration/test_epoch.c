@@ -410,3 +410,32 @@ Test(epoch, lagging_replica_taking_over_gives_nothing_away)
                 th_exit_code(s1), th_exit_code(s2),
                 th_provider_stat(&provider, "users.u1.max_seen"));
 }
+
+/* The window lasts the longest lease TTL of the processes that take
+ * leases (the marker keeps it), whoever opens it: a `status` with a short
+ * TTL of its own, first to reach a restarted Redis, still opens a window
+ * that outlasts the 20 s leases an exec took before. */
+Test(epoch, window_outlasts_the_longest_lease_ttl)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    th_redis_start(&redis, aof);
+    th_account(&redis, 6, 1);
+    char lconf[256], sconf[256];
+    write_config(redis.url, LONG_TTL_MS, NULL, lconf, sizeof(lconf));
+    write_config(redis.url, SHORT_TTL_MS, NULL, sconf, sizeof(sconf));
+    exec_true(lconf, "6");
+    cr_assert_eq(epoch_int(&redis, "ttl_ms"), LONG_TTL_MS, "the exec's TTL was not kept");
+    const char *status[] = {"status", "-c", sconf, NULL};
+    ran s1 = run(status);
+    cr_assert_eq(s1.code, 0, "%s", s1.err);
+    ran_free(&s1);
+    cr_assert_eq(epoch_int(&redis, "ttl_ms"), LONG_TTL_MS, "a status changed the kept TTL");
+    th_redis_restart(&redis);
+    ran s2 = run(status);
+    cr_assert_eq(s2.code, 0, "%s", s2.err);
+    ran_free(&s2);
+    expect_epoch_reason(&redis, "restart");
+    long long window = epoch_int(&redis, "recover_until_ms") - epoch_int(&redis, "opened_ms");
+    cr_assert_eq(window, LONG_TTL_MS, "a window of %lld ms after a restart; the leases lived %d",
+                 window, LONG_TTL_MS);
+}

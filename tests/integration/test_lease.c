@@ -115,6 +115,7 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
                          .ns = "sfl",
                          .connect_timeout_ms = 1000,
                          .recovery_ms = ttl,
+                         .takes_leases = 1,
                          .channels = channels,
                          .on_ready = tc_ready,
                          .on_down = tc_down,
