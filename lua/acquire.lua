@@ -97,13 +97,15 @@ for k = 1, n do
         in_use, first, current = read_leases(b)
     end
     local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'recover_until_ms', 'group',
-                            'reserve', 'external', 'external_at_ms', 'max_age_ms')
+                            'reserve', 'external', 'external_at_ms', 'max_age_ms', 'panel_max',
+                            'learned_limit')
     if conf[3] then
         -- The account's keys are another account's group's now (account.lua):
         -- this node takes it for a lone login. Never count it here.
         return {-1, 'moved to the keys of account ' .. conf[3]}
     end
-    local limit, recover_until = tonumber(conf[1]), tonumber(conf[2]) or 0
+    local limit, recover_until = effective_limit(tonumber(conf[1]), conf[8], conf[9]),
+                                 tonumber(conf[2]) or 0
     if limit == nil then
         -- No conf: restore the limit the node knew and wait out one lease TTL,
         -- in which only leases that already existed can be re-taken (renew.lua).

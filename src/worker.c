@@ -11,9 +11,11 @@
 
 #include "app.h"
 #include "conf.h"
+#include "learned.h"
 #include "limiter.h"
 #include "list.h"
 #include "log.h"
+#include "routes.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "streams.h"
@@ -31,10 +33,12 @@ typedef struct wjob {
     sfl_lease *lease;
     sfl_check *check;
     int preempted;            /* times it gave way to viewers: the third is its result */
+    int refused;              /* times the provider refused it: the third is its result */
     struct wjob *prev, *next; /* started ones, for cancel */
 } wjob;
 
 #define PREEMPT_TRIES 3
+#define REFUSE_TRIES 3
 
 struct sfl_worker {
     sfl_app *app;
@@ -70,6 +74,21 @@ static sfl_status status_of(cJSON *result)
     return SFL_STATUS_ERROR;
 }
 
+/* What the check taught about its login's real limit (learned.h). */
+static void tell_learned(sfl_worker *w, const sfl_lease *lease, sfl_status st, const cJSON *result)
+{
+    sfl_routes *routes = sfl_limiter_routes(w->app->lim);
+    const sfl_route *rt = routes ? sfl_routes_get(routes, sfl_lease_account(lease)) : NULL;
+    size_t idx;
+    const sfl_login *lg = rt ? sfl_route_login(rt, sfl_lease_login(lease), &idx) : NULL;
+    if (!lg)
+        return;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(result, "http_code");
+    sfl_learned_check(w->app->store, w->app->conf, lg->id, lg->prefix,
+                      st == SFL_STATUS_REFUSED ? SFL_LEARN_REFUSED : SFL_LEARN_OK,
+                      cJSON_IsNumber(code) ? (int)code->valuedouble : 0);
+}
+
 static void on_check_done(sfl_check *c, cJSON *result, void *arg)
 {
     wjob *j = arg;
@@ -77,12 +96,28 @@ static void on_check_done(sfl_check *c, cJSON *result, void *arg)
     UNUSED(c);
     j->check = NULL;
     job_unlink(j);
+    sfl_status st = status_of(result);
     if (j->lease) {
+        /* Before the release: the script counts this check among the
+         * holders, and the freed slot goes out under the new limit. */
+        if (st == SFL_STATUS_REFUSED || st == SFL_STATUS_OK)
+            tell_learned(w, j->lease, st, result);
         sfl_lease_release(j->lease);
         j->lease = NULL;
     }
     sfl_sched_done(w->sched, j->stream->account);
-    sfl_status st = status_of(result);
+    if (st == SFL_STATUS_REFUSED && ++j->refused < REFUSE_TRIES && !w->cancelled) {
+        /* Never again at once: it queues behind the account's other
+         * streams and waits for a slot under the lowered limit. */
+        char label[64];
+        snprintf(label, sizeof(label), "%lld", j->stream->id);
+        if (sfl_sched_add(w->sched, j, j->stream->account, j->stream->priority, label) == 0) {
+            sfl_info("stream %lld was refused by the provider (%d of %d); checked again later",
+                     j->stream->id, j->refused, REFUSE_TRIES);
+            cJSON_Delete(result);
+            return;
+        }
+    }
     if (st == SFL_STATUS_PREEMPTED && ++j->preempted < PREEMPT_TRIES && !w->cancelled) {
         /* Viewers came first: checked again later, without spending a
          * retry; it queues behind the account's other streams. */

@@ -38,4 +38,16 @@ void sfl_xtream_on_ready(sfl_xtream *x);
  * when body is not a player_api.php answer. */
 int sfl_xtream_read(const char *body, size_t len, long long *cons, char *why, size_t whylen);
 
+/* What a usable panel's answer says of the login's plan (pure):
+ * max_connections (a string or a number; 0 = unlimited; -1 when not said),
+ * exp_date (a UNIX time as text, "" when null or not said) and status
+ * (printable, "" when not said). 0, or -1 for an answer without a usable
+ * user_info (auth 0, not player_api.php's). Never reads the password. */
+typedef struct sfl_xtream_plan {
+    long long max_connections;
+    char exp_date[24];
+    char status[40];
+} sfl_xtream_plan;
+int sfl_xtream_read_plan(const char *body, size_t len, sfl_xtream_plan *plan);
+
 #endif

@@ -13,6 +13,10 @@
  * every one it did not serve ("refused": over the limit, wrong password, a
  * range past the end), so a test can tell how many connections a check made.
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
+ * POST /control/<user>?real_limit=N&code=C&panel_max=M gives an account a
+ * "real limit" below its LIMIT, refused with code C (458 by default) and
+ * counted in its "real_refusals", not as violations, and makes the panel
+ * say max_connections M (tests/tools/fake_provider/real_limit.c).
  *
  * It also answers the Xtream Codes panel API as a panel does,
  *
@@ -63,6 +67,7 @@
  * tests read its stderr. Debug lines: SFL_LOG_LEVEL=debug. */
 #include "clock.h"
 #include "log.h"
+#include "real_limit.h"
 
 #include <cJSON.h>
 #include <event2/buffer.h>
@@ -131,6 +136,7 @@ typedef struct fp_user {
     long auth_failures;
     long panel_requests; /* GET /player_api.php naming this user */
     fp_panel panel;
+    fp_real real; /* a limit below LIMIT, and what the panel says (real_limit.h) */
 } fp_user;
 
 typedef enum {
@@ -440,7 +446,9 @@ static cJSON *fp_stats_json(const fp_server *srv)
             !cJSON_AddNumberToObject(o, "refused", (double)u->refused) ||
             !cJSON_AddNumberToObject(o, "violations", (double)u->violations) ||
             !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures) ||
-            !cJSON_AddNumberToObject(o, "panel_requests", (double)u->panel_requests))
+            !cJSON_AddNumberToObject(o, "panel_requests", (double)u->panel_requests) ||
+            !cJSON_AddNumberToObject(o, "real_limit", (double)u->real.limit) ||
+            !cJSON_AddNumberToObject(o, "real_refusals", (double)u->real.refusals))
             goto err;
         violations += u->violations;
         panel_requests += u->panel_requests;
@@ -494,6 +502,7 @@ static void fp_reset(fp_server *srv)
         u->violations = 0;
         u->auth_failures = 0;
         u->panel_requests = 0;
+        u->real.refusals = 0;
     }
     srv->max_concurrent = srv->current;
     sfl_debug("counters reset");
@@ -650,6 +659,15 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
         evhttp_send_error(req, 401, "Unauthorized");
         return;
     }
+    int code = fp_real_refuses(&u->real, u->current);
+    if (code) {
+        u->refused++;
+        u->real.refusals++;
+        sfl_debug("REAL LIMIT user=%s current=%ld real=%ld: %d", u->name, u->current, u->real.limit,
+                  code);
+        evhttp_send_error(req, code, "Too many connections");
+        return;
+    }
     if (u->limit > 0 && u->current >= u->limit) {
         u->refused++;
         u->violations++;
@@ -717,7 +735,9 @@ static cJSON *fp_panel_json(const fp_server *srv, const fp_user *u)
     if (!cJSON_AddStringToObject(ui, "is_trial", "0") ||
         !fp_panel_add_count(ui, "active_cons", u->current, u->panel.numbers) ||
         !cJSON_AddStringToObject(ui, "created_at", text) ||
-        !fp_panel_add_count(ui, "max_connections", u->limit, u->panel.numbers) ||
+        !fp_panel_add_count(ui, "max_connections",
+                            u->real.panel_max >= 0 ? u->real.panel_max : u->limit,
+                            u->panel.numbers) ||
         !cJSON_AddItemToObject(ui, "allowed_output_formats", cJSON_CreateStringArray(formats, 2)))
         goto err;
     snprintf(text, sizeof(text), "%d", srv->port);
@@ -770,6 +790,27 @@ static void fp_serve_panel(fp_server *srv, struct evhttp_request *req)
     fp_send_json(req, doc);
 }
 
+/* POST /control/<user>?real_limit=N&code=C&panel_max=M: changes what the
+ * account really allows and what its panel says (real_limit.h); 400 naming
+ * the bad parameter, 404 for an unknown user. Answers /stats. */
+static void fp_control(fp_server *srv, struct evhttp_request *req, const char *name)
+{
+    fp_user *u = fp_user_find(srv, name);
+    char err[160];
+    if (u == NULL) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "unknown user");
+        return;
+    }
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (fp_real_apply(&u->real, query, err, sizeof(err)) < 0) {
+        evhttp_send_error(req, HTTP_BADREQUEST, err);
+        return;
+    }
+    sfl_debug("control %s: real_limit=%ld code=%d panel_max=%ld", u->name, u->real.limit,
+              u->real.code, u->real.panel_max);
+    fp_send_stats(srv, req);
+}
+
 /*--- Routing ------------------------------------------------------------------*/
 
 static void fp_on_request(struct evhttp_request *req, void *arg)
@@ -790,6 +831,8 @@ static void fp_on_request(struct evhttp_request *req, void *arg)
         fp_serve_panel(srv, req);
     } else if (get && strcmp(path, "/stats") == 0) {
         fp_send_stats(srv, req);
+    } else if (method == EVHTTP_REQ_POST && strncmp(path, "/control/", 9) == 0) {
+        fp_control(srv, req, path + 9);
     } else if ((get || method == EVHTTP_REQ_POST) && strcmp(path, "/reset") == 0) {
         fp_reset(srv);
         fp_send_stats(srv, req);
@@ -1038,6 +1081,7 @@ static int fp_config_add_user(fp_config *cfg, const char *spec)
     users[cfg->nusers].pass = pass;
     users[cfg->nusers].limit = limit;
     users[cfg->nusers].panel.exp_date = FP_PANEL_EXP;
+    fp_real_init(&users[cfg->nusers].real);
     cfg->nusers++;
     return 0;
 }
