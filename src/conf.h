@@ -100,8 +100,9 @@ typedef struct sfl_conf {
      * connections" (a check ending so is Refused), and the windows. */
     int refusal_codes[SFL_REFUSAL_CODES_MAX]; /* 429 458 509 */
     size_t nrefusal_codes;
-    double learn_window; /* 60 s: a second refusal within it halves the limit again */
-    double learn_quiet;  /* 300 s: without a refusal this long, the limit climbs a step */
+    double learn_window;        /* 60 s: a second refusal within it halves the limit again */
+    double learn_quiet;         /* 300 s: without a refusal this long, the limit climbs a step */
+    double learn_recheck_after; /* 10 s: a refused stream queues again after this long */
 } sfl_conf;
 
 /* Built-in defaults. The caller frees with sfl_conf_free(). NULL when out of memory. */

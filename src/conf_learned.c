@@ -9,14 +9,18 @@
  * says so too, and taking it for a full login would slow every check of the
  * login down. window (seconds): a second refusal within it halves the
  * learned limit again. quiet (seconds): with no refusal for this long, the
- * learned limit climbs back one step. Kept out of conf.c, which holds the
+ * learned limit climbs back one step. recheck_after (seconds): a refused
+ * stream is never checked again at once (a panel may drop someone's stream
+ * to make room); it queues again after this long, and waits for a slot
+ * under the lowered limit like any other. Kept out of conf.c, which holds the
  * rest of the schema. */
 #include "conf_int.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
-static const char *const learned_keys[] = {"refusal_codes", "window", "quiet", NULL};
+static const char *const learned_keys[] = {"refusal_codes", "window", "quiet", "recheck_after",
+                                           NULL};
 static const sfl_json_numspec NS_CODE = {1, 400, 0, 599, 1};
 static const sfl_json_numspec NS_SECONDS = {0, 0, 1, 86400, 1};
 
@@ -28,6 +32,7 @@ void sfl_conf_learned_defaults(sfl_conf *c)
         c->refusal_codes[i] = codes[i];
     c->learn_window = 60;
     c->learn_quiet = 300;
+    c->learn_recheck_after = 10;
 }
 
 int sfl_conf_parse_learned(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c)
@@ -38,7 +43,9 @@ int sfl_conf_parse_learned(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c
         return rc;
     if (sfl_json_check_keys(e, o, "learned", learned_keys) < 0 ||
         sfl_json_get_double(e, o, "window", "learned.window", &NS_SECONDS, &c->learn_window) < 0 ||
-        sfl_json_get_double(e, o, "quiet", "learned.quiet", &NS_SECONDS, &c->learn_quiet) < 0)
+        sfl_json_get_double(e, o, "quiet", "learned.quiet", &NS_SECONDS, &c->learn_quiet) < 0 ||
+        sfl_json_get_double(e, o, "recheck_after", "learned.recheck_after", &NS_SECONDS,
+                            &c->learn_recheck_after) < 0)
         return -1;
     const cJSON *codes = cJSON_GetObjectItemCaseSensitive(o, "refusal_codes");
     if (!codes)
