@@ -285,7 +285,7 @@ Test(learned, refusal_lowers_the_limit)
 {
     make_media();
     const char *users[] = {"u:" PASS ":3", NULL};
-    th_provider_start(&provider, users, 0, ts);
+    th_provider_start(&provider, users, 4000, ts); /* looped; ffmpeg leaves after -t */
     control("u", "real_limit=2&code=458");
     char config[256], streams[256];
     /* A window longer than the batch; no climb in it. */
@@ -356,15 +356,17 @@ Test(learned, limit_climbs_back)
     make_media();
     const double duration = 2, quiet = 4;
     const char *users[] = {"u:" PASS ":3", NULL};
-    th_provider_start(&provider, users, 0, ts);
+    th_provider_start(&provider, users, 4000, ts); /* looped; ffmpeg leaves after -t */
     control("u", "real_limit=2&code=458");
     char config[256], streams[256];
     write_config("[{\"id\": 1, \"max_streams\": 3}]", duration, 2, quiet, NULL, config,
                  sizeof(config));
     write_streams("streams.json", "u", 1, 24, streams, sizeof(streams));
     th_check_start(&run, dir, config, streams, NULL);
-    cr_assert(th_until(learned_something, NULL, 30000), "nothing learned; stderr:\n%s",
-              th_run_stderr(&run));
+    cr_assert(th_until(learned_something, NULL, 30000),
+              "nothing learned (the provider saw at most %lld at once, refused %lld); "
+              "stderr:\n%s",
+              user_stat("u", "max_seen"), user_stat("u", "real_refusals"), th_run_stderr(&run));
     int64_t t0 = th_now_ms();
     control("u", "real_limit=0");
     climb c = {0, user_stat("u", "real_refusals")};
@@ -500,7 +502,7 @@ Test(learned, panel_max_connections_caps_the_login)
     snprintf(exp, sizeof(exp), "u:exp=%lld", (long long)time(NULL) + 3 * 86400);
     const char *users[] = {"u:" PASS ":2", NULL};
     const char *args[] = {"--panel", exp, NULL};
-    th_provider_start_args(&provider, users, 0, ts, args);
+    th_provider_start_args(&provider, users, 4000, ts, args);
     control("u", "panel_max=1");
     char accounts[1024];
     panel_accounts(accounts, sizeof(accounts));
@@ -564,7 +566,7 @@ Test(learned, refusal_explained_by_viewers_lowers_nothing)
 {
     make_media();
     const char *users[] = {"u:" PASS ":3", NULL};
-    th_provider_start(&provider, users, 0, ts);
+    th_provider_start(&provider, users, 4000, ts); /* looped; ffmpeg leaves after -t */
     control("u", "real_limit=2&code=458&panel_max=0");
     cr_assert_eq(th_viewer_start(&viewer, provider.port, "u", PASS, 1), 200);
     char accounts[1024];
