@@ -16,7 +16,7 @@
 --       2 the login's leases  ZSET  (read: the checks holding it now)
 -- ARGV: 1 event:
 --         "refused" a check was refused (its lease still held): 2 window ms,
---                   3 quiet ms, 4 the HTTP code
+--                   3 quiet ms, 4 the HTTP code, or "redirect" (a short clip)
 --         "ok"      a check ended OK (its lease still held): 2 window ms, 3 quiet ms
 --         "panel"   the panel's answer: 2 max_connections (-1: not said), 3 exp_date
 --                   ("" for none), 4 status ("" for none)
@@ -88,19 +88,19 @@ local holders = redis.call('ZCOUNT', KEYS[2], '(' .. fmt('%d', now), '+inf')
 local window, quiet = tonumber(ARGV[2]) or 60000, tonumber(ARGV[3]) or 300000
 
 if event == 'refused' then
+    local how = tonumber(ARGV[4]) and 'HTTP ' .. ARGV[4] or ARGV[4] -- or "redirect"
     local external = tonumber(c[7]) or 0
     if external > 0 then
         return {0, before, before,
-                fmt('HTTP %s with %d held and %d others: others explain it', ARGV[4], holders,
-                    external)}
+                fmt('%s with %d held and %d others: others explain it', how, holders, external)}
     end
     local to, reason
     if learned and now < (tonumber(c[4]) or 0) then
         to = math.max(1, math.floor(before / 2))
-        reason = fmt('refused again (HTTP %s) within the window: halved', ARGV[4])
+        reason = fmt('refused again (%s) within the window: halved', how)
     else
         to = math.max(1, holders - 1)
-        reason = fmt('refused (HTTP %s) with %d held', ARGV[4], holders)
+        reason = fmt('refused (%s) with %d held', how, holders)
     end
     if before > 0 and to > before then
         to = before

@@ -32,6 +32,12 @@
  * plus the playlist, each printing its own line; their sum is what was read.
  * For a plain HTTP input there is exactly one such line.
  *
+ * It also counts what tells a provider's redirect to a short "connected
+ * elsewhere" clip from a stream: the connections ffmpeg opened (-v verbose
+ * names each; with -seekable 0 a plain input opens one, so a second one is
+ * a redirect, unless the input is HLS), and the media time it read (the
+ * last progress "time=").
+ *
  * What it must never do: fail, read outside [text, text+len), write outside
  * `out`, print, or keep a pointer into `text` after returning. */
 #include "analysis.h"
@@ -295,10 +301,39 @@ static void scan_progress(parse_state *st, const char *p, size_t n)
 
 /*--- Driver ------------------------------------------------------------------*/
 
+/* "time=HH:MM:SS.cc" of a progress line: the media time read so far. */
+static void scan_time(const char *p, size_t n, sfl_analysis *out)
+{
+    static const char key[] = "time=";
+    const char *end = p + n;
+    const char *s;
+    while ((s = find_lit(p, (size_t)(end - p), key)) != NULL) {
+        const char *q = s + sizeof(key) - 1;
+        uint64_t h = 0, m = 0;
+        double sec = 0;
+        size_t dh = parse_uint(q, (size_t)(end - q), 6, &h);
+        if (dh > 0 && q + dh < end && q[dh] == ':') {
+            const char *r = q + dh + 1;
+            size_t dm = parse_uint(r, (size_t)(end - r), 2, &m);
+            if (dm == 2 && r + dm < end && r[dm] == ':') {
+                const char *t = r + dm + 1;
+                if (parse_decimal(t, (size_t)(end - t), 0, &sec) > 0)
+                    out->media_time_s = (double)h * 3600 + (double)m * 60 + sec;
+            }
+        }
+        p = q;
+    }
+}
+
 static void parse_line(parse_state *st, const char *p, size_t n, int complete, sfl_analysis *out)
 {
     scan_statistics(st, p, n);
     scan_progress(st, p, n);
+    scan_time(p, n, out);
+    if (find_lit(p, n, "Starting connection attempt to "))
+        out->connections++;
+    if (has_prefix(p, n, "[hls @"))
+        out->hls = 1;
 
     while (n > 0 && (*p == ' ' || *p == '\t')) {
         p++;

@@ -15,6 +15,11 @@ typedef struct sfl_analysis {
     double fps;          /* 0 when unknown */
     double bitrate_kbps; /* 0 when unknown */
     int has_video, has_audio;
+    /* What tells a redirect to a short clip (a refusal) from a stream: */
+    int connections;     /* "Starting connection attempt" lines (-v verbose): 2+ with
+                            -seekable 0 means the input was redirected */
+    int hls;             /* an HLS input ("[hls @"): its segments are connections too */
+    double media_time_s; /* the last progress "time=": how much of the input was read */
 } sfl_analysis;
 
 /* Parses ffmpeg output (stderr, any length, not NUL-terminated necessarily) of a run that

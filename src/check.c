@@ -21,7 +21,9 @@
  * parameters", not ffmpeg's trailing statistics), credentials redacted.
  * An ffmpeg check that ends on an HTTP code of learned.refusal_codes is
  * Refused (with "http_code"): the provider would not give the login one
- * more connection. It is not retried under its lease (a retry at once would
+ * more connection. So is one that was redirected (a second connection of
+ * a plain input) and read less than half its duration: a panel's short
+ * "connected elsewhere" clip. It is not retried under its lease (a retry at once would
  * be refused again, or make the panel drop someone's stream): the worker
  * queues it again and learned.c lowers the login's limit.
  */
@@ -444,6 +446,15 @@ static sfl_status judge(sfl_check *c, const sfl_child_result *res, char *error, 
             char line[400];
             last_line(res->err, res->err_len, line, sizeof(line));
             snprintf(error, errlen, "refused by the provider (HTTP %d): %s", code, line);
+            return SFL_STATUS_REFUSED;
+        }
+        if (ok && a.connections >= 2 && !a.hls && conf->ffmpeg_duration > 0 &&
+            a.media_time_s < conf->ffmpeg_duration / 2) {
+            /* Sent elsewhere, and what came there ended at once: a panel's
+             * "connected elsewhere" clip, not the stream. */
+            snprintf(error, errlen,
+                     "refused by the provider: redirected to a clip of %.1f s (%g s asked)",
+                     a.media_time_s, conf->ffmpeg_duration);
             return SFL_STATUS_REFUSED;
         }
         if (!ok || !a.has_video) {

@@ -91,7 +91,10 @@ int sfl_learned_check(sfl_store *st, const sfl_conf *conf, const char *login, co
     char window[24], quiet[24], code[16];
     snprintf(window, sizeof(window), "%lld", (long long)llround(conf->learn_window * 1000));
     snprintf(quiet, sizeof(quiet), "%lld", (long long)llround(conf->learn_quiet * 1000));
-    snprintf(code, sizeof(code), "%d", http_code);
+    if (http_code > 0)
+        snprintf(code, sizeof(code), "%d", http_code);
+    else
+        snprintf(code, sizeof(code), "redirect");
     const char *args[4] = {ev == SFL_LEARN_REFUSED ? "refused" : "ok", window, quiet, code};
     return send_learn(st, login, prefix, 4, args);
 }

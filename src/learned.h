@@ -18,7 +18,8 @@ typedef enum {
 /* Tells learn.lua what a check of the login (keys at prefix: routes.h) ended
  * with; http_code for a refusal. Send it before the check's release, on the
  * same store, so that the script still counts the check among the holders
- * and the slot freed by the release is handed out under the new limit. Fire
+ * and the slot freed by the release is handed out under the new limit;
+ * http_code 0 for a refusal by redirect to a short clip. Fire
  * and forget: 0 sent, -1 not (Redis away). */
 int sfl_learned_check(sfl_store *st, const sfl_conf *conf, const char *login, const char *prefix,
                       sfl_learn_event ev, int http_code);

@@ -327,6 +327,42 @@ Test(learned, refusal_lowers_the_limit)
     cr_assert_eq(effective1(), 3);
 }
 
+/* Configured 2, the provider's real limit 1 enforced by a redirect to a
+ * short clip (302 to /clip.ts, under a second of video): the check that
+ * got the clip is Refused, not OK, the login learns 1, and every stream
+ * ends OK, one at a time at the provider. */
+Test(learned, redirect_to_a_clip_is_a_refusal)
+{
+    make_media();
+    const char *users[] = {"u:" PASS ":2", NULL};
+    th_provider_start(&provider, users, 4000, ts); /* looped; ffmpeg leaves after -t */
+    control("u", "real_limit=1&code=302");
+    char config[256], streams[256];
+    write_config("[{\"id\": 1, \"max_streams\": 2}]", 3, 120, 120, NULL, config, sizeof(config));
+    write_streams("streams.json", "u", 1, 3, streams, sizeof(streams));
+    th_check_start(&run, dir, config, streams, NULL);
+    cr_assert_eq(th_exit_code(th_run_wait(&run, 90000)), 0, "stderr:\n%s", th_run_stderr(&run));
+    th_results r;
+    th_results_read(&r, run.out);
+    cr_assert_eq(r.n, 3);
+    for (int i = 0; i < r.n; i++)
+        cr_assert(th_has_status(r.v[i], "OK"), "stream %lld: %s (%s)", th_id_of(r.v[i]),
+                  th_str_of(r.v[i], "status"),
+                  th_str_of(r.v[i], "error") ? th_str_of(r.v[i], "error") : "");
+    th_results_free(&r);
+    long long refusals = user_stat("u", "real_refusals");
+    cr_assert_geq(refusals, 1, "never redirected: the test tests nothing");
+    cr_assert_leq(refusals, 2);
+    cr_assert_eq(user_stat("u", "max_seen"), 1);
+    cr_assert_eq(conf1("learned_limit"), 1);
+    char *log = th_read_file(run.err);
+    cr_assert(log &&
+                  strstr(log, "login 1: effective limit 2 -> 1 (refused (redirect) with 2 held)"),
+              "%s", log ? log : "");
+    free(log);
+    expect_run_clean();
+}
+
 typedef struct climb {
     long long max_eff;  /* the highest effective limit sampled */
     long long refusals; /* real refusals when the provider allowed 3 again */

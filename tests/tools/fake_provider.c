@@ -15,7 +15,8 @@
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
  * POST /control/<user>?real_limit=N&code=C&panel_max=M gives an account a
  * "real limit" below its LIMIT, refused with code C (458 by default) and
- * counted in its "real_refusals", not as violations, and makes the panel
+ * counted in its "real_refusals", not as violations (code=302: a redirect
+ * to GET /clip.ts, a short clip in one reply), and makes the panel
  * say max_connections M (tests/tools/fake_provider/real_limit.c).
  *
  * It also answers the Xtream Codes panel API as a panel does,
@@ -99,6 +100,7 @@
 #define FP_MAX_BACKLOG (4u << 20) /* skip a slice if this much is unsent */
 #define FP_TS_PACKET 188
 #define FP_FILLER_PACKETS 256
+#define FP_CLIP_BYTES (188 * 100)    /* /clip.ts: about a second of a small test file */
 #define FP_CONN_TIMEOUT_S 3600       /* evhttp's default 50 s would cut long holds */
 #define FP_PANEL_EXP 4102444800L     /* exp_date by default: 2100-01-01 UTC, never past */
 #define FP_PANEL_CREATED 1704067200L /* created_at: 2024-01-01 UTC */
@@ -665,6 +667,14 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
         u->real.refusals++;
         sfl_debug("REAL LIMIT user=%s current=%ld real=%ld: %d", u->name, u->current, u->real.limit,
                   code);
+        if (code == 302) {
+            /* The "connected elsewhere" clip: a short video that ends at once. */
+            char where[128];
+            snprintf(where, sizeof(where), "http://%s:%d/clip.ts", srv->host, srv->port);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Location", where);
+            evhttp_send_reply(req, 302, "Found", NULL);
+            return;
+        }
         evhttp_send_error(req, code, "Too many connections");
         return;
     }
@@ -790,6 +800,23 @@ static void fp_serve_panel(fp_server *srv, struct evhttp_request *req)
     fp_send_json(req, doc);
 }
 
+/* GET /clip.ts: the start of the body bytes (FP_CLIP_BYTES) in one reply,
+ * counted for nobody: where a refusal by redirect (code=302) sends a
+ * client, as panels send an account over its limit to a short "connected
+ * elsewhere" video. */
+static void fp_serve_clip(fp_server *srv, struct evhttp_request *req)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    size_t n = srv->src_len < FP_CLIP_BYTES ? srv->src_len : FP_CLIP_BYTES;
+    n -= n % FP_TS_PACKET;
+    if (evbuffer_add(out, srv->src, n) < 0) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", srv->content_type);
+    evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+}
+
 /* POST /control/<user>?real_limit=N&code=C&panel_max=M: changes what the
  * account really allows and what its panel says (real_limit.h); 400 naming
  * the bad parameter, 404 for an unknown user. Answers /stats. */
@@ -829,6 +856,8 @@ static void fp_on_request(struct evhttp_request *req, void *arg)
         fp_serve_live(srv, req, path + 6);
     } else if (get && strcmp(path, "/player_api.php") == 0) {
         fp_serve_panel(srv, req);
+    } else if (get && strcmp(path, "/clip.ts") == 0) {
+        fp_serve_clip(srv, req);
     } else if (get && strcmp(path, "/stats") == 0) {
         fp_send_stats(srv, req);
     } else if (method == EVHTTP_REQ_POST && strncmp(path, "/control/", 9) == 0) {

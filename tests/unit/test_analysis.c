@@ -647,3 +647,24 @@ Test(analysis, http_error_code)
     cr_assert_eq(sfl_analysis_http_error(none, strlen(none)), 0);
     cr_assert_eq(sfl_analysis_http_error(NULL, 0), 0);
 }
+
+/* A redirect to a short clip: two connections of a plain input, little read. */
+Test(analysis, redirect_signals)
+{
+    const char *log = "[tcp @ 0x1] Starting connection attempt to 127.0.0.1 port 80\n"
+                      "[tcp @ 0x2] Starting connection attempt to 127.0.0.1 port 80\n"
+                      "frame=    3 fps=0.0 q=-0.0 size=N/A time=00:00:00.16 bitrate=N/A\r"
+                      "frame=   20 fps=0.0 q=-0.0 Lsize=N/A time=00:01:02.84 bitrate=N/A\n";
+    sfl_analysis a;
+    sfl_analysis_parse_ffmpeg(log, strlen(log), 30, &a);
+    cr_assert_eq(a.connections, 2);
+    cr_assert_eq(a.hls, 0);
+    cr_assert_float_eq(a.media_time_s, 62.84, 1e-9);
+    const char *hls = "[hls @ 0x1] Opening 'http://h/seg1.ts' for reading\n"
+                      "[tcp @ 0x2] Starting connection attempt to h port 80\n"
+                      "time=bad time=00:00:0x\n";
+    sfl_analysis_parse_ffmpeg(hls, strlen(hls), 30, &a);
+    cr_assert_eq(a.hls, 1);
+    cr_assert_eq(a.connections, 1);
+    cr_assert_float_eq(a.media_time_s, 0, 1e-9, "no well-formed time=");
+}

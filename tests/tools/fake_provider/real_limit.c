@@ -47,7 +47,8 @@ int fp_real_apply(fp_real *r, const char *query, char *err, size_t errlen)
             *eq = '\0';
             if (strcmp(kv, "real_limit") == 0 && num(eq + 1, 0, INT_MAX, &v) == 0)
                 next.limit = v;
-            else if (strcmp(kv, "code") == 0 && num(eq + 1, 400, 599, &v) == 0)
+            else if (strcmp(kv, "code") == 0 && num(eq + 1, 302, 599, &v) == 0 &&
+                     (v == 302 || v >= 400))
                 next.code = (int)v;
             else if (strcmp(kv, "panel_max") == 0 && num(eq + 1, -1, INT_MAX, &v) == 0)
                 next.panel_max = v;
@@ -56,7 +57,7 @@ int fp_real_apply(fp_real *r, const char *query, char *err, size_t errlen)
         }
         if (rc < 0)
             snprintf(err, errlen,
-                     "bad parameter %s (want real_limit=N, code=400..599, panel_max=N)", kv);
+                     "bad parameter %s (want real_limit=N, code=302 or 400..599, panel_max=N)", kv);
     }
     free(copy);
     if (rc == 0)
