@@ -1,6 +1,8 @@
 /* xtream.c - one node per login asks its panel how many connections the
- * login has (xtream.h). A request that fails writes nothing: the figure
- * ages and, past max_age_ms, the login grants nothing.
+ * login has (xtream.h), and what its plan allows (max_connections, written
+ * through learned.c as a cap on the login's effective limit). A request
+ * that fails writes nothing: the figure ages and, past max_age_ms, the
+ * login grants nothing.
  *
  * An https:// panel is asked over TLS (tls.c: its certificate verified by
  * the system's CAs and xtream.ca_file). evhttp would reopen a closed

@@ -10,8 +10,10 @@
  * that moment, never below 0, as the login's others' connections
  * (lua/others.lua, mode "total"). A panel that says the login is not usable
  * (auth 0, or a status other than "Active": Expired, Banned, Disabled)
- * closes it: no grant, and an error naming the login and the status. The
- * answer echoes the password: nothing of it is logged or kept. */
+ * closes it: no grant, and an error naming the login and the status. Its
+ * max_connections, exp_date and status go to learned.h (the login's
+ * effective limit, and the plan shown per login). The answer echoes the
+ * password: nothing of it is logged or kept. */
 #ifndef SFL_XTREAM_H
 #define SFL_XTREAM_H
 
