@@ -69,7 +69,7 @@ int sfl_conf_parse_learned(const sfl_json_ctx *e, const cJSON *root, sfl_conf *c
         if (!cJSON_IsNumber(it)) {
             char got[64];
             sfl_json_describe(it, got, sizeof(got));
-            return sfl_json_fail(e, path, "expected an integer from 400 to 599, got %s", got);
+            return sfl_json_fail(e, path, "expected an integer between 400 and 599, got %s", got);
         }
         if (sfl_json_check_num(e, path, &NS_CODE, it->valuedouble) < 0)
             return -1;
