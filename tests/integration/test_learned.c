@@ -42,7 +42,7 @@ static sfl_test_redis redis;
 static sfl_test_provider provider;
 static char dir[128];
 static char ts[256];
-static th_run run;
+static th_run run, run2;
 static pid_t node_pid;
 static int node_port;
 static char node_err[256];
@@ -61,6 +61,7 @@ static void setup(void)
 static void teardown(void)
 {
     th_run_reap(&run);
+    th_run_reap(&run2);
     if (node_pid > 0) {
         kill(node_pid, SIGKILL);
         waitpid(node_pid, NULL, 0);
@@ -325,6 +326,60 @@ Test(learned, refusal_lowers_the_limit)
     cr_assert_eq(th_exit_code(th_run_wait(&run, 20000)), 0, "%s", th_run_stderr(&run));
     cr_assert_eq(conf1("learned_limit"), -1, "accounts set kept the learned limit");
     cr_assert_eq(effective1(), 3);
+}
+
+/* What one node learns holds for all: two `sflimit check`s (nodes t1 and
+ * t2) share the login of configured 3 that the provider really allows 2.
+ * Whichever is refused first lowers the limit for both: every stream OK,
+ * never more than 2 at once at the provider, at most 2 refusals. */
+Test(learned, learned_limit_is_shared_by_nodes)
+{
+    make_media();
+    const char *users[] = {"u:" PASS ":3", NULL};
+    th_provider_start(&provider, users, 4000, ts); /* looped; ffmpeg leaves after -t */
+    control("u", "real_limit=2&code=458");
+    th_account(&redis, 1, 3); /* no recovery wait: both start at once */
+    char c1[256], c2[256], s1[256], s2[256];
+    write_config("[{\"id\": 1, \"max_streams\": 3}]", 2, 120, 120, NULL, c1, sizeof(c1));
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             ", \"learned\": {\"window\": 120, \"quiet\": 120, \"recheck_after\": 0.5}");
+    th_write_config(dir,
+                    &(th_config){.redis_url = redis.url,
+                                 .node_id = "t2",
+                                 .accounts = "[{\"id\": 1, \"max_streams\": 3}]",
+                                 .command = FFMPEG_CMD,
+                                 .parser = "ffmpeg",
+                                 .ffmpeg_duration = 2,
+                                 .acquire_timeout = 120,
+                                 .check_timeout = 30,
+                                 .extra = extra,
+                                 .file = "t2.json"},
+                    c2, sizeof(c2));
+    write_streams("s1.json", "u", 1, 4, s1, sizeof(s1));
+    write_streams("s2.json", "u", 11, 4, s2, sizeof(s2));
+    th_check_start(&run, dir, c1, s1, NULL);
+    th_check_start(&run2, dir, c2, s2, NULL);
+    cr_assert_eq(th_exit_code(th_run_wait(&run, 120000)), 0, "%s", th_run_stderr(&run));
+    cr_assert_eq(th_exit_code(th_run_wait(&run2, 120000)), 0, "%s", th_run_stderr(&run2));
+    th_run *runs[2] = {&run, &run2};
+    for (int k = 0; k < 2; k++) {
+        th_results r;
+        th_results_read(&r, runs[k]->out);
+        cr_assert_eq(r.n, 4);
+        for (int i = 0; i < r.n; i++)
+            cr_assert(th_has_status(r.v[i], "OK"), "stream %lld: %s (%s)", th_id_of(r.v[i]),
+                      th_str_of(r.v[i], "status"),
+                      th_str_of(r.v[i], "error") ? th_str_of(r.v[i], "error") : "");
+        th_results_free(&r);
+    }
+    long long refusals = user_stat("u", "real_refusals");
+    cr_assert_geq(refusals, 1, "never refused: the test tests nothing");
+    cr_assert_leq(refusals, 2, "each node learned on its own: %lld refusals", refusals);
+    cr_assert_leq(user_stat("u", "max_seen"), 2);
+    cr_assert_eq(user_stat("u", "violations"), 0);
+    cr_assert_eq(user_stat("u", "total"), 8);
+    expect_redis_clean();
 }
 
 /* Configured 2, the provider's real limit 1 enforced by a redirect to a
