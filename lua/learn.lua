@@ -78,6 +78,9 @@ if event == 'panel' then
         -- The panel's cap is as low as what was learned: nothing left to learn.
         redis.call('HDEL', KEYS[1], unpack(FIELDS))
     end
+    if after == before then
+        return {0, before, after, ''} -- every poll: nothing to log
+    end
     return done(after, fmt('the panel says max_connections %d', pm))
 end
 

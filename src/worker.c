@@ -110,12 +110,16 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
     cJSON_Delete(last);
 }
 
-/* Refused streams waiting to queue again end with what they have: Refused. */
+/* Refused streams waiting to queue again are queued streams: Cancelled,
+ * not started (a node that drains leaves them to the others). */
 static void finish_delayed(sfl_worker *w)
 {
     while (w->delayed) {
         wjob *j = w->delayed;
-        job_finish(j, undelay(j), SFL_STATUS_REFUSED, 1);
+        cJSON_Delete(undelay(j));
+        job_finish(
+            j, sfl_result_new(j->stream, w->app->conf->node_id, SFL_STATUS_CANCELLED, "cancelled"),
+            SFL_STATUS_CANCELLED, 0);
     }
 }
 
