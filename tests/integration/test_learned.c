@@ -418,6 +418,52 @@ Test(learned, redirect_to_a_clip_is_a_refusal)
     expect_run_clean();
 }
 
+static int refused_once(void *arg)
+{
+    (void)arg;
+    return user_stat("u", "real_refusals") >= 1;
+}
+
+/* A refused stream waiting to be checked again is not lost when the batch
+ * is stopped: SIGTERM while it waits (recheck_after 60 s) gives it a
+ * result, Cancelled, as any queued stream. */
+Test(learned, refused_stream_waiting_is_not_lost)
+{
+    make_media();
+    const char *users[] = {"u:" PASS ":2", NULL};
+    th_provider_start(&provider, users, 8000, ts); /* looped; ffmpeg leaves after -t */
+    control("u", "real_limit=1&code=458");
+    th_account(&redis, 1, 2);
+    char config[256], streams[256];
+    th_write_config(dir,
+                    &(th_config){.redis_url = redis.url,
+                                 .accounts = "[{\"id\": 1, \"max_streams\": 2}]",
+                                 .command = FFMPEG_CMD,
+                                 .parser = "ffmpeg",
+                                 .ffmpeg_duration = 6,
+                                 .check_timeout = 30,
+                                 .extra = ", \"learned\": {\"recheck_after\": 60}"},
+                    config, sizeof(config));
+    write_streams("streams.json", "u", 1, 2, streams, sizeof(streams));
+    th_check_start(&run, dir, config, streams, NULL);
+    cr_assert(th_until(refused_once, NULL, 30000), "never refused; stderr:\n%s",
+              th_run_stderr(&run));
+    usleep(300 * 1000); /* its result is in: it waits to queue again */
+    kill(run.pid, SIGTERM);
+    cr_assert_eq(th_exit_code(th_run_wait(&run, 30000)), 128 + SIGTERM, "%s", th_run_stderr(&run));
+    th_results r;
+    th_results_read(&r, run.out);
+    cr_assert_eq(r.n, 2, "a stream got no result; stderr:\n%s", th_run_stderr(&run));
+    int cancelled = 0;
+    for (int i = 0; i < r.n; i++) {
+        cr_assert(th_has_status(r.v[i], "OK") || th_has_status(r.v[i], "Cancelled"), "%s",
+                  th_str_of(r.v[i], "status"));
+        cancelled += th_has_status(r.v[i], "Cancelled");
+    }
+    cr_assert_geq(cancelled, 1);
+    th_results_free(&r);
+}
+
 typedef struct climb {
     long long max_eff;  /* the highest effective limit sampled */
     long long refusals; /* real refusals when the provider allowed 3 again */
