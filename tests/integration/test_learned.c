@@ -668,6 +668,7 @@ Test(learned, panel_max_connections_caps_the_login)
     cr_assert_eq(th_http(node_port, TOKEN, "GET", "/metrics", NULL, &r), 0);
     cr_assert(strstr(r.body, "sfl_login_effective_limit{") && strstr(r.body, "login=\"1\"} 1"),
               "no effective limit 1 in the metrics:\n%s", r.body);
+    cr_assert(strstr(r.body, "sfl_checks_total{status=\"Refused\"} "), "%s", r.body);
     expect_no_password("GET /metrics", r.body);
     th_http_free(&r);
     const char *sargv[] = {SFL_BIN, "status", "--redis", redis.url, NULL};
