@@ -103,13 +103,13 @@ for k = 1, n do
         in_use, first, current = read_leases(b)
     end
     local conf = redis.call('HMGET', KEYS[b + 2], 'max_streams', 'group', 'reserve', 'external',
-                            'external_at_ms', 'max_age_ms')
+                            'external_at_ms', 'max_age_ms', 'panel_max', 'learned_limit')
     if conf[2] then
         -- The account's keys are another account's group's now (account.lua):
         -- this node takes it for a lone login. Never count it here.
         return {-1, 'moved to the keys of account ' .. conf[2]}
     end
-    local limit = tonumber(conf[1])
+    local limit = effective_limit(tonumber(conf[1]), conf[7], conf[8])
     if limit == nil then
         -- No conf: restore the limit the node knew. A new account grants at
         -- once; if Redis lost its data, the epoch went with it (room()).

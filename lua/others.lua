@@ -20,10 +20,11 @@
 --         (Dispatcharr's proxy)
 --       5 channel for preemptions (sfl:released; each goes to
 --         sfl:released:<node of the lease> as "! <lease id>")
--- returns: {external, leases live now, max_streams (-1 if none), reserve,
+-- returns: {external, leases live now, effective limit (-1 if none), reserve,
 --           lease id preempted, ...}
 --
--- Viewers first: when leases + external + reserve go over max_streams, the
+-- Viewers first: when leases + external + reserve go over the effective
+-- limit (max_streams capped by the panel and by refusals: learn.lua), the
 -- youngest checks (latest since_ms) give way: their holder entry is marked
 -- "preempted" (renew.lua then answers their node that the lease is lost)
 -- and their node is told at once. They stay counted until their node gives
@@ -35,8 +36,11 @@
 local now = redis_now()
 local count = math.max(0, math.floor(tonumber(ARGV[1]) or 0))
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. fmt('%d', now), '+inf')
-local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve')
-local limit, reserve = tonumber(conf[1]) or -1, tonumber(conf[2]) or 0
+local conf = redis.call('HMGET', KEYS[1], 'max_streams', 'reserve', 'panel_max', 'learned_limit')
+-- The effective limit (prelude.lua): what the provider really allows, as
+-- learn.lua knows it, is what viewers are put first within.
+local limit, reserve = effective_limit(tonumber(conf[1]), conf[3], conf[4]) or -1,
+                       tonumber(conf[2]) or 0
 local external = count
 local sure = count -- the others' connections surely there: what preemption goes by
 if ARGV[4] == 'total' then

@@ -74,6 +74,22 @@ local function epoch_window(now, window_ms)
     return until_ms
 end
 
+-- A login's effective limit: its max_streams, capped by what its panel
+-- says (panel_max, from xtream.c; 0 or absent: no cap) and by what refusals
+-- taught (learned_limit, learn.lua; absent: none); never above max_streams.
+-- nil when limit is nil; 0 = unlimited.
+local function effective_limit(limit, panel, learned)
+    if limit == nil then
+        return nil
+    end
+    for _, cap in ipairs({tonumber(panel) or 0, tonumber(learned) or 0}) do
+        if cap > 0 and (limit == 0 or cap < limit) then
+            limit = cap
+        end
+    end
+    return limit
+end
+
 -- The next fencing token; true as second value if the counter was new (its
 -- key has no TTL yet: keep_keys must be forced).
 local function next_fence(now, b)

@@ -53,7 +53,7 @@ if redis.call('ZREM', KEYS[1], id) == 0 then
     return 0
 end
 local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'reserve', 'cooldown_ms', 'external',
-                        'external_at_ms', 'max_age_ms')
+                        'external_at_ms', 'max_age_ms', 'panel_max', 'learned_limit')
 local cooldown = tonumber(conf[3]) or 0
 if cooldown > 0 then
     -- The provider counts a closed connection a while longer (conf.lua's
@@ -72,7 +72,7 @@ redis.call('HDEL', KEYS[2], id)
 
 local live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') + (tonumber(conf[2]) or 0) +
                  (tonumber(conf[4]) or 0)
-local limit = tonumber(conf[1])
+local limit = effective_limit(tonumber(conf[1]), conf[7], conf[8])
 local max_age = tonumber(conf[6]) or 0
 local stale = max_age > 0 and now - (tonumber(conf[5]) or 0) > max_age
 if not limit or stale or (limit > 0 and live >= limit) then

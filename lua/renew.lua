@@ -32,12 +32,13 @@ local now = redis_now()
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local now_s = fmt('%d', now)
 
-local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'group', 'reserve', 'external')
+local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'group', 'reserve', 'external',
+                        'panel_max', 'learned_limit')
 if conf[2] then
     -- Its keys moved to a group's (account.lua): this lease is counted nowhere.
     return {0, 0, 0, -1, 'moved to the keys of account ' .. conf[2], 0, now}
 end
-local limit = tonumber(conf[1])
+local limit = effective_limit(tonumber(conf[1]), conf[5], conf[6])
 if limit == nil then
     limit = restore_conf(now, ARGV[5], 1)
     if limit == nil then

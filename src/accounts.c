@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "keys.h"
+#include "learned.h"
 #include "log.h"
 #include "routes.h"
 #include "store.h"
@@ -228,6 +229,8 @@ int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf
             const char *name =
                 strcmp(rt->logins[k]->prefix, base) == 0 && acc[i].name ? acc[i].name : "";
             ok = write_login(st, op, rt, k, name, rec) == 0;
+            if (ok && (flags & SFL_ACCOUNTS_FORGET))
+                sfl_learned_reset(st, rt->logins[k]->id, rt->logins[k]->prefix);
         }
         if (ok)
             ok = describe(st, op, rt, acc[i].name, base, (flags & SFL_ACCOUNTS_REPLACE) != 0) == 0;
@@ -269,6 +272,10 @@ typedef struct fetch_login {
     int owed; /* answers to come: status.lua's and the conf's others' figure */
     double now, external, at, max_age;
     char source[32];
+    /* What its panel said and what it learned (learn.lua); -1: none. */
+    double panel_max, learned, learned_at, panel_at;
+    int probing;
+    char exp_date[24], panel_status[40], reason[200];
 } fetch_login;
 
 static void fetch_step(fetch_op *op)
@@ -353,13 +360,17 @@ static double num_of(const cJSON *o, const char *key)
  * every holder, each naming its login. */
 static void account_total(fetch_one *f)
 {
-    double max = 0, in_use = 0, recovering = 0, waiting = 0;
-    int unlimited = 0, unknown = 0;
+    double max = 0, in_use = 0, recovering = 0, waiting = 0, eff = 0;
+    int unlimited = 0, unknown = 0, eff_unlimited = 0, expiring = 0;
     cJSON *holders = cJSON_CreateArray();
     const cJSON *l;
     cJSON_ArrayForEach(l, f->logins)
     {
-        double m = num_of(l, "max_streams");
+        double m = num_of(l, "max_streams"), e = num_of(l, "effective_limit");
+        eff_unlimited |= e == 0;
+        eff += e;
+        const cJSON *panel = cJSON_GetObjectItemCaseSensitive(l, "panel");
+        expiring |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(panel, "expiring"));
         unlimited |= m == 0;
         unknown |= m < 0;
         max += m;
@@ -380,6 +391,11 @@ static void account_total(fetch_one *f)
         }
     }
     set_member(f->entry, "max_streams", cJSON_CreateNumber(unknown ? -1 : unlimited ? 0 : max));
+    set_member(f->entry, "effective_limit",
+               cJSON_CreateNumber(unknown         ? -1
+                                  : eff_unlimited ? 0
+                                                  : eff));
+    set_member(f->entry, "expiring", cJSON_CreateBool(expiring));
     set_member(f->entry, "in_use", cJSON_CreateNumber(in_use));
     set_member(f->entry, "recovering_ms", cJSON_CreateNumber(recovering));
     set_member(f->entry, "waiting", cJSON_CreateNumber(waiting));
@@ -401,6 +417,58 @@ static void fetch_one_done(fetch_one *f)
     account_total(f);
     fetch_step(f->op);
     free(f);
+}
+
+#define EXPIRING_S (7 * 86400) /* a plan that ends within this is flagged */
+
+/* The login's effective limit (what grants go by: max_streams capped by the
+ * panel's max_connections and by what refusals taught, as prelude.lua's
+ * effective_limit), its panel's plan and what it learned. */
+static void add_learned(fetch_login *fl)
+{
+    cJSON *l = fl->login;
+    double eff = num_of(l, "max_streams");
+    double caps[2] = {fl->panel_max, fl->learned};
+    for (int i = 0; i < 2; i++)
+        if (eff >= 0 && caps[i] > 0 && (eff == 0 || caps[i] < eff))
+            eff = caps[i];
+    cJSON_AddNumberToObject(l, "effective_limit", eff);
+    if (fl->panel_at > 0) {
+        cJSON *p = cJSON_AddObjectToObject(l, "panel");
+        if (p) {
+            if (fl->panel_max >= 0)
+                cJSON_AddNumberToObject(p, "max_connections", fl->panel_max);
+            else
+                cJSON_AddNullToObject(p, "max_connections");
+            cJSON_AddStringToObject(p, "status", fl->panel_status);
+            if (fl->exp_date[0]) {
+                double exp = strtod(fl->exp_date, NULL), left = exp - fl->now / 1000;
+                cJSON_AddNumberToObject(p, "exp_date", exp);
+                cJSON_AddNumberToObject(p, "expires_in_s", left);
+                cJSON_AddBoolToObject(p, "expiring", left < EXPIRING_S);
+            } else {
+                cJSON_AddNullToObject(p, "exp_date");
+                cJSON_AddBoolToObject(p, "expiring", 0);
+            }
+            cJSON_AddNumberToObject(p, "age_ms", fl->now - fl->panel_at);
+        }
+    } else {
+        cJSON_AddNullToObject(l, "panel");
+    }
+    if (fl->learned > 0 || fl->reason[0]) {
+        cJSON *o = cJSON_AddObjectToObject(l, "learned");
+        if (o) {
+            if (fl->learned > 0)
+                cJSON_AddNumberToObject(o, "limit", fl->learned);
+            else
+                cJSON_AddNullToObject(o, "limit");
+            cJSON_AddBoolToObject(o, "probing", fl->probing);
+            cJSON_AddStringToObject(o, "reason", fl->reason);
+            cJSON_AddNumberToObject(o, "age_ms", fl->learned_at > 0 ? fl->now - fl->learned_at : 0);
+        }
+    } else {
+        cJSON_AddNullToObject(l, "learned");
+    }
 }
 
 /* Both answers of a login are in: its others' figure goes with its status;
@@ -425,6 +493,8 @@ static void login_done(fetch_login *fl)
         cJSON_AddBoolToObject(l, "stale",
                               fl->max_age > 0 && (fl->at <= 0 || fl->now - fl->at > fl->max_age));
     }
+    if (fl->now > 0)
+        add_learned(fl);
     fetch_one_done(fl->f);
     free(fl);
 }
@@ -440,6 +510,20 @@ static void on_others_reply(sfl_store *st, redisReply *r, void *arg)
                 *v[i] = strtod(r->element[i]->str, NULL);
         if (r->element[3]->type == REDIS_REPLY_STRING)
             sfl_text_escape(r->element[3]->str, fl->source, sizeof(fl->source));
+    }
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 12) {
+        double *v[4] = {&fl->panel_max, &fl->learned, &fl->learned_at, &fl->panel_at};
+        size_t at[4] = {4, 7, 9, 10};
+        for (size_t i = 0; i < 4; i++)
+            if (r->element[at[i]]->type == REDIS_REPLY_STRING)
+                *v[i] = strtod(r->element[at[i]]->str, NULL);
+        char *t[3] = {fl->exp_date, fl->panel_status, fl->reason};
+        size_t tl[3] = {sizeof(fl->exp_date), sizeof(fl->panel_status), sizeof(fl->reason)};
+        size_t ti[3] = {5, 6, 8};
+        for (size_t i = 0; i < 3; i++)
+            if (r->element[ti[i]]->type == REDIS_REPLY_STRING)
+                sfl_text_escape(r->element[ti[i]]->str, t[i], tl[i]);
+        fl->probing = r->element[11]->type == REDIS_REPLY_STRING;
     }
     login_done(fl);
 }
@@ -478,17 +562,20 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
     cJSON_AddNumberToObject(login, "reserve", num_of(desc, "reserve"));
     cJSON_AddNumberToObject(login, "cooldown_ms", num_of(desc, "cooldown_ms"));
     cJSON_AddItemToArray(f->logins, login);
-    *fl = (fetch_login){.f = f, .login = login, .owed = 1};
+    *fl = (fetch_login){
+        .f = f, .login = login, .owed = 1, .panel_max = -1, .learned = -1, .learned_at = -1};
     f->owed++;
     if (sfl_store_eval(st, "status", 5, kv, 0, NULL, on_status_reply, fl) < 0) {
         f->owed--;
         free(fl);
         return -1;
     }
-    const char *hmget[6] = {"HMGET",          keys[2],      "external",
-                            "external_at_ms", "max_age_ms", "external_source"};
+    const char *hmget[14] = {"HMGET",        keys[2],           "external",       "external_at_ms",
+                             "max_age_ms",   "external_source", "panel_max",      "panel_exp_date",
+                             "panel_status", "learned_limit",   "learned_reason", "learned_at_ms",
+                             "panel_at_ms",  "learned_probe"};
     fl->owed++;
-    if (sfl_store_command(st, on_others_reply, fl, 6, hmget) < 0)
+    if (sfl_store_command(st, on_others_reply, fl, 14, hmget) < 0)
         fl->owed--;
     return 0;
 }

@@ -34,6 +34,9 @@ int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf
  * (lua/account.lua), with a warning: a node started with an older config
  * must not lift the fence of a group. */
 #define SFL_ACCOUNTS_REPLACE 1u
+/* Forget what each login learned of its real limit (learned.h): accounts
+ * set, PUT /v1/accounts. */
+#define SFL_ACCOUNTS_FORGET 2u
 /* Reads every account of <ns>:accounts with status.lua. */
 int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
 /* Adds what status.lua answered for one account (r) to its entry object e:

@@ -32,6 +32,12 @@
  * plus the playlist, each printing its own line; their sum is what was read.
  * For a plain HTTP input there is exactly one such line.
  *
+ * It also counts what tells a provider's redirect to a short "connected
+ * elsewhere" clip from a stream: the connections ffmpeg opened (-v verbose
+ * names each; with -seekable 0 a plain input opens one, so a second one is
+ * a redirect, unless the input is HLS), and the media time it read (the
+ * last progress "time=").
+ *
  * What it must never do: fail, read outside [text, text+len), write outside
  * `out`, print, or keep a pointer into `text` after returning. */
 #include "analysis.h"
@@ -295,10 +301,39 @@ static void scan_progress(parse_state *st, const char *p, size_t n)
 
 /*--- Driver ------------------------------------------------------------------*/
 
+/* "time=HH:MM:SS.cc" of a progress line: the media time read so far. */
+static void scan_time(const char *p, size_t n, sfl_analysis *out)
+{
+    static const char key[] = "time=";
+    const char *end = p + n;
+    const char *s;
+    while ((s = find_lit(p, (size_t)(end - p), key)) != NULL) {
+        const char *q = s + sizeof(key) - 1;
+        uint64_t h = 0, m = 0;
+        double sec = 0;
+        size_t dh = parse_uint(q, (size_t)(end - q), 6, &h);
+        if (dh > 0 && q + dh < end && q[dh] == ':') {
+            const char *r = q + dh + 1;
+            size_t dm = parse_uint(r, (size_t)(end - r), 2, &m);
+            if (dm == 2 && r + dm < end && r[dm] == ':') {
+                const char *t = r + dm + 1;
+                if (parse_decimal(t, (size_t)(end - t), 0, &sec) > 0)
+                    out->media_time_s = (double)h * 3600 + (double)m * 60 + sec;
+            }
+        }
+        p = q;
+    }
+}
+
 static void parse_line(parse_state *st, const char *p, size_t n, int complete, sfl_analysis *out)
 {
     scan_statistics(st, p, n);
     scan_progress(st, p, n);
+    scan_time(p, n, out);
+    if (find_lit(p, n, "Starting connection attempt to "))
+        out->connections++;
+    if (has_prefix(p, n, "[hls @"))
+        out->hls = 1;
 
     while (n > 0 && (*p == ' ' || *p == '\t')) {
         p++;
@@ -353,4 +388,110 @@ void sfl_analysis_resolution(const sfl_analysis *a, char *buf, size_t len)
     if (!buf || len == 0)
         return;
     snprintf(buf, len, "%dx%d", a ? a->width : 0, a ? a->height : 0);
+}
+
+/*--- Why a check failed ------------------------------------------------------*/
+
+/* How much a line says about why ffmpeg failed: 0 says nothing (statistics,
+ * progress, connection chatter), 1 is some line, 2 names an error, 3 names
+ * a known cause, 4 carries the provider's HTTP status. The last line of the
+ * highest rank wins: ffmpeg's final "<input>: <reason>" line is usually it,
+ * but with -v verbose a Statistics line follows it. */
+static int error_rank(const char *p, size_t n)
+{
+    static const char *const noise[] = {"Statistics: ",
+                                        "bitrate=",
+                                        "Starting connection attempt",
+                                        "Successfully connected",
+                                        "Opening '",
+                                        "Stream mapping",
+                                        "Press [q]",
+                                        "Exiting normally",
+                                        "video:",
+                                        "Input #",
+                                        "Output #",
+                                        "Stream #",
+                                        "Metadata:",
+                                        "Duration:"};
+    static const char *const causes[] = {"could not find codec parameters",
+                                         "Invalid data found",
+                                         "Connection refused",
+                                         "Connection timed out",
+                                         "Connection reset",
+                                         "No route to host",
+                                         "Server returned",
+                                         "Failed to resolve",
+                                         "Network is unreachable",
+                                         "End of file",
+                                         "does not contain any stream",
+                                         "Protocol not on whitelist",
+                                         "Protocol not found"};
+    static const char *const errors[] = {"error",   "Error",   "fail",   "Fail",      "Invalid",
+                                         "invalid", "refused", "denied", "not found", "Not Found"};
+    if (n == 0)
+        return 0;
+    if (find_lit(p, n, "HTTP error "))
+        return 4;
+    for (size_t i = 0; i < sizeof(noise) / sizeof(noise[0]); i++)
+        if (find_lit(p, n, noise[i]))
+            return 0;
+    for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++)
+        if (find_lit(p, n, causes[i]))
+            return 3;
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+        if (find_lit(p, n, errors[i]))
+            return 2;
+    return 1;
+}
+
+void sfl_analysis_error_line(const char *text, size_t len, char *buf, size_t buflen)
+{
+    if (!buf || buflen == 0)
+        return;
+    buf[0] = '\0';
+    const char *best = NULL;
+    size_t best_n = 0;
+    int best_rank = 0;
+    size_t start = 0;
+    for (size_t i = 0; text && i <= len; i++) {
+        if (i < len && text[i] != '\n' && text[i] != '\r')
+            continue;
+        const char *p = text + start;
+        size_t n = i - start;
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        int rank = error_rank(p, n);
+        if (rank > 0 && rank >= best_rank) {
+            best = p;
+            best_n = n;
+            best_rank = rank;
+        }
+        start = i + 1;
+    }
+    if (!best)
+        return;
+    size_t m = best_n < buflen - 1 ? best_n : buflen - 1;
+    for (size_t i = 0; i < m; i++)
+        buf[i] = best[i] == '\0' ? ' ' : best[i];
+    buf[m] = '\0';
+}
+
+int sfl_analysis_http_error(const char *text, size_t len)
+{
+    static const char key[] = "HTTP error ";
+    int code = 0;
+    const char *p = text, *end = text ? text + len : NULL, *s;
+    while (p && (s = find_lit(p, (size_t)(end - p), key)) != NULL) {
+        const char *q = s + sizeof(key) - 1;
+        uint64_t v = 0;
+        size_t d = parse_uint(q, (size_t)(end - q), 3, &v);
+        if (d == 3 && v >= 400 && v <= 599 && (q + d == end || !is_digit(q[d])))
+            code = (int)v;
+        p = q;
+    }
+    return code;
 }

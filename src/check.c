@@ -16,7 +16,16 @@
  * it; the lease is renewed meanwhile. A stop (lease lost, cancel) ends the
  * current attempt and any retry.
  *
- * Errors carry the tail of the command's stderr with credentials redacted.
+ * Errors carry the line of the command's stderr that says why it failed
+ * (analysis.h: an HTTP error, a known cause such as "could not find codec
+ * parameters", not ffmpeg's trailing statistics), credentials redacted.
+ * An ffmpeg check that ends on an HTTP code of learned.refusal_codes is
+ * Refused (with "http_code"): the provider would not give the login one
+ * more connection. So is one that was redirected (a second connection of
+ * a plain input) and read less than half its duration: a panel's short
+ * "connected elsewhere" clip. It is not retried under its lease (a retry at once would
+ * be refused again, or make the panel drop someone's stream): the worker
+ * queues it again and learned.c lowers the login's limit.
  */
 #include "check.h"
 
@@ -39,7 +48,7 @@
 #include <strings.h>
 
 static const char *const status_names[SFL_STATUS_COUNT] = {
-    "OK", "Timeout", "Error", "LeaseLost", "NoSlot", "Cancelled", "Preempted"};
+    "OK", "Timeout", "Error", "LeaseLost", "NoSlot", "Cancelled", "Preempted", "Refused"};
 
 /* The error of a check stopped for why. */
 static const char *stopped_because(sfl_status why)
@@ -128,10 +137,35 @@ static void set_str(cJSON *r, const char *key, const char *v)
     cJSON_ReplaceItemInObject(r, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
-/* The last non-empty line of text, redacted, into buf. */
+/* Set or add an integer member. */
+static void set_int(cJSON *r, const char *key, int v)
+{
+    cJSON *item = cJSON_CreateNumber(v);
+    if (cJSON_GetObjectItemCaseSensitive(r, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(r, key, item);
+    else
+        cJSON_AddItemToObject(r, key, item);
+}
+
+/* Does the provider mean "too many connections" by this HTTP code? */
+static int is_refusal(const sfl_conf *conf, int code)
+{
+    for (size_t i = 0; code > 0 && i < conf->nrefusal_codes; i++)
+        if (conf->refusal_codes[i] == code)
+            return 1;
+    return 0;
+}
+
+/* The line of text that says best why the command failed (analysis.h:
+ * an HTTP error, a known cause, an error, never a statistics line), else
+ * its last non-empty line; redacted, into buf. */
 static void last_line(const char *text, size_t len, char *buf, size_t buflen)
 {
-    buf[0] = '\0';
+    sfl_analysis_error_line(text, len, buf, buflen);
+    if (buf[0]) {
+        sfl_redact(buf);
+        return;
+    }
     size_t end = len;
     while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == ' '))
         end--;
@@ -405,6 +439,24 @@ static sfl_status judge(sfl_check *c, const sfl_child_result *res, char *error, 
         set_num(c->result, "fps", round(a.fps * 100) / 100);
         set_num(c->result, "bitrate_kbps", round(a.bitrate_kbps));
         set_bool(c->result, "dead", sfl_analysis_is_dead(&a));
+        int code = sfl_analysis_http_error(res->err, res->err_len);
+        if (code > 0)
+            set_int(c->result, "http_code", code);
+        if (!ok && is_refusal(conf, code)) {
+            char line[400];
+            last_line(res->err, res->err_len, line, sizeof(line));
+            snprintf(error, errlen, "refused by the provider (HTTP %d): %s", code, line);
+            return SFL_STATUS_REFUSED;
+        }
+        if (ok && a.connections >= 2 && !a.hls && conf->ffmpeg_duration > 0 &&
+            a.media_time_s < conf->ffmpeg_duration / 2) {
+            /* Sent elsewhere, and what came there ended at once: a panel's
+             * "connected elsewhere" clip, not the stream. */
+            snprintf(error, errlen,
+                     "refused by the provider: redirected to a clip of %.1f s (%g s asked)",
+                     a.media_time_s, conf->ffmpeg_duration);
+            return SFL_STATUS_REFUSED;
+        }
         if (!ok || !a.has_video) {
             last_line(res->err, res->err_len, error, errlen);
             if (!error[0])

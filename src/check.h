@@ -21,10 +21,12 @@ typedef enum {
     SFL_STATUS_NOSLOT,
     SFL_STATUS_CANCELLED,
     SFL_STATUS_PREEMPTED, /* gave way to viewers: the stream is checked again later */
+    SFL_STATUS_REFUSED,   /* the provider refused it for its connection count (an HTTP code of
+                             learned.refusal_codes): checked again later, under the lowered limit */
     SFL_STATUS_COUNT
 } sfl_status;
 
-/* "OK", "Timeout", "Error", "LeaseLost", "NoSlot", "Cancelled". */
+/* "OK", "Timeout", "Error", "LeaseLost", "NoSlot", "Cancelled", "Preempted", "Refused". */
 const char *sfl_status_name(sfl_status st);
 
 /* What every check of a node shares; must outlive its checks. */

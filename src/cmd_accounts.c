@@ -76,6 +76,7 @@ static void limit_text(double max, char *buf, size_t len)
 
 /* Under an account of several logins (or one not named after it), a line
  * per login: its id, limit and use. */
+static void print_learned(const cJSON *l);
 static void print_logins(const cJSON *a)
 {
     const cJSON *logins = cJSON_GetObjectItem(a, "logins"), *l;
@@ -86,7 +87,9 @@ static void print_logins(const cJSON *a)
                 *fr = first ? cJSON_GetObjectItem(first, "reserve") : NULL;
     int plain = first && !(cJSON_IsNumber(fx) && fx->valuedouble > 0) &&
                 !(cJSON_IsNumber(fr) && fr->valuedouble > 0) &&
-                !cJSON_IsTrue(cJSON_GetObjectItem(first, "stale"));
+                !cJSON_IsTrue(cJSON_GetObjectItem(first, "stale")) &&
+                !cJSON_IsObject(cJSON_GetObjectItem(first, "panel")) &&
+                !cJSON_IsObject(cJSON_GetObjectItem(first, "learned"));
     if (!first || (!first->next && plain && strcmp(shown(first, "id", id, sizeof(id)), self) == 0))
         return;
     cJSON_ArrayForEach(l, logins)
@@ -107,7 +110,33 @@ static void print_logins(const cJSON *a)
             printf("  +%.0f kept", res->valuedouble);
         if (cJSON_IsTrue(cJSON_GetObjectItem(l, "stale")))
             printf("  [no fresh viewer count: no new checks]");
+        print_learned(l);
         printf("\n");
+    }
+}
+
+/* A login's effective limit when it is not its max_streams (and why), its
+ * panel's plan, and a plan that ends within 7 days. */
+static void print_learned(const cJSON *l)
+{
+    const cJSON *eff = cJSON_GetObjectItem(l, "effective_limit"),
+                *max = cJSON_GetObjectItem(l, "max_streams");
+    const cJSON *learned = cJSON_GetObjectItem(l, "learned"),
+                *panel = cJSON_GetObjectItem(l, "panel");
+    char text[200];
+    if (cJSON_IsNumber(eff) && cJSON_IsNumber(max) && eff->valuedouble != max->valuedouble) {
+        limit_text(eff->valuedouble, text, sizeof(text));
+        printf("  effective %s", text);
+    }
+    if (cJSON_IsObject(learned))
+        printf("  [learned: %s]", shown(learned, "reason", text, sizeof(text)));
+    if (cJSON_IsObject(panel)) {
+        printf("  panel: %s", shown(panel, "status", text, sizeof(text)));
+        const cJSON *left = cJSON_GetObjectItem(panel, "expires_in_s");
+        if (cJSON_IsNumber(left))
+            printf(", expires in %.1f days", left->valuedouble / 86400);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(panel, "expiring")))
+            printf(" [EXPIRING]");
     }
 }
 
@@ -258,7 +287,8 @@ static void on_described(sfl_store *st, redisReply *r, void *arg)
         return;
     }
     if (sfl_accounts_write(run->app.store, NULL, run->accs, run->naccs,
-                           run->fresh ? 0 : run->app.recovery_ms, 0, on_written, run) < 0)
+                           run->fresh ? 0 : run->app.recovery_ms, SFL_ACCOUNTS_FORGET, on_written,
+                           run) < 0)
         sfl_app_fail(&run->app, "Redis went away");
 }
 
@@ -283,7 +313,8 @@ static void on_ready(sfl_app *app, void *arg)
         r = sfl_store_command(app->store, on_described, run, 4, argv);
     } else if (run->is_set)
         r = sfl_accounts_write(app->store, NULL, run->accs, run->naccs,
-                               run->fresh ? 0 : app->recovery_ms, 0, on_written, run);
+                               run->fresh ? 0 : app->recovery_ms, SFL_ACCOUNTS_FORGET, on_written,
+                               run);
     else if (run->watch && app->ready_count > 1)
         return; /* the watch timer is already running */
     else

@@ -149,13 +149,13 @@ static void maybe_finish(batch *b)
         return;
     progress_draw(b, 1);
     sfl_info("Completed smart parallel check of %zu/%zu streams (OK %zu, Timeout %zu, Error %zu, "
-             "LeaseLost %zu, NoSlot %zu, Cancelled %zu) in %.1f s",
+             "LeaseLost %zu, NoSlot %zu, Cancelled %zu, Refused %zu) in %.1f s",
              b->statuses[SFL_STATUS_OK] + b->statuses[SFL_STATUS_TIMEOUT] +
                  b->statuses[SFL_STATUS_ERROR] + b->statuses[SFL_STATUS_LEASE_LOST],
              b->total, b->statuses[SFL_STATUS_OK], b->statuses[SFL_STATUS_TIMEOUT],
              b->statuses[SFL_STATUS_ERROR], b->statuses[SFL_STATUS_LEASE_LOST],
              b->statuses[SFL_STATUS_NOSLOT], b->statuses[SFL_STATUS_CANCELLED],
-             (sfl_mono_ms() - b->t0) / 1000.0);
+             b->statuses[SFL_STATUS_REFUSED], (sfl_mono_ms() - b->t0) / 1000.0);
     if (b->stopping > 0)
         b->app.rc = 128 + b->stopping;
     sfl_app_finish(&b->app, SFL_APP_RELEASE_WAIT_MS);

@@ -406,6 +406,7 @@ sfl_conf *sfl_conf_new(void)
     c->connect_timeout_ms = 2000;
     c->concurrent_enabled = 1;
     c->global_limit = 10;
+    sfl_conf_learned_defaults(c);
     c->stagger_delay = 1.0;
     c->lease_ttl_ms = 15000;
     c->lease_renew_ms = 5000;
@@ -474,7 +475,7 @@ void sfl_conf_free(sfl_conf *c)
 
 static const char *const top_keys[] = {
     "node_id",         "redis", "concurrent_streams", "lease", "accounts", "check",
-    "stream_analysis", "http",  "dispatcharr",        "node",  NULL};
+    "stream_analysis", "http",  "dispatcharr",        "node",  "learned",  NULL};
 static const char *const node_keys[] = {"shutdown_grace", "claim_idle", "batch_ttl", "lookahead",
                                         NULL};
 static const char *const redis_keys[] = {"url",       "password",           "sentinel_password",
@@ -727,7 +728,8 @@ sfl_conf *sfl_conf_parse(const char *json, size_t len, const char *name, char *e
         parse_lease(&e, root, c) < 0 || sfl_conf_parse_accounts(&e, root, c) < 0 ||
         parse_check(&e, root, c) < 0 || parse_analysis(&e, root, c) < 0 ||
         parse_http(&e, root, c) < 0 || parse_dispatcharr(&e, root, c) < 0 ||
-        parse_node(&e, root, c) < 0 || validate(c, &e) < 0)
+        parse_node(&e, root, c) < 0 || sfl_conf_parse_learned(&e, root, c) < 0 ||
+        validate(c, &e) < 0)
         goto err;
     cJSON_Delete(root);
     return c;

@@ -43,6 +43,8 @@ typedef struct sfl_account_conf {
                                the URL as given (every config before logins) */
 } sfl_account_conf;
 
+#define SFL_REFUSAL_CODES_MAX 16
+
 typedef struct sfl_conf {
     char *path;                    /* file it came from, or NULL for built-in defaults */
     char *node_id;                 /* default: gethostname(), cleaned to [A-Za-z0-9._-]{1,64} */
@@ -95,6 +97,13 @@ typedef struct sfl_conf {
                                    claimed by another node */
     double node_batch_ttl;      /* 86400 s: batches and their results expire after this */
     int node_lookahead;         /* 0 = global_limit: queue entries held beyond the running ones */
+    /* Learned limits (learned.c): the HTTP codes that mean "too many
+     * connections" (a check ending so is Refused), and the windows. */
+    int refusal_codes[SFL_REFUSAL_CODES_MAX]; /* 429 458 509 */
+    size_t nrefusal_codes;
+    double learn_window;        /* 60 s: a second refusal within it halves the limit again */
+    double learn_quiet;         /* 300 s: without a refusal this long, the limit climbs a step */
+    double learn_recheck_after; /* 10 s: a refused stream queues again after this long */
 } sfl_conf;
 
 /* Built-in defaults. The caller frees with sfl_conf_free(). NULL when out of memory. */

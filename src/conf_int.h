@@ -13,6 +13,10 @@ struct cJSON;
 int sfl_conf_parse_accounts(const sfl_json_ctx *e, const struct cJSON *root, sfl_conf *c);
 /* Checks c->accounts: ids unique and >= 0, limits >= 0, names printable. */
 int sfl_conf_validate_accounts(const sfl_conf *c, const sfl_json_ctx *e);
+/* Reads root's "learned" (absent: the defaults stay). */
+int sfl_conf_parse_learned(const sfl_json_ctx *e, const struct cJSON *root, sfl_conf *c);
+/* refusal_codes 429 458 509, window 60 s, quiet 300 s. */
+void sfl_conf_learned_defaults(sfl_conf *c);
 /* A CA file for https (tls.c): NULL (none), or a path to a readable file. */
 int sfl_conf_check_ca_file(const sfl_json_ctx *e, const char *path, const char *file);
 

@@ -154,7 +154,7 @@ void sfl_http_route_put_account(sfl_http *h, struct evhttp_request *req, long lo
     sfl_app *app = h->node.app;
     if (sfl_limiter_set_accounts(app->lim, &c->acc, 1, err, sizeof(err)) < 0 ||
         sfl_accounts_write(app->store, sfl_limiter_routes(app->lim), &c->acc, 1, app->recovery_ms,
-                           SFL_ACCOUNTS_REPLACE, on_account_written, c) < 0) {
+                           SFL_ACCOUNTS_REPLACE | SFL_ACCOUNTS_FORGET, on_account_written, c) < 0) {
         sfl_http_pending_free(p);
         sfl_account_conf_clear(&c->acc);
         free(c);
@@ -531,6 +531,10 @@ static void metrics_finish(pending *p)
             login_gauge(out, list, "sfl_login_limit",
                         "max_streams of a provider login of the account (0 = unlimited)",
                         "max_streams");
+            login_gauge(out, list, "sfl_login_effective_limit",
+                        "the limit grants go by: max_streams capped by the panel's "
+                        "max_connections and by what refusals taught (0 = unlimited)",
+                        "effective_limit");
             login_gauge(out, list, "sfl_login_in_use",
                         "leases of the login held now, all nodes and accounts", "in_use");
             login_gauge(out, list, "sfl_login_external",

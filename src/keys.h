@@ -12,7 +12,8 @@
 typedef enum {
     SFL_KEY_LEASES = 0,  /* ZSET lease id -> deadline (ms, Redis time) */
     SFL_KEY_HOLDERS,     /* HASH lease id -> holder JSON */
-    SFL_KEY_CONF,        /* HASH max_streams, name, updated_ms, reserve, ... */
+    SFL_KEY_CONF,        /* HASH max_streams, name, updated_ms, reserve, ...; others' figure
+                            (others.lua), panel_* and learned_* (learn.lua) */
     SFL_KEY_FENCE,       /* STRING grant counter */
     SFL_KEY_WAITERS,     /* ZSET ticket -> arrival */
     SFL_KEY_WAITERS_EXP, /* ZSET ticket -> expiry */

@@ -11,14 +11,17 @@
 
 #include "app.h"
 #include "conf.h"
+#include "learned.h"
 #include "limiter.h"
 #include "list.h"
 #include "log.h"
+#include "routes.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "streams.h"
 
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +34,14 @@ typedef struct wjob {
     sfl_lease *lease;
     sfl_check *check;
     int preempted;            /* times it gave way to viewers: the third is its result */
-    struct wjob *prev, *next; /* started ones, for cancel */
+    int refused;              /* times the provider refused it: the third is its result */
+    cJSON *last;              /* refused, waiting to queue again: its result so far */
+    struct event *later;      /* ... and when it queues again */
+    struct wjob *prev, *next; /* started ones, or refused ones waiting, for cancel */
 } wjob;
 
 #define PREEMPT_TRIES 3
+#define REFUSE_TRIES 3
 
 struct sfl_worker {
     sfl_app *app;
@@ -46,6 +53,8 @@ struct sfl_worker {
     sfl_worker_wait_fn *wait_fn;
     void *wait_arg;
     wjob *running;
+    wjob *delayed; /* refused, queued again after learned.recheck_after */
+    size_t ndelayed;
     int cancelled;
 };
 
@@ -70,6 +79,67 @@ static sfl_status status_of(cJSON *result)
     return SFL_STATUS_ERROR;
 }
 
+/* A refused job out of the delayed list; its result so far is returned. */
+static cJSON *undelay(wjob *j)
+{
+    sfl_worker *w = j->w;
+    SFL_LIST_UNLINK(w->delayed, j);
+    w->ndelayed--;
+    event_free(j->later);
+    j->later = NULL;
+    cJSON *last = j->last;
+    j->last = NULL;
+    return last;
+}
+
+/* A refused stream's wait is over: it queues again. */
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    wjob *j = arg;
+    sfl_worker *w = j->w;
+    UNUSED(fd);
+    UNUSED(what);
+    cJSON *last = undelay(j);
+    char label[64];
+    snprintf(label, sizeof(label), "%lld", j->stream->id);
+    if (w->cancelled ||
+        sfl_sched_add(w->sched, j, j->stream->account, j->stream->priority, label) < 0) {
+        job_finish(j, last, SFL_STATUS_REFUSED, 1);
+        return;
+    }
+    cJSON_Delete(last);
+}
+
+/* Refused streams waiting to queue again are queued streams: Cancelled,
+ * not started (a node that drains leaves them to the others). */
+static void finish_delayed(sfl_worker *w)
+{
+    while (w->delayed) {
+        wjob *j = w->delayed;
+        cJSON_Delete(undelay(j));
+        job_finish(
+            j, sfl_result_new(j->stream, w->app->conf->node_id, SFL_STATUS_CANCELLED, "cancelled"),
+            SFL_STATUS_CANCELLED, 0);
+    }
+}
+
+/* What the check taught about its login's real limit (learned.h). */
+static void tell_learned(sfl_worker *w, const sfl_lease *lease, sfl_status st, const cJSON *result)
+{
+    sfl_routes *routes = sfl_limiter_routes(w->app->lim);
+    const sfl_route *rt = routes ? sfl_routes_get(routes, sfl_lease_account(lease)) : NULL;
+    size_t idx;
+    const sfl_login *lg = rt ? sfl_route_login(rt, sfl_lease_login(lease), &idx) : NULL;
+    if (!lg)
+        return;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(result, "http_code");
+    sfl_learned_check(w->app->store, w->app->conf, lg->id, lg->prefix,
+                      st == SFL_STATUS_REFUSED ? SFL_LEARN_REFUSED : SFL_LEARN_OK,
+                      cJSON_IsNumber(code) ? (int)code->valuedouble : 0);
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg);
+
 static void on_check_done(sfl_check *c, cJSON *result, void *arg)
 {
     wjob *j = arg;
@@ -77,12 +147,31 @@ static void on_check_done(sfl_check *c, cJSON *result, void *arg)
     UNUSED(c);
     j->check = NULL;
     job_unlink(j);
+    sfl_status st = status_of(result);
     if (j->lease) {
+        /* Before the release: the script counts this check among the
+         * holders, and the freed slot goes out under the new limit. */
+        if (st == SFL_STATUS_REFUSED || st == SFL_STATUS_OK)
+            tell_learned(w, j->lease, st, result);
         sfl_lease_release(j->lease);
         j->lease = NULL;
     }
     sfl_sched_done(w->sched, j->stream->account);
-    sfl_status st = status_of(result);
+    if (st == SFL_STATUS_REFUSED && ++j->refused < REFUSE_TRIES && !w->cancelled &&
+        (j->later = evtimer_new(w->app->base, on_later, j)) != NULL) {
+        /* Never again at once: after learned.recheck_after it queues
+         * behind the account's other streams and waits for a slot under
+         * the lowered limit, like any other. */
+        double after = w->app->conf->learn_recheck_after;
+        struct timeval tv = {(time_t)after, (suseconds_t)((after - floor(after)) * 1e6)};
+        j->last = result;
+        SFL_LIST_PUSH(w->delayed, j);
+        w->ndelayed++;
+        evtimer_add(j->later, &tv);
+        sfl_info("stream %lld was refused by the provider (%d of %d); checked again later",
+                 j->stream->id, j->refused, REFUSE_TRIES);
+        return;
+    }
     if (st == SFL_STATUS_PREEMPTED && ++j->preempted < PREEMPT_TRIES && !w->cancelled) {
         /* Viewers came first: checked again later, without spending a
          * retry; it queues behind the account's other streams. */
@@ -201,6 +290,11 @@ void sfl_worker_free(sfl_worker *w)
             sfl_lease_release(j->lease);
         free(j);
     }
+    while (w->delayed) {
+        wjob *j = w->delayed;
+        cJSON_Delete(undelay(j));
+        free(j);
+    }
     sfl_sched_free(w->sched);
     free(w);
 }
@@ -228,6 +322,7 @@ void sfl_worker_cancel(sfl_worker *w)
 {
     w->cancelled = 1;
     sfl_sched_cancel(w->sched);
+    finish_delayed(w);
     for (wjob *j = w->running; j; j = j->next)
         if (j->check)
             sfl_check_stop(j->check, SFL_STATUS_CANCELLED);
@@ -237,6 +332,7 @@ void sfl_worker_drain(sfl_worker *w)
 {
     w->cancelled = 1;
     sfl_sched_cancel(w->sched);
+    finish_delayed(w);
 }
 
 void sfl_worker_kick(sfl_worker *w)
@@ -251,7 +347,7 @@ int sfl_worker_running(const sfl_worker *w)
 
 size_t sfl_worker_queued(const sfl_worker *w)
 {
-    return sfl_sched_queued(w->sched);
+    return sfl_sched_queued(w->sched) + w->ndelayed;
 }
 
 sfl_sched *sfl_worker_sched(const sfl_worker *w)

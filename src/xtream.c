@@ -1,6 +1,8 @@
 /* xtream.c - one node per login asks its panel how many connections the
- * login has (xtream.h). A request that fails writes nothing: the figure
- * ages and, past max_age_ms, the login grants nothing.
+ * login has (xtream.h), and what its plan allows (max_connections, written
+ * through learned.c as a cap on the login's effective limit). A request
+ * that fails writes nothing: the figure ages and, past max_age_ms, the
+ * login grants nothing.
  *
  * An https:// panel is asked over TLS (tls.c: its certificate verified by
  * the system's CAs and xtream.ca_file). evhttp would reopen a closed
@@ -10,6 +12,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "learned.h"
 #include "lease_script.h"
 #include "log.h"
 #include "role.h"
@@ -92,6 +95,28 @@ done:
     return rc;
 }
 
+int sfl_xtream_read_plan(const char *body, size_t len, sfl_xtream_plan *plan)
+{
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    const cJSON *ui = cJSON_GetObjectItemCaseSensitive(doc, "user_info");
+    memset(plan, 0, sizeof(*plan));
+    plan->max_connections = -1;
+    int rc = -1;
+    if (cJSON_IsObject(ui) && count_of(cJSON_GetObjectItemCaseSensitive(ui, "auth")) != 0) {
+        plan->max_connections = count_of(cJSON_GetObjectItemCaseSensitive(ui, "max_connections"));
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(ui, "exp_date");
+        long long e = count_of(exp);
+        if (e >= 0)
+            snprintf(plan->exp_date, sizeof(plan->exp_date), "%lld", e);
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ui, "status"));
+        if (st)
+            sfl_text_escape(st, plan->status, sizeof(plan->status));
+        rc = 0;
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
 /*--- Asking ------------------------------------------------------------------*/
 
 static void failed(panel *p, const char *what)
@@ -123,7 +148,12 @@ static void on_answer(struct evhttp_request *req, void *arg)
     size_t len = evbuffer_get_length(b);
     long long cons = 0;
     char why[64];
-    int rc = sfl_xtream_read((const char *)evbuffer_pullup(b, -1), len, &cons, why, sizeof(why));
+    const char *body = (const char *)evbuffer_pullup(b, -1);
+    int rc = sfl_xtream_read(body, len, &cons, why, sizeof(why));
+    sfl_xtream_plan plan;
+    if (sfl_xtream_read_plan(body, len, &plan) == 0)
+        sfl_learned_panel(p->x->store, p->login, p->prefix, plan.max_connections, plan.exp_date,
+                          plan.status);
     if (rc < 0) {
         failed(p, "an answer that is not player_api.php's");
     } else if (rc == 0) {

@@ -10,8 +10,10 @@
  * that moment, never below 0, as the login's others' connections
  * (lua/others.lua, mode "total"). A panel that says the login is not usable
  * (auth 0, or a status other than "Active": Expired, Banned, Disabled)
- * closes it: no grant, and an error naming the login and the status. The
- * answer echoes the password: nothing of it is logged or kept. */
+ * closes it: no grant, and an error naming the login and the status. Its
+ * max_connections, exp_date and status go to learned.h (the login's
+ * effective limit, and the plan shown per login). The answer echoes the
+ * password: nothing of it is logged or kept. */
 #ifndef SFL_XTREAM_H
 #define SFL_XTREAM_H
 
@@ -37,5 +39,17 @@ void sfl_xtream_on_ready(sfl_xtream *x);
  * login; 0 with why ("auth 0", "status Expired") for one that is not; -1
  * when body is not a player_api.php answer. */
 int sfl_xtream_read(const char *body, size_t len, long long *cons, char *why, size_t whylen);
+
+/* What a usable panel's answer says of the login's plan (pure):
+ * max_connections (a string or a number; 0 = unlimited; -1 when not said),
+ * exp_date (a UNIX time as text, "" when null or not said) and status
+ * (printable, "" when not said). 0, or -1 for an answer without a usable
+ * user_info (auth 0, not player_api.php's). Never reads the password. */
+typedef struct sfl_xtream_plan {
+    long long max_connections;
+    char exp_date[24];
+    char status[40];
+} sfl_xtream_plan;
+int sfl_xtream_read_plan(const char *body, size_t len, sfl_xtream_plan *plan);
 
 #endif

@@ -5,7 +5,8 @@
  * sane (codec names terminated, sizes and rates finite and >= 0), and
  * analysis.c's own promise that a log cut short yields a subset of the facts
  * of the whole log, never different ones (bitrate excepted): the input is
- * also parsed cut at a point chosen by its last byte. */
+ * also parsed cut at a point chosen by its last byte. The error line of a
+ * failed check and its HTTP code are taken from the same bytes. */
 #include "analysis.h"
 
 #include <math.h>
@@ -30,9 +31,24 @@ static void check_sane(const sfl_analysis *a)
     CHECK(isfinite(a->bitrate_kbps) && a->bitrate_kbps >= 0);
     CHECK(a->has_video == 0 || a->has_video == 1);
     CHECK(a->has_audio == 0 || a->has_audio == 1);
+    CHECK(a->connections >= 0 && (a->hls == 0 || a->hls == 1));
+    CHECK(isfinite(a->media_time_s) && a->media_time_s >= 0);
     char res[32];
     sfl_analysis_resolution(a, res, sizeof(res));
     (void)sfl_analysis_is_dead(a);
+}
+
+/* The error line: terminated, within the buffer, a line of the input (no
+ * line break in it), and the HTTP code in range. */
+static void check_error_line(const char *text, size_t size)
+{
+    char line[64];
+    memset(line, 'x', sizeof(line));
+    sfl_analysis_error_line(text, size, line, sizeof(line));
+    CHECK(memchr(line, '\0', sizeof(line)) != NULL);
+    CHECK(strchr(line, '\n') == NULL && strchr(line, '\r') == NULL);
+    int code = sfl_analysis_http_error(text, size);
+    CHECK(code == 0 || (code >= 400 && code <= 599));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sfl_analysis whole, cut;
     sfl_analysis_parse_ffmpeg(text, size, 30, &whole);
     check_sane(&whole);
+    check_error_line(text, size);
     if (size < 2)
         return 0;
 

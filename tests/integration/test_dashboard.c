@@ -666,3 +666,45 @@ Test(dashboard, token_leaves_the_address_bar)
     cr_assert_null(strstr(address, "token"), "the address bar still shows the token: %s", address);
     cr_assert_str_eq(address, want, "the page's address after it read the token");
 }
+
+/* A login whose effective limit is below its max_streams (learned from a
+ * refusal) and whose panel says its plan ends in 3 days: the card's bar
+ * and use go by the effective limit, and the login's row says why and
+ * flags the plan (issue #15). */
+Test(dashboard, shows_learned_limits_and_the_plan)
+{
+    need_chromium();
+    token = TOKEN;
+    node_start(&nodes[0]);
+    th_http_resp r = call(&nodes[0], "PUT", "/v1/accounts/46", "{\"max_streams\": 3}");
+    cr_assert_eq(r.status, 200, "PUT /v1/accounts/46: %d %s", r.status, r.body);
+    th_http_free(&r);
+    redisReply *t = th_redis(&redis, "TIME");
+    long long now = strtoll(t->element[0]->str, NULL, 10);
+    freeReplyObject(t);
+    redisReply *h =
+        th_redis(&redis,
+                 "HSET sfl:{a:46}:conf learned_limit 2 learned_reason %s "
+                 "learned_at_ms %lld panel_max 0 panel_status Active "
+                 "panel_exp_date %lld panel_at_ms %lld",
+                 "refused (HTTP 458) with 3 held", now * 1000, now + 3 * 86400 + 3600, now * 1000);
+    freeReplyObject(h);
+    take_lease(&nodes[0], 46, "rec-l");
+
+    char dom_path[256];
+    snprintf(dom_path, sizeof(dom_path), "%s/dom-learned.html", dir);
+    run_chromium("--dump-dom", dom_path, 2);
+    char *dom = th_read_file(dom_path);
+    cr_assert_not_null(dom, "chromium wrote no DOM");
+    char *card = element(dom, "section", "data-account=\"46\"");
+    has(card, "<span class=\"in-use\">1 / 2 in use</span>", "use against the effective limit");
+    char *row = element(card, "div", "data-login=\"46\"");
+    has(row, "limit 2 of 3", "the effective limit beside max_streams");
+    has(row, "learned: refused (HTTP 458) with 3 held", "why it is lower");
+    has(row, "panel: Active, expires in 3.0 days", "the plan");
+    has(row, "EXPIRING", "the flag of a plan ending within 7 days");
+    has(row, "<span class=\"login-use\">1 / 2</span>", "the login's use");
+    free(row);
+    free(card);
+    free(dom);
+}

@@ -13,6 +13,11 @@
  * every one it did not serve ("refused": over the limit, wrong password, a
  * range past the end), so a test can tell how many connections a check made.
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
+ * POST /control/<user>?real_limit=N&code=C&panel_max=M gives an account a
+ * "real limit" below its LIMIT, refused with code C (458 by default) and
+ * counted in its "real_refusals", not as violations (code=302: a redirect
+ * to GET /clip.ts, a short clip in one reply), and makes the panel
+ * say max_connections M (tests/tools/fake_provider/real_limit.c).
  *
  * It also answers the Xtream Codes panel API as a panel does,
  *
@@ -63,6 +68,7 @@
  * tests read its stderr. Debug lines: SFL_LOG_LEVEL=debug. */
 #include "clock.h"
 #include "log.h"
+#include "real_limit.h"
 
 #include <cJSON.h>
 #include <event2/buffer.h>
@@ -94,6 +100,7 @@
 #define FP_MAX_BACKLOG (4u << 20) /* skip a slice if this much is unsent */
 #define FP_TS_PACKET 188
 #define FP_FILLER_PACKETS 256
+#define FP_CLIP_BYTES (188 * 100)    /* /clip.ts: about a second of a small test file */
 #define FP_CONN_TIMEOUT_S 3600       /* evhttp's default 50 s would cut long holds */
 #define FP_PANEL_EXP 4102444800L     /* exp_date by default: 2100-01-01 UTC, never past */
 #define FP_PANEL_CREATED 1704067200L /* created_at: 2024-01-01 UTC */
@@ -131,6 +138,7 @@ typedef struct fp_user {
     long auth_failures;
     long panel_requests; /* GET /player_api.php naming this user */
     fp_panel panel;
+    fp_real real; /* a limit below LIMIT, and what the panel says (real_limit.h) */
 } fp_user;
 
 typedef enum {
@@ -440,7 +448,9 @@ static cJSON *fp_stats_json(const fp_server *srv)
             !cJSON_AddNumberToObject(o, "refused", (double)u->refused) ||
             !cJSON_AddNumberToObject(o, "violations", (double)u->violations) ||
             !cJSON_AddNumberToObject(o, "auth_failures", (double)u->auth_failures) ||
-            !cJSON_AddNumberToObject(o, "panel_requests", (double)u->panel_requests))
+            !cJSON_AddNumberToObject(o, "panel_requests", (double)u->panel_requests) ||
+            !cJSON_AddNumberToObject(o, "real_limit", (double)u->real.limit) ||
+            !cJSON_AddNumberToObject(o, "real_refusals", (double)u->real.refusals))
             goto err;
         violations += u->violations;
         panel_requests += u->panel_requests;
@@ -494,6 +504,7 @@ static void fp_reset(fp_server *srv)
         u->violations = 0;
         u->auth_failures = 0;
         u->panel_requests = 0;
+        u->real.refusals = 0;
     }
     srv->max_concurrent = srv->current;
     sfl_debug("counters reset");
@@ -650,6 +661,23 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
         evhttp_send_error(req, 401, "Unauthorized");
         return;
     }
+    int code = fp_real_refuses(&u->real, u->current);
+    if (code) {
+        u->refused++;
+        u->real.refusals++;
+        sfl_debug("REAL LIMIT user=%s current=%ld real=%ld: %d", u->name, u->current, u->real.limit,
+                  code);
+        if (code == 302) {
+            /* The "connected elsewhere" clip: a short video that ends at once. */
+            char where[128];
+            snprintf(where, sizeof(where), "http://%s:%d/clip.ts", srv->host, srv->port);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Location", where);
+            evhttp_send_reply(req, 302, "Found", NULL);
+            return;
+        }
+        evhttp_send_error(req, code, "Too many connections");
+        return;
+    }
     if (u->limit > 0 && u->current >= u->limit) {
         u->refused++;
         u->violations++;
@@ -717,7 +745,9 @@ static cJSON *fp_panel_json(const fp_server *srv, const fp_user *u)
     if (!cJSON_AddStringToObject(ui, "is_trial", "0") ||
         !fp_panel_add_count(ui, "active_cons", u->current, u->panel.numbers) ||
         !cJSON_AddStringToObject(ui, "created_at", text) ||
-        !fp_panel_add_count(ui, "max_connections", u->limit, u->panel.numbers) ||
+        !fp_panel_add_count(ui, "max_connections",
+                            u->real.panel_max >= 0 ? u->real.panel_max : u->limit,
+                            u->panel.numbers) ||
         !cJSON_AddItemToObject(ui, "allowed_output_formats", cJSON_CreateStringArray(formats, 2)))
         goto err;
     snprintf(text, sizeof(text), "%d", srv->port);
@@ -770,6 +800,44 @@ static void fp_serve_panel(fp_server *srv, struct evhttp_request *req)
     fp_send_json(req, doc);
 }
 
+/* GET /clip.ts: the start of the body bytes (FP_CLIP_BYTES) in one reply,
+ * counted for nobody: where a refusal by redirect (code=302) sends a
+ * client, as panels send an account over its limit to a short "connected
+ * elsewhere" video. */
+static void fp_serve_clip(fp_server *srv, struct evhttp_request *req)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    size_t n = srv->src_len < FP_CLIP_BYTES ? srv->src_len : FP_CLIP_BYTES;
+    n -= n % FP_TS_PACKET;
+    if (evbuffer_add(out, srv->src, n) < 0) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", srv->content_type);
+    evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+}
+
+/* POST /control/<user>?real_limit=N&code=C&panel_max=M: changes what the
+ * account really allows and what its panel says (real_limit.h); 400 naming
+ * the bad parameter, 404 for an unknown user. Answers /stats. */
+static void fp_control(fp_server *srv, struct evhttp_request *req, const char *name)
+{
+    fp_user *u = fp_user_find(srv, name);
+    char err[160];
+    if (u == NULL) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "unknown user");
+        return;
+    }
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (fp_real_apply(&u->real, query, err, sizeof(err)) < 0) {
+        evhttp_send_error(req, HTTP_BADREQUEST, err);
+        return;
+    }
+    sfl_debug("control %s: real_limit=%ld code=%d panel_max=%ld", u->name, u->real.limit,
+              u->real.code, u->real.panel_max);
+    fp_send_stats(srv, req);
+}
+
 /*--- Routing ------------------------------------------------------------------*/
 
 static void fp_on_request(struct evhttp_request *req, void *arg)
@@ -788,8 +856,12 @@ static void fp_on_request(struct evhttp_request *req, void *arg)
         fp_serve_live(srv, req, path + 6);
     } else if (get && strcmp(path, "/player_api.php") == 0) {
         fp_serve_panel(srv, req);
+    } else if (get && strcmp(path, "/clip.ts") == 0) {
+        fp_serve_clip(srv, req);
     } else if (get && strcmp(path, "/stats") == 0) {
         fp_send_stats(srv, req);
+    } else if (method == EVHTTP_REQ_POST && strncmp(path, "/control/", 9) == 0) {
+        fp_control(srv, req, path + 9);
     } else if ((get || method == EVHTTP_REQ_POST) && strcmp(path, "/reset") == 0) {
         fp_reset(srv);
         fp_send_stats(srv, req);
@@ -1038,6 +1110,7 @@ static int fp_config_add_user(fp_config *cfg, const char *spec)
     users[cfg->nusers].pass = pass;
     users[cfg->nusers].limit = limit;
     users[cfg->nusers].panel.exp_date = FP_PANEL_EXP;
+    fp_real_init(&users[cfg->nusers].real);
     cfg->nusers++;
     return 0;
 }

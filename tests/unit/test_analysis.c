@@ -575,3 +575,96 @@ Test(analysis, resolution_format)
 
     sfl_analysis_resolution(&a, NULL, 0); /* no crash */
 }
+
+/*--- Why a check failed: the error line --------------------------------------*/
+
+/* Arrays, not pointers: Criterion hands parameters to a new process. */
+typedef struct error_case {
+    char log[400];
+    char want[80]; /* a part of the chosen line; "": no line */
+    char not [32]; /* what it must not be; "": anything */
+} error_case;
+
+ParameterizedTestParameters(analysis, error_line)
+{
+    static error_case cases[] = {
+        /* The filler-packet provider: the reason, then a statistics line. */
+        {"[tcp @ 0x55] Starting connection attempt to 127.0.0.1 port 1\n"
+         "[tcp @ 0x55] Successfully connected to 127.0.0.1 port 1\n"
+         "http://h/live/u/p/1.ts: could not find codec parameters\n"
+         "[AVIOContext @ 0x55ed824874c0] Statistics: 443680 bytes read, 0 seeks\n",
+         "could not find codec parameters", "Statistics"},
+        /* A 404: the HTTP error line carries the code. */
+        {"[http @ 0x56] HTTP error 404 Not Found\n"
+         "http://h/nothere: Server returned 404 Not Found\n",
+         "HTTP error 404 Not Found", ""},
+        {"[tcp @ 0x56] Connection to tcp://127.0.0.1:1 failed: Connection refused\n"
+         "http://127.0.0.1:1/x: Connection refused",
+         "http://127.0.0.1:1/x: Connection refused", ""},
+        {"Input #0, mpegts\n"
+         "x.ts: Invalid data found when processing input\n"
+         "[AVIOContext @ 0x1] Statistics: 10 bytes read, 0 seeks\n"
+         "size=N/A time=00:00:00.00 bitrate=N/A speed=N/A\r",
+         "Invalid data found when processing input", "bitrate"},
+        /* Nothing but noise: no line at all (the caller says why otherwise). */
+        {"[AVIOContext @ 0x1] Statistics: 10 bytes read, 0 seeks\n", "", ""},
+        /* A plain command's last words still come through. */
+        {"curl: (22) The requested URL returned error: 401\n", "error: 401", ""},
+    };
+    return cr_make_param_array(error_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(error_case *c, analysis, error_line)
+{
+    char buf[256];
+    sfl_analysis_error_line(c->log, strlen(c->log), buf, sizeof(buf));
+    if (!c->want[0])
+        cr_assert_str_eq(buf, "", "chose %s", buf);
+    else
+        cr_assert(strstr(buf, c->want), "chose \"%s\", want a line with \"%s\"", buf, c->want);
+    if (c->not [0])
+        cr_assert_null(strstr(buf, c->not ), "chose \"%s\"", buf);
+}
+
+Test(analysis, error_line_cut_and_binary)
+{
+    const char log[] = "x: could not find\0 codec parameters\n";
+    char buf[8];
+    sfl_analysis_error_line(log, sizeof(log) - 1, buf, sizeof(buf));
+    cr_assert_eq(strlen(buf), 7, "cut to the buffer: %s", buf);
+    sfl_analysis_error_line(NULL, 0, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "");
+}
+
+Test(analysis, http_error_code)
+{
+    const char *log = "[http @ 0x1] HTTP error 458 Unknown\n"
+                      "x: Server returned 4XX Client Error, but not one of 40{0,1,3,4}\n";
+    cr_assert_eq(sfl_analysis_http_error(log, strlen(log)), 458);
+    const char *two = "[http @ 0x1] HTTP error 302 x\n[http @ 0x1] HTTP error 429 Too Many\n";
+    cr_assert_eq(sfl_analysis_http_error(two, strlen(two)), 429, "the last 4xx/5xx wins");
+    const char *none = "HTTP error 4580 x\nHTTP error 99 x\nHTTP error 45";
+    cr_assert_eq(sfl_analysis_http_error(none, strlen(none)), 0);
+    cr_assert_eq(sfl_analysis_http_error(NULL, 0), 0);
+}
+
+/* A redirect to a short clip: two connections of a plain input, little read. */
+Test(analysis, redirect_signals)
+{
+    const char *log = "[tcp @ 0x1] Starting connection attempt to 127.0.0.1 port 80\n"
+                      "[tcp @ 0x2] Starting connection attempt to 127.0.0.1 port 80\n"
+                      "frame=    3 fps=0.0 q=-0.0 size=N/A time=00:00:00.16 bitrate=N/A\r"
+                      "frame=   20 fps=0.0 q=-0.0 Lsize=N/A time=00:01:02.84 bitrate=N/A\n";
+    sfl_analysis a;
+    sfl_analysis_parse_ffmpeg(log, strlen(log), 30, &a);
+    cr_assert_eq(a.connections, 2);
+    cr_assert_eq(a.hls, 0);
+    cr_assert_float_eq(a.media_time_s, 62.84, 1e-9);
+    const char *hls = "[hls @ 0x1] Opening 'http://h/seg1.ts' for reading\n"
+                      "[tcp @ 0x2] Starting connection attempt to h port 80\n"
+                      "time=bad time=00:00:0x\n";
+    sfl_analysis_parse_ffmpeg(hls, strlen(hls), 30, &a);
+    cr_assert_eq(a.hls, 1);
+    cr_assert_eq(a.connections, 1);
+    cr_assert_float_eq(a.media_time_s, 0, 1e-9, "no well-formed time=");
+}

@@ -96,6 +96,9 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
     S("dispatcharr.username", c->dispatcharr_username);
     S("dispatcharr.password", c->dispatcharr_password);
     S("dispatcharr.api_key", c->dispatcharr_api_key);
+    D("learned.window", c->learn_window);
+    D("learned.quiet", c->learn_quiet);
+    D("learned.recheck_after", c->learn_recheck_after);
 #undef S
 #undef I
 #undef D
@@ -106,6 +109,11 @@ static void field(const sfl_conf *c, const char *key, char *buf, size_t len)
             o += snprintf(buf + o, len - o, "%s%lld:%s:%lld", i ? "," : "", c->accounts[i].id,
                           c->accounts[i].name ? c->accounts[i].name : "(null)",
                           c->accounts[i].max_streams);
+        return;
+    }
+    if (strcmp(key, "learned.refusal_codes") == 0) { /* joined by spaces */
+        for (size_t i = 0; i < c->nrefusal_codes; i++)
+            o += snprintf(buf + o, len - o, "%s%d", i ? " " : "", c->refusal_codes[i]);
         return;
     }
     if (strcmp(key, "check.schemes") == 0) { /* elements joined by spaces */
@@ -293,6 +301,14 @@ static const struct bad_case bad_cases[] = {
      "expected a string or null, got true"},
     {"{\"dispatcharr\": {\"token\": \"x\"}}", "dispatcharr.token", "unknown key"},
     {"{\"dispatcharr\": [], \"http\": {}}", "dispatcharr", "expected an object"},
+    {"{\"learned\": {\"refusal_codes\": [458, 200]}}", "learned.refusal_codes[1]",
+     "expected an integer between 400 and 599, got 200"},
+    {"{\"learned\": {\"refusal_codes\": [\"458\"]}}", "learned.refusal_codes[0]",
+     "expected an integer between 400 and 599, got \"458\""},
+    {"{\"learned\": {\"refusal_codes\": 458}}", "learned.refusal_codes", "expected an array"},
+    {"{\"learned\": {\"window\": 0}}", "learned.window", "got 0"},
+    {"{\"learned\": {\"quiet\": -5}}", "learned.quiet", "got -5"},
+    {"{\"learned\": {\"recheck\": 1}}", "learned.recheck", "unknown key"},
 };
 
 ParameterizedTestParameters(conf, bad)
@@ -502,6 +518,16 @@ static const struct good_case good_cases[] = {
     {"{}",
      {NULL},
      {"http.max_connections=0", "http.idle_timeout=60", "http.request_timeout=10", NULL}},
+    {"{}",
+     {NULL},
+     {"learned.refusal_codes=429 458 509", "learned.window=60", "learned.quiet=300",
+      "learned.recheck_after=10", NULL}},
+    {"{\"learned\": {\"refusal_codes\": [403, 458], \"window\": 5, \"quiet\": 30.5,"
+     " \"recheck_after\": 0.5}}",
+     {NULL},
+     {"learned.refusal_codes=403 458", "learned.window=5", "learned.quiet=30.5",
+      "learned.recheck_after=0.5", NULL}},
+    {"{\"learned\": {\"refusal_codes\": []}}", {NULL}, {"learned.refusal_codes=", NULL}},
     {"{\"http\": {\"max_connections\": 300, \"idle_timeout\": 2.5, \"request_timeout\": 1}}",
      {NULL},
      {"http.max_connections=300", "http.idle_timeout=2.5", "http.request_timeout=1", NULL}},

@@ -65,3 +65,34 @@ Test(xtream, answers_that_are_not_the_panel_s)
     cr_assert_eq(read_answer("{\"user_info\": {\"auth\": 1, \"active_cons\": \"2x\"}}", &c, why),
                  -1);
 }
+
+static int read_plan(const char *body, sfl_xtream_plan *p)
+{
+    return sfl_xtream_read_plan(body, strlen(body), p);
+}
+
+/* The plan: max_connections a string or a number (0 = unlimited, absent =
+ * -1), exp_date a UNIX time as text or none, status escaped. */
+Test(xtream, plan_of_an_answer)
+{
+    sfl_xtream_plan p;
+    cr_assert_eq(
+        read_plan("{\"user_info\": {\"auth\": 1, \"status\": \"Active\", \"max_connections\":"
+                  " \"1\", \"exp_date\": \"1767225600\", \"password\": \"pw-x\"}}",
+                  &p),
+        0);
+    cr_assert_eq(p.max_connections, 1);
+    cr_assert_str_eq(p.exp_date, "1767225600");
+    cr_assert_str_eq(p.status, "Active");
+    cr_assert_eq(read_plan("{\"user_info\": {\"auth\": \"1\", \"max_connections\": 0, \"exp_date\":"
+                           " null, \"status\": \"Exp\\u001bired\"}}",
+                           &p),
+                 0);
+    cr_assert_eq(p.max_connections, 0, "0 = unlimited, kept as 0");
+    cr_assert_str_eq(p.exp_date, "");
+    cr_assert_str_eq(p.status, "Exp\\x1bired");
+    cr_assert_eq(read_plan("{\"user_info\": {\"auth\": 1}}", &p), 0);
+    cr_assert_eq(p.max_connections, -1, "not said");
+    cr_assert_eq(read_plan("{\"user_info\": {\"auth\": 0}}", &p), -1);
+    cr_assert_eq(read_plan("<html>", &p), -1);
+}
