@@ -148,6 +148,9 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
     json_num("wait_ms_p99", f->wait_p99, 0);
     json_num("wait_ms_max", f->wait_max, 0);
     printf("\"jain_fairness\":%.4f,\"max_concurrent_seen\":%d,", f->jain, f->max_concurrent);
+    /* NaN when INFO could not be read (then cmds_per_cycle is NaN too). */
+    json_num("redis_cpu_us_per_cycle",
+             isnan(cmds_per_cycle) ? NAN : d->cpu_s * 1e6 / (double)f->cycles, 0);
     json_num("redis_commands_per_cycle", cmds_per_cycle, 1);
     printf("}\n");
     fflush(stdout);
