@@ -233,6 +233,7 @@ async function main() {
       `"wait_ms_p50":${fmt(f.wait_p50)},"wait_ms_p99":${fmt(f.wait_p99)},` +
       `"wait_ms_max":${fmt(f.wait_max)},"jain_fairness":${f.jain.toFixed(4)},` +
       `"max_concurrent_seen":${f.max_concurrent},` +
+      `"handoff_same_worker":${fmt(f.handoff_same_worker, 4)},` +
       `"redis_cpu_us_per_cycle":${fmt(cpuPerCycle)},` +
       `"redis_commands_per_cycle":${fmt(perCycle)}}\n`
   );
@@ -247,6 +248,8 @@ async function main() {
       `  cycles        ${f.cycles} (${f.cycles_per_s.toFixed(1)}/s)\n` +
       `  hand-off ms   p50 ${fmt(f.handoff_p50)}  p90 ${fmt(f.handoff_p90)}  p99 ` +
       `${fmt(f.handoff_p99)}  (${f.handoffs} hand-offs${f.negative_handoffs ? ', SOME NEGATIVE' : ''})\n` +
+      `                ${fmt(100 * f.handoff_same_worker, 1)} % of them back to the worker ` +
+      `that released\n` +
       `  wait ms       p50 ${fmt(f.wait_p50)}  p99 ${fmt(f.wait_p99)}  max ${fmt(f.wait_max)}\n` +
       `  fairness      jain ${f.jain.toFixed(4)}   max holders seen ${f.max_concurrent} ` +
       `(limit ${o.limit})${f.max_concurrent > o.limit ? '  LIMIT EXCEEDED' : ''}\n` +

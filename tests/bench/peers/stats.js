@@ -12,6 +12,9 @@
 //    the window;
 //  - percentiles are nearest-rank; Jain's index is over the cycles of every
 //    worker, (sum x)^2 / (n sum x^2);
+//  - not in bench_stats.c: the share of those hand-offs whose grant went to
+//    the worker whose release it follows (same worker, no hand-off between
+//    nodes at all);
 //  - max holders: the grant/release timeline of the whole run, +1 on a
 //    grant, -1 on a release, a release first when both share a time.
 // Times are CLOCK_MONOTONIC nanoseconds (process.hrtime), as Numbers.
@@ -57,11 +60,10 @@ const byNumber = (a, b) => a - b;
 
 // recs: [{worker, ask, grant, release (0: still held)}], every process's.
 function figures(recs, nworkers, limit, start, end) {
-  const grants = recs.map((r) => r.grant).sort(byNumber);
-  const releases = recs
-    .filter((r) => r.release)
-    .map((r) => r.release)
-    .sort(byNumber);
+  const byGrant = recs.slice().sort((a, b) => a.grant - b.grant);
+  const byRelease = recs.filter((r) => r.release).sort((a, b) => a.release - b.release);
+  const grants = byGrant.map((r) => r.grant);
+  const releases = byRelease.map((r) => r.release);
   const waits = [];
   const perWorker = new Array(nworkers).fill(0);
   for (const r of recs) {
@@ -73,10 +75,12 @@ function figures(recs, nworkers, limit, start, end) {
   waits.sort(byNumber);
   const handoffs = [];
   let negative = 0;
+  let same = 0;
   for (let k = 0; k < releases.length && k + limit < grants.length; k++) {
     if (releases[k] < start || releases[k] >= end) continue;
     const h = (grants[k + limit] - releases[k]) / 1e6;
     if (h < 0) negative++;
+    if (byGrant[k + limit].worker === byRelease[k].worker) same++;
     handoffs.push(h);
   }
   handoffs.sort(byNumber);
@@ -85,6 +89,9 @@ function figures(recs, nworkers, limit, start, end) {
     cycles_per_s: waits.length / ((end - start) / 1e9),
     handoffs: handoffs.length,
     negative_handoffs: negative,
+    // Of those hand-offs, the share whose next grant went to the worker
+    // that had just released (it asked again and got its slot back).
+    handoff_same_worker: handoffs.length ? same / handoffs.length : NaN,
     handoff_p50: percentile(handoffs, 50),
     handoff_p90: percentile(handoffs, 90),
     handoff_p99: percentile(handoffs, 99),
