@@ -6,8 +6,9 @@
 # Builds sflimit and sflimit-bench (RelWithDebInfo, in build-bench), starts a
 # private redis-server on a free loopback port (no persistence), runs
 #   - lease:    2 processes x 8 workers on one account of limit 2, hold 20 ms
-#               and hold 0, 10 s measured, 3 runs each (and the same with
-#               the account made of N logins, for each N of SFL_BENCH_LOGINS);
+#               and hold 0, SFL_BENCH_SECONDS (10) measured, 3 runs each
+#               (and the same with the account made of N logins, for each N
+#               of SFL_BENCH_LOGINS; and the peers, see below);
 #   - makespan: 3 nodes, 20 accounts, 300 streams of 2000 ms, 3 runs;
 #   - scale:    100/1000, 1000/10000, 10000/100000 accounts/streams, 1 run each;
 # prints a Markdown table (median and min-max over the runs), stops Redis.
