@@ -51,6 +51,7 @@ typedef struct bench_figures {
     int max_concurrent;
     long long handoffs; /* how many hand-offs the percentiles are taken over */
     long long negative_handoffs;
+    double handoff_same_worker; /* share of them back to the worker that released */
     /* Hand-offs split where the next holder was told by an announcement:
      * release -> announcement seen, announcement -> grant (the take-over ask). */
     long long announced;

@@ -148,6 +148,10 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
     json_num("wait_ms_p99", f->wait_p99, 0);
     json_num("wait_ms_max", f->wait_max, 0);
     printf("\"jain_fairness\":%.4f,\"max_concurrent_seen\":%d,", f->jain, f->max_concurrent);
+    json_num("handoff_same_worker", f->handoff_same_worker, 0);
+    /* NaN when INFO could not be read (then cmds_per_cycle is NaN too). */
+    json_num("redis_cpu_us_per_cycle",
+             isnan(cmds_per_cycle) ? NAN : d->cpu_s * 1e6 / (double)f->cycles, 0);
     json_num("redis_commands_per_cycle", cmds_per_cycle, 1);
     printf("}\n");
     fflush(stdout);
@@ -158,6 +162,7 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             " ms, %.1f s measured\n"
             "  cycles        %lld (%.1f/s)\n"
             "  hand-off ms   p50 %.3f  p90 %.3f  p99 %.3f  (%lld hand-offs%s)\n"
+            "                %.1f %% of them back to the worker that released\n"
             "    of which    release->announcement p50 %.3f p90 %.3f, announcement->grant\n"
             "                p50 %.3f p90 %.3f (over the %lld announced ones)\n"
             "  wait ms       p50 %.3f  p99 %.3f  max %.3f\n"
@@ -169,11 +174,11 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             "                benchmark processes %.1f us (whole run, warm-up included)\n",
             o->procs, o->workers, n, o->limit, o->logins, o->logins == 1 ? "" : "s", o->hold_ms,
             o->seconds, f->cycles, f->cycles_per_s, f->handoff_p50, f->handoff_p90, f->handoff_p99,
-            f->handoffs, f->negative_handoffs ? ", SOME NEGATIVE" : "", f->announce_p50,
-            f->announce_p90, f->takeover_p50, f->takeover_p90, f->announced, f->wait_p50,
-            f->wait_p99, f->wait_max, f->jain, f->max_concurrent, o->limit,
-            f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "", cmds_per_cycle,
-            (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
+            f->handoffs, f->negative_handoffs ? ", SOME NEGATIVE" : "",
+            100 * f->handoff_same_worker, f->announce_p50, f->announce_p90, f->takeover_p50,
+            f->takeover_p90, f->announced, f->wait_p50, f->wait_p99, f->wait_max, f->jain,
+            f->max_concurrent, o->limit, f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "",
+            cmds_per_cycle, (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
             (double)client_cmds / c, (double)denied / c, d->cpu_s * 1e6 / c, client_cpu_us);
     if (lost || not_granted)
         fprintf(stderr, "  leases lost %" PRIu64 ", waits ended without a grant %" PRIu64 "\n",

@@ -11,6 +11,9 @@
  *    window. Under saturation it is the time from "let go" to "the next
  *    holder knows it holds"; when nobody waits it also holds the idle time.
  *    A negative value would mean more than L holders at once;
+ *  - same worker: the share of those hand-offs whose grant went to the
+ *    worker that made the release (it asked again and got the slot back: no
+ *    hand-off between nodes at all);
  *  - max concurrent: the grant/release timeline of the whole run, +1 on a
  *    grant, -1 on a release, a release first when both share a time.
  *  - the hand-offs whose next holder saw an announcement naming its ticket
@@ -33,12 +36,6 @@ int64_t bench_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -91,6 +88,12 @@ static int cmp_rec_grant(const void *a, const void *b)
     return (x->grant_ns > y->grant_ns) - (x->grant_ns < y->grant_ns);
 }
 
+static int cmp_rec_release(const void *a, const void *b)
+{
+    const bench_rec *x = *(const bench_rec *const *)a, *y = *(const bench_rec *const *)b;
+    return (x->release_ns > y->release_ns) - (x->release_ns < y->release_ns);
+}
+
 static int max_concurrent(const bench_rec *recs, size_t n)
 {
     tl_event *ev = malloc((2 * n + 1) * sizeof(*ev));
@@ -118,7 +121,7 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
 {
     int rc = -1;
     const bench_rec **grants = malloc((n + 1) * sizeof(*grants));
-    int64_t *releases = malloc((n + 1) * sizeof(*releases));
+    const bench_rec **releases = malloc((n + 1) * sizeof(*releases));
     double *waits = malloc((n + 1) * sizeof(*waits));
     double *handoffs = malloc((n + 1) * sizeof(*handoffs));
     double *announce = malloc((n + 1) * sizeof(*announce));
@@ -133,7 +136,7 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
         const bench_rec *r = &recs[i];
         grants[ng++] = r;
         if (r->release_ns)
-            releases[nr++] = r->release_ns;
+            releases[nr++] = r;
         if (r->grant_ns >= start_ns && r->grant_ns < end_ns) {
             waits[nw++] = (double)(r->grant_ns - r->ask_ns) / 1e6;
             if (r->worker >= 0 && r->worker < nworkers)
@@ -141,19 +144,22 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
         }
     }
     qsort(grants, ng, sizeof(*grants), cmp_rec_grant);
-    qsort(releases, nr, sizeof(*releases), cmp_i64);
+    qsort(releases, nr, sizeof(*releases), cmp_rec_release);
     qsort(waits, nw, sizeof(*waits), cmp_double);
 
+    long long same = 0;
     for (size_t k = 0; k < nr && k + (size_t)limit < ng; k++) {
-        if (releases[k] < start_ns || releases[k] >= end_ns)
+        int64_t rel = releases[k]->release_ns;
+        if (rel < start_ns || rel >= end_ns)
             continue;
         const bench_rec *next = grants[k + (size_t)limit];
-        double h = (double)(next->grant_ns - releases[k]) / 1e6;
+        double h = (double)(next->grant_ns - rel) / 1e6;
         if (h < 0)
             out->negative_handoffs++;
+        same += next->worker == releases[k]->worker;
         handoffs[nh++] = h;
-        if (next->announce_ns > releases[k] && next->announce_ns <= next->grant_ns) {
-            announce[na] = (double)(next->announce_ns - releases[k]) / 1e6;
+        if (next->announce_ns > rel && next->announce_ns <= next->grant_ns) {
+            announce[na] = (double)(next->announce_ns - rel) / 1e6;
             takeover[na++] = (double)(next->grant_ns - next->announce_ns) / 1e6;
         }
     }
@@ -164,6 +170,7 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
     out->cycles = (long long)nw;
     out->cycles_per_s = (double)nw / ((double)(end_ns - start_ns) / 1e9);
     out->handoffs = (long long)nh;
+    out->handoff_same_worker = nh ? (double)same / (double)nh : NAN;
     out->handoff_p50 = bench_percentile(handoffs, nh, 50);
     out->handoff_p90 = bench_percentile(handoffs, nh, 90);
     out->handoff_p99 = bench_percentile(handoffs, nh, 99);

@@ -6,8 +6,9 @@
 # Builds sflimit and sflimit-bench (RelWithDebInfo, in build-bench), starts a
 # private redis-server on a free loopback port (no persistence), runs
 #   - lease:    2 processes x 8 workers on one account of limit 2, hold 20 ms
-#               and hold 0, 10 s measured, 3 runs each (and the same with
-#               the account made of N logins, for each N of SFL_BENCH_LOGINS);
+#               and hold 0, SFL_BENCH_SECONDS (10) measured, 3 runs each
+#               (and the same with the account made of N logins, for each N
+#               of SFL_BENCH_LOGINS; and the peers, see below);
 #   - makespan: 3 nodes, 20 accounts, 300 streams of 2000 ms, 3 runs;
 #   - scale:    100/1000, 1000/10000, 10000/100000 accounts/streams, 1 run each;
 # prints a Markdown table (median and min-max over the runs), stops Redis.
@@ -31,6 +32,20 @@
 # without logins, the only one the SFL_BENCH_COMPARE binary is run with).
 # With a compare binary or several logins, a second table gives ratios of
 # medians, per hold: this binary / the compare one, N logins / 1.
+#
+# The peers (issue #17): the same lease workload (2 processes x 8 workers,
+# one semaphore of limit SFL_BENCH_LIMIT, hold 20 and 0) on redis-semaphore
+# and Bottleneck, through their npm packages at the versions that
+# tests/bench/peers/package.json pins (tests/bench/peers/bench_peers.js; its
+# figures are defined as sflimit-bench's, see stats.js there). Their runs
+# alternate with sfl's on the same redis-server, each gets a column, and the
+# ratio table gives sfl / each peer. `npm ci` installs them into
+# tests/bench/peers/node_modules (git-ignored) when that is missing or was
+# installed from another lock file (it keeps a copy of the one it came
+# from); without node and npm, or when the install fails, they are skipped
+# with a message. They run with the account without logins only.
+# SFL_BENCH_PEERS=0 leaves them out; SFL_BENCH_SECONDS (10) is the measured
+# time of every lease run, sfl's and the peers'.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -42,6 +57,8 @@ compare=${SFL_BENCH_COMPARE:-}
 check_ms=${SFL_BENCH_CHECK_MS:-2000}
 scale_sizes=${SFL_BENCH_SCALE:-"100:1000 1000:10000 10000:100000"}
 limit=${SFL_BENCH_LIMIT:-2}
+seconds=${SFL_BENCH_SECONDS:-10}
+peers_dir="$root/tests/bench/peers"
 logins=${SFL_BENCH_LOGINS:-1}
 out=${1:-"$build/bench-results/$(date -u +%Y%m%dT%H%M%SZ)"}
 failed=0
@@ -51,6 +68,10 @@ for n in $logins; do
         exit 2
     fi
 done
+if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
+    echo "run.sh: SFL_BENCH_SECONDS: '$seconds' is not a number of seconds >= 1" >&2
+    exit 2
+fi
 
 # The viewers benchmark: one program that makes each run's world itself.
 if [ "$only" = viewers ]; then
@@ -97,6 +118,27 @@ fi
 bench="$build/sflimit-bench"
 mkdir -p "$out" || exit 1
 
+# The peers: installed from the lock file when node_modules is missing or
+# older than it; peer_libs stays empty when they cannot run.
+peer_libs=
+if [ "${SFL_BENCH_PEERS:-1}" = 1 ]; then
+    if ! echo " $logins " | grep -q ' 1 '; then
+        echo "run.sh: peers skipped: they run with the account without logins (add 1 to SFL_BENCH_LOGINS)" >&2
+    elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "run.sh: peers skipped: node and npm not found (Debian: apt-get install nodejs npm)" >&2
+    elif cmp -s "$peers_dir/package-lock.json" "$peers_dir/node_modules/.sfl-installed-lock" ||
+        { npm ci --prefix "$peers_dir" --no-audit --no-fund >"$out/npm-ci.log" 2>&1 &&
+            cp "$peers_dir/package-lock.json" "$peers_dir/node_modules/.sfl-installed-lock"; }; then
+        peer_libs="redis-semaphore bottleneck"
+    else
+        echo "run.sh: peers skipped: npm ci in $peers_dir failed (see $out/npm-ci.log)" >&2
+    fi
+fi
+# peer_version LIB: its version as package.json pins it.
+peer_version() {
+    node -p "require('$peers_dir/package.json').dependencies['$1']" 2>/dev/null
+}
+
 # A redis-server of our own on a free loopback port.
 rdir=$(mktemp -d /tmp/sfl-bench-redis-XXXXXX)
 redis_pid=
@@ -131,26 +173,37 @@ echo "run.sh: redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on po
     "results in $out" >&2
 
 # run NAME ARGS...: one benchmark run; its JSON line goes to $out/NAME.jsonl.
+# A peer's run (NAME ending in -<library>) drops the "lease" of ARGS.
 run() {
-    local name=$1 bin=$bench
+    local name=$1 lib
+    local cmd=("$bench")
     shift
     if [ "$name" != "${name%-compare}" ]; then
-        bin=$compare
+        cmd=("$compare")
     fi
-    echo "+ $bin $*" >>"$out/commands.txt"
-    echo "run.sh: $name: $(basename "$bin") $*" >&2
-    if ! "$bin" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.log"; then
+    for lib in $peer_libs; do
+        if [ "$name" != "${name%-"$lib"}" ]; then
+            cmd=(node "$peers_dir/bench_peers.js" "$lib")
+            shift
+        fi
+    done
+    echo "+ ${cmd[*]} $*" >>"$out/commands.txt"
+    echo "run.sh: $name: $(basename "${cmd[-1]}") $*" >&2
+    if ! "${cmd[@]}" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.log"; then
         echo "run.sh: $name: FAILED (see $out/$name.log)" >&2
         failed=1
     fi
 }
 
 # The lease runs' variants, in column order: "" (our binary, no logins),
-# "-compare", "-logins<N>".
+# "-compare", "-<peer library>", "-logins<N>".
 variants=
 for n in $logins; do
     if [ "$n" = 1 ]; then
         variants="$variants _ ${compare:+-compare}"
+        for lib in $peer_libs; do
+            variants="$variants -$lib"
+        done
     else
         variants="$variants -logins$n"
     fi
@@ -163,7 +216,7 @@ for hold in 20 0; do
             [ "$v" != "${v#-logins}" ] && extra="--logins ${v#-logins}"
             # shellcheck disable=SC2086 # extra is empty or two words
             run "lease-hold$hold$v" lease --redis "$url" --procs 2 --workers 8 --limit "$limit" \
-                --hold-ms "$hold" --seconds 10 $extra
+                --hold-ms "$hold" --seconds "$seconds" $extra
         done
     done
 done
@@ -230,9 +283,10 @@ ratio() {
         for v in $variants; do
             v=${v#_}
             case $v in
-            "") header="$header hold $hold ms |" ;;
+            "") header="$header hold $hold ms${peer_libs:+, sfl} |" ;;
             -compare) header="$header hold $hold ms, compare |" ;;
-            *) header="$header hold $hold ms, ${v#-logins} logins |" ;;
+            -logins*) header="$header hold $hold ms, ${v#-logins} logins |" ;;
+            *) header="$header hold $hold ms, ${v#-} $(peer_version "${v#-}") |" ;;
             esac
             rule="$rule---|"
         done
@@ -240,7 +294,8 @@ ratio() {
     echo "$header"
     echo "$rule"
     for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 wait_ms_max \
-        jain_fairness max_concurrent_seen redis_commands_per_cycle; do
+        handoff_same_worker jain_fairness max_concurrent_seen redis_cpu_us_per_cycle \
+        redis_commands_per_cycle; do
         row="| $f |"
         for hold in 20 0; do
             for v in $variants; do
@@ -249,13 +304,15 @@ ratio() {
         done
         echo "$row"
     done
-    # Ratios of medians, per hold: this binary / the compare one, and N
-    # logins / the account without logins (both of this binary).
+    # Ratios of medians, per hold: this binary / the compare one, sfl / each
+    # peer, and N logins / the account without logins (all of this binary).
     pairs=
     for v in $variants; do
         case $v in
+        _) ;;
         -compare) pairs="$pairs :-compare:this/compare" ;;
         -logins*) pairs="$pairs $v::${v#-logins}-logins/1" ;;
+        *) pairs="$pairs :$v:sfl/${v#-}" ;;
         esac
     done
     if [ -n "$pairs" ] && echo " $logins " | grep -q ' 1 '; then
@@ -270,7 +327,8 @@ ratio() {
         done
         echo "$header"
         echo "$rule"
-        for f in cycles_per_s handoff_ms_p50 handoff_ms_p99 redis_commands_per_cycle; do
+        for f in cycles_per_s handoff_ms_p50 handoff_ms_p99 wait_ms_max jain_fairness \
+            redis_cpu_us_per_cycle redis_commands_per_cycle; do
             row="| $f |"
             for hold in 20 0; do
                 for p in $pairs; do
