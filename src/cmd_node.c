@@ -33,6 +33,7 @@
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "node_view.h"
 #include "queue.h"
 #include "scheduler.h"
 #include "sources.h"
@@ -77,10 +78,8 @@ typedef struct node {
     int reading;
     int stopping;
     int exit_code;
-    int64_t started_mono;
     char started_at[32];
-    uint64_t checks[SFL_STATUS_COUNT];
-    sfl_histogram lease_wait;
+    sfl_node_view view; /* what it shows of itself: /healthz, /metrics (node_view.c) */
     struct event *sigint, *sigterm, *sighup;
     struct event *pull_timer, *claim_timer, *touch_timer, *registry_timer, *reap_timer;
     struct event *grace_timer, *exit_timer, *sync_timer;
@@ -182,7 +181,7 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
         return;
     }
     UNUSED(started);
-    n->checks[status]++;
+    n->view.checks[status]++;
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
@@ -199,7 +198,7 @@ static void on_wait(const sfl_stream *stream, int64_t wait_ms, int granted, void
     node *n = arg;
     UNUSED(stream);
     UNUSED(granted);
-    sfl_histogram_observe(&n->lease_wait, (double)wait_ms / 1000.0);
+    sfl_histogram_observe(&n->view.lease_wait, (double)wait_ms / 1000.0);
 }
 
 /*--- Intake ----------------------------------------------------------------*/
@@ -343,109 +342,6 @@ static void on_registry_timer(evutil_socket_t fd, short what, void *arg)
     const char *expire[3] = {"PEXPIRE", key, ttl};
     sfl_store_command(n->app.store, NULL, NULL, 16, hset);
     sfl_store_command(n->app.store, NULL, NULL, 3, expire);
-}
-
-static int health(cJSON *doc, void *arg)
-{
-    node *n = arg;
-    int up = sfl_store_ready(n->app.store);
-    cJSON_AddStringToObject(doc, "status", !up ? "degraded" : n->stopping ? "stopping" : "ok");
-    cJSON_AddStringToObject(doc, "redis", up ? "up" : "down");
-    cJSON_AddStringToObject(doc, "node", n->app.conf->node_id);
-    cJSON_AddNumberToObject(doc, "running", sfl_worker_running(n->worker));
-    cJSON_AddNumberToObject(doc, "queued", (double)sfl_worker_queued(n->worker));
-    cJSON_AddNumberToObject(doc, "held_entries", (double)n->nheld);
-    cJSON_AddNumberToObject(doc, "leases", sfl_limiter_held(n->app.lim));
-    cJSON_AddNumberToObject(doc, "uptime_s", (sfl_mono_ms() - n->started_mono) / 1000.0);
-    return up;
-}
-
-typedef struct local_ctx {
-    long long account;
-    long long waiting;
-} local_ctx;
-
-static void count_waiting(const sfl_sched_account *a, void *arg)
-{
-    local_ctx *c = arg;
-    if (a->account == c->account)
-        c->waiting = (long long)a->queued;
-}
-
-static void local_accounts(cJSON *accounts, void *arg)
-{
-    node *n = arg;
-    cJSON *a;
-    cJSON_ArrayForEach(a, accounts)
-    {
-        local_ctx c = {(long long)cJSON_GetObjectItem(a, "id")->valuedouble, 0};
-        sfl_sched_each_account(sfl_worker_sched(n->worker), count_waiting, &c);
-        cJSON_AddNumberToObject(a, "held_here", sfl_limiter_held_for(n->app.lim, c.account));
-        cJSON_AddNumberToObject(a, "waiting_here", (double)c.waiting);
-    }
-}
-
-typedef struct held_ctx {
-    node *n;
-    struct evbuffer *out;
-} held_ctx;
-
-static void held_sample(long long account, int held, void *arg)
-{
-    held_ctx *c = arg;
-    char labels[48];
-    snprintf(labels, sizeof(labels), "account=\"%lld\"", account);
-    sfl_metrics_sample(c->out, "sfl_leases_held", labels, held);
-}
-
-/* Accounts with work here but no lease now: shown as 0. */
-static void idle_sample(const sfl_sched_account *a, void *arg)
-{
-    held_ctx *c = arg;
-    if (a->account >= 0 && sfl_limiter_held_for(c->n->app.lim, a->account) == 0)
-        held_sample(a->account, 0, arg);
-}
-
-static void node_metrics(struct evbuffer *out, void *arg)
-{
-    node *n = arg;
-    sfl_limiter_stats ls;
-    sfl_limiter_get_stats(n->app.lim, &ls);
-    sfl_metrics_family(out, "sfl_leases_held", "gauge", "leases this node holds now");
-    held_ctx hc = {n, out};
-    sfl_limiter_each_held(n->app.lim, held_sample, &hc);
-    sfl_sched_each_account(sfl_worker_sched(n->worker), idle_sample, &hc);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } counters[] = {
-        {"sfl_leases_acquired_total", "slots granted to this node", ls.acquired},
-        {"sfl_leases_handed_total", "of those, slots handed over and started on the announcement",
-         ls.claimed},
-        {"sfl_leases_denied_total", "asks denied (account full or recovering)", ls.denied},
-        {"sfl_leases_lost_total", "leases lost: checks stopped before their deadline", ls.lost},
-        {"sfl_lease_renewals_failed_total", "renewals that failed or found the lease gone",
-         ls.renew_failed},
-        {"sfl_leases_retaken_total", "leases re-taken after Redis lost them", ls.retaken},
-    };
-    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-        sfl_metrics_family(out, counters[i].name, "counter", counters[i].help);
-        sfl_metrics_sample(out, counters[i].name, "", (double)counters[i].v);
-    }
-    sfl_metrics_histogram(out, "sfl_lease_wait_seconds",
-                          "from a stream's arrival on this node to its slot, or to NoSlot",
-                          &n->lease_wait);
-    sfl_metrics_family(out, "sfl_checks_total", "counter", "checks finished here, by status");
-    for (int st = 0; st < SFL_STATUS_COUNT; st++) {
-        char labels[48];
-        snprintf(labels, sizeof(labels), "status=\"%s\"", sfl_status_name(st));
-        sfl_metrics_sample(out, "sfl_checks_total", labels, (double)n->checks[st]);
-    }
-    sfl_metrics_family(out, "sfl_checks_running", "gauge", "checks running on this node");
-    sfl_metrics_sample(out, "sfl_checks_running", "", sfl_worker_running(n->worker));
-    sfl_metrics_family(out, "sfl_node_queued", "gauge",
-                       "streams taken from the shared queue and waiting on this node");
-    sfl_metrics_sample(out, "sfl_node_queued", "", (double)sfl_worker_queued(n->worker));
 }
 
 /*--- Connection events -----------------------------------------------------*/
@@ -793,7 +689,10 @@ int sfl_cmd_node(int argc, char **argv)
         fprintf(stderr, "sflimit: %s\n", err);
         return SFL_EXIT_FAIL;
     }
-    n.started_mono = sfl_mono_ms();
+    n.view = (sfl_node_view){.app = &n.app,
+                             .stopping = &n.stopping,
+                             .held_entries = &n.nheld,
+                             .started_mono = sfl_mono_ms()};
     sfl_wall_iso(n.started_at, sizeof(n.started_at));
     int lookahead =
         n.app.conf->node_lookahead > 0 ? n.app.conf->node_lookahead : n.app.conf->global_limit;
@@ -802,7 +701,9 @@ int sfl_cmd_node(int argc, char **argv)
     n.worker = sfl_worker_new(&n.app, on_result, &n);
     if (n.worker)
         sfl_worker_on_wait(n.worker, on_wait, &n);
-    sfl_http_node hn = {&n.app, health, local_accounts, node_metrics, &n};
+    n.view.worker = n.worker;
+    sfl_http_node hn = {&n.app, sfl_node_view_health, sfl_node_view_accounts, sfl_node_view_metrics,
+                        &n.view};
     int usage_error = 0;
     if (n.worker)
         n.http = sfl_http_new(&hn, NULL, err, sizeof(err), &usage_error);
@@ -874,9 +775,9 @@ int sfl_cmd_node(int argc, char **argv)
     event_base_dispatch(base);
     sfl_info("node %s: stopped (checks: OK %" PRIu64 ", Timeout %" PRIu64 ", Error %" PRIu64
              ", LeaseLost %" PRIu64 ", NoSlot %" PRIu64 ")",
-             n.app.conf->node_id, n.checks[SFL_STATUS_OK], n.checks[SFL_STATUS_TIMEOUT],
-             n.checks[SFL_STATUS_ERROR], n.checks[SFL_STATUS_LEASE_LOST],
-             n.checks[SFL_STATUS_NOSLOT]);
+             n.app.conf->node_id, n.view.checks[SFL_STATUS_OK], n.view.checks[SFL_STATUS_TIMEOUT],
+             n.view.checks[SFL_STATUS_ERROR], n.view.checks[SFL_STATUS_LEASE_LOST],
+             n.view.checks[SFL_STATUS_NOSLOT]);
 done:
     /* Teardown order: nothing may call back into freed state. Another
      * SIGTERM/SIGINT now (an impatient supervisor) must not kill the node

@@ -210,7 +210,7 @@ int sfl_json_get_num(const sfl_json_ctx *e, const cJSON *obj, const char *key, c
 int sfl_json_get_int64(const sfl_json_ctx *e, const cJSON *obj, const char *key, const char *path,
                        const sfl_json_numspec *s, int64_t *out)
 {
-    double d;
+    double d = 0;
     int rc = sfl_json_get_num(e, obj, key, path, s, &d);
     if (rc == 1)
         *out = (int64_t)d;
@@ -220,7 +220,7 @@ int sfl_json_get_int64(const sfl_json_ctx *e, const cJSON *obj, const char *key,
 int sfl_json_get_int(const sfl_json_ctx *e, const cJSON *obj, const char *key, const char *path,
                      const sfl_json_numspec *s, int *out)
 {
-    double d;
+    double d = 0;
     int rc = sfl_json_get_num(e, obj, key, path, s, &d);
     if (rc == 1)
         *out = (int)d;
