@@ -341,7 +341,7 @@ int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, be
     }
     for (int i = 0; i < p.nw; i++) {
         bworker *w = &p.w[i];
-        char err[sizeof(p.area->err)];
+        char err[sizeof(p.area->err) - 16]; /* room for the "logins: " of proc_fail */
         w->p = &p;
         w->index = index * o->workers + i;
         snprintf(w->node, sizeof(w->node), "b%dw%d", index, i);
