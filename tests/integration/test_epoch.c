@@ -439,3 +439,61 @@ Test(epoch, window_outlasts_the_longest_lease_ttl)
     cr_assert_eq(window, LONG_TTL_MS, "a window of %lld ms after a restart; the leases lived %d",
                  window, LONG_TTL_MS);
 }
+
+/* The fourth path that writes limits, the HTTP API: a node on a Redis in
+ * use, `PUT /v1/accounts/15`, then `POST /v1/leases` for it: granted well
+ * inside the 20 s TTL (no window for a new account). */
+Test(epoch, account_put_over_http_grants_at_once)
+{
+    th_redis_start(&redis, NULL);
+    th_epoch_init(&redis);
+    pid_t node = 0;
+    int port = 0;
+    char err[200];
+    for (int attempt = 0; attempt < 5 && !node; attempt++) {
+        char text[1024], path[256];
+        port = th_free_port();
+        snprintf(text, sizeof(text),
+                 "{\"node_id\": \"n1\", \"redis\": {\"url\": \"%s\"},\n"
+                 " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"tok\"},\n"
+                 " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": %d, \"safety_ms\": %d}}\n",
+                 redis.url, port, LONG_TTL_MS, LONG_TTL_MS / 4, LONG_TTL_MS / 4);
+        th_write_file(dir, "node.json", text, path, sizeof(path));
+        snprintf(err, sizeof(err), "%s/node%d.err", dir, attempt);
+        const char *argv[] = {SFL_BIN, "node", "-c", path, NULL};
+        pid_t pid = th_spawn((char *const *)argv, NULL, err);
+        int64_t until = th_now_ms() + 20000;
+        while (th_now_ms() < until && th_alive(pid) && !node) {
+            th_http_resp r;
+            if (th_http(port, NULL, "GET", "/healthz", NULL, &r) == 0) {
+                if (r.status == 200)
+                    node = pid;
+                th_http_free(&r);
+            }
+            usleep(20000);
+        }
+        if (!node) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
+    cr_assert_gt(node, 0, "the node never became healthy");
+    th_http_resp put;
+    cr_assert_eq(th_http(port, "tok", "PUT", "/v1/accounts/15", "{\"max_streams\": 1}", &put), 0);
+    cr_assert_eq(put.status, 200, "PUT: %d %s", put.status, put.body);
+    th_http_free(&put);
+    int64_t t0 = th_now_ms();
+    th_http_resp lease;
+    cr_assert_eq(th_http(port, "tok", "POST", "/v1/leases",
+                         "{\"account\": 15, \"wait_ms\": 60000, \"label\": \"put\"}", &lease),
+                 0);
+    int64_t took = th_now_ms() - t0;
+    kill(node, SIGKILL);
+    waitpid(node, NULL, 0);
+    cr_assert_eq(lease.status, 200, "POST /v1/leases: %d %s", lease.status, lease.body);
+    th_http_free(&lease);
+    cr_assert_lt(took, LONG_TTL_MS / 2, "the lease of an account PUT over HTTP took %lld ms",
+                 (long long)took);
+    cr_log_info("PUT /v1/accounts/15 then POST /v1/leases: %lld ms (TTL %d)", (long long)took,
+                LONG_TTL_MS);
+}
