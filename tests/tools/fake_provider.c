@@ -67,6 +67,7 @@
  * as open, and never print anything by default beyond the listening line:
  * tests read its stderr. Debug lines: SFL_LOG_LEVEL=debug. */
 #include "clock.h"
+#include "fp.h"
 #include "log.h"
 #include "real_limit.h"
 
@@ -94,118 +95,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/*--- Data types -------------------------------------------------------------*/
-
-#define FP_SLICE_MS 50            /* one paced write every this often */
-#define FP_MAX_BACKLOG (4u << 20) /* skip a slice if this much is unsent */
-#define FP_TS_PACKET 188
-#define FP_FILLER_PACKETS 256
-#define FP_CLIP_BYTES (188 * 100)    /* /clip.ts: about a second of a small test file */
-#define FP_CONN_TIMEOUT_S 3600       /* evhttp's default 50 s would cut long holds */
-#define FP_PANEL_EXP 4102444800L     /* exp_date by default: 2100-01-01 UTC, never past */
-#define FP_PANEL_CREATED 1704067200L /* created_at: 2024-01-01 UTC */
-
-/* user_info.status as a panel spells it (fp_status_names). */
-typedef enum {
-    FP_STATUS_ACTIVE,
-    FP_STATUS_EXPIRED,
-    FP_STATUS_BANNED,
-    FP_STATUS_DISABLED,
-    FP_STATUS_COUNT
-} fp_panel_status;
-
-static const char *const fp_status_names[FP_STATUS_COUNT] = {"Active", "Expired", "Banned",
-                                                             "Disabled"};
-
-/* How player_api.php describes one account (--panel). */
-typedef struct fp_panel {
-    fp_panel_status status;
-    bool numbers;  /* active_cons and max_connections as JSON numbers */
-    bool refuse;   /* auth=0: {"user_info": {"auth": 0}} even to the right password */
-    long exp_date; /* -1: null */
-} fp_panel;
-
-typedef struct fp_user {
-    char *name;
-    char *pass;
-    long limit; /* 0 = unlimited */
-    long current;
-    long max_seen;
-    long total;    /* requests admitted */
-    long requests; /* every request naming this user, admitted or not */
-    long refused;  /* requests not served: over the limit, bad password, bad range */
-    long violations;
-    long auth_failures;
-    long panel_requests; /* GET /player_api.php naming this user */
-    fp_panel panel;
-    fp_real real; /* a limit below LIMIT, and what the panel says (real_limit.h) */
-} fp_user;
-
-typedef enum {
-    FP_STREAM_SENDING, /* timer running, we still own the reply */
-    FP_STREAM_ENDING,  /* evhttp_send_reply_end() called, waiting for the flush */
-} fp_stream_state;
-
-struct fp_server;
-
-typedef struct fp_stream {
-    struct fp_server *srv;
-    fp_user *user;
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
-    struct event *tick;
-    struct evbuffer *chunk;
-    unsigned long id;
-    int64_t start_us;
-    long hold_ms;
-    bool one_pass;     /* --file and hold 0, or --ranges: end after body_len bytes */
-    uint64_t body_len; /* one pass: the bytes the reply carries */
-    uint64_t sent;     /* body bytes handed to evhttp */
-    size_t src_off;    /* where the next byte comes from in srv->src */
-    fp_stream_state state;
-    bool counted; /* still counted as open */
-    struct fp_stream *prev, *next;
-} fp_stream;
-
-typedef struct fp_config {
-    char *host;
-    int port;
-    const char *port_file;
-    const char *file;
-    long hold_ms;
-    long rate_kbps;
-    bool ranges;
-    fp_user *users;
-    size_t nusers;
-    const char **panels; /* --panel specs, applied once every --user is known */
-    size_t npanels;
-} fp_config;
-
-typedef struct fp_server {
-    struct event_base *base;
-    struct evhttp *http;
-    struct event *sigint;
-    struct event *sigterm;
-    fp_user *users; /* taken over from the config */
-    size_t nusers;
-    unsigned char *src; /* the body bytes: the file, or null packets */
-    size_t src_len;
-    bool src_is_file;
-    bool ranges; /* --ranges: the file is seekable, served in parts */
-    const char *content_type;
-    long hold_ms;
-    long rate_kbps;
-    long current;
-    long max_concurrent;
-    unsigned long next_id;
-    fp_stream *streams; /* every stream we still hold memory for */
-    char host[64];      /* where we listen: player_api.php's server_info */
-    int port;
-} fp_server;
-
 /*--- Users --------------------------------------------------------------------*/
 
-static fp_user *fp_user_find(fp_server *srv, const char *name)
+fp_user *fp_user_find(fp_server *srv, const char *name)
 {
     for (size_t i = 0; i < srv->nusers; i++)
         if (strcmp(srv->users[i].name, name) == 0)
@@ -471,7 +363,7 @@ err:
 }
 
 /* Answers 200 with doc (consumed; NULL: out of memory, 500). */
-static void fp_send_json(struct evhttp_request *req, cJSON *doc)
+void fp_send_json(struct evhttp_request *req, cJSON *doc)
 {
     char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
@@ -707,98 +599,7 @@ static void fp_serve_live(fp_server *srv, struct evhttp_request *req, char *path
     fp_stream_tick(-1, 0, s); /* first slice now; s may be gone after this */
 }
 
-/*--- Panel API (player_api.php) --------------------------------------------*/
-
-/* Adds key: n as a string ("2"), or as a number with numbers. */
-static bool fp_panel_add_count(cJSON *o, const char *key, long n, bool numbers)
-{
-    char text[24];
-    if (numbers)
-        return cJSON_AddNumberToObject(o, key, (double)n) != NULL;
-    snprintf(text, sizeof(text), "%ld", n);
-    return cJSON_AddStringToObject(o, key, text) != NULL;
-}
-
-/* The answer to an account's own credentials; the caller frees it with
- * cJSON_Delete(). NULL when out of memory. */
-static cJSON *fp_panel_json(const fp_server *srv, const fp_user *u)
-{
-    static const char *const formats[] = {"m3u8", "ts"};
-    char text[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    cJSON *root = cJSON_CreateObject();
-    cJSON *ui = root ? cJSON_AddObjectToObject(root, "user_info") : NULL;
-    cJSON *si = root ? cJSON_AddObjectToObject(root, "server_info") : NULL;
-    if (ui == NULL || si == NULL)
-        goto err;
-    if (!cJSON_AddStringToObject(ui, "username", u->name) ||
-        !cJSON_AddStringToObject(ui, "password", u->pass) ||
-        !cJSON_AddStringToObject(ui, "message", "") || !cJSON_AddNumberToObject(ui, "auth", 1) ||
-        !cJSON_AddStringToObject(ui, "status", fp_status_names[u->panel.status]))
-        goto err;
-    snprintf(text, sizeof(text), "%ld", u->panel.exp_date);
-    if ((u->panel.exp_date < 0 ? cJSON_AddNullToObject(ui, "exp_date")
-                               : cJSON_AddStringToObject(ui, "exp_date", text)) == NULL)
-        goto err;
-    snprintf(text, sizeof(text), "%ld", FP_PANEL_CREATED);
-    if (!cJSON_AddStringToObject(ui, "is_trial", "0") ||
-        !fp_panel_add_count(ui, "active_cons", u->current, u->panel.numbers) ||
-        !cJSON_AddStringToObject(ui, "created_at", text) ||
-        !fp_panel_add_count(ui, "max_connections",
-                            u->real.panel_max >= 0 ? u->real.panel_max : u->limit,
-                            u->panel.numbers) ||
-        !cJSON_AddItemToObject(ui, "allowed_output_formats", cJSON_CreateStringArray(formats, 2)))
-        goto err;
-    snprintf(text, sizeof(text), "%d", srv->port);
-    if (!cJSON_AddStringToObject(si, "url", srv->host) ||
-        !cJSON_AddStringToObject(si, "port", text) ||
-        !cJSON_AddStringToObject(si, "https_port", "") ||
-        !cJSON_AddStringToObject(si, "server_protocol", "http") ||
-        !cJSON_AddStringToObject(si, "rtmp_port", "") ||
-        !cJSON_AddStringToObject(si, "timezone", "UTC") ||
-        !cJSON_AddNumberToObject(si, "timestamp_now", (double)now))
-        goto err;
-    if (gmtime_r(&now, &tm) == NULL || strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm) == 0)
-        text[0] = '\0';
-    if (!cJSON_AddStringToObject(si, "time_now", text))
-        goto err;
-    return root;
-err:
-    cJSON_Delete(root);
-    return NULL;
-}
-
-/* GET /player_api.php?username=U&password=P. Panels answer a bad login with
- * 200 and auth 0, not with an HTTP error. */
-static void fp_serve_panel(fp_server *srv, struct evhttp_request *req)
-{
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    struct evkeyvalq params;
-    /* evhttp_parse_query_str() initialises params, and clears them on error. */
-    bool parsed = query != NULL && evhttp_parse_query_str(query, &params) == 0;
-    const char *name = parsed ? evhttp_find_header(&params, "username") : NULL;
-    const char *pass = parsed ? evhttp_find_header(&params, "password") : NULL;
-    fp_user *u = name ? fp_user_find(srv, name) : NULL;
-    cJSON *doc;
-
-    if (u != NULL)
-        u->panel_requests++;
-    if (u != NULL && pass != NULL && strcmp(u->pass, pass) == 0 && !u->panel.refuse) {
-        doc = fp_panel_json(srv, u);
-    } else {
-        sfl_debug("panel: no login for %s", name ? name : "(none)");
-        doc = cJSON_CreateObject();
-        cJSON *ui = doc ? cJSON_AddObjectToObject(doc, "user_info") : NULL;
-        if (ui == NULL || !cJSON_AddNumberToObject(ui, "auth", 0)) {
-            cJSON_Delete(doc);
-            doc = NULL;
-        }
-    }
-    if (parsed)
-        evhttp_clear_headers(&params);
-    fp_send_json(req, doc);
-}
+/*--- Clip and control -------------------------------------------------------*/
 
 /* GET /clip.ts: the start of the body bytes (FP_CLIP_BYTES) in one reply,
  * counted for nobody: where a refusal by redirect (code=302) sends a
