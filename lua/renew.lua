@@ -27,7 +27,9 @@
 --
 -- A re-take is allowed inside a recovery window: that window exists exactly so
 -- the leases of checks still running can come back before anyone new gets in.
--- A lease still live is only extended: nothing else needs reading.
+-- A lease still live is only extended: nothing else needs reading (a slot
+-- handed to a ticket and renewed before its take-over also gets the node's
+-- stream label, as acquire.lua's take-over gives it).
 local now = redis_now()
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local now_s = fmt('%d', now)
@@ -59,6 +61,11 @@ if current and current > now then
         return {0, 0, redis.call('ZCARD', KEYS[1]), limit, 'preempted', 0, now}
     end
     fence = holder.fence or 0
+    if holder.stream == '' then
+        -- A slot handed to this ticket (release.lua), renewed before its
+        -- take-over (limiter.c sends that late): the holder gets its label.
+        redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
+    end
 else
     reap_leases(now_s, 1)
     local held = redis.call('ZCARD', KEYS[1]) + (tonumber(conf[3]) or 0) + (tonumber(conf[4]) or 0)

@@ -15,13 +15,16 @@
  * A slot handed to a waiting ticket (release.lua) is a lease of that ticket
  * until a short deadline in Redis time, announced with it. The node starts
  * on the announcement (sfl_limiter_claim) when it can show that deadline is
- * still ahead on its own clock, and takes the lease over for the full TTL in
- * the same moment; the safety timer stops it in time if the take-over is not
- * confirmed. Redis time maps onto the monotonic clock as a lower bound: a
- * script's answer carries Redis's TIME, read after the ask was sent, so
- * local(X) >= X + (sent - redis_now - 1), less the allowed rate drift for the
- * span from that answer to X. A late announcement, or one before any answer,
- * falls back to asking with the ticket (one more round trip).
+ * still ahead on its own clock, and takes the lease over for the full TTL a
+ * third of the way to its safety margin (TAKEOVER_PART): a check done by
+ * then gives the slot back without a take-over (one script less per cycle
+ * at high churn), and the take-over still has two thirds of the time left
+ * for its round trip. The safety timer stops the check in time if the
+ * take-over is not confirmed, exactly as when it went out at once. Redis time maps onto the
+ * monotonic clock as a lower bound: a script's answer carries Redis's TIME, read after the ask was
+ * sent, so local(X) >= X + (sent - redis_now - 1), less the allowed rate drift for the span from
+ * that answer to X. A late announcement, or one before any answer, falls back to asking with the
+ * ticket (one more round trip).
  *
  * Asking for slots (waits, tries, hand-offs to them) is wait.c's; both
  * files share limiter_int.h.
@@ -307,6 +310,8 @@ static void lease_free(sfl_lease *l)
 {
     if (l->safety)
         event_free(l->safety);
+    if (l->takeover)
+        event_free(l->takeover);
     free(l);
 }
 
@@ -316,6 +321,8 @@ static void lease_lose(sfl_lease *l, const char *why)
         return;
     l->lost = 1;
     evtimer_del(l->safety);
+    if (l->takeover)
+        evtimer_del(l->takeover);
     l->lim->stats.lost++;
     sfl_warn("lease %s of account %lld (login %s) lost: %s", l->id, l->account, l->login, why);
     if (l->lost_fn)
@@ -337,6 +344,8 @@ static void lease_confirm(sfl_lease *l, int64_t sent_ms, long long fence)
 {
     l->local_deadline_ms = sent_ms + l->lim->opts.ttl_ms;
     l->fence = fence;
+    if (l->takeover)
+        evtimer_del(l->takeover); /* a renewal did it */
     sfl_timer_in(l->safety, l->local_deadline_ms - l->lim->opts.safety_ms - sfl_mono_ms());
 }
 
@@ -477,6 +486,8 @@ void sfl_lease_release(sfl_lease *l)
     sfl_limiter *lim = l->lim;
     lease_unlink(l);
     evtimer_del(l->safety);
+    if (l->takeover)
+        evtimer_del(l->takeover); /* never needed: the release frees the handed slot */
     retake_done(l);
     l->released = 1;
     l->release_sent = sfl_limiter_release_id(lim, l->account, l->login, l->id);
@@ -567,6 +578,35 @@ sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char
     return l;
 }
 
+/* How far into the time a handed lease has before its safety margin its
+ * take-over goes out: 1/TAKEOVER_PART of it. */
+#define TAKEOVER_PART 3
+
+/* The take-over: acquire.lua with the ticket as lease id makes it a full
+ * lease (its answer is handled as a renewal's); it never queues. Not sent
+ * while a renewal is in flight (its answer confirms the lease), nor while
+ * Redis is away (sfl_limiter_on_ready re-takes every held lease). If it
+ * cannot go out, the safety timer decides. */
+static void on_takeover(evutil_socket_t fd, short what, void *arg)
+{
+    sfl_lease *l = arg;
+    sfl_limiter *lim = l->lim;
+    UNUSED(fd);
+    UNUSED(what);
+    if (l->lost || l->released || l->inflight > 0 || !sfl_store_ready(lim->store))
+        return;
+    renew_ctx *ctx = malloc(sizeof(*ctx));
+    if (!ctx)
+        return;
+    ctx->lease = l;
+    ctx->sent_ms = sfl_mono_ms();
+    if (sfl_limiter_send(lim, l->account, NULL, l->id, l->label, 0, on_renew_reply, ctx) < 0) {
+        free(ctx);
+        return;
+    }
+    l->inflight++;
+}
+
 sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char *label,
                              int64_t wait_since_ms)
 {
@@ -583,32 +623,21 @@ sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char 
     if (!lg)
         return NULL; /* a login this node does not route the account through: ask */
     sfl_lease *l = lease_new(lim, h->account, lg->id, h->ticket, label ? label : "");
-    renew_ctx *ctx = malloc(sizeof(*ctx));
-    if (!l || !ctx) {
+    if (l)
+        l->takeover = evtimer_new(lim->base, on_takeover, l);
+    if (!l || !l->takeover) {
         if (l) {
             lease_unlink(l);
             lease_free(l);
             lim->stats.acquired--;
         }
-        free(ctx);
         return NULL;
     }
     l->fence = h->fence;
     l->local_deadline_ms = local;
     l->wait_ms = wait_since_ms >= 0 ? now - wait_since_ms : 0;
     sfl_timer_in(l->safety, local - margin - now);
-    /* The take-over: acquire.lua with the ticket as lease id makes it a full
-     * lease (its answer is handled as a renewal's); it never queues. */
-    ctx->lease = l;
-    ctx->sent_ms = now;
-    if (sfl_limiter_send(lim, h->account, NULL, h->ticket, l->label, 0, on_renew_reply, ctx) < 0) {
-        free(ctx);
-        lease_unlink(l);
-        lease_free(l);
-        lim->stats.acquired--;
-        return NULL;
-    }
-    l->inflight++;
+    sfl_timer_in(l->takeover, (local - margin - now) / TAKEOVER_PART);
     lim->stats.claimed++;
     return l;
 }

@@ -35,6 +35,7 @@ struct sfl_lease {
     int inflight;     /* renew replies owed */
     int retaking;     /* counted in lim->retaking */
     struct event *safety;
+    struct event *takeover; /* a hand-off's take-over, due later (NULL: none) */
     sfl_lease_lost_fn *lost_fn;
     void *lost_arg;
     sfl_lease *prev, *next;

@@ -1152,3 +1152,49 @@ Test(lease, handoff_without_takeover_answer_is_lost_before_its_hold_ends)
                  stop_by - deadline + 1);
     handoff_free(&x);
 }
+
+/* A check started on a hand-off and still running when the hand-off's hold
+ * (250 ms) runs out: its take-over, sent a while after the start, made the
+ * slot a full lease, so nobody else gets it. A take-over that never went out
+ * would let the hold lapse and a second holder in on a limit of 1. */
+Test(lease, handoff_held_past_its_hold_keeps_the_slot)
+{
+    handoff x;
+    handoff_until_announced(&x, 31, 200);
+    tc_deliver(x.w);
+    cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED, "not started on the hand-off");
+    sfl_lease_on_lost(x.b.lease, on_lost, &x.b);
+    /* Kept fixed: past the hold's 250 ms, the time a lapse would take. */
+    th_loop_for(base, 600);
+    cr_assert(!x.b.lost, "the handed lease was lost while its check ran");
+    long long left = deadline_left(31, x.ticket);
+    cr_assert_gt(left, 2000, "the handed slot was not taken over (deadline in %lld ms)", left);
+    redisReply *r = script("acquire", 31, "thief:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0, "a second holder got the slot of a limit of 1");
+    freeReplyObject(r);
+    cr_assert_eq(in_use(31), 1);
+    handoff_free(&x);
+}
+
+/* A check started on a hand-off and done before its take-over was due (the
+ * common case at high churn) gives the slot back without one, and the
+ * take-over does not come later to take a slot nobody holds. */
+Test(lease, handoff_released_before_its_takeover_leaves_no_lease)
+{
+    handoff x;
+    handoff_until_announced(&x, 32, 200);
+    tc_deliver(x.w);
+    cr_assert(x.b.done && x.b.status == SFL_WAIT_GRANTED, "not started on the hand-off");
+    sfl_lease_release(x.b.lease);
+    x.b.done = 0;
+    long long none[2] = {32, 0};
+    cr_assert(th_loop_until(base, in_use_is, none, 5000), "the released hand-off stayed held");
+    /* Kept fixed: past the time its take-over would have been due (a third
+     * of the hold), and past the hold itself. */
+    th_loop_for(base, 600);
+    cr_assert_eq(in_use(32), 0, "a lease came back after its release: a take-over went out late");
+    redisReply *r = script("acquire", 32, "next:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1, "the slot given back is not free");
+    freeReplyObject(r);
+    handoff_free(&x);
+}
