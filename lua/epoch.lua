@@ -34,7 +34,7 @@
 --       3 (optional) the lease TTL of a caller that takes leases: kept in
 --         ttl_ms when longer than the one there, so that a window opened by
 --         a process with a shorter TTL still outlasts every lease
--- returns: {state, recovering ms, reason, created_ms}
+-- returns: {state, recovering ms, reason, created_ms, maxmemory_policy}
 --          state: "missing" (none, and none made), "created" (made without a
 --          window), "changed" (another Redis process: restart or failover;
 --          the window is open), "closed" (init/force closed a window), "intact"
@@ -45,8 +45,12 @@ local window, mode, ttl = tonumber(ARGV[1]) or 0, ARGV[2], tonumber(ARGV[3]) or 
 local e = redis.call('HMGET', KEYS[1], 'created_ms', 'recover_until_ms', 'reason', 'run_id',
                      'replid', 'ttl_ms')
 
+-- Redis's eviction policy (INFO memory): anything but noeviction may drop a
+-- lease or the marker itself under memory pressure, data lost without a sign.
+local policy = string.match(redis.call('INFO', 'memory'), 'maxmemory_policy:([%w-]+)') or ''
+
 local function answer(state, until_ms, reason, created)
-    return {state, math.max(0, until_ms - now), reason, created}
+    return {state, math.max(0, until_ms - now), reason, created, policy}
 end
 
 local run_id, replid, replid2 = redis_identity()

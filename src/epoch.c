@@ -45,11 +45,18 @@ int sfl_epoch_decode(const redisReply *r, sfl_epoch *e)
     e->recovering_ms = el_int(r->element[1]);
     snprintf(e->reason, sizeof(e->reason), "%s", r->element[2]->str);
     e->created_ms = el_int(r->element[3]);
+    if (r->elements > 4 && r->element[4]->type == REDIS_REPLY_STRING)
+        snprintf(e->policy, sizeof(e->policy), "%s", r->element[4]->str);
     return 0;
 }
 
 void sfl_epoch_log(const sfl_epoch *e, const char *where)
 {
+    if (e->policy[0] && strcmp(e->policy, "noeviction") != 0)
+        sfl_warn("redis %s: maxmemory-policy is %s: under memory pressure Redis may evict leases "
+                 "or the epoch marker, and slots in use would be given again; set "
+                 "maxmemory-policy noeviction",
+                 where, e->policy);
     switch (e->state) {
     case SFL_EPOCH_MISSING:
         sfl_warn("redis %s: no sfl epoch marker in this Redis (it is new, or lost its data): "

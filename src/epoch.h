@@ -30,6 +30,8 @@ typedef struct sfl_epoch {
     char reason[16];         /* why the window was last opened: missing, restart,
                                 failover, init ("" if no marker) */
     long long created_ms;    /* when the marker was made, Redis time */
+    char policy[32];         /* Redis's maxmemory-policy ("" if not said): anything but
+                                noeviction may evict leases (a warning) */
 } sfl_epoch;
 
 /* How the first check of a store treats a missing marker (later reconnects

@@ -497,3 +497,25 @@ Test(epoch, account_put_over_http_grants_at_once)
     cr_log_info("PUT /v1/accounts/15 then POST /v1/leases: %lld ms (TTL %d)", (long long)took,
                 LONG_TTL_MS);
 }
+
+/* A Redis that may evict keys could drop a lease or the marker without a
+ * sign: every sflimit connecting to it says so, naming the setting. */
+Test(epoch, evicting_redis_is_named)
+{
+    static const char *const lru[] = {"--maxmemory-policy", "allkeys-lru", NULL};
+    th_redis_start(&redis, lru);
+    char config[256];
+    write_config(redis.url, LONG_TTL_MS, NULL, config, sizeof(config));
+    const char *status[] = {"status", "-c", config, NULL};
+    ran s = run(status);
+    cr_assert_eq(s.code, 0, "%s", s.err);
+    cr_assert(strstr(s.err, "maxmemory-policy is allkeys-lru"), "no word of eviction:\n%s", s.err);
+    ran_free(&s);
+    th_redis_stop(&redis);
+    th_redis_start(&redis, NULL);
+    write_config(redis.url, LONG_TTL_MS, NULL, config, sizeof(config));
+    ran quiet = run(status);
+    cr_assert_eq(quiet.code, 0, "%s", quiet.err);
+    cr_assert_null(strstr(quiet.err, "maxmemory-policy"), "noeviction named:\n%s", quiet.err);
+    ran_free(&quiet);
+}

@@ -50,6 +50,16 @@ Test(epoch, every_state)
     }
 }
 
+Test(epoch, eviction_policy_is_read)
+{
+    sfl_epoch e;
+    cr_assert_eq(
+        decode("*5\r\n$6\r\nintact\r\n:0\r\n$4\r\ninit\r\n:1\r\n$11\r\nallkeys-lru\r\n", &e), 0);
+    cr_assert_str_eq(e.policy, "allkeys-lru");
+    cr_assert_eq(decode("*4\r\n$6\r\nintact\r\n:0\r\n$4\r\ninit\r\n:1\r\n", &e), 0);
+    cr_assert_str_eq(e.policy, "", "a four-element answer (an older script) says no policy");
+}
+
 Test(epoch, what_is_not_an_answer_is_unknown)
 {
     static const char *const bad[] = {
