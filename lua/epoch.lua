@@ -39,7 +39,7 @@
 --          window), "changed" (another Redis process: restart or failover;
 --          the window is open), "closed" (init/force closed a window), "intact"
 --
--- Built with prelude.lua in front (redis_now, redis_identity).
+-- Built with prelude.lua in front (redis_now, redis_identity, make_epoch).
 local now = redis_now()
 local window, mode, ttl = tonumber(ARGV[1]) or 0, ARGV[2], tonumber(ARGV[3]) or 0
 local e = redis.call('HMGET', KEYS[1], 'created_ms', 'recover_until_ms', 'reason', 'run_id',
@@ -53,15 +53,14 @@ local function answer(state, until_ms, reason, created)
     return {state, math.max(0, until_ms - now), reason, created, policy}
 end
 
-local run_id, replid, replid2 = redis_identity()
 if not e[1] then
     if mode == '' then
         return answer('missing', 0, '', 0)
     end
-    redis.call('HSET', KEYS[1], 'created_ms', now, 'opened_ms', now, 'recover_until_ms', now,
-               'reason', 'init', 'run_id', run_id, 'replid', replid, 'ttl_ms', ttl)
+    make_epoch(KEYS[1], now, now, 'init', ttl)
     return answer('created', now, 'init', now)
 end
+local run_id, replid, replid2 = redis_identity()
 local created, until_ms, reason = tonumber(e[1]), tonumber(e[2]) or 0, e[3] or ''
 local known_ttl = tonumber(e[6]) or 0
 if ttl > known_ttl then

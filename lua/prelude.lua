@@ -52,6 +52,16 @@ local function redis_identity()
            string.match(repl, 'master_replid2:(%x+)') or ''
 end
 
+-- Writes the epoch marker at key as made now: its window open until
+-- until_ms for reason, the Redis process that answers as its confirmer, and
+-- ttl (the longest lease TTL known, 0 if none). Shared by epoch_window and
+-- epoch.lua, the marker's two makers.
+local function make_epoch(key, now, until_ms, reason, ttl)
+    local run_id, replid = redis_identity()
+    redis.call('HSET', key, 'created_ms', now, 'opened_ms', now, 'recover_until_ms', until_ms,
+               'reason', reason, 'run_id', run_id, 'replid', replid, 'ttl_ms', ttl)
+end
+
 -- Until when (ms, Redis time) only leases that already existed may be
 -- re-taken: the namespace's recovery window, from its epoch marker
 -- (KEYS[#KEYS]). A missing marker means this Redis holds none of the data
@@ -67,10 +77,7 @@ local function epoch_window(now, window_ms)
         return math.huge
     end
     local until_ms = now + (tonumber(window_ms) or 0)
-    local run_id, replid = redis_identity()
-    redis.call('HSET', KEYS[#KEYS], 'created_ms', now, 'opened_ms', now, 'recover_until_ms',
-               until_ms, 'reason', 'missing', 'run_id', run_id, 'replid', replid, 'ttl_ms',
-               tonumber(window_ms) or 0)
+    make_epoch(KEYS[#KEYS], now, until_ms, 'missing', tonumber(window_ms) or 0)
     return until_ms
 end
 
