@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -138,25 +137,7 @@ static char *sh_out(const char *cmd)
  * namespaces themselves are swept by the next run). */
 static pid_t spawn(const char *const *argv, const char *out_path, const char *err_path)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        setpgid(0, 0);
-        execvp(argv[0], (char *const *)argv);
-        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
+    return th_spawn_tied((char *const *)argv, out_path, err_path);
 }
 
 /* Spawns argv, inside namespace ns when ns is non-NULL (`ip netns exec` execs

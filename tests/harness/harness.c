@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -283,11 +284,19 @@ static void exec_wrapped(char *const argv[])
     execvp(argv[0], argv);
 }
 
-pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
+/* th_spawn and th_spawn_tied: tied, the child dies with this process
+ * (PR_SET_PDEATHSIG) and argv runs as given, never wrapped. */
+static pid_t spawn_child(char *const argv[], const char *out_path, const char *err_path, int tied)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
+        if (tied) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(127);
+        }
         int in = open("/dev/null", O_RDONLY);
         int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
         int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -295,11 +304,24 @@ pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
         dup2(out, 1);
         dup2(err, 2);
         setpgid(0, 0);
-        exec_wrapped(argv);
+        if (tied)
+            execvp(argv[0], argv);
+        else
+            exec_wrapped(argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     return pid;
+}
+
+pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path)
+{
+    return spawn_child(argv, out_path, err_path, 0);
+}
+
+pid_t th_spawn_tied(char *const argv[], const char *out_path, const char *err_path)
+{
+    return spawn_child(argv, out_path, err_path, 1);
 }
 
 int th_wait(pid_t pid, int timeout_ms)

@@ -45,6 +45,10 @@ long long th_account_limit(const sfl_test_redis *r, long long id);
  * runs under that command, e.g. valgrind; the pid is still the process the
  * test signals and waits for. */
 pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path);
+/* As th_spawn, but the child dies with the test process (PR_SET_PDEATHSIG:
+ * a test killed outright by its timeout leaves nothing running) and argv
+ * runs as given (SFL_TEST_WRAP does not apply). */
+pid_t th_spawn_tied(char *const argv[], const char *out_path, const char *err_path);
 /* Waits for pid up to timeout_ms; returns the wait status, or -1 on timeout. */
 int th_wait(pid_t pid, int timeout_ms);
 /* 1 while pid exists and is not a zombie (/proc/PID/stat state). */
