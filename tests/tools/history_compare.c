@@ -45,7 +45,8 @@ typedef struct hc_row {
     double mean;   /* history in_use_mean */
     long waiting;  /* history waiting_peak */
     long grants;   /* history grants */
-    long chart;    /* the dashboard's point; -1: none (or no --dom), -2: drawn as null */
+    long chart;    /* the dashboard's point; -1: none (or no --dom), -2: drawn as null,
+                      -3: before the chart's first point (a run longer than its hour) */
     bool has_hist; /* a history answer was given */
 } hc_row;
 
@@ -297,6 +298,10 @@ static int hc_load_dom(const hc_opts *o, hc_row *rows, int n, int *seen)
     if (step_ms != 60000)
         fprintf(stderr, "history-compare: the chart's step is %lld ms, not a minute\n", step_ms);
     *seen = 0;
+    /* A run longer than the chart's hour: its first minutes are not drawn. */
+    for (int i = 0; i < n; i++)
+        if (rows[i].t * 1000 < t)
+            rows[i].chart = -3;
     /* strtok_r would skip empty values: the commas are walked by hand */
     for (char *v = values;; t += step_ms) {
         char *comma = strchr(v, ',');
@@ -346,15 +351,11 @@ int main(int argc, char **argv)
 {
     enum { O_PLAN = 1, O_HIST, O_PROV, O_USER, O_LOGIN, O_LIMIT, O_DOM, O_TOL, O_HELP };
     static const struct option opts[] = {
-        {"plan", required_argument, NULL, O_PLAN},
-        {"history", required_argument, NULL, O_HIST},
-        {"provider", required_argument, NULL, O_PROV},
-        {"user", required_argument, NULL, O_USER},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"dom", required_argument, NULL, O_DOM},
-        {"tolerance", required_argument, NULL, O_TOL},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
+        {"plan", required_argument, NULL, O_PLAN},     {"history", required_argument, NULL, O_HIST},
+        {"provider", required_argument, NULL, O_PROV}, {"user", required_argument, NULL, O_USER},
+        {"limit", required_argument, NULL, O_LIMIT},   {"dom", required_argument, NULL, O_DOM},
+        {"tolerance", required_argument, NULL, O_TOL}, {"help", no_argument, NULL, O_HELP},
+        {"login", required_argument, NULL, O_LOGIN},   {NULL, 0, NULL, 0},
     };
     hc_opts o = {.limit = -1, .tolerance = 1};
     int opt;
@@ -434,7 +435,7 @@ int main(int argc, char **argv)
         } else if (r->has_hist && labs(r->hist - r->prov) > o.tolerance) {
             snprintf(verdict, sizeof(verdict), "MISMATCH (|%ld - %ld| > %ld)", r->hist, r->prov,
                      o.tolerance);
-        } else if (o.dom && r->chart != r->hist) {
+        } else if (o.dom && r->chart != r->hist && r->chart != -3) {
             snprintf(verdict, sizeof(verdict), "CHART %s (history %ld)",
                      r->chart == -1   ? "MISSING"
                      : r->chart == -2 ? "EMPTY"
@@ -453,6 +454,8 @@ int main(int argc, char **argv)
         }
         if (r->chart >= 0)
             snprintf(chart, sizeof(chart), "%ld", r->chart);
+        else if (r->chart == -3)
+            snprintf(chart, sizeof(chart), "<");
         printf("%-6s %6ld %7ld %8ld %8s %6s %7s %6s %6ld %5s  %s\n", when, r->demand, r->planned,
                r->prov, hist, mean, wait, grants, r->opened, chart, verdict);
     }
