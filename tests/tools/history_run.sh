@@ -176,8 +176,12 @@ for n in 1 2; do
         port=$(pick_port)
         node_conf "hist-$n" "$port" >"$work/node$n.json"
         if [ "$n" = 1 ] && [ "$attempt" = 1 ]; then
-            "$bin/sflimit" init -c "$work/node1.json" >"$work/init.log" 2>&1 ||
+            if ! "$bin/sflimit" init -c "$work/node1.json" >"$work/init.log" 2>&1; then
+                grep -q 'history' "$work/init.log" && [ "$history" = 1 ] &&
+                    die "this sflimit refuses the history section (a build before issue #18's" \
+                        "history; --no-history runs without it): $(cat "$work/init.log")"
                 die "sflimit init failed: $(cat "$work/init.log")"
+            fi
         fi
         "$bin/sflimit" node -c "$work/node$n.json" 2>"$work/node$n.log" &
         npid=$!
