@@ -96,11 +96,9 @@ cleanup() {
     local rc=$?
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ "$rc" != 0 ]; then
-        cp "$work"/*.log "$art"/ 2>/dev/null || true
-        echo "history_run: failed (exit $rc); logs in $art" >&2
-    fi
+    if [ "$rc" != 0 ]; then cp "$work"/*.log "$art"/ 2>/dev/null || true; fi
     rm -rf "$work"
+    if [ "$rc" != 0 ]; then echo "history_run: failed (exit $rc); logs in $art" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -109,10 +107,14 @@ trap 'exit 143' TERM
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "history_run: $*"; exit 1; }
 listening() { (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# A port nobody listens on, below the kernel's range of ports for outgoing
+# connections (ip_local_port_range), where one may be taken at any time.
 pick_port() {
-    local p
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$lo" -gt 12000 ] || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         listening "$p" || { echo "$p"; return; }
     done
 }
@@ -127,12 +129,13 @@ wait_for() {
 }
 
 # --- Redis, on a free port (another may take it first: then try again)
+redis_up_or_gone() { ! kill -0 "$rpid" 2>/dev/null || redis-cli -p "$rport" ping >/dev/null 2>&1; }
 for _ in 1 2 3 4 5; do
     rport=$(pick_port)
     redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
         >"$work/redis.log" 2>&1 &
     rpid=$!
-    if wait_for 10 redis-cli -p "$rport" ping >/dev/null 2>&1 && kill -0 "$rpid" 2>/dev/null; then
+    if wait_for 10 redis_up_or_gone && kill -0 "$rpid" 2>/dev/null; then
         pids+=("$rpid")
         break
     fi
@@ -168,7 +171,8 @@ node_conf() { # ID PORT
  "stream_analysis": {"retries": 0}$history_conf}
 JSON
 }
-healthy() { curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz"; }
+# Healthy, or gone (then there is nothing to wait for).
+up_or_gone() { ! kill -0 "$2" 2>/dev/null || curl -fs -o /dev/null "http://127.0.0.1:$1/healthz"; }
 node_port=()
 for n in 1 2; do
     started=
@@ -185,7 +189,7 @@ for n in 1 2; do
         fi
         "$bin/sflimit" node -c "$work/node$n.json" 2>"$work/node$n.log" &
         npid=$!
-        if wait_for 20 healthy "$port" && kill -0 "$npid" 2>/dev/null; then
+        if wait_for 20 up_or_gone "$port" "$npid" && kill -0 "$npid" 2>/dev/null; then
             pids+=("$npid")
             node_port[n]=$port
             started=1
@@ -193,6 +197,7 @@ for n in 1 2; do
         fi
         kill "$npid" 2>/dev/null || true
         wait "$npid" 2>/dev/null || true
+        cp "$work/node$n.log" "$work/node$n-try$attempt.log"
         grep -q 'cannot listen' "$work/node$n.log" && continue
         if [ "$history" = 1 ] && grep -q 'history' "$work/node$n.log"; then
             die "node $n refuses the history section (a build before issue #18's history;" \
