@@ -14,8 +14,8 @@
  * range past the end), so a test can tell how many connections a check made.
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
  * GET /minutes[?user=U&from=UNIX&to=UNIX] gives, per account and wall-clock
- * UTC minute (the last day), the most connections open at once and the
- * number admitted (tests/tools/fake_provider/minutes.c): what a history run
+ * UTC minute (the last day), the most connections open at once, the number
+ * admitted and their connection-ms (tests/tools/fake_provider/minutes.c): what a history run
  * compares sfl's per-minute history with.
  * POST /control/<user>?real_limit=N&code=C&panel_max=M gives an account a
  * "real limit" below its LIMIT, refused with code C (458 by default) and
@@ -121,13 +121,13 @@ static void fp_users_free(fp_user *users, size_t n)
     free(users);
 }
 
-/* Unix seconds of the wall clock: minutes are wall-clock minutes, as sfl's
- * history counts them. */
-static int64_t fp_wall_s(void)
+/* Unix milliseconds of the wall clock: minutes are wall-clock minutes, as
+ * sfl's history counts them. */
+static int64_t fp_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*--- Streams ------------------------------------------------------------------*/
@@ -175,7 +175,7 @@ static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_req
     srv->streams = s;
 
     s->counted = true;
-    fp_minutes_open(&user->minutes, fp_wall_s(), user->current);
+    fp_minutes_open(&user->minutes, fp_wall_ms(), user->current);
     user->current++;
     user->total++;
     if (user->current > user->max_seen)
@@ -194,7 +194,7 @@ static void fp_stream_count_down(fp_stream *s, const char *why)
     if (!s->counted)
         return;
     s->counted = false;
-    fp_minutes_close(&s->user->minutes, fp_wall_s(), s->user->current);
+    fp_minutes_close(&s->user->minutes, fp_wall_ms(), s->user->current);
     s->user->current--;
     s->srv->current--;
     sfl_debug("close #%lu user=%s (%s) sent=%llu after %lld ms current=%ld", s->id, s->user->name,
@@ -402,7 +402,8 @@ static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
 }
 
 /* GET /minutes[?user=U&from=UNIX&to=UNIX]: {"now": UNIX, "users": {"U":
- * {"limit": L, "minutes": [{"t", "utc", "peak", "opened", "complete"}]}}},
+ * {"limit": L, "minutes": [{"t", "utc", "peak", "opened", "held_ms",
+ * "complete"}]}}},
  * the minutes starting in [from, to) (default: every one kept, the current
  * one included), oldest first; every account, or only U. 400 naming a bad
  * parameter, 404 for an unknown user. */
@@ -415,7 +416,7 @@ static void fp_serve_minutes(fp_server *srv, struct evhttp_request *req)
         evhttp_send_error(req, HTTP_BADREQUEST, "bad query");
         return;
     }
-    int64_t now = fp_wall_s(), from = 0, to = now + 60;
+    int64_t now_ms = fp_wall_ms(), now = now_ms / 1000, from = 0, to = now + 60;
     const char *names[] = {"from", "to"};
     int64_t *vals[] = {&from, &to};
     for (int i = 0; i < 2; i++) {
@@ -447,7 +448,7 @@ static void fp_serve_minutes(fp_server *srv, struct evhttp_request *req)
         if (only != NULL && strcmp(only, u->name) != 0)
             continue;
         cJSON *o = cJSON_AddObjectToObject(users, u->name);
-        cJSON *arr = fp_minutes_json(&u->minutes, now, u->current, from, to);
+        cJSON *arr = fp_minutes_json(&u->minutes, now_ms, u->current, from, to);
         if (arr == NULL)
             goto err;
         if (o == NULL || !cJSON_AddNumberToObject(o, "limit", (double)u->limit) ||
@@ -479,7 +480,7 @@ static void fp_reset(fp_server *srv)
         u->auth_failures = 0;
         u->panel_requests = 0;
         u->real.refusals = 0;
-        fp_minutes_init(&u->minutes, fp_wall_s(), u->current);
+        fp_minutes_init(&u->minutes, fp_wall_ms(), u->current);
     }
     srv->max_concurrent = srv->current;
     sfl_debug("counters reset");
@@ -850,7 +851,7 @@ static fp_server *fp_server_new(fp_config *cfg)
     cfg->users = NULL;
     cfg->nusers = 0;
     for (size_t i = 0; i < srv->nusers; i++)
-        fp_minutes_init(&srv->users[i].minutes, fp_wall_s(), 0);
+        fp_minutes_init(&srv->users[i].minutes, fp_wall_ms(), 0);
     srv->hold_ms = cfg->hold_ms;
     srv->rate_kbps = cfg->rate_kbps;
     srv->ranges = cfg->ranges;

@@ -1,7 +1,9 @@
 /* history_compare.c - the verdict of a history run (tests/tools/history_run.sh,
  * issue #18): sets sfl's per-minute history of a login (GET /v1/history, one
  * point a minute) beside what the fake provider saw in the same minutes (GET
- * /minutes) and the load the run planned, prints one table row a minute, and
+ * /minutes) and the load the run planned, prints one table row a minute
+ * (peaks, the mean in use by the provider's connection-ms and by the
+ * history's lease-ms, waiting, grants, connections opened), and
  * exits 1 when they disagree:
  *
  *   - a planned minute without a point in either answer;
@@ -41,6 +43,7 @@ typedef struct hc_row {
     long planned;  /* min(demand, limit) */
     long prov;     /* provider peak; -1: no minute in its answer */
     long opened;   /* provider: connections admitted in it */
+    double pmean;  /* provider: mean open (held_ms / 60000) */
     long hist;     /* history in_use_peak; -1: no point */
     double mean;   /* history in_use_mean */
     long waiting;  /* history waiting_peak */
@@ -172,6 +175,7 @@ static int hc_load_provider(const hc_opts *o, hc_row *rows, int n)
         if (r != NULL) {
             r->prov = (long)hc_num(m, "peak", -1);
             r->opened = (long)hc_num(m, "opened", 0);
+            r->pmean = hc_num(m, "held_ms", 0) / 60000.0;
         }
     }
     cJSON_Delete(doc);
@@ -414,8 +418,9 @@ int main(int argc, char **argv)
 
     int bad = 0;
     long demand = 0, opened = 0;
-    printf("%-6s %6s %7s %8s %8s %6s %7s %6s %6s %5s  %s\n", "minute", "demand", "planned",
-           "provider", "history", "mean", "waiting", "grants", "opened", "chart", "verdict");
+    printf("%-6s %6s %7s %8s %7s %6s %6s %7s %6s %6s %5s  %s\n", "minute", "demand", "planned",
+           "provider", "history", "p.mean", "h.mean", "waiting", "grants", "opened", "chart",
+           "verdict");
     for (int i = 0; i < n; i++) {
         hc_row *r = &rows[i];
         char when[8], hist[24] = "-", mean[32] = "-", wait[24] = "-", grants[24] = "-",
@@ -456,8 +461,8 @@ int main(int argc, char **argv)
             snprintf(chart, sizeof(chart), "%ld", r->chart);
         else if (r->chart == -3)
             snprintf(chart, sizeof(chart), "<");
-        printf("%-6s %6ld %7ld %8ld %8s %6s %7s %6s %6ld %5s  %s\n", when, r->demand, r->planned,
-               r->prov, hist, mean, wait, grants, r->opened, chart, verdict);
+        printf("%-6s %6ld %7ld %8ld %7s %6.2f %6s %7s %6s %6ld %5s  %s\n", when, r->demand,
+               r->planned, r->prov, hist, r->pmean, mean, wait, grants, r->opened, chart, verdict);
     }
     if (opened != demand) {
         printf("the provider admitted %ld connections in these minutes, the run submitted %ld "

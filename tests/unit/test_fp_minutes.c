@@ -2,7 +2,8 @@
  * (tests/tools/fake_provider/minutes.c), on a clock the test moves: the peak
  * of a minute is the most open at once in it, a connection held across a
  * boundary counts in both minutes, minutes without an event hold what was
- * open, a day is kept, [from, to) selects minutes by their start, and a
+ * open, connection-ms add up per minute (the time since the last event
+ * too), a day is kept, [from, to) selects minutes by their start, and a
  * clock that steps back never rewrites an older minute. The same code
  * behind GET /minutes is tested on a real provider in
  * tests/integration/test_provider_minutes.c. */
@@ -14,28 +15,29 @@
 
 TestSuite(fp_minutes);
 
-#define T0 1796191200 /* 2026-12-02T06:00:00Z, a minute's start */
+#define T0 1796191200LL /* 2026-12-02T06:00:00Z, a minute's start */
 
 static fp_minutes *mins;
 static long open_now; /* what the provider would count open */
 
+/* Times are seconds here (the record takes ms: * 1000). */
 static void start(int64_t at)
 {
     mins = calloc(1, sizeof(*mins));
     cr_assert_not_null(mins);
     open_now = 0;
-    fp_minutes_init(mins, at, 0);
+    fp_minutes_init(mins, at * 1000, 0);
 }
 
 static void open_at(int64_t at)
 {
-    fp_minutes_open(mins, at, open_now);
+    fp_minutes_open(mins, at * 1000, open_now);
     open_now++;
 }
 
 static void close_at(int64_t at)
 {
-    fp_minutes_close(mins, at, open_now);
+    fp_minutes_close(mins, at * 1000, open_now);
     open_now--;
 }
 
@@ -43,18 +45,18 @@ static void close_at(int64_t at)
  * frees the array. */
 static cJSON *read_at(int64_t now, int64_t from, int64_t to)
 {
-    cJSON *a = fp_minutes_json(mins, now, open_now, from, to);
+    cJSON *a = fp_minutes_json(mins, now * 1000, open_now, from, to);
     cr_assert(cJSON_IsArray(a));
     return a;
 }
 
-static long field(const cJSON *a, int i, const char *key)
+static long long field(const cJSON *a, int i, const char *key)
 {
     const cJSON *o = cJSON_GetArrayItem(a, i);
     cr_assert_not_null(o, "no minute %d", i);
     const cJSON *v = cJSON_GetObjectItem(o, key);
     cr_assert(cJSON_IsNumber(v) || cJSON_IsBool(v), "minute %d has no %s", i, key);
-    return cJSON_IsBool(v) ? (long)cJSON_IsTrue(v) : (long)v->valuedouble;
+    return cJSON_IsBool(v) ? (long long)cJSON_IsTrue(v) : (long long)v->valuedouble;
 }
 
 Test(fp_minutes, two_open_in_one_minute_peak_two)
@@ -128,7 +130,7 @@ Test(fp_minutes, quiet_minutes_hold_what_was_open)
     cr_assert_eq(cJSON_GetArraySize(a), 6);
     long want[] = {3, 2, 2, 2, 2, 0};
     for (int i = 0; i < 6; i++) {
-        cr_expect_eq(field(a, i, "peak"), want[i], "minute %d: peak %ld, want %ld", i,
+        cr_expect_eq(field(a, i, "peak"), want[i], "minute %d: peak %lld, want %ld", i,
                      field(a, i, "peak"), want[i]);
         cr_expect_eq(field(a, i, "opened"), i == 0 ? 3 : 0);
     }
@@ -200,11 +202,34 @@ Test(fp_minutes, init_again_restarts_from_what_is_open)
     start(T0);
     open_at(T0 + 1);
     open_at(T0 + 2);
-    fp_minutes_init(mins, T0 + 130, open_now); /* /reset in minute 2 */
+    fp_minutes_init(mins, (T0 + 130) * 1000, open_now); /* /reset in minute 2 */
     cJSON *a = read_at(T0 + 131, 0, T0 + 3600);
     cr_assert_eq(cJSON_GetArraySize(a), 1);
     cr_expect_eq(field(a, 0, "t"), T0 + 120);
     cr_expect_eq(field(a, 0, "peak"), 2);
     cr_expect_eq(field(a, 0, "opened"), 0);
+    cJSON_Delete(a);
+}
+
+Test(fp_minutes, held_ms_adds_the_time_open_in_each_minute)
+{
+    start(T0);
+    open_at(T0 + 10);
+    open_at(T0 + 20);
+    close_at(T0 + 40);
+    open_at(T0 + 50); /* two open from 50 s: 10 s each in minute 0, then on */
+    cJSON *a = read_at(T0 + 70, T0, T0 + 120);
+    cr_assert_eq(cJSON_GetArraySize(a), 2);
+    cr_expect_eq(field(a, 0, "held_ms"), 80000); /* 10 + 2 x 20 + 10 + 2 x 10 s */
+    cr_expect_eq(field(a, 1, "held_ms"), 20000); /* 10 s each so far, no event yet */
+    cJSON_Delete(a);
+    close_at(T0 + 200); /* minute 1: 120 s; minute 2: 40 s... of two open */
+    close_at(T0 + 210);
+    a = read_at(T0 + 300, T0, T0 + 300);
+    cr_assert_eq(cJSON_GetArraySize(a), 5);
+    long long want[] = {80000, 120000, 120000, 20000 * 2 + 10000, 0};
+    for (int i = 0; i < 5; i++)
+        cr_expect_eq(field(a, i, "held_ms"), want[i], "minute %d: held_ms %lld, want %lld", i,
+                     field(a, i, "held_ms"), want[i]);
     cJSON_Delete(a);
 }
