@@ -278,7 +278,7 @@ if [ "$browser" = 1 ]; then
         timeout 90 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
             --disable-background-networking --disable-component-update --disable-sync \
             --disable-dev-shm-usage --user-data-dir="$prof" --virtual-time-budget=8000 \
-            --window-size=1280,1200 "$1" "$page" >"$2" 2>>"$work/chromium.log"
+            --window-size=1280,1400 "$1" "$page" >"$2" 2>>"$work/chromium.log"
     }
     shoot --dump-dom "$art/history-dashboard.html" || die "chromium --dump-dom failed"
     shoot --screenshot="$art/history-dashboard.png" /dev/null ||
