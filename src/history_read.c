@@ -338,6 +338,7 @@ struct read_ctx {
     hour_ask *hours;
     int owed;
     int failed;
+    int garbled; /* the failure is a key not in the format */
     char err[512];
     long long conf_limit; /* -1: none read */
 };
@@ -371,9 +372,9 @@ static void read_finish(read_ctx *c)
                  : add_or_null(doc, "limit_now", (double)now) != NULL;
     cJSON_Delete(tmp);
     if (ok)
-        c->fn(doc, NULL, c->arg);
+        c->fn(doc, 0, NULL, c->arg);
     else
-        c->fn(NULL, c->failed ? c->err : "out of memory", c->arg);
+        c->fn(NULL, c->garbled, c->failed ? c->err : "out of memory", c->arg);
     cJSON_Delete(doc);
     read_free(c);
 }
@@ -394,8 +395,10 @@ static void on_hour(sfl_store *st, redisReply *r, void *arg)
     if (!r)
         fail(c, "no answer from Redis while reading the history");
     else if (!c->failed &&
-             sfl_history_series_add_hash(c->s, a->hour_s, r, a->key, err, sizeof(err)) < 0)
+             sfl_history_series_add_hash(c->s, a->hour_s, r, a->key, err, sizeof(err)) < 0) {
         fail(c, err);
+        c->garbled = 1;
+    }
     read_finish(c);
 }
 
@@ -489,7 +492,7 @@ static void on_stream(sfl_store *st, redisReply *r, void *arg)
     stream_ctx *c = arg;
     (void)st;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        c->fn(NULL,
+        c->fn(NULL, 0,
               r && r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "no answer from Redis while reading results",
               c->arg);
@@ -511,9 +514,9 @@ static void on_stream(sfl_store *st, redisReply *r, void *arg)
         cJSON_Delete(one);
     }
     if (ok)
-        c->fn(doc, NULL, c->arg);
+        c->fn(doc, 0, NULL, c->arg);
     else
-        c->fn(NULL, "out of memory", c->arg);
+        c->fn(NULL, 0, "out of memory", c->arg);
     cJSON_Delete(doc);
     free(c);
 }

@@ -86,9 +86,10 @@ int sfl_history_series_json(const sfl_history_series *s, cJSON *doc);
 /*--- Reading Redis ---------------------------------------------------------*/
 
 /* Called exactly once, from the loop: doc (the caller's only during the
- * call) or NULL with the reason (Redis did not answer, a key holds
- * something else than the format). */
-typedef void sfl_history_fn(cJSON *doc, const char *err, void *arg);
+ * call), or NULL with the reason: garbled 1 when a key holds something else
+ * than the format (the data is at fault, not the connection), else 0 (Redis
+ * did not answer, out of memory). */
+typedef void sfl_history_fn(cJSON *doc, int garbled, const char *err, void *arg);
 
 typedef struct sfl_history_query {
     const char *login;         /* its id */
