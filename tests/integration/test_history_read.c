@@ -1,4 +1,4 @@
-/* test_history.c - reading history back (issue #18): GET /v1/history and
+/* test_history_read.c - reading history back (issue #18): GET /v1/history and
  * GET /v1/streams/{id}/history of a real `sflimit node`, and `sflimit
  * status --history`, against a real redis-server holding hour keys written
  * here by hand with HSET in the contract's format (v1: a hash per login and
@@ -132,7 +132,7 @@ static void teardown(void)
     th_redis_stop(&redis);
 }
 
-TestSuite(history, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(history_read, .init = setup, .fini = teardown, .timeout = 120);
 
 /*--- Helpers ---------------------------------------------------------------*/
 
@@ -186,7 +186,7 @@ static void write_load(void)
 
 /*--- GET /v1/history -------------------------------------------------------*/
 
-Test(history, api_points_are_the_minutes_written)
+Test(history_read, api_points_are_the_minutes_written)
 {
     write_load();
     th_http_resp r = get("/v1/history?login=p-alt&from=%s&to=%s", base_iso, end_iso);
@@ -249,7 +249,7 @@ Test(history, api_points_are_the_minutes_written)
     th_http_free(&r);
 }
 
-Test(history, api_reads_across_hours_and_defaults)
+Test(history_read, api_reads_across_hours_and_defaults)
 {
     /* Minute 59 of the hour before and minute 0 of the base hour: two keys. */
     hset("3", base - 60, "3,4,240000,4,0,0,0,0,2");
@@ -286,7 +286,7 @@ Test(history, api_reads_across_hours_and_defaults)
     th_http_free(&r);
 }
 
-Test(history, api_refusals)
+Test(history_read, api_refusals)
 {
     expect_error("/v1/history", 400, "login: required");
     expect_error("/v1/history?login=", 400, "login: empty");
@@ -332,7 +332,7 @@ Test(history, api_refusals)
 
 /*--- GET /v1/streams/{id}/history ------------------------------------------*/
 
-Test(history, stream_results_newest_first)
+Test(history_read, stream_results_newest_first)
 {
     for (int i = 1; i <= 3; i++) {
         redisReply *x = th_redis(&redis,
@@ -392,7 +392,7 @@ static void cli_free(cli_out *o)
     free(o->err);
 }
 
-Test(history, cli_json_is_the_api_shape)
+Test(history_read, cli_json_is_the_api_shape)
 {
     write_load();
     cli_out o = cli(
@@ -421,7 +421,7 @@ Test(history, cli_json_is_the_api_shape)
     cli_free(&o);
 }
 
-Test(history, cli_table_every_login)
+Test(history_read, cli_table_every_login)
 {
     write_load();
     /* Accounts Redis knows and the config does not: 9 is one login named
@@ -455,7 +455,7 @@ Test(history, cli_table_every_login)
     cli_free(&o);
 }
 
-Test(history, cli_refusals)
+Test(history_read, cli_refusals)
 {
     const struct {
         const char *args[4];
@@ -492,7 +492,7 @@ Test(history, cli_refusals)
 /* lua/history.lua (issue #18's writer) run by hand, prelude in front as the
  * build puts it: two flushes of the same minute (deltas), read back through
  * the API. Skipped while the tree has no such script. */
-Test(history, writers_merge_reads_back)
+Test(history_read, writers_merge_reads_back)
 {
     char *prelude = th_read_file(SFL_SOURCE_DIR "/lua/prelude.lua");
     char *merge = th_read_file(SFL_SOURCE_DIR "/lua/history.lua");
