@@ -193,13 +193,11 @@ static void print_sparkline(const cJSON *doc)
             continue;
         }
         int level = top > 0 ? (int)(peak / top * 7 + 0.5) : 0;
+        if (level > 7)
+            level = 7;
         /* At or over its limit: bold, so that saturation shows. */
         int full = limit > 0 && peak >= limit;
-        printf("%s%s%s", full ? "\033[1m" : "",
-               bars[level < 0   ? 0
-                    : level > 7 ? 7
-                                : level],
-               full ? "\033[0m" : "");
+        printf("%s%s%s", full ? "\033[1m" : "", bars[level < 0 ? 0 : level], full ? "\033[0m" : "");
     }
     printf("\n");
 }
@@ -241,7 +239,8 @@ static void print_login(const hist_run *run, const hlogin *l)
         if (limit > 0)
             snprintf(peak, sizeof(peak), "%g/%g", num(p, "in_use_peak", 0), limit);
         else
-            snprintf(peak, sizeof(peak), "%g/%s", num(p, "in_use_peak", 0), limit == 0 ? "-" : "?");
+            snprintf(peak, sizeof(peak), "%g/%s", num(p, "in_use_peak", 0),
+                     limit == 0 ? "unl" : "?");
         double om = num(p, "others_mean", -1);
         if (om < 0)
             snprintf(others, sizeof(others), "%g", num(p, "others_peak", 0));
