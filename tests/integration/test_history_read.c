@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,6 +486,36 @@ Test(history_read, cli_refusals)
     cr_expect_eq(o.code, 1, "exit %d", o.code);
     cr_expect_not_null(strstr(o.err, hour_key("p-alt", base)), "%s", o.err);
     cli_free(&o);
+}
+
+/* On a terminal (a pseudo-terminal here) a sparkline follows each table:
+ * the peak of each step against the top (the limit, 2), bold at the limit,
+ * a blank for a step without a record. */
+Test(history_read, cli_sparkline_on_a_terminal)
+{
+    write_load();
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    cr_assert(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0, "no pty");
+    char tty[128], errf[256];
+    cr_assert_eq(ptsname_r(master, tty, sizeof(tty)), 0);
+    snprintf(errf, sizeof(errf), "%s/spark.err", dir);
+    const char *argv[] = {SFL_BIN, "status",  "--history", "-c",     config, "--login",
+                          "p-alt", "--since", base_iso,    "--step", "1m",   NULL};
+    pid_t pid = th_spawn((char *const *)argv, tty, errf);
+    cr_assert_eq(th_exit_code(th_wait(pid, 30000)), 0, "exit: %s", th_read_file(errf));
+    char out[65536];
+    size_t n = 0;
+    ssize_t got;
+    /* Everything written is in the pty; once the child is gone, EIO ends it. */
+    while (n < sizeof(out) - 1 && (got = read(master, out + n, sizeof(out) - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(master);
+    const char *line = strstr(out, "peak vs limit (\u2588 = 2): ");
+    cr_assert_not_null(line, "no sparkline in:\n%s", out);
+    line += strlen("peak vs limit (\u2588 = 2): ");
+    const char *want = "\u2585\033[1m\u2588\033[0m\033[1m\u2588\033[0m\033[1m\u2588\033[0m\u2585 ";
+    cr_expect(strncmp(line, want, strlen(want)) == 0, "sparkline starts: %.60s", line);
 }
 
 /*--- The writers' merge script, when the tree has it -----------------------*/
