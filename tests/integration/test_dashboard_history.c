@@ -332,6 +332,9 @@ Test(dashboard_history, charts_carry_the_values_of_the_json_they_are_drawn_from)
              "  sflHistory.drawHistory(%s, \"Fixture login\"),\n"
              "  sflHistory.drawHistory(%s),\n"
              "  sflHistory.drawStream(%s));\n"
+             /* A result row, clicked: the stream view follows it. */
+             "renderResults([{stream_id: 909, stream_name: \"Clicked\", status: \"OK\"}]);\n"
+             "document.querySelector('#results tr[data-stream=\"909\"]').click();\n"
              "</script>%s",
              (int)(end - r.body), r.body, fixture, fixture_empty, fixture_stream, end);
     th_http_free(&r);
@@ -376,6 +379,12 @@ Test(dashboard_history, charts_carry_the_values_of_the_json_they_are_drawn_from)
         "the older result");
     has(box, "title=\"no data in 20 s\"", "the error in the row's tooltip");
     cr_assert(strstr(box, ">OK<") < strstr(box, ">Timeout<"), "not newest first:\n%s", box);
+    free(box);
+    /* The click on result 909 asked for its history (which a page opened
+     * from a file cannot fetch): the stream view says so. */
+    box = th_dom_element(dom, "section", "id=\"stream-view\"");
+    has(box, "<div id=\"stream-results\"><div class=\"none\">no history: ",
+        "the stream view after a click on a result row");
     free(box);
     free(dom);
 }
