@@ -83,6 +83,8 @@ struct sfl_limiter {
     int clock_known;
     int64_t clock_off, clock_at;
     sfl_limiter_stats stats;
+    sfl_limiter_event_fn *event_fn; /* the observer (limiter_events.c), or NULL */
+    void *event_arg;
 };
 
 /*--- limiter.c, for wait.c ---------------------------------------------------*/
@@ -107,6 +109,17 @@ int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *logi
  * from asked_ms. NULL when out of memory. */
 sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,
                                  const char *label, int64_t asked_ms, const sfl_lease_answer *a);
+
+/*--- limiter_events.c, for both ---------------------------------------------*/
+
+/* Tells the observer, if any, of kind on lease l (GRANT, LOST, RELEASE);
+ * a: the answer that granted it, or NULL. */
+void sfl_limiter_emit_lease(sfl_limiter *lim, sfl_limiter_event_kind kind, const sfl_lease *l,
+                            const sfl_lease_answer *a);
+/* ... of an ask of account denied with answer a (DENY), or of a wait's end
+ * (WAIT: a NULL, wait_ms, and the lease it got or NULL). */
+void sfl_limiter_emit_ask(sfl_limiter *lim, sfl_limiter_event_kind kind, long long account,
+                          const sfl_lease_answer *a, int64_t wait_ms, const sfl_lease *granted);
 
 /*--- wait.c, for limiter.c ---------------------------------------------------*/
 
