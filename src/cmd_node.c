@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "dispatcharr_sync.h"
+#include "history.h"
 #include "http_api.h"
 #include "limiter.h"
 #include "list.h"
@@ -182,6 +183,7 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
     }
     UNUSED(started);
     n->view.checks[status]++;
+    sfl_history_stream_result(n->app.hist, result); /* pipelined with store_result below */
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
