@@ -500,8 +500,16 @@ int sfl_history_stream_result(sfl_history *h, const cJSON *result)
 {
     if (!h || h->stream_results <= 0 || !result)
         return -1;
+    /* The id is raw digits (streams.c keeps ids past 2^53 exact), or a number. */
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "stream_id");
-    if (!cJSON_IsNumber(id))
+    char digits[24];
+    if (cJSON_IsRaw(id) && id->valuestring && id->valuestring[0] &&
+        strspn(id->valuestring, "-0123456789") == strlen(id->valuestring) &&
+        strlen(id->valuestring) < sizeof(digits))
+        snprintf(digits, sizeof(digits), "%s", id->valuestring);
+    else if (cJSON_IsNumber(id))
+        snprintf(digits, sizeof(digits), "%.0f", id->valuedouble);
+    else
         return -1;
     cJSON *e = cJSON_CreateObject();
     if (!e)
@@ -520,7 +528,7 @@ int sfl_history_stream_result(sfl_history *h, const cJSON *result)
     if (!json)
         return -1;
     char key[SFL_KEY_LEN], keep[16], ttl[24];
-    snprintf(key, sizeof(key), "%s:stream:%.0f:history", h->ns, id->valuedouble);
+    snprintf(key, sizeof(key), "%s:stream:%s:history", h->ns, digits);
     snprintf(keep, sizeof(keep), "%d", h->stream_results);
     snprintf(ttl, sizeof(ttl), "%" PRId64, h->retention_ms);
     const char *keys[1] = {key};
