@@ -516,3 +516,38 @@ Test(history, node_flushes_while_running_and_pushes_results)
     cr_assert_neq(th_wait(node_pid, 30000), -1, "the node did not stop");
     node_pid = 0;
 }
+
+/*--- sflimit exec ---------------------------------------------------------------*/
+
+/* Three execs at once on a limit of 2: each holds its slot while its
+ * command sleeps; the third waits (a wait of sfl_limiter_wait, counted by
+ * the limiter's observer, not by a worker). */
+Test(history, exec_records_its_lease)
+{
+    th_account(&redis, 1, 2);
+    char config[256];
+    write_config(HISTORY_ON, config, sizeof(config));
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        char err[256];
+        snprintf(err, sizeof(err), "%s/exec%d.err", dir, i);
+        const char *argv[] = {SFL_BIN, "exec", "-c", config, "-a", "1", "--", "sleep", "1.5", NULL};
+        pids[i] = th_spawn((char *const *)argv, NULL, err);
+    }
+    for (int i = 0; i < 3; i++) {
+        int st = th_wait(pids[i], 30000);
+        cr_assert_eq(th_exit_code(st), 0, "exec %d: %d", i, st);
+    }
+    totals t;
+    read_totals("1", &t);
+    cr_assert_eq(t.v[GRANTS], 3);
+    cr_assert_eq(t.v[WAITS], 3, "one wait per exec");
+    cr_assert_eq(t.v[CHECKS], 0, "an exec is not a check");
+    cr_assert_geq(t.v[HELD_MS], 3 * 1500 - 30, "held %lld", t.v[HELD_MS]);
+    cr_assert_leq(t.peak, 2);
+    cr_assert_eq(t.peak, 2, "two execs held at once");
+    long long slow = 0; /* waits above 250 ms: the third waited for a 1.5 s sleep */
+    for (int i = BIN0 + 8; i < NPOS; i++)
+        slow += t.v[i];
+    cr_assert_geq(slow, 1, "no wait recorded as long");
+}
