@@ -425,21 +425,22 @@ Test(history, bad_config_exits_2_naming_the_path)
 
 static int node_port;
 
-static void node_start(void)
+/* accounts: the config's "accounts" array. */
+static void node_start(const char *accounts)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
-        char text[2048], conf[256], err[256];
+        char text[4096], conf[256], err[256];
         node_port = th_free_port();
         snprintf(text, sizeof(text),
                  "{\"node_id\": \"h1\", \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"%s\"},\n"
                  " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
                  " \"concurrent_streams\": {\"global_limit\": 4, \"stagger_delay\": 0},\n"
-                 " \"accounts\": [{\"id\": 1, \"max_streams\": 2}],\n"
+                 " \"accounts\": %s,\n"
                  " \"history\": " HISTORY_ON ",\n"
                  " \"check\": {\"command\": [\"curl\", \"-sS\", \"-o\", \"/dev/null\", "
                  "\"{url}\"], \"parser\": \"none\", \"timeout\": 20}}\n",
-                 redis.url, node_port, TOKEN);
+                 redis.url, node_port, TOKEN, accounts);
         th_write_file(dir, "node.json", text, conf, sizeof(conf));
         snprintf(err, sizeof(err), "%s/node%d.err", dir, attempt);
         const char *argv[] = {SFL_BIN, "node", "-c", conf, NULL};
@@ -482,7 +483,7 @@ Test(history, node_flushes_while_running_and_pushes_results)
     const char *users[] = {"x:" PASSWORD ":2", NULL};
     th_provider_start(&provider, users, 800, NULL);
     th_account(&redis, 1, 2);
-    node_start();
+    node_start("[{\"id\": 1, \"max_streams\": 2}]");
     char body[2048];
     size_t o = snprintf(body, sizeof(body), "[");
     for (int i = 0; i < 4; i++)
@@ -550,4 +551,50 @@ Test(history, exec_records_its_lease)
     for (int i = BIN0 + 8; i < NPOS; i++)
         slow += t.v[i];
     cr_assert_geq(slow, 1, "no wait recorded as long");
+}
+
+/*--- Others' connections ----------------------------------------------------------*/
+
+typedef struct want_others {
+    const char *login;
+    long long peak, n;
+} want_others;
+
+static int others_seen(void *arg)
+{
+    want_others *w = arg;
+    totals t;
+    read_totals(w->login, &t);
+    return t.v[OTHERS_PEAK] >= w->peak && t.v[OTHERS_N] >= w->n;
+}
+
+/* A login counted by its Xtream panel (the fake provider's player_api.php):
+ * a viewer holds one connection on it, so the panel says 1, and the node
+ * that polls records that figure in the login's minutes, sample by sample. */
+Test(history, node_records_others_connections)
+{
+    const char *users[] = {"u2:" PASSWORD ":2", NULL};
+    th_provider_start(&provider, users, 1000, NULL);
+    th_viewer viewer = {0};
+    cr_assert_eq(th_viewer_start(&viewer, provider.port, "u2", PASSWORD, 600), 200);
+    char accounts[1024];
+    snprintf(accounts, sizeof(accounts),
+             "[{\"id\": 9, \"logins\": [{\"id\": \"x1\", \"max_streams\": 2, \"xtream\": "
+             "{\"url\": \"http://127.0.0.1:%d\", \"username\": \"u2\", \"password\": \"%s\", "
+             "\"poll_s\": 1, \"max_age_ms\": 3000}}]}]",
+             provider.port, PASSWORD);
+    node_start(accounts);
+    want_others w = {"x1", 1, 3};
+    int ok = th_until(others_seen, &w, 30000);
+    th_viewer_stop(&viewer);
+    cr_assert(ok, "the panel's figure never reached the history of x1");
+    totals t;
+    read_totals("x1", &t);
+    cr_assert_eq(t.v[OTHERS_PEAK], 1, "one viewer, peak %lld", t.v[OTHERS_PEAK]);
+    cr_assert_leq(t.v[OTHERS_SUM], t.v[OTHERS_N], "no sample above 1");
+    cr_assert_geq(t.v[OTHERS_SUM], 1);
+    cr_assert_eq(count_keys("sfl:history:9:*"), 0, "recorded under the login, not the account");
+    kill(node_pid, SIGTERM);
+    cr_assert_neq(th_wait(node_pid, 30000), -1, "the node did not stop");
+    node_pid = 0;
 }
