@@ -200,7 +200,8 @@ typedef struct sfl_limiter_event {
                              (a claimed hand-off) */
     long long limit;      /* GRANT, DENY: as the answer gave it; -1 unknown */
     long long position;   /* DENY: the ticket's place in the queue (1 = next), 0 if none */
-    int64_t wait_ms;      /* WAIT: from the wait's start to its end; -1 otherwise */
+    int64_t wait_ms;      /* WAIT: from the wait's start to its end; -1 otherwise, and for a
+                             wait that ended on an account without a limit (no real wait) */
     int granted;          /* WAIT: 1 if it ended with a lease */
 } sfl_limiter_event;
 

@@ -209,7 +209,8 @@ static void wait_finish(sfl_wait *w, sfl_wait_status status, sfl_lease *lease)
 {
     wait_unlink(w);
     evtimer_del(w->timer);
-    sfl_limiter_emit_ask(w->lim, SFL_LIM_WAIT, w->account, NULL, sfl_mono_ms() - w->started_ms,
+    sfl_limiter_emit_ask(w->lim, SFL_LIM_WAIT, w->account, NULL,
+                         status == SFL_WAIT_UNKNOWN_ACCOUNT ? -1 : sfl_mono_ms() - w->started_ms,
                          lease);
     /* Not granted: withdraw the ticket, or a release would hand the slot to
      * a wait that is gone (and it would sit idle until the hand-off time). */
