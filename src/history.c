@@ -98,13 +98,32 @@ void sfl_history_key(char *buf, size_t len, const char *ns, const char *login, i
 
 /*--- Records ---------------------------------------------------------------*/
 
-/* The limit this process knows for login (of account's route): -1 if none. */
+typedef struct find_login {
+    const char *id;
+    long long known;
+} find_login;
+
+static void find_in_route(const sfl_route *rt, void *arg)
+{
+    find_login *f = arg;
+    const sfl_login *lg = f->known < 0 ? sfl_route_login(rt, f->id, NULL) : NULL;
+    if (lg)
+        f->known = lg->known;
+}
+
+/* The limit this process knows for login (of account's route; account < 0:
+ * of whichever route has it, never making one): -1 if none. */
 static long long known_limit(const sfl_history *h, long long account, const char *login)
 {
-    if (account < 0)
-        return -1; /* never made a route of its own here (sfl_routes_get would) */
     sfl_routes *routes = h->lim ? sfl_limiter_routes(h->lim) : NULL;
-    const sfl_route *rt = routes ? sfl_routes_get(routes, account) : NULL;
+    if (!routes)
+        return -1;
+    if (account < 0) {
+        find_login f = {login, -1};
+        sfl_routes_each(routes, find_in_route, &f);
+        return f.known;
+    }
+    const sfl_route *rt = sfl_routes_get(routes, account);
     const sfl_login *lg = rt ? sfl_route_login(rt, login, NULL) : NULL;
     return lg ? lg->known : -1;
 }

@@ -591,6 +591,7 @@ Test(history, node_records_others_connections)
     totals t;
     read_totals("x1", &t);
     cr_assert_eq(t.v[OTHERS_PEAK], 1, "one viewer, peak %lld", t.v[OTHERS_PEAK]);
+    cr_assert_eq(t.v[LIMIT], 2, "the login's limit, known to the node without a lease");
     cr_assert_leq(t.v[OTHERS_SUM], t.v[OTHERS_N], "no sample above 1");
     cr_assert_geq(t.v[OTHERS_SUM], 1);
     cr_assert_eq(count_keys("sfl:history:9:*"), 0, "recorded under the login, not the account");
