@@ -599,3 +599,56 @@ Test(history, node_records_others_connections)
     cr_assert_neq(th_wait(node_pid, 30000), -1, "the node did not stop");
     node_pid = 0;
 }
+
+/*--- An account of two logins ----------------------------------------------------*/
+
+/* Account 1 through p-main (user u1) then p-alt (the same streams as u2),
+ * one slot each: each login's minutes hold its own grants and checks (as
+ * many as the results that name it), its peak within 1 and at least what
+ * the provider saw of its user; a denial (both full) counts on each. */
+Test(history, two_logins_each_their_own)
+{
+    const char *users[] = {"u1:p1:1", "u2:p2:1", NULL};
+    th_provider_start(&provider, users, 800, NULL);
+    char config[256], streams[256];
+    th_write_config(dir,
+                    &(th_config){.redis_url = redis.url,
+                                 .global_limit = 4,
+                                 .accounts = "[{\"id\": 1, \"logins\": ["
+                                             "{\"id\": \"p-main\", \"max_streams\": 1},"
+                                             " {\"id\": \"p-alt\", \"max_streams\": 1,"
+                                             " \"search\": \"/live/u1/p1/\","
+                                             " \"replace\": \"/live/u2/p2/\"}]}]",
+                                 .extra = ", \"history\": " HISTORY_ON},
+                    config, sizeof(config));
+    th_streams sb;
+    th_streams_init(&sb);
+    for (int i = 0; i < 6; i++)
+        th_streams_add(&sb, provider.port, 301 + i, NULL, 1, "u1", "p1");
+    th_streams_write(&sb, dir, "streams.json", streams, sizeof(streams));
+    run_check(config, streams);
+    th_results res;
+    th_results_read(&res, run.out);
+    cr_assert_eq(res.n, 6);
+    const char *logins[] = {"p-main", "p-alt"},
+               *user[] = {"users.u1.max_seen", "users.u2.max_seen"};
+    long long grants = 0;
+    for (int k = 0; k < 2; k++) {
+        int named = 0;
+        for (int i = 0; i < res.n; i++)
+            named += strcmp(th_str_of(res.v[i], "login"), logins[k]) == 0;
+        totals t;
+        read_totals(logins[k], &t);
+        cr_assert_eq(t.v[GRANTS], named, "%s: %lld grants, %d results", logins[k], t.v[GRANTS],
+                     named);
+        cr_assert_eq(t.v[CHECKS], named, "%s", logins[k]);
+        cr_assert_leq(t.peak, 1, "%s", logins[k]);
+        cr_assert_geq(t.peak, th_provider_stat(&provider, user[k]), "%s", logins[k]);
+        cr_assert_eq(t.v[LIMIT], 1, "%s", logins[k]);
+        cr_assert_gt(t.v[DENIALS], 0, "%s: 6 streams on 2 slots", logins[k]);
+        grants += t.v[GRANTS];
+    }
+    cr_assert_eq(grants, 6);
+    cr_assert_eq(count_keys("sfl:history:1:*"), 0, "recorded under the logins, not the account");
+    th_results_free(&res);
+}
