@@ -110,6 +110,16 @@ int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *logi
 sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,
                                  const char *label, int64_t asked_ms, const sfl_lease_answer *a);
 
+/*--- wait.c, for limiter.c ---------------------------------------------------*/
+
+/* Sends the asks held back behind a release of account, once none is owed. */
+void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);
+/* A release announced for h->account: the wait whose ticket got the slot
+ * starts on it (or asks), the others of the account ask again. */
+void sfl_limiter_waits_on_handoff(sfl_limiter *lim, const sfl_handoff *h);
+/* Frees every wait without a callback (sfl_limiter_free). */
+void sfl_limiter_waits_free(sfl_limiter *lim);
+
 /*--- limiter_events.c, for both ---------------------------------------------*/
 
 /* Tells the observer, if any, of kind on lease l (GRANT, LOST, RELEASE);
@@ -120,15 +130,5 @@ void sfl_limiter_emit_lease(sfl_limiter *lim, sfl_limiter_event_kind kind, const
  * (WAIT: a NULL, wait_ms, and the lease it got or NULL). */
 void sfl_limiter_emit_ask(sfl_limiter *lim, sfl_limiter_event_kind kind, long long account,
                           const sfl_lease_answer *a, int64_t wait_ms, const sfl_lease *granted);
-
-/*--- wait.c, for limiter.c ---------------------------------------------------*/
-
-/* Sends the asks held back behind a release of account, once none is owed. */
-void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);
-/* A release announced for h->account: the wait whose ticket got the slot
- * starts on it (or asks), the others of the account ask again. */
-void sfl_limiter_waits_on_handoff(sfl_limiter *lim, const sfl_handoff *h);
-/* Frees every wait without a callback (sfl_limiter_free). */
-void sfl_limiter_waits_free(sfl_limiter *lim);
 
 #endif
