@@ -20,6 +20,9 @@
 #define NPOS 34
 #define RETENTION_DAYS 1
 #define DAY_MS 86400000LL
+/* Nothing here depends on the TTL: a long one keeps slow runs (valgrind,
+ * a loaded machine) from losing leases they renew late. */
+#define LEASE "\"ttl_ms\": 10000, \"renew_ms\": 2000, \"safety_ms\": 1000"
 
 enum {
     START = 0,
@@ -179,6 +182,7 @@ static void write_config(const char *history, char *path, size_t len)
     snprintf(extra, sizeof(extra), ", \"history\": %s", history);
     th_write_config(dir,
                     &(th_config){.redis_url = redis.url,
+                                 .lease = LEASE,
                                  .global_limit = 4,
                                  .accounts = "[{\"id\": 1, \"max_streams\": 2}]",
                                  .extra = extra},
@@ -434,7 +438,7 @@ static void node_start(const char *accounts)
         snprintf(text, sizeof(text),
                  "{\"node_id\": \"h1\", \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"%s\"},\n"
-                 " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+                 " \"lease\": {" LEASE "},\n"
                  " \"concurrent_streams\": {\"global_limit\": 4, \"stagger_delay\": 0},\n"
                  " \"accounts\": %s,\n"
                  " \"history\": " HISTORY_ON ",\n"
@@ -529,15 +533,18 @@ Test(history, exec_records_its_lease)
     char config[256];
     write_config(HISTORY_ON, config, sizeof(config));
     pid_t pids[3];
+    char errs[3][256];
     for (int i = 0; i < 3; i++) {
-        char err[256];
-        snprintf(err, sizeof(err), "%s/exec%d.err", dir, i);
+        snprintf(errs[i], sizeof(errs[i]), "%s/exec%d.err", dir, i);
         const char *argv[] = {SFL_BIN, "exec", "-c", config, "-a", "1", "--", "sleep", "1.5", NULL};
-        pids[i] = th_spawn((char *const *)argv, NULL, err);
+        pids[i] = th_spawn((char *const *)argv, NULL, errs[i]);
     }
     for (int i = 0; i < 3; i++) {
-        int st = th_wait(pids[i], 30000);
-        cr_assert_eq(th_exit_code(st), 0, "exec %d: %d", i, st);
+        int st = th_wait(pids[i], 60000);
+        char *err = th_read_file(errs[i]);
+        cr_assert_eq(th_exit_code(st), 0, "exec %d: exit %d; stderr:\n%s", i, th_exit_code(st),
+                     err ? err : "");
+        free(err);
     }
     totals t;
     read_totals("1", &t);
@@ -613,6 +620,7 @@ Test(history, two_logins_each_their_own)
     char config[256], streams[256];
     th_write_config(dir,
                     &(th_config){.redis_url = redis.url,
+                                 .lease = LEASE,
                                  .global_limit = 4,
                                  .accounts = "[{\"id\": 1, \"logins\": ["
                                              "{\"id\": \"p-main\", \"max_streams\": 1},"
