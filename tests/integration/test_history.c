@@ -20,9 +20,11 @@
 #define NPOS 34
 #define RETENTION_DAYS 1
 #define DAY_MS 86400000LL
-/* Nothing here depends on the TTL: a long one keeps slow runs (valgrind,
- * a loaded machine) from losing leases they renew late. */
-#define LEASE "\"ttl_ms\": 10000, \"renew_ms\": 2000, \"safety_ms\": 1000"
+/* Nothing here depends on lease timing: a long TTL and hand-off keep slow
+ * runs (valgrind, a loaded machine) from losing leases they renew or take
+ * over late (a slot handed to a waiting exec is its own only handoff_ms
+ * until the take-over is confirmed). */
+#define LEASE "\"ttl_ms\": 10000, \"renew_ms\": 2000, \"safety_ms\": 1000, \"handoff_ms\": 2000"
 
 enum {
     START = 0,
