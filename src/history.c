@@ -276,11 +276,6 @@ static void add_wait(record *r, int64_t wait_ms)
     r->v[SFL_HIST_WAIT_BIN0 + bin]++;
 }
 
-static void on_wait_rec(record *r, const void *arg)
-{
-    add_wait(r, *(const int64_t *)arg);
-}
-
 static void on_event(const sfl_limiter_event *ev, void *arg)
 {
     sfl_history *h = arg;
@@ -348,7 +343,7 @@ void sfl_history_wait(sfl_history *h, long long account, const char *login, int6
     if (rt && rt->nlogins > 0) {
         record *r = rec_now(h, account, rt->logins[0]->id);
         if (r)
-            on_wait_rec(r, &wait_ms);
+            add_wait(r, wait_ms);
     }
 }
 
@@ -357,13 +352,10 @@ void sfl_history_others(sfl_history *h, const char *login, long long count)
     if (!h || !login || count < 0)
         return;
     advance(h);
-    record *r = NULL;
-    for (size_t i = 0; i < h->nrecs && !r; i++)
-        if (h->recs[i].minute == h->minute && strcmp(h->recs[i].login, login) == 0)
-            r = &h->recs[i];
-    /* The limit of a login this process never asked for is not known here:
-     * -1 (another process's record of the minute holds it). */
-    if (!r && !(r = rec_at(h, -1, login, h->minute)))
+    /* No account here: a new record takes the limit from whichever route
+     * has the login (-1 if none). */
+    record *r = rec_at(h, -1, login, h->minute);
+    if (!r)
         return;
     vmax(&r->v[SFL_HIST_OTHERS_PEAK], count);
     r->v[SFL_HIST_OTHERS_SUM] += count;
