@@ -14,33 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history_format.h"
+
 struct event_base;
 struct cJSON;
 typedef struct sfl_conf sfl_conf;
 typedef struct sfl_store sfl_store;
 typedef struct sfl_limiter sfl_limiter;
 typedef struct sfl_history sfl_history;
-
-/* The positions of a minute's csv (README "History"). */
-enum {
-    SFL_HIST_START = 0,    /* sum: leases held here when the minute began */
-    SFL_HIST_PEAK,         /* max: in use after a grant (the answer's, or ours if more) */
-    SFL_HIST_HELD_MS,      /* sum: lease-ms held here inside the minute */
-    SFL_HIST_LIMIT,        /* max: effective limit known; -1 unknown, 0 unlimited */
-    SFL_HIST_OTHERS_PEAK,  /* max: others' connections */
-    SFL_HIST_OTHERS_SUM,   /* sum: of the others' samples */
-    SFL_HIST_OTHERS_N,     /* sum: number of samples */
-    SFL_HIST_WAITING_PEAK, /* max: the largest queue position a denied ask got */
-    SFL_HIST_GRANTS,       /* sum */
-    SFL_HIST_DENIALS,      /* sum */
-    SFL_HIST_LOST,         /* sum */
-    SFL_HIST_PREEMPTED,    /* sum: checks ended Preempted (intermediate ones too) */
-    SFL_HIST_REFUSED,      /* sum: checks refused by the provider (intermediate ones too) */
-    SFL_HIST_CHECKS,       /* sum: checks finished */
-    SFL_HIST_WAITS,        /* sum: lease waits */
-    SFL_HIST_WAIT_BIN0,    /* sum: 19 bins, wait <= sfl_wait_bounds[i], the last above all */
-    SFL_HIST_NPOS = SFL_HIST_WAIT_BIN0 + 19
-};
 
 /* Starts gathering when conf->history_enabled (NULL otherwise, and when out
  * of memory: every call below takes NULL and does nothing). base, store and

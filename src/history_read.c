@@ -32,10 +32,10 @@
 
 /*--- One minute's value ----------------------------------------------------*/
 
-int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HP_COUNT], char *err,
+int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HIST_NPOS], char *err,
                        size_t errlen)
 {
-    memset(v, 0, sizeof(long long) * SFL_HP_COUNT);
+    memset(v, 0, sizeof(long long) * SFL_HIST_NPOS);
     size_t i = 0;
     int pos = 0;
     for (;; pos++) {
@@ -62,12 +62,12 @@ int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HP_COUNT], c
         }
         if (neg)
             x = -x;
-        if (x < (pos == SFL_HP_LIMIT ? -1 : 0)) {
+        if (x < (pos == SFL_HIST_LIMIT ? -1 : 0)) {
             snprintf(err, errlen, "position %d: %lld is below %d", pos, x,
-                     pos == SFL_HP_LIMIT ? -1 : 0);
+                     pos == SFL_HIST_LIMIT ? -1 : 0);
             return -1;
         }
-        if (pos < SFL_HP_COUNT)
+        if (pos < SFL_HIST_NPOS)
             v[pos] = x;
         if (i >= len)
             break;
@@ -141,9 +141,9 @@ long long sfl_history_effective_limit(const char *max_streams, const char *panel
 /*--- The series ------------------------------------------------------------*/
 
 typedef struct point {
-    int minutes;               /* with a record */
-    long long v[SFL_HP_COUNT]; /* sums and maxima by position; v[PEAK] = max(start, peak) */
-    long long limit;           /* of the newest minute that knew one, or -1 */
+    int minutes;                /* with a record */
+    long long v[SFL_HIST_NPOS]; /* sums and maxima by position; v[PEAK] = max(start, peak) */
+    long long limit;            /* of the newest minute that knew one, or -1 */
     int64_t limit_at;
 } point;
 
@@ -156,8 +156,8 @@ struct sfl_history_series {
 
 static int is_max(int pos)
 {
-    return pos == SFL_HP_PEAK || pos == SFL_HP_LIMIT || pos == SFL_HP_OTHERS_PEAK ||
-           pos == SFL_HP_WAITING_PEAK;
+    return pos == SFL_HIST_PEAK || pos == SFL_HIST_LIMIT || pos == SFL_HIST_OTHERS_PEAK ||
+           pos == SFL_HIST_WAITING_PEAK;
 }
 
 sfl_history_series *sfl_history_series_new(const sfl_history_range *r)
@@ -183,27 +183,27 @@ void sfl_history_series_free(sfl_history_series *s)
 }
 
 void sfl_history_series_add(sfl_history_series *s, int64_t minute_s,
-                            const long long v[SFL_HP_COUNT])
+                            const long long v[SFL_HIST_NPOS])
 {
     if (minute_s < s->r.from_s || minute_s >= s->r.to_s)
         return;
     point *p = &s->p[(minute_s - s->r.from_s) / s->r.step_s];
     p->minutes++;
-    for (int i = 0; i < SFL_HP_COUNT; i++) {
-        long long x = i == SFL_HP_PEAK && v[SFL_HP_START] > v[i] ? v[SFL_HP_START] : v[i];
-        if (i == SFL_HP_LIMIT)
+    for (int i = 0; i < SFL_HIST_NPOS; i++) {
+        long long x = i == SFL_HIST_PEAK && v[SFL_HIST_START] > v[i] ? v[SFL_HIST_START] : v[i];
+        if (i == SFL_HIST_LIMIT)
             continue;
         if (!is_max(i))
             p->v[i] += x;
         else if (x > p->v[i])
             p->v[i] = x;
     }
-    if (v[SFL_HP_LIMIT] >= 0 && (p->limit < 0 || minute_s > p->limit_at)) {
-        p->limit = v[SFL_HP_LIMIT];
+    if (v[SFL_HIST_LIMIT] >= 0 && (p->limit < 0 || minute_s > p->limit_at)) {
+        p->limit = v[SFL_HIST_LIMIT];
         p->limit_at = minute_s;
     }
-    if (v[SFL_HP_LIMIT] >= 0 && (s->last_limit < 0 || minute_s > s->last_limit_at)) {
-        s->last_limit = v[SFL_HP_LIMIT];
+    if (v[SFL_HIST_LIMIT] >= 0 && (s->last_limit < 0 || minute_s > s->last_limit_at)) {
+        s->last_limit = v[SFL_HIST_LIMIT];
         s->last_limit_at = minute_s;
     }
 }
@@ -222,7 +222,7 @@ int sfl_history_series_add_hash(sfl_history_series *s, int64_t hour_s, const str
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *val = r->element[i + 1];
         char why[160];
-        long long v[SFL_HP_COUNT];
+        long long v[SFL_HIST_NPOS];
         if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) {
             snprintf(err, errlen, "%s: not a hash of minutes", key);
             return -1;
@@ -274,29 +274,28 @@ static int point_json(const sfl_history_series *s, int64_t i, cJSON *list)
     sfl_history_iso(t, iso, sizeof(iso));
     int ok = cJSON_AddStringToObject(o, "t", iso) && add_num(o, "t_ms", (double)t * 1000) &&
              add_num(o, "minutes", p->minutes) &&
-             add_num(o, "in_use_peak", (double)p->v[SFL_HP_PEAK]);
+             add_num(o, "in_use_peak", (double)p->v[SFL_HIST_PEAK]);
     /* Lease-milliseconds over the step's milliseconds in the range. */
-    double mean = (double)p->v[SFL_HP_HELD_MS] / ((double)span * 1000.0);
-    ok =
-        ok && add_num(o, "in_use_mean", round(mean * 100) / 100) &&
-        add_or_null(o, "limit", p->minutes ? (double)p->limit : -1) &&
-        add_num(o, "others_peak", (double)p->v[SFL_HP_OTHERS_PEAK]) &&
-        add_or_null(
-            o, "others_mean",
-            p->v[SFL_HP_OTHERS_N] > 0
-                ? round((double)p->v[SFL_HP_OTHERS_SUM] / (double)p->v[SFL_HP_OTHERS_N] * 100) / 100
-                : -1) &&
-        add_num(o, "waiting_peak", (double)p->v[SFL_HP_WAITING_PEAK]);
+    double mean = (double)p->v[SFL_HIST_HELD_MS] / ((double)span * 1000.0);
+    ok = ok && add_num(o, "in_use_mean", round(mean * 100) / 100) &&
+         add_or_null(o, "limit", p->minutes ? (double)p->limit : -1) &&
+         add_num(o, "others_peak", (double)p->v[SFL_HIST_OTHERS_PEAK]) &&
+         add_or_null(o, "others_mean",
+                     p->v[SFL_HIST_OTHERS_N] > 0 ? round((double)p->v[SFL_HIST_OTHERS_SUM] /
+                                                         (double)p->v[SFL_HIST_OTHERS_N] * 100) /
+                                                       100
+                                                 : -1) &&
+         add_num(o, "waiting_peak", (double)p->v[SFL_HIST_WAITING_PEAK]);
     static const struct {
         const char *name;
         int pos;
-    } counts[] = {{"grants", SFL_HP_GRANTS},   {"denials", SFL_HP_DENIALS},
-                  {"lost", SFL_HP_LOST},       {"preempted", SFL_HP_PREEMPTED},
-                  {"refused", SFL_HP_REFUSED}, {"checks", SFL_HP_CHECKS},
-                  {"waits", SFL_HP_WAITS}};
+    } counts[] = {{"grants", SFL_HIST_GRANTS},   {"denials", SFL_HIST_DENIALS},
+                  {"lost", SFL_HIST_LOST},       {"preempted", SFL_HIST_PREEMPTED},
+                  {"refused", SFL_HIST_REFUSED}, {"checks", SFL_HIST_CHECKS},
+                  {"waits", SFL_HIST_WAITS}};
     for (size_t k = 0; ok && k < sizeof(counts) / sizeof(counts[0]); k++)
         ok = add_num(o, counts[k].name, (double)p->v[counts[k].pos]) != NULL;
-    const long long *bins = &p->v[SFL_HP_BIN0];
+    const long long *bins = &p->v[SFL_HIST_WAIT_BIN0];
     ok = ok && add_or_null(o, "wait_p50_ms", sfl_history_quantile_ms(bins, 0.50)) &&
          add_or_null(o, "wait_p95_ms", sfl_history_quantile_ms(bins, 0.95));
     return ok ? 0 : -1;

@@ -12,41 +12,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history_format.h"
 #include "history_range.h"
 
 typedef struct cJSON cJSON;
 typedef struct sfl_store sfl_store;
 struct redisReply;
 
-/* The positions of one minute's value. */
-enum {
-    SFL_HP_START = 0,    /* sum: leases held when the minute began */
-    SFL_HP_PEAK,         /* max: in use after a grant, cluster-wide */
-    SFL_HP_HELD_MS,      /* sum: lease-milliseconds held in the minute */
-    SFL_HP_LIMIT,        /* max: effective limit; -1 unknown, 0 unlimited */
-    SFL_HP_OTHERS_PEAK,  /* max */
-    SFL_HP_OTHERS_SUM,   /* sum */
-    SFL_HP_OTHERS_N,     /* sum */
-    SFL_HP_WAITING_PEAK, /* max */
-    SFL_HP_GRANTS,       /* sum, and so on to SFL_HP_WAITS */
-    SFL_HP_DENIALS,
-    SFL_HP_LOST,
-    SFL_HP_PREEMPTED,
-    SFL_HP_REFUSED,
-    SFL_HP_CHECKS,
-    SFL_HP_WAITS,
-    SFL_HP_BIN0, /* 15..33: waits <= sfl_wait_bounds[i], the last above them all */
-    SFL_HP_COUNT = SFL_HP_BIN0 + 19
-};
 #define SFL_HISTORY_BINS 19
 #define SFL_HISTORY_REQUIRED 4 /* positions every value has */
 
 /* One minute's value (len bytes, not necessarily NUL-terminated) into
- * v[SFL_HP_COUNT], positions left out read 0 (more than SFL_HP_COUNT are
+ * v[SFL_HIST_NPOS], positions left out read 0 (more than SFL_HIST_NPOS are
  * ignored: a later format may add some). At least SFL_HISTORY_REQUIRED
  * positions, each a decimal integer, >= 0 (the limit >= -1). 0, or -1 with
  * err saying what is wrong. */
-int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HP_COUNT], char *err,
+int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HIST_NPOS], char *err,
                        size_t errlen);
 
 /* The q-quantile (0 < q <= 1) of waits counted in bins (not cumulative):
@@ -70,7 +51,7 @@ void sfl_history_series_free(sfl_history_series *s);
 /* Adds one minute (minute_s: its first second); one outside the range is
  * left out. */
 void sfl_history_series_add(sfl_history_series *s, int64_t minute_s,
-                            const long long v[SFL_HP_COUNT]);
+                            const long long v[SFL_HIST_NPOS]);
 /* Adds every minute of one hour key's HGETALL answer (hour_s: the hour's
  * first second; key: its name, for messages). 0, or -1 with err naming the
  * key and field when the answer is not such a hash (the minutes before it

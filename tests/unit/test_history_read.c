@@ -33,37 +33,37 @@ TestSuite(history_read);
 
 Test(history_read, decode_full_and_trailing_omitted)
 {
-    long long v[SFL_HP_COUNT];
+    long long v[SFL_HIST_NPOS];
     char err[160] = "";
     cr_assert_eq(sfl_history_decode(EXAMPLE, strlen(EXAMPLE), v, err, sizeof(err)), 0, "%s", err);
-    cr_expect_eq(v[SFL_HP_START], 2);
-    cr_expect_eq(v[SFL_HP_HELD_MS], 91800);
-    cr_expect_eq(v[SFL_HP_WAITING_PEAK], 3);
-    cr_expect_eq(v[SFL_HP_DENIALS], 5);
-    cr_expect_eq(v[SFL_HP_BIN0 + 6], 12);
-    cr_expect_eq(v[SFL_HP_BIN0 + 10], 8);
-    for (int i = SFL_HP_BIN0 + 11; i < SFL_HP_COUNT; i++)
+    cr_expect_eq(v[SFL_HIST_START], 2);
+    cr_expect_eq(v[SFL_HIST_HELD_MS], 91800);
+    cr_expect_eq(v[SFL_HIST_WAITING_PEAK], 3);
+    cr_expect_eq(v[SFL_HIST_DENIALS], 5);
+    cr_expect_eq(v[SFL_HIST_WAIT_BIN0 + 6], 12);
+    cr_expect_eq(v[SFL_HIST_WAIT_BIN0 + 10], 8);
+    for (int i = SFL_HIST_WAIT_BIN0 + 11; i < SFL_HIST_NPOS; i++)
         cr_expect_eq(v[i], 0, "position %d left out, not 0", i);
 
     const char *four = "0,0,0,-1";
     cr_assert_eq(sfl_history_decode(four, strlen(four), v, err, sizeof(err)), 0, "%s", err);
-    cr_expect_eq(v[SFL_HP_LIMIT], -1);
-    cr_expect_eq(v[SFL_HP_GRANTS], 0);
+    cr_expect_eq(v[SFL_HIST_LIMIT], -1);
+    cr_expect_eq(v[SFL_HIST_GRANTS], 0);
 
     /* 34 positions, then two more a later format might add: ignored. */
     char all[256] = "";
-    for (int i = 0; i < SFL_HP_COUNT + 2; i++) {
+    for (int i = 0; i < SFL_HIST_NPOS + 2; i++) {
         char one[16];
         snprintf(one, sizeof(one), "%s%d", i ? "," : "", i + 1);
         strcat(all, one);
     }
     cr_assert_eq(sfl_history_decode(all, strlen(all), v, err, sizeof(err)), 0, "%s", err);
-    for (int i = 0; i < SFL_HP_COUNT; i++)
+    for (int i = 0; i < SFL_HIST_NPOS; i++)
         cr_expect_eq(v[i], i + 1);
 
     /* Only len bytes count. */
     cr_assert_eq(sfl_history_decode("1,2,3,4,garbage", 7, v, err, sizeof(err)), 0, "%s", err);
-    cr_expect_eq(v[SFL_HP_LIMIT], 4);
+    cr_expect_eq(v[SFL_HIST_LIMIT], 4);
 }
 
 struct bad_case {
@@ -94,7 +94,7 @@ ParameterizedTestParameters(history_read, decode_refuses)
 ParameterizedTest(size_t *i, history_read, decode_refuses)
 {
     const struct bad_case *c = &bad_cases[*i];
-    long long v[SFL_HP_COUNT];
+    long long v[SFL_HIST_NPOS];
     char err[160] = "";
     cr_assert_eq(sfl_history_decode(c->csv, strlen(c->csv), v, err, sizeof(err)), -1,
                  "\"%s\" accepted", c->csv);
@@ -165,7 +165,7 @@ static sfl_history_series *series(int64_t from, int64_t to, int64_t step)
 
 static void add(sfl_history_series *s, int64_t minute, const char *csv)
 {
-    long long v[SFL_HP_COUNT];
+    long long v[SFL_HIST_NPOS];
     char err[160];
     cr_assert_eq(sfl_history_decode(csv, strlen(csv), v, err, sizeof(err)), 0, "%s: %s", csv, err);
     sfl_history_series_add(s, minute, v);
