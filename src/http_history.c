@@ -5,7 +5,9 @@
  * finds the login among the node's routes and answers.
  *
  * A login is one the node routes checks through (its config, or an account
- * it met since): any other is a 404, so that a typo is not an empty chart.
+ * it met since), or one Redis describes (an account another node put there:
+ * the dashboard lists those too): any other is a 404, so that a typo is not
+ * an empty chart.
  * Every bad parameter is a 400 naming it, before Redis is asked anything.
  * Each route ends in exactly one reply, at once or when Redis answers: 200,
  * 503 when Redis does not answer, 500 when what it holds is not the
@@ -13,8 +15,10 @@
  */
 #include "http_api_int.h"
 
+#include "accounts.h"
 #include "app.h"
 #include "history_read.h"
+#include "keys.h"
 #include "limiter.h"
 #include "routes.h"
 
@@ -102,6 +106,83 @@ static void find_in_route(const sfl_route *rt, void *arg)
 
 /*--- GET /v1/history -------------------------------------------------------*/
 
+/* A login this node does not route: looked for in the accounts Redis
+ * describes (accounts.h's fetch), its accounts and limit taken from there. */
+typedef struct unrouted {
+    pending *p;
+    sfl_history_query q;
+    char login[SFL_LOGIN_ID_LEN];
+} unrouted;
+
+#define UNROUTED_ACCOUNTS 64
+
+static void on_history(cJSON *doc, int garbled, const char *err, void *arg);
+
+static void on_described(cJSON *doc, const char *err, void *arg)
+{
+    unrouted *u = arg;
+    pending *p = u->p;
+    long long accounts[UNROUTED_ACCOUNTS];
+    size_t n = 0;
+    const char *prefix = NULL;
+    const cJSON *a, *list = doc ? cJSON_GetObjectItemCaseSensitive(doc, "accounts") : NULL;
+    cJSON_ArrayForEach(a, list)
+    {
+        const cJSON *l;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(a, "logins"))
+        {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
+            const cJSON *acc = cJSON_GetObjectItemCaseSensitive(a, "id");
+            if (!id || strcmp(id, u->login) != 0 || !cJSON_IsNumber(acc))
+                continue;
+            if (n < UNROUTED_ACCOUNTS)
+                accounts[n++] = (long long)acc->valuedouble;
+            if (!prefix)
+                prefix = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "keys"));
+        }
+    }
+    char conf[SFL_KEY_LEN];
+    if (p->gone) {
+        sfl_http_pending_free(p);
+    } else if (!doc) {
+        sfl_http_reply_error(p->req, 503, "%s", err);
+        sfl_http_pending_free(p);
+    } else if (n == 0) {
+        sfl_http_reply_error(p->req, 404, "unknown login \"%s\"", u->login);
+        sfl_http_pending_free(p);
+    } else {
+        if (prefix && snprintf(conf, sizeof(conf), "%sconf", prefix) < (int)sizeof(conf))
+            u->q.conf_key = conf;
+        u->q.accounts = accounts;
+        u->q.naccounts = n;
+        if (sfl_history_read(p->h->node.app->store, &u->q, on_history, p) < 0) {
+            sfl_http_reply_error(p->req, 503, "Redis is not reachable");
+            sfl_http_pending_free(p);
+        }
+    }
+    free(u);
+}
+
+static void ask_redis(sfl_http *h, struct evhttp_request *req, const sfl_history_query *q)
+{
+    unrouted *u = calloc(1, sizeof(*u));
+    pending *p = u ? sfl_http_pending_new(h, req) : NULL;
+    if (!p) {
+        free(u);
+        sfl_http_reply_error(req, 503, "out of memory");
+        return;
+    }
+    u->p = p;
+    u->q = *q;
+    snprintf(u->login, sizeof(u->login), "%s", q->login);
+    u->q.login = u->login;
+    if (sfl_accounts_fetch(h->node.app->store, on_described, u) < 0) {
+        free(u);
+        sfl_http_pending_free(p);
+        sfl_http_reply_error(req, 503, "Redis is not reachable");
+    }
+}
+
 static void on_history(cJSON *doc, int garbled, const char *err, void *arg)
 {
     pending *p = arg;
@@ -143,7 +224,7 @@ void sfl_http_route_history(sfl_http *h, struct evhttp_request *req)
     find_login f = {.id = v[0]};
     sfl_routes_each(sfl_limiter_routes(app->lim), find_in_route, &f);
     if (!f.found) {
-        sfl_http_reply_error(req, 404, "unknown login \"%s\"", v[0]);
+        ask_redis(h, req, &q);
         return;
     }
     char conf[SFL_KEY_LEN];

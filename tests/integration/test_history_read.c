@@ -333,6 +333,30 @@ Test(history_read, api_refusals)
 
 /*--- GET /v1/streams/{id}/history ------------------------------------------*/
 
+/* A login the node does not route but Redis describes (an account another
+ * node or `accounts set` wrote): answered, with its accounts and limit from
+ * Redis; the dashboard lists such logins too. */
+Test(history_read, api_login_described_in_redis_only)
+{
+    const char *argv[] = {SFL_BIN, "accounts", "set", "77", "5", "--redis", redis.url, NULL};
+    th_run run;
+    th_run_start(&run, dir, argv);
+    cr_assert_eq(th_exit_code(th_run_wait(&run, 30000)), 0, "accounts set failed");
+    hset("77", base + 60, "0,2,60000,5,0,0,0,0,3");
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/history?login=77&from=%lld&to=%lld", base, base + 3600);
+    th_http_resp r = get("%s", path);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const cJSON *acc = cJSON_GetObjectItem(r.json, "accounts");
+    cr_assert_eq(cJSON_GetArraySize(acc), 1, "%s", r.body);
+    cr_expect_eq(cJSON_GetArrayItem(acc, 0)->valuedouble, 77);
+    cr_expect_eq(num(r.json, "limit_now"), 5, "%s", r.body);
+    cr_expect_eq(num(point(r.json, 1), "in_use_peak"), 2, "%s", r.body);
+    cr_expect_eq(num(point(r.json, 1), "grants"), 3, "%s", r.body);
+    th_http_free(&r);
+    expect_error("/v1/history?login=78", 404, "unknown login \"78\"");
+}
+
 Test(history_read, stream_results_newest_first)
 {
     for (int i = 1; i <= 3; i++) {
