@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "embedded.h"
+#include "history.h"
 #include "limiter.h"
 #include "log.h"
 #include "store.h"
@@ -176,6 +177,8 @@ int sfl_app_open(sfl_app *app, sfl_conf *conf, int with_limiter, const char *con
         }
         if (sfl_limiter_set_accounts(app->lim, conf->accounts, conf->naccounts, err, errlen) < 0)
             goto fail;
+        /* Every process that takes leases records what it saw (NULL: history off). */
+        app->hist = sfl_history_new(app->base, app->store, app->lim, conf);
     }
     app->connect_deadline = evtimer_new(app->base, on_connect_deadline, app);
     app->auth_timer = evtimer_new(app->base, on_auth_timer, app);
@@ -257,8 +260,10 @@ static void on_finish_timer(evutil_socket_t fd, short what, void *arg)
     sfl_app *app = arg;
     UNUSED(fd);
     UNUSED(what);
-    if (!app->lim || sfl_limiter_pending_releases(app->lim) == 0 || !app->store ||
-        !sfl_store_ready(app->store) || sfl_mono_ms() >= app->finish_until_ms) {
+    int owed =
+        (app->lim ? sfl_limiter_pending_releases(app->lim) : 0) + sfl_history_pending(app->hist);
+    if (owed == 0 || !app->store || !sfl_store_ready(app->store) ||
+        sfl_mono_ms() >= app->finish_until_ms) {
         event_base_loopbreak(app->base);
         return;
     }
@@ -271,6 +276,7 @@ void sfl_app_finish(sfl_app *app, int64_t max_wait_ms)
     if (app->finish_until_ms > 0)
         return;
     app->finish_until_ms = sfl_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+    sfl_history_flush(app->hist);
     if (!app->finish_timer)
         app->finish_timer = evtimer_new(app->base, on_finish_timer, app);
     struct timeval now = {0, 0};
@@ -301,6 +307,8 @@ void sfl_app_close(sfl_app *app)
             *sigs[i] = NULL;
         }
     sfl_app_disconnect(app);
+    sfl_history_free(app->hist); /* after the store: its pending replies reach it */
+    app->hist = NULL;
     sfl_limiter_free(app->lim);
     app->lim = NULL;
     if (app->connect_deadline)

@@ -14,6 +14,7 @@ typedef struct sfl_conf sfl_conf;
 typedef struct sfl_store sfl_store;
 typedef struct sfl_limiter sfl_limiter;
 typedef struct sfl_embedded sfl_embedded;
+typedef struct sfl_history sfl_history;
 
 typedef struct sfl_app sfl_app;
 typedef void sfl_app_fn(sfl_app *app, void *arg);
@@ -26,6 +27,7 @@ struct sfl_app {
     sfl_embedded *embedded;
     sfl_store *store;
     sfl_limiter *lim;    /* NULL unless asked for */
+    sfl_history *hist;   /* with the limiter when history.enabled (history.h); else NULL */
     int64_t recovery_ms; /* the recovery window a Redis that lost its data opens: ttl */
     /* How the first epoch check treats a missing marker (epoch.h); set before
      * sfl_app_open (FRESH with an embedded Redis, whatever it says). */
@@ -83,8 +85,9 @@ void sfl_app_exit(sfl_app *app, int rc);
 /* How long a command waits at its end for its releases to reach Redis. */
 #define SFL_APP_RELEASE_WAIT_MS 2000
 
-/* Ends the event loop once the releases already sent have reached Redis (so
- * the next holder need not wait for a TTL), or Redis is away, or
+/* Sends the history gathered so far, then ends the event loop once the
+ * releases and that history have reached Redis (so the next holder need not
+ * wait for a TTL), or Redis is away, or
  * max_wait_ms has passed. From the loop, never inside the call; a second
  * call changes nothing. */
 void sfl_app_finish(sfl_app *app, int64_t max_wait_ms);

@@ -15,6 +15,7 @@
 #include "app.h"
 #include "cli.h"
 #include "clock.h"
+#include "cmd_history.h"
 #include "conf.h"
 #include "dispatcharr_sync.h"
 #include "keys.h"
@@ -382,10 +383,12 @@ static const char accounts_usage[] =
 
 static const char status_usage[] =
     "usage: sflimit status [--json] [--watch] [-c CONFIG] [--redis URL]\n"
+    "       sflimit status --history [--login ID] [--since 24h] [--step 1h] [--json]\n"
     "\n"
     "Shows every account: limit, in use cluster-wide, nodes waiting for a slot,\n"
     "and who holds its slots (node/stream, age, fencing token). --watch redraws\n"
-    "every second.\n";
+    "every second. --history shows each login's use over time instead\n"
+    "(sflimit status --history --help).\n";
 
 enum { OPT_REDIS = 1000, OPT_JSON, OPT_NAME, OPT_FRESH, OPT_WATCH };
 
@@ -507,6 +510,8 @@ int sfl_cmd_accounts(int argc, char **argv)
 
 int sfl_cmd_status(int argc, char **argv)
 {
+    if (sfl_cmd_wants_history(argc, argv))
+        return sfl_cmd_status_history(argc, argv);
     cli_run run = {.app.rc = SFL_EXIT_OK};
     const char *name = NULL;
     sfl_conf *conf = NULL;

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "conf.h"
+#include "history.h"
 #include "keys.h"
 #include "limiter.h"
 #include "log.h"
@@ -70,6 +71,7 @@ static void emit(batch *b, cJSON *result, sfl_status status)
 {
     b->done++;
     b->statuses[status]++;
+    sfl_history_stream_result(b->app.hist, result);
     char *line = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (line && b->stopping != -1) {

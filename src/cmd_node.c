@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "dispatcharr_sync.h"
+#include "history.h"
 #include "http_api.h"
 #include "limiter.h"
 #include "list.h"
@@ -182,6 +183,7 @@ static void on_result(void *ctx, const sfl_stream *stream, cJSON *result, sfl_st
     }
     UNUSED(started);
     n->view.checks[status]++;
+    sfl_history_stream_result(n->app.hist, result); /* pipelined with store_result below */
     h->result = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!h->result) {
@@ -199,6 +201,13 @@ static void on_wait(const sfl_stream *stream, int64_t wait_ms, int granted, void
     UNUSED(stream);
     UNUSED(granted);
     sfl_histogram_observe(&n->view.lease_wait, (double)wait_ms / 1000.0);
+}
+
+/* What a source of others' connections wrote for a login goes into its
+ * history (this node polls that source). */
+static void on_others_seen(const char *login, long long external, void *arg)
+{
+    sfl_history_others(arg, login, external);
 }
 
 /*--- Intake ----------------------------------------------------------------*/
@@ -755,6 +764,8 @@ int sfl_cmd_node(int argc, char **argv)
         n.exit_code = SFL_EXIT_USAGE;
         goto done;
     }
+    if (n.app.hist)
+        sfl_sources_on_seen(n.sources, on_others_seen, n.app.hist);
     n.app.on_ready = on_ready;
     n.app.on_message = on_message;
     n.app.on_auth_refused = on_auth_refused;

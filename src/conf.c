@@ -312,7 +312,7 @@ static int validate(const sfl_conf *c, const sfl_json_ctx *e)
     if (sfl_json_check_num(e, "lease.acquire_timeout", &NS_NONNEG_NUM, c->acquire_timeout) < 0)
         return -1;
 
-    if (sfl_conf_validate_accounts(c, e) < 0)
+    if (sfl_conf_validate_accounts(c, e) < 0 || sfl_conf_validate_history(c, e) < 0)
         return -1;
 
     if (c->check_argc == 0 || !c->check_command)
@@ -407,6 +407,7 @@ sfl_conf *sfl_conf_new(void)
     c->concurrent_enabled = 1;
     c->global_limit = 10;
     sfl_conf_learned_defaults(c);
+    sfl_conf_history_defaults(c);
     c->stagger_delay = 1.0;
     c->lease_ttl_ms = 15000;
     c->lease_renew_ms = 5000;
@@ -473,9 +474,19 @@ void sfl_conf_free(sfl_conf *c)
     free(c);
 }
 
-static const char *const top_keys[] = {
-    "node_id",         "redis", "concurrent_streams", "lease", "accounts", "check",
-    "stream_analysis", "http",  "dispatcharr",        "node",  "learned",  NULL};
+static const char *const top_keys[] = {"node_id",
+                                       "redis",
+                                       "concurrent_streams",
+                                       "lease",
+                                       "accounts",
+                                       "check",
+                                       "stream_analysis",
+                                       "http",
+                                       "dispatcharr",
+                                       "node",
+                                       "learned",
+                                       "history",
+                                       NULL};
 static const char *const node_keys[] = {"shutdown_grace", "claim_idle", "batch_ttl", "lookahead",
                                         NULL};
 static const char *const redis_keys[] = {"url",       "password",           "sentinel_password",
@@ -729,7 +740,7 @@ sfl_conf *sfl_conf_parse(const char *json, size_t len, const char *name, char *e
         parse_check(&e, root, c) < 0 || parse_analysis(&e, root, c) < 0 ||
         parse_http(&e, root, c) < 0 || parse_dispatcharr(&e, root, c) < 0 ||
         parse_node(&e, root, c) < 0 || sfl_conf_parse_learned(&e, root, c) < 0 ||
-        validate(c, &e) < 0)
+        sfl_conf_parse_history(&e, root, c) < 0 || validate(c, &e) < 0)
         goto err;
     cJSON_Delete(root);
     return c;

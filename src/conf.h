@@ -104,6 +104,11 @@ typedef struct sfl_conf {
     double learn_window;        /* 60 s: a second refusal within it halves the limit again */
     double learn_quiet;         /* 300 s: without a refusal this long, the limit climbs a step */
     double learn_recheck_after; /* 10 s: a refused stream queues again after this long */
+    /* History (history.c): per login and minute, and per stream. */
+    int history_enabled;        /* 1; 0: nothing is written */
+    int history_retention_days; /* 7 (1..365) */
+    int history_stream_results; /* 20 (0..1000; 0: no per-stream history) */
+    int64_t history_flush_ms;   /* 60000 (1000..60000): how often a process sends */
 } sfl_conf;
 
 /* Built-in defaults. The caller frees with sfl_conf_free(). NULL when out of memory. */

@@ -17,6 +17,12 @@ int sfl_conf_validate_accounts(const sfl_conf *c, const sfl_json_ctx *e);
 int sfl_conf_parse_learned(const sfl_json_ctx *e, const struct cJSON *root, sfl_conf *c);
 /* refusal_codes 429 458 509, window 60 s, quiet 300 s. */
 void sfl_conf_learned_defaults(sfl_conf *c);
+/* Reads root's "history" (absent: the defaults stay). */
+int sfl_conf_parse_history(const sfl_json_ctx *e, const struct cJSON *root, sfl_conf *c);
+/* enabled, retention 7 days, 20 results per stream, flush every 60 s. */
+void sfl_conf_history_defaults(sfl_conf *c);
+/* The history fields within their ranges (after a caller changed them). */
+int sfl_conf_validate_history(const sfl_conf *c, const sfl_json_ctx *e);
 /* A CA file for https (tls.c): NULL (none), or a path to a readable file. */
 int sfl_conf_check_ca_file(const sfl_json_ctx *e, const char *path, const char *file);
 

@@ -1,5 +1,6 @@
-/* dashboard_data.c - the nodes alive and the newest results, read from
- * Redis for the dashboard (GET /v1/nodes, GET /v1/results in http_api.c).
+/* dashboard_data.c - the nodes alive, the newest results and the holders'
+ * stream names, read from Redis for the dashboard (GET /v1/nodes,
+ * GET /v1/results, GET /v1/accounts in http_routes.c).
  *
  * Both are chains of asks (SCAN then one HGETALL per registry key; LRANGE
  * of the newest batch ids then one LRANGE per batch). A chain counts the
@@ -306,4 +307,105 @@ int sfl_dashboard_results(sfl_store *st, int limit, sfl_dashboard_data_fn *fn, v
         return -1;
     }
     return 0;
+}
+
+/*--- Stream names of the holders -------------------------------------------*/
+
+/* A holder's "stream" is the label its lease was taken with: the stream id
+ * for a check (worker.c), anything for a sidecar or `sflimit exec`. Only
+ * ids are looked up; the name comes from the hash every batch writes
+ * (queue.c), so every node sees the names of every node's streams. */
+typedef struct names_ctx {
+    sfl_dashboard_names_fn *fn;
+    void *arg;
+    cJSON **holders; /* in the order of the HMGET's fields */
+    size_t n, cap;
+} names_ctx;
+
+static int is_stream_id(const char *s)
+{
+    size_t n = 0;
+    if (s && *s == '-')
+        s++;
+    for (; s && s[n]; n++)
+        if (s[n] < '0' || s[n] > '9')
+            return 0;
+    return n > 0 && n < 20;
+}
+
+static int collect_holders(names_ctx *c, cJSON *holders)
+{
+    cJSON *h;
+    cJSON_ArrayForEach(h, holders)
+    {
+        if (!is_stream_id(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "stream"))))
+            continue;
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? 2 * c->cap : 16;
+            cJSON **v = realloc(c->holders, cap * sizeof(*v));
+            if (!v)
+                return -1;
+            c->holders = v;
+            c->cap = cap;
+        }
+        c->holders[c->n++] = h;
+    }
+    return 0;
+}
+
+static void on_names(sfl_store *st, redisReply *r, void *arg)
+{
+    names_ctx *c = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == c->n) {
+        for (size_t i = 0; i < c->n; i++) {
+            const redisReply *v = r->element[i];
+            if (v->type != REDIS_REPLY_STRING || v->len == 0 || strlen(v->str) != v->len)
+                continue;
+            cJSON_DeleteItemFromObjectCaseSensitive(c->holders[i], "stream_name");
+            cJSON_AddStringToObject(c->holders[i], "stream_name", v->str);
+        }
+    }
+    c->fn(c->arg);
+    free(c->holders);
+    free(c);
+}
+
+int sfl_dashboard_stream_names(sfl_store *st, cJSON *accounts, sfl_dashboard_names_fn *fn,
+                               void *arg)
+{
+    names_ctx *c = calloc(1, sizeof(*c));
+    const char **argv = NULL;
+    int rc = 1;
+    if (!c)
+        return 1; /* shown without names */
+    c->fn = fn;
+    c->arg = arg;
+    cJSON *a, *l;
+    cJSON_ArrayForEach(a, accounts)
+    {
+        if (collect_holders(c, cJSON_GetObjectItemCaseSensitive(a, "holders")) < 0)
+            goto done;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(a, "logins"))
+        {
+            if (collect_holders(c, cJSON_GetObjectItemCaseSensitive(l, "holders")) < 0)
+                goto done;
+        }
+    }
+    if (c->n == 0 || !(argv = malloc((c->n + 2) * sizeof(*argv))))
+        goto done;
+    char key[160];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, SFL_QUEUE_NAMES);
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (size_t i = 0; i < c->n; i++)
+        argv[2 + i] = cJSON_GetObjectItemCaseSensitive(c->holders[i], "stream")->valuestring;
+    rc = sfl_store_command(st, on_names, c, (int)c->n + 2, argv);
+    free(argv);
+    if (rc == 0)
+        return 0;
+done:
+    free(c->holders);
+    free(c);
+    return rc;
 }

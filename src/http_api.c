@@ -1,7 +1,8 @@
 /* http_api.c - the node's HTTP server (DESIGN §7): replies, requests kept
  * while Redis answers, auth, the router and the server's lifecycle. What
  * each route does is http_routes.c's (with two read-only routes for the
- * dashboard: GET /v1/nodes and GET /v1/results); both share
+ * dashboard: GET /v1/nodes and GET /v1/results) and http_history.c's
+ * (GET /v1/history, GET /v1/streams/{id}/history); they share
  * http_api_int.h.
  *
  * evhttp with one generic callback and a small router. Every request ends
@@ -67,6 +68,8 @@ static const char *reason(int code)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
     case 503:
         return "Service Unavailable";
     default:
@@ -267,6 +270,16 @@ static void on_request(struct evhttp_request *req, void *arg)
             sfl_http_reply_error(req, 405, "GET /v1/results");
         else
             sfl_http_route_results(h, req);
+    } else if (strcmp(path, "/v1/history") == 0) {
+        if (m != EVHTTP_REQ_GET)
+            sfl_http_reply_error(req, 405, "GET /v1/history");
+        else
+            sfl_http_route_history(h, req);
+    } else if (match(path, "/v1/streams/", "/history", &seg, &n)) {
+        if (m != EVHTTP_REQ_GET)
+            sfl_http_reply_error(req, 405, "GET /v1/streams/{id}/history");
+        else
+            sfl_http_route_stream_history(h, req, seg, n);
     } else if (strcmp(path, "/v1/checks") == 0) {
         if (m != EVHTTP_REQ_POST)
             sfl_http_reply_error(req, 405, "POST /v1/checks");

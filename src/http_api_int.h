@@ -74,4 +74,12 @@ void sfl_http_route_nodes(sfl_http *h, struct evhttp_request *req);
 void sfl_http_route_results(sfl_http *h, struct evhttp_request *req);
 void sfl_http_route_metrics(sfl_http *h, struct evhttp_request *req);
 
+/*--- http_history.c, for the router ------------------------------------------*/
+
+/* GET /v1/history?login=ID&from=T&to=T&step=S */
+void sfl_http_route_history(sfl_http *h, struct evhttp_request *req);
+/* GET /v1/streams/{id}/history[?limit=N]; id: n bytes. */
+void sfl_http_route_stream_history(sfl_http *h, struct evhttp_request *req, const char *id,
+                                   size_t n);
+
 #endif

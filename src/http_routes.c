@@ -35,6 +35,15 @@
 
 /*--- GET /v1/accounts ------------------------------------------------------*/
 
+/* The holders' stream names are in (or could not be read). */
+static void on_accounts_named(void *arg)
+{
+    pending *p = arg;
+    if (!p->gone)
+        sfl_http_reply_json(p->req, 200, p->doc);
+    sfl_http_pending_free(p);
+}
+
 static void on_accounts(cJSON *doc, const char *err, void *arg)
 {
     pending *p = arg;
@@ -45,7 +54,13 @@ static void on_accounts(cJSON *doc, const char *err, void *arg)
             cJSON *list = cJSON_GetObjectItem(doc, "accounts");
             if (p->h->node.local_accounts)
                 p->h->node.local_accounts(list, p->h->node.arg);
-            sfl_http_reply_json(p->req, 200, doc);
+            /* doc is the fetch's: the names are read into a copy. */
+            p->doc = cJSON_Duplicate(doc, 1);
+            list = cJSON_GetObjectItem(p->doc, "accounts");
+            if (p->doc &&
+                sfl_dashboard_stream_names(p->h->node.app->store, list, on_accounts_named, p) == 0)
+                return;
+            sfl_http_reply_json(p->req, 200, p->doc ? p->doc : doc);
         }
     }
     sfl_http_pending_free(p);

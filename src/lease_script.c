@@ -261,8 +261,54 @@ static void on_others_written(sfl_store *st, redisReply *r, void *arg)
         sfl_warn("writing others' connections (%s): %s", (const char *)arg, r->str);
 }
 
+typedef struct others_ctx {
+    sfl_others_seen seen;
+    const char *mode;
+    char login[SFL_LOGIN_ID_LEN];
+} others_ctx;
+
+static void on_others_seen(sfl_store *st, redisReply *r, void *arg)
+{
+    others_ctx *c = arg;
+    on_others_written(st, r, (void *)c->mode);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER)
+        c->seen.fn(c->login, r->element[0]->integer, c->seen.arg);
+    free(c);
+}
+
+static int others_send(sfl_store *st, const char *prefix, long long count, const char *source,
+                       long long max_age_ms, const char *mode, sfl_store_reply_fn *fn, void *arg);
+
+int sfl_lease_script_others_seen(sfl_store *st, const char *prefix, const char *login,
+                                 long long count, const char *source, long long max_age_ms,
+                                 const char *mode, const sfl_others_seen *seen)
+{
+    if (!seen || !seen->fn || !login)
+        return sfl_lease_script_others(st, prefix, count, source, max_age_ms, mode);
+    others_ctx *c = malloc(sizeof(*c));
+    if (!c)
+        return sfl_lease_script_others(st, prefix, count, source, max_age_ms, mode);
+    c->seen = *seen;
+    c->mode = mode;
+    snprintf(c->login, sizeof(c->login), "%s", login);
+    if (others_send(st, prefix, count, source, max_age_ms, mode, on_others_seen, c) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
 int sfl_lease_script_others(sfl_store *st, const char *prefix, long long count, const char *source,
                             long long max_age_ms, const char *mode)
+{
+    /* mode is one of the callers' literals: it outlives the call. */
+    return others_send(st, prefix, count, source, max_age_ms, mode, on_others_written,
+                       (void *)mode);
+}
+
+static int others_send(sfl_store *st, const char *prefix, long long count, const char *source,
+                       long long max_age_ms, const char *mode, sfl_store_reply_fn *fn, void *arg)
 {
     char keys[3][SFL_KEY_LEN], n[24], age[24], channel[96];
     snprintf(keys[0], sizeof(keys[0]), "%sconf", prefix);
@@ -273,6 +319,5 @@ int sfl_lease_script_others(sfl_store *st, const char *prefix, long long count, 
     snprintf(channel, sizeof(channel), "%s:released", sfl_store_ns(st));
     const char *kv[3] = {keys[0], keys[1], keys[2]};
     const char *args[5] = {n, source, age, mode, channel};
-    /* mode is one of the callers' literals: it outlives the call. */
-    return sfl_store_eval(st, "others", 3, kv, 5, args, on_others_written, (void *)mode);
+    return sfl_store_eval(st, "others", 3, kv, 5, args, fn, arg);
 }

@@ -80,4 +80,16 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
 int sfl_lease_script_others(sfl_store *st, const char *prefix, long long count, const char *source,
                             long long max_age_ms, const char *mode);
 
+/* Told of the figure others.lua wrote for a login (its "external": others'
+ * connections as admission counts them), for history.c. */
+typedef struct sfl_others_seen {
+    void (*fn)(const char *login, long long external, void *arg);
+    void *arg;
+} sfl_others_seen;
+/* As sfl_lease_script_others, and seen->fn (when seen and fn are set) is
+ * called with login and the figure written, once Redis answers. */
+int sfl_lease_script_others_seen(sfl_store *st, const char *prefix, const char *login,
+                                 long long count, const char *source, long long max_age_ms,
+                                 const char *mode, const sfl_others_seen *seen);
+
 #endif

@@ -324,6 +324,7 @@ static void lease_lose(sfl_lease *l, const char *why)
     if (l->takeover)
         evtimer_del(l->takeover);
     l->lim->stats.lost++;
+    sfl_limiter_emit_lease(l->lim, SFL_LIM_LOST, l, NULL);
     sfl_warn("lease %s of account %lld (login %s) lost: %s", l->id, l->account, l->login, why);
     if (l->lost_fn)
         l->lost_fn(l, why, l->lost_arg);
@@ -484,6 +485,7 @@ void sfl_lease_release(sfl_lease *l)
     if (!l)
         return;
     sfl_limiter *lim = l->lim;
+    sfl_limiter_emit_lease(lim, SFL_LIM_RELEASE, l, NULL);
     lease_unlink(l);
     evtimer_del(l->safety);
     if (l->takeover)
@@ -575,6 +577,7 @@ sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char
         return NULL;
     lease_confirm(l, asked_ms, a->fence);
     sfl_routes_hint(lim->routes, account, idx, a->limit);
+    sfl_limiter_emit_lease(lim, SFL_LIM_GRANT, l, a);
     return l;
 }
 
@@ -639,6 +642,7 @@ sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char 
     sfl_timer_in(l->safety, local - margin - now);
     sfl_timer_in(l->takeover, (local - margin - now) / TAKEOVER_PART);
     lim->stats.claimed++;
+    sfl_limiter_emit_lease(lim, SFL_LIM_GRANT, l, NULL);
     return l;
 }
 

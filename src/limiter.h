@@ -180,6 +180,38 @@ int sfl_limiter_held_for(const sfl_limiter *lim, long long account);
 void sfl_limiter_each_held(const sfl_limiter *lim,
                            void (*fn)(long long account, int held, void *arg), void *arg);
 
+/*--- Events, for an observer (history.c) ----------------------------------*/
+
+typedef enum {
+    SFL_LIM_GRANT = 0, /* a lease began: an ask granted, or a hand-off claimed */
+    SFL_LIM_DENY,      /* an ask was denied (its ticket queued) */
+    SFL_LIM_LOST,      /* a held lease was lost (its owner stops what it protects) */
+    SFL_LIM_RELEASE,   /* a lease was given back (lost or not): it is no longer held */
+    SFL_LIM_WAIT,      /* a wait (sfl_limiter_wait) ended, granted or not: wait_ms */
+} sfl_limiter_event_kind;
+
+typedef struct sfl_limiter_event {
+    sfl_limiter_event_kind kind;
+    long long account;
+    const char *login;    /* GRANT, LOST, RELEASE, a granted WAIT: the lease's login; else NULL
+                             (the account's logins: sfl_limiter_routes) */
+    const char *lease_id; /* GRANT, LOST, RELEASE, a granted WAIT; NULL otherwise */
+    long long in_use;     /* GRANT, DENY: the account's in use as the answer gave it; -1 unknown
+                             (a claimed hand-off) */
+    long long limit;      /* GRANT, DENY: as the answer gave it; -1 unknown */
+    long long position;   /* DENY: the ticket's place in the queue (1 = next), 0 if none */
+    int64_t wait_ms;      /* WAIT: from the wait's start to its end; -1 otherwise, and for a
+                             wait that ended on an account without a limit (no real wait) */
+    int granted;          /* WAIT: 1 if it ended with a lease */
+} sfl_limiter_event;
+
+/* Called from the limiter at each event, from the loop; the event and its
+ * strings are valid during the call only. The observer must not call back
+ * into the limiter. */
+typedef void sfl_limiter_event_fn(const sfl_limiter_event *ev, void *arg);
+/* One observer (fn NULL: none). */
+void sfl_limiter_on_event(sfl_limiter *lim, sfl_limiter_event_fn *fn, void *arg);
+
 typedef struct sfl_limiter_stats {
     uint64_t acquired, denied, lost, renew_failed, retaken, released;
     uint64_t claimed; /* of acquired: started on a hand-off announcement (no ask) */

@@ -83,6 +83,8 @@ struct sfl_limiter {
     int clock_known;
     int64_t clock_off, clock_at;
     sfl_limiter_stats stats;
+    sfl_limiter_event_fn *event_fn; /* the observer (limiter_events.c), or NULL */
+    void *event_arg;
 };
 
 /*--- limiter.c, for wait.c ---------------------------------------------------*/
@@ -117,5 +119,16 @@ void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);
 void sfl_limiter_waits_on_handoff(sfl_limiter *lim, const sfl_handoff *h);
 /* Frees every wait without a callback (sfl_limiter_free). */
 void sfl_limiter_waits_free(sfl_limiter *lim);
+
+/*--- limiter_events.c, for both ---------------------------------------------*/
+
+/* Tells the observer, if any, of kind on lease l (GRANT, LOST, RELEASE);
+ * a: the answer that granted it, or NULL. */
+void sfl_limiter_emit_lease(sfl_limiter *lim, sfl_limiter_event_kind kind, const sfl_lease *l,
+                            const sfl_lease_answer *a);
+/* ... of an ask of account denied with answer a (DENY), or of a wait's end
+ * (WAIT: a NULL, wait_ms, and the lease it got or NULL). */
+void sfl_limiter_emit_ask(sfl_limiter *lim, sfl_limiter_event_kind kind, long long account,
+                          const sfl_lease_answer *a, int64_t wait_ms, const sfl_lease *granted);
 
 #endif

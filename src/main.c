@@ -24,6 +24,7 @@ static const char usage[] =
     "  submit [--wait] STREAMS.json       put a batch on the shared queue for all nodes\n"
     "  accounts set ID MAX | list | sync   account limits in Redis\n"
     "  status [--json]                     limits, use and holders of every account\n"
+    "  status --history [--since 24h]      each login's use over time\n"
     "  init [--force]                     mark a Redis no check has used (no first wait)\n"
     "\n"
     "Every command takes -c/--config FILE (default $SFL_CONFIG, ./sflimit.json,\n"

@@ -342,6 +342,54 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
     return 0;
 }
 
+/* The batch's stream names into <ns>:stream:names (id -> name), where every
+ * node's dashboard finds the name of a holder whose label is a stream id:
+ * HSET in the pipeline that carries the batch (NAMES_PER_HSET pairs a
+ * command), then PEXPIRE. Names only, never a URL. */
+#define NAMES_PER_HSET 500
+
+static int send_names(done_ctx *d, sfl_store *st, const sfl_streams *streams)
+{
+    char key[160], ttl[24];
+    sfl_queue_key(key, sizeof(key), sfl_store_ns(st), NULL, SFL_QUEUE_NAMES);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)SFL_QUEUE_NAMES_TTL_MS);
+    const char **argv = malloc((2 + 2 * NAMES_PER_HSET) * sizeof(*argv));
+    char(*ids)[24] = malloc(NAMES_PER_HSET * sizeof(*ids));
+    int rc = 0, any = 0;
+    if (!argv || !ids) {
+        d->ok = 0;
+        snprintf(d->err, sizeof(d->err), "out of memory");
+        rc = -1;
+        goto done;
+    }
+    argv[0] = "HSET";
+    argv[1] = key;
+    for (size_t i = 0; i < streams->n && rc == 0;) {
+        int pairs = 0;
+        for (; i < streams->n && pairs < NAMES_PER_HSET; i++) {
+            const sfl_stream *s = &streams->v[i];
+            if (!s->name || !*s->name)
+                continue;
+            snprintf(ids[pairs], sizeof(ids[0]), "%lld", s->id);
+            argv[2 + 2 * pairs] = ids[pairs];
+            argv[3 + 2 * pairs] = s->name;
+            pairs++;
+        }
+        if (pairs > 0) {
+            rc = done_send(d, st, 2 + 2 * pairs, argv);
+            any = 1;
+        }
+    }
+    if (rc == 0 && any) {
+        const char *expire[3] = {"PEXPIRE", key, ttl};
+        rc = done_send(d, st, 3, expire);
+    }
+done:
+    free(argv);
+    free(ids);
+    return rc;
+}
+
 int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
                      sfl_queue_done_fn *fn, void *arg)
 {
@@ -369,6 +417,10 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
     if (done_send(d, st, 8, hset) < 0 || done_send(d, st, 3, expire) < 0 ||
         done_send(d, st, 3, push) < 0 || done_send(d, st, 4, trim) < 0 ||
         done_send(d, st, 3, expire_recent) < 0) {
+        done_step(d);
+        return 0;
+    }
+    if (send_names(d, st, streams) < 0) {
         done_step(d);
         return 0;
     }

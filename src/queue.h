@@ -95,10 +95,16 @@ int sfl_queue_leave(sfl_store *st, const char *consumer, sfl_queue_reaped_fn *fn
 /* How many batch ids <ns>:batches keeps. */
 #define SFL_QUEUE_RECENT_BATCHES 20
 
+/* <ns>:stream:names: stream id -> name of every stream queued lately (a
+ * HASH; the dashboard names holders by it), kept a week after the last
+ * batch. */
+#define SFL_QUEUE_NAMES "stream:names"
+#define SFL_QUEUE_NAMES_TTL_MS (7LL * 86400 * 1000)
+
 /* Puts a batch on the queue: the batch hash (total, created_ms), its id at
  * the head of <ns>:batches (the newest SFL_QUEUE_RECENT_BATCHES, a list with
- * the batch's TTL), one entry per stream, and a "new jobs" message. fn once
- * everything is answered. */
+ * the batch's TTL), the names of its streams in <ns>:stream:names, one entry
+ * per stream, and a "new jobs" message. fn once everything is answered. */
 int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
                      sfl_queue_done_fn *fn, void *arg);
 /* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */

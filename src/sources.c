@@ -2,6 +2,7 @@
 #include "sources.h"
 
 #include "conf.h"
+#include "lease_script.h"
 #include "viewers.h"
 #include "xtream.h"
 
@@ -14,6 +15,7 @@ struct sfl_sources {
     char node[96];
     sfl_viewers *viewers; /* NULL without dispatcharr.viewers */
     sfl_xtream *xtream;   /* NULL without a login's xtream */
+    sfl_others_seen seen; /* given to both (history), or fn NULL */
 };
 
 sfl_sources *sfl_sources_new(struct event_base *base, sfl_store *store, sfl_routes *routes,
@@ -76,4 +78,15 @@ void sfl_sources_configured(sfl_sources *s, sfl_routes *routes, const sfl_accoun
         return;
     sfl_xtream_free(s->xtream);
     s->xtream = sfl_xtream_new(s->base, s->store, routes, accs, n, s->node);
+    sfl_xtream_on_seen(s->xtream, &s->seen);
+}
+
+void sfl_sources_on_seen(sfl_sources *s,
+                         void (*fn)(const char *login, long long external, void *arg), void *arg)
+{
+    if (!s)
+        return;
+    s->seen = (sfl_others_seen){fn, arg};
+    sfl_viewers_on_seen(s->viewers, &s->seen);
+    sfl_xtream_on_seen(s->xtream, &s->seen);
 }

@@ -27,6 +27,10 @@ void sfl_sources_on_ready(sfl_sources *s);
 int sfl_sources_want_sync(const sfl_sources *s);
 /* A sync's accounts (routes set with them): the logins the viewers count. */
 void sfl_sources_synced(sfl_sources *s, sfl_routes *routes, const sfl_account_conf *accs, size_t n);
+/* fn is told of every figure of others' connections written for a login
+ * (what admission counts), by whichever source; fn NULL: nobody. */
+void sfl_sources_on_seen(sfl_sources *s,
+                         void (*fn)(const char *login, long long external, void *arg), void *arg);
 /* The config's accounts changed (SIGHUP): the panels follow. */
 void sfl_sources_configured(sfl_sources *s, sfl_routes *routes, const sfl_account_conf *accs,
                             size_t n);

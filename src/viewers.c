@@ -24,6 +24,7 @@
 
 typedef struct vlogin {
     char prefix[SFL_KEY_PREFIX_LEN];
+    char id[SFL_LOGIN_ID_LEN];
     long long *profiles;
     size_t nprofiles;
 } vlogin;
@@ -41,6 +42,7 @@ struct sfl_viewers {
     vlogin *logins;
     size_t nlogins;
     int64_t last_warn_ms; /* failures are said once in a while, not every poll */
+    sfl_others_seen seen; /* told of each figure written (history), or fn NULL */
 };
 
 /*--- Counting (pure) ---------------------------------------------------------*/
@@ -135,7 +137,8 @@ static void write_figures(sfl_viewers *v, const char *stats, size_t len)
                                  "expected");
             break;
         }
-        sfl_lease_script_others(v->store, l->prefix, n, "dispatcharr", v->max_age_ms, "others");
+        sfl_lease_script_others_seen(v->store, l->prefix, l->id, n, "dispatcharr", v->max_age_ms,
+                                     "others", &v->seen);
     }
     cJSON_Delete(ts);
     cJSON_Delete(st);
@@ -268,9 +271,16 @@ void sfl_viewers_set_logins(sfl_viewers *v, sfl_routes *routes, const sfl_accoun
             memcpy(vl->profiles, lc->profiles, lc->nprofiles * sizeof(*vl->profiles));
             vl->nprofiles = lc->nprofiles;
             snprintf(vl->prefix, sizeof(vl->prefix), "%s", lg->prefix);
+            snprintf(vl->id, sizeof(vl->id), "%s", lg->id);
             v->nlogins++;
         }
     }
+}
+
+void sfl_viewers_on_seen(sfl_viewers *v, const sfl_others_seen *seen)
+{
+    if (v)
+        v->seen = *seen;
 }
 
 void sfl_viewers_on_ready(sfl_viewers *v)

@@ -24,6 +24,7 @@ typedef struct sfl_store sfl_store;
 typedef struct sfl_routes sfl_routes;
 typedef struct sfl_account_conf sfl_account_conf;
 typedef struct sfl_viewers sfl_viewers;
+struct sfl_others_seen;
 
 /* NULL with err when the Dispatcharr client cannot be made. conf's
  * dispatcharr.* and lease.ttl_ms are copied; base, store and the node id
@@ -38,6 +39,8 @@ void sfl_viewers_set_logins(sfl_viewers *v, sfl_routes *routes, const sfl_accoun
                             size_t n);
 /* Forward the store's connect: the role is asked for at once. */
 void sfl_viewers_on_ready(sfl_viewers *v);
+/* Who is told of each figure written (copied; fn NULL: nobody). */
+void sfl_viewers_on_seen(sfl_viewers *v, const struct sfl_others_seen *seen);
 /* 1 while this node holds the role (and polls). */
 int sfl_viewers_polling(const sfl_viewers *v);
 

@@ -92,6 +92,7 @@ static void on_try_reply(sfl_store *st, redisReply *r, void *arg)
         }
     } else if (a.status == SFL_ANSWER_DENIED) {
         lim->stats.denied++;
+        sfl_limiter_emit_ask(lim, SFL_LIM_DENY, t->account, &a, -1, NULL);
         res.status = SFL_TRY_DENIED;
         res.retry_ms = a.retry_ms;
         res.in_use = a.in_use;
@@ -208,6 +209,9 @@ static void wait_finish(sfl_wait *w, sfl_wait_status status, sfl_lease *lease)
 {
     wait_unlink(w);
     evtimer_del(w->timer);
+    sfl_limiter_emit_ask(w->lim, SFL_LIM_WAIT, w->account, NULL,
+                         status == SFL_WAIT_UNKNOWN_ACCOUNT ? -1 : sfl_mono_ms() - w->started_ms,
+                         lease);
     /* Not granted: withdraw the ticket, or a release would hand the slot to
      * a wait that is gone (and it would sit idle until the hand-off time). */
     if (status != SFL_WAIT_GRANTED && (w->asked || w->uncertain))
@@ -265,6 +269,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
         return;
     }
     lim->stats.denied++;
+    sfl_limiter_emit_ask(lim, SFL_LIM_DENY, w->account, &a, -1, NULL);
     w->uncertain = 0;
     sfl_limiter_hint_limit(lim, w->account, a.limit);
     if (w->again) {

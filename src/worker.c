@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "conf.h"
+#include "history.h"
 #include "learned.h"
 #include "limiter.h"
 #include "list.h"
@@ -149,6 +150,7 @@ static void on_check_done(sfl_check *c, cJSON *result, void *arg)
     job_unlink(j);
     sfl_status st = status_of(result);
     if (j->lease) {
+        sfl_history_check(w->app->hist, j->stream->account, sfl_lease_login(j->lease), st);
         /* Before the release: the script counts this check among the
          * holders, and the freed slot goes out under the new limit. */
         if (st == SFL_STATUS_REFUSED || st == SFL_STATUS_OK)
@@ -202,6 +204,8 @@ static void on_start(void *jp, long long account, sfl_lease *lease, int64_t wait
     sfl_worker *w = arg;
     if (w->wait_fn)
         w->wait_fn(j->stream, wait_ms, 1, w->wait_arg);
+    if (lease)
+        sfl_history_wait(w->app->hist, account, sfl_lease_login(lease), wait_ms);
     j->lease = lease;
     if (lease)
         sfl_lease_on_lost(lease, on_lease_lost, j);
@@ -230,6 +234,7 @@ static void on_drop(void *jp, long long account, sfl_drop_reason why, const char
     if (why == SFL_DROP_NOSLOT) {
         if (w->wait_fn)
             w->wait_fn(j->stream, waited_ms, 0, w->wait_arg);
+        sfl_history_wait(w->app->hist, account, NULL, waited_ms);
         st = SFL_STATUS_NOSLOT;
         snprintf(err, sizeof(err), "no slot of account %lld within %g s%s%s", account,
                  w->app->conf->acquire_timeout, detail ? "; Redis said: " : "",

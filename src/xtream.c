@@ -53,6 +53,7 @@ struct sfl_xtream {
     sfl_store *store;
     panel *panels;
     size_t n;
+    sfl_others_seen seen; /* told of each figure written (history), or fn NULL */
 };
 
 /*--- The answer (pure) --------------------------------------------------------*/
@@ -167,7 +168,8 @@ static void on_answer(struct evhttp_request *req, void *arg)
         if (p->said[0])
             sfl_info("xtream: login %s: usable again", p->login);
         p->said[0] = '\0';
-        sfl_lease_script_others(p->x->store, p->prefix, cons, "xtream", p->max_age_ms, "total");
+        sfl_lease_script_others_seen(p->x->store, p->prefix, p->login, cons, "xtream",
+                                     p->max_age_ms, "total", &p->x->seen);
     }
 }
 
@@ -328,6 +330,12 @@ void sfl_xtream_free(sfl_xtream *x)
         panel_clear(&x->panels[i]);
     free(x->panels);
     free(x);
+}
+
+void sfl_xtream_on_seen(sfl_xtream *x, const sfl_others_seen *seen)
+{
+    if (x)
+        x->seen = *seen;
 }
 
 void sfl_xtream_on_ready(sfl_xtream *x)

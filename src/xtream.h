@@ -24,6 +24,7 @@ typedef struct sfl_store sfl_store;
 typedef struct sfl_routes sfl_routes;
 typedef struct sfl_account_conf sfl_account_conf;
 typedef struct sfl_xtream sfl_xtream;
+struct sfl_others_seen;
 
 /* One panel poller per login of accs that has an xtream source (its keys
  * as routes names them, set with these accounts); NULL when there is none
@@ -34,6 +35,8 @@ sfl_xtream *sfl_xtream_new(struct event_base *base, sfl_store *store, sfl_routes
 void sfl_xtream_free(sfl_xtream *x);
 /* Forward the store's connect: the roles are asked for at once. */
 void sfl_xtream_on_ready(sfl_xtream *x);
+/* Who is told of each figure written (copied; fn NULL: nobody). */
+void sfl_xtream_on_seen(sfl_xtream *x, const struct sfl_others_seen *seen);
 
 /* What a panel's answer says (pure): 1 and *cons (active_cons) for a usable
  * login; 0 with why ("auth 0", "status Expired") for one that is not; -1

@@ -20,7 +20,7 @@
 static const char usage[] =
     "usage: sflimit-bench lease --redis URL --procs P --workers W --limit L\n"
     "                           --hold-ms H --seconds T [--logins N] [--account ID]\n"
-    "                           [--warmup S]\n"
+    "                           [--warmup S] [--history-ms F]\n"
     "\n"
     "Lease benchmark: P processes, each with W workers on its own event loop; every\n"
     "worker is an independent node (its own Redis connections, node id b<p>w<w>)\n"
@@ -41,6 +41,8 @@ static const char usage[] =
     "                  the one login and keys an account had before logins)\n"
     "  --account ID    account id (default 990001; its leases are cleared!)\n"
     "  --warmup S      warm-up seconds (default 1)\n"
+    "  --history-ms F  every worker records history (per login and minute, history.c)\n"
+    "                  as a node does, sending it every F ms (1000..60000); default 0: off\n"
     "\n"
     "Prints one JSON line on stdout: procs, workers (total), limit, logins, hold_ms, cycles,\n"
     "cycles_per_s, handoff_ms_p50/p90/p99, wait_ms_p50/p99/max, jain_fairness,\n"
@@ -266,10 +268,17 @@ static int lease_main(int argc, char **argv)
         {"logins", OPT_INT, 1, BENCH_MAX_LOGINS, "expected an integer 1..64", &o.logins, 0},
         {"account", OPT_LL, 0, 999999999999LL, "expected an account id >= 0", &o.account, 0},
         {"warmup", OPT_DOUBLE, 0, 3600, "expected seconds >= 0", &o.warmup, 0},
+        {"history-ms", OPT_I64, 0, 60000, "expected milliseconds 0 or 1000..60000", &o.history_ms,
+         0},
     };
     int rc = parse_opts(argc, argv, table, OPTS_N(table), usage);
     if (rc >= 0)
         return rc;
+    if (o.history_ms > 0 && o.history_ms < 1000) {
+        char v[24];
+        snprintf(v, sizeof(v), "%lld", (long long)o.history_ms);
+        return bad("history-ms", v, "expected milliseconds 0 or 1000..60000");
+    }
     if (o.logins > o.limit) {
         char v[24];
         snprintf(v, sizeof(v), "%d", o.logins);

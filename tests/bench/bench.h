@@ -28,6 +28,8 @@ typedef struct bench_lease_opts {
     double seconds;  /* measured window */
     double warmup;   /* seconds before the window; nothing in it is reported */
     long long account;
+    int64_t history_ms; /* > 0: every worker records history (history.c) as a node does,
+                           flushing this often; 0: history off */
 } bench_lease_opts;
 
 /* One acquire/hold/release cycle of one worker, CLOCK_MONOTONIC ns (the

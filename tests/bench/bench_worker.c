@@ -28,6 +28,8 @@
  */
 #include "bench.h"
 
+#include "conf.h"
+#include "history.h"
 #include "limiter.h"
 #include "log.h"
 #include "store.h"
@@ -51,6 +53,7 @@ typedef struct bworker {
     char node[32];
     sfl_store *st;
     sfl_limiter *lim;
+    sfl_history *hist; /* --history-ms: as a node's; NULL: off */
     int ready;
     int ping_owed;
     sfl_wait *wait;
@@ -299,12 +302,28 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The worker's history as a node with history.flush_ms = --history-ms
+ * keeps it (7 days, 20 results per stream: no stream here). */
+static sfl_history *history_new(bproc *p, bworker *w)
+{
+    sfl_conf *c = sfl_conf_new();
+    if (!c)
+        return NULL;
+    free(c->redis_namespace);
+    c->redis_namespace = strdup(BENCH_NS);
+    c->history_flush_ms = p->o->history_ms;
+    sfl_history *h = c->redis_namespace ? sfl_history_new(p->base, w->st, w->lim, c) : NULL;
+    sfl_conf_free(c);
+    return h;
+}
+
 static void proc_free(bproc *p)
 {
     /* Stores first: their pending callbacks still reach the limiters. */
     for (int i = 0; i < p->nw; i++)
         sfl_store_free(p->w[i].st);
     for (int i = 0; i < p->nw; i++) {
+        sfl_history_free(p->w[i].hist);
         sfl_limiter_free(p->w[i].lim);
         if (p->w[i].hold)
             event_free(p->w[i].hold);
@@ -378,6 +397,10 @@ int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, be
         }
         if (acc && sfl_limiter_set_accounts(w->lim, acc, 1, err, sizeof(err)) < 0) {
             proc_fail(&p, "logins: %s", err);
+            goto done;
+        }
+        if (o->history_ms > 0 && !(w->hist = history_new(&p, w))) {
+            proc_fail(&p, "out of memory%s", NULL);
             goto done;
         }
         sfl_store_start(w->st);

@@ -15,6 +15,7 @@
  * The token a dashboard is opened with (/?token=...) must leave the address
  * bar once the page has it: Chromium's DevTools list of targets tells which
  * address a tab shows. */
+#include "browser.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -230,19 +231,7 @@ static const char *chromium;
 
 static void need_chromium(void)
 {
-    chromium = getenv("SFL_CHROMIUM");
-    if (!chromium || !*chromium)
-        chromium = "/usr/bin/chromium";
-    if (access(chromium, X_OK) == 0)
-        return;
-    const char *req = getenv("SFL_REQUIRE_CHROMIUM");
-    if (req && strcmp(req, "1") == 0)
-        cr_assert_fail("%s not installed and SFL_REQUIRE_CHROMIUM=1 (Debian: apt-get install "
-                       "chromium)",
-                       chromium);
-    cr_skip_test("%s not installed (Debian: apt-get install chromium); dashboard not tested "
-                 "(SFL_REQUIRE_CHROMIUM=1 makes this a failure)",
-                 chromium);
+    chromium = th_chromium_need();
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -254,57 +243,23 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return 0;
 }
 
-/* Runs headless Chromium on dash1's dashboard with `extra` (one flag),
- * stdout to out_path; renews the leases while it runs; kills it after 60 s. */
-static void run_chromium(const char *extra, const char *out_path, int n)
+static void renew_tick(void *arg)
 {
-    char profile[128], url[256], err_path[256], prof_flag[200];
-    th_tmpdir(profile, sizeof(profile));
-    snprintf(prof_flag, sizeof(prof_flag), "--user-data-dir=%s", profile);
-    snprintf(err_path, sizeof(err_path), "%s/chromium%d.err", dir, n);
+    (void)arg;
+    renew_all();
+}
+
+/* Runs headless Chromium on dash1's dashboard with `extra` (one flag),
+ * stdout to out_path (browser.h); renews the leases while it runs. */
+static void run_chromium(const char *extra, const char *out_path)
+{
+    char url[256];
     if (token)
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s", nodes[0].port, token);
     else
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/", nodes[0].port);
-    const char *argv[] = {chromium,
-                          "--headless",
-                          "--no-sandbox",
-                          "--disable-gpu",
-                          "--no-first-run",
-                          "--disable-background-networking",
-                          "--disable-component-update",
-                          "--disable-sync",
-                          "--disable-dev-shm-usage",
-                          prof_flag,
-                          "--virtual-time-budget=5000",
-                          extra,
-                          "--window-size=1100,800",
-                          url,
-                          NULL};
     renew_all();
-    browser_pid = th_spawn((char *const *)argv, out_path, err_path);
-    int64_t start = th_now_ms(), last_renew = start;
-    int st = -1;
-    while (th_now_ms() - start < CHROMIUM_TIMEOUT_MS) {
-        if ((st = th_wait(browser_pid, 200)) != -1)
-            break;
-        if (th_now_ms() - last_renew >= 1000) {
-            renew_all();
-            last_renew = th_now_ms();
-        }
-    }
-    if (st == -1) {
-        reap(&browser_pid, 1);
-        char *err = th_read_file(err_path);
-        cr_assert_fail("chromium %s did not finish in %d s; stderr:\n%s", extra,
-                       CHROMIUM_TIMEOUT_MS / 1000, err ? err : "");
-    }
-    browser_pid = 0;
-    nftw(profile, rm_one, 16, FTW_DEPTH | FTW_PHYS); /* a few MB per run */
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char *err = th_read_file(err_path);
-        cr_assert_fail("chromium %s failed (status %d); stderr:\n%s", extra, st, err ? err : "");
-    }
+    th_chromium_run(url, extra, out_path, dir, 5000, renew_tick, NULL);
     renew_all();
 }
 
@@ -323,23 +278,6 @@ static int is_png(const char *path, long *size)
 }
 
 /*--- What the page shows ---------------------------------------------------*/
-
-/* The part of dom from the element with attribute `attr` to the end of that
- * element (its tag's first `</tag>` after it: cards and rows do not nest
- * their own kind). Caller frees. */
-static char *element(const char *dom, const char *tag, const char *attr)
-{
-    const char *at = strstr(dom, attr);
-    cr_assert_not_null(at, "nothing with %s in the rendered page:\n%s", attr, dom);
-    const char *open = at;
-    while (open > dom && *open != '<')
-        open--;
-    char close[32];
-    snprintf(close, sizeof(close), "</%s>", tag);
-    const char *end = strstr(at, close);
-    cr_assert_not_null(end, "no %s after %s", close, attr);
-    return strndup(open, (size_t)(end + strlen(close) - open));
-}
 
 /* The page from the element with id="id" on. */
 static const char *from_id(const char *dom, const char *id)
@@ -379,7 +317,7 @@ static void check_dom(const char *dom)
     /* The full account: bar at 100 %, 2 / 2, one waiting. */
     char attr[64];
     snprintf(attr, sizeof(attr), "data-account=\"%d\"", ACCOUNT);
-    char *card = element(dom, "section", attr);
+    char *card = th_dom_element(dom, "section", attr);
     has(card, "Demo Provider", "the account's name");
     has(card, "<span class=\"id\">#42</span>", "the account's id");
     has(card, "<div class=\"bar full\"", "a full bar");
@@ -416,7 +354,7 @@ static void check_dom(const char *dom)
 
     /* The account the batch used: free again. */
     snprintf(attr, sizeof(attr), "data-account=\"%d\"", CHECK_ACCOUNT);
-    card = element(dom, "section", attr);
+    card = th_dom_element(dom, "section", attr);
     has(card, "<span class=\"in-use\">0 / 1 in use</span>", "account 43 after its check");
     has(card, "<span class=\"waiting\">0 waiting</span>", "account 43's waiting count");
     has(card, "No stream held.", "account 43 has no holder");
@@ -427,7 +365,7 @@ static void check_dom(const char *dom)
     for (int i = 0; i < 2; i++) {
         char cells[128];
         snprintf(attr, sizeof(attr), "data-node=\"%s\"", nodes[i].id);
-        char *row = element(from_id(dom, "nodes"), "tr", attr);
+        char *row = th_dom_element(from_id(dom, "nodes"), "tr", attr);
         snprintf(cells, sizeof(cells), "<td>%s</td><td>running</td>", nodes[i].id);
         has(row, cells, "a node row (id, state)");
         free(row);
@@ -437,7 +375,7 @@ static void check_dom(const char *dom)
     const char *names[2] = {"Channel One", "Channel Two"};
     for (int i = 0; i < 2; i++) {
         snprintf(attr, sizeof(attr), "data-stream=\"%d\"", 501 + i);
-        char *row = element(from_id(dom, "results"), "tr", attr);
+        char *row = th_dom_element(from_id(dom, "results"), "tr", attr);
         char cell[64];
         snprintf(cell, sizeof(cell), "<td>%s</td>", names[i]);
         has(row, cell, "the stream's name");
@@ -457,11 +395,11 @@ static void render_and_check(const char *png)
 {
     char dom_path[256];
     snprintf(dom_path, sizeof(dom_path), "%s/dom.html", dir);
-    run_chromium("--dump-dom", dom_path, 0);
+    run_chromium("--dump-dom", dom_path);
     unlink(png);
     char shot[300];
     snprintf(shot, sizeof(shot), "--screenshot=%s", png);
-    run_chromium(shot, NULL, 1);
+    run_chromium(shot, NULL);
 
     char *dom = th_read_file(dom_path);
     cr_assert_not_null(dom, "chromium wrote no DOM");
@@ -522,19 +460,19 @@ Test(dashboard, renders_each_login_of_an_account_of_two)
 
     char dom_path[256];
     snprintf(dom_path, sizeof(dom_path), "%s/dom-logins.html", dir);
-    run_chromium("--dump-dom", dom_path, 2);
+    run_chromium("--dump-dom", dom_path);
     char *dom = th_read_file(dom_path);
     cr_assert_not_null(dom, "chromium wrote no DOM");
     has(dom, "<span id=\"state\" class=\"\">redis up", "the state line (redis up, reachable)");
 
-    char *card = element(dom, "section", "data-account=\"44\"");
+    char *card = th_dom_element(dom, "section", "data-account=\"44\"");
     has(card, "<span class=\"in-use\">2 / 3 in use</span>", "the account's use over its logins");
     has(card, "<div class=\"logins\">", "the logins box");
-    char *row = element(card, "div", "data-login=\"d-main\"");
+    char *row = th_dom_element(card, "div", "data-login=\"d-main\"");
     has(row, "<span class=\"login-id\">d-main</span>", "d-main's id");
     has(row, "<span class=\"login-use full\">1 / 1</span>", "d-main full");
     free(row);
-    row = element(card, "div", "data-login=\"d-alt\"");
+    row = th_dom_element(card, "div", "data-login=\"d-alt\"");
     has(row, "<span class=\"login-id\">d-alt</span>", "d-alt's id");
     has(row, "<span class=\"login-use\">1 / 2</span>", "d-alt's use");
     free(row);
@@ -548,7 +486,7 @@ Test(dashboard, renders_each_login_of_an_account_of_two)
     has(card, "<td>dash1</td><td>rec-b</td><td>d-alt</td>", "rec-b's row names d-alt");
     free(card);
 
-    card = element(dom, "section", "data-account=\"45\"");
+    card = th_dom_element(dom, "section", "data-account=\"45\"");
     cr_assert_null(strstr(card, "class=\"logins\""), "a logins box on a plain account:\n%s", card);
     cr_assert_null(strstr(card, "<th>Login</th>"), "a Login column on a plain account:\n%s", card);
     has(card, "<td>dash1</td><td>rec-c</td><td class=\"num\">", "rec-c's row, no login cell");
@@ -693,12 +631,12 @@ Test(dashboard, shows_learned_limits_and_the_plan)
 
     char dom_path[256];
     snprintf(dom_path, sizeof(dom_path), "%s/dom-learned.html", dir);
-    run_chromium("--dump-dom", dom_path, 2);
+    run_chromium("--dump-dom", dom_path);
     char *dom = th_read_file(dom_path);
     cr_assert_not_null(dom, "chromium wrote no DOM");
-    char *card = element(dom, "section", "data-account=\"46\"");
+    char *card = th_dom_element(dom, "section", "data-account=\"46\"");
     has(card, "<span class=\"in-use\">1 / 2 in use</span>", "use against the effective limit");
-    char *row = element(card, "div", "data-login=\"46\"");
+    char *row = th_dom_element(card, "div", "data-login=\"46\"");
     has(row, "limit 2 of 3", "the effective limit beside max_streams");
     has(row, "learned: refused (HTTP 458) with 3 held", "why it is lower");
     has(row, "panel: Active, expires in 3.0 days", "the plan");

@@ -1,0 +1,627 @@
+/* cmd_history.c - `sflimit status --history [--login ID]... [--since T]
+ * [--step S] [--json]`: each login's use over time, straight from Redis.
+ *
+ * The logins are those the config routes checks through, and those of the
+ * accounts Redis knows (<ns>:accounts) that the config does not name: an
+ * account's conf describes its logins when it has several (account.lua),
+ * else it is one login named after it. Then every login's history is read
+ * at once (history_read.c: one pipeline of hour keys each) and printed in
+ * login order: a compact table per login, a sparkline of the peak against
+ * the limit when stdout is a terminal, or with --json the document of
+ * GET /v1/history per login, {"logins": [...]}.
+ *
+ * Reads only; nothing is written. Bad options are exit 2 naming the option,
+ * a --login nobody knows too; Redis holding something that is not the
+ * history format is exit 1 naming the key.
+ */
+#include "cmd_history.h"
+
+#include "app.h"
+#include "cli.h"
+#include "conf.h"
+#include "history_read.h"
+#include "keys.h"
+#include "routes.h"
+#include "store.h"
+#include "text.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ASKED 32 /* --login given this many times at most */
+
+typedef struct hlogin {
+    char id[SFL_LOGIN_ID_LEN];
+    char conf[SFL_KEY_LEN];
+    long long *accounts; /* ascending, unique */
+    size_t naccounts;
+    cJSON *doc; /* its history, once read */
+} hlogin;
+
+typedef struct hist_run {
+    sfl_app app;
+    int json;
+    int tty;
+    int started;
+    const char *asked[MAX_ASKED];
+    size_t nasked;
+    sfl_history_range range;
+    int64_t now_s;
+    sfl_conf *conf; /* the app's */
+    hlogin *logins;
+    size_t nlogins;
+    int owed;
+    int failed;
+} hist_run;
+
+/*--- The logins ------------------------------------------------------------*/
+
+static int login_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= SFL_LOGIN_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static hlogin *find(hist_run *run, const char *id)
+{
+    for (size_t i = 0; i < run->nlogins; i++)
+        if (strcmp(run->logins[i].id, id) == 0)
+            return &run->logins[i];
+    return NULL;
+}
+
+/* Adds (or joins) a login used by account acc, its keys under prefix. -1
+ * when out of memory. */
+static int add_login(hist_run *run, const char *id, const char *prefix, long long acc)
+{
+    hlogin *l = find(run, id);
+    if (!l) {
+        hlogin *more = realloc(run->logins, (run->nlogins + 1) * sizeof(*more));
+        if (!more)
+            return -1;
+        run->logins = more;
+        l = &run->logins[run->nlogins++];
+        memset(l, 0, sizeof(*l));
+        snprintf(l->id, sizeof(l->id), "%s", id);
+        snprintf(l->conf, sizeof(l->conf), "%sconf", prefix);
+    }
+    size_t at = 0;
+    while (at < l->naccounts && l->accounts[at] < acc)
+        at++;
+    if (at < l->naccounts && l->accounts[at] == acc)
+        return 0;
+    long long *a = realloc(l->accounts, (l->naccounts + 1) * sizeof(*a));
+    if (!a)
+        return -1;
+    memmove(a + at + 1, a + at, (l->naccounts - at) * sizeof(*a));
+    a[at] = acc;
+    l->accounts = a;
+    l->naccounts++;
+    return 0;
+}
+
+typedef struct each_ctx {
+    hist_run *run;
+    int oom;
+} each_ctx;
+
+static void add_route(const sfl_route *rt, void *arg)
+{
+    each_ctx *e = arg;
+    for (size_t i = 0; i < rt->nlogins; i++)
+        if (add_login(e->run, rt->logins[i]->id, rt->logins[i]->prefix, rt->account) < 0)
+            e->oom = 1;
+}
+
+/* The config's logins. -1 with a message. */
+static int config_logins(hist_run *run)
+{
+    char err[512];
+    sfl_routes *r = sfl_routes_new(run->conf->redis_namespace);
+    if (!r || sfl_routes_set(r, run->conf->accounts, run->conf->naccounts, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sflimit: status: %s\n", r ? err : "out of memory");
+        sfl_routes_free(r);
+        return -1;
+    }
+    each_ctx e = {run, 0};
+    sfl_routes_each(r, add_route, &e);
+    sfl_routes_free(r);
+    if (e.oom)
+        fprintf(stderr, "sflimit: status: out of memory\n");
+    return e.oom ? -1 : 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const hlogin *)a)->id, ((const hlogin *)b)->id);
+}
+
+/*--- Printing --------------------------------------------------------------*/
+
+static double num(const cJSON *o, const char *k, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+/* A wait in ms, short: "-", "12ms", "2.5s", "5m". */
+static const char *wait_text(double ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else if (ms < 1000)
+        snprintf(buf, len, "%gms", ms);
+    else if (ms < 60000)
+        snprintf(buf, len, "%gs", ms / 1000);
+    else
+        snprintf(buf, len, "%gm", ms / 60000);
+    return buf;
+}
+
+static void print_sparkline(const cJSON *doc)
+{
+    static const char *const bars[8] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                        "\u2585", "\u2586", "\u2587", "\u2588"};
+    const cJSON *p, *points = cJSON_GetObjectItem(doc, "points");
+    double top = 0;
+    cJSON_ArrayForEach(p, points)
+    {
+        double peak = num(p, "in_use_peak", 0), limit = num(p, "limit", 0);
+        if (peak > top)
+            top = peak;
+        if (limit > top)
+            top = limit;
+    }
+    printf("peak vs limit (%s = %g): ", bars[7], top);
+    cJSON_ArrayForEach(p, points)
+    {
+        double peak = num(p, "in_use_peak", 0), limit = num(p, "limit", -1);
+        if (num(p, "minutes", 0) == 0) {
+            printf(" ");
+            continue;
+        }
+        int level = top > 0 ? (int)(peak / top * 7 + 0.5) : 0;
+        if (level > 7)
+            level = 7;
+        /* At or over its limit: bold, so that saturation shows. */
+        int full = limit > 0 && peak >= limit;
+        printf("%s%s%s", full ? "\033[1m" : "", bars[level < 0 ? 0 : level], full ? "\033[0m" : "");
+    }
+    printf("\n");
+}
+
+static void print_login(const hist_run *run, const hlogin *l)
+{
+    const cJSON *doc = l->doc, *p;
+    printf("login %s (account%s", l->id, l->naccounts == 1 ? "" : "s");
+    for (size_t i = 0; i < l->naccounts; i++)
+        printf("%s%lld", i ? ", " : " ", l->accounts[i]);
+    double now = num(doc, "limit_now", -1);
+    printf(")  limit now %s", now < 0 ? "?" : now == 0 ? "unlimited" : "");
+    if (now > 0)
+        printf("%g", now);
+    printf("  step %gs\n", num(doc, "step_s", 60));
+    printf("%-17s %9s %6s %9s %7s %6s %6s %13s %12s\n", "TIME (UTC)", "PEAK/LIM", "MEAN", "OTHERS",
+           "WAITING", "GRANTS", "DENIED", "WAIT p50/p95", "LOST/PRE/REF");
+    char gap[20] = "";
+    int gaps = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(doc, "points"))
+    {
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(p, "t"));
+        char when[20], peak[32], others[32], waits[40], a[16], b[16], ends[48];
+        snprintf(when, sizeof(when), "%.10s %.5s", t ? t : "?", t && strlen(t) > 11 ? t + 11 : "");
+        /* Steps without a record: one line for a run of them. */
+        if (num(p, "minutes", 0) == 0) {
+            if (gaps++ == 0)
+                snprintf(gap, sizeof(gap), "%s", when);
+            if (p->next)
+                continue;
+        }
+        if (gaps) {
+            printf("%-17s %9s  (no record: %d step%s)\n", gap, "-", gaps, gaps > 1 ? "s" : "");
+            gaps = 0;
+            if (num(p, "minutes", 0) == 0)
+                continue;
+        }
+        double limit = num(p, "limit", -1);
+        if (limit > 0)
+            snprintf(peak, sizeof(peak), "%g/%g", num(p, "in_use_peak", 0), limit);
+        else
+            snprintf(peak, sizeof(peak), "%g/%s", num(p, "in_use_peak", 0),
+                     limit == 0 ? "unl" : "?");
+        double om = num(p, "others_mean", -1);
+        if (om < 0)
+            snprintf(others, sizeof(others), "%g", num(p, "others_peak", 0));
+        else
+            snprintf(others, sizeof(others), "%g/%.1f", num(p, "others_peak", 0), om);
+        snprintf(waits, sizeof(waits), "%s/%s", wait_text(num(p, "wait_p50_ms", -1), a, sizeof(a)),
+                 wait_text(num(p, "wait_p95_ms", -1), b, sizeof(b)));
+        snprintf(ends, sizeof(ends), "%g/%g/%g", num(p, "lost", 0), num(p, "preempted", 0),
+                 num(p, "refused", 0));
+        printf("%-17s %9s %6.2f %9s %7g %6g %6g %13s %12s\n", when, peak, num(p, "in_use_mean", 0),
+               others, num(p, "waiting_peak", 0), num(p, "grants", 0), num(p, "denials", 0), waits,
+               ends);
+    }
+    if (run->tty)
+        print_sparkline(doc);
+}
+
+static void print_all(hist_run *run)
+{
+    if (run->json) {
+        cJSON *doc = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(doc, "logins");
+        for (size_t i = 0; list && i < run->nlogins; i++) {
+            cJSON_AddItemToArray(list, run->logins[i].doc);
+            run->logins[i].doc = NULL; /* the document's now */
+        }
+        char *text = cJSON_PrintUnformatted(doc);
+        char *valid = text ? sfl_text_utf8_valid(text, strlen(text), NULL) : NULL;
+        printf("%s\n", valid ? valid : "");
+        free(valid);
+        free(text);
+        cJSON_Delete(doc);
+    } else {
+        char from[32], to[32];
+        sfl_history_iso(run->range.from_s, from, sizeof(from));
+        sfl_history_iso(run->range.to_s, to, sizeof(to));
+        printf("history from %s to %s\n", from, to);
+        if (run->nlogins == 0)
+            printf("no logins: none in the config, none in Redis\n");
+        for (size_t i = 0; i < run->nlogins; i++) {
+            printf("\n");
+            print_login(run, &run->logins[i]);
+        }
+    }
+    fflush(stdout);
+}
+
+/*--- The reads -------------------------------------------------------------*/
+
+typedef struct login_ask {
+    hist_run *run;
+    hlogin *l;
+} login_ask;
+
+static void reads_done(hist_run *run)
+{
+    if (--run->owed > 0)
+        return;
+    if (!run->failed)
+        print_all(run);
+    sfl_app_exit(&run->app, run->failed ? SFL_EXIT_FAIL : SFL_EXIT_OK);
+}
+
+static void on_history(cJSON *doc, int garbled, const char *err, void *arg)
+{
+    login_ask *a = arg;
+    hist_run *run = a->run;
+    if (doc) {
+        a->l->doc = cJSON_Duplicate(doc, 1);
+        if (!a->l->doc)
+            err = "out of memory";
+    }
+    if (!a->l->doc && !run->failed) {
+        fprintf(stderr, "sflimit: status: login %s: %s%s\n", a->l->id, err,
+                garbled ? " (not the history format)" : "");
+        run->failed = 1;
+    }
+    free(a);
+    reads_done(run);
+}
+
+/* Every login known: keep those asked for (an unknown one ends the run,
+ * exit 2), in id order, and read them all. */
+static void read_all(hist_run *run)
+{
+    for (size_t i = 0; i < run->nasked; i++)
+        if (!find(run, run->asked[i])) {
+            fprintf(stderr,
+                    "sflimit: status: --login: unknown login \"%s\" (neither in the config nor "
+                    "in an account Redis knows)\n",
+                    run->asked[i]);
+            sfl_app_exit(&run->app, SFL_EXIT_USAGE);
+            return;
+        }
+    size_t kept = 0;
+    for (size_t i = 0; i < run->nlogins; i++) {
+        int want = run->nasked == 0;
+        for (size_t k = 0; !want && k < run->nasked; k++)
+            want = strcmp(run->asked[k], run->logins[i].id) == 0;
+        if (want)
+            run->logins[kept++] = run->logins[i];
+        else
+            free(run->logins[i].accounts);
+    }
+    run->nlogins = kept;
+    if (kept > 1)
+        qsort(run->logins, kept, sizeof(*run->logins), by_id);
+    run->owed = 1;
+    for (size_t i = 0; i < run->nlogins && !run->failed; i++) {
+        hlogin *l = &run->logins[i];
+        login_ask *a = calloc(1, sizeof(*a));
+        sfl_history_query q = {.login = l->id,
+                               .conf_key = l->conf,
+                               .accounts = l->accounts,
+                               .naccounts = l->naccounts,
+                               .range = run->range,
+                               .now_s = run->now_s};
+        if (a)
+            *a = (login_ask){run, l};
+        if (!a || sfl_history_read(run->app.store, &q, on_history, a) < 0) {
+            free(a);
+            fprintf(stderr, "sflimit: status: Redis went away\n");
+            run->failed = 1;
+        } else {
+            run->owed++;
+        }
+    }
+    reads_done(run);
+}
+
+typedef struct account_ask {
+    hist_run *run;
+    long long id;
+} account_ask;
+
+/* One more account's logins known: once all are, read. */
+static void described(hist_run *run)
+{
+    if (--run->owed > 0)
+        return;
+    if (run->failed)
+        sfl_app_exit(&run->app, SFL_EXIT_FAIL);
+    else
+        read_all(run);
+}
+
+/* An account of Redis the config does not name: the logins its conf
+ * describes (account.lua), or one login named after it. */
+static void on_described(sfl_store *st, redisReply *r, void *arg)
+{
+    account_ask *a = arg;
+    hist_run *run = a->run;
+    char self[24], prefix[SFL_KEY_PREFIX_LEN];
+    int oom = 0, has = 0;
+    if (!r) {
+        if (!run->failed)
+            fprintf(stderr, "sflimit: status: Redis went away\n");
+        run->failed = 1;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        cJSON *list = cJSON_Parse(r->str), *l;
+        cJSON *arr = cJSON_IsArray(list) ? list : NULL;
+        cJSON_ArrayForEach(l, arr)
+        {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(l, "id"));
+            const char *keys = cJSON_GetStringValue(cJSON_GetObjectItem(l, "keys"));
+            if (!id || !keys || !login_id_ok(id) || strlen(keys) >= SFL_KEY_PREFIX_LEN)
+                continue;
+            has = 1;
+            oom |= add_login(run, id, keys, a->id) < 0;
+        }
+        cJSON_Delete(list);
+    }
+    if (r && !has) {
+        snprintf(self, sizeof(self), "%lld", a->id);
+        snprintf(prefix, sizeof(prefix), "%s:{a:%lld}:", sfl_store_ns(st), a->id);
+        oom |= add_login(run, self, prefix, a->id) < 0;
+    }
+    if (oom && !run->failed) {
+        fprintf(stderr, "sflimit: status: out of memory\n");
+        run->failed = 1;
+    }
+    free(a);
+    described(run);
+}
+
+static int configured(const hist_run *run, long long id)
+{
+    for (size_t i = 0; i < run->conf->naccounts; i++)
+        if (run->conf->accounts[i].id == id)
+            return 1;
+    return 0;
+}
+
+static void on_members(sfl_store *st, redisReply *r, void *arg)
+{
+    hist_run *run = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        sfl_app_fail(&run->app, "status: no answer from Redis for its accounts");
+        return;
+    }
+    run->owed = 1;
+    for (size_t i = 0; i < r->elements && !run->failed; i++) {
+        const redisReply *e = r->element[i];
+        char *end;
+        long long id = e->type == REDIS_REPLY_STRING ? strtoll(e->str, &end, 10) : -1;
+        if (id < 0 || *end || configured(run, id))
+            continue;
+        account_ask *a = calloc(1, sizeof(*a));
+        char key[SFL_KEY_LEN];
+        sfl_account_key(key, sizeof(key), sfl_store_ns(st), id, "conf");
+        const char *argv[3] = {"HGET", key, "logins"};
+        if (a)
+            *a = (account_ask){run, id};
+        if (!a || sfl_store_command(st, on_described, a, 3, argv) < 0) {
+            free(a);
+            fprintf(stderr, "sflimit: status: Redis went away\n");
+            run->failed = 1;
+        } else {
+            run->owed++;
+        }
+    }
+    described(run);
+}
+
+static void on_ready(sfl_app *app, void *arg)
+{
+    hist_run *run = arg;
+    if (run->started)
+        return; /* a reconnect: the reads are under way */
+    run->started = 1;
+    char key[SFL_KEY_LEN];
+    snprintf(key, sizeof(key), "%s:accounts", sfl_store_ns(app->store));
+    const char *argv[2] = {"SMEMBERS", key};
+    if (sfl_store_command(app->store, on_members, run, 2, argv) < 0)
+        sfl_app_fail(app, "status: Redis went away");
+}
+
+/*--- The command line ------------------------------------------------------*/
+
+static const char usage[] =
+    "usage: sflimit status --history [--login ID]... [--since T] [--step S] [--json]\n"
+    "                      [-c CONFIG] [--redis URL]\n"
+    "\n"
+    "How each login was used over time, read from Redis: per step the peak in use\n"
+    "against the limit, the mean, others' connections (peak/mean), waiting tickets,\n"
+    "grants, denials, lease wait p50/p95 and checks lost/preempted/refused; on a\n"
+    "terminal a sparkline of the peak against the limit. Every login of the config\n"
+    "and of the accounts Redis knows, or the ones named with --login.\n"
+    "\n"
+    "--since T  from when: 24h (the default), 90m, 7d, Unix seconds or an ISO-8601\n"
+    "           UTC time (2026-12-02T07:00:00Z)\n"
+    "--step S   1m, 15m, 1h, 1d or seconds (a multiple of 60); default: the\n"
+    "           shortest of 1m 5m 15m 30m 1h 3h 6h 12h 1d giving at most 48 rows\n"
+    "--json     {\"logins\": [...]}, each as GET /v1/history answers\n";
+
+enum { OPT_REDIS = 1000, OPT_JSON, OPT_HISTORY, OPT_LOGIN, OPT_SINCE, OPT_STEP };
+
+static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                     {"redis", required_argument, NULL, OPT_REDIS},
+                                     {"json", no_argument, NULL, OPT_JSON},
+                                     {"history", no_argument, NULL, OPT_HISTORY},
+                                     {"login", required_argument, NULL, OPT_LOGIN},
+                                     {"since", required_argument, NULL, OPT_SINCE},
+                                     {"step", required_argument, NULL, OPT_STEP},
+                                     {"help", no_argument, NULL, 'h'},
+                                     {NULL, 0, NULL, 0}};
+
+int sfl_cmd_wants_history(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--history") == 0)
+            return 1;
+    return 0;
+}
+
+/* The range: --since as a time, or a bare amount ("24h") as that long ago;
+ * without --step, the shortest usual step giving at most 48 rows. */
+static int make_range(hist_run *run, const char *since, const char *step)
+{
+    static const char *const steps[] = {"1m", "5m", "15m", "30m", "1h", "3h", "6h", "12h", "1d"};
+    char ago[64], err[512];
+    size_t n = strlen(since);
+    if (n > 1 && n < sizeof(ago) - 1 && since[0] >= '0' && since[0] <= '9' &&
+        strchr("smhdw", since[n - 1])) {
+        snprintf(ago, sizeof(ago), "-%s", since);
+        since = ago;
+    }
+    sfl_history_ask ask = {
+        .from = since, .step = step, .from_name = "--since", .step_name = "--step"};
+    for (size_t i = 0; !step && i < sizeof(steps) / sizeof(steps[0]); i++) {
+        ask.step = steps[i];
+        if (sfl_history_range_make(&ask, run->now_s, &run->range, err, sizeof(err)) == 0 &&
+            run->range.npoints <= 48)
+            return 0;
+    }
+    if (!step)
+        ask.step = NULL; /* longer than 48 days: the API's default */
+    if (sfl_history_range_make(&ask, run->now_s, &run->range, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sflimit: status: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int sfl_cmd_status_history(int argc, char **argv)
+{
+    hist_run run = {.app.rc = SFL_EXIT_OK, .now_s = (int64_t)time(NULL)};
+    const char *config = NULL, *redis = NULL, *since = "24h", *step = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_REDIS:
+            redis = optarg;
+            break;
+        case OPT_JSON:
+            run.json = 1;
+            break;
+        case OPT_HISTORY:
+            break;
+        case OPT_LOGIN:
+            if (!login_id_ok(optarg)) {
+                fprintf(stderr,
+                        "sflimit: status: --login: expected 1 to 64 letters, digits, '.', '_' or "
+                        "'-', got '%s'\n",
+                        optarg);
+                return SFL_EXIT_USAGE;
+            }
+            if (run.nasked == MAX_ASKED) {
+                fprintf(stderr, "sflimit: status: --login: at most %d\n", MAX_ASKED);
+                return SFL_EXIT_USAGE;
+            }
+            run.asked[run.nasked++] = optarg;
+            break;
+        case OPT_SINCE:
+            since = optarg;
+            break;
+        case OPT_STEP:
+            step = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return SFL_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return SFL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sflimit: status: unexpected argument '%s'\n", argv[optind]);
+        return SFL_EXIT_USAGE;
+    }
+    if (make_range(&run, since, step) < 0)
+        return SFL_EXIT_USAGE;
+    sfl_conf *conf = sfl_cli_conf(config, redis);
+    if (!conf)
+        return SFL_EXIT_USAGE;
+    run.conf = conf;
+    run.tty = !run.json && isatty(STDOUT_FILENO);
+    if (config_logins(&run) < 0) {
+        sfl_conf_free(conf);
+        return SFL_EXIT_USAGE;
+    }
+    char err[512];
+    int rc;
+    if (sfl_app_open(&run.app, conf, 0, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sflimit: %s\n", err);
+        rc = SFL_EXIT_FAIL;
+    } else {
+        run.app.on_ready = on_ready;
+        run.app.on_unreachable = sfl_app_unreachable;
+        run.app.arg = &run;
+        rc = sfl_app_run(&run.app, conf->connect_timeout_ms * 2);
+        sfl_app_close(&run.app);
+    }
+    for (size_t i = 0; i < run.nlogins; i++) {
+        free(run.logins[i].accounts);
+        cJSON_Delete(run.logins[i].doc);
+    }
+    free(run.logins);
+    return rc;
+}
