@@ -19,7 +19,8 @@
 # peak is its own). Once the last minute is over and flushed it fetches
 # /v1/history?login=hist-a&from=&to=&step=60 and the provider's minutes,
 # and sfl-history-compare prints the table (minute, demand, planned,
-# provider peak, history peak, mean, waiting, grants, opened, chart) and
+# provider peak, history peak, mean in use by the provider's connection-ms
+# and by the history, waiting, grants, opened, chart) and
 # fails on a history peak more than one from the provider's, a provider
 # peak above the limit, a violation at the provider, a check not OK, or
 # another number of connections than checks. Then headless Chromium
