@@ -30,6 +30,8 @@
 # Output in ${SFL_ARTIFACTS:-ci-artifacts}/: history-table.txt,
 # history-dashboard.png, history.json, provider-minutes.json,
 # history-dashboard.html; the logs are copied there when it fails.
+# The chart is the dashboard's "last hour": in a run longer than that, the
+# minutes before it show "<" in the chart column and are not compared.
 # --no-history: nodes without the history section (a build before it):
 # the provider against the plan alone, no chart. --no-browser: no Chromium.
 # Exit 0 pass, 1 a mismatch or a failed step, 2 usage.
@@ -69,7 +71,8 @@ while [ $# -gt 0 ]; do
     *) echo "history_run: unknown argument '$1'" >&2; usage ;;
     esac
 done
-[ "$minutes" -ge 1 ] || { echo "history_run: --minutes must be 1 or more" >&2; exit 2; }
+[ "$minutes" -ge 1 ] && [ "$minutes" -le 1440 ] ||
+    { echo "history_run: --minutes must be 1..1440 (the provider keeps a day)" >&2; exit 2; }
 [ "$hold_s" -ge 1 ] && [ $((offset_s + 2 * hold_s + 10)) -le 60 ] ||
     { echo "history_run: --hold-s $hold_s: two rounds must end within the minute (1..23)" >&2; exit 2; }
 IFS=, read -r -a level <<<"$levels"
