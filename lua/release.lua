@@ -77,13 +77,18 @@ local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'reserve', 'cooldown_ms
 local limit = effective_limit(tonumber(conf[1]), conf[7], conf[8])
 local extra = (tonumber(conf[2]) or 0) + (tonumber(conf[4]) or 0)
 
+-- The next ask's ticket ttl, at least TICKET_MIN_MS as in acquire.lua.
+local function ticket_ttl()
+    return math.max(tonumber(ARGV[nb + 1]), TICKET_MIN_MS)
+end
+
 -- The next ask's ticket, queued as acquire.lua queues a denied ask's:
 -- arrival in ms to the microsecond, expiry ticket ttl from now.
 local function enqueue_next()
     local us = tonumber(t[2])
     redis.call('ZADD', KEYS[5], 'NX', fmt('%s%03d.%03d', t[1], math.floor(us / 1000), us % 1000),
                nx)
-    redis.call('ZADD', KEYS[6], fmt('%d', now + tonumber(ARGV[nb + 1])), nx)
+    redis.call('ZADD', KEYS[6], fmt('%d', now + ticket_ttl()), nx)
 end
 
 -- The next ask denied, answered as acquire.lua answers a denial (its ticket
@@ -92,7 +97,7 @@ end
 local function deny_next(reason, in_use, keep, soonest)
     if keep then
         enqueue_next()
-        keep_keys(now, now + tonumber(ARGV[nb + 1]), KEYS[5], false, 1, 5)
+        keep_keys(now, now + ticket_ttl(), KEYS[5], false, 1, 5)
     end
     local retry = soonest and math.max(1, soonest - now) or 1
     return {0, retry, in_use, limit, reason, 0, now, 1}
@@ -161,7 +166,7 @@ end
 if nx then
     enqueue_next()
 end
-local w, account = 5, ARGV[3]
+local w, account, head = 5, ARGV[3], nil
 if #KEYS > 7 then
     local oldest
     for j = 5, #KEYS - 1, 2 do
@@ -171,10 +176,10 @@ if #KEYS > 7 then
             oldest, w, account = tonumber(h[2]), j, j == 5 and ARGV[3] or ARGV[6 + (j - 7) / 2]
         end
     end
+    head = pop_ticket(w)
 else
-    reap_tickets(now_s, w)
+    head = pop_live_ticket(now, now_s, w)
 end
-local head = pop_ticket(w)
 if head and head ~= nx then
     local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
     if not nx then
@@ -183,7 +188,7 @@ if head and head ~= nx then
     end
     -- The leases key may be new (the release emptied it); the queue is not
     -- (it holds the next ask's ticket): its TTL is the leases key's.
-    local ticket_until = now + tonumber(ARGV[nb + 1])
+    local ticket_until = now + ticket_ttl()
     keep_keys(now, math.max(deadline, ticket_until), KEYS[1], fresh, 1, w)
     if w ~= 5 then
         keep_keys(now, ticket_until, KEYS[5], false, 1, 5)

@@ -1344,3 +1344,24 @@ Test(lease, release_next_ask_is_denied_when_full_or_recovering)
     freeReplyObject(r);
     cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters x:6"), 0);
 }
+
+/* A ticket lives at least TICKET_MIN_MS (1 s, prelude.lua) whatever ttl its
+ * ask gave: the queue is reaped only for tickets older than that. */
+Test(lease, ticket_lives_at_least_a_second)
+{
+    th_account(&redis, 43, 1);
+    const sfl_script *s = sfl_script_get("acquire");
+    freeReplyObject(script("acquire", 43, "a:1", 5000));
+    freeReplyObject(th_redis(&redis,
+                             "EVAL %s 7 sfl:{a:43}:leases sfl:{a:43}:holders sfl:{a:43}:conf "
+                             "sfl:{a:43}:fence sfl:{a:43}:waiters sfl:{a:43}:waiters:exp "
+                             "sfl:epoch short:1 "
+                             "5000 short t -1 0 100 sfl:released 43",
+                             s->text));
+    long long left = th_redis_int(&redis, "ZSCORE sfl:{a:43}:waiters:exp short:1") - redis_now_ms();
+    cr_assert_gt(left, 900, "a ticket asked for 100 ms expires in %lld ms, not 1 s", left);
+    /* Still queued, and served, half a second on. */
+    usleep(500 * 1000);
+    freeReplyObject(script("release", 43, "a:1", 0));
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:43}:holders short:1"), 1);
+}
