@@ -26,16 +26,17 @@
 --       6 ... the account ids of KEYS 7-8, 9-10, ...
 --       then, optional (nb = 6 + the number of those account ids): the
 --       releasing node's next ask for the account of KEYS 5-6, in the same
---       script (limiter.c sends it when a wait for the account starts in the
---       loop turn of the release):
+--       script (src/release.c sends it when a wait for the account starts in
+--       the loop turn of the release):
 --       nb     its id (a ticket that holds no lease)
 --       nb+1   ticket ttl ms     nb+2 lease ttl ms
 --       nb+3   node id           nb+4 stream label
 --       nb+5   recovery window ms, opened when the epoch marker is missing
 -- returns: 1 if the lease was held and is now removed (or cooling down: below),
 --          0 if it was not held; with a next ask, when the lease was held
---          and the login has a conf, the answer is acquire.lua's for that
---          ask, with a last element 1 (the release's own answer):
+--          and the login has a conf of its own (no group: account.lua), the
+--          answer is acquire.lua's for that ask, with a last element 1 (the
+--          release's own answer):
 --          {1, fence, deadline_ms, in_use, limit, 1, 1}   the freed slot went to
 --                                                  the next ask itself (nobody older
 --                                                  waited): a lease of ttl ms
@@ -58,6 +59,12 @@
 -- queued (acquire.lua queues one with every denial), and a node whose ticket
 -- expired asks again on its own timer.
 --
+-- Cost (issue #17): with the next ask in it, a contended cycle is this one
+-- script (and its announcement) instead of a release and a denied ask. The
+-- ask adds its ticket's two ZADDs to the script, before the announcement
+-- goes out (Redis delivers it when the script ends). Tickets are reaped only
+-- when the oldest may have expired (pop_live_ticket).
+--
 -- An id is never a lease and a queued ticket at once (acquire.lua queues only
 -- ids that hold no lease, and takes an id out of the queue when it makes its
 -- lease), so a lease given back has no ticket to withdraw.
@@ -73,8 +80,14 @@ if redis.call('ZREM', KEYS[1], id) == 0 then
     return 0
 end
 local conf = redis.call('HMGET', KEYS[3], 'max_streams', 'reserve', 'cooldown_ms', 'external',
-                        'external_at_ms', 'max_age_ms', 'panel_max', 'learned_limit')
+                        'external_at_ms', 'max_age_ms', 'panel_max', 'learned_limit', 'group')
 local limit = effective_limit(tonumber(conf[1]), conf[7], conf[8])
+if conf[9] then
+    -- The account's keys moved to a group's (account.lua): the release is
+    -- done, but a next ask here would be counted nowhere. acquire.lua tells
+    -- the node.
+    nx = nil
+end
 local extra = (tonumber(conf[2]) or 0) + (tonumber(conf[4]) or 0)
 
 -- The next ask's ticket ttl, at least TICKET_MIN_MS as in acquire.lua.

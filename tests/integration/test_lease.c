@@ -1343,6 +1343,21 @@ Test(lease, release_next_ask_is_denied_when_full_or_recovering)
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
     cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters x:6"), 0);
+    /* The account's keys moved to a group's (account.lua): the release is
+     * done, the next ask not made there (acquire.lua tells the node). */
+    th_redis_int(&redis, "DEL sfl:{a:42}:leases sfl:{a:42}:holders");
+    th_redis_int(&redis, "HSET sfl:epoch recover_until_ms 0"); /* the window closed */
+    redisReply *g = script("acquire", 42, "y:1", 5000);
+    cr_assert_eq(reply_int(g, 0), 1);
+    freeReplyObject(g);
+    th_redis_int(&redis, "HSET sfl:{a:42}:conf group 7");
+    r = release_next(42, "y:1", "y:2");
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "a next ask was answered on moved keys");
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(deadline_left(42, "y:2"), -1, "a lease was granted on keys that moved");
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters y:2"), 0,
+                 "a ticket was queued on keys that moved");
 }
 
 /* A ticket lives at least TICKET_MIN_MS (1 s, prelude.lua) whatever ttl its
