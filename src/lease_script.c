@@ -90,8 +90,13 @@ int sfl_lease_released(const redisReply *r)
 {
     if (r && r->type == REDIS_REPLY_INTEGER)
         return r->integer == 1;
-    /* An answer with a next ask: the release's own answer comes last. */
-    return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 7 && el_int(r, r->elements - 1) == 1;
+    /* An answer with a next ask (a grant of 7 elements, a denial of 8):
+     * the release's own answer comes last. */
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    long long status = el_int(r, 0);
+    size_t n = status == 1 ? 7 : status == 0 ? 8 : 0;
+    return n && r->elements == n && el_int(r, n - 1) == 1;
 }
 
 /*--- Calls -----------------------------------------------------------------*/

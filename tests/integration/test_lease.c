@@ -1275,8 +1275,7 @@ Test(lease, release_grants_the_next_ask_when_nobody_waits)
     cr_assert_eq(deadline_left(41, old), -1, "the released lease is still in Redis");
     long long left = deadline_left(41, sfl_lease_id(s2.lease));
     cr_assert_gt(left, 4000, "the new lease's deadline is %lld ms away, not a TTL", left);
-    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:41}:holders %s", sfl_lease_id(s2.lease)),
-                 1);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:41}:holders %s", sfl_lease_id(s2.lease)), 1);
     cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:41}:waiters"), 0);
     cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:41}:leases"), 4000);
     /* Another node asks meanwhile: it is denied, and gets the slot only
