@@ -18,8 +18,8 @@
 --       4 stream label (never a URL)
 --       5 max_streams the node last knew, -1 if none: restores conf if Redis lost it
 --       6 recovery window ms, opened when the epoch marker is missing
---       7 ticket ttl ms: a denied ask queues its id as a ticket for this long
---         (0: do not queue)
+--       7 ticket ttl ms: a denied ask queues its id as a ticket for this long,
+--         and at least TICKET_MIN_MS (prelude.lua: 1 s) (0: do not queue)
 --       8 channel for hand-off announcements (sfl:released; each goes to
 --         sfl:released:<node of the ticket>, as "<account> <ticket> <deadline_ms>
 --         <fence>": see release.lua)
@@ -46,7 +46,7 @@
 -- of the account (its lease is made here or in release.lua), never to
 -- whoever asks first.
 -- Time comes only from TIME. Expired leases are reaped before anything is
--- counted; expired tickets before a free slot is given to a ticket.
+-- counted; an expired ticket is never given a free slot (pop_live_ticket).
 --
 -- Cost: this runs for every ask, so the common paths touch as little as
 -- they can: a denied ask (the account is full) reads the leases and conf and
@@ -59,7 +59,7 @@
 -- granted, on any login of any account.
 --
 -- Built with prelude.lua in front (redis_now, restore_conf, epoch_window,
--- next_fence, holder_json, keep_keys, reap_leases, reap_tickets, pop_ticket,
+-- next_fence, holder_json, keep_keys, reap_leases, pop_live_ticket,
 -- hand_off).
 local FETCH = 8 -- leases read in one call; a login with more is counted instead
 
@@ -159,9 +159,8 @@ local granted = room()
 local last = 0 -- the latest hand-off deadline written below, 0 if none
 if granted then
     -- A slot is free. It goes to the oldest live ticket (this ask may be it).
-    reap_tickets(now_s, W)
     while granted do
-        local head = pop_ticket(W)
+        local head = pop_live_ticket(now, now_s, W)
         if not head or head == id then
             break -- none queued, or this ask is the oldest: it takes the slot below
         end
@@ -205,6 +204,7 @@ if not granted then
     local retry = soonest and math.max(1, soonest - now) or 1
     local position = 0
     if ticket_ttl > 0 then
+        ticket_ttl = math.max(ticket_ttl, TICKET_MIN_MS)
         -- Arrival in ms to the microsecond: tickets of one millisecond are
         -- served in the order they came, not in the order of their names.
         local us = tonumber(t[2])

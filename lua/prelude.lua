@@ -109,9 +109,18 @@ local function next_fence(now, b)
     return f, false
 end
 
+-- A JSON string: s quoted as it is when nothing in it needs escaping (what
+-- cjson.encode gives then too), else cjson.encode's.
+local function json_str(s)
+    if string.find(s, '[%c"\\/\128-\255]') then
+        return cjson.encode(s)
+    end
+    return '"' .. s .. '"'
+end
+
 local function holder_json(node, stream, now, fence)
-    return fmt('{"node":%s,"stream":%s,"since_ms":%d,"fence":%d}', cjson.encode(node),
-               cjson.encode(stream), now, fence)
+    return fmt('{"node":%s,"stream":%s,"since_ms":%d,"fence":%d}', json_str(node),
+               json_str(stream), now, fence)
 end
 
 -- Idle keys expire KEEP_MS after the last deadline and the last ticket
@@ -163,6 +172,36 @@ end
 -- reap_tickets first: a dead node's ticket must not get a slot.
 local function pop_ticket(w)
     local head = redis.call('ZPOPMIN', KEYS[w])[1]
+    if head then
+        redis.call('ZREM', KEYS[w + 1], head)
+    end
+    return head
+end
+
+-- A ticket lives at least this long from its arrival: its expiry is its
+-- node's ticket ttl from its last ask (src/limiter.c: 3 x fallback_ms +
+-- 1000 ms), never less than this (acquire.lua, release.lua), and its
+-- arrival is its first.
+local TICKET_MIN_MS = 1000
+
+-- pop_ticket with the reaping done only when it can matter: the oldest
+-- ticket, if it came less than TICKET_MIN_MS ago, has not expired (nor has
+-- any other); if it is older, its expiry is read, and if it is past, the
+-- queue is reaped and popped again. One call less than reap_tickets and
+-- pop_ticket on the common path. (Tickets queued by older scripts, with a
+-- shorter ttl, may be handed a slot after their expiry: a dead node's then
+-- keeps it only until the hand-off's hold ends.)
+local function pop_live_ticket(now, now_s, w)
+    local h = redis.call('ZPOPMIN', KEYS[w])
+    local head = h[1]
+    if head and math.floor(tonumber(h[2])) + TICKET_MIN_MS <= now then
+        local exp = tonumber(redis.call('ZSCORE', KEYS[w + 1], head))
+        if exp and exp <= now then
+            redis.call('ZREM', KEYS[w + 1], head)
+            reap_tickets(now_s, w)
+            return pop_ticket(w)
+        end
+    end
     if head then
         redis.call('ZREM', KEYS[w + 1], head)
     end

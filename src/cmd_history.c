@@ -62,18 +62,6 @@ typedef struct hist_run {
 
 /*--- The logins ------------------------------------------------------------*/
 
-static int login_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= SFL_LOGIN_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return 0;
-    return 1;
-}
-
 static hlogin *find(hist_run *run, const char *id)
 {
     for (size_t i = 0; i < run->nlogins; i++)
@@ -405,7 +393,7 @@ static void on_described(sfl_store *st, redisReply *r, void *arg)
         {
             const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(l, "id"));
             const char *keys = cJSON_GetStringValue(cJSON_GetObjectItem(l, "keys"));
-            if (!id || !keys || !login_id_ok(id) || strlen(keys) >= SFL_KEY_PREFIX_LEN)
+            if (!id || !keys || !sfl_login_id_valid(id) || strlen(keys) >= SFL_KEY_PREFIX_LEN)
                 continue;
             has = 1;
             oom |= add_login(run, id, keys, a->id) < 0;
@@ -564,7 +552,7 @@ int sfl_cmd_status_history(int argc, char **argv)
         case OPT_HISTORY:
             break;
         case OPT_LOGIN:
-            if (!login_id_ok(optarg)) {
+            if (!sfl_login_id_valid(optarg)) {
                 fprintf(stderr,
                         "sflimit: status: --login: expected 1 to 64 letters, digits, '.', '_' or "
                         "'-', got '%s'\n",

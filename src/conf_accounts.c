@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "rewrite.h"
+#include "routes.h"
 #include "text.h"
 
 #include <cjson/cJSON.h>
@@ -171,10 +172,7 @@ static int parse_logins(const sfl_json_ctx *e, const cJSON *acc, const char *at,
         snprintf(path, sizeof(path), "%slogins[%zu].id", at, k);
         if (sfl_json_get_string(e, it, "id", path, 0, &l->id) < 0)
             return -1;
-        size_t len = l->id ? strlen(l->id) : 0;
-        if (!l->id || len == 0 || len > 64 ||
-            strspn(l->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
-                len)
+        if (!sfl_login_id_valid(l->id))
             return sfl_json_fail(e, path, "%s",
                                  l->id ? "must be 1 to 64 of A-Z a-z 0-9 . _ -" : "missing");
         for (size_t j = 0; j < k; j++)

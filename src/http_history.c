@@ -78,19 +78,6 @@ static int query_params(struct evhttp_request *req, const char *const *names, si
     return rc;
 }
 
-/* [A-Za-z0-9._-]{1,64}, as routes.h's login ids. */
-static int login_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= SFL_LOGIN_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return 0;
-    return 1;
-}
-
 typedef struct find_login {
     const char *id;
     const sfl_login *found;
@@ -205,7 +192,7 @@ void sfl_http_route_history(sfl_http *h, struct evhttp_request *req)
         sfl_http_reply_error(req, 400, "login: required (?login=ID)");
         return;
     }
-    if (!login_id_ok(v[0])) {
+    if (!sfl_login_id_valid(v[0])) {
         sfl_http_reply_error(req, 400,
                              "login: expected 1 to 64 letters, digits, '.', '_' or '-', got "
                              "\"%.80s\"",

@@ -86,6 +86,19 @@ void sfl_lease_answer_decode(const redisReply *r, sfl_lease_answer *a)
     a->status = (sfl_answer_status)status;
 }
 
+int sfl_lease_released(const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        return r->integer == 1;
+    /* An answer with a next ask (a grant of 7 elements, a denial of 8):
+     * the release's own answer comes last. */
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    long long status = el_int(r, 0);
+    size_t n = status == 1 ? 7 : status == 0 ? 8 : 0;
+    return n && r->elements == n && el_int(r, n - 1) == 1;
+}
+
 /*--- Calls -----------------------------------------------------------------*/
 
 static const char *const login_suffixes[4] = {"leases", "holders", "conf", "fence"};
@@ -218,14 +231,14 @@ int sfl_lease_script_renew(sfl_store *st, const sfl_route *rt, size_t login,
 
 int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route *rt, size_t login,
                              const char *id, const char *channel, int64_t handoff_ms,
-                             sfl_store_reply_fn *fn, void *arg)
+                             const sfl_lease_call *next, sfl_store_reply_fn *fn, void *arg)
 {
     if (login >= rt->nlogins)
         return -1;
     const sfl_login *lg = rt->logins[login];
     int others = lg->naccounts > 1 ? (int)lg->naccounts - 1 : 0;
     call_buf b;
-    if (call_buf_init(&b, 7 + 2 * others, 5 + others) < 0) {
+    if (call_buf_init(&b, 7 + 2 * others, 11 + others) < 0) {
         call_buf_free(&b);
         return -1;
     }
@@ -247,6 +260,15 @@ int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route 
             continue;
         add_waiters(&b, o->waiters);
         add_num(&b, acc);
+    }
+    if (next) {
+        /* The node's next ask of the account, after the others' ids. */
+        add_arg(&b, next->id);
+        add_num(&b, next->ticket_ttl_ms);
+        add_num(&b, next->ttl_ms);
+        add_arg(&b, next->node);
+        add_arg(&b, next->label);
+        add_num(&b, next->recovery_ms);
     }
     add_epoch(&b, st);
     int rc = sfl_store_eval(st, "release", b.nkeys, b.kv, b.nargs, b.av, fn, arg);

@@ -68,10 +68,18 @@ int sfl_lease_script_renew(sfl_store *st, const sfl_route *rt, size_t login,
                            const sfl_lease_call *c, sfl_store_reply_fn *fn, void *arg);
 /* Gives back id (a lease, or a queued ticket) on that login; a freed slot
  * goes to the oldest ticket of the accounts that use the login (routes
- * names them), held handoff_ms, announced on <channel>:<node>. */
+ * names them), held handoff_ms, announced on <channel>:<node>. With next
+ * (NULL: none), the same script also makes the node's next ask of the
+ * account (next->id, ticket_ttl_ms, ttl_ms, node, label, recovery_ms): when
+ * the lease was held, it answers as acquire.lua would (granted, or denied
+ * with the ticket queued; sfl_lease_answer_decode reads it, and
+ * sfl_lease_released tells whether the lease was given back); otherwise 0
+ * or 1, and the next ask was not made. */
 int sfl_lease_script_release(sfl_store *st, sfl_routes *routes, const sfl_route *rt, size_t login,
                              const char *id, const char *channel, int64_t handoff_ms,
-                             sfl_store_reply_fn *fn, void *arg);
+                             const sfl_lease_call *next, sfl_store_reply_fn *fn, void *arg);
+/* 1 if a release.lua answer says the lease was held and is given back. */
+int sfl_lease_released(const struct redisReply *r);
 
 /* others.lua for the login whose keys start with prefix: count others'
  * connections as source saw them (mode "others", "total" or "closed": see

@@ -55,13 +55,6 @@ typedef struct renew_ctx {
     int64_t sent_ms;
 } renew_ctx;
 
-typedef struct pending_release {
-    long long account;
-    char login[SFL_LOGIN_ID_LEN]; /* "" = every login of the account */
-    char id[ID_LEN];
-    struct pending_release *next;
-} pending_release;
-
 /*--- Helpers ---------------------------------------------------------------*/
 
 /* Lease ids and jitter come from splitmix64 (a bijection of a 64-bit
@@ -165,137 +158,6 @@ static int64_t clock_local_at(const sfl_limiter *lim, int64_t redis_ms)
     if (!lim->clock_known || span < 0 || span > CLOCK_MAX_SPAN_MS)
         return -1;
     return redis_ms + lim->clock_off - span * DRIFT_PPM / 1000000 - 1;
-}
-
-/*--- Releases --------------------------------------------------------------*/
-
-/* An ask for an account goes out only after the releases of it that this
- * node sent before: the release runs and announces its hand-off without
- * waiting for an ask queued behind it on the same connection (Redis answers
- * a whole pipeline before it writes), and an ask right after our own release
- * would only queue behind the ticket the slot went to. */
-typedef struct release_ctx {
-    sfl_limiter *lim;
-    long long account;
-    struct release_ctx *next;
-} release_ctx;
-
-int sfl_limiter_release_in_flight(const sfl_limiter *lim, long long account)
-{
-    for (const release_ctx *c = lim->sent_head; c; c = c->next)
-        if (c->account == account)
-            return 1;
-    return 0;
-}
-
-static void release_answered(sfl_limiter *lim, const redisReply *r)
-{
-    lim->releases_owed--;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-        lim->stats.released++;
-}
-
-static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
-{
-    release_ctx *c = arg;
-    sfl_limiter *lim = c->lim;
-    UNUSED(st);
-    release_answered(lim, r);
-    /* Answers come in the order sent: c is the head. */
-    release_ctx **pp = &lim->sent_head, *prev = NULL;
-    while (*pp && *pp != c) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (*pp) {
-        *pp = c->next;
-        if (lim->sent_tail == c)
-            lim->sent_tail = prev;
-    }
-    long long account = c->account;
-    free(c);
-    /* Also when the connection is gone (r NULL): a deferred ask then fails
-     * as one in flight would, and its owner tries again later. */
-    sfl_limiter_resume_deferred(lim, account);
-}
-
-static void on_release_reply_untracked(sfl_store *st, redisReply *r, void *arg)
-{
-    UNUSED(st);
-    release_answered(arg, r);
-}
-
-/* Sends release.lua for id on login idx of the route; 0 sent, -1 not. */
-static int release_send(sfl_limiter *lim, const sfl_route *rt, size_t idx, const char *id)
-{
-    release_ctx *c = malloc(sizeof(*c));
-    int rc;
-    lim->releases_owed++;
-    if (c) {
-        *c = (release_ctx){lim, rt->account, NULL};
-        rc = sfl_lease_script_release(lim->store, lim->routes, rt, idx, id, lim->channel,
-                                      lim->opts.handoff_ms, on_release_reply, c);
-        if (rc == 0) {
-            if (lim->sent_tail)
-                lim->sent_tail->next = c;
-            else
-                lim->sent_head = c;
-            lim->sent_tail = c;
-            return 0;
-        }
-        free(c);
-    } else {
-        rc = sfl_lease_script_release(lim->store, lim->routes, rt, idx, id, lim->channel,
-                                      lim->opts.handoff_ms, on_release_reply_untracked, lim);
-        if (rc == 0)
-            return 0;
-    }
-    lim->releases_owed--;
-    return -1;
-}
-
-/* 1 if the release went out now, 0 if it waits for Redis to come back. */
-int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *login, const char *id)
-{
-    const sfl_route *rt = sfl_routes_get(lim->routes, account);
-    size_t idx = 0;
-    int sent = 0;
-    if (rt && login && login[0]) {
-        if (!sfl_route_login(rt, login, &idx)) {
-            sfl_warn("lease %s: login %s is no longer one of account %lld's; it expires", id, login,
-                     account);
-            return 1;
-        }
-        sent = release_send(lim, rt, idx, id) == 0;
-    } else if (rt) {
-        sent = 1;
-        for (size_t i = 0; i < rt->nlogins && sent; i++)
-            sent = release_send(lim, rt, i, id) == 0;
-    }
-    if (sent)
-        return 1;
-    /* Redis is away: give it back when it returns (or let the TTL do it). */
-    pending_release *p = calloc(1, sizeof(*p));
-    if (!p)
-        return 0;
-    p->account = account;
-    snprintf(p->login, sizeof(p->login), "%s", login ? login : "");
-    snprintf(p->id, sizeof(p->id), "%s", id);
-    p->next = lim->to_release;
-    lim->to_release = p;
-    return 0;
-}
-
-static void flush_releases(sfl_limiter *lim)
-{
-    pending_release *p = lim->to_release;
-    lim->to_release = NULL;
-    while (p) {
-        pending_release *next = p->next;
-        sfl_limiter_release_id(lim, p->account, p->login[0] ? p->login : NULL, p->id);
-        free(p);
-        p = next;
-    }
 }
 
 /*--- Leases ----------------------------------------------------------------*/
@@ -492,7 +354,8 @@ void sfl_lease_release(sfl_lease *l)
         evtimer_del(l->takeover); /* never needed: the release frees the handed slot */
     retake_done(l);
     l->released = 1;
-    l->release_sent = sfl_limiter_release_id(lim, l->account, l->login, l->id);
+    l->release_sent = sfl_limiter_release_later(lim, l) ||
+                      sfl_limiter_release_id(lim, l->account, l->login, l->id);
     if (l->inflight == 0)
         lease_free(l);
 }
@@ -664,7 +527,7 @@ static void retake_done(sfl_lease *l)
 void sfl_limiter_on_ready(sfl_limiter *lim)
 {
     lim->clock_known = 0; /* maybe another Redis, with another clock */
-    flush_releases(lim);
+    sfl_limiter_flush_releases(lim);
     /* Re-take held leases before any new ask. */
     lim->retaking = 0;
     for (sfl_lease *l = lim->leases; l; l = l->next)
@@ -767,7 +630,7 @@ sfl_limiter *sfl_limiter_new(struct event_base *base, sfl_store *store,
     lim->node_id = strdup(opts->node_id ? opts->node_id : "node");
     snprintf(lim->channel, sizeof(lim->channel), "%s:released", sfl_store_ns(store));
     lim->renew_timer = event_new(base, -1, EV_PERSIST, on_renew_tick, lim);
-    if (!lim->node_id || !lim->renew_timer || !lim->routes) {
+    if (!lim->node_id || !lim->renew_timer || !lim->routes || sfl_limiter_releases_init(lim) < 0) {
         sfl_limiter_free(lim);
         return NULL;
     }
@@ -793,24 +656,12 @@ void sfl_limiter_free(sfl_limiter *lim)
         lease_unlink(l);
         lease_free(l);
     }
-    while (lim->to_release) {
-        pending_release *p = lim->to_release;
-        lim->to_release = p->next;
-        free(p);
-    }
+    sfl_limiter_releases_free(lim);
     if (lim->renew_timer)
         event_free(lim->renew_timer);
     sfl_routes_free(lim->routes);
     free(lim->node_id);
     free(lim);
-}
-
-int sfl_limiter_pending_releases(const sfl_limiter *lim)
-{
-    int n = lim->releases_owed;
-    for (pending_release *p = lim->to_release; p; p = p->next)
-        n++;
-    return n;
 }
 
 int sfl_limiter_held(const sfl_limiter *lim)

@@ -77,6 +77,7 @@ struct sfl_limiter {
     struct pending_release *to_release;
     int releases_owed;
     struct release_ctx *sent_head, *sent_tail; /* releases sent, in order, unanswered */
+    struct event *flush;                       /* sends the releases kept back for the loop turn */
     void (*release_seen)(const sfl_handoff *h, void *arg);
     void *release_seen_arg;
     /* Redis time -> local: local(X) >= X + clock_off - drift(X - clock_at). */
@@ -87,7 +88,7 @@ struct sfl_limiter {
     void *event_arg;
 };
 
-/*--- limiter.c, for wait.c ---------------------------------------------------*/
+/*--- limiter.c and release.c, for wait.c -------------------------------------*/
 
 /* The next number of the limiter's id and jitter sequence. */
 uint64_t sfl_limiter_rand(void);
@@ -110,7 +111,29 @@ int sfl_limiter_release_id(sfl_limiter *lim, long long account, const char *logi
 sfl_lease *sfl_limiter_lease_add(sfl_limiter *lim, long long account, const char *id,
                                  const char *label, int64_t asked_ms, const sfl_lease_answer *a);
 
+/*--- release.c, for limiter.c -------------------------------------------------*/
+
+/* The event that sends releases kept for the loop turn: 0, or -1. */
+int sfl_limiter_releases_init(sfl_limiter *lim);
+/* Frees what no answer will come for (sfl_limiter_free). */
+void sfl_limiter_releases_free(sfl_limiter *lim);
+/* Keeps l's release for the end of the loop turn, where a wait of its
+ * account started meanwhile rides in it: 1 if kept (counted in flight from
+ * now), 0 if it must go by sfl_limiter_release_id. */
+int sfl_limiter_release_later(sfl_limiter *lim, const sfl_lease *l);
+/* Sends the releases that waited for Redis to come back. */
+void sfl_limiter_flush_releases(sfl_limiter *lim);
+
+/* A release of w's account that goes out at the end of this loop turn
+ * makes w's ask too (release.lua's next ask): 1 if one took it (its answer
+ * comes to sfl_limiter_wait_next_answer), 0 if none can. */
+int sfl_limiter_release_take_ask(sfl_limiter *lim, sfl_wait *w);
+
 /*--- wait.c, for limiter.c ---------------------------------------------------*/
+
+/* The answer to a wait's ask made by a release (sent 1), or the release
+ * that was to make it not sent (sent 0, r NULL); frees a cancelled wait. */
+void sfl_limiter_wait_next_answer(sfl_wait *w, struct redisReply *r, int sent);
 
 /* Sends the asks held back behind a release of account, once none is owed. */
 void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);

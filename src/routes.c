@@ -458,3 +458,10 @@ char *sfl_route_url(const sfl_route *rt, size_t idx, const char *url)
         return sfl_rewrite_apply(rt->rw[idx], url);
     return strdup(url);
 }
+
+int sfl_login_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n > 0 && n < SFL_LOGIN_ID_LEN &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}

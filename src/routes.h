@@ -29,6 +29,9 @@ typedef struct sfl_routes sfl_routes;
 
 #define SFL_LOGIN_ID_LEN 65 /* [A-Za-z0-9._-]{1,64} and the NUL */
 
+/* 1 when s is a login id: 1 to 64 of A-Z a-z 0-9 . _ - (never a credential). */
+int sfl_login_id_valid(const char *s);
+
 typedef struct sfl_login {
     char id[SFL_LOGIN_ID_LEN];
     long long max_streams; /* configured (0 = unlimited), or -1: not configured */

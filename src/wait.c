@@ -10,6 +10,11 @@
  * out only after this node's releases of it have been answered (see
  * limiter.c, "Releases").
  *
+ * A wait that starts in the loop turn of a release of ours of its account
+ * (a node giving a slot back and asking for the next) has its first ask
+ * made by that release's script (limiter.c, release_later): one script
+ * instead of two, answered as acquire.lua answers.
+ *
  * A granted slot becomes a lease of limiter.c (sfl_limiter_lease_add); this
  * file never renews or releases a held lease itself. */
 #include "limiter_int.h"
@@ -343,8 +348,31 @@ sfl_wait *sfl_limiter_wait(sfl_limiter *lim, long long account, const char *labe
         return NULL;
     }
     SFL_LIST_PUSH(lim->waits, w);
+    if (sfl_store_ready(lim->store) && lim->retaking == 0 && sfl_limiter_release_take_ask(lim, w)) {
+        /* Our release of the account, going out this turn, asks for it. */
+        w->inflight = 1;
+        w->asked = 1;
+        w->asked_ms = sfl_mono_ms();
+        return w;
+    }
     sfl_timer_in(w->timer, 0); /* first ask from the loop, never from inside this call */
     return w;
+}
+
+void sfl_limiter_wait_next_answer(sfl_wait *w, redisReply *r, int sent)
+{
+    if (sent && !(r && r->type == REDIS_REPLY_INTEGER)) {
+        on_acquire_reply(w->lim->store, r, w); /* acquire.lua's answer, or none */
+        return;
+    }
+    /* The release made no ask (the lease was gone, or no conf), or was not
+     * sent: the wait asks the usual way. */
+    w->inflight = 0;
+    if (w->cancelled) {
+        wait_free(w); /* nothing was queued for it */
+        return;
+    }
+    wait_attempt(w);
 }
 
 void sfl_wait_cancel(sfl_wait *w)

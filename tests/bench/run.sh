@@ -44,7 +44,8 @@
 # installed from another lock file (it keeps a copy of the one it came
 # from); without node and npm, or when the install fails, they are skipped
 # with a message. They run with the account without logins only.
-# SFL_BENCH_PEERS=0 leaves them out; SFL_BENCH_SECONDS (10) is the measured
+# SFL_BENCH_PEERS=0 leaves them out, SFL_BENCH_PEERS=redis-semaphore (or
+# bottleneck) runs that one only; SFL_BENCH_SECONDS (10) is the measured
 # time of every lease run, sfl's and the peers'.
 set -uo pipefail
 
@@ -121,7 +122,15 @@ mkdir -p "$out" || exit 1
 # The peers: installed from the lock file when node_modules is missing or
 # older than it; peer_libs stays empty when they cannot run.
 peer_libs=
-if [ "${SFL_BENCH_PEERS:-1}" = 1 ]; then
+want_peers=${SFL_BENCH_PEERS:-1}
+case "$want_peers" in
+0 | 1 | redis-semaphore | bottleneck | "redis-semaphore bottleneck") ;;
+*)
+    echo "run.sh: SFL_BENCH_PEERS: '$want_peers' is not 0, 1, redis-semaphore or bottleneck" >&2
+    exit 2
+    ;;
+esac
+if [ "$want_peers" != 0 ]; then
     if ! echo " $logins " | grep -q ' 1 '; then
         echo "run.sh: peers skipped: they run with the account without logins (add 1 to SFL_BENCH_LOGINS)" >&2
     elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -130,6 +139,7 @@ if [ "${SFL_BENCH_PEERS:-1}" = 1 ]; then
         { npm ci --prefix "$peers_dir" --no-audit --no-fund >"$out/npm-ci.log" 2>&1 &&
             cp "$peers_dir/package-lock.json" "$peers_dir/node_modules/.sfl-installed-lock"; }; then
         peer_libs="redis-semaphore bottleneck"
+        [ "$want_peers" = 1 ] || peer_libs=$want_peers
     else
         echo "run.sh: peers skipped: npm ci in $peers_dir failed (see $out/npm-ci.log)" >&2
     fi

@@ -1345,3 +1345,30 @@ void th_fetch_once(struct event_base *base, sfl_dispatcharr *dc, th_fetch *r)
     cr_assert(th_loop_until(base, th_fetch_done, r, 30000), "no answer");
     cr_assert_eq(r->calls, 1);
 }
+
+pid_t th_node_start(const char *config, int port, const char *err_path, const sfl_test_redis *r,
+                    const char *node_id)
+{
+    const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};
+    pid_t pid = th_spawn((char *const *)argv, NULL, err_path);
+    int64_t until = th_now_ms() + 20000;
+    while (th_now_ms() < until && th_alive(pid)) {
+        th_http_resp h;
+        if (th_http(port, NULL, "GET", "/healthz", NULL, &h) == 0) {
+            int ok = h.status == 200;
+            th_http_free(&h);
+            if (ok && (!node_id || !r || th_redis_int(r, "EXISTS sfl:node:%s", node_id) == 1))
+                return pid;
+        }
+        usleep(20000);
+    }
+    char *log = th_read_file(err_path);
+    int lost_port = log && strstr(log, "cannot listen");
+    if (!lost_port)
+        cr_assert_fail("node %s (%s) did not become healthy:\n%s", node_id ? node_id : "", config,
+                       log ? log : "");
+    free(log);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return 0;
+}

@@ -49,6 +49,14 @@ pid_t th_spawn(char *const argv[], const char *out_path, const char *err_path);
  * a test killed outright by its timeout leaves nothing running) and argv
  * runs as given (SFL_TEST_WRAP does not apply). */
 pid_t th_spawn_tied(char *const argv[], const char *out_path, const char *err_path);
+/* Spawns `sflimit node -c config` (stderr to err_path) and waits up to 20 s
+ * until GET /healthz on port answers 200 and, when node_id is given, r
+ * holds sfl:node:<node_id> (the node registered). Returns the pid; 0 when
+ * the node could not listen on port (another process took it: pick another
+ * port and call again). Fails the test, with the node's stderr, when the
+ * node dies or is not healthy in time. */
+pid_t th_node_start(const char *config, int port, const char *err_path, const sfl_test_redis *r,
+                    const char *node_id);
 /* Waits for pid up to timeout_ms; returns the wait status, or -1 on timeout. */
 int th_wait(pid_t pid, int timeout_ms);
 /* 1 while pid exists and is not a zombie (/proc/PID/stat state). */

@@ -120,24 +120,9 @@ static void node_start(test_node *n)
         snprintf(name, sizeof(name), "%s.json", n->id);
         th_write_file(dir, name, text, config, sizeof(config));
         snprintf(n->err, sizeof(n->err), "%s/%s-%d.err", dir, n->id, attempt);
-        const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};
-        n->pid = th_spawn((char *const *)argv, NULL, n->err);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(n->pid)) {
-            th_http_resp r;
-            if (th_http(n->port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                int ok = r.status == 200;
-                th_http_free(&r);
-                if (ok && th_redis_int(&redis, "EXISTS sfl:node:%s", n->id) == 1)
-                    return;
-            }
-            usleep(20000);
-        }
-        char *log = th_read_file(n->err);
-        if (!log || !strstr(log, "cannot listen"))
-            cr_assert_fail("node %s did not become healthy:\n%s", n->id, log ? log : "");
-        free(log);
-        reap(&n->pid, 0);
+        n->pid = th_node_start(config, n->port, n->err, &redis, n->id);
+        if (n->pid)
+            return;
     }
     cr_assert_fail("node %s never got a port", n->id);
 }

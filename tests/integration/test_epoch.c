@@ -460,22 +460,7 @@ Test(epoch, account_put_over_http_grants_at_once)
                  redis.url, port, LONG_TTL_MS, LONG_TTL_MS / 4, LONG_TTL_MS / 4);
         th_write_file(dir, "node.json", text, path, sizeof(path));
         snprintf(err, sizeof(err), "%s/node%d.err", dir, attempt);
-        const char *argv[] = {SFL_BIN, "node", "-c", path, NULL};
-        pid_t pid = th_spawn((char *const *)argv, NULL, err);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(pid) && !node) {
-            th_http_resp r;
-            if (th_http(port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                if (r.status == 200)
-                    node = pid;
-                th_http_free(&r);
-            }
-            usleep(20000);
-        }
-        if (!node) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
+        node = th_node_start(path, port, err, NULL, NULL);
     }
     cr_assert_gt(node, 0, "the node never became healthy");
     th_http_resp put;

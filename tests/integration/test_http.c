@@ -162,26 +162,10 @@ static void node_start(void)
         node_port = th_free_port();
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", node_port);
         write_config(listen, TOKEN, config, sizeof(config));
-        node_pid = spawn_node(config);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(node_pid)) {
-            resp r;
-            if (th_http(node_port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                int ok = r.status == 200;
-                resp_free(&r);
-                if (ok && th_redis_int(&redis, "EXISTS sfl:node:h1") == 1)
-                    return;
-            }
-            usleep(20000);
-        }
-        char *log = node_log();
-        int lost_port = strstr(log, "cannot listen") != NULL;
-        if (!lost_port)
-            cr_assert_fail("the node did not become healthy; its stderr:\n%s", log);
-        free(log);
-        kill(node_pid, SIGKILL);
-        waitpid(node_pid, NULL, 0);
-        node_pid = 0; /* someone took the port: another one */
+        snprintf(node_err, sizeof(node_err), "%s/node%d.err", dir, spawns++);
+        node_pid = th_node_start(config, node_port, node_err, &redis, "h1");
+        if (node_pid)
+            return;
     }
     cr_assert_fail("the node never got a port");
 }

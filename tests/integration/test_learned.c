@@ -561,27 +561,9 @@ static void node_start(const char *accounts_json)
                                      .file = name},
                         conf, sizeof(conf));
         snprintf(node_err, sizeof(node_err), "%s/node%d.err", dir, attempt);
-        const char *argv[] = {SFL_BIN, "node", "-c", conf, NULL};
-        node_pid = th_spawn((char *const *)argv, NULL, node_err);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(node_pid)) {
-            th_http_resp r;
-            if (th_http(node_port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                int ok = r.status == 200;
-                th_http_free(&r);
-                if (ok)
-                    return;
-            }
-            usleep(20000);
-        }
-        char *log = th_read_file(node_err);
-        int lost_port = log && strstr(log, "cannot listen");
-        if (!lost_port)
-            cr_assert_fail("the node did not become healthy:\n%s", log ? log : "");
-        free(log);
-        kill(node_pid, SIGKILL);
-        waitpid(node_pid, NULL, 0);
-        node_pid = 0;
+        node_pid = th_node_start(conf, node_port, node_err, NULL, NULL);
+        if (node_pid)
+            return;
     }
     cr_assert_fail("the node never got a port");
 }

@@ -1198,3 +1198,184 @@ Test(lease, handoff_released_before_its_takeover_leaves_no_lease)
     freeReplyObject(r);
     handoff_free(&x);
 }
+
+/*--- The next ask in the release (issue #17) --------------------------------*/
+
+static uint64_t tc_commands(const tclient *c)
+{
+    sfl_store_stats st;
+    sfl_store_get_stats(c->st, &st);
+    return st.commands;
+}
+
+/* A node that gives its slot back and asks for the next in the same loop
+ * turn sends one script: the release makes its ask. With another node
+ * waiting, the slot goes to that node's (older) ticket and the ask is
+ * queued behind it, never granted beside it: the limit of 1 holds, and the
+ * releasing node gets the slot back only when the other gives it up. */
+Test(lease, release_makes_the_next_ask_behind_the_waiting)
+{
+    th_account(&redis, 40, 1);
+    tclient *a = tc_new("nexta", 5000, 1000, 500), *b = tc_new("nextb", 5000, 1000, 500);
+    slot sa, sa2, sb;
+    ask(a, 40, 3000, &sa);
+    got(&sa, 3000);
+    ask(b, 40, -1, &sb);
+    long long one[2] = {40, 1};
+    cr_assert(th_loop_until(base, waiters_are, one, 3000), "b's ticket never queued");
+    uint64_t before = tc_commands(a);
+    sfl_lease_release(sa.lease);
+    ask(a, 40, 10000, &sa2);
+    cr_assert(th_loop_until(base, slot_done, &sb, 3000), "b never got the freed slot");
+    cr_assert_eq(sb.status, SFL_WAIT_GRANTED);
+    sfl_lease_on_lost(sb.lease, on_lost, &sb);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){a, NULL}, 3000));
+    cr_assert_eq(tc_commands(a) - before, 1, "release and next ask took %llu scripts, not 1",
+                 (unsigned long long)(tc_commands(a) - before));
+    cr_assert(!sa2.done, "the next ask was granted while b holds the only slot");
+    cr_assert_eq(in_use(40), 1, "%lld leases on an account of 1", in_use(40));
+    cr_assert(th_loop_until(base, waiters_are, one, 3000), "the next ask is not queued");
+    char t[96];
+    first_ticket(40, t, sizeof(t));
+    cr_assert(strncmp(t, "nexta:", 6) == 0, "the ticket queued is %s, not a's", t);
+    /* b gives the slot back: it goes to a's queued ask. */
+    sfl_lease_release(sb.lease);
+    got(&sa2, 3000);
+    cr_assert_eq(in_use(40), 1);
+    cr_assert_str_eq(sfl_lease_id(sa2.lease), t, "a holds another id than its ticket");
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:40}:waiters"), 0);
+    sfl_lease_release(sa2.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){a, b, NULL}, 5000));
+    cr_assert_eq(in_use(40), 0);
+    tc_free(a);
+    tc_free(b);
+}
+
+/* With nobody waiting, the release grants the next ask the slot it frees:
+ * one script, a full lease of the node's TTL with a new fence, the old
+ * lease gone from Redis; and it is renewed and released as any lease. */
+Test(lease, release_grants_the_next_ask_when_nobody_waits)
+{
+    th_account(&redis, 41, 1);
+    tclient *a = tc_new("nextg", 5000, 1000, 500);
+    slot s1, s2;
+    ask(a, 41, 3000, &s1);
+    got(&s1, 3000);
+    char old[96];
+    snprintf(old, sizeof(old), "%s", sfl_lease_id(s1.lease));
+    long long fence = sfl_lease_fence(s1.lease);
+    uint64_t before = tc_commands(a);
+    sfl_lease_release(s1.lease);
+    ask(a, 41, 3000, &s2);
+    got(&s2, 3000);
+    cr_assert_eq(tc_commands(a) - before, 1, "release and next ask took %llu scripts, not 1",
+                 (unsigned long long)(tc_commands(a) - before));
+    cr_assert_gt(sfl_lease_fence(s2.lease), fence, "the new lease has no new fence");
+    cr_assert_eq(in_use(41), 1);
+    cr_assert_eq(deadline_left(41, old), -1, "the released lease is still in Redis");
+    long long left = deadline_left(41, sfl_lease_id(s2.lease));
+    cr_assert_gt(left, 4000, "the new lease's deadline is %lld ms away, not a TTL", left);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:41}:holders %s", sfl_lease_id(s2.lease)), 1);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:41}:waiters"), 0);
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:41}:leases"), 4000);
+    /* Another node asks meanwhile: it is denied, and gets the slot only
+     * after a gives it back. */
+    tclient *b = tc_new("nextg2", 5000, 1000, 500);
+    slot sb;
+    ask(b, 41, 10000, &sb);
+    long long one[2] = {41, 1};
+    cr_assert(th_loop_until(base, waiters_are, one, 3000), "b's ticket never queued");
+    cr_assert(!sb.done, "b was granted beside a's lease");
+    sfl_lease_release(s2.lease);
+    got(&sb, 3000);
+    cr_assert_eq(in_use(41), 1);
+    sfl_lease_release(sb.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){a, b, NULL}, 5000));
+    tc_free(a);
+    tc_free(b);
+}
+
+/* release.lua's next ask by hand (the keys and arguments lease_script.c
+ * sends): it is denied, never granted, when the login is full, or inside a
+ * recovery window (the epoch marker missing: Redis lost its data), and the
+ * release still frees the lease. */
+static redisReply *release_next(long long account, const char *lease, const char *next)
+{
+    const sfl_script *s = sfl_script_get("release");
+    sfl_account_keys k;
+    sfl_account_keys_init(&k, "sfl", account);
+    const char *const *kv = k.argv;
+    return th_redis(&redis,
+                    "EVAL %s 7 %s %s %s %s %s %s sfl:epoch %s sfl:released %lld 4000 '' %s 9000 "
+                    "5000 crashed t 3000",
+                    s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, account, next);
+}
+
+Test(lease, release_next_ask_is_denied_when_full_or_recovering)
+{
+    th_account(&redis, 42, 2);
+    freeReplyObject(script("acquire", 42, "x:1", 5000));
+    freeReplyObject(script("acquire", 42, "x:2", 5000));
+    freeReplyObject(script("acquire", 42, "x:3", 5000)); /* queued: x:2's slot goes to it */
+    redisReply *r = release_next(42, "x:2", "x:4");
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(reply_int(r, 0), 0, "the next ask was granted past an older ticket");
+    cr_assert_eq(reply_int(r, r->elements - 1), 1, "the release says the lease was not held");
+    freeReplyObject(r);
+    cr_assert_eq(in_use(42), 2);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:42}:holders x:3"), 1,
+                 "the freed slot did not go to the oldest ticket");
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters x:4") > 0, 1,
+                 "the next ask was not queued");
+    /* Redis lost its data: no marker. The next ask opens the window and is
+     * denied in it, though the slot is free and nobody else waits. */
+    th_redis_int(&redis, "DEL sfl:epoch sfl:{a:42}:waiters sfl:{a:42}:waiters:exp");
+    r = release_next(42, "x:1", "x:5");
+    cr_assert_eq(reply_int(r, 0), 0, "granted inside the recovery window");
+    cr_assert_str_eq(r->element[4]->str, "recovering");
+    freeReplyObject(r);
+    cr_assert_eq(in_use(42), 1, "x:1 was not released, or x:5 was granted");
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:epoch"), 1, "the window was not opened");
+    /* A lease no longer held: the release makes no ask (the caller asks). */
+    r = release_next(42, "x:1", "x:6");
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    cr_assert_eq(r->integer, 0);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters x:6"), 0);
+    /* The account's keys moved to a group's (account.lua): the release is
+     * done, the next ask not made there (acquire.lua tells the node). */
+    th_redis_int(&redis, "DEL sfl:{a:42}:leases sfl:{a:42}:holders");
+    th_redis_int(&redis, "HSET sfl:epoch recover_until_ms 0"); /* the window closed */
+    redisReply *g = script("acquire", 42, "y:1", 5000);
+    cr_assert_eq(reply_int(g, 0), 1);
+    freeReplyObject(g);
+    th_redis_int(&redis, "HSET sfl:{a:42}:conf group 7");
+    r = release_next(42, "y:1", "y:2");
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "a next ask was answered on moved keys");
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(deadline_left(42, "y:2"), -1, "a lease was granted on keys that moved");
+    cr_assert_eq(th_redis_int(&redis, "ZSCORE sfl:{a:42}:waiters y:2"), 0,
+                 "a ticket was queued on keys that moved");
+}
+
+/* A ticket lives at least TICKET_MIN_MS (1 s, prelude.lua) whatever ttl its
+ * ask gave: the queue is reaped only for tickets older than that. */
+Test(lease, ticket_lives_at_least_a_second)
+{
+    th_account(&redis, 43, 1);
+    const sfl_script *s = sfl_script_get("acquire");
+    freeReplyObject(script("acquire", 43, "a:1", 5000));
+    freeReplyObject(th_redis(&redis,
+                             "EVAL %s 7 sfl:{a:43}:leases sfl:{a:43}:holders sfl:{a:43}:conf "
+                             "sfl:{a:43}:fence sfl:{a:43}:waiters sfl:{a:43}:waiters:exp "
+                             "sfl:epoch short:1 "
+                             "5000 short t -1 0 100 sfl:released 43",
+                             s->text));
+    long long left = th_redis_int(&redis, "ZSCORE sfl:{a:43}:waiters:exp short:1") - redis_now_ms();
+    cr_assert_gt(left, 900, "a ticket asked for 100 ms expires in %lld ms, not 1 s", left);
+    /* Still queued, and served, half a second on. */
+    usleep(500 * 1000);
+    freeReplyObject(script("release", 43, "a:1", 0));
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:43}:holders short:1"), 1);
+}

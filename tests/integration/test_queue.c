@@ -105,25 +105,9 @@ static void node_start(int i, const node_opts *o)
         th_write_file(dir, name, text, nd->conf, sizeof(nd->conf));
         snprintf(name, sizeof(name), "%s.%d.err", nd->id, spawns++);
         snprintf(nd->err, sizeof(nd->err), "%s/%s", dir, name);
-        const char *argv[] = {SFL_BIN, "node", "-c", nd->conf, NULL};
-        nd->pid = th_spawn((char *const *)argv, NULL, nd->err);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(nd->pid)) {
-            th_http_resp r;
-            if (th_http(nd->port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                int ok = r.status == 200;
-                th_http_free(&r);
-                if (ok && th_redis_int(&redis, "EXISTS sfl:node:%s", nd->id) == 1)
-                    return;
-            }
-            usleep(20000);
-        }
-        char *log = file_text(nd->err);
-        int lost_port = strstr(log, "cannot listen") != NULL;
-        if (!lost_port)
-            cr_assert_fail("node %s did not become healthy; its stderr:\n%s", nd->id, log);
-        free(log);
-        reap(&nd->pid);
+        nd->pid = th_node_start(nd->conf, nd->port, nd->err, &redis, nd->id);
+        if (nd->pid)
+            return;
     }
     cr_assert_fail("node %s never got a port", nd->id);
 }

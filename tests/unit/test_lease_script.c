@@ -128,3 +128,42 @@ Test(lease_script, not_an_answer)
     cr_assert_eq(a.status, SFL_ANSWER_NONE, "a lost connection (NULL) is no answer");
     cr_assert_null(a.error);
 }
+
+/* release.lua's answers: 1 or 0, or with the node's next ask acquire.lua's
+ * answer for it followed by 1 (the lease was given back). */
+Test(lease_script, release_with_next_ask)
+{
+    const char *grant = "*7\r\n:1\r\n:43\r\n:1700000015000\r\n:1\r\n:1\r\n:1\r\n:1\r\n";
+    const char *deny =
+        "*8\r\n:0\r\n:120\r\n:1\r\n:1\r\n$4\r\nfull\r\n:0\r\n:1700000000000\r\n:1\r\n";
+    redisReply *r = parse(grant);
+    cr_assert(sfl_lease_released(r));
+    sfl_lease_answer a;
+    sfl_lease_answer_decode(r, &a);
+    freeReplyObject(r);
+    cr_assert_eq(a.status, SFL_ANSWER_GRANTED);
+    cr_assert_eq(a.fence, 43);
+    cr_assert_eq(a.login, 0, "the one login: index 0");
+    r = parse(deny);
+    cr_assert(sfl_lease_released(r));
+    sfl_lease_answer_decode(r, &a);
+    freeReplyObject(r);
+    cr_assert_eq(a.status, SFL_ANSWER_DENIED);
+    cr_assert_eq(a.retry_ms, 120);
+    cr_assert_str_eq(a.reason, "full");
+    cr_assert_eq(a.now_ms, 1700000000000LL);
+    r = parse(":1\r\n");
+    cr_assert(sfl_lease_released(r));
+    freeReplyObject(r);
+    r = parse(":0\r\n");
+    cr_assert(!sfl_lease_released(r));
+    freeReplyObject(r);
+    /* acquire.lua's own answers are no release's. */
+    r = parse("*7\r\n:0\r\n:120\r\n:1\r\n:1\r\n$4\r\nfull\r\n:3\r\n:1\r\n");
+    cr_assert(!sfl_lease_released(r), "acquire.lua's denial read as a release");
+    freeReplyObject(r);
+    r = parse("*6\r\n:1\r\n:42\r\n:1700000015000\r\n:1\r\n:1\r\n:1\r\n");
+    cr_assert(!sfl_lease_released(r), "acquire.lua's grant read as a release");
+    freeReplyObject(r);
+    cr_assert(!sfl_lease_released(NULL));
+}
