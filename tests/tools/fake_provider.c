@@ -13,6 +13,10 @@
  * every one it did not serve ("refused": over the limit, wrong password, a
  * range past the end), so a test can tell how many connections a check made.
  * GET /stats reports the counters as JSON, POST or GET /reset clears them.
+ * GET /minutes[?user=U&from=UNIX&to=UNIX] gives, per account and wall-clock
+ * UTC minute (the last day), the most connections open at once, the number
+ * admitted and their connection-ms (tests/tools/fake_provider/minutes.c): what a history run
+ * compares sfl's per-minute history with.
  * POST /control/<user>?real_limit=N&code=C&panel_max=M gives an account a
  * "real limit" below its LIMIT, refused with code C (458 by default) and
  * counted in its "real_refusals", not as violations (code=302: a redirect
@@ -69,6 +73,7 @@
 #include "clock.h"
 #include "fp.h"
 #include "log.h"
+#include "minutes.h"
 #include "real_limit.h"
 
 #include <cJSON.h>
@@ -116,6 +121,15 @@ static void fp_users_free(fp_user *users, size_t n)
     free(users);
 }
 
+/* Unix milliseconds of the wall clock: minutes are wall-clock minutes, as
+ * sfl's history counts them. */
+static int64_t fp_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*--- Streams ------------------------------------------------------------------*/
 
 static void fp_stream_tick(evutil_socket_t fd, short what, void *arg);
@@ -161,6 +175,7 @@ static fp_stream *fp_stream_new(fp_server *srv, fp_user *user, struct evhttp_req
     srv->streams = s;
 
     s->counted = true;
+    fp_minutes_open(&user->minutes, fp_wall_ms(), user->current);
     user->current++;
     user->total++;
     if (user->current > user->max_seen)
@@ -179,6 +194,7 @@ static void fp_stream_count_down(fp_stream *s, const char *why)
     if (!s->counted)
         return;
     s->counted = false;
+    fp_minutes_close(&s->user->minutes, fp_wall_ms(), s->user->current);
     s->user->current--;
     s->srv->current--;
     sfl_debug("close #%lu user=%s (%s) sent=%llu after %lld ms current=%ld", s->id, s->user->name,
@@ -321,6 +337,8 @@ static void fp_stream_on_close(struct evhttp_connection *evcon, void *arg)
 
 /*--- Routes -------------------------------------------------------------------*/
 
+static long fp_parse_num(const char *s, long max);
+
 /* Returns the /stats document; the caller frees it with cJSON_Delete(). */
 static cJSON *fp_stats_json(const fp_server *srv)
 {
@@ -383,6 +401,71 @@ static void fp_send_stats(fp_server *srv, struct evhttp_request *req)
     fp_send_json(req, fp_stats_json(srv));
 }
 
+/* GET /minutes[?user=U&from=UNIX&to=UNIX]: {"now": UNIX, "users": {"U":
+ * {"limit": L, "minutes": [{"t", "utc", "peak", "opened", "held_ms",
+ * "complete"}]}}},
+ * the minutes starting in [from, to) (default: every one kept, the current
+ * one included), oldest first; every account, or only U. 400 naming a bad
+ * parameter, 404 for an unknown user. */
+static void fp_serve_minutes(fp_server *srv, struct evhttp_request *req)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq params;
+    /* evhttp_parse_query_str() initialises params, and clears them on error. */
+    if (evhttp_parse_query_str(query ? query : "", &params) != 0) {
+        evhttp_send_error(req, HTTP_BADREQUEST, "bad query");
+        return;
+    }
+    int64_t now_ms = fp_wall_ms(), now = now_ms / 1000, from = 0, to = now + 60;
+    const char *names[] = {"from", "to"};
+    int64_t *vals[] = {&from, &to};
+    for (int i = 0; i < 2; i++) {
+        const char *v = evhttp_find_header(&params, names[i]);
+        if (v == NULL)
+            continue;
+        long n = fp_parse_num(v, LONG_MAX);
+        if (n < 0) {
+            evhttp_clear_headers(&params);
+            evhttp_send_error(req, HTTP_BADREQUEST,
+                              i == 0 ? "bad from (Unix seconds)" : "bad to (Unix seconds)");
+            return;
+        }
+        *vals[i] = n;
+    }
+    const char *only = evhttp_find_header(&params, "user");
+    if (only != NULL && fp_user_find(srv, only) == NULL) {
+        evhttp_clear_headers(&params);
+        evhttp_send_error(req, HTTP_NOTFOUND, "unknown user");
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON *users = NULL;
+    if (root == NULL || !cJSON_AddNumberToObject(root, "now", (double)now) ||
+        (users = cJSON_AddObjectToObject(root, "users")) == NULL)
+        goto err;
+    for (size_t i = 0; i < srv->nusers; i++) {
+        const fp_user *u = &srv->users[i];
+        if (only != NULL && strcmp(only, u->name) != 0)
+            continue;
+        cJSON *o = cJSON_AddObjectToObject(users, u->name);
+        cJSON *arr = fp_minutes_json(&u->minutes, now_ms, u->current, from, to);
+        if (arr == NULL)
+            goto err;
+        if (o == NULL || !cJSON_AddNumberToObject(o, "limit", (double)u->limit) ||
+            !cJSON_AddItemToObject(o, "minutes", arr)) {
+            cJSON_Delete(arr);
+            goto err;
+        }
+    }
+    evhttp_clear_headers(&params);
+    fp_send_json(req, root);
+    return;
+err:
+    evhttp_clear_headers(&params);
+    fp_send_json(req, NULL);
+    cJSON_Delete(root);
+}
+
 /* Zeroes the counters. The maxima restart from what is open now, so that
  * max_seen >= current keeps holding. */
 static void fp_reset(fp_server *srv)
@@ -397,6 +480,7 @@ static void fp_reset(fp_server *srv)
         u->auth_failures = 0;
         u->panel_requests = 0;
         u->real.refusals = 0;
+        fp_minutes_init(&u->minutes, fp_wall_ms(), u->current);
     }
     srv->max_concurrent = srv->current;
     sfl_debug("counters reset");
@@ -661,6 +745,8 @@ static void fp_on_request(struct evhttp_request *req, void *arg)
         fp_serve_clip(srv, req);
     } else if (get && strcmp(path, "/stats") == 0) {
         fp_send_stats(srv, req);
+    } else if (get && strcmp(path, "/minutes") == 0) {
+        fp_serve_minutes(srv, req);
     } else if (method == EVHTTP_REQ_POST && strncmp(path, "/control/", 9) == 0) {
         fp_control(srv, req, path + 9);
     } else if ((get || method == EVHTTP_REQ_POST) && strcmp(path, "/reset") == 0) {
@@ -764,6 +850,8 @@ static fp_server *fp_server_new(fp_config *cfg)
     srv->nusers = cfg->nusers;
     cfg->users = NULL;
     cfg->nusers = 0;
+    for (size_t i = 0; i < srv->nusers; i++)
+        fp_minutes_init(&srv->users[i].minutes, fp_wall_ms(), 0);
     srv->hold_ms = cfg->hold_ms;
     srv->rate_kbps = cfg->rate_kbps;
     srv->ranges = cfg->ranges;
@@ -864,7 +952,8 @@ static void fp_usage(FILE *out)
                  "               status=Active|Expired|Banned|Disabled, numbers=0|1 (counts as\n"
                  "               JSON numbers), auth=0|1 (0: always auth 0), exp=null|UNIX\n"
                  "routes: GET /live/USER/PASS/STREAM[.ts], GET /player_api.php?username=U&\n"
-                 "        password=P, GET /stats, POST|GET /reset\n");
+                 "        password=P, GET /stats, GET /minutes[?user=U&from=UNIX&to=UNIX],\n"
+                 "        POST|GET /reset\n");
 }
 
 /* Parses a non-negative decimal number in [0, max]; -1 when invalid. */

@@ -4,6 +4,7 @@
 #ifndef SFL_FP_H
 #define SFL_FP_H
 
+#include "minutes.h"
 #include "real_limit.h"
 
 #include <event2/event.h>
@@ -57,7 +58,8 @@ typedef struct fp_user {
     long auth_failures;
     long panel_requests; /* GET /player_api.php naming this user */
     fp_panel panel;
-    fp_real real; /* a limit below LIMIT, and what the panel says (real_limit.h) */
+    fp_real real;       /* a limit below LIMIT, and what the panel says (real_limit.h) */
+    fp_minutes minutes; /* per wall-clock minute: peak open, opened (minutes.h) */
 } fp_user;
 
 typedef enum {
