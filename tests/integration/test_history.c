@@ -272,6 +272,30 @@ Test(history, merge_script_adds_sums_and_keeps_maxima)
     free(lua);
 }
 
+/* Retention: every write sets the hour's expiry to its end + retention, so
+ * an hour whose end + retention has passed is gone at once, and one inside
+ * it goes when that time comes (Redis's own expiry, here a 1.5 s one). */
+Test(history, hours_past_their_retention_are_gone)
+{
+    char *lua = script_text();
+    const char *old = "sfl:history:p1:2026110107", *soon = "sfl:history:p1:2026120107";
+    char at[24];
+    snprintf(at, sizeof(at), "%lld", wall_ms() - 1000);
+    redisReply *r = th_redis(&redis, "EVAL %s 1 %s %s 5 1,1,10,1", lua, old, at);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s", r->str ? r->str : "");
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS %s", old), 0, "an hour past retention is kept");
+    snprintf(at, sizeof(at), "%lld", wall_ms() + 1500);
+    r = th_redis(&redis, "EVAL %s 1 %s %s 5 1,1,10,1", lua, soon, at);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS %s", soon), 1, "an hour inside retention is gone");
+    int64_t until = th_now_ms() + 20000;
+    while (th_redis_int(&redis, "EXISTS %s", soon) == 1 && th_now_ms() < until)
+        usleep(50000);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS %s", soon), 0, "the hour outlived its expiry");
+    free(lua);
+}
+
 /*--- A check run against the fake provider ------------------------------------*/
 
 Test(history, check_run_matches_the_provider)
