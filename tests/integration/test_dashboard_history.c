@@ -10,9 +10,8 @@
  *   <ns>:stream:names, which every batch writes (a real node and batch);
  * - against a real node: history written by hand into Redis in the spec's
  *   format shows in the login's chart with the values /v1/history gives,
- *   and a stream's list (written by hand too) in the stream view. Until
- *   the node has those routes (they come with the reader's branch) these
- *   two skip, saying so, and the page must say "no history" instead.
+ *   and a stream's list (written by hand too) in the stream view; and a
+ *   node's own history, after a real batch, in its chart.
  *
  * Needs /usr/bin/chromium (browser.h): skips without it unless
  * SFL_REQUIRE_CHROMIUM=1. Screenshot: build/dashboard-history.png. */
@@ -57,9 +56,8 @@ TestSuite(dashboard_history, .init = setup, .fini = teardown, .timeout = 240);
 
 /* A node without a token, with extra config members (NULL: none), whose
  * leases outlive a Chromium run (30 s TTL): the test's sidecar leases need
- * no renewal while the page renders. 0 when it serves; -1 when it refused
- * its config for naming `refused` (a key this branch does not know yet). */
-static int node_start_with(const char *extra, const char *refused)
+ * no renewal while the page renders. */
+static void node_start_with(const char *extra)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
         char text[1024], config[256], err[256];
@@ -72,41 +70,16 @@ static int node_start_with(const char *extra, const char *refused)
                  redis.url, node_port, extra ? ", " : "", extra ? extra : "");
         th_write_file(dir, "hist1.json", text, config, sizeof(config));
         snprintf(err, sizeof(err), "%s/hist1-%d.err", dir, attempt);
-        const char *argv[] = {SFL_BIN, "node", "-c", config, NULL};
-        node_pid = th_spawn((char *const *)argv, NULL, err);
-        int64_t until = th_now_ms() + 20000;
-        while (th_now_ms() < until && th_alive(node_pid)) {
-            th_http_resp r;
-            if (th_http(node_port, NULL, "GET", "/healthz", NULL, &r) == 0) {
-                int ok = r.status == 200;
-                th_http_free(&r);
-                if (ok)
-                    return 0;
-            }
-            usleep(20000);
-        }
-        char *log = th_read_file(err);
-        int st = th_wait(node_pid, 5000);
-        if (refused && log && strstr(log, refused) && strstr(log, "unknown key") && WIFEXITED(st) &&
-            WEXITSTATUS(st) == 2) {
-            free(log);
-            node_pid = 0;
-            return -1;
-        }
-        if (!log || !strstr(log, "cannot listen"))
-            cr_assert_fail("node did not become healthy:\n%s", log ? log : "");
-        free(log);
-        kill(node_pid, SIGKILL);
-        waitpid(node_pid, NULL, 0);
-        node_pid = 0;
+        node_pid = th_node_start(config, node_port, err, NULL, NULL);
+        if (node_pid)
+            return;
     }
     cr_assert_fail("the node never got a port");
-    return -1;
 }
 
 static void node_start(void)
 {
-    node_start_with(NULL, NULL);
+    node_start_with(NULL);
 }
 
 static th_http_resp call(const char *method, const char *path, const char *body)
@@ -588,13 +561,12 @@ static th_http_resp chart_against_route(const char *url, const char *login, int 
  * has the points GET /v1/history gives for the same window
  * (chart_against_route), and those two minutes carry what was written
  * (peak = max(start, peak), mean = held_ms / 60 000, p50/p95 = the bins'
- * upper bounds). On a node without /v1/history the page says "no history"
- * instead, and the rest is skipped. */
+ * upper bounds). */
 Test(dashboard_history, chart_has_the_points_of_v1_history)
 {
     th_chromium_need();
-    /* Through the node: GET /v1/history knows the logins the node routes
-     * (its config and what was put through it), 404 for others. */
+    /* Through the node: the account put through it (a login Redis alone
+     * describes is answered too: test_history_read). */
     node_start();
     th_http_resp put =
         call("PUT", "/v1/accounts/47", "{\"max_streams\": 2, \"name\": \"Historic\"}");
@@ -615,15 +587,7 @@ Test(dashboard_history, chart_has_the_points_of_v1_history)
 
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", node_port);
-    if (route_missing("/v1/history?login=47")) {
-        char *dom = render(url, "dom-nohistory.html");
-        has(dom, "id=\"history-none\">no history on this node (no route /v1/history)",
-            "a node without /v1/history: no history, no chart");
-        cr_assert_null(strstr(dom, "<svg"), "a chart without history");
-        free(dom);
-        cr_skip_test("GET /v1/history is not on this node yet (the reader's branch): the page "
-                     "says \"no history\"; its chart against the route is not tested");
-    }
+    cr_assert(!route_missing("/v1/history?login=47"), "the node has no GET /v1/history");
     int vertices = 0;
     th_http_resp r = chart_against_route(url, "47", &vertices);
     const cJSON *points = cJSON_GetObjectItem(r.json, "points");
@@ -663,18 +627,14 @@ static double total(const cJSON *points, const char *field)
  * through a node that writes history every second; once /v1/history counts
  * the three checks, the login's chart has the route's points, and the
  * stream view of one of the streams shows its result as the node pushed
- * it. Skipped while the node knows no `history` config (the writer's
- * branch) or has no /v1/history (the reader's). */
+ * it. */
 Test(dashboard_history, chart_after_a_batch_has_the_points_of_v1_history)
 {
     th_chromium_need();
     /* In Redis before the node starts: no recovery window to wait out. */
     account(48, 1, "Batch Login");
-    if (node_start_with("\"history\": {\"enabled\": true, \"flush_ms\": 1000}", "history") < 0)
-        cr_skip_test("this node has no `history` config yet (the writer's branch): no history "
-                     "of its own to chart");
-    if (route_missing("/v1/history?login=48"))
-        cr_skip_test("GET /v1/history is not on this node yet (the reader's branch)");
+    node_start_with("\"history\": {\"enabled\": true, \"flush_ms\": 1000}");
+    cr_assert(!route_missing("/v1/history?login=48"), "the node has no GET /v1/history");
     th_http_resp r;
     submit("[{\"id\": 801, \"name\": \"Batch One\", \"url\": \"http://127.0.0.1:9/801.ts\", "
            "\"m3u_account\": 48},"
@@ -728,8 +688,7 @@ Test(dashboard_history, chart_after_a_batch_has_the_points_of_v1_history)
 
 /* A stream's list written by hand (spec: <ns>:stream:<id>:history, newest
  * first) shows in the stream view of /#stream=<id>, as GET
- * /v1/streams/{id}/history gives it. Skipped on a node without the route,
- * where the view says "no history". */
+ * /v1/streams/{id}/history gives it. */
 Test(dashboard_history, stream_view_shows_the_streams_results)
 {
     th_chromium_need();
@@ -749,14 +708,8 @@ Test(dashboard_history, stream_view_shows_the_streams_results)
     freeReplyObject(th_redis(&redis, "LPUSH sfl:stream:601:history %s %s", older, newer));
     char url[80];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/#stream=601", node_port);
-    if (route_missing("/v1/streams/601/history")) {
-        char *dom = render(url, "dom-nostream.html");
-        has(dom, "no history on this node (no route /v1/streams/601/history)",
-            "a node without the stream route");
-        free(dom);
-        cr_skip_test("GET /v1/streams/{id}/history is not on this node yet (the reader's "
-                     "branch): the view says \"no history\"; its table is not tested");
-    }
+    cr_assert(!route_missing("/v1/streams/601/history"),
+              "the node has no GET /v1/streams/{id}/history");
     th_http_resp r = call("GET", "/v1/streams/601/history", NULL);
     cr_assert_eq(r.status, 200, "GET /v1/streams/601/history: %d %s", r.status, r.body);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "results")), 2, "%s", r.body);
