@@ -59,7 +59,7 @@ echo "== integration and fault suites, sflimit under memcheck"
 SFL_TEST_WRAP="${vg[*]}" \
 CRITERION_TEST_PATTERN='!(faults/kill9_rounds|faults/unwritable_output)' \
     ctest --test-dir "$build" -j"$jobs" --output-on-failure \
-        -R '^(integration\.(check|check_conn|check_proto|dashboard|dispatcharr|dispatcharr_conn|epoch|exec|history|http|logins|queue|untrusted)|faults\.faults)$' \
+        -R '^(integration\.(check|check_conn|check_proto|dashboard|dispatcharr|dispatcharr_conn|epoch|exec|grafana|history|history_read|http|logins|queue|untrusted)|faults\.faults)$' \
     || fail "a test failed (exit 99 of an sflimit is a memcheck error; see its report below)"
 
 echo "== check --redis embedded; accounts, submit --wait to a node, status, SIGTERM"
