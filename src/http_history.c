@@ -109,9 +109,8 @@ static void on_described(cJSON *doc, const char *err, void *arg)
 {
     unrouted *u = arg;
     pending *p = u->p;
-    long long accounts[UNROUTED_ACCOUNTS];
+    long long accounts[UNROUTED_ACCOUNTS], limit = -1;
     size_t n = 0;
-    const char *prefix = NULL;
     const cJSON *a, *list = doc ? cJSON_GetObjectItemCaseSensitive(doc, "accounts") : NULL;
     cJSON_ArrayForEach(a, list)
     {
@@ -120,15 +119,15 @@ static void on_described(cJSON *doc, const char *err, void *arg)
         {
             const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
             const cJSON *acc = cJSON_GetObjectItemCaseSensitive(a, "id");
+            const cJSON *eff = cJSON_GetObjectItemCaseSensitive(l, "effective_limit");
             if (!id || strcmp(id, u->login) != 0 || !cJSON_IsNumber(acc))
                 continue;
             if (n < UNROUTED_ACCOUNTS)
                 accounts[n++] = (long long)acc->valuedouble;
-            if (!prefix)
-                prefix = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "keys"));
+            if (limit < 0 && cJSON_IsNumber(eff))
+                limit = (long long)eff->valuedouble;
         }
     }
-    char conf[SFL_KEY_LEN];
     if (p->gone) {
         sfl_http_pending_free(p);
     } else if (!doc) {
@@ -138,8 +137,8 @@ static void on_described(cJSON *doc, const char *err, void *arg)
         sfl_http_reply_error(p->req, 404, "unknown login \"%s\"", u->login);
         sfl_http_pending_free(p);
     } else {
-        if (prefix && snprintf(conf, sizeof(conf), "%sconf", prefix) < (int)sizeof(conf))
-            u->q.conf_key = conf;
+        /* The fetch read the login's conf already: its effective limit. */
+        u->q.limit = limit >= 0 ? &limit : NULL;
         u->q.accounts = accounts;
         u->q.naccounts = n;
         if (sfl_history_read(p->h->node.app->store, &u->q, on_history, p) < 0) {
