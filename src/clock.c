@@ -21,6 +21,13 @@ int64_t sfl_mono_ms(void)
     return sfl_mono_us() / 1000;
 }
 
+int64_t sfl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void sfl_wall_iso(char *buf, size_t len)
 {
     struct timespec ts;

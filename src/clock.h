@@ -1,7 +1,8 @@
 /* clock.h - the two clocks sfl uses.
  *
  * Lease deadlines on a node are kept on the monotonic clock (never the wall
- * clock: it can jump). Wall-clock time appears only in results (started_at). */
+ * clock: it can jump). Wall-clock time appears only in results (started_at) and in what is
+ * named by the time of day (history's minutes). */
 #ifndef SFL_CLOCK_H
 #define SFL_CLOCK_H
 
@@ -14,6 +15,9 @@ struct event;
 int64_t sfl_mono_ms(void);
 /* Microseconds of CLOCK_MONOTONIC. */
 int64_t sfl_mono_us(void);
+/* Milliseconds of the wall clock (CLOCK_REALTIME) since the epoch: only for
+ * what is named by time of day (history's minutes), never for a deadline. */
+int64_t sfl_wall_ms(void);
 /* Writes an ISO-8601 UTC timestamp with milliseconds ("2026-01-01T00:00:00.000Z"). */
 void sfl_wall_iso(char *buf, size_t len);
 /* A random 64-bit number from getrandom(2) (falls back to time and pid). */

@@ -29,6 +29,7 @@
 #include "check.h"
 #include "clock.h"
 #include "conf.h"
+#include "keys.h"
 #include "limiter.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,6 +37,7 @@
 #include "store.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -78,23 +80,6 @@ struct sfl_history {
     int pending;
     int warned;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void sfl_history_key(char *buf, size_t len, const char *ns, const char *login, int64_t minute)
-{
-    time_t t = (time_t)(minute * 60);
-    struct tm tm;
-    char hour[16];
-    gmtime_r(&t, &tm);
-    strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
-    snprintf(buf, len, "%s:history:%s:%s", ns, login, hour);
-}
 
 /*--- Records ---------------------------------------------------------------*/
 
@@ -180,7 +165,7 @@ static void count_held(sfl_history *h, live *l, int64_t at_ms)
  * the next minute's start. Returns now (wall clock, ms). */
 static int64_t advance(sfl_history *h)
 {
-    int64_t now = wall_ms(), m = now / 60000;
+    int64_t now = sfl_wall_ms(), m = now / 60000;
     if (h->minute == 0 || m - h->minute > MAX_ADVANCE) {
         /* The first event, or a gap too long to walk (a suspended host, a
          * clock stepped far ahead): the leases' time before it is not counted. */
@@ -401,7 +386,7 @@ static int send_hour(sfl_history *h, size_t from, size_t to)
 {
     char key[SFL_KEY_LEN], at[24];
     int64_t hour_start = h->recs[from].minute / 60 * 60;
-    sfl_history_key(key, sizeof(key), h->ns, h->recs[from].login, h->recs[from].minute);
+    sfl_history_hour_key(key, sizeof(key), h->ns, h->recs[from].login, h->recs[from].minute * 60);
     snprintf(at, sizeof(at), "%" PRId64, (hour_start + 60) * 60000 + h->retention_ms);
     size_t n = to - from;
     const char **args = malloc((1 + 2 * n) * sizeof(*args));
@@ -513,15 +498,18 @@ int sfl_history_stream_result(sfl_history *h, const cJSON *result)
         return -1;
     /* The id is raw digits (streams.c keeps ids past 2^53 exact), or a number. */
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "stream_id");
-    char digits[24];
-    if (cJSON_IsRaw(id) && id->valuestring && id->valuestring[0] &&
-        strspn(id->valuestring, "-0123456789") == strlen(id->valuestring) &&
-        strlen(id->valuestring) < sizeof(digits))
-        snprintf(digits, sizeof(digits), "%s", id->valuestring);
-    else if (cJSON_IsNumber(id))
-        snprintf(digits, sizeof(digits), "%.0f", id->valuedouble);
-    else
+    long long sid;
+    char *end;
+    if (cJSON_IsRaw(id) && id->valuestring && id->valuestring[0]) {
+        errno = 0;
+        sid = strtoll(id->valuestring, &end, 10);
+        if (*end || errno)
+            return -1;
+    } else if (cJSON_IsNumber(id)) {
+        sid = (long long)id->valuedouble;
+    } else {
         return -1;
+    }
     cJSON *e = cJSON_CreateObject();
     if (!e)
         return -1;
@@ -539,7 +527,7 @@ int sfl_history_stream_result(sfl_history *h, const cJSON *result)
     if (!json)
         return -1;
     char key[SFL_KEY_LEN], keep[16], ttl[24];
-    snprintf(key, sizeof(key), "%s:stream:%s:history", h->ns, digits);
+    sfl_history_stream_key(key, sizeof(key), h->ns, sid);
     snprintf(keep, sizeof(keep), "%d", h->stream_results);
     snprintf(ttl, sizeof(ttl), "%" PRId64, h->retention_ms);
     const char *keys[1] = {key};

@@ -55,8 +55,4 @@ void sfl_history_others(sfl_history *h, const char *login, long long count);
  * stream_id, stream_results 0, Redis away). */
 int sfl_history_stream_result(sfl_history *h, const struct cJSON *result);
 
-/* The hour key of a login: "<ns>:history:<login>:<YYYYMMDDHH>" of the UTC
- * hour that holds wall-clock minute (ms since the epoch / 60000). */
-void sfl_history_key(char *buf, size_t len, const char *ns, const char *login, int64_t minute);
-
 #endif

@@ -16,6 +16,7 @@
  */
 #include "history_read.h"
 
+#include "keys.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -100,21 +101,6 @@ double sfl_history_quantile_ms(const long long bins[SFL_HISTORY_BINS], double q)
     if (i >= SFL_WAIT_BUCKETS)
         i = SFL_WAIT_BUCKETS - 1; /* above the last bound: at least that */
     return (double)llround(sfl_wait_bounds[i] * 1e6) / 1000.0;
-}
-
-void sfl_history_hour_key(char *buf, size_t len, const char *ns, const char *login, int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    char hour[16] = "0000000000";
-    if (gmtime_r(&tt, &tm))
-        strftime(hour, sizeof(hour), "%Y%m%d%H", &tm);
-    snprintf(buf, len, "%s:history:%s:%s", ns, login, hour);
-}
-
-void sfl_history_stream_key(char *buf, size_t len, const char *ns, long long stream_id)
-{
-    snprintf(buf, len, "%s:stream:%lld:history", ns, stream_id);
 }
 
 long long sfl_history_effective_limit(const char *max_streams, const char *panel_max,

@@ -35,11 +35,6 @@ int sfl_history_decode(const char *csv, size_t len, long long v[SFL_HIST_NPOS], 
  * bound reads as the last); -1 when no wait is counted. */
 double sfl_history_quantile_ms(const long long bins[SFL_HISTORY_BINS], double q);
 
-/* "<ns>:history:<login>:<YYYYMMDDHH>" of the UTC hour holding Unix second t. */
-void sfl_history_hour_key(char *buf, size_t len, const char *ns, const char *login, int64_t t);
-/* "<ns>:stream:<id>:history". */
-void sfl_history_stream_key(char *buf, size_t len, const char *ns, long long stream_id);
-
 /*--- The points of a range, summed up (pure) -------------------------------*/
 
 typedef struct sfl_history_series sfl_history_series;

@@ -8,6 +8,7 @@
 #define SFL_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     SFL_KEY_LEASES = 0,  /* ZSET lease id -> deadline (ms, Redis time) */
@@ -29,6 +30,12 @@ void sfl_account_key(char *buf, size_t len, const char *ns, long long account, c
 /* Writes "<ns>:epoch", the namespace's epoch marker (lua/epoch.lua): the
  * last key of every script that grants, and of conf.lua and status.lua. */
 void sfl_epoch_key(char *buf, size_t len, const char *ns);
+
+/* History (issue #18; README "History"). "<ns>:history:<login>:<YYYYMMDDHH>",
+ * the UTC hour holding Unix second t: a login's minutes (history_format.h). */
+void sfl_history_hour_key(char *buf, size_t len, const char *ns, const char *login, int64_t t);
+/* "<ns>:stream:<id>:history": a stream's last results. */
+void sfl_history_stream_key(char *buf, size_t len, const char *ns, long long stream_id);
 
 /* Every key of one account, in script order: pass .argv as a script's KEYS. */
 typedef struct sfl_account_keys {

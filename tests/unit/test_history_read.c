@@ -4,6 +4,7 @@
  * wait p50/p95 from the summed bins), missing minutes as zeros and nulls,
  * and an hour key's HGETALL answer (built by hand) read into a series. */
 #include "history_read.h"
+#include "keys.h"
 
 #include "metrics.h"
 
