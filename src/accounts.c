@@ -427,11 +427,7 @@ static void fetch_one_done(fetch_one *f)
 static void add_learned(fetch_login *fl)
 {
     cJSON *l = fl->login;
-    double eff = num_of(l, "max_streams");
-    double caps[2] = {fl->panel_max, fl->learned};
-    for (int i = 0; i < 2; i++)
-        if (eff >= 0 && caps[i] > 0 && (eff == 0 || caps[i] < eff))
-            eff = caps[i];
+    double eff = sfl_effective_limit(num_of(l, "max_streams"), fl->panel_max, fl->learned);
     cJSON_AddNumberToObject(l, "effective_limit", eff);
     if (fl->panel_at > 0) {
         cJSON *p = cJSON_AddObjectToObject(l, "panel");

@@ -17,6 +17,7 @@
 #include "history_read.h"
 
 #include "keys.h"
+#include "learned.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -113,15 +114,14 @@ long long sfl_history_effective_limit(const char *max_streams, const char *panel
     double limit = strtod(max_streams, &end);
     if (*end || errno || limit < 0)
         return -1;
-    const char *caps[2] = {panel_max, learned};
+    const char *text[2] = {panel_max, learned};
+    double caps[2] = {0, 0};
     for (int i = 0; i < 2; i++) {
-        double cap = caps[i] ? strtod(caps[i], &end) : 0;
-        if (caps[i] && *end)
-            cap = 0; /* tonumber() would give nil: no cap */
-        if (cap > 0 && (limit == 0 || cap < limit))
-            limit = cap;
+        caps[i] = text[i] ? strtod(text[i], &end) : 0;
+        if (text[i] && *end)
+            caps[i] = 0; /* tonumber() would give nil: no cap */
     }
-    return (long long)floor(limit);
+    return (long long)floor(sfl_effective_limit(limit, caps[0], caps[1]));
 }
 
 /*--- The series ------------------------------------------------------------*/

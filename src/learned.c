@@ -113,3 +113,12 @@ int sfl_learned_reset(sfl_store *st, const char *login, const char *prefix)
     const char *args[1] = {"reset"};
     return send_learn(st, login, prefix, 1, args);
 }
+
+double sfl_effective_limit(double max_streams, double panel_max, double learned)
+{
+    double eff = max_streams, caps[2] = {panel_max, learned};
+    for (int i = 0; i < 2; i++)
+        if (eff >= 0 && caps[i] > 0 && (eff == 0 || caps[i] < eff))
+            eff = caps[i];
+    return eff;
+}

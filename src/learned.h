@@ -29,6 +29,12 @@ int sfl_learned_check(sfl_store *st, const sfl_conf *conf, const char *login, co
 int sfl_learned_panel(sfl_store *st, const char *login, const char *prefix,
                       long long max_connections, const char *exp_date, const char *status);
 
+/* The effective limit (prelude.lua's effective_limit): max_streams capped by
+ * the panel's max_connections and by the learned limit, each when > 0;
+ * never above max_streams, and an unlimited (0) login takes the smaller cap.
+ * A max_streams < 0 (unknown) is returned as it is. */
+double sfl_effective_limit(double max_streams, double panel_max, double learned);
+
 /* Forgets what was learned of the login (accounts set). */
 int sfl_learned_reset(sfl_store *st, const char *login, const char *prefix);
 
