@@ -110,7 +110,8 @@ typedef void sfl_try_fn(const sfl_try_result *res, void *arg);
  * once, from the loop. -1 when Redis is not ready or held leases are still
  * being re-taken after a reconnect (fn not called): ask again later. While a
  * release of the account by this limiter is unanswered, the ask is held back
- * until it is (waits likewise). */
+ * until it is (waits likewise); a release still kept for the end of this
+ * loop turn (sfl_lease_release) makes the ask itself, in its own script. */
 int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, const char *id,
                     sfl_try_fn *fn, void *arg);
 /* Tries in flight whose arg is arg will not call back (a granted slot is
@@ -214,7 +215,8 @@ void sfl_limiter_on_event(sfl_limiter *lim, sfl_limiter_event_fn *fn, void *arg)
 
 typedef struct sfl_limiter_stats {
     uint64_t acquired, denied, lost, renew_failed, retaken, released;
-    uint64_t claimed; /* of acquired: started on a hand-off announcement (no ask) */
+    uint64_t claimed;          /* of acquired: started on a hand-off announcement (no ask) */
+    uint64_t asked_in_release; /* asks made by the script of a release of ours (release.lua) */
 } sfl_limiter_stats;
 void sfl_limiter_get_stats(const sfl_limiter *lim, sfl_limiter_stats *out);
 

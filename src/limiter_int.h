@@ -61,6 +61,21 @@ struct sfl_wait {
     sfl_wait *prev, *next;
 };
 
+/* An ask of sfl_limiter_try (the scheduler's): in flight, held back
+ * behind a release of its account (deferred), or riding in a release that
+ * goes out at the end of the loop turn (release.lua's next ask). */
+typedef struct try_ctx {
+    sfl_limiter *lim;
+    long long account;
+    char id[ID_LEN];
+    char label[LABEL_LEN];
+    int64_t asked_ms;
+    sfl_try_fn *fn; /* NULL once cancelled */
+    void *arg;
+    int deferred; /* not sent yet: a release of ours of the account is owed */
+    struct try_ctx *prev, *next;
+} try_ctx;
+
 struct sfl_limiter {
     struct event_base *base;
     sfl_store *store;
@@ -70,8 +85,8 @@ struct sfl_limiter {
     sfl_lease *leases;
     int nleases;
     sfl_wait *waits;
-    struct try_ctx *tries; /* in flight */
-    int retaking;          /* re-takes owed after a reconnect: new asks wait for them */
+    try_ctx *tries; /* in flight, deferred or riding in a release */
+    int retaking;   /* re-takes owed after a reconnect: new asks wait for them */
     struct event *renew_timer;
     sfl_routes *routes; /* accounts -> logins -> keys, and each login's limit last seen */
     struct pending_release *to_release;
@@ -124,16 +139,22 @@ int sfl_limiter_release_later(sfl_limiter *lim, const sfl_lease *l);
 /* Sends the releases that waited for Redis to come back. */
 void sfl_limiter_flush_releases(sfl_limiter *lim);
 
-/* A release of w's account that goes out at the end of this loop turn
- * makes w's ask too (release.lua's next ask): 1 if one took it (its answer
- * comes to sfl_limiter_wait_next_answer), 0 if none can. */
+/* A release of w's (t's) account that goes out at the end of this loop
+ * turn makes its ask too (release.lua's next ask): 1 if one took it (its
+ * answer comes to sfl_limiter_wait_next_answer, sfl_limiter_try_next_answer),
+ * 0 if none can. */
 int sfl_limiter_release_take_ask(sfl_limiter *lim, sfl_wait *w);
+int sfl_limiter_release_take_try(sfl_limiter *lim, try_ctx *t);
 
 /*--- wait.c, for limiter.c ---------------------------------------------------*/
 
 /* The answer to a wait's ask made by a release (sent 1), or the release
  * that was to make it not sent (sent 0, r NULL); frees a cancelled wait. */
 void sfl_limiter_wait_next_answer(sfl_wait *w, struct redisReply *r, int sent);
+/* The same for a try; a try whose release is dropped unsent at teardown is
+ * freed by sfl_limiter_try_forget (no callback). */
+void sfl_limiter_try_next_answer(try_ctx *t, struct redisReply *r, int sent);
+void sfl_limiter_try_forget(try_ctx *t);
 
 /* Sends the asks held back behind a release of account, once none is owed. */
 void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account);

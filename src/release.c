@@ -53,7 +53,8 @@ typedef struct release_ctx {
     int unsent;
     size_t idx; /* the login, in the account's route */
     char id[ID_LEN];
-    sfl_wait *ask; /* the wait whose ask the release makes; NULL: none */
+    sfl_wait *ask;    /* the wait whose ask the release makes; NULL: none */
+    try_ctx *try_ask; /* ... or the try (one of the two at most) */
 } release_ctx;
 
 int sfl_limiter_release_in_flight(const sfl_limiter *lim, long long account)
@@ -92,14 +93,18 @@ static void on_release_reply(sfl_store *st, redisReply *r, void *arg)
     sfl_limiter *lim = c->lim;
     UNUSED(st);
     release_answered(lim, r);
-    if (c->ask) {
-        /* The release made the wait's ask too: its answer first, then the
-         * asks held back behind the release. */
+    if (c->ask || c->try_ask) {
+        /* The release made the wait's (try's) ask too: its answer first,
+         * then the asks held back behind the release. */
         sfl_wait *w = c->ask;
+        try_ctx *t = c->try_ask;
         long long account = c->account;
         release_unlist(lim, c);
         free(c);
-        sfl_limiter_wait_next_answer(w, r, 1);
+        if (w)
+            sfl_limiter_wait_next_answer(w, r, 1);
+        else
+            sfl_limiter_try_next_answer(t, r, 1);
         sfl_limiter_resume_deferred(lim, account);
         return;
     }
@@ -208,14 +213,30 @@ int sfl_limiter_release_later(sfl_limiter *lim, const sfl_lease *l)
     return 1;
 }
 
-int sfl_limiter_release_take_ask(sfl_limiter *lim, sfl_wait *w)
+/* The release of account kept back for this turn that makes no ask yet,
+ * or NULL. */
+static release_ctx *unsent_without_ask(const sfl_limiter *lim, long long account)
 {
     for (release_ctx *c = lim->sent_head; c; c = c->next)
-        if (c->unsent && !c->ask && c->account == w->account) {
-            c->ask = w;
-            return 1;
-        }
-    return 0;
+        if (c->unsent && !c->ask && !c->try_ask && c->account == account)
+            return c;
+    return NULL;
+}
+
+int sfl_limiter_release_take_ask(sfl_limiter *lim, sfl_wait *w)
+{
+    release_ctx *c = unsent_without_ask(lim, w->account);
+    if (c)
+        c->ask = w;
+    return c != NULL;
+}
+
+int sfl_limiter_release_take_try(sfl_limiter *lim, try_ctx *t)
+{
+    release_ctx *c = unsent_without_ask(lim, t->account);
+    if (c)
+        c->try_ask = t;
+    return c != NULL;
 }
 
 /* The first release kept back, or NULL. */
@@ -248,16 +269,23 @@ static void on_release_later(evutil_socket_t fd, short what, void *arg)
                               .ttl_ms = lim->opts.ttl_ms,
                               .recovery_ms = lim->opts.recovery_ms,
                               .ticket_ttl_ms = lim->opts.ticket_ttl_ms};
+        try_ctx *t = c->try_ask;
         if (w) {
             ask.id = w->id;
             ask.label = w->label;
             w->asked_ms = sfl_mono_ms();
+        } else if (t) {
+            ask.id = t->id;
+            ask.label = t->label;
+            t->asked_ms = sfl_mono_ms();
         }
         if (rt && c->idx < rt->nlogins &&
             sfl_lease_script_release(lim->store, lim->routes, rt, c->idx, c->id, lim->channel,
-                                     lim->opts.handoff_ms, w ? &ask : NULL, on_release_reply,
-                                     c) == 0)
+                                     lim->opts.handoff_ms, w || t ? &ask : NULL, on_release_reply,
+                                     c) == 0) {
+            lim->stats.asked_in_release += w || t;
             continue;
+        }
         /* Not sent (Redis went, or the route changed): the usual way. */
         long long account = c->account;
         char id[ID_LEN], login[SFL_LOGIN_ID_LEN] = "";
@@ -270,6 +298,8 @@ static void on_release_later(evutil_socket_t fd, short what, void *arg)
         sfl_limiter_release_id(lim, account, login[0] ? login : NULL, id);
         if (w)
             sfl_limiter_wait_next_answer(w, NULL, 0);
+        else if (t)
+            sfl_limiter_try_next_answer(t, NULL, 0);
         sfl_limiter_resume_deferred(lim, account);
     }
 }
@@ -306,8 +336,11 @@ void sfl_limiter_releases_free(sfl_limiter *lim)
     /* Releases kept back for this turn and never sent: nobody answers them. */
     for (release_ctx *c = lim->sent_head, *next; c; c = next) {
         next = c->next;
-        if (c->unsent)
+        if (c->unsent) {
+            if (c->try_ask)
+                sfl_limiter_try_forget(c->try_ask);
             free(c);
+        }
     }
 }
 

@@ -40,18 +40,6 @@ void sfl_limiter_new_id(const sfl_limiter *lim, char *buf, size_t len)
     snprintf(buf, len, "%s:%016" PRIx64, lim->node_id, sfl_limiter_rand());
 }
 
-typedef struct try_ctx {
-    sfl_limiter *lim;
-    long long account;
-    char id[ID_LEN];
-    char label[LABEL_LEN];
-    int64_t asked_ms;
-    sfl_try_fn *fn; /* NULL once cancelled */
-    void *arg;
-    int deferred; /* not sent yet: a release of ours of the account is owed */
-    struct try_ctx *prev, *next;
-} try_ctx;
-
 static void try_unlink(try_ctx *t)
 {
     SFL_LIST_UNLINK(t->lim->tries, t);
@@ -142,6 +130,27 @@ static void try_resume(try_ctx *t)
     free(t);
 }
 
+void sfl_limiter_try_next_answer(try_ctx *t, redisReply *r, int sent)
+{
+    if (sent && !(r && r->type == REDIS_REPLY_INTEGER)) {
+        on_try_reply(t->lim->store, r, t); /* acquire.lua's answer, or none */
+        return;
+    }
+    /* The release made no ask (the lease was gone, or no conf), or was not
+     * sent: the try asks the usual way, behind any other release owed. */
+    if (sfl_limiter_release_in_flight(t->lim, t->account)) {
+        t->deferred = 1; /* sfl_limiter_resume_deferred sends it */
+        return;
+    }
+    try_resume(t);
+}
+
+void sfl_limiter_try_forget(try_ctx *t)
+{
+    try_unlink(t);
+    free(t);
+}
+
 void sfl_limiter_resume_deferred(sfl_limiter *lim, long long account)
 {
     if (sfl_limiter_release_in_flight(lim, account))
@@ -179,6 +188,11 @@ int sfl_limiter_try(sfl_limiter *lim, long long account, const char *label, cons
     else
         sfl_limiter_new_id(lim, t->id, sizeof(t->id));
     snprintf(t->label, sizeof(t->label), "%s", label ? label : "");
+    if (sfl_limiter_release_take_try(lim, t)) {
+        /* Our release of the account, going out this turn, asks for it. */
+        SFL_LIST_PUSH(lim->tries, t);
+        return 0;
+    }
     t->deferred = sfl_limiter_release_in_flight(lim, account);
     if (!t->deferred && try_send(t) < 0) {
         free(t);

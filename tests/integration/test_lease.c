@@ -1295,6 +1295,123 @@ Test(lease, release_grants_the_next_ask_when_nobody_waits)
     tc_free(b);
 }
 
+/* The scheduler's asks (sfl_limiter_try, with the ticket it keeps) ride in
+ * a release too: a node whose global limit was full gives a slot back and
+ * asks for the next of that account in the same loop turn. */
+typedef struct tried {
+    int done;
+    sfl_try_status status;
+    sfl_lease *lease;
+} tried;
+
+static void on_tried(const sfl_try_result *res, void *arg)
+{
+    tried *t = arg;
+    t->done = 1;
+    t->status = res->status;
+    t->lease = res->lease;
+}
+
+static int try_done(void *arg)
+{
+    return ((tried *)arg)->done;
+}
+
+static uint64_t asked_in_release(const tclient *c)
+{
+    sfl_limiter_stats ls;
+    sfl_limiter_get_stats(c->lim, &ls);
+    return ls.asked_in_release;
+}
+
+Test(lease, release_makes_the_next_try_behind_the_waiting)
+{
+    th_account(&redis, 43, 1);
+    tclient *a = tc_new("trya", 5000, 1000, 500), *b = tc_new("tryb", 5000, 1000, 500);
+    slot sa, sb;
+    ask(a, 43, 3000, &sa);
+    got(&sa, 3000);
+    ask(b, 43, -1, &sb);
+    long long one[2] = {43, 1};
+    cr_assert(th_loop_until(base, waiters_are, one, 3000), "b's ticket never queued");
+    uint64_t before = tc_commands(a);
+    tried t1 = {0};
+    sfl_lease_release(sa.lease);
+    cr_assert_eq(sfl_limiter_try(a->lim, 43, "next", "trya:ticket1", on_tried, &t1), 0);
+    cr_assert(th_loop_until(base, try_done, &t1, 3000), "the try was never answered");
+    cr_assert_eq(t1.status, SFL_TRY_DENIED, "the try was granted while b waited (status %d)",
+                 t1.status);
+    cr_assert_eq(tc_commands(a) - before, 1, "release and try took %llu scripts, not 1",
+                 (unsigned long long)(tc_commands(a) - before));
+    cr_assert_eq(asked_in_release(a), 1, "the try did not ride in the release");
+    cr_assert(th_loop_until(base, slot_done, &sb, 3000), "b never got the freed slot");
+    cr_assert_eq(sb.status, SFL_WAIT_GRANTED);
+    sfl_lease_on_lost(sb.lease, on_lost, &sb);
+    cr_assert_eq(in_use(43), 1, "%lld leases on an account of 1", in_use(43));
+    char t[96];
+    first_ticket(43, t, sizeof(t));
+    cr_assert_str_eq(t, "trya:ticket1", "the ticket queued is %s, not the try's", t);
+    /* b gives the slot back: it goes to the try's ticket, which asks again
+     * with it (as the scheduler does on the announcement) and holds it. */
+    sfl_lease_release(sb.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){b, NULL}, 3000));
+    tried t2 = {0};
+    cr_assert_eq(sfl_limiter_try(a->lim, 43, "next", "trya:ticket1", on_tried, &t2), 0);
+    cr_assert(th_loop_until(base, try_done, &t2, 3000), "the second try was never answered");
+    cr_assert_eq(t2.status, SFL_TRY_GRANTED, "the ticket's slot was not taken over");
+    cr_assert_eq(in_use(43), 1);
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:43}:waiters"), 0);
+    sfl_lease_release(t2.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){a, b, NULL}, 5000));
+    cr_assert_eq(in_use(43), 0);
+    tc_free(a);
+    tc_free(b);
+}
+
+/* With nobody waiting the riding try is granted the freed slot (one
+ * script, a new lease); a try of another account does not ride, nor does a
+ * try sent after the loop turn of the release. */
+Test(lease, release_grants_the_next_try_when_nobody_waits)
+{
+    th_account(&redis, 44, 1);
+    th_account(&redis, 45, 1);
+    tclient *a = tc_new("tryg", 5000, 1000, 500);
+    slot s1;
+    ask(a, 44, 3000, &s1);
+    got(&s1, 3000);
+    char old[96];
+    snprintf(old, sizeof(old), "%s", sfl_lease_id(s1.lease));
+    uint64_t before = tc_commands(a);
+    tried t1 = {0}, t2 = {0};
+    sfl_lease_release(s1.lease);
+    cr_assert_eq(sfl_limiter_try(a->lim, 45, "other", NULL, on_tried, &t2), 0);
+    cr_assert_eq(sfl_limiter_try(a->lim, 44, "next", NULL, on_tried, &t1), 0);
+    cr_assert(th_loop_until(base, try_done, &t1, 3000), "the try was never answered");
+    cr_assert(th_loop_until(base, try_done, &t2, 3000), "the other try was never answered");
+    cr_assert_eq(t1.status, SFL_TRY_GRANTED);
+    cr_assert_eq(t2.status, SFL_TRY_GRANTED);
+    cr_assert_eq(tc_commands(a) - before, 2, "%llu scripts for a release and two tries, not 2",
+                 (unsigned long long)(tc_commands(a) - before));
+    cr_assert_eq(asked_in_release(a), 1);
+    cr_assert_eq(in_use(44), 1);
+    cr_assert_eq(deadline_left(44, old), -1, "the released lease is still in Redis");
+    cr_assert_gt(deadline_left(44, sfl_lease_id(t1.lease)), 4000);
+    /* A release whose try comes in a later turn goes alone. */
+    sfl_lease_release(t1.lease);
+    th_loop_for(base, 50);
+    tried t3 = {0};
+    cr_assert_eq(sfl_limiter_try(a->lim, 44, "late", NULL, on_tried, &t3), 0);
+    cr_assert(th_loop_until(base, try_done, &t3, 3000));
+    cr_assert_eq(t3.status, SFL_TRY_GRANTED);
+    cr_assert_eq(asked_in_release(a), 1, "a try of a later turn rode in the release");
+    sfl_lease_release(t3.lease);
+    sfl_lease_release(t2.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){a, NULL}, 5000));
+    cr_assert_eq(in_use(44), 0);
+    cr_assert_eq(in_use(45), 0);
+    tc_free(a);
+}
+
 /* release.lua's next ask by hand (the keys and arguments lease_script.c
  * sends): it is denied, never granted, when the login is full, or inside a
  * recovery window (the epoch marker missing: Redis lost its data), and the
