@@ -323,15 +323,42 @@ static int scale_main(int argc, char **argv)
     return rc >= 0 ? rc : bench_scale_run(&o);
 }
 
+static const char floor_usage[] =
+    "usage: sflimit-bench floor --redis URL [--interval-ms I] [--seconds T] [--calls N]\n"
+    "\n"
+    "What a hand-off through Redis costs here at the least: two processes on sfl's\n"
+    "store (hiredis async on libevent), one subscribed to a channel, the other\n"
+    "sending every I ms (default 10: the pace of the lease benchmark's hold-20\n"
+    "hand-offs), by turns a PUBLISH alone and a script of N cheap reads (default\n"
+    "15, release.lua's calls) that then publishes; T seconds (default 6) in all.\n"
+    "The time from the send to the subscriber's callback, per kind.\n"
+    "\n"
+    "Prints one JSON line on stdout: interval_ms, samples, calls,\n"
+    "publish_ms_p50/p90/p99, script_ms_p50/p90/p99; a summary on stderr.\n"
+    "Exit codes: 0 done, 1 runtime failure, 2 usage error.\n";
+
+static int floor_main(int argc, char **argv)
+{
+    bench_floor_opts o = {.interval_ms = 10, .seconds = 6, .calls = 15};
+    const bench_opt table[] = {
+        {"redis", OPT_REDIS, 0, 0, NULL, &o.redis_url, 1},
+        {"interval-ms", OPT_INT, 1, 10000, "expected milliseconds 1..10000", &o.interval_ms, 0},
+        {"seconds", OPT_DOUBLE, 0.1, 3600, "expected seconds 0.1..3600", &o.seconds, 0},
+        {"calls", OPT_INT, 0, 1000, "expected an integer 0..1000", &o.calls, 0},
+    };
+    int rc = parse_opts(argc, argv, table, OPTS_N(table), floor_usage);
+    return rc >= 0 ? rc : bench_floor_run(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "%s\n%s\n%s", usage, makespan_usage, scale_usage);
+        fprintf(stderr, "%s\n%s\n%s\n%s", usage, makespan_usage, scale_usage, floor_usage);
         return BENCH_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        printf("%s\n%s\n%s", usage, makespan_usage, scale_usage);
+        printf("%s\n%s\n%s\n%s", usage, makespan_usage, scale_usage, floor_usage);
         return BENCH_EXIT_OK;
     }
     bench_name = argv[1];
@@ -341,7 +368,9 @@ int main(int argc, char **argv)
         return makespan_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "scale") == 0)
         return scale_main(argc - 1, argv + 1);
-    fprintf(stderr, "sflimit-bench: unknown benchmark '%s'\n\n%s\n%s\n%s", argv[1], usage,
-            makespan_usage, scale_usage);
+    if (strcmp(argv[1], "floor") == 0)
+        return floor_main(argc - 1, argv + 1);
+    fprintf(stderr, "sflimit-bench: unknown benchmark '%s'\n\n%s\n%s\n%s\n%s", argv[1], usage,
+            makespan_usage, scale_usage, floor_usage);
     return BENCH_EXIT_USAGE;
 }

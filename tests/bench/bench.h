@@ -149,10 +149,18 @@ typedef struct bench_scale_opts {
     long long account_base;
 } bench_scale_opts;
 
+typedef struct bench_floor_opts {
+    const char *redis_url;
+    int interval_ms; /* between two sends */
+    double seconds;  /* sending time, both modes */
+    int calls;       /* reads in the script before its PUBLISH */
+} bench_floor_opts;
+
 /* Run the benchmark (options already checked); one JSON line on stdout, a
  * summary on stderr. Return the exit code. */
 int bench_makespan_run(const bench_makespan_opts *o);
 int bench_scale_run(const bench_scale_opts *o);
+int bench_floor_run(const bench_floor_opts *o);
 
 /*--- Synchronous Redis (bench_redis.c) -------------------------------------*/
 

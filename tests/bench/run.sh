@@ -7,6 +7,8 @@
 # private redis-server on a free loopback port (no persistence), runs
 #   - lease:    2 processes x 8 workers on one account of limit 2, hold 20 ms
 #               and hold 0, SFL_BENCH_SECONDS (10) measured, 3 runs each
+#               (with `sflimit-bench floor` before each hold-20 run: what a
+#               message through Redis costs between two idle processes)
 #               (and the same with the account made of N logins, for each N
 #               of SFL_BENCH_LOGINS; and the peers, see below);
 #   - makespan: 3 nodes, 20 accounts, 300 streams of 2000 ms, 3 runs;
@@ -220,6 +222,9 @@ for n in $logins; do
 done
 for hold in 20 0; do
     for _ in $(seq "$runs"); do
+        # The yardstick of the hold-20 hand-off: a message through Redis
+        # between two processes that sleep between sends (bench_floor.c).
+        [ "$hold" = 20 ] && run floor floor --redis "$url" --seconds "$seconds"
         for v in $variants; do
             v=${v#_}
             extra=
@@ -353,6 +358,14 @@ ratio() {
         done
     fi
     [ -n "$compare" ] && echo && echo "compare: $compare"
+    if [ -s "$out/floor.jsonl" ]; then
+        echo
+        echo "Hand-off floor (\`sflimit-bench floor\`, same Redis: a message from one process to"
+        echo "another that sleep between sends, every 10 ms): PUBLISH alone p50"
+        echo "$(summary "$out/floor.jsonl" publish_ms_p50) ms, p90 $(summary "$out/floor.jsonl" publish_ms_p90) ms;"
+        echo "a script of 15 reads that then publishes p50 $(summary "$out/floor.jsonl" script_ms_p50) ms,"
+        echo "p90 $(summary "$out/floor.jsonl" script_ms_p90) ms."
+    fi
     [ "$only" = lease ] && exit 0
     echo
     echo "| makespan, 3 nodes x G 10, 20 accounts, 300 streams of $check_ms ms | |"
