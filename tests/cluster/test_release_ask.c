@@ -332,8 +332,8 @@ static void judge(const char *name, const char *results, int n, int limit, long 
                   int64_t took_ms, int min_nodes)
 {
     int per_node[MAX_NODES];
+    assert_provider(limit, n, max_total); /* the ground truth first */
     assert_results(results, n, per_node);
-    assert_provider(limit, n, max_total);
     cr_assert(th_until(no_lease_left, NULL, 5000),
               "%lld lease(s) of account %d left in Redis 5 s after the batch", leases_in_redis(),
               ACCOUNT);
