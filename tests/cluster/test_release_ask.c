@@ -90,7 +90,11 @@ TestSuite(release_ask, .init = setup, .fini = teardown, .timeout = 150);
 /*--- The cluster -----------------------------------------------------------*/
 
 /* Node i as ra<i+1> on a free loopback port; returns once /healthz answers
- * and it is registered in Redis. The account is the only limit: global 8. */
+ * and it is registered in Redis. Its global limit is 1: a node runs one
+ * check at a time and asks for the next only when it ends, in the loop turn
+ * of its release (a node whose global limit has room asks at once, is
+ * denied and waits for a hand-off: its release then carries no ask). With
+ * more nodes than the account's limit, the account is what binds. */
 static void node_start(int i, int limit)
 {
     rnode *nd = &nodes[i];
@@ -103,7 +107,7 @@ static void node_start(int i, int limit)
                  " \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\"},\n"
                  " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
-                 " \"concurrent_streams\": {\"global_limit\": 8, \"stagger_delay\": 0},\n"
+                 " \"concurrent_streams\": {\"global_limit\": 1, \"stagger_delay\": 0},\n"
                  " \"node\": {\"claim_idle\": 2, \"shutdown_grace\": 1, \"lookahead\": 6},\n"
                  " \"accounts\": [{\"id\": %d, \"name\": \"acc%d\", \"max_streams\": %d}],\n"
                  " \"check\": {\"command\": [\"curl\", \"-sS\", \"-f\", \"--max-time\", "
