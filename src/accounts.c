@@ -3,8 +3,9 @@
  * Redis is where every node reads limits from (DESIGN §4): this file writes
  * them (conf.lua; a new account grants at once, unless the whole Redis is in
  * its recovery window: epoch.h) and reads them back with their live holders
- * (status.lua). The same JSON document serves `sflimit status --json` and
- * the node's GET /v1/accounts.
+ * (status.lua, for each login of each account described.c reads). The same
+ * JSON document serves `sflimit status --json` and the node's
+ * GET /v1/accounts.
  *
  * A library: no argv, no printing (a changed limit is logged), no exit
  * codes. The commands that show and set limits are in cmd_accounts.c; the
@@ -13,6 +14,7 @@
 #include "accounts.h"
 
 #include "conf.h"
+#include "described.h"
 #include "keys.h"
 #include "learned.h"
 #include "log.h"
@@ -250,6 +252,7 @@ int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf
 /*--- Reading accounts ------------------------------------------------------*/
 
 typedef struct fetch_op {
+    sfl_store *st;
     sfl_accounts_fetch_fn *fn;
     void *arg;
     cJSON *doc;
@@ -535,11 +538,12 @@ static void on_status_reply(sfl_store *st, redisReply *r, void *arg)
     login_done(fl);
 }
 
-/* status.lua for one login (its keys at prefix; the account's tickets at
- * waiters); desc: its entry in the account's description, or NULL. 0 sent. */
-static int status_login(sfl_store *st, fetch_one *f, const char *id, const char *prefix,
-                        const char *waiters, const cJSON *desc)
+/* status.lua for one login of the account (u: where its keys are; the
+ * account's tickets at waiters). 0 sent. */
+static int status_login(sfl_store *st, fetch_one *f, const char *id, const sfl_described_use *u,
+                        const char *waiters)
 {
+    const char *prefix = u->prefix;
     char keys[5][SFL_KEY_LEN];
     snprintf(keys[0], sizeof(keys[0]), "%sleases", prefix);
     snprintf(keys[1], sizeof(keys[1]), "%sholders", prefix);
@@ -555,8 +559,8 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
         return -1;
     }
     cJSON_AddStringToObject(login, "id", id);
-    cJSON_AddNumberToObject(login, "reserve", num_of(desc, "reserve"));
-    cJSON_AddNumberToObject(login, "cooldown_ms", num_of(desc, "cooldown_ms"));
+    cJSON_AddNumberToObject(login, "reserve", u->reserve);
+    cJSON_AddNumberToObject(login, "cooldown_ms", u->cooldown_ms);
     cJSON_AddItemToArray(f->logins, login);
     *fl = (fetch_login){
         .f = f, .login = login, .owed = 1, .panel_max = -1, .learned = -1, .learned_at = -1};
@@ -576,68 +580,15 @@ static int status_login(sfl_store *st, fetch_one *f, const char *id, const char 
     return 0;
 }
 
-/* The account's description came: its name, and where its logins are. */
-static void on_describe(sfl_store *st, redisReply *r, void *arg)
-{
-    fetch_one *f = arg;
-    long long id = (long long)num_of(f->entry, "id");
-    char base[SFL_KEY_PREFIX_LEN], self[24];
-    snprintf(base, sizeof(base), "%s:{a:%lld}:", sfl_store_ns(st), id);
-    snprintf(self, sizeof(self), "%lld", id);
-    f->owed = 1; /* held while sending */
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        f->op->failed = 1;
-        fetch_one_done(f);
-        return;
-    }
-    const redisReply *name = r->element[0], *logins = r->element[1], *waiters = r->element[2];
-    cJSON_AddStringToObject(f->entry, "name", name->type == REDIS_REPLY_STRING ? name->str : "");
-    cJSON *desc = logins->type == REDIS_REPLY_STRING ? cJSON_Parse(logins->str) : NULL;
-    const char *wp = waiters->type == REDIS_REPLY_STRING ? waiters->str : base;
-    int sent = 0;
-    const cJSON *l;
-    const cJSON *list = cJSON_IsArray(desc) ? desc : NULL;
-    cJSON_ArrayForEach(l, list)
-    {
-        const char *lid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
-        const char *keys = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "keys"));
-        if (lid && keys && strlen(keys) < SFL_KEY_PREFIX_LEN)
-            sent += status_login(st, f, lid, keys, wp, l) == 0;
-    }
-    if (!sent && status_login(st, f, self, base, base, NULL) < 0)
-        f->op->failed = 1;
-    cJSON_Delete(desc);
-    fetch_one_done(f);
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
+/* What Redis describes came: an entry per account, status.lua per login. */
+static void on_described(const sfl_described *d, const char *err, void *arg)
 {
     fetch_op *op = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
+    UNUSED(err); /* fetch_step says it */
+    if (!d)
         op->failed = 1;
-        fetch_step(op);
-        return;
-    }
-    long long *ids = calloc(r->elements + 1, sizeof(*ids));
-    size_t n = 0;
-    for (size_t i = 0; ids && i < r->elements; i++) {
-        char *end;
-        const char *s = r->element[i]->str;
-        long long v = s ? strtoll(s, &end, 10) : -1;
-        if (s && *s && !*end && v >= 0)
-            ids[n++] = v;
-    }
-    qsort(ids, n, sizeof(*ids), cmp_ll);
-    for (size_t i = 0; i < n; i++) {
-        char key[SFL_KEY_LEN];
-        sfl_account_key(key, sizeof(key), sfl_store_ns(st), ids[i], "conf");
-        const char *argv[5] = {"HMGET", key, "name", "logins", "waiters"};
+    for (size_t i = 0; d && i < d->naccounts; i++) {
+        const sfl_described_account *a = &d->accounts[i];
         fetch_one *f = calloc(1, sizeof(*f));
         if (!f) {
             op->failed = 1;
@@ -645,19 +596,19 @@ static void on_members_reply(sfl_store *st, redisReply *r, void *arg)
         }
         f->op = op;
         f->entry = cJSON_CreateObject();
-        cJSON_AddNumberToObject(f->entry, "id", (double)ids[i]);
+        cJSON_AddNumberToObject(f->entry, "id", (double)a->id);
+        cJSON_AddStringToObject(f->entry, "name", a->name);
         cJSON_AddItemToArray(op->list, f->entry);
         f->logins = cJSON_CreateArray(); /* added to entry last, by account_total */
+        f->owed = 1;                     /* held while sending */
         op->owed++;
-        if (sfl_store_command(st, on_describe, f, 5, argv) < 0) {
-            op->owed--;
-            op->failed = 1;
-            cJSON_Delete(f->logins);
-            free(f);
-            break;
+        for (size_t k = 0; k < a->nlogins; k++) {
+            const sfl_described_use *u = &a->logins[k];
+            if (status_login(op->st, f, d->logins[u->login].id, u, a->waiters) < 0)
+                op->failed = 1;
         }
+        fetch_one_done(f);
     }
-    free(ids);
     fetch_step(op);
 }
 
@@ -671,10 +622,8 @@ int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg)
     op->doc = cJSON_CreateObject();
     op->list = cJSON_AddArrayToObject(op->doc, "accounts");
     op->owed = 1;
-    char setkey[160];
-    snprintf(setkey, sizeof(setkey), "%s:accounts", sfl_store_ns(st));
-    const char *argv[2] = {"SMEMBERS", setkey};
-    if (sfl_store_command(st, on_members_reply, op, 2, argv) < 0) {
+    op->st = st;
+    if (sfl_described_read(st, on_described, op) < 0) {
         cJSON_Delete(op->doc);
         free(op);
         return -1;

@@ -37,7 +37,8 @@ int sfl_accounts_write(sfl_store *st, sfl_routes *routes, const sfl_account_conf
 /* Forget what each login learned of its real limit (learned.h): accounts
  * set, PUT /v1/accounts. */
 #define SFL_ACCOUNTS_FORGET 2u
-/* Reads every account of <ns>:accounts with status.lua. */
+/* Reads every account Redis knows and its logins (described.h), then each
+ * login with status.lua and its conf's figures. */
 int sfl_accounts_fetch(sfl_store *st, sfl_accounts_fetch_fn *fn, void *arg);
 /* Adds what status.lua answered for one account (r) to its entry object e:
  * name, max_streams, in_use, recovering_ms, waiting, holders (each the

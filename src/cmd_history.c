@@ -2,9 +2,8 @@
  * [--step S] [--json]`: each login's use over time, straight from Redis.
  *
  * The logins are those the config routes checks through, and those of the
- * accounts Redis knows (<ns>:accounts) that the config does not name: an
- * account's conf describes its logins when it has several (account.lua),
- * else it is one login named after it. Then every login's history is read
+ * accounts Redis knows that the config does not name, as Redis describes
+ * them (described.h: the one reader of that). Then every login's history is read
  * at once (history_read.c: one pipeline of hour keys each) and printed in
  * login order: a compact table per login, a sparkline of the peak against
  * the limit when stdout is a terminal, or with --json the document of
@@ -19,6 +18,7 @@
 #include "app.h"
 #include "cli.h"
 #include "conf.h"
+#include "described.h"
 #include "history_read.h"
 #include "keys.h"
 #include "routes.h"
@@ -27,7 +27,6 @@
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +34,6 @@
 #include <unistd.h>
 
 #define MAX_ASKED 32 /* --login given this many times at most */
-
-typedef struct hlogin {
-    char id[SFL_LOGIN_ID_LEN];
-    char conf[SFL_KEY_LEN];
-    long long *accounts; /* ascending, unique */
-    size_t naccounts;
-    cJSON *doc; /* its history, once read */
-} hlogin;
 
 typedef struct hist_run {
     sfl_app app;
@@ -53,52 +44,15 @@ typedef struct hist_run {
     size_t nasked;
     sfl_history_range range;
     int64_t now_s;
-    sfl_conf *conf; /* the app's */
-    hlogin *logins;
+    sfl_conf *conf;              /* the app's */
+    sfl_described_login *logins; /* in id order once all are known */
     size_t nlogins;
+    cJSON **docs; /* each login's history, once read */
     int owed;
     int failed;
 } hist_run;
 
 /*--- The logins ------------------------------------------------------------*/
-
-static hlogin *find(hist_run *run, const char *id)
-{
-    for (size_t i = 0; i < run->nlogins; i++)
-        if (strcmp(run->logins[i].id, id) == 0)
-            return &run->logins[i];
-    return NULL;
-}
-
-/* Adds (or joins) a login used by account acc, its keys under prefix. -1
- * when out of memory. */
-static int add_login(hist_run *run, const char *id, const char *prefix, long long acc)
-{
-    hlogin *l = find(run, id);
-    if (!l) {
-        hlogin *more = realloc(run->logins, (run->nlogins + 1) * sizeof(*more));
-        if (!more)
-            return -1;
-        run->logins = more;
-        l = &run->logins[run->nlogins++];
-        memset(l, 0, sizeof(*l));
-        snprintf(l->id, sizeof(l->id), "%s", id);
-        snprintf(l->conf, sizeof(l->conf), "%sconf", prefix);
-    }
-    size_t at = 0;
-    while (at < l->naccounts && l->accounts[at] < acc)
-        at++;
-    if (at < l->naccounts && l->accounts[at] == acc)
-        return 0;
-    long long *a = realloc(l->accounts, (l->naccounts + 1) * sizeof(*a));
-    if (!a)
-        return -1;
-    memmove(a + at + 1, a + at, (l->naccounts - at) * sizeof(*a));
-    a[at] = acc;
-    l->accounts = a;
-    l->naccounts++;
-    return 0;
-}
 
 typedef struct each_ctx {
     hist_run *run;
@@ -109,7 +63,8 @@ static void add_route(const sfl_route *rt, void *arg)
 {
     each_ctx *e = arg;
     for (size_t i = 0; i < rt->nlogins; i++)
-        if (add_login(e->run, rt->logins[i]->id, rt->logins[i]->prefix, rt->account) < 0)
+        if (!sfl_described_add(&e->run->logins, &e->run->nlogins, rt->logins[i]->id,
+                               rt->logins[i]->prefix, rt->account))
             e->oom = 1;
 }
 
@@ -133,7 +88,7 @@ static int config_logins(hist_run *run)
 
 static int by_id(const void *a, const void *b)
 {
-    return strcmp(((const hlogin *)a)->id, ((const hlogin *)b)->id);
+    return strcmp(((const sfl_described_login *)a)->id, ((const sfl_described_login *)b)->id);
 }
 
 /*--- Printing --------------------------------------------------------------*/
@@ -190,9 +145,9 @@ static void print_sparkline(const cJSON *doc)
     printf("\n");
 }
 
-static void print_login(const hist_run *run, const hlogin *l)
+static void print_login(const hist_run *run, const sfl_described_login *l, const cJSON *doc)
 {
-    const cJSON *doc = l->doc, *p;
+    const cJSON *p;
     printf("login %s (account%s", l->id, l->naccounts == 1 ? "" : "s");
     for (size_t i = 0; i < l->naccounts; i++)
         printf("%s%lld", i ? ", " : " ", l->accounts[i]);
@@ -251,8 +206,8 @@ static void print_all(hist_run *run)
     if (run->json) {
         cJSON *doc = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(doc, "logins");
         for (size_t i = 0; list && i < run->nlogins; i++) {
-            cJSON_AddItemToArray(list, run->logins[i].doc);
-            run->logins[i].doc = NULL; /* the document's now */
+            cJSON_AddItemToArray(list, run->docs[i]);
+            run->docs[i] = NULL; /* the document's now */
         }
         char *text = cJSON_PrintUnformatted(doc);
         char *valid = text ? sfl_text_utf8_valid(text, strlen(text), NULL) : NULL;
@@ -269,7 +224,7 @@ static void print_all(hist_run *run)
             printf("no logins: none in the config, none in Redis\n");
         for (size_t i = 0; i < run->nlogins; i++) {
             printf("\n");
-            print_login(run, &run->logins[i]);
+            print_login(run, &run->logins[i], run->docs[i]);
         }
     }
     fflush(stdout);
@@ -279,7 +234,7 @@ static void print_all(hist_run *run)
 
 typedef struct login_ask {
     hist_run *run;
-    hlogin *l;
+    size_t i; /* the login's index */
 } login_ask;
 
 static void reads_done(hist_run *run)
@@ -296,12 +251,12 @@ static void on_history(cJSON *doc, int garbled, const char *err, void *arg)
     login_ask *a = arg;
     hist_run *run = a->run;
     if (doc) {
-        a->l->doc = cJSON_Duplicate(doc, 1);
-        if (!a->l->doc)
+        run->docs[a->i] = cJSON_Duplicate(doc, 1);
+        if (!run->docs[a->i])
             err = "out of memory";
     }
-    if (!a->l->doc && !run->failed) {
-        fprintf(stderr, "sflimit: status: login %s: %s%s\n", a->l->id, err,
+    if (!run->docs[a->i] && !run->failed) {
+        fprintf(stderr, "sflimit: status: login %s: %s%s\n", run->logins[a->i].id, err,
                 garbled ? " (not the history format)" : "");
         run->failed = 1;
     }
@@ -314,7 +269,7 @@ static void on_history(cJSON *doc, int garbled, const char *err, void *arg)
 static void read_all(hist_run *run)
 {
     for (size_t i = 0; i < run->nasked; i++)
-        if (!find(run, run->asked[i])) {
+        if (!sfl_described_find(run->logins, run->nlogins, run->asked[i])) {
             fprintf(stderr,
                     "sflimit: status: --login: unknown login \"%s\" (neither in the config nor "
                     "in an account Redis knows)\n",
@@ -335,18 +290,25 @@ static void read_all(hist_run *run)
     run->nlogins = kept;
     if (kept > 1)
         qsort(run->logins, kept, sizeof(*run->logins), by_id);
+    run->docs = calloc(kept + 1, sizeof(*run->docs));
+    if (!run->docs) {
+        sfl_app_fail(&run->app, "status: out of memory");
+        return;
+    }
     run->owed = 1;
     for (size_t i = 0; i < run->nlogins && !run->failed; i++) {
-        hlogin *l = &run->logins[i];
+        const sfl_described_login *l = &run->logins[i];
         login_ask *a = calloc(1, sizeof(*a));
+        char conf[SFL_KEY_LEN];
+        snprintf(conf, sizeof(conf), "%sconf", l->prefix);
         sfl_history_query q = {.login = l->id,
-                               .conf_key = l->conf,
+                               .conf_key = conf,
                                .accounts = l->accounts,
                                .naccounts = l->naccounts,
                                .range = run->range,
                                .now_s = run->now_s};
         if (a)
-            *a = (login_ask){run, l};
+            *a = (login_ask){run, i};
         if (!a || sfl_history_read(run->app.store, &q, on_history, a) < 0) {
             free(a);
             fprintf(stderr, "sflimit: status: Redis went away\n");
@@ -358,61 +320,6 @@ static void read_all(hist_run *run)
     reads_done(run);
 }
 
-typedef struct account_ask {
-    hist_run *run;
-    long long id;
-} account_ask;
-
-/* One more account's logins known: once all are, read. */
-static void described(hist_run *run)
-{
-    if (--run->owed > 0)
-        return;
-    if (run->failed)
-        sfl_app_exit(&run->app, SFL_EXIT_FAIL);
-    else
-        read_all(run);
-}
-
-/* An account of Redis the config does not name: the logins its conf
- * describes (account.lua), or one login named after it. */
-static void on_described(sfl_store *st, redisReply *r, void *arg)
-{
-    account_ask *a = arg;
-    hist_run *run = a->run;
-    char self[24], prefix[SFL_KEY_PREFIX_LEN];
-    int oom = 0, has = 0;
-    if (!r) {
-        if (!run->failed)
-            fprintf(stderr, "sflimit: status: Redis went away\n");
-        run->failed = 1;
-    } else if (r->type == REDIS_REPLY_STRING) {
-        cJSON *list = cJSON_Parse(r->str), *l;
-        cJSON *arr = cJSON_IsArray(list) ? list : NULL;
-        cJSON_ArrayForEach(l, arr)
-        {
-            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(l, "id"));
-            const char *keys = cJSON_GetStringValue(cJSON_GetObjectItem(l, "keys"));
-            if (!id || !keys || !sfl_login_id_valid(id) || strlen(keys) >= SFL_KEY_PREFIX_LEN)
-                continue;
-            has = 1;
-            oom |= add_login(run, id, keys, a->id) < 0;
-        }
-        cJSON_Delete(list);
-    }
-    if (r && !has) {
-        snprintf(self, sizeof(self), "%lld", a->id);
-        snprintf(prefix, sizeof(prefix), "%s:{a:%lld}:", sfl_store_ns(st), a->id);
-        oom |= add_login(run, self, prefix, a->id) < 0;
-    }
-    if (oom && !run->failed) {
-        fprintf(stderr, "sflimit: status: out of memory\n");
-        run->failed = 1;
-    }
-    free(a);
-    described(run);
-}
-
 static int configured(const hist_run *run, long long id)
 {
     for (size_t i = 0; i < run->conf->naccounts; i++)
@@ -421,35 +328,26 @@ static int configured(const hist_run *run, long long id)
     return 0;
 }
 
-static void on_members(sfl_store *st, redisReply *r, void *arg)
+/* The accounts Redis knows: the logins of those the config does not name
+ * join the config's, then every login is read. */
+static void on_described(const sfl_described *d, const char *err, void *arg)
 {
     hist_run *run = arg;
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        sfl_app_fail(&run->app, "status: no answer from Redis for its accounts");
+    if (!d) {
+        sfl_app_fail(&run->app, "status: %s", err);
         return;
     }
-    run->owed = 1;
-    for (size_t i = 0; i < r->elements && !run->failed; i++) {
-        const redisReply *e = r->element[i];
-        char *end;
-        long long id = e->type == REDIS_REPLY_STRING ? strtoll(e->str, &end, 10) : -1;
-        if (id < 0 || *end || configured(run, id))
-            continue;
-        account_ask *a = calloc(1, sizeof(*a));
-        char key[SFL_KEY_LEN];
-        sfl_account_key(key, sizeof(key), sfl_store_ns(st), id, "conf");
-        const char *argv[3] = {"HGET", key, "logins"};
-        if (a)
-            *a = (account_ask){run, id};
-        if (!a || sfl_store_command(st, on_described, a, 3, argv) < 0) {
-            free(a);
-            fprintf(stderr, "sflimit: status: Redis went away\n");
-            run->failed = 1;
-        } else {
-            run->owed++;
-        }
+    int oom = 0;
+    for (size_t i = 0; i < d->naccounts; i++) {
+        const sfl_described_account *a = &d->accounts[i];
+        for (size_t k = 0; !configured(run, a->id) && k < a->nlogins; k++)
+            oom |= !sfl_described_add(&run->logins, &run->nlogins, d->logins[a->logins[k].login].id,
+                                      a->logins[k].prefix, a->id);
     }
-    described(run);
+    if (oom)
+        sfl_app_fail(&run->app, "status: out of memory");
+    else
+        read_all(run);
 }
 
 static void on_ready(sfl_app *app, void *arg)
@@ -458,10 +356,7 @@ static void on_ready(sfl_app *app, void *arg)
     if (run->started)
         return; /* a reconnect: the reads are under way */
     run->started = 1;
-    char key[SFL_KEY_LEN];
-    snprintf(key, sizeof(key), "%s:accounts", sfl_store_ns(app->store));
-    const char *argv[2] = {"SMEMBERS", key};
-    if (sfl_store_command(app->store, on_members, run, 2, argv) < 0)
+    if (sfl_described_read(app->store, on_described, run) < 0)
         sfl_app_fail(app, "status: Redis went away");
 }
 
@@ -606,10 +501,9 @@ int sfl_cmd_status_history(int argc, char **argv)
         rc = sfl_app_run(&run.app, conf->connect_timeout_ms * 2);
         sfl_app_close(&run.app);
     }
-    for (size_t i = 0; i < run.nlogins; i++) {
-        free(run.logins[i].accounts);
-        cJSON_Delete(run.logins[i].doc);
-    }
-    free(run.logins);
+    for (size_t i = 0; run.docs && i < run.nlogins; i++)
+        cJSON_Delete(run.docs[i]);
+    free(run.docs);
+    sfl_described_logins_free(run.logins, run.nlogins);
     return rc;
 }

@@ -411,7 +411,7 @@ int sfl_history_read(sfl_store *st, const sfl_history_query *q, sfl_history_fn *
         return -1;
     c->fn = fn;
     c->arg = arg;
-    c->conf_limit = q->limit ? *q->limit : -1;
+    c->conf_limit = -1;
     snprintf(c->login, sizeof(c->login), "%s", q->login);
     /* Only hours some retention may still hold, and at least one. */
     int64_t lo = q->range.from_s, hi = q->range.to_s;

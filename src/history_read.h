@@ -70,7 +70,6 @@ typedef void sfl_history_fn(cJSON *doc, int garbled, const char *err, void *arg)
 typedef struct sfl_history_query {
     const char *login;         /* its id */
     const char *conf_key;      /* its conf hash, for limit_now; NULL: the last limit recorded */
-    const long long *limit;    /* or its effective limit as the caller read it (conf_key NULL) */
     const long long *accounts; /* the accounts that use it ("accounts") */
     size_t naccounts;
     sfl_history_range range;

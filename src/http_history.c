@@ -15,8 +15,8 @@
  */
 #include "http_api_int.h"
 
-#include "accounts.h"
 #include "app.h"
+#include "described.h"
 #include "history_read.h"
 #include "keys.h"
 #include "limiter.h"
@@ -93,54 +93,35 @@ static void find_in_route(const sfl_route *rt, void *arg)
 
 /*--- GET /v1/history -------------------------------------------------------*/
 
-/* A login this node does not route: looked for in the accounts Redis
- * describes (accounts.h's fetch), its accounts and limit taken from there. */
+/* A login this node does not route: looked for among those Redis describes
+ * (described.h); its accounts from there, its limit from its conf. */
 typedef struct unrouted {
     pending *p;
     sfl_history_query q;
     char login[SFL_LOGIN_ID_LEN];
 } unrouted;
 
-#define UNROUTED_ACCOUNTS 64
-
 static void on_history(cJSON *doc, int garbled, const char *err, void *arg);
 
-static void on_described(cJSON *doc, const char *err, void *arg)
+static void on_described(const sfl_described *d, const char *err, void *arg)
 {
     unrouted *u = arg;
     pending *p = u->p;
-    long long accounts[UNROUTED_ACCOUNTS], limit = -1;
-    size_t n = 0;
-    const cJSON *a, *list = doc ? cJSON_GetObjectItemCaseSensitive(doc, "accounts") : NULL;
-    cJSON_ArrayForEach(a, list)
-    {
-        const cJSON *l;
-        cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(a, "logins"))
-        {
-            const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "id"));
-            const cJSON *acc = cJSON_GetObjectItemCaseSensitive(a, "id");
-            const cJSON *eff = cJSON_GetObjectItemCaseSensitive(l, "effective_limit");
-            if (!id || strcmp(id, u->login) != 0 || !cJSON_IsNumber(acc))
-                continue;
-            if (n < UNROUTED_ACCOUNTS)
-                accounts[n++] = (long long)acc->valuedouble;
-            if (limit < 0 && cJSON_IsNumber(eff))
-                limit = (long long)eff->valuedouble;
-        }
-    }
+    const sfl_described_login *l = d ? sfl_described_find(d->logins, d->nlogins, u->login) : NULL;
     if (p->gone) {
         sfl_http_pending_free(p);
-    } else if (!doc) {
+    } else if (!d) {
         sfl_http_reply_error(p->req, 503, "%s", err);
         sfl_http_pending_free(p);
-    } else if (n == 0) {
+    } else if (!l) {
         sfl_http_reply_error(p->req, 404, "unknown login \"%s\"", u->login);
         sfl_http_pending_free(p);
     } else {
-        /* The fetch read the login's conf already: its effective limit. */
-        u->q.limit = limit >= 0 ? &limit : NULL;
-        u->q.accounts = accounts;
-        u->q.naccounts = n;
+        char conf[SFL_KEY_LEN];
+        snprintf(conf, sizeof(conf), "%sconf", l->prefix);
+        u->q.conf_key = conf; /* the query is copied */
+        u->q.accounts = l->accounts;
+        u->q.naccounts = l->naccounts;
         if (sfl_history_read(p->h->node.app->store, &u->q, on_history, p) < 0) {
             sfl_http_reply_error(p->req, 503, "Redis is not reachable");
             sfl_http_pending_free(p);
@@ -162,7 +143,7 @@ static void ask_redis(sfl_http *h, struct evhttp_request *req, const sfl_history
     u->q = *q;
     snprintf(u->login, sizeof(u->login), "%s", q->login);
     u->q.login = u->login;
-    if (sfl_accounts_fetch(h->node.app->store, on_described, u) < 0) {
+    if (sfl_described_read(h->node.app->store, on_described, u) < 0) {
         free(u);
         sfl_http_pending_free(p);
         sfl_http_reply_error(req, 503, "Redis is not reachable");

@@ -465,6 +465,63 @@ Test(history_read, cli_table_every_login)
     cli_free(&o);
 }
 
+/* Every reader of what Redis describes takes the same logins from it:
+ * GET /v1/accounts, GET /v1/history and status --history. An entry whose
+ * id is not a login id is not a login (its history could not be asked
+ * for); an account left with none is one login named after it. */
+Test(history_read, described_logins_are_one_reading)
+{
+    th_redis_int(&redis, "SADD sfl:accounts 6 8");
+    freeReplyObject(th_redis(&redis, "HSET sfl:{a:8}:conf logins %s",
+                             "[{\"id\":\"bad id\",\"keys\":\"sfl:{a:8}:l:bad:\"},"
+                             "{\"id\":\"x-2\",\"reserve\":1,\"keys\":\"sfl:{a:8}:l:x-2:\"}]"));
+    freeReplyObject(th_redis(&redis, "HSET sfl:{a:8}:l:x-2:conf max_streams 3 panel_max 2"));
+    freeReplyObject(th_redis(&redis, "HSET sfl:{a:6}:conf logins %s",
+                             "[{\"id\":\"no/such\",\"keys\":\"sfl:{a:6}:\"}]"));
+    hset("x-2", base + 60, "0,1,60000,3");
+    hset("6", base + 60, "0,1,60000,1");
+
+    th_http_resp r = get("/v1/accounts");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const char *want[][2] = {{"6", "6"}, {"8", "x-2"}};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *a, *found = NULL;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItem(r.json, "accounts"))
+        {
+            if (num(a, "id") == atof(want[i][0]))
+                found = a;
+        }
+        cr_assert_not_null(found, "no account %s: %s", want[i][0], r.body);
+        const cJSON *logins = cJSON_GetObjectItem(found, "logins");
+        cr_expect_eq(cJSON_GetArraySize(logins), 1, "account %s: %s", want[i][0], r.body);
+        const cJSON *l = cJSON_GetArrayItem(logins, 0);
+        cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(l, "id")), want[i][1]);
+        cr_expect_eq(num(l, "reserve"), i == 1 ? 1 : 0);
+        cr_expect_eq(num(l, "effective_limit"), i == 1 ? 2 : -1, "%s", r.body);
+    }
+    th_http_free(&r);
+
+    /* x-2's history: its account, and its effective limit (panel_max caps 3). */
+    r = get("/v1/history?login=x-2&from=%lld&to=%lld", base, base + 3600);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const cJSON *acc = cJSON_GetObjectItem(r.json, "accounts");
+    cr_assert_eq(cJSON_GetArraySize(acc), 1, "%s", r.body);
+    cr_expect_eq(cJSON_GetArrayItem(acc, 0)->valuedouble, 8);
+    cr_expect_eq(num(r.json, "limit_now"), 2, "%s", r.body);
+    th_http_free(&r);
+    r = get("/v1/history?login=6&from=%lld&to=%lld", base, base + 3600);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    th_http_free(&r);
+
+    cli_out o = cli((const char *[]){"--since", base_iso, "--step", "15m", NULL});
+    cr_assert_eq(o.code, 0, "exit %d: %s", o.code, o.err);
+    cr_expect_not_null(strstr(o.out, "login 6 (account 6)"), "%s", o.out);
+    cr_expect_not_null(strstr(o.out, "login x-2 (account 8)  limit now 2"), "%s", o.out);
+    cr_expect_null(strstr(o.out, "bad id"), "%s", o.out);
+    cr_expect_null(strstr(o.out, "no/such"), "%s", o.out);
+    cli_free(&o);
+}
+
 Test(history_read, cli_refusals)
 {
     const struct {
