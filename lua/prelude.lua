@@ -130,10 +130,25 @@ end
 -- the keys before (another version of these scripts too), no key is given
 -- an expiry earlier than its data needs; and it is pushed out only when it
 -- would fall short, not on every call.
+--
+-- A key with no TTL was made by this call (Redis deletes a sorted set or
+-- hash when it empties; the next write makes it again): a queue whose first
+-- ticket this is, a login's leases whose first lease this is. Only that key
+-- and its twin (waiters:exp; holders) need one: from the latest expiry
+-- (deadline) in the pair, read, as always; the other keys keep theirs. On
+-- a login of 1 with one node waiting the queue empties at every hand-off.
 local function keep_keys(now, last, pttl_key, force, b, w)
     if not force then
         local left = redis.call('PTTL', pttl_key)
         if left >= 0 and now + left >= last + KEEP_MS then
+            return
+        end
+        local pair = left == -1 and (w and pttl_key == KEYS[w] and w + 1 or pttl_key == KEYS[b] and b)
+        if pair then
+            local latest = tonumber(redis.call('ZRANGE', KEYS[pair], -1, -1, 'WITHSCORES')[2]) or 0
+            local at = fmt('%d', math.max(last, latest) + KEEP_MS + SLACK_MS)
+            redis.call('PEXPIREAT', pttl_key, at)
+            redis.call('PEXPIREAT', KEYS[pair == b and b + 1 or pair], at)
             return
         end
     end

@@ -63,7 +63,10 @@
 -- script (and its announcement) instead of a release and a denied ask. The
 -- ask adds its ticket's two ZADDs to the script, before the announcement
 -- goes out (Redis delivers it when the script ends). Tickets are reaped only
--- when the oldest may have expired (pop_live_ticket).
+-- when the oldest may have expired (pop_live_ticket). The lease given back
+-- leaves the keys after the hand-off's entry is in them (drop), so that on
+-- a login of 1 they are not deleted and made again without a TTL: 16 calls
+-- per contended cycle there, as at any limit, instead of 23.
 --
 -- An id is never a lease and a queued ticket at once (acquire.lua queues only
 -- ids that hold no lease, and takes an id out of the queue when it makes its
@@ -73,7 +76,30 @@ local now_s = fmt('%d', now)
 local id = ARGV[1]
 local nb = 6 + (#KEYS - 7) / 2
 local nx = ARGV[nb] -- the next ask's id, or nil
-if redis.call('ZREM', KEYS[1], id) == 0 then
+-- The leases, read once: whether id is one of them, and the live others
+-- with the soonest deadline among them (a next ask's retry).
+local FETCH = 8 -- leases read in one call; a login with more is counted instead
+local r = redis.call('ZRANGE', KEYS[1], 0, FETCH - 1, 'WITHSCORES')
+local held, live, soonest = false, 0, nil
+if #r < 2 * FETCH then
+    for i = 1, #r, 2 do
+        local d = tonumber(r[i + 1])
+        if r[i] == id then
+            held = true
+        else
+            soonest = soonest or d
+            if d > now then
+                live = live + 1
+            end
+        end
+    end
+else
+    local mine = tonumber(redis.call('ZSCORE', KEYS[1], id))
+    held = mine ~= nil
+    live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') - ((mine or 0) > now and 1 or 0)
+    soonest = tonumber(r[r[1] == id and 4 or 2])
+end
+if not held then
     redis.call('ZREM', KEYS[5], id)
     redis.call('ZREM', KEYS[6], id)
     redis.call('HDEL', KEYS[2], id)
@@ -89,6 +115,16 @@ if conf[9] then
     nx = nil
 end
 local extra = (tonumber(conf[2]) or 0) + (tonumber(conf[4]) or 0)
+
+-- The lease given back. Where a slot goes on to someone, after that one's
+-- entry is written: a login's leases and holders keys never empty on the
+-- way (Redis would delete them, and the entry written next would make them
+-- again without a TTL, for keep_keys to push out on all five keys: seven
+-- calls more per hand-off on a login of 1).
+local function drop()
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+end
 
 -- The next ask's ticket ttl, at least TICKET_MIN_MS as in acquire.lua.
 local function ticket_ttl()
@@ -107,12 +143,12 @@ end
 -- The next ask denied, answered as acquire.lua answers a denial (its ticket
 -- queued, and its keys kept when keep is set), in_use being the login's;
 -- retry at soonest (the soonest lease deadline, or the window's end).
-local function deny_next(reason, in_use, keep, soonest)
+local function deny_next(reason, in_use, keep, soonest_ms)
     if keep then
         enqueue_next()
         keep_keys(now, now + ticket_ttl(), KEYS[5], false, 1, 5)
     end
-    local retry = soonest and math.max(1, soonest - now) or 1
+    local retry = soonest_ms and math.max(1, soonest_ms - now) or 1
     return {0, retry, in_use, limit, reason, 0, now, 1}
 end
 
@@ -123,10 +159,10 @@ if cooldown > 0 then
     -- the next ask after that (every waiting node asks again by then: a
     -- denial's retry_ms is the soonest deadline) hands it to the oldest ticket.
     local holder = redis.call('HGET', KEYS[2], id)
-    redis.call('HDEL', KEYS[2], id)
     local until_ms = now + cooldown
     redis.call('ZADD', KEYS[1], fmt('%d', until_ms), 'cooldown:' .. id)
     redis.call('HSET', KEYS[2], 'cooldown:' .. id, holder or '{}')
+    drop()
     keep_keys(now, until_ms, KEYS[1], false, 1, 5)
     if nx and limit then
         local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
@@ -134,28 +170,16 @@ if cooldown > 0 then
     end
     return 1
 end
-redis.call('HDEL', KEYS[2], id)
 
--- The live leases left, and the soonest deadline (a next ask's retry).
-local FETCH = 8 -- leases read in one call; a login with more is counted instead
-local r = redis.call('ZRANGE', KEYS[1], 0, FETCH - 1, 'WITHSCORES')
-local live, soonest = 0, tonumber(r[2])
-if #r < 2 * FETCH then
-    for i = 2, #r, 2 do
-        if tonumber(r[i]) > now then
-            live = live + 1
-        end
-    end
-else
-    live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf')
-end
 live = live + extra
 local max_age = tonumber(conf[6]) or 0
 local stale = max_age > 0 and now - (tonumber(conf[5]) or 0) > max_age
 if not limit then
+    drop()
     return 1 -- no conf: a next ask goes as acquire.lua, which restores it
 end
 if stale or (limit > 0 and live >= limit) then
+    drop()
     if nx then
         return deny_next(stale and 'stale' or 'full', live, true, soonest)
     end
@@ -167,6 +191,7 @@ end
 -- next ask gives it).
 local recover_until = epoch_window(now, nx and ARGV[nb + 5] or nil)
 if now < recover_until then
+    drop()
     if nx then
         return deny_next('recovering', live, true, recover_until)
     end
@@ -195,12 +220,13 @@ else
 end
 if head and head ~= nx then
     local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
+    drop()
     if not nx then
         keep_keys(now, deadline, KEYS[1], fresh, 1, w)
         return 1
     end
-    -- The leases key may be new (the release emptied it); the queue is not
-    -- (it holds the next ask's ticket): its TTL is the leases key's.
+    -- The queue holds the next ask's ticket: one keep_keys of the leases
+    -- key covers it too.
     local ticket_until = now + ticket_ttl()
     keep_keys(now, math.max(deadline, ticket_until), KEYS[1], fresh, 1, w)
     if w ~= 5 then
@@ -214,7 +240,9 @@ elseif nx then
     local deadline = now + tonumber(ARGV[nb + 2])
     redis.call('HSET', KEYS[2], nx, holder_json(ARGV[nb + 3], ARGV[nb + 4], now, fence))
     redis.call('ZADD', KEYS[1], fmt('%d', deadline), nx)
+    drop()
     keep_keys(now, deadline, KEYS[1], fresh, 1, 5)
     return {1, fence, deadline, live + 1, limit, 1, 1}
 end
+drop()
 return 1

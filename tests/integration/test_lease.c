@@ -965,6 +965,46 @@ Test(lease, keys_outlive_every_deadline_and_ticket)
     cr_assert_eq(th_redis_int(&redis, "PTTL sfl:{a:25}:conf"), -1);
 }
 
+/* A key made again by the call that writes into it (Redis deleted it when
+ * it emptied: the last lease released, the last ticket served) gets its TTL
+ * from what it holds, past the latest deadline (ticket expiry) in it by the
+ * keep time (10 s), as every other key does. */
+Test(lease, keys_made_again_outlive_their_data)
+{
+    th_account(&redis, 47, 1);
+    redisReply *r = script("acquire", 47, "first:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    r = script("release", 47, "first:1", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:47}:leases"), 0);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:47}:holders"), 0);
+    cr_assert_eq(th_redis_int(&redis, "EXISTS sfl:{a:47}:fence"), 1);
+    /* The next lease makes the leases and holders keys again. */
+    r = script("acquire", 47, "second:1", 20000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    const char *login[] = {"leases", "holders"};
+    for (int i = 0; i < 2; i++) {
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:47}:%s", login[i]);
+        cr_assert_gt(ttl, 20000 + 9000, "%s expires in %lld ms: not 10 s past the lease's 20 s",
+                     login[i], ttl);
+    }
+    /* The first ticket makes the queue. */
+    r = script("acquire", 47, "waiting:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    const char *queue[] = {"waiters", "waiters:exp"};
+    for (int i = 0; i < 2; i++) {
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:47}:%s", queue[i]);
+        cr_assert_gt(ttl, 4000 + 9000, "%s expires in %lld ms: not 10 s past the 4 s ticket's",
+                     queue[i], ttl);
+    }
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:47}:leases"), 20000);
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:47}:fence"), 0);
+}
+
 /* A release with nobody queued announces nothing: every waiting node has a
  * ticket queued, so there is nobody to wake. */
 static long long publish_calls(void)
@@ -1410,6 +1450,55 @@ Test(lease, release_grants_the_next_try_when_nobody_waits)
     cr_assert_eq(in_use(44), 0);
     cr_assert_eq(in_use(45), 0);
     tc_free(a);
+}
+
+/* How many times Redis ran a command (INFO commandstats), scripts' calls
+ * included. */
+static long long command_calls(const char *name)
+{
+    redisReply *r = th_redis(&redis, "INFO commandstats");
+    char key[64];
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
+    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, key) : NULL;
+    long long n = at ? atoll(at + strlen(key)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* On a login of 1 every release hands the one slot over: the lease given
+ * back leaves after the hand-off's entry is in, so the leases and holders
+ * keys are never emptied (Redis would delete them) and made again without
+ * a TTL, which keep_keys would then push out on all five keys with every
+ * hand-off. The keys keep a TTL past every deadline all along. */
+Test(lease, handoff_on_a_login_of_one_keeps_its_keys)
+{
+    th_account(&redis, 46, 1);
+    tclient *c[2] = {tc_new("keepa", 5000, 1000, 500), tc_new("keepb", 5000, 1000, 500)};
+    slot s[2];
+    ask(c[0], 46, 3000, &s[0]);
+    got(&s[0], 3000);
+    long long one[2] = {46, 1};
+    long long before = command_calls("pexpireat");
+    for (int i = 0; i < 10; i++) {
+        int holder = i % 2, next = 1 - holder;
+        ask(c[next], 46, 10000, &s[next]);
+        cr_assert(th_loop_until(base, waiters_are, one, 3000), "cycle %d: no ticket queued", i);
+        sfl_lease_release(s[holder].lease);
+        got(&s[next], 3000);
+        cr_assert_eq(in_use(46), 1, "cycle %d: %lld leases on a login of 1", i, in_use(46));
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:46}:leases");
+        cr_assert_gt(ttl, 5000, "cycle %d: the leases key's TTL is %lld", i, ttl);
+        cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:46}:holders"), 5000, "cycle %d", i);
+    }
+    long long pushed = command_calls("pexpireat") - before;
+    cr_assert_leq(pushed, 25, "%lld PEXPIREATs over 10 hand-offs: the keys were made again",
+                  pushed);
+    fprintf(stderr, "handoff_on_a_login_of_one: %lld PEXPIREATs over 10 hand-offs\n", pushed);
+    sfl_lease_release(s[0].lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c[0], c[1], NULL}, 5000));
+    cr_assert_eq(in_use(46), 0);
+    tc_free(c[0]);
+    tc_free(c[1]);
 }
 
 /* release.lua's next ask by hand (the keys and arguments lease_script.c
