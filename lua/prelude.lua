@@ -137,18 +137,26 @@ end
 -- and its twin (waiters:exp; holders) need one: from the latest expiry
 -- (deadline) in the pair, read, as always; the other keys keep theirs. On
 -- a login of 1 with one node waiting the queue empties at every hand-off.
+-- So a queue and its login's keys may have different TTLs: a call that
+-- writes into both keeps each by its own.
 local function keep_keys(now, last, pttl_key, force, b, w)
     if not force then
         local left = redis.call('PTTL', pttl_key)
         if left >= 0 and now + left >= last + KEEP_MS then
             return
         end
-        local pair = left == -1 and (w and pttl_key == KEYS[w] and w + 1 or pttl_key == KEYS[b] and b)
-        if pair then
-            local latest = tonumber(redis.call('ZRANGE', KEYS[pair], -1, -1, 'WITHSCORES')[2]) or 0
+        -- The key's twin, and the sorted set of the pair's expiries.
+        local twin, expiries
+        if left == -1 and w and pttl_key == KEYS[w] then
+            twin, expiries = KEYS[w + 1], KEYS[w + 1]
+        elseif left == -1 and pttl_key == KEYS[b] then
+            twin, expiries = KEYS[b + 1], KEYS[b]
+        end
+        if twin then
+            local latest = tonumber(redis.call('ZRANGE', expiries, -1, -1, 'WITHSCORES')[2]) or 0
             local at = fmt('%d', math.max(last, latest) + KEEP_MS + SLACK_MS)
             redis.call('PEXPIREAT', pttl_key, at)
-            redis.call('PEXPIREAT', KEYS[pair == b and b + 1 or pair], at)
+            redis.call('PEXPIREAT', twin, at)
             return
         end
     end

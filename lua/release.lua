@@ -65,8 +65,9 @@
 -- goes out (Redis delivers it when the script ends). Tickets are reaped only
 -- when the oldest may have expired (pop_live_ticket). The lease given back
 -- leaves the keys after the hand-off's entry is in them (drop), so that on
--- a login of 1 they are not deleted and made again without a TTL: 16 calls
--- per contended cycle there, as at any limit, instead of 23.
+-- a login of 1 they are not deleted and made again without a TTL: 17 calls
+-- per contended cycle there, as at any limit (the queue's TTL is checked on
+-- its own: one PTTL), instead of 23.
 --
 -- An id is never a lease and a queued ticket at once (acquire.lua queues only
 -- ids that hold no lease, and takes an id out of the queue when it makes its
@@ -221,17 +222,13 @@ end
 if head and head ~= nx then
     local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
     drop()
+    keep_keys(now, deadline, KEYS[1], fresh, 1, w)
     if not nx then
-        keep_keys(now, deadline, KEYS[1], fresh, 1, w)
         return 1
     end
-    -- The queue holds the next ask's ticket: one keep_keys of the leases
-    -- key covers it too.
-    local ticket_until = now + ticket_ttl()
-    keep_keys(now, math.max(deadline, ticket_until), KEYS[1], fresh, 1, w)
-    if w ~= 5 then
-        keep_keys(now, ticket_until, KEYS[5], false, 1, 5)
-    end
+    -- The next ask's ticket, queued above, is kept by its queue's own TTL:
+    -- a queue and the login's keys do not always share one (keep_keys).
+    keep_keys(now, now + ticket_ttl(), KEYS[5], false, 1, 5)
     return deny_next('full', live + 1, false, math.min(soonest or deadline, deadline))
 elseif nx then
     -- Nobody older waits: the slot is the next ask's lease, as acquire.lua

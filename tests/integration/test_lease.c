@@ -1517,6 +1517,35 @@ static redisReply *release_next(long long account, const char *lease, const char
                     s->text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], lease, account, next);
 }
 
+/* A release that hands its slot over and queues the next ask keeps the
+ * queue's keys by the queue's own TTL, not by the leases key's: the two
+ * are not kept together (a queue made again gets a TTL of its own), and a
+ * queue left short would expire with the next ask's ticket in it. */
+Test(lease, release_next_ask_keeps_the_queue_past_its_ticket)
+{
+    th_account(&redis, 48, 1);
+    freeReplyObject(script("acquire", 48, "long:1", 60000)); /* the leases key: ~70 s */
+    redisReply *r = script("acquire", 48, "w:1", 5000);      /* queued */
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    /* The queue's TTL well short of what the next ask's ticket (9 s) needs,
+     * as another writer, or time, may leave it. */
+    th_redis_int(&redis, "PEXPIRE sfl:{a:48}:waiters 3000");
+    th_redis_int(&redis, "PEXPIRE sfl:{a:48}:waiters:exp 3000");
+    r = release_next(48, "long:1", "next:1");
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(reply_int(r, 0), 0, "the next ask was granted past w:1");
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:48}:holders w:1"), 1);
+    cr_assert(th_redis_int(&redis, "ZSCORE sfl:{a:48}:waiters next:1") > 0);
+    const char *queue[] = {"waiters", "waiters:exp"};
+    for (int i = 0; i < 2; i++) {
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:48}:%s", queue[i]);
+        cr_assert_gt(ttl, 9000 + 9000, "%s expires in %lld ms: not 10 s past the 9 s ticket's",
+                     queue[i], ttl);
+    }
+}
+
 Test(lease, release_next_ask_is_denied_when_full_or_recovering)
 {
     th_account(&redis, 42, 2);
