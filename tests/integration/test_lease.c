@@ -1005,32 +1005,36 @@ Test(lease, keys_made_again_outlive_their_data)
     cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:47}:fence"), 0);
 }
 
-/* A release with nobody queued announces nothing: every waiting node has a
- * ticket queued, so there is nobody to wake. */
-static long long publish_calls(void)
+/* How many times Redis ran a command (INFO commandstats), scripts' calls
+ * included. */
+static long long command_calls(const char *name)
 {
     redisReply *r = th_redis(&redis, "INFO commandstats");
-    const char *p = strstr(r->str, "cmdstat_publish:calls=");
-    long long n = p ? atoll(p + strlen("cmdstat_publish:calls=")) : 0;
+    char key[64];
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
+    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, key) : NULL;
+    long long n = at ? atoll(at + strlen(key)) : 0;
     freeReplyObject(r);
     return n;
 }
 
+/* A release with nobody queued announces nothing: every waiting node has a
+ * ticket queued, so there is nobody to wake. */
 Test(lease, release_with_nobody_queued_is_not_announced)
 {
     th_account(&redis, 26, 1);
     freeReplyObject(script("acquire", 26, "a:1", 5000));
-    long long before = publish_calls();
+    long long before = command_calls("publish");
     redisReply *r = script("release", 26, "a:1", 0);
     cr_assert_eq(r->integer, 1);
     freeReplyObject(r);
-    cr_assert_eq(publish_calls(), before, "a release with nobody queued was announced");
+    cr_assert_eq(command_calls("publish"), before, "a release with nobody queued was announced");
     /* With a ticket queued, the release is announced (to its node). */
     freeReplyObject(script("acquire", 26, "b:1", 5000));
     freeReplyObject(script("acquire", 26, "c:1", 5000));
-    before = publish_calls();
+    before = command_calls("publish");
     freeReplyObject(script("release", 26, "b:1", 0));
-    cr_assert_eq(publish_calls(), before + 1, "the hand-off was not announced");
+    cr_assert_eq(command_calls("publish"), before + 1, "the hand-off was not announced");
 }
 
 /*--- Starting on a hand-off ------------------------------------------------*/
@@ -1450,19 +1454,6 @@ Test(lease, release_grants_the_next_try_when_nobody_waits)
     cr_assert_eq(in_use(44), 0);
     cr_assert_eq(in_use(45), 0);
     tc_free(a);
-}
-
-/* How many times Redis ran a command (INFO commandstats), scripts' calls
- * included. */
-static long long command_calls(const char *name)
-{
-    redisReply *r = th_redis(&redis, "INFO commandstats");
-    char key[64];
-    snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
-    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, key) : NULL;
-    long long n = at ? atoll(at + strlen(key)) : 0;
-    freeReplyObject(r);
-    return n;
 }
 
 /* On a login of 1 every release hands the one slot over: the lease given
