@@ -151,8 +151,9 @@ int sfl_limiter_release_take_try(sfl_limiter *lim, try_ctx *t);
 /* The answer to a wait's ask made by a release (sent 1), or the release
  * that was to make it not sent (sent 0, r NULL); frees a cancelled wait. */
 void sfl_limiter_wait_next_answer(sfl_wait *w, struct redisReply *r, int sent);
-/* The same for a try; a try whose release is dropped unsent at teardown is
- * freed by sfl_limiter_try_forget (no callback). */
+/* The same for a try (not made: held back for sfl_limiter_resume_deferred,
+ * which the caller runs next); a try whose release is dropped unsent at
+ * teardown is freed by sfl_limiter_try_forget (no callback). */
 void sfl_limiter_try_next_answer(try_ctx *t, struct redisReply *r, int sent);
 void sfl_limiter_try_forget(try_ctx *t);
 

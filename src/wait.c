@@ -137,12 +137,9 @@ void sfl_limiter_try_next_answer(try_ctx *t, redisReply *r, int sent)
         return;
     }
     /* The release made no ask (the lease was gone, or no conf), or was not
-     * sent: the try asks the usual way, behind any other release owed. */
-    if (sfl_limiter_release_in_flight(t->lim, t->account)) {
-        t->deferred = 1; /* sfl_limiter_resume_deferred sends it */
-        return;
-    }
-    try_resume(t);
+     * sent: the try asks the usual way, behind any other release owed, from
+     * sfl_limiter_resume_deferred, which the caller runs next. */
+    t->deferred = 1;
 }
 
 void sfl_limiter_try_forget(try_ctx *t)

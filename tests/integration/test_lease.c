@@ -1448,6 +1448,19 @@ Test(lease, release_grants_the_next_try_when_nobody_waits)
     cr_assert(th_loop_until(base, try_done, &t3, 3000));
     cr_assert_eq(t3.status, SFL_TRY_GRANTED);
     cr_assert_eq(asked_in_release(a), 1, "a try of a later turn rode in the release");
+    /* A release that finds its lease gone from Redis makes no ask: the try
+     * riding in it then asks on its own, and is answered. */
+    th_redis_int(&redis, "ZREM sfl:{a:44}:leases %s", sfl_lease_id(t3.lease));
+    uint64_t sent = tc_commands(a);
+    tried t4 = {0};
+    sfl_lease_release(t3.lease);
+    cr_assert_eq(sfl_limiter_try(a->lim, 44, "after", NULL, on_tried, &t4), 0);
+    cr_assert(th_loop_until(base, try_done, &t4, 3000), "the try was never answered");
+    cr_assert_eq(t4.status, SFL_TRY_GRANTED, "status %d", t4.status);
+    cr_assert_eq(tc_commands(a) - sent, 2, "%llu scripts: the release, then the try",
+                 (unsigned long long)(tc_commands(a) - sent));
+    cr_assert_eq(in_use(44), 1);
+    t3 = t4;
     sfl_lease_release(t3.lease);
     sfl_lease_release(t2.lease);
     cr_assert(th_loop_until(base, all_released, (tclient *[]){a, NULL}, 5000));
