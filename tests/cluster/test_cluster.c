@@ -1042,21 +1042,27 @@ static int live_leases_of(const cl_opts *o, const char *node)
 
 typedef struct cut_ready {
     const cl_opts *o;
-    const char *node;
+    cl_node *node;     /* out: the node to cut */
     long long account; /* out */
 } cut_ready;
 
-/* The moment worth cutting at: node holds a lease of an account for which
+/* The moment worth cutting at: a node holds a lease of an account for which
  * another node's ticket is already waiting, so the slot is handed over the
- * instant Redis lets the lease go. A node that stopped late would overlap. */
+ * instant Redis lets the lease go. A node that stopped late would overlap.
+ * Whichever node gets there first is cut: which node claims which entries
+ * is the queue's doing, and one whose tickets all came last holds each
+ * account only after everyone else, with nobody left waiting. */
 static int cut_is_ready(void *arg)
 {
     cut_ready *c = arg;
-    for (size_t a = 0; a < c->o->nacc; a++)
-        if (holds(c->o->acc[a].id, c->node) && waited_for_elsewhere(c->o->acc[a].id, c->node)) {
-            c->account = c->o->acc[a].id;
-            return 1;
-        }
+    for (int i = 0; i < NNODES; i++)
+        for (size_t a = 0; a < c->o->nacc; a++)
+            if (holds(c->o->acc[a].id, cl.nodes[i].id) &&
+                waited_for_elsewhere(c->o->acc[a].id, cl.nodes[i].id)) {
+                c->node = &cl.nodes[i];
+                c->account = c->o->acc[a].id;
+                return 1;
+            }
     return 0;
 }
 
@@ -1089,11 +1095,12 @@ static int provider_violations(void)
     return (int)th_provider_stat(&cl.prov, "violations");
 }
 
-/* node2 holds a lease, with another node's ticket waiting for it, when its
+/* A node holds a lease, with another node's ticket waiting for it, when its
  * link to Redis is cut; it still reaches the provider. It must stop its check
  * before Redis can hand the slot over (the provider sees no overlap), the
- * waiting node takes the account over, and when the link returns node2
- * rejoins without a restart. stubborn: node2's check ignores SIGTERM. */
+ * waiting node takes the account over, and when the link returns the cut
+ * node rejoins without a restart. stubborn: every node's check ignores
+ * SIGTERM (the cut one is known only then). */
 static void link_cut(const char *name, int stubborn)
 {
     static const cl_account acc[] = {{21, 1, 1}, {22, 1, 1}, {23, 1, 1}};
@@ -1107,8 +1114,8 @@ static void link_cut(const char *name, int stubborn)
                  .renew_ms = 1000,
                  .safety_ms = 700,
                  .allow_netns = 1};
-    if (stubborn)
-        o.check_cmd[1] = "[\"sh\", \"-c\", \"trap '' TERM; exec curl -sS -f --max-time 30 "
+    for (int i = 0; i < NNODES && stubborn; i++)
+        o.check_cmd[i] = "[\"sh\", \"-c\", \"trap '' TERM; exec curl -sS -f --max-time 30 "
                          "-o /dev/null \\\"$1\\\"\", \"sh\", \"{url}\"]";
     cl_up(&o);
     if (!cl.netns)
@@ -1121,31 +1128,30 @@ static void link_cut(const char *name, int stubborn)
     snprintf(streams, sizeof(streams), "%s/streams.json", cl.dir);
     snprintf(results, sizeof(results), "%s/results.jsonl", cl.dir);
     write_streams(streams, (const long long(*)[3])s, ns);
-    cl_node *cut = &cl.nodes[1];
-
     int64_t t0 = th_now_ms();
     submit_start(streams, results);
-    cut_ready cr = {&o, cut->id, 0};
+    cut_ready cr = {&o, NULL, 0};
     cr_assert(th_until(cut_is_ready, &cr, 25000),
-              "node2 never held a lease that another node was waiting for");
+              "no node held a lease that another node was waiting for");
+    cl_node *cut = cr.node;
     int run[NNODES];
     for (int i = 0; i < NNODES; i++)
         run[i] = node_running(&cl.nodes[i]);
     cr_assert_eq(sh("ip link set %s down", cut->veth_redis), 0, "cannot cut %s", cut->veth_redis);
     int64_t t_cut = th_now_ms();
     fprintf(stderr,
-            "cluster: %s: cut node2's Redis link at %lld ms; it held account %lld, "
+            "cluster: %s: cut %s's Redis link at %lld ms; it held account %lld, "
             "another node's ticket waiting; running per node %d/%d/%d\n",
-            name, (long long)(t_cut - t0), cr.account, run[0], run[1], run[2]);
+            name, cut->id, (long long)(t_cut - t0), cr.account, run[0], run[1], run[2]);
 
-    cr_assert(th_until(node_log_lost, cut, 5000), "node2 never said a lease was lost");
+    cr_assert(th_until(node_log_lost, cut, 5000), "%s never said a lease was lost", cut->id);
     int64_t t_lost = th_now_ms() - t_cut;
     holder_check hc = {cr.account, cut->id};
     cr_assert(th_until(held_elsewhere, &hc, 20000), "no other node took account %lld over",
               cr.account);
     int64_t t_over = th_now_ms() - t_cut;
     int running = node_running(cut);
-    /* Read after running: node2, cut off, renews nothing, so a lease live now
+    /* Read after running: the cut node, renews nothing, so a lease live now
      * was live then. Its checks of other accounts may still hold full leases
      * (a lease started on a hand-off keeps only the hold's short deadline
      * until its take-over, so it can lapse well before the others). */
@@ -1155,27 +1161,27 @@ static void link_cut(const char *name, int stubborn)
     usleep(1000 * 1000);
     int v = provider_violations();
     fprintf(stderr,
-            "cluster: %s: node2 said lost %lld ms after the cut, another node held "
+            "cluster: %s: %s said lost %lld ms after the cut, another node held "
             "account %lld %lld ms after the cut; provider violations %d\n",
-            name, (long long)t_lost, cr.account, (long long)t_over, v);
+            name, cut->id, (long long)t_lost, cr.account, (long long)t_over, v);
     assert_provider_clean(&o, "at the take-over");
     cr_assert_leq(running, live,
-                  "node2 still ran %d check(s) without Redis at the take-over, with %d lease(s) "
+                  "%s still ran %d check(s) without Redis at the take-over, with %d lease(s) "
                   "still counted there",
-                  running, live);
+                  cut->id, running, live);
 
-    /* The registry key lapses (TTL 10 s) while node2 is cut off... */
-    cr_assert(th_until(node_key_gone, cut, 15000), "sfl:node:node2 outlived its TTL");
+    /* The registry key lapses (TTL 10 s) while the node is cut off... */
+    cr_assert(th_until(node_key_gone, cut, 15000), "sfl:node:%s outlived its TTL", cut->id);
     int64_t t_gone = th_now_ms() - t_cut;
     cr_assert_eq(sh("ip link set %s up", cut->veth_redis), 0, "cannot restore %s", cut->veth_redis);
     int64_t t_up = th_now_ms();
     /* ...and comes back, from the same process, once the link does. */
-    cr_assert(th_until(node_key_back, cut, 12000), "node2 did not rejoin within 12 s");
+    cr_assert(th_until(node_key_back, cut, 12000), "%s did not rejoin within 12 s", cut->id);
     int64_t t_back = th_now_ms() - t_up;
-    cr_assert(th_until(node_redis_up, cut, 5000), "node2's /healthz does not say redis up");
-    cr_assert(th_alive(cut->pid), "node2 exited");
-    cr_assert_eq(rint_("HGET sfl:node:node2 pid"), (long long)cut->pid,
-                 "sfl:node:node2 is not the same process");
+    cr_assert(th_until(node_redis_up, cut, 5000), "%s's /healthz does not say redis up", cut->id);
+    cr_assert(th_alive(cut->pid), "%s exited", cut->id);
+    cr_assert_eq(rint_("HGET sfl:node:%s pid", cut->id), (long long)cut->pid,
+                 "sfl:node:%s is not the same process", cut->id);
 
     submit_finish(90000);
     int64_t makespan = th_now_ms() - t0;
@@ -1195,10 +1201,11 @@ static void link_cut(const char *name, int stubborn)
         }
     }
     fprintf(stderr,
-            "cluster: %s: node2's registry key lapsed %lld ms after the cut; link restored, "
-            "node2 back in Redis %lld ms later; batch %lld ms; LeaseLost results in the "
+            "cluster: %s: %s's registry key lapsed %lld ms after the cut; link restored, "
+            "back in Redis %lld ms later; batch %lld ms; LeaseLost results in the "
             "batch: %d%s\n",
-            name, (long long)t_gone, (long long)t_back, (long long)makespan, lease_lost, lost);
+            name, cut->id, (long long)t_gone, (long long)t_back, (long long)makespan, lease_lost,
+            lost);
 }
 
 Test(cluster, redis_link_cut_mid_check)
@@ -1206,7 +1213,7 @@ Test(cluster, redis_link_cut_mid_check)
     link_cut("redis_link_cut_mid_check", 0);
 }
 
-/* The same cut, but node2's check ignores SIGTERM (as a wrapper script or a
+/* The same cut, but the node's check ignores SIGTERM (as a wrapper script or a
  * slow-to-exit player may). On a lost lease the check must be dead before
  * its Redis deadline whatever its own grace (SIGKILL within half the time
  * left, src/check.c), or the provider refuses the next node. */
