@@ -54,6 +54,13 @@ typedef struct bench_figures {
     long long handoffs; /* how many hand-offs the percentiles are taken over */
     long long negative_handoffs;
     double handoff_same_worker; /* share of them back to the worker that released */
+    /* Share of the window's releases that came less than 1 ms after the
+     * release before them (any worker): slots whose cycles run in step,
+     * released together, make Redis answer their releases in one turn. */
+    double releases_close;
+    /* Hand-off p50 over the releases with no other release within 1 ms
+     * either side: what a release costs when Redis has it alone. */
+    double handoff_alone_p50;
     /* Hand-offs split where the next holder was told by an announcement:
      * release -> announcement seen, announcement -> grant (the take-over ask). */
     long long announced;

@@ -149,6 +149,8 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
     json_num("wait_ms_max", f->wait_max, 0);
     printf("\"jain_fairness\":%.4f,\"max_concurrent_seen\":%d,", f->jain, f->max_concurrent);
     json_num("handoff_same_worker", f->handoff_same_worker, 0);
+    json_num("releases_close", f->releases_close, 0);
+    json_num("handoff_ms_p50_alone", f->handoff_alone_p50, 0);
     /* NaN when INFO could not be read (then cmds_per_cycle is NaN too). */
     json_num("redis_cpu_us_per_cycle",
              isnan(cmds_per_cycle) ? NAN : d->cpu_s * 1e6 / (double)f->cycles, 0);
@@ -163,6 +165,8 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             "  cycles        %lld (%.1f/s)\n"
             "  hand-off ms   p50 %.3f  p90 %.3f  p99 %.3f  (%lld hand-offs%s)\n"
             "                %.1f %% of them back to the worker that released\n"
+            "                %.1f %% of releases < 1 ms after the one before; p50 %.3f over\n"
+            "                the releases alone (none within 1 ms)\n"
             "    of which    release->announcement p50 %.3f p90 %.3f, announcement->grant\n"
             "                p50 %.3f p90 %.3f (over the %lld announced ones)\n"
             "  wait ms       p50 %.3f  p99 %.3f  max %.3f\n"
@@ -175,10 +179,11 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
             o->procs, o->workers, n, o->limit, o->logins, o->logins == 1 ? "" : "s", o->hold_ms,
             o->seconds, f->cycles, f->cycles_per_s, f->handoff_p50, f->handoff_p90, f->handoff_p99,
             f->handoffs, f->negative_handoffs ? ", SOME NEGATIVE" : "",
-            100 * f->handoff_same_worker, f->announce_p50, f->announce_p90, f->takeover_p50,
-            f->takeover_p90, f->announced, f->wait_p50, f->wait_p99, f->wait_max, f->jain,
-            f->max_concurrent, o->limit, f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "",
-            cmds_per_cycle, (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
+            100 * f->handoff_same_worker, 100 * f->releases_close, f->handoff_alone_p50,
+            f->announce_p50, f->announce_p90, f->takeover_p50, f->takeover_p90, f->announced,
+            f->wait_p50, f->wait_p99, f->wait_max, f->jain, f->max_concurrent, o->limit,
+            f->max_concurrent > o->limit ? "  LIMIT EXCEEDED" : "", cmds_per_cycle,
+            (double)d->evalsha / c, (double)d->eval / c, (double)d->publish / c,
             (double)client_cmds / c, (double)denied / c, d->cpu_s * 1e6 / c, client_cpu_us);
     if (lost || not_granted)
         fprintf(stderr, "  leases lost %" PRIu64 ", waits ended without a grant %" PRIu64 "\n",

@@ -116,6 +116,9 @@ static int max_concurrent(const bench_rec *recs, size_t n)
     return best;
 }
 
+/* Two releases closer than this count as together (releases_close). */
+#define RELEASES_CLOSE_NS 1000000
+
 int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long long limit,
                           int64_t start_ns, int64_t end_ns, bench_figures *out)
 {
@@ -126,12 +129,14 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
     double *handoffs = malloc((n + 1) * sizeof(*handoffs));
     double *announce = malloc((n + 1) * sizeof(*announce));
     double *takeover = malloc((n + 1) * sizeof(*takeover));
+    double *alone = malloc((n + 1) * sizeof(*alone));
     long long *per_worker = calloc((size_t)nworkers + 1, sizeof(*per_worker));
-    if (!grants || !releases || !waits || !handoffs || !announce || !takeover || !per_worker)
+    if (!grants || !releases || !waits || !handoffs || !announce || !takeover || !alone ||
+        !per_worker)
         goto done;
 
     *out = (bench_figures){0};
-    size_t ng = 0, nr = 0, nw = 0, nh = 0, na = 0;
+    size_t ng = 0, nr = 0, nw = 0, nh = 0, na = 0, nal = 0;
     for (size_t i = 0; i < n; i++) {
         const bench_rec *r = &recs[i];
         grants[ng++] = r;
@@ -147,7 +152,14 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
     qsort(releases, nr, sizeof(*releases), cmp_rec_release);
     qsort(waits, nw, sizeof(*waits), cmp_double);
 
-    long long same = 0;
+    long long same = 0, close = 0, measured = 0;
+    for (size_t k = 0; k < nr; k++) {
+        int64_t rel = releases[k]->release_ns;
+        if (rel < start_ns || rel >= end_ns || k == 0)
+            continue;
+        measured++;
+        close += rel - releases[k - 1]->release_ns < RELEASES_CLOSE_NS;
+    }
     for (size_t k = 0; k < nr && k + (size_t)limit < ng; k++) {
         int64_t rel = releases[k]->release_ns;
         if (rel < start_ns || rel >= end_ns)
@@ -158,6 +170,9 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
             out->negative_handoffs++;
         same += next->worker == releases[k]->worker;
         handoffs[nh++] = h;
+        if ((k == 0 || rel - releases[k - 1]->release_ns >= RELEASES_CLOSE_NS) &&
+            (k + 1 == nr || releases[k + 1]->release_ns - rel >= RELEASES_CLOSE_NS))
+            alone[nal++] = h;
         if (next->announce_ns > rel && next->announce_ns <= next->grant_ns) {
             announce[na] = (double)(next->announce_ns - rel) / 1e6;
             takeover[na++] = (double)(next->grant_ns - next->announce_ns) / 1e6;
@@ -166,11 +181,14 @@ int bench_figures_compute(const bench_rec *recs, size_t n, int nworkers, long lo
     qsort(handoffs, nh, sizeof(*handoffs), cmp_double);
     qsort(announce, na, sizeof(*announce), cmp_double);
     qsort(takeover, na, sizeof(*takeover), cmp_double);
+    qsort(alone, nal, sizeof(*alone), cmp_double);
 
     out->cycles = (long long)nw;
     out->cycles_per_s = (double)nw / ((double)(end_ns - start_ns) / 1e9);
     out->handoffs = (long long)nh;
     out->handoff_same_worker = nh ? (double)same / (double)nh : NAN;
+    out->releases_close = measured ? (double)close / (double)measured : NAN;
+    out->handoff_alone_p50 = bench_percentile(alone, nal, 50);
     out->handoff_p50 = bench_percentile(handoffs, nh, 50);
     out->handoff_p90 = bench_percentile(handoffs, nh, 90);
     out->handoff_p99 = bench_percentile(handoffs, nh, 99);
@@ -194,6 +212,7 @@ done:
     free(handoffs);
     free(announce);
     free(takeover);
+    free(alone);
     free(per_worker);
     return rc;
 }

@@ -309,8 +309,8 @@ ratio() {
     echo "$header"
     echo "$rule"
     for f in cycles_per_s handoff_ms_p50 handoff_ms_p90 handoff_ms_p99 wait_ms_p99 wait_ms_max \
-        handoff_same_worker jain_fairness max_concurrent_seen redis_cpu_us_per_cycle \
-        redis_commands_per_cycle; do
+        handoff_same_worker releases_close handoff_ms_p50_alone jain_fairness max_concurrent_seen \
+        redis_cpu_us_per_cycle redis_commands_per_cycle; do
         row="| $f |"
         for hold in 20 0; do
             for v in $variants; do

@@ -234,6 +234,8 @@ async function main() {
       `"wait_ms_max":${fmt(f.wait_max)},"jain_fairness":${f.jain.toFixed(4)},` +
       `"max_concurrent_seen":${f.max_concurrent},` +
       `"handoff_same_worker":${fmt(f.handoff_same_worker, 4)},` +
+      `"releases_close":${fmt(f.releases_close, 4)},` +
+      `"handoff_ms_p50_alone":${fmt(f.handoff_alone_p50)},` +
       `"redis_cpu_us_per_cycle":${fmt(cpuPerCycle)},` +
       `"redis_commands_per_cycle":${fmt(perCycle)}}\n`
   );
@@ -250,6 +252,8 @@ async function main() {
       `${fmt(f.handoff_p99)}  (${f.handoffs} hand-offs${f.negative_handoffs ? ', SOME NEGATIVE' : ''})\n` +
       `                ${fmt(100 * f.handoff_same_worker, 1)} % of them back to the worker ` +
       `that released\n` +
+      `                ${fmt(100 * f.releases_close, 1)} % of releases < 1 ms after the one ` +
+      `before; p50 ${fmt(f.handoff_alone_p50)} over the releases alone (none within 1 ms)\n` +
       `  wait ms       p50 ${fmt(f.wait_p50)}  p99 ${fmt(f.wait_p99)}  max ${fmt(f.wait_max)}\n` +
       `  fairness      jain ${f.jain.toFixed(4)}   max holders seen ${f.max_concurrent} ` +
       `(limit ${o.limit})${f.max_concurrent > o.limit ? '  LIMIT EXCEEDED' : ''}\n` +

@@ -74,6 +74,7 @@ function figures(recs, nworkers, limit, start, end) {
   }
   waits.sort(byNumber);
   const handoffs = [];
+  const alone = [];
   let negative = 0;
   let same = 0;
   for (let k = 0; k < releases.length && k + limit < grants.length; k++) {
@@ -82,8 +83,23 @@ function figures(recs, nworkers, limit, start, end) {
     if (h < 0) negative++;
     if (byGrant[k + limit].worker === byRelease[k].worker) same++;
     handoffs.push(h);
+    if (
+      (k === 0 || releases[k] - releases[k - 1] >= 1e6) &&
+      (k + 1 === releases.length || releases[k + 1] - releases[k] >= 1e6)
+    )
+      alone.push(h);
   }
   handoffs.sort(byNumber);
+  alone.sort(byNumber);
+  // Of the window's releases, the share less than 1 ms after the one before
+  // (any worker): slots whose cycles run in step (bench_stats.c).
+  let close = 0;
+  let measured = 0;
+  for (let k = 1; k < releases.length; k++) {
+    if (releases[k] < start || releases[k] >= end) continue;
+    measured++;
+    if (releases[k] - releases[k - 1] < 1e6) close++;
+  }
   return {
     cycles: waits.length,
     cycles_per_s: waits.length / ((end - start) / 1e9),
@@ -92,6 +108,9 @@ function figures(recs, nworkers, limit, start, end) {
     // Of those hand-offs, the share whose next grant went to the worker
     // that had just released (it asked again and got its slot back).
     handoff_same_worker: handoffs.length ? same / handoffs.length : NaN,
+    releases_close: measured ? close / measured : NaN,
+    // Hand-off p50 over the releases with no other within 1 ms either side.
+    handoff_alone_p50: percentile(alone, 50),
     handoff_p50: percentile(handoffs, 50),
     handoff_p90: percentile(handoffs, 90),
     handoff_p99: percentile(handoffs, 99),
