@@ -129,7 +129,9 @@ end
 -- whose TTL pttl_key tells. The TTL is read, never assumed: whoever wrote
 -- the keys before (another version of these scripts too), no key is given
 -- an expiry earlier than its data needs; and it is pushed out only when it
--- would fall short, not on every call.
+-- would fall short, not on every call. (A caller whose write ends no later
+-- than a deadline already in the keys need not call: that deadline's
+-- writer kept them past it. release.lua's hand-off does so.)
 --
 -- A key with no TTL was made by this call (Redis deletes a sorted set or
 -- hash when it empties; the next write makes it again): a queue whose first

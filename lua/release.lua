@@ -65,9 +65,11 @@
 -- goes out (Redis delivers it when the script ends). Tickets are reaped only
 -- when the oldest may have expired (pop_live_ticket). The lease given back
 -- leaves the keys after the hand-off's entry is in them (drop), so that on
--- a login of 1 they are not deleted and made again without a TTL: 17 calls
--- per contended cycle there, as at any limit (the queue's TTL is checked on
--- its own: one PTTL), instead of 23.
+-- a login of 1 they are not deleted and made again without a TTL. A
+-- hand-off whose hold ends before the lease given back would have does not
+-- read the login's TTL (keep_keys kept the keys past that lease's deadline
+-- when it was written): 16 calls per contended cycle, as at any limit (the
+-- queue's TTL is checked on its own: one PTTL), instead of 23.
 --
 -- An id is never a lease and a queued ticket at once (acquire.lua queues only
 -- ids that hold no lease, and takes an id out of the queue when it makes its
@@ -81,12 +83,12 @@ local nx = ARGV[nb] -- the next ask's id, or nil
 -- with the soonest deadline among them (a next ask's retry).
 local FETCH = 8 -- leases read in one call; a login with more is counted instead
 local r = redis.call('ZRANGE', KEYS[1], 0, FETCH - 1, 'WITHSCORES')
-local held, live, soonest = false, 0, nil
+local held, live, soonest, mine = false, 0, nil, nil
 if #r < 2 * FETCH then
     for i = 1, #r, 2 do
         local d = tonumber(r[i + 1])
         if r[i] == id then
-            held = true
+            held, mine = true, d
         else
             soonest = soonest or d
             if d > now then
@@ -95,7 +97,7 @@ if #r < 2 * FETCH then
         end
     end
 else
-    local mine = tonumber(redis.call('ZSCORE', KEYS[1], id))
+    mine = tonumber(redis.call('ZSCORE', KEYS[1], id))
     held = mine ~= nil
     live = redis.call('ZCOUNT', KEYS[1], '(' .. now_s, '+inf') - ((mine or 0) > now and 1 or 0)
     soonest = tonumber(r[r[1] == id and 4 or 2])
@@ -222,7 +224,12 @@ end
 if head and head ~= nx then
     local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
     drop()
-    keep_keys(now, deadline, KEYS[1], fresh, 1, w)
+    if fresh or mine < deadline then
+        -- The hold outlasts the lease given back (or the fence is new):
+        -- its keys' TTL is read. Otherwise whoever wrote that lease's
+        -- deadline kept the keys past it (keep_keys), so past the hold's.
+        keep_keys(now, deadline, KEYS[1], fresh, 1, w)
+    end
     if not nx then
         return 1
     end

@@ -1037,6 +1037,52 @@ Test(lease, release_with_nobody_queued_is_not_announced)
     cr_assert_eq(command_calls("publish"), before + 1, "the hand-off was not announced");
 }
 
+/* A hand-off's hold that ends after the lease given back would have ended
+ * gets the keys' TTL read and pushed past it (here an older writer, by
+ * hand, kept them only just past that lease). A hold that ends before has
+ * the TTL not read at all: that lease's writer kept the keys past its
+ * deadline, so past the hold's. */
+Test(lease, handoff_keeps_keys_past_its_hold)
+{
+    th_account(&redis, 49, 1);
+    redisReply *r = script("acquire", 49, "short:1", 1000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    r = script("acquire", 49, "waiting:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    const char *login[] = {"leases", "holders", "fence"};
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(th_redis(&redis, "PEXPIRE sfl:{a:49}:%s 1500", login[i]));
+    r = script("release", 49, "short:1", 0); /* a hold of 4 s */
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:49}:holders waiting:1"), 1,
+                 "the slot was not handed to the ticket");
+    for (int i = 0; i < 3; i++) {
+        long long ttl = th_redis_int(&redis, "PTTL sfl:{a:49}:%s", login[i]);
+        cr_assert_gt(ttl, 4000 + 9000, "%s expires in %lld ms: not 10 s past the 4 s hold",
+                     login[i], ttl);
+    }
+
+    th_account(&redis, 50, 1);
+    r = script("acquire", 50, "long:1", 60000);
+    cr_assert_eq(reply_int(r, 0), 1);
+    freeReplyObject(r);
+    r = script("acquire", 50, "next:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    long long before = command_calls("pttl");
+    r = script("release", 50, "long:1", 0);
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:50}:holders next:1"), 1,
+                 "the slot was not handed to the ticket");
+    cr_assert_eq(command_calls("pttl"), before,
+                 "a hold inside the 60 s lease given back read the keys' TTL");
+    cr_assert_gt(th_redis_int(&redis, "PTTL sfl:{a:50}:leases"), 60000);
+}
+
 /*--- Starting on a hand-off ------------------------------------------------*/
 
 /* The only waiting ticket of an account (its ZSET's first member), or "". */
