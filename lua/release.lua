@@ -65,11 +65,14 @@
 -- goes out (Redis delivers it when the script ends). Tickets are reaped only
 -- when the oldest may have expired (pop_live_ticket). The lease given back
 -- leaves the keys after the hand-off's entry is in them (drop), so that on
--- a login of 1 they are not deleted and made again without a TTL. A
--- hand-off whose hold ends before the lease given back would have does not
--- read the login's TTL (keep_keys kept the keys past that lease's deadline
--- when it was written): 16 calls per contended cycle, as at any limit (the
--- queue's TTL is checked on its own: one PTTL), instead of 23.
+-- a login of 1 they are not deleted and made again without a TTL: 17 calls
+-- per contended cycle there, as at any limit (the queue's TTL is checked on
+-- its own: one PTTL), instead of 23. A hand-off whose hold ends before the
+-- lease given back would have (a check that ran long enough to be taken
+-- over: a full lease, renewed) does not read the login's TTL: keep_keys
+-- kept the keys past that lease's deadline when it was written. One call
+-- less there; a lease given back while still a hand-off's hold (checks
+-- shorter than a third of handoff_ms) ends before the new hold does.
 --
 -- An id is never a lease and a queued ticket at once (acquire.lua queues only
 -- ids that hold no lease, and takes an id out of the queue when it makes its
