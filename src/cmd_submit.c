@@ -6,6 +6,15 @@
  * by the batch's progress messages (and a slow fallback timer, since
  * pub/sub can drop them), it prints each new result as a JSON line, in the
  * same format as `sflimit check`, until every stream has one.
+ *
+ * Each stream's result is printed once, found by its stream_id, never by
+ * its place in the batch's results list: that list is the same only on one
+ * Redis process. After a failover the new master may lack the last results
+ * the old one had (replication is asynchronous), and holds them again later,
+ * at the end, once a node has checked those streams again; a count of
+ * results read would then skip a result and print another twice. So on every
+ * (re)connect the list is read again from its start, and a stream already
+ * printed is passed over.
  */
 #include "cmd_submit.h"
 
@@ -18,6 +27,7 @@
 #include "store.h"
 #include "streams.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -37,8 +47,12 @@ typedef struct submit {
     int wait;
     int submitted;
     int fetching;
-    long long printed; /* results printed so far */
+    int fetched_on;    /* app.ready_count when the fetch in flight was sent */
+    long long read;    /* elements of the results list read on this connection */
+    long long printed; /* streams whose result is printed */
     long long total;
+    long long *ids;      /* the batch's stream ids, sorted */
+    unsigned char *done; /* done[i]: the result of ids[i] is printed */
     int progress;
     FILE *out;
     struct event *fallback;
@@ -55,6 +69,44 @@ static void progress(submit *s, int final)
     fflush(stderr);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The batch's stream ids, sorted, each not yet printed. -1 when out of memory. */
+static int ids_init(submit *s)
+{
+    size_t n = s->streams->n;
+    s->ids = malloc((n ? n : 1) * sizeof(*s->ids));
+    s->done = calloc(n ? n : 1, 1);
+    if (!s->ids || !s->done)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        s->ids[i] = s->streams->v[i].id;
+    qsort(s->ids, n, sizeof(*s->ids), cmp_id);
+    return 0;
+}
+
+/* The place of the stream a result names in s->ids, or -1 when it names none
+ * of the batch's (not JSON, no stream_id, another id). */
+static long long stream_of(const submit *s, const char *json, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "stream_id");
+    long long at = -1;
+    /* Stream ids are within +-(2^53-1) (streams.c): exact as a double. */
+    if (cJSON_IsNumber(id) && fabs(id->valuedouble) <= 9007199254740991.0) {
+        long long want = (long long)id->valuedouble;
+        const long long *hit = bsearch(&want, s->ids, (size_t)s->total, sizeof(*s->ids), cmp_id);
+        if (hit && (double)want == id->valuedouble)
+            at = hit - s->ids;
+    }
+    cJSON_Delete(o);
+    return at;
+}
+
 static void on_results(sfl_store *st, redisReply *r, void *arg)
 {
     submit *s = arg;
@@ -62,10 +114,24 @@ static void on_results(sfl_store *st, redisReply *r, void *arg)
     s->fetching = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY)
         return; /* the fallback timer tries again */
+    if (s->fetched_on != s->app.ready_count) {
+        fetch(s); /* an answer of the connection before: read is this one's */
+        return;
+    }
     for (size_t i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING)
+        s->read++;
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
             continue;
-        fprintf(s->out, "%s\n", r->element[i]->str);
+        long long at = stream_of(s, e->str, e->len);
+        if (at < 0) {
+            sfl_warn("batch %s: a result that names none of its streams; passed over", s->batch);
+            continue;
+        }
+        if (s->done[at])
+            continue; /* printed already: read again after a reconnect */
+        s->done[at] = 1;
+        fprintf(s->out, "%s\n", e->str);
         s->printed++;
     }
     if (fflush(s->out) != 0) {
@@ -87,10 +153,12 @@ static void fetch(submit *s)
         return;
     char key[200], from[24];
     sfl_queue_key(key, sizeof(key), sfl_store_ns(s->app.store), s->batch, "results");
-    snprintf(from, sizeof(from), "%lld", s->printed);
+    snprintf(from, sizeof(from), "%lld", s->read);
     const char *argv[4] = {"LRANGE", key, from, "-1"};
-    if (sfl_store_command(s->app.store, on_results, s, 4, argv) == 0)
+    if (sfl_store_command(s->app.store, on_results, s, 4, argv) == 0) {
         s->fetching = 1;
+        s->fetched_on = s->app.ready_count;
+    }
 }
 
 static void on_submitted(int ok, const char *err, void *arg)
@@ -117,6 +185,9 @@ static void on_ready(sfl_app *app, void *arg)
 {
     submit *s = arg;
     if (s->submitted) {
+        /* Maybe another Redis process (a failover): its list need not
+         * match the one read so far. */
+        s->read = 0;
         fetch(s);
         return;
     }
@@ -222,6 +293,12 @@ int sfl_cmd_submit(int argc, char **argv)
         return SFL_EXIT_USAGE;
     }
     s.total = (long long)s.streams->n;
+    if (ids_init(&s) < 0) {
+        fprintf(stderr, "sflimit: submit: out of memory\n");
+        sfl_conf_free(conf);
+        s.app.rc = SFL_EXIT_FAIL;
+        goto out;
+    }
     s.progress = s.wait && isatty(STDERR_FILENO);
     sfl_queue_new_batch_id(s.batch, sizeof(s.batch));
     char channel[200];
@@ -250,6 +327,8 @@ int sfl_cmd_submit(int argc, char **argv)
 out:
     if (s.out != stdout)
         fclose(s.out);
+    free(s.ids);
+    free(s.done);
     sfl_streams_free(s.streams);
     return s.app.rc;
 }

@@ -451,6 +451,92 @@ Test(queue, finished_batch_leaves_no_entry_and_no_password)
     cr_assert_geq(t.in_results, 100, "the password is in the results only %d times", t.in_results);
 }
 
+/* Lines in the file at path (a results file): for th_until. */
+static int lines_in(const char *path)
+{
+    char *t = file_text(path);
+    int n = 0;
+    for (const char *p = t; (p = strchr(p, '\n')); p++)
+        n++;
+    free(t);
+    return n;
+}
+
+static const char *results_path;
+static int two_printed(void *arg)
+{
+    (void)arg;
+    return lines_in(results_path) >= 2;
+}
+
+static int batch_listed(void *arg)
+{
+    (void)arg;
+    return th_redis_int(&redis, "LLEN sfl:batches") >= 1;
+}
+
+/* One result of stream id as a node stores it (result.lua): HSETNX, RPUSH,
+ * HINCRBY, PUBLISH. */
+static void store_result_of(const char *batch, int id)
+{
+    char json[160];
+    snprintf(json, sizeof(json), "{\"stream_id\":%d,\"status\":\"OK\",\"node\":\"q9\"}", id);
+    redisReply *r = th_redis(&redis, "HSETNX sfl:batch:%s r:%d 1", batch, id);
+    freeReplyObject(r);
+    r = th_redis(&redis, "RPUSH sfl:batch:%s:results %s", batch, json);
+    freeReplyObject(r);
+    r = th_redis(&redis, "HINCRBY sfl:batch:%s done 1", batch);
+    freeReplyObject(r);
+    r = th_redis(&redis, "PUBLISH sfl:batch:%s 1", batch);
+    freeReplyObject(r);
+}
+
+/* What a failover does to a batch's results list, with `submit --wait`
+ * reading it: the old master had the results of streams 1 and 2 and the
+ * submitter printed both; the new master got only stream 1's (asynchronous
+ * replication), and its clients are cut off (a sentinel's CLIENT KILL when
+ * it reconfigures a master). A node checks stream 3, then stream 2 again,
+ * whose entry the new master still held: the list reads 1, 3, 2. Every
+ * stream is printed exactly once: 3 is not passed over, 2 not printed
+ * twice. */
+Test(queue, submit_prints_each_stream_once_across_a_failover)
+{
+    char streams[200], results[200], batch[64];
+    write_streams("three.json", 3, 0, streams, sizeof(streams));
+    submit_start(streams, results, sizeof(results));
+    results_path = results;
+    cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
+    redisReply *r = th_redis(&redis, "LINDEX sfl:batches 0");
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    snprintf(batch, sizeof(batch), "%s", r->str);
+    freeReplyObject(r);
+
+    store_result_of(batch, 1);
+    store_result_of(batch, 2);
+    cr_assert(th_until(two_printed, NULL, 30000), "submit printed %d of 2 results",
+              lines_in(results));
+
+    /* The new master: stream 2's result never reached it. */
+    r = th_redis(&redis, "RPOP sfl:batch:%s:results", batch);
+    freeReplyObject(r);
+    r = th_redis(&redis, "HDEL sfl:batch:%s r:2", batch);
+    freeReplyObject(r);
+    r = th_redis(&redis, "HSET sfl:batch:%s done 1", batch);
+    freeReplyObject(r);
+    cr_assert_geq(th_redis_int(&redis, "CLIENT KILL TYPE normal"), 1,
+                  "the submitter had no connection to cut");
+    r = th_redis(&redis, "CLIENT KILL TYPE pubsub");
+    freeReplyObject(r);
+    store_result_of(batch, 3);
+    store_result_of(batch, 2);
+    submit_finish(60000);
+
+    qresult q[4];
+    load_results(results, q, 3);
+    for (int id = 1; id <= 3; id++)
+        cr_expect_eq(q[id].seen, 1, "stream %d printed %d times", id, q[id].seen);
+}
+
 /* A node killed -9 while it holds entries: another node claims them (every
  * stream gets its one result), then the dead node's consumer leaves the
  * group. A node stopped cleanly with nothing pending leaves the group at
