@@ -15,6 +15,12 @@
  * results read would then skip a result and print another twice. So on every
  * (re)connect the list is read again from its start, and a stream already
  * printed is passed over.
+ *
+ * A Redis that lost the batch altogether (restarted without persistence,
+ * or a failover to a replica that never had it: its hash is gone on the
+ * reconnect) will never give those results: --wait puts the streams that
+ * have none yet on the queue again, under the same batch id, and goes on
+ * waiting. Every stream still gets its one result.
  */
 #include "cmd_submit.h"
 
@@ -48,6 +54,7 @@ typedef struct submit {
     int submitted;
     int fetching;
     int fetched_on;    /* app.ready_count when the fetch in flight was sent */
+    int resubmitting;  /* the batch is being put on the queue again */
     long long read;    /* elements of the results list read on this connection */
     long long printed; /* streams whose result is printed */
     long long total;
@@ -161,6 +168,55 @@ static void fetch(submit *s)
     }
 }
 
+static void on_resubmitted(int ok, const char *err, void *arg)
+{
+    submit *s = arg;
+    s->resubmitting = 0;
+    if (!ok) {
+        /* Redis went again: the next connection looks once more. */
+        sfl_warn("batch %s: could not put it on the queue again: %s", s->batch, err);
+        return;
+    }
+    fetch(s);
+}
+
+/* Puts the streams without a printed result on the queue again, as the
+ * batch s->batch. */
+static void resubmit(submit *s)
+{
+    sfl_streams rest = {.v = malloc((s->streams->n ? s->streams->n : 1) * sizeof(sfl_stream))};
+    if (!rest.v) {
+        sfl_app_fail(&s->app, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < s->streams->n; i++) {
+        long long id = s->streams->v[i].id;
+        const long long *hit = bsearch(&id, s->ids, (size_t)s->total, sizeof(*s->ids), cmp_id);
+        if (hit && !s->done[hit - s->ids])
+            rest.v[rest.n++] = s->streams->v[i]; /* read only, during the call */
+    }
+    sfl_warn("batch %s is gone from Redis (it lost its data): putting the %zu stream(s) without a "
+             "result on the queue again",
+             s->batch, rest.n);
+    int64_t ttl = (int64_t)llround(s->app.conf->node_batch_ttl * 1000);
+    s->resubmitting = 1;
+    if (sfl_queue_submit(s->app.store, s->batch, &rest, ttl, on_resubmitted, s) < 0)
+        s->resubmitting = 0; /* Redis away: the next connection looks again */
+    free(rest.v);
+}
+
+/* On a reconnect: is the batch still in Redis? */
+static void on_batch_checked(sfl_store *st, redisReply *r, void *arg)
+{
+    submit *s = arg;
+    UNUSED(st);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && s->printed < s->total &&
+        !s->resubmitting)
+        resubmit(s);
+    else
+        fetch(s);
+}
+
 static void on_submitted(int ok, const char *err, void *arg)
 {
     submit *s = arg;
@@ -186,9 +242,13 @@ static void on_ready(sfl_app *app, void *arg)
     submit *s = arg;
     if (s->submitted) {
         /* Maybe another Redis process (a failover): its list need not
-         * match the one read so far. */
+         * match the one read so far, and it may not hold the batch at all. */
         s->read = 0;
-        fetch(s);
+        char hash[200];
+        sfl_queue_key(hash, sizeof(hash), sfl_store_ns(app->store), s->batch, NULL);
+        const char *argv[2] = {"EXISTS", hash};
+        if (!s->wait || sfl_store_command(app->store, on_batch_checked, s, 2, argv) < 0)
+            fetch(s);
         return;
     }
     if (app->ready_count > 1)

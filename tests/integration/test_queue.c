@@ -537,6 +537,90 @@ Test(queue, submit_prints_each_stream_once_across_a_failover)
         cr_expect_eq(q[id].seen, 1, "stream %d printed %d times", id, q[id].seen);
 }
 
+static int one_printed(void *arg)
+{
+    (void)arg;
+    return lines_in(results_path) >= 1;
+}
+
+/* The stream ids of the queue's entries of batch (sfl:jobs), ascending, in
+ * ids (at most max); how many. */
+static int queued_streams(const char *batch, int *ids, int max)
+{
+    redisReply *r = th_redis(&redis, "XRANGE sfl:jobs - +");
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *b = NULL, *json = NULL;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "batch") == 0)
+                b = f->element[k + 1]->str;
+            else if (strcmp(f->element[k]->str, "stream") == 0)
+                json = f->element[k + 1]->str;
+        }
+        if (!b || !json || strcmp(b, batch) != 0)
+            continue;
+        cJSON *j = cJSON_Parse(json);
+        ids[n++] = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
+        cJSON_Delete(j);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+typedef struct requeued {
+    const char *batch;
+    int n, ids[4];
+} requeued;
+
+static int batch_requeued(void *arg)
+{
+    requeued *q = arg;
+    q->n = queued_streams(q->batch, q->ids, 4);
+    return q->n > 0 && th_redis_int(&redis, "EXISTS sfl:batch:%s", q->batch) == 1;
+}
+
+/* Redis loses the batch while `submit --wait` follows it (restarted
+ * without persistence, a failover to a replica that never had it): after
+ * stream 1's result was printed, everything is gone, and the clients are
+ * cut off. The submitter finds the batch gone on its reconnect and puts the
+ * streams without a result (2 and 3, not 1) on the queue again, under the
+ * same batch id; their results come, and each stream is printed once. */
+Test(queue, submit_puts_a_lost_batch_on_the_queue_again)
+{
+    char streams[200], results[200], batch[64];
+    write_streams("three.json", 3, 0, streams, sizeof(streams));
+    submit_start(streams, results, sizeof(results));
+    results_path = results;
+    cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
+    redisReply *r = th_redis(&redis, "LINDEX sfl:batches 0");
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    snprintf(batch, sizeof(batch), "%s", r->str);
+    freeReplyObject(r);
+    int ids[4];
+    cr_assert_eq(queued_streams(batch, ids, 4), 3, "the batch is not 3 entries on the queue");
+    store_result_of(batch, 1);
+    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+
+    freeReplyObject(th_redis(&redis, "FLUSHALL"));
+    freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE normal"));
+    freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE pubsub"));
+    requeued q = {.batch = batch};
+    cr_assert(th_until(batch_requeued, &q, 30000),
+              "the lost batch was not put on the queue again (%d entries)", q.n);
+    cr_assert_eq(q.n, 2, "%d streams queued again, not 2", q.n);
+    cr_assert(q.ids[0] == 2 && q.ids[1] == 3, "streams %d and %d queued again, not 2 and 3",
+              q.ids[0], q.ids[1]);
+    store_result_of(batch, 3);
+    store_result_of(batch, 2);
+    submit_finish(60000);
+
+    qresult res[4];
+    load_results(results, res, 3);
+    for (int id = 1; id <= 3; id++)
+        cr_expect_eq(res[id].seen, 1, "stream %d printed %d times", id, res[id].seen);
+}
+
 /* A node killed -9 while it holds entries: another node claims them (every
  * stream gets its one result), then the dead node's consumer leaves the
  * group. A node stopped cleanly with nothing pending leaves the group at
