@@ -1635,6 +1635,60 @@ static int denied_at_least(void *arg)
     return ls.denied >= *n;
 }
 
+static int commands_above(void *arg)
+{
+    const tclient *c = ((const void *const *)arg)[0];
+    const uint64_t *n = ((const void *const *)arg)[1];
+    return tc_commands(c) > *n;
+}
+
+/* A try whose asker is gone (sfl_limiter_cancel_tries) is owed until its
+ * answer is in and the slot it got given back; so is a try still asking. */
+Test(lease, try_in_flight_is_owed_until_its_slot_is_given_back)
+{
+    th_account(&redis, 47, 1);
+    tclient *c = tc_new("owedt", 5000, 1000, 500);
+    tried t = {0};
+    cr_assert_eq(sfl_limiter_try(c->lim, 47, "gone", NULL, on_tried, &t), 0);
+    sfl_limiter_cancel_tries(c->lim, &t);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0,
+                 "a try in flight is not owed: the process may exit before its grant");
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(t.done, 0, "a cancelled try was answered");
+    cr_assert_eq(in_use(47), 0, "the cancelled try's slot is still in Redis");
+    tried t2 = {0};
+    cr_assert_eq(sfl_limiter_try(c->lim, 47, "kept", NULL, on_tried, &t2), 0);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0, "a try still asking is not owed");
+    cr_assert(th_loop_until(base, try_done, &t2, 3000), "the try was never answered");
+    cr_assert_eq(t2.status, SFL_TRY_GRANTED);
+    sfl_lease_release(t2.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(in_use(47), 0);
+    tc_free(c);
+}
+
+/* A wait cancelled with its ask in flight (sflimit exec stopped while it
+ * waits) is owed until the answer is in and the slot given back. */
+Test(lease, cancelled_wait_in_flight_is_owed_until_its_slot_is_given_back)
+{
+    th_account(&redis, 48, 1);
+    tclient *c = tc_new("owedw", 5000, 1000, 500);
+    slot s = {0};
+    uint64_t before = tc_commands(c);
+    sfl_wait *w = sfl_limiter_wait(c->lim, 48, "t", 3000, on_slot, &s);
+    cr_assert_not_null(w);
+    cr_assert(th_loop_until(base, commands_above, (const void *[]){c, &before}, 3000),
+              "the wait never asked");
+    cr_assert_eq(s.done, 0, "the ask was answered in the loop turn that sent it");
+    sfl_wait_cancel(w);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0,
+                 "a cancelled wait's ask in flight is not owed");
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(s.done, 0, "a cancelled wait was called back");
+    cr_assert_eq(in_use(48), 0, "the cancelled wait's slot is still in Redis");
+    tc_free(c);
+}
+
 /* The scheduler stopped (sflimit check on an output error or a signal)
  * while an account's ask is in flight, in the loop turn of a release of
  * that account, as the worker ends a check: release, done, cancel. The ask
