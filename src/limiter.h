@@ -171,7 +171,10 @@ int64_t sfl_lease_wait_ms(const sfl_lease *lease);
 
 /* Releases every held lease and cancels every wait. */
 void sfl_limiter_release_all(sfl_limiter *lim);
-/* Commands still owed to Redis for releases (0 when all given back). */
+/* What is still owed to Redis or by it before every slot and ticket of
+ * this node is given back: releases unanswered or waiting for Redis, and
+ * asks whose answer may yet grant a slot (a try, or a cancelled wait in
+ * flight: the answer gives it back). 0 when a process may exit. */
 int sfl_limiter_pending_releases(const sfl_limiter *lim);
 int sfl_limiter_held(const sfl_limiter *lim);
 /* Leases held here for one account. */

@@ -85,8 +85,9 @@ struct sfl_limiter {
     sfl_lease *leases;
     int nleases;
     sfl_wait *waits;
-    try_ctx *tries; /* in flight, deferred or riding in a release */
-    int retaking;   /* re-takes owed after a reconnect: new asks wait for them */
+    try_ctx *tries;      /* in flight, deferred or riding in a release */
+    int waits_abandoned; /* cancelled waits whose ask is still in flight */
+    int retaking;        /* re-takes owed after a reconnect: new asks wait for them */
     struct event *renew_timer;
     sfl_routes *routes; /* accounts -> logins -> keys, and each login's limit last seen */
     struct pending_release *to_release;

@@ -346,8 +346,12 @@ void sfl_limiter_releases_free(sfl_limiter *lim)
 
 int sfl_limiter_pending_releases(const sfl_limiter *lim)
 {
-    int n = lim->releases_owed;
+    int n = lim->releases_owed + lim->waits_abandoned;
     for (pending_release *p = lim->to_release; p; p = p->next)
+        n++;
+    /* An ask may still get a slot (or queue a ticket) that only its answer
+     * gives back: each try, sent, held back or riding in a release. */
+    for (const try_ctx *t = lim->tries; t; t = t->next)
         n++;
     return n;
 }

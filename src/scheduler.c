@@ -183,11 +183,22 @@ static void ring_remove(acct *a)
 /*--- Accounts --------------------------------------------------------------*/
 
 /* The account no longer waits: its ticket leaves Redis's queue, so no slot
- * is handed to a node that will not take it. */
+ * is handed to a node that will not take it. With an ask of the ticket in
+ * flight (or held back behind a release of ours), the ask is given up to
+ * the limiter, which gives the id back once the answer is in (the ticket
+ * the ask queued again, or the slot it got) and sends no held-back ask.
+ * Merely forgotten, the ticket that ask queues again would stay, and our
+ * next release of the account would hand it a slot nobody takes. */
 static void drop_ticket(acct *a)
 {
-    if (a->ticket[0] && !a->asking)
-        sfl_limiter_withdraw(a->s->lim, a->id, a->ticket);
+    sfl_sched *s = a->s;
+    if (a->asking) {
+        sfl_limiter_cancel_tries(s->lim, a);
+        a->asking = 0;
+        s->asking--;
+    } else if (a->ticket[0]) {
+        sfl_limiter_withdraw(s->lim, a->id, a->ticket);
+    }
     a->ticket[0] = '\0';
 }
 
@@ -425,12 +436,9 @@ sfl_sched *sfl_sched_new(struct event_base *base, sfl_limiter *lim, const sfl_sc
 static void acct_free(long long id, void *value, void *arg)
 {
     acct *a = value;
-    sfl_sched *s = arg;
     UNUSED(id);
-    if (a->asking)
-        sfl_limiter_cancel_tries(s->lim, a); /* gives its id back on the answer */
-    else
-        drop_ticket(a);
+    UNUSED(arg);
+    drop_ticket(a); /* an ask in flight: its id is given back on the answer */
     event_free(a->wake);
     free(a->heap);
     free(a);

@@ -255,6 +255,7 @@ static void on_acquire_reply(sfl_store *st, redisReply *r, void *arg)
     w->inflight = 0;
     if (w->cancelled) {
         sfl_limiter_release_id(lim, w->account, NULL, w->id); /* a slot, or a queued ticket */
+        lim->waits_abandoned--;
         wait_free(w);
         return;
     }
@@ -380,6 +381,7 @@ void sfl_limiter_wait_next_answer(sfl_wait *w, redisReply *r, int sent)
      * sent: the wait asks the usual way. */
     w->inflight = 0;
     if (w->cancelled) {
+        w->lim->waits_abandoned--;
         wait_free(w); /* nothing was queued for it */
         return;
     }
@@ -394,6 +396,7 @@ void sfl_wait_cancel(sfl_wait *w)
     evtimer_del(w->timer);
     if (w->inflight) {
         w->cancelled = 1; /* freed when the answer comes */
+        w->lim->waits_abandoned++;
         return;
     }
     if (w->asked || w->uncertain)

@@ -6,6 +6,7 @@
 #include "keys.h"
 #include "limiter.h"
 #include "log.h"
+#include "scheduler.h"
 #include "scripts.h"
 #include "store.h"
 
@@ -1663,4 +1664,147 @@ Test(lease, ticket_lives_at_least_a_second)
     usleep(500 * 1000);
     freeReplyObject(script("release", 43, "a:1", 0));
     cr_assert_eq(th_redis_int(&redis, "HEXISTS sfl:{a:43}:holders short:1"), 1);
+}
+
+/*--- Asks owed at exit ------------------------------------------------------*/
+
+/* A process exits once sfl_limiter_pending_releases is 0 (app.c's finish):
+ * until then, an ask it sent whose answer may grant a slot is owed as much
+ * as a release, else the slot stays in Redis after the exit. */
+
+static int denied_at_least(void *arg)
+{
+    const tclient *c = ((const void *const *)arg)[0];
+    const uint64_t *n = ((const void *const *)arg)[1];
+    sfl_limiter_stats ls;
+    sfl_limiter_get_stats(c->lim, &ls);
+    return ls.denied >= *n;
+}
+
+static int commands_above(void *arg)
+{
+    const tclient *c = ((const void *const *)arg)[0];
+    const uint64_t *n = ((const void *const *)arg)[1];
+    return tc_commands(c) > *n;
+}
+
+/* A try whose asker is gone (sfl_limiter_cancel_tries) is owed until its
+ * answer is in and the slot it got given back; so is a try still asking. */
+Test(lease, try_in_flight_is_owed_until_its_slot_is_given_back)
+{
+    th_account(&redis, 47, 1);
+    tclient *c = tc_new("owedt", 5000, 1000, 500);
+    tried t = {0};
+    cr_assert_eq(sfl_limiter_try(c->lim, 47, "gone", NULL, on_tried, &t), 0);
+    sfl_limiter_cancel_tries(c->lim, &t);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0,
+                 "a try in flight is not owed: the process may exit before its grant");
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(t.done, 0, "a cancelled try was answered");
+    cr_assert_eq(in_use(47), 0, "the cancelled try's slot is still in Redis");
+    tried t2 = {0};
+    cr_assert_eq(sfl_limiter_try(c->lim, 47, "kept", NULL, on_tried, &t2), 0);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0, "a try still asking is not owed");
+    cr_assert(th_loop_until(base, try_done, &t2, 3000), "the try was never answered");
+    cr_assert_eq(t2.status, SFL_TRY_GRANTED);
+    sfl_lease_release(t2.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(in_use(47), 0);
+    tc_free(c);
+}
+
+/* A wait cancelled with its ask in flight (sflimit exec stopped while it
+ * waits) is owed until the answer is in and the slot given back. */
+Test(lease, cancelled_wait_in_flight_is_owed_until_its_slot_is_given_back)
+{
+    th_account(&redis, 48, 1);
+    tclient *c = tc_new("owedw", 5000, 1000, 500);
+    slot s = {0};
+    uint64_t before = tc_commands(c);
+    sfl_wait *w = sfl_limiter_wait(c->lim, 48, "t", 3000, on_slot, &s);
+    cr_assert_not_null(w);
+    cr_assert(th_loop_until(base, commands_above, (const void *[]){c, &before}, 3000),
+              "the wait never asked");
+    cr_assert_eq(s.done, 0, "the ask was answered in the loop turn that sent it");
+    sfl_wait_cancel(w);
+    cr_assert_gt(sfl_limiter_pending_releases(c->lim), 0,
+                 "a cancelled wait's ask in flight is not owed");
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    cr_assert_eq(s.done, 0, "a cancelled wait was called back");
+    cr_assert_eq(in_use(48), 0, "the cancelled wait's slot is still in Redis");
+    tc_free(c);
+}
+
+/* The scheduler stopped (sflimit check on an output error or a signal)
+ * while an account's ask is in flight, in the loop turn of a release of
+ * that account, as the worker ends a check: release, done, cancel. The ask
+ * queues its ticket again, and the release hands that ticket the slot:
+ * the ticket must still be given back, or the slot stays in Redis after
+ * the exit with nobody to take it. */
+
+typedef struct sjobs {
+    int started, dropped;
+    sfl_lease *lease;
+} sjobs;
+
+static void sj_start(void *job, long long account, sfl_lease *lease, int64_t wait_ms, void *arg)
+{
+    sjobs *j = arg;
+    (void)job;
+    (void)account;
+    (void)wait_ms;
+    j->started++;
+    j->lease = lease;
+}
+
+static void sj_drop(void *job, long long account, sfl_drop_reason why, const char *detail,
+                    int64_t waited_ms, void *arg)
+{
+    sjobs *j = arg;
+    (void)job;
+    (void)account;
+    (void)detail;
+    (void)waited_ms;
+    cr_assert_eq(why, SFL_DROP_CANCELLED, "a job dropped for %d", why);
+    j->dropped++;
+}
+
+static int sj_started(void *arg)
+{
+    return ((sjobs *)arg)->started > 0;
+}
+
+Test(lease, sched_cancel_with_an_ask_in_flight_gives_its_ticket_back)
+{
+    th_account(&redis, 49, 1);
+    tclient *c = tc_new("schedc", 5000, 1000, 500);
+    sjobs j = {0};
+    /* Long sleeps after a denial: the test asks again itself (kick). */
+    sfl_sched_opts so = {.global_limit = 10, .acquire_timeout_ms = 60000, .fallback_ms = 60000};
+    sfl_sched_hooks hooks = {sj_start, sj_drop, &j};
+    sfl_sched *s = sfl_sched_new(base, c->lim, &so, &hooks);
+    cr_assert_not_null(s);
+    int jobs[2];
+    cr_assert_eq(sfl_sched_add(s, &jobs[0], 49, 0, "first"), 0);
+    cr_assert_eq(sfl_sched_add(s, &jobs[1], 49, 0, "second"), 0);
+    cr_assert(th_loop_until(base, sj_started, &j, 3000), "the first job never started");
+    uint64_t one = 1;
+    cr_assert(th_loop_until(base, denied_at_least, (const void *[]){c, &one}, 3000),
+              "the second job's ask was never denied");
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:49}:waiters"), 1, "no ticket queued");
+    /* The denied account asks again: its ask is in flight ... */
+    uint64_t before = tc_commands(c);
+    sfl_sched_kick(s);
+    cr_assert_eq(tc_commands(c), before + 1, "the kick sent no ask");
+    /* ... when the first job ends and the scheduler is stopped. */
+    sfl_lease_release(j.lease);
+    sfl_sched_done(s, 49);
+    sfl_sched_cancel(s);
+    cr_assert_eq(j.dropped, 1);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){c, NULL}, 5000));
+    /* The process would exit here. */
+    sfl_sched_free(s);
+    cr_assert_eq(in_use(49), 0, "%lld lease(s) left in Redis (the ticket's hand-off)", in_use(49));
+    cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:49}:waiters"), 0, "a ticket left in Redis");
+    tc_free(c);
 }
