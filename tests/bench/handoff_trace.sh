@@ -49,8 +49,9 @@ done
 [ -n "$port" ] || { echo "handoff_trace.sh: no free port" >&2; exit 1; }
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-trap 'kill "$(cat "$dir/redis.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis_pid=$(cat "$dir/redis.pid")
+trap 'kill "$redis_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 "$bench" lease --redis "redis://127.0.0.1:$port" "${args[@]}" >"$dir/bench.json" \
     2>"$dir/bench.log" &
@@ -113,4 +114,3 @@ END {
     for (i = 1; i <= 8; i++) report(names[i])
     printf "releases read by Redis: %d, of which %d in the same turn as the one before\n", releases, together
 }' "$dir/trace.txt"
-rm -rf "$dir"
