@@ -491,6 +491,21 @@ static void store_result_of(const char *batch, int id)
     freeReplyObject(r);
 }
 
+/* `submit --wait` of streams 1-3 (no node runs), its results file in
+ * results (also results_path), its batch id in batch. */
+static void submit_three(char *results, size_t rlen, char *batch, size_t blen)
+{
+    char streams[200];
+    write_streams("three.json", 3, 0, streams, sizeof(streams));
+    submit_start(streams, results, rlen);
+    results_path = results;
+    cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
+    redisReply *r = th_redis(&redis, "LINDEX sfl:batches 0");
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    snprintf(batch, blen, "%s", r->str);
+    freeReplyObject(r);
+}
+
 /* What a failover does to a batch's results list, with `submit --wait`
  * reading it: the old master had the results of streams 1 and 2 and the
  * submitter printed both; the new master got only stream 1's (asynchronous
@@ -501,15 +516,8 @@ static void store_result_of(const char *batch, int id)
  * twice. */
 Test(queue, submit_prints_each_stream_once_across_a_failover)
 {
-    char streams[200], results[200], batch[64];
-    write_streams("three.json", 3, 0, streams, sizeof(streams));
-    submit_start(streams, results, sizeof(results));
-    results_path = results;
-    cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
-    redisReply *r = th_redis(&redis, "LINDEX sfl:batches 0");
-    cr_assert_eq(r->type, REDIS_REPLY_STRING);
-    snprintf(batch, sizeof(batch), "%s", r->str);
-    freeReplyObject(r);
+    char results[200], batch[64];
+    submit_three(results, sizeof(results), batch, sizeof(batch));
 
     store_result_of(batch, 1);
     store_result_of(batch, 2);
@@ -517,7 +525,7 @@ Test(queue, submit_prints_each_stream_once_across_a_failover)
               lines_in(results));
 
     /* The new master: stream 2's result never reached it. */
-    r = th_redis(&redis, "RPOP sfl:batch:%s:results", batch);
+    redisReply *r = th_redis(&redis, "RPOP sfl:batch:%s:results", batch);
     freeReplyObject(r);
     r = th_redis(&redis, "HDEL sfl:batch:%s r:2", batch);
     freeReplyObject(r);
@@ -588,15 +596,8 @@ static int batch_requeued(void *arg)
  * same batch id; their results come, and each stream is printed once. */
 Test(queue, submit_puts_a_lost_batch_on_the_queue_again)
 {
-    char streams[200], results[200], batch[64];
-    write_streams("three.json", 3, 0, streams, sizeof(streams));
-    submit_start(streams, results, sizeof(results));
-    results_path = results;
-    cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
-    redisReply *r = th_redis(&redis, "LINDEX sfl:batches 0");
-    cr_assert_eq(r->type, REDIS_REPLY_STRING);
-    snprintf(batch, sizeof(batch), "%s", r->str);
-    freeReplyObject(r);
+    char results[200], batch[64];
+    submit_three(results, sizeof(results), batch, sizeof(batch));
     int ids[4];
     cr_assert_eq(queued_streams(batch, ids, 4), 3, "the batch is not 3 entries on the queue");
     store_result_of(batch, 1);
