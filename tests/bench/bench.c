@@ -20,7 +20,7 @@
 static const char usage[] =
     "usage: sflimit-bench lease --redis URL --procs P --workers W --limit L\n"
     "                           --hold-ms H --seconds T [--logins N] [--account ID]\n"
-    "                           [--warmup S] [--history-ms F]\n"
+    "                           [--warmup S] [--history-ms F] [--jitter-ms J]\n"
     "\n"
     "Lease benchmark: P processes, each with W workers on its own event loop; every\n"
     "worker is an independent node (its own Redis connections, node id b<p>w<w>)\n"
@@ -41,12 +41,14 @@ static const char usage[] =
     "                  the one login and keys an account had before logins)\n"
     "  --account ID    account id (default 990001; its leases are cleared!)\n"
     "  --warmup S      warm-up seconds (default 1)\n"
+    "  --jitter-ms J   each hold drawn uniformly from H-J..H+J whole ms (J <= H; default 0)\n"
     "  --history-ms F  every worker records history (per login and minute, history.c)\n"
     "                  as a node does, sending it every F ms (1000..60000); default 0: off\n"
     "\n"
-    "Prints one JSON line on stdout: procs, workers (total), limit, logins, hold_ms, cycles,\n"
-    "cycles_per_s, handoff_ms_p50/p90/p99, wait_ms_p50/p99/max, jain_fairness,\n"
-    "max_concurrent_seen, redis_commands_per_cycle; a summary on stderr.\n"
+    "Prints one JSON line on stdout: procs, workers (total), limit, logins, hold_ms, jitter_ms,\n"
+    "cycles, cycles_per_s, handoff_ms_p50/p90/p99, wait_ms_p50/p99/max, jain_fairness,\n"
+    "max_concurrent_seen, releases_close, handoff_ms_p50_alone, redis_commands_per_cycle;\n"
+    "a summary on stderr.\n"
     "Exit codes: 0 done, 1 runtime failure, 2 usage error.\n";
 
 static const char makespan_usage[] =
@@ -265,6 +267,7 @@ static int lease_main(int argc, char **argv)
         {"limit", OPT_LL, 1, 1000000, "expected an integer 1..1000000", &o.limit, 1},
         {"hold-ms", OPT_I64, 0, 3600000, "expected milliseconds 0..3600000", &o.hold_ms, 1},
         {"seconds", OPT_DOUBLE, 0.001, 86400, "expected seconds > 0", &o.seconds, 1},
+        {"jitter-ms", OPT_I64, 0, 3600000, "expected milliseconds 0..3600000", &o.jitter_ms, 0},
         {"logins", OPT_INT, 1, BENCH_MAX_LOGINS, "expected an integer 1..64", &o.logins, 0},
         {"account", OPT_LL, 0, 999999999999LL, "expected an account id >= 0", &o.account, 0},
         {"warmup", OPT_DOUBLE, 0, 3600, "expected seconds >= 0", &o.warmup, 0},
@@ -278,6 +281,11 @@ static int lease_main(int argc, char **argv)
         char v[24];
         snprintf(v, sizeof(v), "%lld", (long long)o.history_ms);
         return bad("history-ms", v, "expected milliseconds 0 or 1000..60000");
+    }
+    if (o.jitter_ms > o.hold_ms) {
+        char v[24];
+        snprintf(v, sizeof(v), "%lld", (long long)o.jitter_ms);
+        return bad("jitter-ms", v, "more than --hold-ms (a hold cannot be negative)");
     }
     if (o.logins > o.limit) {
         char v[24];

@@ -20,13 +20,14 @@ typedef struct sfl_account_conf sfl_account_conf;
 
 typedef struct bench_lease_opts {
     const char *redis_url;
-    int procs;       /* processes */
-    int workers;     /* logical workers per process */
-    long long limit; /* the account's max_streams, >= 1 */
-    int logins;      /* the account's logins, 1..limit; 1: none configured (as before logins) */
-    int64_t hold_ms; /* 0: release in the next loop turn */
-    double seconds;  /* measured window */
-    double warmup;   /* seconds before the window; nothing in it is reported */
+    int procs;         /* processes */
+    int workers;       /* logical workers per process */
+    long long limit;   /* the account's max_streams, >= 1 */
+    int logins;        /* the account's logins, 1..limit; 1: none configured (as before logins) */
+    int64_t hold_ms;   /* 0: release in the next loop turn */
+    int64_t jitter_ms; /* each hold drawn from hold_ms +- this, whole ms, uniformly */
+    double seconds;    /* measured window */
+    double warmup;     /* seconds before the window; nothing in it is reported */
     long long account;
     int64_t history_ms; /* > 0: every worker records history (history.c) as a node does,
                            flushing this often; 0: history off */

@@ -138,8 +138,8 @@ static void report(const bench_lease_opts *o, const bench_figures *f, double cmd
 {
     int n = o->procs * o->workers;
     printf("{\"procs\":%d,\"workers\":%d,\"limit\":%lld,\"logins\":%d,\"hold_ms\":%" PRId64
-           ",\"cycles\":%lld,",
-           o->procs, n, o->limit, o->logins, o->hold_ms, f->cycles);
+           ",\"jitter_ms\":%" PRId64 ",\"cycles\":%lld,",
+           o->procs, n, o->limit, o->logins, o->hold_ms, o->jitter_ms, f->cycles);
     printf("\"cycles_per_s\":%.1f,", f->cycles_per_s);
     json_num("handoff_ms_p50", f->handoff_p50, 0);
     json_num("handoff_ms_p90", f->handoff_p90, 0);

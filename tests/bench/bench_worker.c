@@ -49,7 +49,8 @@ typedef struct bproc bproc;
 
 typedef struct bworker {
     bproc *p;
-    int index; /* global */
+    int index;    /* global */
+    uint64_t rng; /* --jitter-ms draws */
     char node[32];
     sfl_store *st;
     sfl_limiter *lim;
@@ -174,7 +175,15 @@ static void on_grant(sfl_wait *wt, sfl_wait_status status, sfl_lease *lease, voi
         struct timeval zero = {0, 0};
         evtimer_add(w->hold, &zero); /* the next loop turn */
     } else {
-        timer_in_ms(w->hold, p->o->hold_ms);
+        int64_t j = p->o->jitter_ms;
+        int64_t ms = p->o->hold_ms;
+        if (j > 0) {
+            w->rng ^= w->rng << 13; /* xorshift64 */
+            w->rng ^= w->rng >> 7;
+            w->rng ^= w->rng << 17;
+            ms += (int64_t)(w->rng % (uint64_t)(2 * j + 1)) - j;
+        }
+        timer_in_ms(w->hold, ms);
     }
 }
 
@@ -363,6 +372,7 @@ int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, be
         char err[sizeof(p.area->err) - 16]; /* room for the "logins: " of proc_fail */
         w->p = &p;
         w->index = index * o->workers + i;
+        w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->index + 1) ^ (uint64_t)getpid();
         snprintf(w->node, sizeof(w->node), "b%dw%d", index, i);
         w->node_len = strlen(w->node);
         char own[96];

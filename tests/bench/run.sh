@@ -31,7 +31,11 @@
 # the lease account's limit), SFL_BENCH_LOGINS ("1": the lease account's
 # logins; "1 4" also runs it as 4 logins sharing the limit (--logins 4, which
 # needs a limit of 4 or more), alternating, a column each; 1 is the account
-# without logins, the only one the SFL_BENCH_COMPARE binary is run with).
+# without logins, the only one the SFL_BENCH_COMPARE binary is run with),
+# SFL_BENCH_JITTER (J: the hold-20 runs draw each hold from 20 +- J whole ms,
+# sfl's, the compare binary's (which must know --jitter-ms) and the peers'
+# alike: slots whose holds are all equal run in step, README "Lease cost:
+# where a hold-20 hand-off goes").
 # With a compare binary or several logins, a second table gives ratios of
 # medians, per hold: this binary / the compare one, N logins / 1.
 #
@@ -55,6 +59,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${SFL_BENCH_BUILD:-"$root/build-bench"}
 only=${SFL_BENCH_ONLY:-}
 runs=${SFL_BENCH_RUNS:-3}
+jitter=${SFL_BENCH_JITTER:-}
 [ "$only" = viewers ] && runs=${SFL_BENCH_RUNS:-20}
 compare=${SFL_BENCH_COMPARE:-}
 check_ms=${SFL_BENCH_CHECK_MS:-2000}
@@ -230,6 +235,7 @@ for hold in 20 0; do
             extra=
             [ "$v" != "${v#-logins}" ] && extra="--logins ${v#-logins}"
             # shellcheck disable=SC2086 # extra is empty or two words
+            [ "$hold" != 0 ] && [ -n "$jitter" ] && extra="$extra --jitter-ms $jitter"
             run "lease-hold$hold$v" lease --redis "$url" --procs 2 --workers 8 --limit "$limit" \
                 --hold-ms "$hold" --seconds "$seconds" $extra
         done
@@ -292,7 +298,7 @@ ratio() {
     echo
     echo "Median (min-max) over $runs runs; commands in \`$out/commands.txt\`."
     echo
-    header="| lease, 2 procs x 8 workers, limit $limit |"
+    header="| lease, 2 procs x 8 workers, limit $limit${jitter:+, hold-20 holds ± $jitter ms} |"
     rule="|---|"
     for hold in 20 0; do
         for v in $variants; do

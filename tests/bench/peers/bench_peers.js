@@ -3,7 +3,7 @@
 // tests/bench/run.sh's side-by-side table (issue #17):
 //
 //   node tests/bench/peers/bench_peers.js LIBRARY --redis URL --procs P
-//        --workers W --limit L --hold-ms H --seconds T [--warmup S]
+//        --workers W --limit L --hold-ms H --seconds T [--warmup S] [--jitter-ms J]
 //
 // LIBRARY: redis-semaphore or bottleneck (the versions package.json pins;
 // `npm ci` in this directory first). P processes x W workers (worker.js),
@@ -48,13 +48,13 @@ function usage(msg) {
   process.stderr.write(
     `bench_peers.js: ${msg}\n` +
       'usage: bench_peers.js redis-semaphore|bottleneck --redis URL --procs P --workers W\n' +
-      '       --limit L --hold-ms H --seconds T [--warmup S]\n'
+      '       --limit L --hold-ms H --seconds T [--warmup S] [--jitter-ms J]\n'
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { library: argv[0], warmup: 1 };
+  const o = { library: argv[0], warmup: 1, jitter_ms: 0 };
   if (!LIBS[o.library]) usage(`library: '${o.library || ''}' is not redis-semaphore or bottleneck`);
   const spec = {
     '--redis': ['redis_url', (v) => (/^redis:\/\/[^/]+/.test(v) ? v : null), 'a redis:// URL'],
@@ -63,6 +63,7 @@ function parseArgs(argv) {
     '--limit': ['limit', (v) => int(v, 1, 1000), 'a number 1..1000'],
     '--hold-ms': ['hold_ms', (v) => int(v, 0, 3600000), 'milliseconds 0..3600000'],
     '--seconds': ['seconds', (v) => num(v, 0.001, 86400), 'seconds > 0'],
+    '--jitter-ms': ['jitter_ms', (v) => int(v, 0, 3600000), 'milliseconds 0..3600000'],
     '--warmup': ['warmup', (v) => num(v, 0, 3600), 'seconds >= 0'],
   };
   for (let i = 1; i < argv.length; i += 2) {
@@ -74,6 +75,7 @@ function parseArgs(argv) {
   }
   for (const k of ['--redis', '--procs', '--workers', '--limit', '--hold-ms', '--seconds'])
     if (o[spec[k][0]] === undefined) usage(`${k} is required`);
+  if (o.jitter_ms > o.hold_ms) usage(`--jitter-ms ${o.jitter_ms}: more than --hold-ms`);
   return o;
 }
 
@@ -142,6 +144,7 @@ async function main() {
     workers: o.workers,
     limit: o.limit,
     hold_ms: o.hold_ms,
+    jitter_ms: o.jitter_ms,
     ttl_ms: TTL_MS,
     // Nobody gives up waiting while the run lasts.
     acquire_timeout_ms: Math.ceil((o.warmup + o.seconds) * 1000) + 60000,
@@ -227,7 +230,8 @@ async function main() {
 
   process.stdout.write(
     `{"library":"${o.library}","version":"${version}","procs":${o.procs},"workers":${n},` +
-      `"limit":${o.limit},"hold_ms":${o.hold_ms},"cycles":${f.cycles},` +
+      `"limit":${o.limit},"hold_ms":${o.hold_ms},"jitter_ms":${o.jitter_ms},` +
+      `"cycles":${f.cycles},` +
       `"cycles_per_s":${f.cycles_per_s.toFixed(1)},"handoff_ms_p50":${fmt(f.handoff_p50)},` +
       `"handoff_ms_p90":${fmt(f.handoff_p90)},"handoff_ms_p99":${fmt(f.handoff_p99)},` +
       `"wait_ms_p50":${fmt(f.wait_p50)},"wait_ms_p99":${fmt(f.wait_p99)},` +

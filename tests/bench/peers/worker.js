@@ -41,10 +41,13 @@ function record(w, ask, grant) {
   return rec.worker.length - 1;
 }
 
-// The hold: H ms, or (H = 0) the next turn of the event loop, as
+// The hold: H ms (drawn from H +- J whole ms with --jitter-ms J, as
+// sflimit-bench draws it), or (H = 0) the next turn of the event loop, as
 // sflimit-bench's zero-delay timer.
 function hold() {
-  return o.hold_ms > 0 ? sleep(o.hold_ms) : nextTurn();
+  if (o.hold_ms === 0) return nextTurn();
+  const j = o.jitter_ms || 0;
+  return sleep(o.hold_ms + (j > 0 ? Math.floor(Math.random() * (2 * j + 1)) - j : 0));
 }
 
 /*--- redis-semaphore -------------------------------------------------------*/
