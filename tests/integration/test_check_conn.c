@@ -192,9 +192,9 @@ static void expect_one_connection_each(int na, int nb)
         cr_expect_leq(max_seen, want[i].limit, "user %s: %lld open at once, limit %lld",
                       want[i].user, max_seen, want[i].limit);
     }
-    cr_assert_eq(th_provider_stat(&provider, "requests"), na + nb);
-    cr_assert_eq(th_provider_stat(&provider, "refused"), 0);
-    cr_assert_eq(th_provider_stat(&provider, "violations"), 0);
+    cr_expect_eq(th_provider_stat(&provider, "requests"), na + nb);
+    cr_expect_eq(th_provider_stat(&provider, "refused"), 0);
+    cr_expect_eq(th_provider_stat(&provider, "violations"), 0);
 }
 
 /* Every result OK with the test media's facts. */
@@ -229,8 +229,8 @@ Test(check_conn, ts_with_ranges_one_connection_per_check)
     start_provider(media);
     th_results r;
     run_batch(4, 6, &r);
+    expect_all_ok(&r); /* first: a check that never connected says why */
     expect_one_connection_each(4, 6);
-    expect_all_ok(&r);
     th_results_free(&r);
 }
 
@@ -242,8 +242,8 @@ Test(check_conn, mp4_faststart_with_ranges_one_connection_per_check)
     start_provider(media);
     th_results r;
     run_batch(2, 3, &r);
-    expect_one_connection_each(2, 3);
     expect_all_ok(&r);
+    expect_one_connection_each(2, 3);
     th_results_free(&r);
 }
 
