@@ -104,6 +104,7 @@ static int tc_is_ready(void *arg)
 }
 
 static int64_t tc_fallback_ms = 200; /* the next tc_new's longest sleep between asks */
+static int64_t tc_handoff_ms = 0;    /* the next tc_new's hand-off hold (0: the default) */
 
 static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t safety)
 {
@@ -129,7 +130,8 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
                            .renew_ms = renew,
                            .safety_ms = safety,
                            .recovery_ms = ttl,
-                           .fallback_ms = tc_fallback_ms};
+                           .fallback_ms = tc_fallback_ms,
+                           .handoff_ms = tc_handoff_ms};
     c->lim = sfl_limiter_new(base, c->st, &lo);
     sfl_store_start(c->st);
     cr_assert(th_loop_until(base, tc_is_ready, c, 5000), "store never became ready");
@@ -1265,6 +1267,87 @@ Test(lease, handoff_held_past_its_hold_keeps_the_slot)
     freeReplyObject(r);
     cr_assert_eq(in_use(31), 1);
     handoff_free(&x);
+}
+
+/* A slot handed to a ticket of a try (the scheduler's ask) and claimed on
+ * the announcement as a check claims it (sfl_limiter_claim), at once or a
+ * third of the way into the hold. */
+typedef struct claim_ctx {
+    sfl_limiter *lim;
+    int at_once;
+    sfl_lease *lease;
+    long long account;
+    char ticket[96];
+} claim_ctx;
+
+static void on_try_denied(const sfl_try_result *res, void *arg)
+{
+    int *status = arg;
+    *status = (int)res->status;
+    cr_assert_null(res->lease);
+}
+
+static void on_seen_claim(const sfl_handoff *h, void *arg)
+{
+    claim_ctx *c = arg;
+    if (!c->lease && h->ticket && strcmp(h->ticket, c->ticket) == 0)
+        c->lease = sfl_limiter_claim(c->lim, h, "check", -1, c->at_once);
+}
+
+static int int_is_set(void *arg)
+{
+    return *(int *)arg != -1;
+}
+
+static int claimed(void *arg)
+{
+    return ((claim_ctx *)arg)->lease != NULL;
+}
+
+/* 1 once the handed slot's deadline is the claimer's TTL (5 s), not the
+ * 20 s hold's: taken over. */
+static int taken_over_from_hold(void *arg)
+{
+    const claim_ctx *c = arg;
+    long long left = deadline_left(c->account, c->ticket);
+    return left > 0 && left < 10000;
+}
+
+/* A check started on a hand-off (the scheduler's claim) takes the slot over
+ * at once: it will run for seconds, and the whole hold is left for the
+ * take-over's round trip. Here the hold is 20 s, so a take-over a third of
+ * the way into it (as for a wait's owner, which may be done by then) would
+ * come after some 6 s: the slot must be a full lease within 3 s. */
+Test(lease, check_claimed_on_a_handoff_takes_it_over_at_once)
+{
+    th_account(&redis, 51, 1);
+    tc_handoff_ms = 20000;
+    tclient *h = tc_new("holder", 5000, 1000, 500);
+    tc_handoff_ms = 0;
+    /* Renewing every 4 s: a renewal, which takes a handed slot over too,
+     * comes after the 3 s this test allows. */
+    tclient *w = tc_new("claimer", 5000, 4000, 500);
+    slot a;
+    ask(h, 51, 3000, &a);
+    got(&a, 3000);
+    claim_ctx c = {.lim = w->lim, .at_once = 1, .account = 51};
+    sfl_limiter_new_id(w->lim, c.ticket, sizeof(c.ticket));
+    int status = -1;
+    cr_assert_eq(sfl_limiter_try(w->lim, 51, "check", c.ticket, on_try_denied, &status), 0);
+    cr_assert(th_loop_until(base, int_is_set, &status, 3000), "the try was not answered");
+    cr_assert_eq(status, SFL_TRY_DENIED, "the try on a full login was not denied");
+    sfl_limiter_on_release_seen(w->lim, on_seen_claim, &c);
+    sfl_lease_release(a.lease);
+    cr_assert(th_loop_until(base, claimed, &c, 3000), "the hand-off was not claimed");
+    cr_assert_gt(deadline_left(51, c.ticket), 10000, "the slot was not held for the ticket");
+    cr_assert(th_loop_until(base, taken_over_from_hold, &c, 3000),
+              "not taken over within 3 s (deadline in %lld ms)", deadline_left(51, c.ticket));
+    sfl_lease_release(c.lease);
+    cr_assert(th_loop_until(base, all_released, (tclient *[]){h, w, NULL}, 5000),
+              "a release went unanswered");
+    cr_assert_eq(in_use(51), 0);
+    tc_free(h);
+    tc_free(w);
 }
 
 /* A check started on a hand-off and done before its take-over was due (the
