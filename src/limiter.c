@@ -16,12 +16,13 @@
  * until a short deadline in Redis time, announced with it. The node starts
  * on the announcement (sfl_limiter_claim) when it can show that deadline is
  * still ahead on its own clock, and takes the lease over for the full TTL:
- * at once for a check (the scheduler's: it lasts seconds, and the take-over
- * gets the whole hold for its round trip), or a third of the way to its
- * safety margin (TAKEOVER_PART) for a wait's owner, which may be done by
- * then and give the slot back without a take-over (one script less per
- * cycle at high churn), the take-over still having two thirds of the time
- * left. The safety timer stops the check in time if the
+ * at once (a check, an exec, a sidecar client hold slots for seconds and
+ * more: the take-over gets the whole hold for its round trip), or, for a
+ * limiter whose holders may be done sooner (opts.short_holds: the lease
+ * benchmark's), a third of the way to its safety margin (TAKEOVER_PART): a
+ * holder done by then gives the slot back without a take-over (one script
+ * less per cycle at high churn), the take-over still having two thirds of
+ * the time left. The safety timer stops the check in time if the
  * take-over is not confirmed, exactly as when it went out at once. Redis time maps onto the
  * monotonic clock as a lower bound: a script's answer carries Redis's TIME, read after the ask was
  * sent, so local(X) >= X + (sent - redis_now - 1), less the allowed rate drift for the span from
@@ -476,7 +477,7 @@ static void on_takeover(evutil_socket_t fd, short what, void *arg)
 }
 
 sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char *label,
-                             int64_t wait_since_ms, int takeover_at_once)
+                             int64_t wait_since_ms)
 {
     if (!h->ticket || h->deadline_ms <= 0 || !sfl_store_ready(lim->store) || lim->retaking > 0)
         return NULL;
@@ -505,7 +506,7 @@ sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char 
     l->local_deadline_ms = local;
     l->wait_ms = wait_since_ms >= 0 ? now - wait_since_ms : 0;
     sfl_timer_in(l->safety, local - margin - now);
-    sfl_timer_in(l->takeover, takeover_at_once ? 0 : (local - margin - now) / TAKEOVER_PART);
+    sfl_timer_in(l->takeover, lim->opts.short_holds ? (local - margin - now) / TAKEOVER_PART : 0);
     lim->stats.claimed++;
     sfl_limiter_emit_lease(lim, SFL_LIM_GRANT, l, NULL);
     return l;

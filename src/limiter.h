@@ -32,6 +32,12 @@ typedef struct sfl_limiter_opts {
                               take it over (it starts on the announcement and takes the
                               lease over at once): a dead node's ticket keeps a freed
                               slot no longer than this; default SFL_HANDOFF_MS */
+    int short_holds;       /* holders may give a slot back within a third of a hand-off's
+                              hold (the lease benchmark's): a slot claimed on a hand-off
+                              is taken over only that far into the hold, so such a
+                              holder needs no take-over. 0 (checks, exec, the sidecar
+                              API: seconds and more): at once, with the whole hold left
+                              for the take-over's round trip */
 } sfl_limiter_opts;
 
 #define SFL_HANDOFF_MS 250
@@ -145,13 +151,10 @@ void sfl_limiter_on_release_seen(sfl_limiter *lim, void (*fn)(const sfl_handoff 
  * answer from Redis yet since the last connect) or Redis is away: ask with
  * the ticket instead (sfl_limiter_try), which takes the slot over if it is
  * still held for the ticket. wait_since_ms (monotonic) is when the owner
- * began to wait, for sfl_lease_wait_ms; -1 if unknown. takeover_at_once:
- * the owner holds slots well past a hand-off's hold (a check: seconds), so
- * the take-over goes out at once, with the whole hold left for its round
- * trip; 0: a third of the way (an owner that may be done by then gives the
- * slot back without one). */
+ * began to wait, for sfl_lease_wait_ms; -1 if unknown. The take-over goes
+ * out at once, or a third of the way into the hold (short_holds). */
 sfl_lease *sfl_limiter_claim(sfl_limiter *lim, const sfl_handoff *h, const char *label,
-                             int64_t wait_since_ms, int takeover_at_once);
+                             int64_t wait_since_ms);
 
 void sfl_lease_on_lost(sfl_lease *lease, sfl_lease_lost_fn *fn, void *arg);
 /* Gives the slot back (queued if Redis is down) and frees the lease. */

@@ -553,8 +553,7 @@ static void on_release_seen(const sfl_handoff *h, void *arg)
     }
     if (h->ticket && a->n > 0 && !s->cancelled && can_start_now(s)) {
         /* Start on the announcement; the limiter takes the slot over. */
-        /* A check lasts seconds: the slot is taken over at once. */
-        sfl_lease *l = sfl_limiter_claim(s->lim, h, a->heap[0].label, a->stalled_since, 1);
+        sfl_lease *l = sfl_limiter_claim(s->lim, h, a->heap[0].label, a->stalled_since);
         if (l) {
             start_granted(a, l);
             pump(s);

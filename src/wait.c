@@ -413,7 +413,7 @@ void sfl_limiter_waits_on_handoff(sfl_limiter *lim, const sfl_handoff *h)
             continue;
         sfl_lease *l = NULL;
         if (h->ticket && !w->inflight && !w->cancelled)
-            l = sfl_limiter_claim(lim, h, w->label, w->started_ms, 0);
+            l = sfl_limiter_claim(lim, h, w->label, w->started_ms);
         if (l) {
             w->uncertain = 0;
             wait_finish(w, SFL_WAIT_GRANTED, l);

@@ -398,7 +398,9 @@ int bench_worker_main(const bench_lease_opts *o, const sfl_account_conf *acc, be
                                .renew_ms = 1500,
                                .safety_ms = 1000,
                                .recovery_ms = 5000,
-                               .fallback_ms = 1000};
+                               .fallback_ms = 1000,
+                               /* holds of 0-20 ms: done before a take-over is due */
+                               .short_holds = 1};
         w->lim = sfl_limiter_new(p.base, w->st, &lo);
         w->hold = evtimer_new(p.base, on_hold, w);
         if (!w->lim || !w->hold) {

@@ -105,6 +105,9 @@ static int tc_is_ready(void *arg)
 
 static int64_t tc_fallback_ms = 200; /* the next tc_new's longest sleep between asks */
 static int64_t tc_handoff_ms = 0;    /* the next tc_new's hand-off hold (0: the default) */
+/* The next tc_new's short_holds: these clients hold slots for ms, and the
+ * hand-off tests follow a take-over a third of the way into the hold. */
+static int tc_short_holds = 1;
 
 static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t safety)
 {
@@ -131,7 +134,8 @@ static tclient *tc_new(const char *node, int64_t ttl, int64_t renew, int64_t saf
                            .safety_ms = safety,
                            .recovery_ms = ttl,
                            .fallback_ms = tc_fallback_ms,
-                           .handoff_ms = tc_handoff_ms};
+                           .handoff_ms = tc_handoff_ms,
+                           .short_holds = tc_short_holds};
     c->lim = sfl_limiter_new(base, c->st, &lo);
     sfl_store_start(c->st);
     cr_assert(th_loop_until(base, tc_is_ready, c, 5000), "store never became ready");
@@ -1270,11 +1274,9 @@ Test(lease, handoff_held_past_its_hold_keeps_the_slot)
 }
 
 /* A slot handed to a ticket of a try (the scheduler's ask) and claimed on
- * the announcement as a check claims it (sfl_limiter_claim), at once or a
- * third of the way into the hold. */
+ * the announcement as a check claims it (sfl_limiter_claim). */
 typedef struct claim_ctx {
     sfl_limiter *lim;
-    int at_once;
     sfl_lease *lease;
     long long account;
     char ticket[96];
@@ -1291,7 +1293,7 @@ static void on_seen_claim(const sfl_handoff *h, void *arg)
 {
     claim_ctx *c = arg;
     if (!c->lease && h->ticket && strcmp(h->ticket, c->ticket) == 0)
-        c->lease = sfl_limiter_claim(c->lim, h, "check", -1, c->at_once);
+        c->lease = sfl_limiter_claim(c->lim, h, "check", -1);
 }
 
 static int int_is_set(void *arg)
@@ -1313,24 +1315,28 @@ static int taken_over_from_hold(void *arg)
     return left > 0 && left < 10000;
 }
 
-/* A check started on a hand-off (the scheduler's claim) takes the slot over
- * at once: it will run for seconds, and the whole hold is left for the
- * take-over's round trip. Here the hold is 20 s, so a take-over a third of
- * the way into it (as for a wait's owner, which may be done by then) would
- * come after some 6 s: the slot must be a full lease within 3 s. */
+/* A check started on a hand-off (the scheduler's claim, on a limiter of
+ * long holders) takes the slot over at once: it will run for seconds, and
+ * the whole hold is left for the take-over's round trip. Here the hold is
+ * 20 s, so a take-over a third of the way into it (short_holds: holders
+ * that may be done by then) would come after some 6 s: the slot must be a
+ * full lease within 3 s. */
 Test(lease, check_claimed_on_a_handoff_takes_it_over_at_once)
 {
     th_account(&redis, 51, 1);
     tc_handoff_ms = 20000;
     tclient *h = tc_new("holder", 5000, 1000, 500);
     tc_handoff_ms = 0;
-    /* Renewing every 4 s: a renewal, which takes a handed slot over too,
-     * comes after the 3 s this test allows. */
+    /* A limiter of long holders (short_holds 0: checks, exec, the sidecar
+     * API), renewing every 4 s: a renewal, which takes a handed slot over
+     * too, comes after the 3 s this test allows. */
+    tc_short_holds = 0;
     tclient *w = tc_new("claimer", 5000, 4000, 500);
+    tc_short_holds = 1;
     slot a;
     ask(h, 51, 3000, &a);
     got(&a, 3000);
-    claim_ctx c = {.lim = w->lim, .at_once = 1, .account = 51};
+    claim_ctx c = {.lim = w->lim, .account = 51};
     sfl_limiter_new_id(w->lim, c.ticket, sizeof(c.ticket));
     int status = -1;
     cr_assert_eq(sfl_limiter_try(w->lim, 51, "check", c.ticket, on_try_denied, &status), 0);
