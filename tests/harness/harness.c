@@ -1204,19 +1204,21 @@ void th_streams_write(th_streams *b, const char *dir, const char *name, char *pa
 
 /*--- A config for `sflimit check` ------------------------------------------*/
 
+const char *th_wrap_lease(void)
+{
+    const char *wrap = getenv("SFL_TEST_WRAP");
+    return wrap && *wrap ? ", \"handoff_ms\": 1000" : "";
+}
+
 void th_write_config(const char *dir, const th_config *c, char *path, size_t len)
 {
     cr_assert_not_null(c->redis_url, "a config needs a Redis URL");
     char analysis[64] = "";
     if (c->ffmpeg_duration > 0)
         snprintf(analysis, sizeof(analysis), "\"ffmpeg_duration\": %g, ", c->ffmpeg_duration);
-    /* Under a wrapper (valgrind: CI's memcheck step) a node is many times
-     * slower: a slot handed to it is held 1 s for its take-over, not the
-     * default 250 ms, or its checks are stopped (LeaseLost) before the
-     * take-over's answer can come back. A test that sets "lease" keeps its
-     * own. */
-    const char *wrap = getenv("SFL_TEST_WRAP");
-    const char *slow = wrap && *wrap && !c->lease ? ", \"handoff_ms\": 1000" : "";
+    /* Under a wrapper, a longer hold (th_wrap_lease). A test that sets
+     * "lease" keeps its own. */
+    const char *slow = c->lease ? "" : th_wrap_lease();
     char text[4096];
     int n = snprintf(text, sizeof(text),
                      "{\"node_id\": \"%s\",\n"

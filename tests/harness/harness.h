@@ -375,6 +375,14 @@ void th_streams_write(th_streams *b, const char *dir, const char *name, char *pa
 /* A check that holds one provider connection while it downloads the stream. */
 #define TH_CURL_CMD "[\"curl\", \"-sS\", \"-o\", \"/dev/null\", \"{url}\"]"
 
+/* Under a wrapper (SFL_TEST_WRAP: valgrind, CI's memcheck step) a node is
+ * many times slower, and a slot handed to it must be held longer for its
+ * take-over than the default 250 ms, or its checks are stopped (LeaseLost)
+ * before the take-over's answer comes back: ", \"handoff_ms\": 1000", to
+ * put after the other members of a config's "lease" object; "" without a
+ * wrapper. */
+const char *th_wrap_lease(void);
+
 /* What th_write_config writes; a member left zero takes its default. */
 typedef struct th_config {
     const char *redis_url;  /* required */

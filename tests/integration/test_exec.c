@@ -22,8 +22,8 @@ static void setup(void)
     char text[512];
     snprintf(text, sizeof(text),
              "{\"node_id\": \"t\", \"redis\": {\"url\": \"%s\"},\n"
-             " \"lease\": {\"ttl_ms\": 1500, \"renew_ms\": 400, \"safety_ms\": 400}}\n",
-             redis.url);
+             " \"lease\": {\"ttl_ms\": 1500, \"renew_ms\": 400, \"safety_ms\": 400%s}}\n",
+             redis.url, th_wrap_lease());
     th_write_file(dir, "sflimit.json", text, config, sizeof(config));
 }
 
