@@ -96,6 +96,13 @@ static int ids_init(submit *s)
     return 0;
 }
 
+/* The place of stream id in s->ids, or -1 when it is none of the batch's. */
+static long long place_of(const submit *s, long long id)
+{
+    const long long *hit = bsearch(&id, s->ids, (size_t)s->total, sizeof(*s->ids), cmp_id);
+    return hit ? hit - s->ids : -1;
+}
+
 /* The place of the stream a result names in s->ids, or -1 when it names none
  * of the batch's (not JSON, no stream_id, another id). */
 static long long stream_of(const submit *s, const char *json, size_t len)
@@ -106,9 +113,8 @@ static long long stream_of(const submit *s, const char *json, size_t len)
     /* Stream ids are within +-(2^53-1) (streams.c): exact as a double. */
     if (cJSON_IsNumber(id) && fabs(id->valuedouble) <= 9007199254740991.0) {
         long long want = (long long)id->valuedouble;
-        const long long *hit = bsearch(&want, s->ids, (size_t)s->total, sizeof(*s->ids), cmp_id);
-        if (hit && (double)want == id->valuedouble)
-            at = hit - s->ids;
+        if ((double)want == id->valuedouble)
+            at = place_of(s, want);
     }
     cJSON_Delete(o);
     return at;
@@ -190,9 +196,8 @@ static void resubmit(submit *s)
         return;
     }
     for (size_t i = 0; i < s->streams->n; i++) {
-        long long id = s->streams->v[i].id;
-        const long long *hit = bsearch(&id, s->ids, (size_t)s->total, sizeof(*s->ids), cmp_id);
-        if (hit && !s->done[hit - s->ids])
+        long long at = place_of(s, s->streams->v[i].id);
+        if (at >= 0 && !s->done[at])
             rest.v[rest.n++] = s->streams->v[i]; /* read only, during the call */
     }
     sfl_warn("batch %s is gone from Redis (it lost its data): putting the %zu stream(s) without a "
