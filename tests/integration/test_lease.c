@@ -1282,11 +1282,23 @@ typedef struct claim_ctx {
     char ticket[96];
 } claim_ctx;
 
-static void on_try_denied(const sfl_try_result *res, void *arg)
+typedef struct tried {
+    int done;
+    sfl_try_status status;
+    sfl_lease *lease;
+} tried;
+
+static void on_tried(const sfl_try_result *res, void *arg)
 {
-    int *status = arg;
-    *status = (int)res->status;
-    cr_assert_null(res->lease);
+    tried *t = arg;
+    t->done = 1;
+    t->status = res->status;
+    t->lease = res->lease;
+}
+
+static int try_done(void *arg)
+{
+    return ((tried *)arg)->done;
 }
 
 static void on_seen_claim(const sfl_handoff *h, void *arg)
@@ -1294,11 +1306,6 @@ static void on_seen_claim(const sfl_handoff *h, void *arg)
     claim_ctx *c = arg;
     if (!c->lease && h->ticket && strcmp(h->ticket, c->ticket) == 0)
         c->lease = sfl_limiter_claim(c->lim, h, "check", -1);
-}
-
-static int int_is_set(void *arg)
-{
-    return *(int *)arg != -1;
 }
 
 static int claimed(void *arg)
@@ -1338,10 +1345,11 @@ Test(lease, check_claimed_on_a_handoff_takes_it_over_at_once)
     got(&a, 3000);
     claim_ctx c = {.lim = w->lim, .account = 51};
     sfl_limiter_new_id(w->lim, c.ticket, sizeof(c.ticket));
-    int status = -1;
-    cr_assert_eq(sfl_limiter_try(w->lim, 51, "check", c.ticket, on_try_denied, &status), 0);
-    cr_assert(th_loop_until(base, int_is_set, &status, 3000), "the try was not answered");
-    cr_assert_eq(status, SFL_TRY_DENIED, "the try on a full login was not denied");
+    tried t = {0};
+    cr_assert_eq(sfl_limiter_try(w->lim, 51, "check", c.ticket, on_tried, &t), 0);
+    cr_assert(th_loop_until(base, try_done, &t, 3000), "the try was not answered");
+    cr_assert_eq(t.status, SFL_TRY_DENIED, "the try on a full login was not denied");
+    cr_assert_null(t.lease);
     sfl_limiter_on_release_seen(w->lim, on_seen_claim, &c);
     sfl_lease_release(a.lease);
     cr_assert(th_loop_until(base, claimed, &c, 3000), "the hand-off was not claimed");
@@ -1478,25 +1486,6 @@ Test(lease, release_grants_the_next_ask_when_nobody_waits)
 /* The scheduler's asks (sfl_limiter_try, with the ticket it keeps) ride in
  * a release too: a node whose global limit was full gives a slot back and
  * asks for the next of that account in the same loop turn. */
-typedef struct tried {
-    int done;
-    sfl_try_status status;
-    sfl_lease *lease;
-} tried;
-
-static void on_tried(const sfl_try_result *res, void *arg)
-{
-    tried *t = arg;
-    t->done = 1;
-    t->status = res->status;
-    t->lease = res->lease;
-}
-
-static int try_done(void *arg)
-{
-    return ((tried *)arg)->done;
-}
-
 static uint64_t asked_in_release(const tclient *c)
 {
     sfl_limiter_stats ls;

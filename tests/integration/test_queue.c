@@ -375,6 +375,24 @@ static int consumer_listed(const char *name, long long *pending)
     return found;
 }
 
+/* The value of field name of a queue entry (its field/value array), or NULL. */
+static const char *entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t k = 0; k + 1 < fields->elements; k += 2)
+        if (strcmp(fields->element[k]->str, name) == 0)
+            return fields->element[k + 1]->str;
+    return NULL;
+}
+
+/* The id of the stream a queue entry's "stream" field names. */
+static int entry_stream_id(const char *json)
+{
+    cJSON *j = cJSON_Parse(json);
+    int id = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
+    cJSON_Delete(j);
+    return id;
+}
+
 /* The stream ids of the entries pending on consumer name (at most max). */
 static int held_streams(const char *name, int *ids, int max)
 {
@@ -384,13 +402,9 @@ static int held_streams(const char *name, int *ids, int max)
         const char *entry = p->element[i]->element[0]->str;
         redisReply *e = th_redis(&redis, "XRANGE sfl:jobs %s %s", entry, entry);
         cr_assert(e->type == REDIS_REPLY_ARRAY && e->elements == 1, "entry %s is gone", entry);
-        const redisReply *f = e->element[0]->element[1];
-        for (size_t k = 0; k + 1 < f->elements; k += 2)
-            if (strcmp(f->element[k]->str, "stream") == 0) {
-                cJSON *j = cJSON_Parse(f->element[k + 1]->str);
-                ids[n++] = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
-                cJSON_Delete(j);
-            }
+        const char *json = entry_field(e->element[0]->element[1], "stream");
+        if (json)
+            ids[n++] = entry_stream_id(json);
         freeReplyObject(e);
     }
     freeReplyObject(p);
@@ -506,6 +520,25 @@ static void submit_three(char *results, size_t rlen, char *batch, size_t blen)
     freeReplyObject(r);
 }
 
+/* Every client cut off, as a sentinel does when it reconfigures a master:
+ * the submitter reconnects. */
+static void cut_clients(void)
+{
+    cr_assert_geq(th_redis_int(&redis, "CLIENT KILL TYPE normal"), 1,
+                  "the submitter had no connection to cut");
+    freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE pubsub"));
+}
+
+/* submit_three's submitter ends, having printed streams 1-3 once each. */
+static void finish_each_printed_once(const char *results)
+{
+    submit_finish(60000);
+    qresult q[4];
+    load_results(results, q, 3);
+    for (int id = 1; id <= 3; id++)
+        cr_expect_eq(q[id].seen, 1, "stream %d printed %d times", id, q[id].seen);
+}
+
 /* What a failover does to a batch's results list, with `submit --wait`
  * reading it: the old master had the results of streams 1 and 2 and the
  * submitter printed both; the new master got only stream 1's (asynchronous
@@ -531,18 +564,10 @@ Test(queue, submit_prints_each_stream_once_across_a_failover)
     freeReplyObject(r);
     r = th_redis(&redis, "HSET sfl:batch:%s done 1", batch);
     freeReplyObject(r);
-    cr_assert_geq(th_redis_int(&redis, "CLIENT KILL TYPE normal"), 1,
-                  "the submitter had no connection to cut");
-    r = th_redis(&redis, "CLIENT KILL TYPE pubsub");
-    freeReplyObject(r);
+    cut_clients();
     store_result_of(batch, 3);
     store_result_of(batch, 2);
-    submit_finish(60000);
-
-    qresult q[4];
-    load_results(results, q, 3);
-    for (int id = 1; id <= 3; id++)
-        cr_expect_eq(q[id].seen, 1, "stream %d printed %d times", id, q[id].seen);
+    finish_each_printed_once(results);
 }
 
 static int one_printed(void *arg)
@@ -559,18 +584,9 @@ static int queued_streams(const char *batch, int *ids, int max)
     int n = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++) {
         const redisReply *f = r->element[i]->element[1];
-        const char *b = NULL, *json = NULL;
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "batch") == 0)
-                b = f->element[k + 1]->str;
-            else if (strcmp(f->element[k]->str, "stream") == 0)
-                json = f->element[k + 1]->str;
-        }
-        if (!b || !json || strcmp(b, batch) != 0)
-            continue;
-        cJSON *j = cJSON_Parse(json);
-        ids[n++] = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
-        cJSON_Delete(j);
+        const char *b = entry_field(f, "batch"), *json = entry_field(f, "stream");
+        if (b && json && strcmp(b, batch) == 0)
+            ids[n++] = entry_stream_id(json);
     }
     freeReplyObject(r);
     return n;
@@ -604,8 +620,7 @@ Test(queue, submit_puts_a_lost_batch_on_the_queue_again)
     cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
 
     freeReplyObject(th_redis(&redis, "FLUSHALL"));
-    freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE normal"));
-    freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE pubsub"));
+    cut_clients();
     requeued q = {.batch = batch};
     cr_assert(th_until(batch_requeued, &q, 30000),
               "the lost batch was not put on the queue again (%d entries)", q.n);
@@ -614,12 +629,7 @@ Test(queue, submit_puts_a_lost_batch_on_the_queue_again)
               q.ids[0], q.ids[1]);
     store_result_of(batch, 3);
     store_result_of(batch, 2);
-    submit_finish(60000);
-
-    qresult res[4];
-    load_results(results, res, 3);
-    for (int id = 1; id <= 3; id++)
-        cr_expect_eq(res[id].seen, 1, "stream %d printed %d times", id, res[id].seen);
+    finish_each_printed_once(results);
 }
 
 /* A node killed -9 while it holds entries: another node claims them (every
