@@ -140,12 +140,14 @@ for k = 1, n do
 end
 
 -- The first login with a free slot, or nil; none inside the recovery window.
-local recover_until = nil -- read once, when a slot would be given
+local recover_until, opened = nil, nil -- read once, when a slot would be given
 local function room()
     for k = 1, n do
         local l = L[k]
         if not l.stale and (l.limit == 0 or l.in_use < l.limit) then
-            recover_until = recover_until or epoch_window(now, ARGV[6])
+            if not recover_until then
+                recover_until, opened = epoch_window(now, ARGV[6])
+            end
             if now < recover_until then
                 return nil
             end
@@ -168,7 +170,7 @@ if granted then
         -- oldest ticket gets it, held for its node to take over.
         local l = L[granted]
         local deadline, fresh = hand_off(head, now, handoff, ARGV[8], ARGV[9], l.b,
-                                         ARGV[9 + 2 * granted])
+                                         ARGV[9 + 2 * granted], opened)
         keep_keys(now, deadline, KEYS[l.b], fresh, l.b, W)
         last = math.max(last, deadline)
         l.in_use = l.in_use + 1
@@ -219,7 +221,7 @@ if not granted then
 end
 
 local l = L[granted]
-local fence, fresh = next_fence(now, l.b)
+local fence, fresh = next_fence(now, l.b, opened)
 local deadline = now + ttl
 redis.call('HSET', KEYS[l.b + 1], id, holder_json(ARGV[3], ARGV[4], now, fence))
 redis.call('ZADD', KEYS[l.b], fmt('%d', deadline), id)

@@ -64,21 +64,22 @@ end
 
 -- Until when (ms, Redis time) only leases that already existed may be
 -- re-taken: the namespace's recovery window, from its epoch marker
--- (KEYS[#KEYS]). A missing marker means this Redis holds none of the data
--- sfl wrote (new, flushed, or restarted without persistence): it is made
--- here, and the window opens for window_ms, once for every account
+-- (KEYS[#KEYS]); and, second, when that window last opened (nil: not
+-- known), for next_fence. A missing marker means this Redis holds none of
+-- the data sfl wrote (new, flushed, or restarted without persistence): it
+-- is made here, and the window opens for window_ms, once for every account
 -- (window_ms nil: not made here, and the window counts as open).
 -- lua/epoch.lua (run by every connection first) says more.
 local function epoch_window(now, window_ms)
-    local e = redis.call('HMGET', KEYS[#KEYS], 'created_ms', 'recover_until_ms')
+    local e = redis.call('HMGET', KEYS[#KEYS], 'created_ms', 'recover_until_ms', 'opened_ms')
     if e[1] then
-        return tonumber(e[2]) or 0
+        return tonumber(e[2]) or 0, tonumber(e[3])
     elseif window_ms == nil then
-        return math.huge
+        return math.huge, nil
     end
     local until_ms = now + (tonumber(window_ms) or 0)
     make_epoch(KEYS[#KEYS], now, until_ms, 'missing', tonumber(window_ms) or 0)
-    return until_ms
+    return until_ms, now
 end
 
 -- A login's effective limit: its max_streams, capped by what its panel
@@ -97,14 +98,26 @@ local function effective_limit(limit, panel, learned)
     return limit
 end
 
--- The next fencing token; true as second value if the counter was new (its
--- key has no TTL yet: keep_keys must be forced).
-local function next_fence(now, b)
+-- The next fencing token of the login at b; true as second value if the
+-- counter was written whole (SET: its key has no TTL now, keep_keys must be
+-- forced). A login's tokens only grow. A token is at most the Redis time of
+-- its grant (a counter starts at that time and gains one a grant, and a
+-- login averages far below a grant a millisecond), so:
+--   - a counter that expired with its idle login starts again above every
+--     token it gave, at now;
+--   - a counter at or below `opened`, when the epoch window last opened
+--     (epoch_window's second value: a Redis that may have lost its last
+--     writes, restarted or failed over), goes on above it: the grants lost
+--     with those writes gave tokens no later than that, which this Redis
+--     never counted. (Two Redis hosts' clocks must differ by less than the
+--     time from the failover to the first connection that finds it.)
+local function next_fence(now, b, opened)
     local f = redis.call('INCR', KEYS[b + 3])
-    if f == 1 then
-        -- The counter expired with the idle login: start above any token it gave.
-        redis.call('SET', KEYS[b + 3], fmt('%d', now))
-        return now, true
+    local floor = f == 1 and now - 1 or opened
+    if floor and f <= floor then
+        f = floor + 1
+        redis.call('SET', KEYS[b + 3], fmt('%d', f))
+        return f, true
     end
     return f, false
 end
@@ -238,11 +251,12 @@ end
 -- id), and the announcement "<account> <ticket> <deadline_ms> <fence>", with
 -- " <login>" when login is given (an account of several logins), on
 -- <channel>:<node>, the node being the ticket up to its last ':'. Short, so
--- that a ticket whose node died keeps the slot only briefly. Returns the
--- hold's deadline, and whether the fence counter was new.
-local function hand_off(ticket, now, handoff_ms, channel, account, b, login)
+-- that a ticket whose node died keeps the slot only briefly. opened: when
+-- the epoch window last opened (next_fence). Returns the hold's deadline,
+-- and whether the fence counter was written whole.
+local function hand_off(ticket, now, handoff_ms, channel, account, b, login, opened)
     local node = string.match(ticket, '^(.*):[^:]*$') or ticket
-    local fence, fresh = next_fence(now, b)
+    local fence, fresh = next_fence(now, b, opened)
     local deadline = now + handoff_ms
     redis.call('ZADD', KEYS[b], fmt('%d', deadline), ticket)
     redis.call('HSET', KEYS[b + 1], ticket, holder_json(node, '', now, fence))

@@ -195,7 +195,7 @@ end
 -- ends (its waiting nodes ask again then: acquire.lua's retry_ms, which
 -- also makes a missing marker: release knows no window length, unless a
 -- next ask gives it).
-local recover_until = epoch_window(now, nx and ARGV[nb + 5] or nil)
+local recover_until, opened = epoch_window(now, nx and ARGV[nb + 5] or nil)
 if now < recover_until then
     drop()
     if nx then
@@ -225,7 +225,8 @@ else
     head = pop_live_ticket(now, now_s, w)
 end
 if head and head ~= nx then
-    local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5])
+    local deadline, fresh = hand_off(head, now, tonumber(ARGV[4]), ARGV[2], account, 1, ARGV[5],
+                                     opened)
     drop()
     if fresh or mine < deadline then
         -- The hold outlasts the lease given back (or the fence is new):
@@ -243,7 +244,7 @@ if head and head ~= nx then
 elseif nx then
     -- Nobody older waits: the slot is the next ask's lease, as acquire.lua
     -- grants it (pop_ticket took its ticket out of the queue).
-    local fence, fresh = next_fence(now, 1)
+    local fence, fresh = next_fence(now, 1, opened)
     local deadline = now + tonumber(ARGV[nb + 2])
     redis.call('HSET', KEYS[2], nx, holder_json(ARGV[nb + 3], ARGV[nb + 4], now, fence))
     redis.call('ZADD', KEYS[1], fmt('%d', deadline), nx)

@@ -41,6 +41,7 @@ if conf[2] then
     return {0, 0, 0, -1, 'moved to the keys of account ' .. conf[2], 0, now}
 end
 local limit = effective_limit(tonumber(conf[1]), conf[5], conf[6])
+local read_epoch, opened = false, nil -- the epoch marker, read at most once
 if limit == nil then
     limit = restore_conf(now, ARGV[5], 1)
     if limit == nil then
@@ -48,7 +49,8 @@ if limit == nil then
     end
     -- A lost conf may be a lost Redis: the first script to run after it
     -- opens the window (this re-take is allowed in it).
-    epoch_window(now, ARGV[6])
+    read_epoch = true
+    opened = select(2, epoch_window(now, ARGV[6]))
 end
 
 local status, fence, fresh = 1, nil, false
@@ -73,7 +75,12 @@ else
         return {0, 0, held, limit, 'full', 0, now}
     end
     status = 2
-    fence, fresh = next_fence(now, 1)
+    if not read_epoch then
+        -- When the window last opened: a re-take's token goes above the
+        -- ones a Redis that lost writes may have lost (next_fence).
+        opened = select(2, epoch_window(now, nil))
+    end
+    fence, fresh = next_fence(now, 1, opened)
     redis.call('HSET', KEYS[2], id, holder_json(ARGV[3], ARGV[4], now, fence))
 end
 local deadline = now + ttl

@@ -504,3 +504,67 @@ Test(epoch, evicting_redis_is_named)
     cr_assert_null(strstr(quiet.err, "maxmemory-policy"), "noeviction named:\n%s", quiet.err);
     ran_free(&quiet);
 }
+
+/*--- Fencing tokens across a failover --------------------------------------*/
+
+/* `exec -a account -- sh -c 'echo $SFL_FENCE'` with config: the token of
+ * its grant. */
+static long long exec_fence(const char *config, const char *account)
+{
+    const char *args[] = {"exec", "-c", config, "-a", account,           "--timeout",
+                          "60",   "--", "sh",   "-c", "echo $SFL_FENCE", NULL};
+    ran r = run(args);
+    cr_assert_eq(r.code, 0, "exec -a %s exited %d:\n%s", account, r.code, r.err);
+    long long fence = atoll(r.out);
+    cr_assert_gt(fence, 0, "no token printed: '%s'", r.out);
+    ran_free(&r);
+    return fence;
+}
+
+/* A login's tokens only grow, also across a failover that lost grants. The
+ * replica stops following (REPLICAOF NO ONE) after the first grant; the
+ * master gives three more, whose tokens the promoted replica never hears
+ * of, then dies. The first grant on the promoted replica, after its
+ * window, gets a token above every one the master gave: the replica's
+ * counter, one grant behind, would give the second token again. */
+Test(epoch, fence_grows_across_a_failover_that_lost_grants)
+{
+    th_redis_start(&redis, NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis.port);
+    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
+    th_redis_start(&replica, follow);
+    char config[256], rconfig[256];
+    write_config(redis.url, SHORT_TTL_MS, NULL, config, sizeof(config));
+    write_config(replica.url, SHORT_TTL_MS, NULL, rconfig, sizeof(rconfig));
+    const char *init[] = {"init", "-c", config, NULL};
+    ran i = run(init);
+    cr_assert_eq(i.code, 0, "init: %s", i.err);
+    ran_free(&i);
+    th_account(&redis, 1, 1);
+
+    long long first = exec_fence(config, "1");
+    int64_t until = th_now_ms() + 20000;
+    while (th_redis_int(&replica, "GET sfl:{a:1}:fence") != first && th_now_ms() < until)
+        usleep(20000);
+    cr_assert_eq(th_redis_int(&replica, "GET sfl:{a:1}:fence"), first,
+                 "the first token never replicated");
+    freeReplyObject(th_redis(&replica, "REPLICAOF NO ONE"));
+    long long last = first;
+    for (int k = 0; k < 3; k++) {
+        long long f = exec_fence(config, "1");
+        cr_assert_gt(f, last, "token %lld after %lld on one Redis", f, last);
+        last = f;
+    }
+    cr_assert_eq(th_redis_int(&replica, "GET sfl:{a:1}:fence"), first,
+                 "the replica heard of the later grants: nothing was lost");
+    th_redis_stop(&redis);
+
+    long long after = exec_fence(rconfig, "1");
+    expect_epoch_reason(&replica, "failover");
+    cr_log_info("fence across a failover: master gave %lld..%lld, the promoted replica %lld", first,
+                last, after);
+    cr_assert_gt(after, last,
+                 "the promoted replica gave token %lld, not above the master's last %lld", after,
+                 last);
+}

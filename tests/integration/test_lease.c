@@ -10,6 +10,7 @@
 #include "scripts.h"
 #include "store.h"
 
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -1885,4 +1886,81 @@ Test(lease, sched_cancel_with_an_ask_in_flight_gives_its_ticket_back)
     cr_assert_eq(in_use(49), 0, "%lld lease(s) left in Redis (the ticket's hand-off)", in_use(49));
     cr_assert_eq(th_redis_int(&redis, "ZCARD sfl:{a:49}:waiters"), 0, "a ticket left in Redis");
     tc_free(c);
+}
+
+/* Every path that gives a token (a grant, a hand-off, a re-take, a next ask
+ * granted in a release) goes above the time the epoch window last opened
+ * while the login's counter is below it: the grants a Redis that lost its
+ * last writes forgot gave tokens no later than that. Here the counter is
+ * set far below (5) and the marker says a window opened now and closed;
+ * each path's token must be above that time. (test_epoch's
+ * fence_grows_across_a_failover_that_lost_grants: a real failover.) */
+static long long token_floor_setup(void)
+{
+    long long opened = redis_now_ms();
+    th_redis_int(&redis, "HSET sfl:epoch opened_ms %lld recover_until_ms %lld", opened, opened);
+    th_redis_int(&redis, "SET sfl:{a:60}:fence 5");
+    return opened;
+}
+
+static long long holder_fence(const char *id)
+{
+    redisReply *r = th_redis(&redis, "HGET sfl:{a:60}:holders %s", id);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "no holder %s", id);
+    cJSON *h = cJSON_Parse(r->str);
+    cr_assert_not_null(h, "%s", r->str);
+    long long fence = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(h, "fence"));
+    cJSON_Delete(h);
+    freeReplyObject(r);
+    return fence;
+}
+
+Test(lease, tokens_go_above_the_last_window_opening)
+{
+    th_account(&redis, 60, 1);
+    freeReplyObject(script("acquire", 60, "m:1", 5000)); /* the marker, the keys */
+    freeReplyObject(script("release", 60, "m:1", 0));
+
+    long long opened = token_floor_setup();
+    redisReply *r = script("acquire", 60, "a:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 1, "not granted");
+    cr_assert_gt(reply_int(r, 1), opened, "a grant's token is below the window's opening");
+    freeReplyObject(r);
+
+    r = script("acquire", 60, "b:1", 5000); /* full: b:1 queued */
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    opened = token_floor_setup();
+    freeReplyObject(script("release", 60, "a:1", 0)); /* a:1's slot handed to b:1 */
+    cr_assert_gt(holder_fence("b:1"), opened, "a hand-off's token is below the window's opening");
+
+    /* b:1's lease gone (as a Redis that lost it): its renewal re-takes it. */
+    th_redis_int(&redis, "ZREM sfl:{a:60}:leases b:1");
+    th_redis_int(&redis, "HDEL sfl:{a:60}:holders b:1");
+    opened = token_floor_setup();
+    r = script("renew", 60, "b:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 2, "not re-taken");
+    cr_assert_gt(reply_int(r, 1), opened, "a re-take's token is below the window's opening");
+    freeReplyObject(r);
+
+    /* Nobody waits: b:1's release grants the next ask itself. */
+    opened = token_floor_setup();
+    r = release_next(60, "b:1", "c:1");
+    cr_assert_eq(reply_int(r, 0), 1, "the next ask was not granted");
+    cr_assert_gt(reply_int(r, 1), opened, "a next ask's token is below the window's opening");
+    freeReplyObject(r);
+
+    /* c:1 expires with d:1 queued: the next ask (e:1) hands its slot to d:1. */
+    th_redis_int(&redis, "ZADD sfl:{a:60}:leases %lld c:1", redis_now_ms() + 200);
+    r = script("acquire", 60, "d:1", 5000);
+    cr_assert_eq(reply_int(r, 0), 0);
+    freeReplyObject(r);
+    key_member c1 = {"sfl:{a:60}:leases", "c:1"};
+    cr_assert(th_loop_until(base, is_due, &c1, 5000), "c:1 never came due");
+    opened = token_floor_setup();
+    freeReplyObject(script("acquire", 60, "e:1", 5000));
+    cr_assert_gt(holder_fence("d:1"), opened,
+                 "an expired slot's hand-off token is below the window's opening");
+    cr_log_info("tokens above the window's opening: last %lld, opened %lld", holder_fence("d:1"),
+                opened);
 }
