@@ -81,17 +81,21 @@ static void summary(const char *test, const char *fmt, ...)
 typedef th_config cfg;
 
 /* This suite's configs: its Redis (unless redis_url says otherwise), node
- * f1, 60 s to wait for a slot or run a check, a check failing on an HTTP
- * error; the rest as th_config says. */
+ * f1, lease LEASE (under a wrapper with a longer hand-off hold,
+ * th_wrap_lease), 60 s to wait for a slot or run a check, a check failing on
+ * an HTTP error; the rest as th_config says. */
 static void write_config(const cfg *c, char *path, size_t len)
 {
     cfg full = *c;
+    char lease[128];
     if (!full.redis_url)
         full.redis_url = redis.url;
     if (!full.node_id)
         full.node_id = "f1";
-    if (!full.lease)
-        full.lease = LEASE;
+    if (!full.lease) {
+        snprintf(lease, sizeof(lease), LEASE "%s", th_wrap_lease());
+        full.lease = lease;
+    }
     if (full.acquire_timeout <= 0)
         full.acquire_timeout = 60;
     full.command = CURL_CMD;
@@ -456,8 +460,7 @@ Test(faults, frozen_redis_longer_than_ttl)
     th_provider_start(&provider, users, 8000, NULL);
     th_account(&redis, 1, 2);
     char config[256], streams[256];
-    write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 2}]", .lease = LEASE}, config,
-                 sizeof(config));
+    write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 2}]"}, config, sizeof(config));
     streams_of(4, 1, "x", "px", streams, sizeof(streams));
     th_check_start(&run, dir, config, streams, NULL);
     long long two = 2;
@@ -926,8 +929,7 @@ Test(faults, partitioned_node)
     write_config(&(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]",
                         .node_id = "a",
                         .redis_url = url_a,
-                        .file = "a.json",
-                        .lease = LEASE},
+                        .file = "a.json"},
                  config_a, sizeof(config_a));
     write_config(
         &(cfg){.accounts = "[{\"id\": 1, \"max_streams\": 1}]", .node_id = "b", .file = "b.json"},

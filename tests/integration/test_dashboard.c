@@ -114,9 +114,9 @@ static void node_start(test_node *n)
                  "{\"node_id\": \"%s\",\n"
                  " \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\"%s},\n"
-                 " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+                 " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500%s},\n"
                  " \"check\": {\"command\": [\"true\"], \"parser\": \"none\"}}\n",
-                 n->id, redis.url, n->port, tokjson);
+                 n->id, redis.url, n->port, tokjson, th_wrap_lease());
         snprintf(name, sizeof(name), "%s.json", n->id);
         th_write_file(dir, name, text, config, sizeof(config));
         snprintf(n->err, sizeof(n->err), "%s/%s-%d.err", dir, n->id, attempt);

@@ -46,15 +46,16 @@ static void teardown(void)
 
 TestSuite(epoch, .init = setup, .fini = teardown, .timeout = 180);
 
-/* A config for url with lease TTL ttl_ms and accounts (a JSON array, or NULL). */
+/* A config for url with lease TTL ttl_ms (under a wrapper, a longer hand-off
+ * hold: th_wrap_lease) and accounts (a JSON array, or NULL). */
 static void write_config(const char *url, int ttl_ms, const char *accounts, char *path, size_t len)
 {
     char text[1024], name[32];
     snprintf(text, sizeof(text),
              "{\"node_id\": \"t\", \"redis\": {\"url\": \"%s\"},\n"
-             " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": %d, \"safety_ms\": %d}%s%s}\n",
-             url, ttl_ms, ttl_ms / 4, ttl_ms / 4, accounts ? ", \"accounts\": " : "",
-             accounts ? accounts : "");
+             " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": %d, \"safety_ms\": %d%s}%s%s}\n",
+             url, ttl_ms, ttl_ms / 4, ttl_ms / 4, th_wrap_lease(),
+             accounts ? ", \"accounts\": " : "", accounts ? accounts : "");
     snprintf(name, sizeof(name), "config%d.json", nrun++);
     th_write_file(dir, name, text, path, len);
 }
@@ -456,8 +457,8 @@ Test(epoch, account_put_over_http_grants_at_once)
         snprintf(text, sizeof(text),
                  "{\"node_id\": \"n1\", \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"tok\"},\n"
-                 " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": %d, \"safety_ms\": %d}}\n",
-                 redis.url, port, LONG_TTL_MS, LONG_TTL_MS / 4, LONG_TTL_MS / 4);
+                 " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": %d, \"safety_ms\": %d%s}}\n",
+                 redis.url, port, LONG_TTL_MS, LONG_TTL_MS / 4, LONG_TTL_MS / 4, th_wrap_lease());
         th_write_file(dir, "node.json", text, path, sizeof(path));
         snprintf(err, sizeof(err), "%s/node%d.err", dir, attempt);
         node = th_node_start(path, port, err, NULL, NULL);

@@ -69,7 +69,7 @@ static void node_start(void)
                  "{\"node_id\": \"h1\",\n"
                  " \"redis\": {\"url\": \"%s\"},\n"
                  " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"" TOKEN "\"},\n"
-                 " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+                 " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500%s},\n"
                  " \"check\": {\"command\": [\"true\"], \"parser\": \"none\"},\n"
                  " \"accounts\": [\n"
                  "  {\"id\": 1, \"name\": \"P\", \"logins\": [{\"id\": \"p-main\", "
@@ -77,7 +77,7 @@ static void node_start(void)
                  "  {\"id\": 2, \"name\": \"Q\", \"logins\": [{\"id\": \"p-alt\", "
                  "\"max_streams\": 2}]},\n"
                  "  {\"id\": 3, \"name\": \"R\", \"max_streams\": 4}]}\n",
-                 redis.url, node_port);
+                 redis.url, node_port, th_wrap_lease());
         th_write_file(dir, "sflimit.json", text, config, sizeof(config));
         snprintf(node_err, sizeof(node_err), "%s/node%d.err", dir, attempt);
         node_pid = th_node_start(config, node_port, node_err, &redis, "h1");

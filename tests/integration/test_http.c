@@ -128,11 +128,11 @@ static void write_config(const char *listen, const char *token, char *path, size
              "{\"node_id\": \"h1\",\n"
              " \"redis\": {\"url\": \"%s\"},\n"
              " \"http\": {\"listen\": \"%s\"%s%s},\n"
-             " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+             " \"lease\": {\"ttl_ms\": %d, \"renew_ms\": 1000, \"safety_ms\": 500%s},\n"
              " \"concurrent_streams\": %s,\n"
              " \"node\": %s,\n"
              " \"check\": %s}\n",
-             redis.url, listen, tok, conf_http ? conf_http : "", TTL_MS,
+             redis.url, listen, tok, conf_http ? conf_http : "", TTL_MS, th_wrap_lease(),
              conf_concurrent ? conf_concurrent : "{}",
              conf_node ? conf_node : "{\"shutdown_grace\": 5}",
              conf_check ? conf_check

@@ -82,12 +82,12 @@ static void write_config(char *path, size_t len)
         "{\"node_id\": \"u1\",\n"
         " \"redis\": {\"url\": \"%s\"},\n"
         " \"http\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"%s\"},\n"
-        " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500},\n"
+        " \"lease\": {\"ttl_ms\": 3000, \"renew_ms\": 1000, \"safety_ms\": 500%s},\n"
         " \"concurrent_streams\": {\"stagger_delay\": 0},\n"
         " \"stream_analysis\": {\"retries\": 0},\n"
         " \"check\": {\"command\": [\"sh\", \"-c\", \"echo {id} >> %s\"], \"parser\": \"none\","
         " \"timeout\": 10}}\n",
-        redis.url, node_port, TOKEN, ran_path);
+        redis.url, node_port, TOKEN, th_wrap_lease(), ran_path);
     th_write_file(dir, "sflimit.json", text, path, len);
 }
 
