@@ -22,27 +22,28 @@
  * have none yet on the queue again, under the same batch id, and goes on
  * waiting. Every stream still gets its one result.
  *
- * It may also have lost part of it. The submission is a pipeline of
- * commands (the hash, then one XADD per stream), not one script, so a
- * replica promoted before it had all of them, or a snapshot taken during
- * it, holds the hash and only some of the entries. A stream's result, the
- * acknowledgement of its entry and the entry's deletion are one script
- * (result.lua), replicated and saved as one transaction: a Redis never
- * holds the ack or the deletion without the result, and a result lost
- * with it leaves the entry as it was (pending, claimed once idle, or not
- * yet delivered). A delivery (XREADGROUP) lost with it leaves the entry
- * undelivered: read again. So a stream that no node will ever check is one
- * whose entry was lost, or (never done by sfl) acknowledged without being
- * deleted. On a reconnect where the hash is there, --wait finds them: it
- * reads the whole queue, a page at a time (queued.lua: the stream ids of
- * the batch's entries that are undelivered or pending), then, for the
- * streams seen there neither printed nor queued, their r:<id> in the hash
- * (pages of HMGET). An entry deleted while the queue was read had its
- * result stored in the same script, so the hash, read after, has it. The
- * streams with neither entry nor result go on the queue again under the
- * same batch id, the hash left as it is. A stream a node was still
- * checking from the old master's queue may then be checked twice; its
- * first result is kept (result.lua), and it is printed once.
+ * It may also have lost part of it. The submission is a pipeline of commands
+ * (the hash, then one XADD per stream), not one script, so a replica promoted
+ * before it had all of them, or a snapshot taken during it, holds the hash
+ * and only some of the entries. A stream's result, the acknowledgement of its
+ * entry and the entry's deletion are one script (result.lua), replicated and
+ * saved as one transaction (MULTI/EXEC): a Redis never holds the ack or the
+ * deletion without the result, and one that lost the result has the entry as
+ * it was (pending, claimed once idle, or not yet delivered). A delivery
+ * (XREADGROUP, replicated as one transaction of XCLAIMs that carry the
+ * group's last id) lost in a failover leaves the entry undelivered: it is
+ * read again. So a stream that no node will ever check is one whose entry was
+ * lost, or acknowledged and not deleted (sfl acknowledges without a result
+ * only a malformed entry, never one it submitted). On a reconnect where the
+ * hash is there, --wait finds them: it reads the whole queue, a page at a
+ * time (queued.lua: the stream ids of the batch's entries that are
+ * undelivered or pending), then, for the streams seen neither printed nor
+ * queued, their r:<id> in the hash (pages of HMGET). An entry deleted while
+ * the queue was read had its result stored in the same script, so the hash,
+ * read after, has it. The streams with neither entry nor result go on the
+ * queue again under the same batch id, the hash left as it is. A stream a
+ * node was still checking from the old master's queue may then be checked
+ * twice; its first result is kept (result.lua), and it is printed once.
  */
 #include "cmd_submit.h"
 

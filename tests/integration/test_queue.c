@@ -795,6 +795,90 @@ Test(queue, submit_reads_every_page_of_the_queue_for_lost_entries)
     finish_each_printed_once(results, 250);
 }
 
+static int aof_ready(void *arg)
+{
+    (void)arg;
+    redisReply *r = th_redis(&redis, "INFO persistence");
+    int ok = r->str && strstr(r->str, "aof_enabled:1") &&
+             strstr(r->str, "aof_rewrite_in_progress:0") &&
+             strstr(r->str, "aof_rewrite_scheduled:0");
+    freeReplyObject(r);
+    return ok;
+}
+
+/* The commands of Redis's append-only file (the .incr.aof files in
+ * appendonlydir: what a replica gets too), one a line, arguments space
+ * separated. */
+static char *aof_commands(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cat %s/appendonlydir/*.incr.aof", redis.dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap), line[4096];
+    cr_assert_not_null(out);
+    out[0] = '\0';
+    int first = 1;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '$')
+            continue;
+        const char *add = line[0] == '*' ? "\n" : line;
+        if (line[0] == '*' && first) {
+            first = 0;
+            continue;
+        }
+        size_t n = strlen(add) + 2;
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            out = realloc(out, cap);
+            cr_assert_not_null(out);
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", add, line[0] == '*' ? "" : " ");
+    }
+    pclose(f);
+    return out;
+}
+
+/* What makes a stream's result and its entry's deletion one in every Redis
+ * that holds either: result.lua is one script, and Redis hands a script's
+ * writes to its replicas and its append-only file as one MULTI/EXEC, which
+ * a replica applies whole or not at all (also when the link breaks in the
+ * middle of it) and which a truncated file loses whole. So a failover or a
+ * restart never leaves an entry acknowledged or deleted while losing its
+ * result: only the submission's own commands (a pipeline) can be lost in
+ * part, which `submit --wait` makes good (the tests above). A node checks a
+ * stream; in the append-only file, its XACK and XDEL sit in the same
+ * MULTI/EXEC as its result's HSETNX and RPUSH. */
+Test(queue, result_and_entry_deletion_reach_replicas_as_one_transaction)
+{
+    freeReplyObject(th_redis(&redis, "CONFIG SET appendonly yes"));
+    cr_assert(th_until(aof_ready, NULL, 30000), "Redis's append-only file never got ready");
+    node_start(0, &(node_opts){0});
+    char batch[100];
+    post_checks(&nodes[0], "[{\"id\": 7, \"url\": \"http://x/7.ts\"}]", batch, sizeof(batch));
+    cr_assert(batch_done(&nodes[0], batch, 1, 20000), "the batch did not end in 20 s");
+    char *aof = aof_commands();
+    char *xdel = strstr(aof, "\nXDEL sfl:jobs ");
+    cr_assert_not_null(xdel, "no XDEL of the entry in the append-only file:\n%s", aof);
+    *xdel = '\0';
+    char *multi = strstr(aof, "\nMULTI "), *in = NULL;
+    for (char *at = multi; at; at = strstr(at + 1, "\nMULTI "))
+        in = at; /* the last MULTI before the XDEL */
+    cr_assert_not_null(in, "the XDEL is in no MULTI:\n%s", aof);
+    cr_assert_null(strstr(in, "\nEXEC "), "the XDEL is after the EXEC of its MULTI:\n%s", in);
+    char want[200];
+    snprintf(want, sizeof(want), "\nHSETNX sfl:batch:%s r:7 1 ", batch);
+    cr_assert_not_null(strstr(in, want), "the result's HSETNX is not in the XDEL's MULTI:\n%s", in);
+    snprintf(want, sizeof(want), "\nRPUSH sfl:batch:%s:results ", batch);
+    cr_assert_not_null(strstr(in, want), "the result's RPUSH is not in the XDEL's MULTI:\n%s", in);
+    cr_assert_not_null(strstr(in, "\nXACK sfl:jobs sfl-nodes "), "no XACK in the MULTI:\n%s", in);
+    *xdel = '\n';
+    cr_assert_not_null(strstr(xdel, "\nEXEC "), "the XDEL's MULTI has no EXEC");
+    free(aof);
+}
+
 /* A node killed -9 while it holds entries: another node claims them (every
  * stream gets its one result), then the dead node's consumer leaves the
  * group. A node stopped cleanly with nothing pending leaves the group at
