@@ -21,6 +21,29 @@
  * reconnect) will never give those results: --wait puts the streams that
  * have none yet on the queue again, under the same batch id, and goes on
  * waiting. Every stream still gets its one result.
+ *
+ * It may also have lost part of it. The submission is a pipeline of commands
+ * (the hash, then one XADD per stream), not one script, so a replica promoted
+ * before it had all of them, or a snapshot taken during it, holds the hash
+ * and only some of the entries. A stream's result, the acknowledgement of its
+ * entry and the entry's deletion are one script (result.lua), replicated and
+ * saved as one transaction (MULTI/EXEC): a Redis never holds the ack or the
+ * deletion without the result, and one that lost the result has the entry as
+ * it was (pending, claimed once idle, or not yet delivered). A delivery
+ * (XREADGROUP, replicated as one transaction of XCLAIMs that carry the
+ * group's last id) lost in a failover leaves the entry undelivered: it is
+ * read again. So a stream that no node will ever check is one whose entry was
+ * lost, or acknowledged and not deleted (sfl acknowledges without a result
+ * only a malformed entry, never one it submitted). On a reconnect where the
+ * hash is there, --wait finds them: it reads the whole queue, a page at a
+ * time (queued.lua: the stream ids of the batch's entries that are
+ * undelivered or pending), then, for the streams seen neither printed nor
+ * queued, their r:<id> in the hash (pages of HMGET). An entry deleted while
+ * the queue was read had its result stored in the same script, so the hash,
+ * read after, has it. The streams with neither entry nor result go on the
+ * queue again under the same batch id, the hash left as it is. A stream a
+ * node was still checking from the old master's queue may then be checked
+ * twice; its first result is kept (result.lua), and it is printed once.
  */
 #include "cmd_submit.h"
 
@@ -45,6 +68,10 @@
 #include <unistd.h>
 
 #define FALLBACK_MS 1000
+/* Queue entries read per script call (queued.lua): about 1 ms of Redis's
+ * time each on a small VM, so the scripts of leases are never held up long. */
+#define QUEUE_PAGE 100
+#define HASH_PAGE 1000 /* fields read per HMGET of the batch hash */
 
 typedef struct submit {
     sfl_app app;
@@ -53,13 +80,21 @@ typedef struct submit {
     int wait;
     int submitted;
     int fetching;
-    int fetched_on;    /* app.ready_count when the fetch in flight was sent */
-    int resubmitting;  /* the batch is being put on the queue again */
+    int fetched_on;   /* app.ready_count when the fetch in flight was sent */
+    int resubmitting; /* the batch is being put on the queue again */
+    int verify;       /* this connection has yet to find the batch whole */
+    int verifying;    /* a step of that is in flight */
+    int verify_on;    /* app.ready_count when it began */
+    char after[48];   /* the queue is read up to this entry id */
+    size_t check_at;  /* the hash is read for ids[check_at...] */
+    size_t npage;     /* places of the ids in the HMGET in flight */
+    long long page[HASH_PAGE];
     long long read;    /* elements of the results list read on this connection */
     long long printed; /* streams whose result is printed */
     long long total;
     long long *ids;      /* the batch's stream ids, sorted */
     unsigned char *done; /* done[i]: the result of ids[i] is printed */
+    unsigned char *seen; /* seen[i]: ids[i] has a queue entry or a result */
     int progress;
     FILE *out;
     struct event *fallback;
@@ -88,7 +123,8 @@ static int ids_init(submit *s)
     size_t n = s->streams->n;
     s->ids = malloc((n ? n : 1) * sizeof(*s->ids));
     s->done = calloc(n ? n : 1, 1);
-    if (!s->ids || !s->done)
+    s->seen = calloc(n ? n : 1, 1);
+    if (!s->ids || !s->done || !s->seen)
         return -1;
     for (size_t i = 0; i < n; i++)
         s->ids[i] = s->streams->v[i].id;
@@ -174,21 +210,28 @@ static void fetch(submit *s)
     }
 }
 
+static void check_batch(submit *s);
+
 static void on_resubmitted(int ok, const char *err, void *arg)
 {
     submit *s = arg;
     s->resubmitting = 0;
+    s->verifying = 0;
     if (!ok) {
-        /* Redis went again: the next connection looks once more. */
+        /* Redis went again, or failed: looked at once more on the fallback
+         * timer or the next connection. */
         sfl_warn("batch %s: could not put it on the queue again: %s", s->batch, err);
         return;
     }
+    s->verify = 0;
     fetch(s);
 }
 
-/* Puts the streams without a printed result on the queue again, as the
- * batch s->batch. */
-static void resubmit(submit *s)
+/* Puts streams on the queue again, as the batch s->batch: those without a
+ * printed result, and with missing_only only those that also have neither
+ * an entry nor a result in Redis (not s->seen). With missing_only the batch
+ * hash is left as it is; else it is written anew (it is gone). */
+static void resubmit(submit *s, int missing_only)
 {
     sfl_streams rest = {.v = malloc((s->streams->n ? s->streams->n : 1) * sizeof(sfl_stream))};
     if (!rest.v) {
@@ -197,29 +240,163 @@ static void resubmit(submit *s)
     }
     for (size_t i = 0; i < s->streams->n; i++) {
         long long at = place_of(s, s->streams->v[i].id);
-        if (at >= 0 && !s->done[at])
+        if (at >= 0 && !s->done[at] && !(missing_only && s->seen[at]))
             rest.v[rest.n++] = s->streams->v[i]; /* read only, during the call */
     }
-    sfl_warn("batch %s is gone from Redis (it lost its data): putting the %zu stream(s) without a "
-             "result on the queue again",
-             s->batch, rest.n);
-    int64_t ttl = (int64_t)llround(s->app.conf->node_batch_ttl * 1000);
+    if (missing_only && rest.n == 0) {
+        s->verifying = 0;
+        s->verify = 0; /* every stream has its entry or its result */
+        free(rest.v);
+        return;
+    }
+    int rc;
     s->resubmitting = 1;
-    if (sfl_queue_submit(s->app.store, s->batch, &rest, ttl, on_resubmitted, s) < 0)
-        s->resubmitting = 0; /* Redis away: the next connection looks again */
+    s->verifying = 1;
+    if (missing_only) {
+        sfl_warn("batch %s: Redis lost the queue entries of %zu stream(s) without a result "
+                 "(a failover, a restart from an older snapshot): putting them on the queue again",
+                 s->batch, rest.n);
+        rc = sfl_queue_requeue(s->app.store, s->batch, &rest, on_resubmitted, s);
+    } else {
+        sfl_warn("batch %s is gone from Redis (it lost its data): putting the %zu stream(s) "
+                 "without a result on the queue again",
+                 s->batch, rest.n);
+        int64_t ttl = (int64_t)llround(s->app.conf->node_batch_ttl * 1000);
+        rc = sfl_queue_submit(s->app.store, s->batch, &rest, ttl, on_resubmitted, s);
+    }
+    if (rc < 0)
+        s->resubmitting = s->verifying = 0; /* Redis away: looked at again */
     free(rest.v);
 }
 
-/* On a reconnect: is the batch still in Redis? */
+/* A step of the check is answered: go on? Not with an answer of a
+ * connection before (the check of this one is its own), nor after a failure:
+ * then the check is tried again on the fallback timer, or on the next
+ * connection. */
+static int verify_current(submit *s, const redisReply *r)
+{
+    if (s->verify_on != s->app.ready_count)
+        return 0;
+    if (r && r->type != REDIS_REPLY_ERROR)
+        return 1;
+    if (r)
+        sfl_warn("batch %s: checking it is whole: %s", s->batch, r->str);
+    s->verifying = 0;
+    return 0;
+}
+
+static void check_hash(submit *s);
+
+/* Which of the streams seen nowhere on the queue have a result in the hash
+ * (r:<id>, written in one script with the result, result.lua)? */
+static void on_hash_page(sfl_store *st, redisReply *r, void *arg)
+{
+    submit *s = arg;
+    UNUSED(st);
+    if (!verify_current(s, r))
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != s->npage) {
+        s->verifying = 0;
+        return;
+    }
+    for (size_t i = 0; i < s->npage; i++)
+        if (r->element[i]->type != REDIS_REPLY_NIL)
+            s->seen[s->page[i]] = 1;
+    check_hash(s);
+}
+
+/* Reads the hash for the next HASH_PAGE streams without a printed result
+ * and without an entry on the queue; when none is left, the rest (neither
+ * entry nor result) goes on the queue again. */
+static void check_hash(submit *s)
+{
+    char hash[200], fields[HASH_PAGE][28];
+    const char *argv[2 + HASH_PAGE] = {"HMGET", hash};
+    sfl_queue_key(hash, sizeof(hash), sfl_store_ns(s->app.store), s->batch, NULL);
+    s->npage = 0;
+    for (; s->check_at < (size_t)s->total && s->npage < HASH_PAGE; s->check_at++) {
+        size_t i = s->check_at;
+        if (s->done[i] || s->seen[i])
+            continue;
+        snprintf(fields[s->npage], sizeof(fields[0]), "r:%lld", s->ids[i]);
+        argv[2 + s->npage] = fields[s->npage];
+        s->page[s->npage++] = (long long)i;
+    }
+    if (s->npage == 0) {
+        resubmit(s, 1);
+        return;
+    }
+    if (sfl_store_command(s->app.store, on_hash_page, s, 2 + (int)s->npage, argv) < 0)
+        s->verifying = 0;
+}
+
+static void on_queue_page(int ok, const char *next, const long long *ids, size_t n, void *arg)
+{
+    submit *s = arg;
+    if (s->verify_on != s->app.ready_count)
+        return; /* an answer of the connection before */
+    if (!ok) {
+        s->verifying = 0;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long long at = place_of(s, ids[i]);
+        if (at >= 0)
+            s->seen[at] = 1;
+    }
+    if (next) {
+        snprintf(s->after, sizeof(s->after), "%s", next);
+        if (sfl_queue_queued(s->app.store, s->batch, s->after, QUEUE_PAGE, on_queue_page, s) < 0)
+            s->verifying = 0;
+        return;
+    }
+    /* The whole queue is read. A stream whose entry was deleted meanwhile
+     * had its result stored in the same script (result.lua): the hash, read
+     * from now on, has it. */
+    s->check_at = 0;
+    check_hash(s);
+}
+
+/* Is the batch still in Redis? */
 static void on_batch_checked(sfl_store *st, redisReply *r, void *arg)
 {
     submit *s = arg;
     UNUSED(st);
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && s->printed < s->total &&
-        !s->resubmitting)
-        resubmit(s);
-    else
+    if (!verify_current(s, r)) {
         fetch(s);
+        return;
+    }
+    if (r->type != REDIS_REPLY_INTEGER || s->printed >= s->total) {
+        s->verifying = 0;
+        s->verify = r->type != REDIS_REPLY_INTEGER;
+        fetch(s);
+        return;
+    }
+    if (r->integer == 0) {
+        resubmit(s, 0);
+        return;
+    }
+    /* It is, but maybe not whole: read the queue for the streams that still
+     * have an entry there (queued.lua), page by page, then the hash for
+     * those of the rest that have a result. */
+    fetch(s);
+    memset(s->seen, 0, (size_t)s->total);
+    if (sfl_queue_queued(s->app.store, s->batch, NULL, QUEUE_PAGE, on_queue_page, s) < 0)
+        s->verifying = 0;
+}
+
+/* Once per connection (again on the fallback timer until it is done): does
+ * Redis still hold the batch, whole? */
+static void check_batch(submit *s)
+{
+    if (!s->wait || !s->verify || s->verifying || s->resubmitting || !sfl_store_ready(s->app.store))
+        return;
+    char hash[200];
+    sfl_queue_key(hash, sizeof(hash), sfl_store_ns(s->app.store), s->batch, NULL);
+    const char *argv[2] = {"EXISTS", hash};
+    s->verify_on = s->app.ready_count;
+    if (sfl_store_command(s->app.store, on_batch_checked, s, 2, argv) == 0)
+        s->verifying = 1;
 }
 
 static void on_submitted(int ok, const char *err, void *arg)
@@ -249,10 +426,10 @@ static void on_ready(sfl_app *app, void *arg)
         /* Maybe another Redis process (a failover): its list need not
          * match the one read so far, and it may not hold the batch at all. */
         s->read = 0;
-        char hash[200];
-        sfl_queue_key(hash, sizeof(hash), sfl_store_ns(app->store), s->batch, NULL);
-        const char *argv[2] = {"EXISTS", hash};
-        if (!s->wait || sfl_store_command(app->store, on_batch_checked, s, 2, argv) < 0)
+        s->verify = 1;
+        s->verifying = 0; /* a step of the connection before answered NULL */
+        check_batch(s);
+        if (!s->verifying)
             fetch(s);
         return;
     }
@@ -276,6 +453,7 @@ static void on_fallback(evutil_socket_t fd, short what, void *arg)
     UNUSED(fd);
     UNUSED(what);
     fetch(arg);
+    check_batch(arg);
 }
 
 static void on_signal(sfl_app *app, int sig, void *arg)
@@ -394,6 +572,7 @@ out:
         fclose(s.out);
     free(s.ids);
     free(s.done);
+    free(s.seen);
     sfl_streams_free(s.streams);
     return s.app.rc;
 }

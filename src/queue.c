@@ -342,6 +342,59 @@ int sfl_queue_store_result(sfl_store *st, const char *batch, long long stream_id
     return 0;
 }
 
+/*--- A batch's entries still on the queue ----------------------------------*/
+
+typedef struct queued_ctx {
+    sfl_queue_queued_fn *fn;
+    void *arg;
+} queued_ctx;
+
+static void on_queued_reply(sfl_store *st, redisReply *r, void *arg)
+{
+    queued_ctx *c = arg;
+    UNUSED(st);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            sfl_warn("queue: queued.lua: %s", r->str);
+        c->fn(0, NULL, NULL, 0, c->arg);
+        free(c);
+        return;
+    }
+    long long *ids = malloc(r->elements * sizeof(*ids));
+    size_t n = 0;
+    for (size_t i = 1; ids && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_INTEGER)
+            ids[n++] = r->element[i]->integer;
+    const char *next = r->element[0]->len > 0 ? r->element[0]->str : NULL;
+    c->fn(ids != NULL, next, ids, n, c->arg);
+    free(ids);
+    free(c);
+}
+
+int sfl_queue_queued(sfl_store *st, const char *batch, const char *after, size_t count,
+                     sfl_queue_queued_fn *fn, void *arg)
+{
+    char jobs[160], from[64], cnt[24];
+    sfl_queue_key(jobs, sizeof(jobs), sfl_store_ns(st), NULL, "jobs");
+    if (after && *after)
+        snprintf(from, sizeof(from), "(%s", after);
+    else
+        snprintf(from, sizeof(from), "-");
+    snprintf(cnt, sizeof(cnt), "%zu", count ? count : 1);
+    queued_ctx *c = malloc(sizeof(*c));
+    if (!c)
+        return -1;
+    *c = (queued_ctx){fn, arg};
+    const char *keys[1] = {jobs};
+    const char *args[4] = {SFL_QUEUE_GROUP, batch, from, cnt};
+    if (sfl_store_eval(st, "queued", 1, keys, 4, args, on_queued_reply, c) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
 /* The batch's stream names into <ns>:stream:names (id -> name), where every
  * node's dashboard finds the name of a holder whose label is a stream id:
  * HSET in the pipeline that carries the batch (NAMES_PER_HSET pairs a
@@ -390,16 +443,39 @@ done:
     return rc;
 }
 
+/* One entry per stream, then a "new jobs" message: each its own command,
+ * pipelined. */
+static void send_entries(done_ctx *d, sfl_store *st, const char *batch, const sfl_streams *streams)
+{
+    char jobs[160], channel[160];
+    sfl_queue_key(jobs, sizeof(jobs), sfl_store_ns(st), NULL, "jobs");
+    sfl_queue_key(channel, sizeof(channel), sfl_store_ns(st), NULL, "jobs:new");
+    for (size_t i = 0; i < streams->n; i++) {
+        char *json = sfl_stream_to_json(&streams->v[i]);
+        if (!json) {
+            d->ok = 0;
+            snprintf(d->err, sizeof(d->err), "out of memory");
+            break;
+        }
+        const char *xadd[7] = {"XADD", jobs, "*", "batch", batch, "stream", json};
+        int rc = done_send(d, st, 7, xadd);
+        free(json);
+        if (rc < 0)
+            break;
+    }
+    const char *pub[3] = {"PUBLISH", channel, batch};
+    if (d->ok)
+        done_send(d, st, 3, pub);
+}
+
 int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
                      sfl_queue_done_fn *fn, void *arg)
 {
     const char *ns = sfl_store_ns(st);
-    char hash[200], jobs[160], recent[160], channel[160], total[24], ttl[24], keep[24];
+    char hash[200], recent[160], total[24], ttl[24], keep[24];
     sfl_queue_key(hash, sizeof(hash), ns, batch, NULL);
-    sfl_queue_key(jobs, sizeof(jobs), ns, NULL, "jobs");
     sfl_queue_key(recent, sizeof(recent), ns, NULL, "batches");
     snprintf(keep, sizeof(keep), "%d", SFL_QUEUE_RECENT_BATCHES - 1);
-    sfl_queue_key(channel, sizeof(channel), ns, NULL, "jobs:new");
     snprintf(total, sizeof(total), "%zu", streams->n);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
     char now[32];
@@ -424,22 +500,20 @@ int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *stream
         done_step(d);
         return 0;
     }
-    for (size_t i = 0; i < streams->n; i++) {
-        char *json = sfl_stream_to_json(&streams->v[i]);
-        if (!json) {
-            d->ok = 0;
-            snprintf(d->err, sizeof(d->err), "out of memory");
-            break;
-        }
-        const char *xadd[7] = {"XADD", jobs, "*", "batch", batch, "stream", json};
-        int rc = done_send(d, st, 7, xadd);
-        free(json);
-        if (rc < 0)
-            break;
-    }
-    const char *pub[3] = {"PUBLISH", channel, batch};
-    if (d->ok)
-        done_send(d, st, 3, pub);
+    send_entries(d, st, batch, streams);
+    done_step(d);
+    return 0;
+}
+
+int sfl_queue_requeue(sfl_store *st, const char *batch, const sfl_streams *streams,
+                      sfl_queue_done_fn *fn, void *arg)
+{
+    if (!sfl_store_ready(st))
+        return -1;
+    done_ctx *d = done_new(fn, arg);
+    if (!d)
+        return -1;
+    send_entries(d, st, batch, streams);
     done_step(d);
     return 0;
 }

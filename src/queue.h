@@ -107,6 +107,27 @@ int sfl_queue_leave(sfl_store *st, const char *consumer, sfl_queue_reaped_fn *fn
  * per stream, and a "new jobs" message. fn once everything is answered. */
 int sfl_queue_submit(sfl_store *st, const char *batch, const sfl_streams *streams, int64_t ttl_ms,
                      sfl_queue_done_fn *fn, void *arg);
+/* Puts streams of batch on the queue again (some of a batch whose hash
+ * survived while their entries were lost): one entry per stream and a "new
+ * jobs" message, as sfl_queue_submit sends them; the batch hash and the
+ * recent batches are left as they are. fn once everything is answered.
+ * -1 when Redis is not there (fn is not called). */
+int sfl_queue_requeue(sfl_store *st, const char *batch, const sfl_streams *streams,
+                      sfl_queue_done_fn *fn, void *arg);
+
+/* One page of sfl_queue_queued: ok 0 when Redis did not answer or failed;
+ * next, the id to read the next page after, NULL at the queue's end; ids,
+ * the stream ids of the batch's entries in the page that a node will still
+ * check. All valid during the call. */
+typedef void sfl_queue_queued_fn(int ok, const char *next, const long long *ids, size_t n,
+                                 void *arg);
+/* Reads up to count entries of the queue after entry id after (NULL or "":
+ * from its start) with queued.lua: the stream ids of batch's entries not
+ * yet delivered or pending (delivered, not acknowledged: a node has it, or
+ * claims it once idle). A page is one script call. fn exactly once when 0
+ * is returned; -1 when Redis is not there. */
+int sfl_queue_queued(sfl_store *st, const char *batch, const char *after, size_t count,
+                     sfl_queue_queued_fn *fn, void *arg);
 /* Writes a new batch id ("<yyyymmdd>-<12 hex>"). */
 void sfl_queue_new_batch_id(char *buf, size_t len);
 

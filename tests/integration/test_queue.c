@@ -509,12 +509,12 @@ static void store_result_of(const char *batch, int id)
     freeReplyObject(r);
 }
 
-/* `submit --wait` of streams 1-3 (no node runs), its results file in
+/* `submit --wait` of streams 1-n (no node runs), its results file in
  * results (also results_path), its batch id in batch. */
-static void submit_three(char *results, size_t rlen, char *batch, size_t blen)
+static void submit_n(int n, char *results, size_t rlen, char *batch, size_t blen)
 {
     char streams[200];
-    write_streams("three.json", 3, 0, streams, sizeof(streams));
+    write_streams("batch.json", n, 0, streams, sizeof(streams));
     submit_start(streams, results, rlen);
     results_path = results;
     cr_assert(th_until(batch_listed, NULL, 30000), "submit put no batch in sfl:batches");
@@ -522,6 +522,11 @@ static void submit_three(char *results, size_t rlen, char *batch, size_t blen)
     cr_assert_eq(r->type, REDIS_REPLY_STRING);
     snprintf(batch, blen, "%s", r->str);
     freeReplyObject(r);
+}
+
+static void submit_three(char *results, size_t rlen, char *batch, size_t blen)
+{
+    submit_n(3, results, rlen, batch, blen);
 }
 
 /* Every client cut off, as a sentinel does when it reconfigures a master:
@@ -533,14 +538,16 @@ static void cut_clients(void)
     freeReplyObject(th_redis(&redis, "CLIENT KILL TYPE pubsub"));
 }
 
-/* submit_three's submitter ends, having printed streams 1-3 once each. */
-static void finish_each_printed_once(const char *results)
+/* submit_n's submitter ends, having printed streams 1-n once each. */
+static void finish_each_printed_once(const char *results, int n)
 {
     submit_finish(60000);
-    qresult q[4];
-    load_results(results, q, 3);
-    for (int id = 1; id <= 3; id++)
+    qresult *q = calloc((size_t)n + 1, sizeof(*q));
+    cr_assert_not_null(q);
+    load_results(results, q, n);
+    for (int id = 1; id <= n; id++)
         cr_expect_eq(q[id].seen, 1, "stream %d printed %d times", id, q[id].seen);
+    free(q);
 }
 
 /* What a failover does to a batch's results list, with `submit --wait`
@@ -571,7 +578,7 @@ Test(queue, submit_prints_each_stream_once_across_a_failover)
     cut_clients();
     store_result_of(batch, 3);
     store_result_of(batch, 2);
-    finish_each_printed_once(results);
+    finish_each_printed_once(results, 3);
 }
 
 static int one_printed(void *arg)
@@ -598,13 +605,14 @@ static int queued_streams(const char *batch, int *ids, int max)
 
 typedef struct requeued {
     const char *batch;
-    int n, ids[4];
+    int n, ids[300];
+    int want; /* entries of the batch on the queue, for entries_queued */
 } requeued;
 
 static int batch_requeued(void *arg)
 {
     requeued *q = arg;
-    q->n = queued_streams(q->batch, q->ids, 4);
+    q->n = queued_streams(q->batch, q->ids, 300);
     return q->n > 0 && th_redis_int(&redis, "EXISTS sfl:batch:%s", q->batch) == 1;
 }
 
@@ -633,7 +641,246 @@ Test(queue, submit_puts_a_lost_batch_on_the_queue_again)
               q.ids[0], q.ids[1]);
     store_result_of(batch, 3);
     store_result_of(batch, 2);
-    finish_each_printed_once(results);
+    finish_each_printed_once(results, 3);
+}
+
+static int entries_queued(void *arg)
+{
+    requeued *q = arg;
+    q->n = queued_streams(q->batch, q->ids, 300);
+    return q->n >= q->want;
+}
+
+/* The id of the queue's entry of stream id of batch, in entry (the first,
+ * if there are more). */
+static void entry_of(const char *batch, int id, char *entry, size_t len)
+{
+    redisReply *r = th_redis(&redis, "XRANGE sfl:jobs - +");
+    entry[0] = '\0';
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !entry[0]; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *b = entry_field(f, "batch"), *json = entry_field(f, "stream");
+        if (b && json && strcmp(b, batch) == 0 && entry_stream_id(json) == id)
+            snprintf(entry, len, "%s", r->element[i]->element[0]->str);
+    }
+    freeReplyObject(r);
+    cr_assert(entry[0], "stream %d of batch %s has no entry on the queue", id, batch);
+}
+
+static void entry_del(const char *batch, int id)
+{
+    char entry[48];
+    entry_of(batch, id, entry, sizeof(entry));
+    cr_assert_eq(th_redis_int(&redis, "XDEL sfl:jobs %s", entry), 1);
+}
+
+/* Redis keeps the batch but loses some of its queue entries (the submission
+ * is one pipeline of commands, not one script: a failover to a replica that
+ * got only part of it, a restart from a snapshot taken during it), and the
+ * clients are cut off. Streams 1-5 of a batch, as the new master holds
+ * them: 1 has its result (printed) and no entry, as result.lua leaves it;
+ * 2 has neither; 3 is pending on a consumer (a node has it, or claims it
+ * once idle); 4 was delivered and acknowledged but has no result (no node
+ * will read it again); 5 is not yet delivered. On its reconnect the
+ * submitter puts 2 and 4, and only those, on the queue again, under the
+ * same batch id; their results come, and each stream is printed once. */
+Test(queue, submit_puts_lost_entries_of_a_batch_on_the_queue_again)
+{
+    char results[200], batch[64], entry[48];
+    submit_n(5, results, sizeof(results), batch, sizeof(batch));
+    requeued q = {.batch = batch, .want = 5};
+    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
+    store_result_of(batch, 1);
+    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+
+    entry_del(batch, 1);
+    entry_del(batch, 2);
+    freeReplyObject(th_redis(&redis, "XGROUP CREATE sfl:jobs sfl-nodes 0"));
+    redisReply *r = th_redis(&redis, "XREADGROUP GROUP sfl-nodes gone COUNT 2 STREAMS sfl:jobs >");
+    freeReplyObject(r); /* streams 3 and 4 */
+    entry_of(batch, 4, entry, sizeof(entry));
+    cr_assert_eq(th_redis_int(&redis, "XACK sfl:jobs sfl-nodes %s", entry), 1);
+    cut_clients();
+
+    /* 3, 4 and 5 as they were, then 2 and 4 again. */
+    q.want = 5;
+    cr_assert(th_until(entries_queued, &q, 30000),
+              "the lost entries were not put on the queue again (%d entries of the batch)", q.n);
+    int want[5] = {3, 4, 5, 2, 4};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(q.ids[i], want[i], "entry %d of the batch is stream %d, not %d", i, q.ids[i],
+                     want[i]);
+    cr_assert_eq(th_redis_int(&redis, "HGET sfl:batch:%s total", batch), 5,
+                 "the batch hash was written anew");
+    for (int id = 2; id <= 5; id++)
+        store_result_of(batch, id);
+    finish_each_printed_once(results, 5);
+    cr_assert_eq(queued_streams(batch, q.ids, 300), 5, "streams were put on the queue once more");
+}
+
+/* The same with no node ever started (no consumer group: every entry is
+ * yet to be delivered): stream 2's entry is lost, 3's is there. */
+Test(queue, submit_puts_a_lost_entry_on_the_queue_again_before_any_node)
+{
+    char results[200], batch[64];
+    submit_three(results, sizeof(results), batch, sizeof(batch));
+    requeued q = {.batch = batch, .want = 3};
+    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
+    store_result_of(batch, 1);
+    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+    entry_del(batch, 2);
+    cut_clients();
+
+    q.want = 3;
+    cr_assert(th_until(entries_queued, &q, 30000),
+              "the lost entry was not put on the queue again (%d entries of the batch)", q.n);
+    cr_assert(q.n == 3 && q.ids[0] == 1 && q.ids[1] == 3 && q.ids[2] == 2,
+              "the queue holds %d entries of the batch, streams %d %d %d, not 1 3 2", q.n, q.ids[0],
+              q.ids[1], q.ids[2]);
+    store_result_of(batch, 3);
+    store_result_of(batch, 2);
+    finish_each_printed_once(results, 3);
+}
+
+/* A stream whose entry is gone and whose result is in the batch's hash
+ * (r:<id>) is not put on the queue again: that is how the submitter sees a
+ * result stored while it read the queue, whose entry went in the same
+ * script (result.lua). Stream 2 stands for one (r:2 set, its result pushed
+ * to the list only later); stream 3's entry is lost. */
+Test(queue, submit_does_not_queue_again_a_stream_with_a_result_in_the_hash)
+{
+    char results[200], batch[64];
+    submit_three(results, sizeof(results), batch, sizeof(batch));
+    requeued q = {.batch = batch, .want = 3};
+    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
+    store_result_of(batch, 1);
+    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+    entry_del(batch, 1);
+    entry_del(batch, 2);
+    entry_del(batch, 3);
+    cr_assert_eq(th_redis_int(&redis, "HSETNX sfl:batch:%s r:2 1", batch), 1);
+    cut_clients();
+
+    q.want = 1;
+    cr_assert(th_until(entries_queued, &q, 30000),
+              "the lost entry was not put on the queue again (%d entries of the batch)", q.n);
+    cr_assert(q.n == 1 && q.ids[0] == 3,
+              "the queue holds %d entries of the batch, the first of "
+              "stream %d, not one of stream 3",
+              q.n, q.ids[0]);
+    store_result_of(batch, 2);
+    store_result_of(batch, 3);
+    finish_each_printed_once(results, 3);
+    cr_assert_eq(queued_streams(batch, q.ids, 300), 1, "streams were put on the queue once more");
+}
+
+/* The queue is read a page (100 entries) at a time: 250 streams, whose
+ * entries of streams 1, 100, 101, 200 and 250 (first, last, at the pages'
+ * edges) are lost, are found and put on the queue again, and no other. */
+Test(queue, submit_reads_every_page_of_the_queue_for_lost_entries)
+{
+    char results[200], batch[64];
+    submit_n(250, results, sizeof(results), batch, sizeof(batch));
+    requeued q = {.batch = batch, .want = 250};
+    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
+    int lost[5] = {1, 100, 101, 200, 250};
+    for (int i = 0; i < 5; i++)
+        entry_del(batch, lost[i]);
+    cut_clients();
+
+    cr_assert(th_until(entries_queued, &q, 30000),
+              "the lost entries were not put on the queue again (%d entries of the batch)", q.n);
+    cr_assert_eq(q.n, 250, "%d entries of the batch on the queue, not 250", q.n);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(q.ids[245 + i], lost[i], "entry %d of the batch is stream %d, not %d", 245 + i,
+                     q.ids[245 + i], lost[i]);
+    for (int id = 1; id <= 250; id++)
+        store_result_of(batch, id);
+    finish_each_printed_once(results, 250);
+}
+
+static int aof_ready(void *arg)
+{
+    (void)arg;
+    redisReply *r = th_redis(&redis, "INFO persistence");
+    int ok = r->str && strstr(r->str, "aof_enabled:1") &&
+             strstr(r->str, "aof_rewrite_in_progress:0") &&
+             strstr(r->str, "aof_rewrite_scheduled:0");
+    freeReplyObject(r);
+    return ok;
+}
+
+/* The commands of Redis's append-only file (the .incr.aof files in
+ * appendonlydir: what a replica gets too), one a line, arguments space
+ * separated. */
+static char *aof_commands(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cat %s/appendonlydir/*.incr.aof", redis.dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap), line[4096];
+    cr_assert_not_null(out);
+    out[0] = '\0';
+    int first = 1;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '$')
+            continue;
+        const char *add = line[0] == '*' ? "\n" : line;
+        if (line[0] == '*' && first) {
+            first = 0;
+            continue;
+        }
+        size_t n = strlen(add) + 2;
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            out = realloc(out, cap);
+            cr_assert_not_null(out);
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", add, line[0] == '*' ? "" : " ");
+    }
+    pclose(f);
+    return out;
+}
+
+/* What makes a stream's result and its entry's deletion one in every Redis
+ * that holds either: result.lua is one script, and Redis hands a script's
+ * writes to its replicas and its append-only file as one MULTI/EXEC, which
+ * a replica applies whole or not at all (also when the link breaks in the
+ * middle of it) and which a truncated file loses whole. So a failover or a
+ * restart never leaves an entry acknowledged or deleted while losing its
+ * result: only the submission's own commands (a pipeline) can be lost in
+ * part, which `submit --wait` makes good (the tests above). A node checks a
+ * stream; in the append-only file, its XACK and XDEL sit in the same
+ * MULTI/EXEC as its result's HSETNX and RPUSH. */
+Test(queue, result_and_entry_deletion_reach_replicas_as_one_transaction)
+{
+    freeReplyObject(th_redis(&redis, "CONFIG SET appendonly yes"));
+    cr_assert(th_until(aof_ready, NULL, 30000), "Redis's append-only file never got ready");
+    node_start(0, &(node_opts){0});
+    char batch[100];
+    post_checks(&nodes[0], "[{\"id\": 7, \"url\": \"http://x/7.ts\"}]", batch, sizeof(batch));
+    cr_assert(batch_done(&nodes[0], batch, 1, 20000), "the batch did not end in 20 s");
+    char *aof = aof_commands();
+    char *xdel = strstr(aof, "\nXDEL sfl:jobs ");
+    cr_assert_not_null(xdel, "no XDEL of the entry in the append-only file:\n%s", aof);
+    *xdel = '\0';
+    char *multi = strstr(aof, "\nMULTI "), *in = NULL;
+    for (char *at = multi; at; at = strstr(at + 1, "\nMULTI "))
+        in = at; /* the last MULTI before the XDEL */
+    cr_assert_not_null(in, "the XDEL is in no MULTI:\n%s", aof);
+    cr_assert_null(strstr(in, "\nEXEC "), "the XDEL is after the EXEC of its MULTI:\n%s", in);
+    char want[200];
+    snprintf(want, sizeof(want), "\nHSETNX sfl:batch:%s r:7 1 ", batch);
+    cr_assert_not_null(strstr(in, want), "the result's HSETNX is not in the XDEL's MULTI:\n%s", in);
+    snprintf(want, sizeof(want), "\nRPUSH sfl:batch:%s:results ", batch);
+    cr_assert_not_null(strstr(in, want), "the result's RPUSH is not in the XDEL's MULTI:\n%s", in);
+    cr_assert_not_null(strstr(in, "\nXACK sfl:jobs sfl-nodes "), "no XACK in the MULTI:\n%s", in);
+    *xdel = '\n';
+    cr_assert_not_null(strstr(xdel, "\nEXEC "), "the XDEL's MULTI has no EXEC");
+    free(aof);
 }
 
 /* A node killed -9 while it holds entries: another node claims them (every
