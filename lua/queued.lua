@@ -33,18 +33,22 @@ if #entries == page then
     out[1] = entries[#entries][1]
 end
 
+-- The value of name in a flat {name, value, ...} list (an XINFO group, an
+-- entry's fields); nil if it is not there.
+local function field(flat, name)
+    for i = 1, #flat - 1, 2 do
+        if flat[i] == name then
+            return flat[i + 1]
+        end
+    end
+    return nil
+end
+
 -- The group's last delivered id, as {ms, seq}; nil when there is no group.
 local last
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local name, id
-    for i = 1, #g - 1, 2 do
-        if g[i] == 'name' then
-            name = g[i + 1]
-        elseif g[i] == 'last-delivered-id' then
-            id = g[i + 1]
-        end
-    end
-    if name == ARGV[1] and id then
+    local id = field(g, 'name') == ARGV[1] and field(g, 'last-delivered-id')
+    if id then
         local ms, seq = string.match(id, '^(%d+)-(%d+)$')
         last = {tonumber(ms), tonumber(seq)}
     end
@@ -60,14 +64,7 @@ local function delivered(id)
 end
 
 for _, e in ipairs(entries) do
-    local fields, batch, stream = e[2], nil, nil
-    for i = 1, #fields - 1, 2 do
-        if fields[i] == 'batch' then
-            batch = fields[i + 1]
-        elseif fields[i] == 'stream' then
-            stream = fields[i + 1]
-        end
-    end
+    local batch, stream = field(e[2], 'batch'), field(e[2], 'stream')
     if batch == ARGV[2] and stream then
         local ok, s = pcall(cjson.decode, stream)
         if ok and type(s) == 'table' and type(s.id) == 'number' and

@@ -120,6 +120,16 @@ static int64_t exec_true(const char *config, const char *account)
     return took;
 }
 
+/* redis, and replica following it. */
+static void start_master_and_replica(void)
+{
+    th_redis_start(&redis, NULL);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis.port);
+    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
+    th_redis_start(&replica, follow);
+}
+
 /*--- An intact Redis: new accounts grant at once ---------------------------*/
 
 /* `accounts set 9 1` then `exec -a 9 -- true` on a Redis in use, and an
@@ -327,11 +337,7 @@ Test(epoch, flushall_while_a_check_runs_gives_nothing_away)
  * window, and says why. */
 Test(epoch, replica_taking_over_opens_the_window)
 {
-    th_redis_start(&redis, NULL);
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis.port);
-    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
-    th_redis_start(&replica, follow);
+    start_master_and_replica();
     char config[256];
     write_config(redis.url, LONG_TTL_MS, NULL, config, sizeof(config));
     const char *init[] = {"init", "-c", config, NULL};
@@ -365,11 +371,7 @@ Test(epoch, replica_taking_over_opens_the_window)
  * first check, which cannot renew and stops before its lease's deadline. */
 Test(epoch, lagging_replica_taking_over_gives_nothing_away)
 {
-    th_redis_start(&redis, NULL);
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis.port);
-    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
-    th_redis_start(&replica, follow);
+    start_master_and_replica();
     const char *users[] = {"u1:p1:1", NULL};
     th_provider_start(&provider, users, 10000, NULL);
     th_account(&redis, 1, 1);
@@ -530,11 +532,7 @@ static long long exec_fence(const char *config, const char *account)
  * counter, one grant behind, would give the second token again. */
 Test(epoch, fence_grows_across_a_failover_that_lost_grants)
 {
-    th_redis_start(&redis, NULL);
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis.port);
-    const char *const follow[] = {"--replicaof", "127.0.0.1", port, NULL};
-    th_redis_start(&replica, follow);
+    start_master_and_replica();
     char config[256], rconfig[256];
     write_config(redis.url, SHORT_TTL_MS, NULL, config, sizeof(config));
     write_config(replica.url, SHORT_TTL_MS, NULL, rconfig, sizeof(rconfig));

@@ -718,16 +718,24 @@ Test(queue, submit_puts_lost_entries_of_a_batch_on_the_queue_again)
     cr_assert_eq(queued_streams(batch, q.ids, 300), 5, "streams were put on the queue once more");
 }
 
+/* submit_three, its three entries on the queue, stream 1's result printed:
+ * the queue as the submitter last read it before a loss. */
+static requeued submit_three_one_printed(char *results, size_t rlen, char *batch, size_t blen)
+{
+    submit_three(results, rlen, batch, blen);
+    requeued q = {.batch = batch, .want = 3};
+    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
+    store_result_of(batch, 1);
+    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+    return q;
+}
+
 /* The same with no node ever started (no consumer group: every entry is
  * yet to be delivered): stream 2's entry is lost, 3's is there. */
 Test(queue, submit_puts_a_lost_entry_on_the_queue_again_before_any_node)
 {
     char results[200], batch[64];
-    submit_three(results, sizeof(results), batch, sizeof(batch));
-    requeued q = {.batch = batch, .want = 3};
-    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
-    store_result_of(batch, 1);
-    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+    requeued q = submit_three_one_printed(results, sizeof(results), batch, sizeof(batch));
     entry_del(batch, 2);
     cut_clients();
 
@@ -750,11 +758,7 @@ Test(queue, submit_puts_a_lost_entry_on_the_queue_again_before_any_node)
 Test(queue, submit_does_not_queue_again_a_stream_with_a_result_in_the_hash)
 {
     char results[200], batch[64];
-    submit_three(results, sizeof(results), batch, sizeof(batch));
-    requeued q = {.batch = batch, .want = 3};
-    cr_assert(th_until(entries_queued, &q, 30000), "the batch is %d entries on the queue", q.n);
-    store_result_of(batch, 1);
-    cr_assert(th_until(one_printed, NULL, 30000), "submit printed no result");
+    requeued q = submit_three_one_printed(results, sizeof(results), batch, sizeof(batch));
     entry_del(batch, 1);
     entry_del(batch, 2);
     entry_del(batch, 3);
