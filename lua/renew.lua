@@ -41,7 +41,7 @@ if conf[2] then
     return {0, 0, 0, -1, 'moved to the keys of account ' .. conf[2], 0, now}
 end
 local limit = effective_limit(tonumber(conf[1]), conf[5], conf[6])
-local read_epoch, opened = false, nil -- the epoch marker, read at most once
+local opened = false -- when the epoch window last opened (nil: not known); false: not read
 if limit == nil then
     limit = restore_conf(now, ARGV[5], 1)
     if limit == nil then
@@ -49,7 +49,6 @@ if limit == nil then
     end
     -- A lost conf may be a lost Redis: the first script to run after it
     -- opens the window (this re-take is allowed in it).
-    read_epoch = true
     opened = select(2, epoch_window(now, ARGV[6]))
 end
 
@@ -75,7 +74,7 @@ else
         return {0, 0, held, limit, 'full', 0, now}
     end
     status = 2
-    if not read_epoch then
+    if opened == false then
         -- When the window last opened: a re-take's token goes above the
         -- ones a Redis that lost writes may have lost (next_fence).
         opened = select(2, epoch_window(now, nil))
